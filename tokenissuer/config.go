@@ -1,0 +1,179 @@
+package tokenissuer
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is the issuer's configuration file. Every setting can be overridden
+// by an environment variable PORTCULLIS_ISSUER_<PATH>, for example
+// PORTCULLIS_ISSUER_KEYS_ALGORITHM=EdDSA for keys.algorithm.
+type Config struct {
+	// Listen is the address of the HTTP server.
+	Listen string `yaml:"listen"`
+	// Issuer is the "iss" of every token and the base of the metadata URLs.
+	Issuer string `yaml:"issuer"`
+	// Audience is the "aud" of every token: the API the tokens are for.
+	Audience string `yaml:"audience"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+
+	Store     StoreConfig     `yaml:"store"`
+	Keys      KeysConfig      `yaml:"keys"`
+	Tokens    TokensConfig    `yaml:"tokens"`
+	RateLimit RateLimitConfig `yaml:"rate_limit"`
+	// ClientCacheTTL is how long a client record is reused without reading the
+	// store; it bounds how long a disabled client or revoked secret still works.
+	ClientCacheTTL time.Duration `yaml:"client_cache_ttl"`
+	// ShutdownTimeout bounds how long in-flight requests may finish on SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// StoreConfig selects and configures the client and key store.
+type StoreConfig struct {
+	// Driver is "sqlite" (embedded, the default) or "postgres".
+	Driver string `yaml:"driver"`
+	// SQLitePath is the SQLite database file.
+	SQLitePath string `yaml:"sqlite_path"`
+	// PostgresDSN is the PostgreSQL connection string.
+	PostgresDSN string `yaml:"postgres_dsn"`
+	// SecretHashKeyFile holds the key of the client secret hash; it is created
+	// on first use. Keep it apart from the database backups.
+	SecretHashKeyFile string `yaml:"secret_hash_key_file"`
+	// SecretHashKey is the same key given inline (base64); it wins over the file.
+	SecretHashKey string `yaml:"secret_hash_key"`
+}
+
+// KeysConfig configures token signing keys.
+type KeysConfig struct {
+	// Algorithm of new keys: RS256, ES256 or EdDSA.
+	Algorithm string `yaml:"algorithm"`
+	// JWKSMaxAge is the Cache-Control max-age of the JWKS response.
+	JWKSMaxAge time.Duration `yaml:"jwks_max_age"`
+	// PublishDelay is how long a rotated-in key is published before it signs;
+	// it must exceed jwks_max_age so every verifier has refetched the JWKS.
+	PublishDelay time.Duration `yaml:"publish_delay"`
+	// ReloadInterval is how often keys are re-read from the store.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+}
+
+// TokensConfig configures issued access tokens.
+type TokensConfig struct {
+	// Lifetime is the default token lifetime.
+	Lifetime time.Duration `yaml:"lifetime"`
+	// MaxLifetime caps per-client lifetimes; old keys stay published this long
+	// after rotation.
+	MaxLifetime time.Duration `yaml:"max_lifetime"`
+}
+
+// RateLimitConfig bounds failed client authentications.
+type RateLimitConfig struct {
+	// MaxFailures per client ID and per remote address within Window; 0 disables.
+	MaxFailures int           `yaml:"max_failures"`
+	Window      time.Duration `yaml:"window"`
+	// MaxEntries bounds the memory of each limiter.
+	MaxEntries int `yaml:"max_entries"`
+	// TrustForwardedFor takes the remote address from the last
+	// X-Forwarded-For entry; enable only behind a proxy that sets it.
+	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
+}
+
+// DefaultConfig returns the settings used when the file does not say otherwise.
+func DefaultConfig() Config {
+	return Config{
+		Listen:   "127.0.0.1:8080",
+		Issuer:   "http://127.0.0.1:8080",
+		Audience: "https://api.example.com",
+		LogLevel: "info",
+		Store: StoreConfig{
+			Driver:            "sqlite",
+			SQLitePath:        "issuer.db",
+			SecretHashKeyFile: "issuer-secret-hash.key",
+		},
+		Keys: KeysConfig{
+			Algorithm:      "ES256",
+			JWKSMaxAge:     5 * time.Minute,
+			PublishDelay:   15 * time.Minute,
+			ReloadInterval: 10 * time.Second,
+		},
+		Tokens:          TokensConfig{Lifetime: 15 * time.Minute, MaxLifetime: time.Hour},
+		RateLimit:       RateLimitConfig{MaxFailures: 10, Window: time.Minute, MaxEntries: 100_000},
+		ClientCacheTTL:  5 * time.Second,
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// Validate reports every invalid setting, each named by its YAML path.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(setting, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", setting, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%q is not host:port", c.Listen)
+	}
+	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		bad("issuer", "%q must be an absolute http(s) URL without query or fragment (RFC 8414 §2)", c.Issuer)
+	}
+	if strings.TrimSpace(c.Audience) == "" {
+		bad("audience", "must name the API the tokens are for")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.Store.Driver {
+	case "sqlite":
+		if c.Store.SQLitePath == "" {
+			bad("store.sqlite_path", "required when store.driver is sqlite")
+		}
+	case "postgres":
+		if c.Store.PostgresDSN == "" {
+			bad("store.postgres_dsn", "required when store.driver is postgres")
+		}
+	default:
+		bad("store.driver", "%q is not sqlite or postgres", c.Store.Driver)
+	}
+	if c.Store.SecretHashKey == "" && c.Store.SecretHashKeyFile == "" {
+		bad("store.secret_hash_key_file", "set it or store.secret_hash_key")
+	}
+	if !isSupportedAlgorithm(c.Keys.Algorithm) {
+		bad("keys.algorithm", "%q is not supported; use one of %s", c.Keys.Algorithm, strings.Join(SupportedAlgorithms, ", "))
+	}
+	if c.Keys.JWKSMaxAge <= 0 {
+		bad("keys.jwks_max_age", "must be positive")
+	}
+	if c.Keys.PublishDelay <= c.Keys.JWKSMaxAge {
+		bad("keys.publish_delay", "%s must be longer than keys.jwks_max_age (%s), or verifiers may meet a key they have not fetched", c.Keys.PublishDelay, c.Keys.JWKSMaxAge)
+	}
+	if c.Keys.ReloadInterval <= 0 {
+		bad("keys.reload_interval", "must be positive")
+	}
+	if c.Tokens.Lifetime <= 0 {
+		bad("tokens.lifetime", "must be positive")
+	}
+	if c.Tokens.MaxLifetime < c.Tokens.Lifetime {
+		bad("tokens.max_lifetime", "%s is shorter than tokens.lifetime (%s)", c.Tokens.MaxLifetime, c.Tokens.Lifetime)
+	}
+	if c.RateLimit.MaxFailures < 0 {
+		bad("rate_limit.max_failures", "must not be negative (0 disables)")
+	}
+	if c.RateLimit.MaxFailures > 0 && c.RateLimit.Window <= 0 {
+		bad("rate_limit.window", "must be positive")
+	}
+	if c.RateLimit.MaxFailures > 0 && c.RateLimit.MaxEntries <= 0 {
+		bad("rate_limit.max_entries", "must be positive")
+	}
+	if c.ClientCacheTTL < 0 {
+		bad("client_cache_ttl", "must not be negative (0 disables the cache)")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be positive")
+	}
+	return errors.Join(errs...)
+}

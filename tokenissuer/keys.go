@@ -1,0 +1,276 @@
+package tokenissuer
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+)
+
+// SupportedAlgorithms are the token signing algorithms the issuer offers.
+var SupportedAlgorithms = []string{"RS256", "ES256", "EdDSA"}
+
+// rsaKeyBits is the RSA modulus size of generated RS256 keys.
+const rsaKeyBits = 2048
+
+// signingKey is a parsed, ready-to-use signing key.
+type signingKey struct {
+	kid       string
+	alg       jwa.SignatureAlgorithm
+	private   jwk.Key
+	createdAt time.Time
+	activeAt  time.Time
+	retireAt  time.Time
+}
+
+// keySnapshot is an immutable view of the keys, swapped whole on refresh.
+type keySnapshot struct {
+	// byActivation is ordered by activeAt, newest last.
+	byActivation []signingKey
+	jwks         []byte
+	loadedAt     time.Time
+}
+
+// KeyManager owns the signing keys: it creates the first one, rotates them,
+// publishes the JWKS and picks the key that signs at a given moment. Keys live
+// in the Store so that a restart, another process (the CLI) or another replica
+// sees the same keys.
+type KeyManager struct {
+	store     Store
+	clock     Clock
+	log       *slog.Logger
+	algorithm string
+	// publishDelay is how long a new key is published before it signs; it must
+	// exceed how long verifiers cache the JWKS.
+	publishDelay time.Duration
+	// maxTokenLifetime bounds how long an old key stays published after its
+	// successor takes over.
+	maxTokenLifetime time.Duration
+	snapshot         atomic.Pointer[keySnapshot]
+}
+
+// KeyManagerConfig configures a KeyManager.
+type KeyManagerConfig struct {
+	Algorithm        string
+	PublishDelay     time.Duration
+	MaxTokenLifetime time.Duration
+}
+
+// NewKeyManager returns a KeyManager; call Load before use.
+func NewKeyManager(store Store, cfg KeyManagerConfig, clock Clock, log *slog.Logger) (*KeyManager, error) {
+	if !isSupportedAlgorithm(cfg.Algorithm) {
+		return nil, fmt.Errorf("signing algorithm %q is not supported; use one of %v", cfg.Algorithm, SupportedAlgorithms)
+	}
+	return &KeyManager{store: store, clock: clock, log: log, algorithm: cfg.Algorithm,
+		publishDelay: cfg.PublishDelay, maxTokenLifetime: cfg.MaxTokenLifetime}, nil
+}
+
+func isSupportedAlgorithm(alg string) bool {
+	for _, a := range SupportedAlgorithms {
+		if a == alg {
+			return true
+		}
+	}
+	return false
+}
+
+// Load reads the keys from the store, creating the first key when there is
+// none. The first key signs at once: no verifier can have cached a JWKS yet.
+func (m *KeyManager) Load(ctx context.Context) error {
+	stored, err := m.store.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if len(stored) == 0 {
+		now := m.clock.Now()
+		key, err := m.generate(now, now)
+		if err != nil {
+			return err
+		}
+		if err := m.store.AddSigningKey(ctx, key, time.Time{}); err != nil {
+			return err
+		}
+		m.log.Info("created the first signing key", "kid", key.KID, "alg", key.Algorithm)
+		if stored, err = m.store.SigningKeys(ctx); err != nil {
+			return err
+		}
+	}
+	snap, err := m.buildSnapshot(stored)
+	if err != nil {
+		return err
+	}
+	m.snapshot.Store(snap)
+	return nil
+}
+
+// Rotate creates a new key that is published now and signs from now +
+// publishDelay on. Every older key keeps being published until the new key
+// has signed for maxTokenLifetime, so every token an old key signed has
+// expired before its public key disappears.
+func (m *KeyManager) Rotate(ctx context.Context) (SigningKey, error) {
+	now := m.clock.Now()
+	key, err := m.generate(now, now.Add(m.publishDelay))
+	if err != nil {
+		return SigningKey{}, err
+	}
+	// One extra minute covers clock skew between the issuer and verifiers.
+	retireOthersAt := key.ActiveAt.Add(m.maxTokenLifetime + time.Minute)
+	if err := m.store.AddSigningKey(ctx, key, retireOthersAt); err != nil {
+		return SigningKey{}, err
+	}
+	return key, m.Load(ctx)
+}
+
+// Run reloads the keys every interval until ctx ends, so rotations made by the
+// CLI or another replica are picked up, and prunes keys that have retired.
+func (m *KeyManager) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := m.store.DeleteSigningKeysRetiredBefore(ctx, m.clock.Now()); err != nil {
+				m.log.Warn("pruning retired signing keys failed", "err", err)
+			}
+			if err := m.Load(ctx); err != nil {
+				m.log.Warn("reloading signing keys failed; keeping the keys in use", "err", err)
+			}
+		}
+	}
+}
+
+func (m *KeyManager) generate(createdAt, activeAt time.Time) (SigningKey, error) {
+	var raw any
+	var err error
+	switch m.algorithm {
+	case "RS256":
+		raw, err = rsa.GenerateKey(rand.Reader, rsaKeyBits)
+	case "ES256":
+		raw, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "EdDSA":
+		_, raw, err = ed25519.GenerateKey(rand.Reader)
+	}
+	if err != nil {
+		return SigningKey{}, fmt.Errorf("generate %s key: %w", m.algorithm, err)
+	}
+	key, err := jwk.FromRaw(raw)
+	if err != nil {
+		return SigningKey{}, fmt.Errorf("wrap %s key: %w", m.algorithm, err)
+	}
+	// RFC 7638 thumbprint (SHA-256) of the public key as kid.
+	if err := jwk.AssignKeyID(key); err != nil {
+		return SigningKey{}, fmt.Errorf("compute key thumbprint: %w", err)
+	}
+	if err := key.Set(jwk.AlgorithmKey, m.algorithm); err != nil {
+		return SigningKey{}, err
+	}
+	if err := key.Set(jwk.KeyUsageKey, "sig"); err != nil {
+		return SigningKey{}, err
+	}
+	encoded, err := json.Marshal(key)
+	if err != nil {
+		return SigningKey{}, fmt.Errorf("encode key: %w", err)
+	}
+	return SigningKey{KID: key.KeyID(), Algorithm: m.algorithm, PrivateJWK: encoded, CreatedAt: createdAt, ActiveAt: activeAt}, nil
+}
+
+func (m *KeyManager) buildSnapshot(stored []SigningKey) (*keySnapshot, error) {
+	now := m.clock.Now()
+	snap := &keySnapshot{loadedAt: now}
+	public := jwk.NewSet()
+	for _, sk := range stored {
+		if !sk.RetireAt.IsZero() && !now.Before(sk.RetireAt) {
+			continue // every token it signed has expired
+		}
+		private, err := jwk.ParseKey(sk.PrivateJWK)
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", sk.KID, err)
+		}
+		var alg jwa.SignatureAlgorithm
+		if err := alg.Accept(sk.Algorithm); err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", sk.KID, err)
+		}
+		snap.byActivation = append(snap.byActivation, signingKey{kid: sk.KID, alg: alg, private: private, createdAt: sk.CreatedAt, activeAt: sk.ActiveAt, retireAt: sk.RetireAt})
+		pub, err := private.PublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", sk.KID, err)
+		}
+		if err := public.AddKey(pub); err != nil {
+			return nil, err
+		}
+	}
+	if len(snap.byActivation) == 0 {
+		return nil, errors.New("no usable signing key in the store; run `issuer keys rotate`")
+	}
+	sort.SliceStable(snap.byActivation, func(i, j int) bool {
+		return snap.byActivation[i].activeAt.Before(snap.byActivation[j].activeAt)
+	})
+	jwks, err := json.Marshal(public)
+	if err != nil {
+		return nil, fmt.Errorf("encode JWKS: %w", err)
+	}
+	snap.jwks = jwks
+	return snap, nil
+}
+
+// signer returns the key that signs at now: the most recently activated key
+// whose activation time has come.
+func (m *KeyManager) signer(now time.Time) (signingKey, error) {
+	snap := m.snapshot.Load()
+	if snap == nil {
+		return signingKey{}, errors.New("signing keys not loaded")
+	}
+	for i := len(snap.byActivation) - 1; i >= 0; i-- {
+		if !snap.byActivation[i].activeAt.After(now) {
+			return snap.byActivation[i], nil
+		}
+	}
+	return signingKey{}, errors.New("no signing key is active yet")
+}
+
+// JWKS returns the public key set as served at /.well-known/jwks.json.
+func (m *KeyManager) JWKS() []byte {
+	snap := m.snapshot.Load()
+	if snap == nil {
+		return []byte(`{"keys":[]}`)
+	}
+	return snap.jwks
+}
+
+// KeyInfo describes a key for the CLI; it never includes private material.
+type KeyInfo struct {
+	KID       string    `json:"kid"`
+	Algorithm string    `json:"alg"`
+	CreatedAt time.Time `json:"created_at"`
+	ActiveAt  time.Time `json:"active_at"`
+	RetireAt  time.Time `json:"retire_at,omitzero"`
+	Signing   bool      `json:"signing"`
+}
+
+// Keys describes the published keys and which one signs now.
+func (m *KeyManager) Keys() []KeyInfo {
+	snap := m.snapshot.Load()
+	if snap == nil {
+		return nil
+	}
+	current, _ := m.signer(m.clock.Now())
+	infos := make([]KeyInfo, 0, len(snap.byActivation))
+	for _, k := range snap.byActivation {
+		infos = append(infos, KeyInfo{KID: k.kid, Algorithm: k.alg.String(), CreatedAt: k.createdAt, ActiveAt: k.activeAt, RetireAt: k.retireAt, Signing: k.kid == current.kid})
+	}
+	return infos
+}

@@ -1,0 +1,33 @@
+package tokenissuer
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	requests    *prometheus.CounterVec
+	latency     prometheus.Histogram
+	rateLimited *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, keys *KeyManager) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_issuer_token_requests_total",
+			Help: "Token requests by outcome: issued, or the RFC 6749 error code.",
+		}, []string{"outcome"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "portcullis_issuer_token_request_duration_seconds",
+			Help:    "Time to answer a token request.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+		}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_issuer_rate_limited_total",
+			Help: "Token requests refused with 429, by the limit that applied (client or address).",
+		}, []string{"by"}),
+	}
+	published := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "portcullis_issuer_published_keys",
+		Help: "Signing keys currently published in the JWKS.",
+	}, func() float64 { return float64(len(keys.Keys())) })
+	reg.MustRegister(m.requests, m.latency, m.rateLimited, published)
+	return m
+}

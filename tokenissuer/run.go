@@ -1,0 +1,130 @@
+package tokenissuer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// OpenStore opens the store the configuration selects.
+func OpenStore(ctx context.Context, cfg StoreConfig) (Store, error) {
+	switch cfg.Driver {
+	case "sqlite":
+		return OpenSQLite(ctx, cfg.SQLitePath)
+	default:
+		return nil, fmt.Errorf("store.driver %q is not supported by this build", cfg.Driver)
+	}
+}
+
+// LoadHasher returns the secret hasher keyed as the configuration says.
+func LoadHasher(cfg StoreConfig) (*SecretHasher, error) {
+	var key []byte
+	var err error
+	if cfg.SecretHashKey != "" {
+		key, err = DecodeHashKey(cfg.SecretHashKey)
+		if err != nil {
+			return nil, fmt.Errorf("store.secret_hash_key: %w", err)
+		}
+	} else if key, err = LoadOrCreateHashKey(cfg.SecretHashKeyFile); err != nil {
+		return nil, fmt.Errorf("store.secret_hash_key_file: %w", err)
+	}
+	return NewSecretHasher(key)
+}
+
+// Service is a running issuer: store, keys and HTTP server.
+type Service struct {
+	cfg      Config
+	log      *slog.Logger
+	Store    Store
+	Keys     *KeyManager
+	Server   *Server
+	Hasher   *SecretHasher
+	listener net.Listener
+}
+
+// NewService opens the store, loads (or creates) the signing keys and binds
+// the listener, so that configuration and port errors surface at start-up.
+func NewService(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	hasher, err := LoadHasher(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	store, err := OpenStore(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := NewKeyManager(store, KeyManagerConfig{Algorithm: cfg.Keys.Algorithm, PublishDelay: cfg.Keys.PublishDelay, MaxTokenLifetime: cfg.Tokens.MaxLifetime}, clock, log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := keys.Load(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := NewServer(cfg, store, keys, hasher, clock, log, reg)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	return &Service{cfg: cfg, log: log, Store: store, Keys: keys, Server: srv, Hasher: hasher, listener: ln}, nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (s *Service) Addr() net.Addr { return s.listener.Addr() }
+
+// Run serves until ctx ends, then shuts down gracefully: in-flight requests
+// finish within the configured shutdown timeout.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.Store.Close()
+	defer s.Server.Close()
+	keysCtx, stopKeys := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopKeys()
+	go s.Keys.Run(keysCtx, s.cfg.Keys.ReloadInterval)
+
+	httpServer := &http.Server{
+		Handler:           s.Server.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- httpServer.Serve(s.listener) }()
+	s.log.Info("issuer listening", "addr", s.listener.Addr().String(), "issuer", s.cfg.Issuer)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("issuer shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

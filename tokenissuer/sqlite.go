@@ -1,0 +1,309 @@
+package tokenissuer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go, no cgo)
+)
+
+// SQLiteStore is the embedded Store: one SQLite file, no server to run.
+type SQLiteStore struct {
+	db *sql.DB
+}
+
+var _ Store = (*SQLiteStore)(nil)
+
+// sqliteMigrations are applied in order, each once; append, never edit.
+var sqliteMigrations = []string{
+	`CREATE TABLE clients (
+		id TEXT PRIMARY KEY,
+		name TEXT NOT NULL,
+		tenant_id TEXT NOT NULL DEFAULT '',
+		scopes TEXT NOT NULL DEFAULT '',
+		status TEXT NOT NULL,
+		token_lifetime_ns INTEGER NOT NULL DEFAULT 0,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	);
+	CREATE TABLE client_secrets (
+		client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+		id TEXT NOT NULL,
+		hash BLOB NOT NULL,
+		created_at INTEGER NOT NULL,
+		PRIMARY KEY (client_id, id)
+	);
+	CREATE TABLE signing_keys (
+		kid TEXT PRIMARY KEY,
+		algorithm TEXT NOT NULL,
+		private_jwk BLOB NOT NULL,
+		created_at INTEGER NOT NULL,
+		active_at INTEGER NOT NULL,
+		retire_at INTEGER NOT NULL DEFAULT 0
+	);`,
+}
+
+// OpenSQLite opens (creating if needed) the SQLite store at path and applies
+// pending schema migrations.
+func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	s := &SQLiteStore{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *SQLiteStore) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	var current int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(sqliteMigrations) {
+		return fmt.Errorf("database schema version %d is newer than this binary knows (%d); upgrade the issuer", current, len(sqliteMigrations))
+	}
+	for v := current + 1; v <= len(sqliteMigrations); v++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, sqliteMigrations[v-1]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().UnixNano()); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("record migration %d: %w", v, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *SQLiteStore) Close() error { return s.db.Close() }
+
+// sqlQueryer is what both *sql.DB and *sql.Tx offer for reads.
+type sqlQueryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// CreateClient implements Store.
+func (s *SQLiteStore) CreateClient(ctx context.Context, c *Client) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var exists int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM clients WHERE id = ?`, c.ID).Scan(&exists); err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	if exists > 0 {
+		return ErrClientExists
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO clients (id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Name, c.TenantID, joinScopes(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.CreatedAt), unixNano(c.UpdatedAt)); err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	if err := sqliteWriteSecrets(ctx, tx, c); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func sqliteWriteSecrets(ctx context.Context, tx *sql.Tx, c *Client) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM client_secrets WHERE client_id = ?`, c.ID); err != nil {
+		return fmt.Errorf("write secrets: %w", err)
+	}
+	for _, sec := range c.Secrets {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO client_secrets (client_id, id, hash, created_at) VALUES (?, ?, ?, ?)`,
+			c.ID, sec.ID, sec.Hash, unixNano(sec.CreatedAt)); err != nil {
+			return fmt.Errorf("write secrets: %w", err)
+		}
+	}
+	return nil
+}
+
+// Client implements Store.
+func (s *SQLiteStore) Client(ctx context.Context, id string) (*Client, error) {
+	return sqliteReadClient(ctx, s.db, id)
+}
+
+func sqliteReadClient(ctx context.Context, q sqlQueryer, id string) (*Client, error) {
+	c := &Client{}
+	var scopes, status string
+	var lifetime, created, updated int64
+	err := q.QueryRowContext(ctx, `SELECT id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at FROM clients WHERE id = ?`, id).
+		Scan(&c.ID, &c.Name, &c.TenantID, &scopes, &status, &lifetime, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrClientNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read client: %w", err)
+	}
+	c.Scopes, c.Status, c.TokenLifetime = splitScopes(scopes), ClientStatus(status), time.Duration(lifetime)
+	c.CreatedAt, c.UpdatedAt = fromUnixNano(created), fromUnixNano(updated)
+	rows, err := q.QueryContext(ctx, `SELECT id, hash, created_at FROM client_secrets WHERE client_id = ? ORDER BY created_at, id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("read client secrets: %w", err)
+	}
+	defer rows.Close()
+	c.Secrets = []Secret{}
+	for rows.Next() {
+		var sec Secret
+		var at int64
+		if err := rows.Scan(&sec.ID, &sec.Hash, &at); err != nil {
+			return nil, fmt.Errorf("read client secrets: %w", err)
+		}
+		sec.CreatedAt = fromUnixNano(at)
+		c.Secrets = append(c.Secrets, sec)
+	}
+	return c, rows.Err()
+}
+
+// Clients implements Store.
+func (s *SQLiteStore) Clients(ctx context.Context) ([]*Client, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM clients ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list clients: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	clients := make([]*Client, 0, len(ids))
+	for _, id := range ids {
+		c, err := s.Client(ctx, id)
+		if errors.Is(err, ErrClientNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		clients = append(clients, c)
+	}
+	return clients, nil
+}
+
+// UpdateClient implements Store.
+func (s *SQLiteStore) UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	c, err := sqliteReadClient(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := update(c); err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE clients SET name = ?, tenant_id = ?, scopes = ?, status = ?, token_lifetime_ns = ?, updated_at = ? WHERE id = ?`,
+		c.Name, c.TenantID, joinScopes(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.UpdatedAt), id); err != nil {
+		return nil, fmt.Errorf("update client: %w", err)
+	}
+	if err := sqliteWriteSecrets(ctx, tx, c); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("update client: %w", err)
+	}
+	return c, nil
+}
+
+// DeleteClient implements Store.
+func (s *SQLiteStore) DeleteClient(ctx context.Context, id string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM client_secrets WHERE client_id = ?`, id); err != nil {
+		return fmt.Errorf("delete client: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delete client: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrClientNotFound
+	}
+	return tx.Commit()
+}
+
+// SigningKeys implements Store.
+func (s *SQLiteStore) SigningKeys(ctx context.Context) ([]SigningKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT kid, algorithm, private_jwk, created_at, active_at, retire_at FROM signing_keys ORDER BY created_at, kid`)
+	if err != nil {
+		return nil, fmt.Errorf("read signing keys: %w", err)
+	}
+	defer rows.Close()
+	var keys []SigningKey
+	for rows.Next() {
+		var k SigningKey
+		var created, active, retire int64
+		if err := rows.Scan(&k.KID, &k.Algorithm, &k.PrivateJWK, &created, &active, &retire); err != nil {
+			return nil, fmt.Errorf("read signing keys: %w", err)
+		}
+		k.CreatedAt, k.ActiveAt, k.RetireAt = fromUnixNano(created), fromUnixNano(active), fromUnixNano(retire)
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// AddSigningKey implements Store.
+func (s *SQLiteStore) AddSigningKey(ctx context.Context, key SigningKey, retireOthersAt time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if !retireOthersAt.IsZero() {
+		if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET retire_at = ? WHERE retire_at = 0`, unixNano(retireOthersAt)); err != nil {
+			return fmt.Errorf("retire signing keys: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO signing_keys (kid, algorithm, private_jwk, created_at, active_at, retire_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		key.KID, key.Algorithm, key.PrivateJWK, unixNano(key.CreatedAt), unixNano(key.ActiveAt), unixNano(key.RetireAt)); err != nil {
+		return fmt.Errorf("add signing key %s: %w", key.KID, err)
+	}
+	return tx.Commit()
+}
+
+// DeleteSigningKeysRetiredBefore implements Store.
+func (s *SQLiteStore) DeleteSigningKeysRetiredBefore(ctx context.Context, t time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM signing_keys WHERE retire_at != 0 AND retire_at < ?`, unixNano(t)); err != nil {
+		return fmt.Errorf("prune signing keys: %w", err)
+	}
+	return nil
+}
