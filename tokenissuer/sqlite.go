@@ -163,7 +163,7 @@ func sqliteReadClient(ctx context.Context, q sqlQueryer, id string) (*Client, er
 	}
 	c.Scopes, c.Status, c.TokenLifetime = splitScopes(scopes), ClientStatus(status), time.Duration(lifetime)
 	c.CreatedAt, c.UpdatedAt = fromUnixNano(created), fromUnixNano(updated)
-	rows, err := q.QueryContext(ctx, `SELECT id, hash, created_at FROM client_secrets WHERE client_id = ? ORDER BY created_at, id`, id)
+	rows, err := q.QueryContext(ctx, `SELECT id, hash, created_at FROM client_secrets WHERE client_id = ? ORDER BY created_at, rowid`, id)
 	if err != nil {
 		return nil, fmt.Errorf("read client secrets: %w", err)
 	}

@@ -1,0 +1,115 @@
+package tokenissuer
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fakeClock is a Clock that moves only when told.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// testIssuer is an issuer served over real HTTP on loopback.
+type testIssuer struct {
+	t      testing.TB
+	cfg    Config
+	clock  Clock
+	store  Store
+	keys   *KeyManager
+	admin  *Admin
+	server *Server
+	http   *httptest.Server
+}
+
+// testConfig returns a configuration whose files live in dir.
+func testConfig(dir string) Config {
+	cfg := DefaultConfig()
+	cfg.Store.SQLitePath = filepath.Join(dir, "issuer.db")
+	cfg.Store.SecretHashKeyFile = filepath.Join(dir, "hash.key")
+	cfg.ClientCacheTTL = 0 // tests change clients and expect the next request to see it
+	return cfg
+}
+
+// startIssuer serves an issuer built from cfg; the issuer URL in the
+// configuration is replaced by the test server's.
+func startIssuer(t testing.TB, cfg Config, clock Clock) *testIssuer {
+	t.Helper()
+	ctx := context.Background()
+	store, err := OpenSQLite(ctx, cfg.Store.SQLitePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return startIssuerOn(t, cfg, clock, store)
+}
+
+func startIssuerOn(t testing.TB, cfg Config, clock Clock, store Store) *testIssuer {
+	t.Helper()
+	ctx := context.Background()
+	hasher, err := LoadHasher(cfg.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := NewKeyManager(store, KeyManagerConfig{Algorithm: cfg.Keys.Algorithm, PublishDelay: cfg.Keys.PublishDelay, MaxTokenLifetime: cfg.Tokens.MaxLifetime}, clock, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ti := &testIssuer{t: t, clock: clock, store: store, keys: keys, admin: NewAdmin(store, hasher, clock)}
+	// The handler is installed after the server exists so that the issuer
+	// URL in the tokens is the test server's own.
+	var handler http.Handler
+	ti.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(ti.http.Close)
+	cfg.Issuer = ti.http.URL
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ti.cfg = cfg
+	srv, err := NewServer(cfg, store, keys, hasher, clock, discardLogger(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	ti.server = srv
+	handler = srv.Handler()
+	return ti
+}
+
+func (ti *testIssuer) createClient(nc NewClient) (*Client, string) {
+	ti.t.Helper()
+	c, secret, err := ti.admin.CreateClient(context.Background(), nc)
+	if err != nil {
+		ti.t.Fatal(err)
+	}
+	return c, secret
+}
