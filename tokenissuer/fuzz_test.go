@@ -45,4 +45,3 @@ func FuzzTokenRequest(f *testing.F) {
 		}
 	})
 }
-
