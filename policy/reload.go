@@ -1,0 +1,136 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Watcher holds the current policy and replaces it when its files change.
+// A load that fails keeps the last good policy serving.
+type Watcher struct {
+	path     string
+	debounce time.Duration
+	log      *slog.Logger
+	current  atomic.Pointer[Policy]
+
+	reloads    *prometheus.CounterVec
+	lastGood   prometheus.Gauge
+	routeCount prometheus.Gauge
+}
+
+// NewWatcher loads the policy at path (a file or a directory). A failed first
+// load is returned as an error, and the watcher is still usable: Current
+// returns nil until a good load.
+func NewWatcher(path string, log *slog.Logger, reg prometheus.Registerer) (*Watcher, error) {
+	w := &Watcher{
+		path:     path,
+		debounce: 100 * time.Millisecond,
+		log:      log,
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_policy_reloads_total",
+			Help: "Policy loads by result (success, failure). A failure keeps the last good policy.",
+		}, []string{"result"}),
+		lastGood: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "portcullis_policy_last_success_timestamp_seconds",
+			Help: "When the policy in use was loaded.",
+		}),
+		routeCount: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "portcullis_policy_routes",
+			Help: "Routes in the policy in use.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(w.reloads, w.lastGood, w.routeCount)
+	}
+	return w, w.Reload()
+}
+
+// Current returns the policy in use, or nil before the first good load.
+func (w *Watcher) Current() *Policy { return w.current.Load() }
+
+// Reload loads the policy now; on failure the last good one stays.
+func (w *Watcher) Reload() error {
+	p, err := Load(w.path)
+	if err != nil {
+		w.reloads.WithLabelValues("failure").Inc()
+		var le *LoadError
+		if errors.As(err, &le) {
+			for _, prob := range le.Problems {
+				w.log.Error("policy problem", "file", prob.File, "line", prob.Line, "col", prob.Col, "problem", prob.Message)
+			}
+		}
+		if w.current.Load() != nil {
+			w.log.Error("policy reload failed; the last good policy stays in use", "path", w.path, "err", err)
+		} else {
+			w.log.Error("policy load failed", "path", w.path, "err", err)
+		}
+		return err
+	}
+	w.current.Store(p)
+	w.reloads.WithLabelValues("success").Inc()
+	w.lastGood.SetToCurrentTime()
+	w.routeCount.Set(float64(len(p.routes)))
+	w.log.Info("policy loaded", "path", w.path, "files", len(p.Files), "routes", len(p.routes))
+	return nil
+}
+
+// Run watches the policy's directory until ctx ends, reloading shortly after
+// the last of a burst of changes. Editors that save by writing a new file and
+// renaming it over the old one are covered because the directory, not the
+// file, is watched.
+func (w *Watcher) Run(ctx context.Context) error {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch policy: %w", err)
+	}
+	defer fw.Close()
+	dir, only := w.path, ""
+	if info, err := os.Stat(w.path); err == nil && !info.IsDir() {
+		dir, only = filepath.Dir(w.path), filepath.Clean(w.path)
+	}
+	if err := fw.Add(dir); err != nil {
+		return fmt.Errorf("watch policy directory %s: %w", dir, err)
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return nil
+			}
+			if only != "" && filepath.Clean(ev.Name) != only {
+				continue
+			}
+			if only == "" && !isPolicyFile(filepath.Base(ev.Name)) && !isConfigMapSwap(ev.Name) {
+				continue
+			}
+			timer.Reset(w.debounce)
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return nil
+			}
+			w.log.Warn("policy watch error", "err", err)
+		case <-timer.C:
+			_ = w.Reload()
+		}
+	}
+}
+
+// isConfigMapSwap recognises the symlink swap Kubernetes uses to update a
+// mounted ConfigMap (..data), which renames no *.yaml file itself.
+func isConfigMapSwap(name string) bool {
+	return filepath.Base(name) == "..data"
+}
