@@ -98,7 +98,7 @@ func precedenceReason(winner, loser []segment, path string) string {
 			if i < len(parts) {
 				seg = parts[i]
 			}
-			return fmt.Sprintf("loses at segment %d (%q): %s %q beats %s %q", i+1, seg, w.kind, w.String(), l.kind, l.String())
+			return fmt.Sprintf("loses at segment %d (%q): %s beats %s", i+1, seg, w.describe(), l.describe())
 		}
 	}
 	if len(winner) < len(loser) {

@@ -34,7 +34,12 @@ func parseFile(name string, data []byte, ps *problems) []*Route {
 			ps.add(Location{File: name, Line: 1, Col: 1}, "the file is empty; write `version: 1` and a list of `routes:`")
 			return nil
 		}
-		ps.add(yamlErrorLocation(name, err), "not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		hint := ""
+		if bytes.Contains(data, []byte("{")) {
+			// The usual cause: a {param} path inside a { } flow mapping.
+			hint = "; if a path holds {parameters}, quote it: path: \"/v1/accounts/{accountId}\""
+		}
+		ps.add(yamlErrorLocation(name, err), "not valid YAML: %s%s", strings.TrimPrefix(err.Error(), "yaml: "), hint)
 		return nil
 	}
 	var extra yaml.Node

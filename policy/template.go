@@ -47,6 +47,17 @@ func (s segment) String() string {
 	return s.text
 }
 
+// describe names the segment for explanations: literal "x", parameter {id}, wildcard *.
+func (s segment) describe() string {
+	switch s.kind {
+	case segLiteral:
+		return fmt.Sprintf("literal %q", s.text)
+	case segParam:
+		return "parameter {" + s.text + "}"
+	}
+	return "wildcard " + s.String()
+}
+
 var paramName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // isLiteralByte reports whether c may appear in a literal template segment:

@@ -1,0 +1,69 @@
+package policy
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzLoad feeds arbitrary documents to the loader: it must return a policy
+// or problems with locations, never panic.
+func FuzzLoad(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/errors/*.yaml")
+	samples, _ := filepath.Glob("../testdata/policy/*.yaml")
+	for _, file := range append(seeds, samples...) {
+		if data, err := os.ReadFile(file); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := LoadBytes("fuzz.yaml", data)
+		if err == nil {
+			var m Match
+			for _, r := range p.Routes() {
+				p.Match(r.Methods[0], r.Path, &m)
+			}
+			return
+		}
+		if le, ok := err.(*LoadError); ok {
+			for _, prob := range le.Problems {
+				if prob.Line < 1 {
+					t.Fatalf("problem without a line: %v", prob)
+				}
+			}
+		}
+	})
+}
+
+// FuzzMatch matches arbitrary methods and paths against the sample policy,
+// checking that a matched path was safe and that parameters are slices of it.
+func FuzzMatch(f *testing.F) {
+	p, err := Load("../testdata/policy")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{"/v1/accounts/42", "/v1/accounts/42/statements/2026/01", "/v1/../admin", "/v1/accounts%2F42",
+		"//", "/", "/v1/cards/1/freeze", "/v1/users/me", "/.well-known/jwks.json", "/v1/accounts/\x00", "/v1/%61"} {
+		f.Add("GET", seed)
+		f.Add("POST", seed)
+	}
+	f.Fuzz(func(t *testing.T, method, rawPath string) {
+		path := SplitPath(rawPath)
+		if CheckPath(path) != nil {
+			return
+		}
+		var m Match
+		p.Match(method, path, &m)
+		if m.Route == nil {
+			return
+		}
+		for name, v := range m.Params() {
+			if v == "" {
+				t.Fatalf("parameter %s bound to an empty segment of %q", name, path)
+			}
+		}
+		if !templateMatches(m.Route.segments, path) {
+			t.Fatalf("route %s does not match %q", m.Route.Name, path)
+		}
+	})
+}
