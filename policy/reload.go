@@ -3,14 +3,11 @@ package policy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/portcullis/portcullis/policy/fswatch"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -83,54 +80,8 @@ func (w *Watcher) Reload() error {
 	return nil
 }
 
-// Run watches the policy's directory until ctx ends, reloading shortly after
-// the last of a burst of changes. Editors that save by writing a new file and
-// renaming it over the old one are covered because the directory, not the
-// file, is watched.
+// Run watches the policy's files until ctx ends, reloading shortly after
+// the last of a burst of changes.
 func (w *Watcher) Run(ctx context.Context) error {
-	fw, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watch policy: %w", err)
-	}
-	defer fw.Close()
-	dir, only := w.path, ""
-	if info, err := os.Stat(w.path); err == nil && !info.IsDir() {
-		dir, only = filepath.Dir(w.path), filepath.Clean(w.path)
-	}
-	if err := fw.Add(dir); err != nil {
-		return fmt.Errorf("watch policy directory %s: %w", dir, err)
-	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-fw.Events:
-			if !ok {
-				return nil
-			}
-			if only != "" && filepath.Clean(ev.Name) != only {
-				continue
-			}
-			if only == "" && !isPolicyFile(filepath.Base(ev.Name)) && !isConfigMapSwap(ev.Name) {
-				continue
-			}
-			timer.Reset(w.debounce)
-		case err, ok := <-fw.Errors:
-			if !ok {
-				return nil
-			}
-			w.log.Warn("policy watch error", "err", err)
-		case <-timer.C:
-			_ = w.Reload()
-		}
-	}
-}
-
-// isConfigMapSwap recognises the symlink swap Kubernetes uses to update a
-// mounted ConfigMap (..data), which renames no *.yaml file itself.
-func isConfigMapSwap(name string) bool {
-	return filepath.Base(name) == "..data"
+	return fswatch.Watch(ctx, w.path, w.debounce, isPolicyFile, func() { _ = w.Reload() }, w.log)
 }

@@ -1,0 +1,205 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is authz's configuration file. Every setting can be overridden by
+// an environment variable PORTCULLIS_AUTHZ_<PATH>, for example
+// PORTCULLIS_AUTHZ_TOKEN_ISSUER for token.issuer.
+type Config struct {
+	// Listen is the gRPC address Envoy calls.
+	Listen string `yaml:"listen"`
+	// AdminListen serves /healthz, /readyz and /metrics over HTTP.
+	AdminListen string `yaml:"admin_listen"`
+	LogLevel    string `yaml:"log_level"`
+	// Policy is a policy file or a directory of them.
+	Policy string `yaml:"policy"`
+	// Realm is the realm of WWW-Authenticate challenges.
+	Realm string `yaml:"realm"`
+	// CheckTimeout bounds one decision; past it the check is denied with 503.
+	CheckTimeout    time.Duration `yaml:"check_timeout"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	Token       TokenConfig       `yaml:"token"`
+	Users       UsersConfig       `yaml:"users"`
+	Headers     HeaderNames       `yaml:"headers"`
+	DecisionLog DecisionLogConfig `yaml:"decision_log"`
+}
+
+// TokenConfig configures token verification.
+type TokenConfig struct {
+	Issuer   string `yaml:"issuer"`
+	Audience string `yaml:"audience"`
+	// JWKSURL is found in the issuer's RFC 8414 metadata when empty.
+	JWKSURL    string   `yaml:"jwks_url"`
+	Algorithms []string `yaml:"algorithms"`
+	// AcceptJWTType also accepts typ "JWT" besides RFC 9068's "at+jwt".
+	AcceptJWTType bool          `yaml:"accept_jwt_type"`
+	ClockSkew     time.Duration `yaml:"clock_skew"`
+	// JWKSRefreshInterval is how often the JWKS is refetched in the background.
+	JWKSRefreshInterval time.Duration `yaml:"jwks_refresh_interval"`
+	// JWKSMinRefetchInterval bounds refetches for unknown kids.
+	JWKSMinRefetchInterval time.Duration `yaml:"jwks_min_refetch_interval"`
+	JWKSFetchTimeout       time.Duration `yaml:"jwks_fetch_timeout"`
+	// CacheMaxTokens bounds the verified-token cache (entries).
+	CacheMaxTokens int64 `yaml:"cache_max_tokens"`
+}
+
+// UsersConfig configures the user directory.
+type UsersConfig struct {
+	// Source is "file" or "http".
+	Source string `yaml:"source"`
+	// File is a YAML or JSON user list (source: file), reloaded on change.
+	File string `yaml:"file"`
+	// URL is the user service's URL with {id} for the user ID (source: http).
+	URL     string        `yaml:"url"`
+	Timeout time.Duration `yaml:"timeout"`
+	// CacheTTL bounds how long a newly blocked user can still write.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// MaxStale is how old a cached user may be and still serve when the
+	// source fails.
+	MaxStale      time.Duration `yaml:"max_stale"`
+	CacheMaxUsers int64         `yaml:"cache_max_users"`
+}
+
+// DecisionLogConfig configures the per-check log.
+type DecisionLogConfig struct {
+	// AllowSampleRate is the share of allows logged (0 to 1); every denial
+	// is logged.
+	AllowSampleRate float64 `yaml:"allow_sample_rate"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Listen:          "127.0.0.1:9001",
+		AdminListen:     "127.0.0.1:9002",
+		LogLevel:        "info",
+		Policy:          "testdata/policy",
+		Realm:           "api",
+		CheckTimeout:    time.Second,
+		ShutdownTimeout: 10 * time.Second,
+		Token: TokenConfig{
+			Issuer:                 "http://127.0.0.1:8080",
+			Audience:               "https://api.example.com",
+			Algorithms:             []string{"RS256", "ES256", "EdDSA"},
+			ClockSkew:              30 * time.Second,
+			JWKSRefreshInterval:    5 * time.Minute,
+			JWKSMinRefetchInterval: 10 * time.Second,
+			JWKSFetchTimeout:       5 * time.Second,
+			CacheMaxTokens:         100_000,
+		},
+		Users: UsersConfig{
+			Source:        "file",
+			File:          "testdata/users/users.yaml",
+			Timeout:       500 * time.Millisecond,
+			CacheTTL:      5 * time.Second,
+			MaxStale:      5 * time.Minute,
+			CacheMaxUsers: 100_000,
+		},
+		Headers: DefaultHeaderNames(),
+	}
+}
+
+// Validate reports every invalid setting, named by its YAML path.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(setting, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", setting, fmt.Sprintf(format, args...)))
+	}
+	for setting, addr := range map[string]string{"listen": c.Listen, "admin_listen": c.AdminListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(setting, "%q is not host:port", addr)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.Policy == "" {
+		bad("policy", "name a policy file or directory")
+	}
+	if c.Realm == "" || strings.ContainsAny(c.Realm, "\"\\\r\n") {
+		bad("realm", "must be non-empty, without quotes, backslashes or line breaks")
+	}
+	if c.CheckTimeout <= 0 {
+		bad("check_timeout", "must be positive")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be positive")
+	}
+	t := c.Token
+	if u, err := url.Parse(t.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
+		bad("token.issuer", "%q must be the issuer's absolute URL, exactly as in the tokens' iss", t.Issuer)
+	}
+	if t.Audience == "" {
+		bad("token.audience", "required: the aud the tokens must carry")
+	}
+	if t.JWKSURL != "" {
+		if u, err := url.Parse(t.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("token.jwks_url", "%q must be an absolute http(s) URL (or empty to discover it)", t.JWKSURL)
+		}
+	}
+	if len(t.Algorithms) == 0 {
+		bad("token.algorithms", "list at least one algorithm")
+	}
+	for _, a := range t.Algorithms {
+		if !contains(AllowedAlgorithms, a) {
+			bad("token.algorithms", "%q is not allowed; choose from %s (never none or HMAC)", a, strings.Join(AllowedAlgorithms, ", "))
+		}
+	}
+	if t.ClockSkew < 0 || t.ClockSkew > 5*time.Minute {
+		bad("token.clock_skew", "%s must be between 0 and 5m", t.ClockSkew)
+	}
+	if t.JWKSRefreshInterval < time.Second {
+		bad("token.jwks_refresh_interval", "must be at least 1s")
+	}
+	if t.JWKSMinRefetchInterval < 0 {
+		bad("token.jwks_min_refetch_interval", "must not be negative")
+	}
+	if t.JWKSFetchTimeout <= 0 {
+		bad("token.jwks_fetch_timeout", "must be positive")
+	}
+	if t.CacheMaxTokens < 1 {
+		bad("token.cache_max_tokens", "must be at least 1")
+	}
+	u := c.Users
+	switch u.Source {
+	case "file":
+		if u.File == "" {
+			bad("users.file", "required when users.source is file")
+		}
+	case "http":
+		if !strings.Contains(u.URL, "{id}") {
+			bad("users.url", "%q must contain {id} where the user ID goes", u.URL)
+		}
+	default:
+		bad("users.source", "%q is not file or http", u.Source)
+	}
+	if u.Timeout <= 0 {
+		bad("users.timeout", "must be positive")
+	}
+	if u.CacheTTL < 0 {
+		bad("users.cache_ttl", "must not be negative")
+	}
+	if u.MaxStale < u.CacheTTL {
+		bad("users.max_stale", "%s must be at least users.cache_ttl (%s)", u.MaxStale, u.CacheTTL)
+	}
+	if u.CacheMaxUsers < 1 {
+		bad("users.cache_max_users", "must be at least 1")
+	}
+	if err := c.Headers.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if r := c.DecisionLog.AllowSampleRate; r < 0 || r > 1 {
+		bad("decision_log.allow_sample_rate", "%v must be between 0 and 1", r)
+	}
+	return errors.Join(errs...)
+}

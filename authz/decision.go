@@ -1,0 +1,212 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/portcullis/portcullis/policy"
+)
+
+// Request is what the decision reads from a CheckRequest.
+type Request struct {
+	Method string
+	// Path is Envoy's :path, query string included.
+	Path          string
+	Authorization HeaderValues
+	OnBehalfOf    HeaderValues
+	// RequestID is Envoy's x-request-id, used as the decision ID.
+	RequestID string
+}
+
+// Decision is the outcome of a Check. The zero value is a denial: nothing
+// but an explicit allow lets a request through.
+type Decision struct {
+	Reason Reason
+	// Denial is nil exactly when the request is allowed.
+	Denial *Denial
+	Route  *policy.Route
+	// Identity established so far (for the upstream headers and the logs).
+	ClientID string
+	Scopes   string
+	TenantID string
+	UserID   string
+	// Cause explains a denial in the logs; never sent to the client.
+	Cause error
+
+	allowed bool
+	setMask int
+}
+
+// Allowed reports whether the request may proceed.
+func (d *Decision) Allowed() bool { return d.allowed && d.Denial == nil }
+
+// PolicySource returns the policy in use (nil before the first good load).
+type PolicySource interface {
+	Current() *policy.Policy
+}
+
+// Decider makes the Check decision of SPEC §2. It holds no per-request state.
+type Decider struct {
+	policies  PolicySource
+	verifier  TokenVerifier
+	users     UserDirectory
+	realm     string
+	denials   *denialTable
+	mutations *headerMutations
+}
+
+// NewDecider wires a Decider.
+func NewDecider(policies PolicySource, verifier TokenVerifier, users UserDirectory, headers HeaderNames, realm string) *Decider {
+	return &Decider{policies: policies, verifier: verifier, users: users, realm: realm,
+		denials: newDenialTable(realm), mutations: newHeaderMutations(headers)}
+}
+
+func (d *Decider) deny(dec *Decision, reason Reason, cause error) Decision {
+	dec.Reason, dec.Denial, dec.Cause, dec.allowed = reason, d.denials.get(reason), cause, false
+	return *dec
+}
+
+// Decide runs the decision table top to bottom; the first failing step
+// decides. Every path that is not an explicit allow is a denial.
+func (d *Decider) Decide(ctx context.Context, req *Request) Decision {
+	var dec Decision
+	pol := d.policies.Current()
+	if pol == nil {
+		return d.deny(&dec, ReasonUnavailable, errors.New("no policy loaded"))
+	}
+
+	path := policy.SplitPath(req.Path)
+	if perr := policy.CheckPath(path); perr != nil {
+		return d.deny(&dec, ReasonInvalidPath, perr)
+	}
+	var m policy.Match
+	pol.Match(req.Method, path, &m)
+	dec.Route = m.Route
+	if m.Route != nil && m.Route.Public {
+		dec.Reason, dec.allowed = ReasonPublic, true
+		return dec
+	}
+
+	token, err := parseBearer(req.Authorization)
+	if err != nil {
+		if errors.Is(err, errMissingToken) {
+			return d.deny(&dec, ReasonMissingToken, err)
+		}
+		return d.deny(&dec, ReasonMalformedToken, err)
+	}
+	claims, err := d.verifier.Verify(ctx, token)
+	if err != nil {
+		var te *TokenError
+		if errors.As(err, &te) {
+			return d.deny(&dec, te.Reason, err)
+		}
+		return d.deny(&dec, ReasonUnavailable, err)
+	}
+	dec.ClientID, dec.Scopes, dec.TenantID = claims.ClientID, claims.Scope, claims.TenantID
+
+	if m.Route == nil {
+		return d.deny(&dec, ReasonNoMatchingRoute, nil)
+	}
+	if missing := missingScope(m.Route.Scopes, claims); missing != "" {
+		d.deny(&dec, ReasonMissingScope, errors.New("token lacks scope "+missing))
+		dec.Denial = d.withScopeChallenge(dec.Denial, m.Route.ScopeString())
+		return dec
+	}
+
+	if req.OnBehalfOf.Count == 0 {
+		if m.Route.User == policy.UserRequired {
+			return d.deny(&dec, ReasonUserContextRequired, nil)
+		}
+		return d.allow(&dec)
+	}
+	if req.OnBehalfOf.Count > 1 {
+		return d.deny(&dec, ReasonInvalidOnBehalfOf, errors.New("more than one X-On-Behalf-Of header"))
+	}
+	userID, err := ParseOnBehalfOf(req.OnBehalfOf.First)
+	if err != nil {
+		return d.deny(&dec, ReasonInvalidOnBehalfOf, err)
+	}
+	if m.Route.User == policy.UserForbidden {
+		return d.deny(&dec, ReasonUserContextNotAllowed, nil)
+	}
+	if !claims.HasScope(ActOnBehalfOfScope) {
+		d.deny(&dec, ReasonMissingScope, errors.New("token lacks scope "+ActOnBehalfOfScope))
+		dec.Denial = d.withScopeChallenge(dec.Denial, ActOnBehalfOfScope)
+		return dec
+	}
+
+	user, err := d.users.LookupUser(ctx, userID)
+	if errors.Is(err, ErrUserNotFound) {
+		return d.deny(&dec, ReasonUnknownUser, err)
+	}
+	if err != nil {
+		return d.deny(&dec, ReasonUnavailable, err)
+	}
+	// A user of another tenant is answered exactly like an unknown one, so
+	// that probing reveals nothing about other tenants' users.
+	if user.TenantID != "" && claims.TenantID != "" && user.TenantID != claims.TenantID {
+		return d.deny(&dec, ReasonUnknownUser, errors.New("user belongs to another tenant"))
+	}
+	dec.UserID = userID
+	if user.Status != UserActive {
+		if user.Status == UserBlocked && (req.Method == http.MethodGet || req.Method == http.MethodHead) {
+			return d.allow(&dec)
+		}
+		return d.deny(&dec, ReasonUserBlocked, nil)
+	}
+	return d.allow(&dec)
+}
+
+func (d *Decider) allow(dec *Decision) Decision {
+	dec.Reason, dec.allowed = ReasonAllowed, true
+	dec.setMask = setClient | setScopes
+	if dec.TenantID != "" {
+		dec.setMask |= setTenant
+	}
+	if dec.UserID != "" {
+		dec.setMask |= setUser
+	}
+	return *dec
+}
+
+// missingScope returns the first required scope the token lacks, or "".
+func missingScope(required []string, claims *Claims) string {
+	for _, s := range required {
+		if !claims.HasScope(s) {
+			return s
+		}
+	}
+	return ""
+}
+
+func (d *Decider) withScopeChallenge(base *Denial, scopes string) *Denial {
+	c := *base
+	c.WWWAuthenticate = scopeChallenge(d.realm, scopes)
+	return &c
+}
+
+// Header is one header the upstream receives.
+type Header struct{ Name, Value string }
+
+// UpstreamHeaders returns the trusted headers an allow sets, and the headers
+// it removes: every trusted header it does not set, and X-On-Behalf-Of.
+func (d *Decider) UpstreamHeaders(dec *Decision, set []Header) ([]Header, []string) {
+	if !dec.Allowed() {
+		return set, nil
+	}
+	n := d.mutations.names
+	if dec.setMask&setClient != 0 {
+		set = append(set, Header{n.ClientID, dec.ClientID})
+	}
+	if dec.setMask&setScopes != 0 {
+		set = append(set, Header{n.Scopes, dec.Scopes})
+	}
+	if dec.setMask&setTenant != 0 {
+		set = append(set, Header{n.TenantID, dec.TenantID})
+	}
+	if dec.setMask&setUser != 0 {
+		set = append(set, Header{n.UserID, dec.UserID})
+	}
+	return set, d.mutations.removals[dec.setMask]
+}

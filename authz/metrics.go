@@ -1,0 +1,50 @@
+package authz
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are authz's Prometheus metrics; reason labels are the Reason codes.
+type metrics struct {
+	checks          *prometheus.CounterVec
+	latency         prometheus.Histogram
+	signatureChecks prometheus.Counter
+	jwksFetches     *prometheus.CounterVec
+	jwksKeys        prometheus.Gauge
+	userLookups     *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_authz_checks_total",
+			Help: "Check decisions by outcome (allow, deny) and reason.",
+		}, []string{"outcome", "reason"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "portcullis_authz_check_duration_seconds",
+			Help:    "Time to decide a Check, from request to response.",
+			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1, .5},
+		}),
+		signatureChecks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "portcullis_authz_token_verifications_total",
+			Help: "Full token verifications (token cache misses that reached signature checking).",
+		}),
+		jwksFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_authz_jwks_fetches_total",
+			Help: "JWKS fetches by result: success, failure, rejected (empty set), throttled (unknown-kid refetch skipped).",
+		}, []string{"result"}),
+		jwksKeys: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "portcullis_authz_jwks_keys",
+			Help: "Keys in the JWKS in use.",
+		}),
+		userLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_authz_user_lookups_total",
+			Help: "User directory lookups by result: hit (cache), found, not_found, stale (served from cache after a source error), error.",
+		}, []string{"result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.checks, m.latency, m.signatureChecks, m.jwksFetches, m.jwksKeys, m.userLookups)
+	}
+	return m
+}
+
+// NewMetrics registers authz's metrics on reg (nil: unregistered, for tests).
+func NewMetrics(reg prometheus.Registerer) *metrics { return newMetrics(reg) }

@@ -1,0 +1,228 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/portcullis/portcullis/policy"
+)
+
+// Server is a running authz: the gRPC Check service, its health service, and
+// the admin HTTP endpoints, wired from a Config.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	Policies *policy.Watcher
+	Keys     *JWKSSource
+	Verifier *Verifier
+	Users    *CachedDirectory
+	fileDir  *FileDirectory
+	Service  *Service
+	health   *health.Server
+	registry *prometheus.Registry
+
+	grpcListener  net.Listener
+	adminListener net.Listener
+}
+
+// NewServer validates cfg, loads the policy and the user directory, and binds
+// both listeners, so that every configuration problem surfaces at start-up.
+func NewServer(cfg Config, clock Clock, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(reg)
+	s := &Server{cfg: cfg, log: log, registry: reg}
+
+	var err error
+	if s.Policies, err = policy.NewWatcher(cfg.Policy, log, reg); err != nil {
+		return nil, fmt.Errorf("policy %s:\n%w", cfg.Policy, err)
+	}
+	s.Keys = NewJWKSSource(JWKSConfig{
+		Issuer: cfg.Token.Issuer, URL: cfg.Token.JWKSURL,
+		RefreshInterval:    cfg.Token.JWKSRefreshInterval,
+		MinRefetchInterval: cfg.Token.JWKSMinRefetchInterval,
+		FetchTimeout:       cfg.Token.JWKSFetchTimeout,
+	}, clock, log, m)
+	s.Verifier, err = NewVerifier(VerifierConfig{
+		Issuer: cfg.Token.Issuer, Audience: cfg.Token.Audience, Algorithms: cfg.Token.Algorithms,
+		AcceptJWTType: cfg.Token.AcceptJWTType, ClockSkew: cfg.Token.ClockSkew, CacheMaxTokens: cfg.Token.CacheMaxTokens,
+	}, s.Keys, clock, m)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	var source UserDirectory
+	switch cfg.Users.Source {
+	case "file":
+		if s.fileDir, err = NewFileDirectory(cfg.Users.File, log); err != nil {
+			return nil, err
+		}
+		source = s.fileDir
+	case "http":
+		if source, err = NewHTTPDirectory(cfg.Users.URL, cfg.Users.Timeout); err != nil {
+			return nil, err
+		}
+	}
+	if s.Users, err = NewCachedDirectory(source, CacheConfig{TTL: cfg.Users.CacheTTL, MaxStale: cfg.Users.MaxStale, MaxUsers: cfg.Users.CacheMaxUsers}, clock, m); err != nil {
+		return nil, err
+	}
+	registerCacheMetrics(reg, s.Verifier, s.Users)
+	decider := NewDecider(s.Policies, s.Verifier, s.Users, cfg.Headers, cfg.Realm)
+	s.Service = NewService(decider, log, m, cfg.CheckTimeout, cfg.DecisionLog.AllowSampleRate)
+
+	if s.grpcListener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if s.adminListener, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		s.grpcListener.Close()
+		return nil, fmt.Errorf("admin_listen: %w", err)
+	}
+	return s, nil
+}
+
+func registerCacheMetrics(reg prometheus.Registerer, v *Verifier, d *CachedDirectory) {
+	ratio := func(stats func() (uint64, uint64)) func() float64 {
+		return func() float64 {
+			hits, misses := stats()
+			if hits+misses == 0 {
+				return 0
+			}
+			return float64(hits) / float64(hits+misses)
+		}
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_authz_token_cache_hit_ratio", Help: "Verified-token cache hits / lookups since start."}, ratio(v.CacheStats)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_authz_user_cache_hit_ratio", Help: "User cache hits / lookups since start."}, ratio(d.CacheStats)),
+	)
+}
+
+// GRPCAddr is the address of the Check service.
+func (s *Server) GRPCAddr() net.Addr { return s.grpcListener.Addr() }
+
+// AdminAddr is the address of the admin HTTP server.
+func (s *Server) AdminAddr() net.Addr { return s.adminListener.Addr() }
+
+// Ready reports whether authz can decide: a policy and the issuer's keys
+// are loaded.
+func (s *Server) Ready() bool { return s.Policies.Current() != nil && s.Keys.Ready() }
+
+// Run serves until ctx ends, then stops gracefully: it reports NOT_SERVING,
+// lets in-flight checks finish (within shutdown_timeout) and closes.
+func (s *Server) Run(ctx context.Context) error {
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	defer s.Verifier.Close()
+	defer s.Users.Close()
+	s.Keys.Start(bg)
+	go s.Policies.Run(bg)
+	if s.fileDir != nil {
+		go s.fileDir.Run(bg)
+	}
+
+	grpcServer := grpc.NewServer(
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(1<<20),
+	)
+	authv3.RegisterAuthorizationServer(grpcServer, s.Service)
+	s.health = health.NewServer()
+	s.setServing(false)
+	healthpb.RegisterHealthServer(grpcServer, s.health)
+	reflection.Register(grpcServer)
+
+	admin := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- grpcServer.Serve(s.grpcListener) }()
+	go func() { errc <- admin.Serve(s.adminListener) }()
+	go s.trackReadiness(bg)
+	s.log.Info("authz listening", "grpc", s.grpcListener.Addr().String(), "admin", s.adminListener.Addr().String())
+
+	var runErr error
+	select {
+	case err := <-errc:
+		runErr = fmt.Errorf("server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("authz shutting down; finishing in-flight checks")
+	s.setServing(false)
+	stopped := make(chan struct{})
+	go func() { grpcServer.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(s.cfg.ShutdownTimeout):
+		s.log.Warn("shutdown timeout: closing remaining connections")
+		grpcServer.Stop()
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = admin.Shutdown(shutdownCtx)
+	return runErr
+}
+
+func (s *Server) setServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, st)
+}
+
+func (s *Server) trackReadiness(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	last := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if ready := s.Ready(); ready != last {
+				s.setServing(ready)
+				s.log.Info("readiness changed", "ready", ready)
+				last = ready
+			}
+		}
+	}
+}
+
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		var problems []error
+		if s.Policies.Current() == nil {
+			problems = append(problems, errors.New("no policy loaded"))
+		}
+		if !s.Keys.Ready() {
+			problems = append(problems, errors.New("issuer keys not fetched"))
+		}
+		if len(problems) > 0 {
+			http.Error(w, "not ready: "+errors.Join(problems...).Error(), http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	return mux
+}

@@ -1,0 +1,249 @@
+package authz
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// Service is the envoy.service.auth.v3.Authorization gRPC server. It only
+// translates: CheckRequest → Request, Decision → CheckResponse. Expected
+// denials are CheckResponses; it returns no gRPC error of its own.
+type Service struct {
+	authv3.UnimplementedAuthorizationServer
+	decider *Decider
+	log     *slog.Logger
+	metrics *metrics
+	// timeout bounds each decision; past it the check is denied with 503.
+	timeout         time.Duration
+	allowSampleRate float64
+}
+
+var _ authv3.AuthorizationServer = (*Service)(nil)
+
+// NewService returns the gRPC service around decider.
+func NewService(decider *Decider, log *slog.Logger, m *metrics, timeout time.Duration, allowSampleRate float64) *Service {
+	return &Service{decider: decider, log: log, metrics: m, timeout: timeout, allowSampleRate: allowSampleRate}
+}
+
+// Check implements the Authorization service.
+func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	start := time.Now()
+	var dec Decision
+	var r Request
+	defer func() {
+		// A panic anywhere in the decision fails closed, as a 503 denial.
+		if p := recover(); p != nil {
+			s.log.Error("panic in Check; denied", "reason", ReasonUnavailable, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			dec = Decision{Reason: ReasonUnavailable, Denial: s.decider.denials.get(ReasonUnavailable)}
+			resp, err = s.response(&dec), nil
+		}
+		s.observe(&r, &dec, time.Since(start))
+	}()
+	if !requestFromCheck(req, &r) {
+		dec = Decision{Reason: ReasonInvalidPath, Denial: s.decider.denials.get(ReasonInvalidPath), Cause: fmt.Errorf("CheckRequest has no HTTP attributes")}
+		return s.response(&dec), nil
+	}
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	dec = s.decider.Decide(ctx, &r)
+	if dec.Denial != nil && dec.Reason == ReasonUnavailable && ctx.Err() != nil {
+		dec.Cause = fmt.Errorf("%w (check deadline: %v)", dec.Cause, ctx.Err())
+	}
+	return s.response(&dec), nil
+}
+
+// requestFromCheck reads method, path and the headers the decision needs.
+// Envoy sends headers in the headers map (duplicates comma-merged) or, with
+// raw header encoding, in header_map (duplicates listed separately, values
+// possibly in raw_value). Both are read.
+func requestFromCheck(req *authv3.CheckRequest, r *Request) bool {
+	h := req.GetAttributes().GetRequest().GetHttp()
+	if h == nil {
+		return false
+	}
+	r.Method, r.Path = h.GetMethod(), h.GetPath()
+	if hm := h.GetHeaderMap().GetHeaders(); len(hm) > 0 {
+		for _, hv := range hm {
+			v := hv.GetValue()
+			if v == "" && len(hv.GetRawValue()) > 0 {
+				v = string(hv.GetRawValue())
+			}
+			switch strings.ToLower(hv.GetKey()) {
+			case "authorization":
+				r.Authorization.Add(v)
+			case OnBehalfOfHeader:
+				r.OnBehalfOf.Add(v)
+			case "x-request-id":
+				r.RequestID = v
+			case ":method":
+				if r.Method == "" {
+					r.Method = v
+				}
+			case ":path":
+				if r.Path == "" {
+					r.Path = v
+				}
+			}
+		}
+	}
+	headers := h.GetHeaders()
+	if v, ok := headers["authorization"]; ok && r.Authorization.Count == 0 {
+		r.Authorization.Add(v)
+	}
+	if v, ok := headers[OnBehalfOfHeader]; ok && r.OnBehalfOf.Count == 0 {
+		r.OnBehalfOf.Add(v)
+	}
+	if r.RequestID == "" {
+		r.RequestID = headers["x-request-id"]
+	}
+	if r.Method == "" {
+		r.Method = headers[":method"]
+	}
+	if r.Path == "" {
+		r.Path = headers[":path"]
+	}
+	return true
+}
+
+var (
+	okStatus     = &rpcstatus.Status{Code: int32(codes.OK)}
+	appendFalse  = wrapperspb.Bool(false)
+	jsonHeader   = headerOption("content-type", "application/json")
+	noStoreHeade = headerOption("cache-control", "no-store")
+)
+
+func headerOption(name, value string) *corev3.HeaderValueOption {
+	// Overwrite, never append, and say so both ways: Envoy's default for an
+	// unset append has changed between releases.
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: name, Value: value},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		Append:       appendFalse,
+	}
+}
+
+func (s *Service) response(dec *Decision) *authv3.CheckResponse {
+	if dec.Allowed() {
+		var buf [4]Header
+		set, remove := s.decider.UpstreamHeaders(dec, buf[:0])
+		opts := make([]*corev3.HeaderValueOption, len(set))
+		for i, h := range set {
+			opts[i] = headerOption(h.Name, h.Value)
+		}
+		return &authv3.CheckResponse{
+			Status: okStatus,
+			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+				Headers:         opts,
+				HeadersToRemove: remove,
+			}},
+			DynamicMetadata: s.metadata(dec),
+		}
+	}
+	d := dec.Denial
+	if d == nil { // unreachable by construction; never let it become an allow
+		d = s.decider.denials.get(ReasonUnavailable)
+	}
+	headers := []*corev3.HeaderValueOption{jsonHeader, noStoreHeade}
+	if d.WWWAuthenticate != "" {
+		headers = append(headers, headerOption("www-authenticate", d.WWWAuthenticate))
+	}
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(d.GRPCCode), Message: string(d.Reason)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
+			Headers: headers,
+			Body:    string(d.Body),
+		}},
+		DynamicMetadata: s.metadata(dec),
+	}
+}
+
+// metadata is returned to Envoy for its access logs (namespace
+// envoy.filters.http.ext_authz).
+func (s *Service) metadata(dec *Decision) *structpb.Struct {
+	fields := make(map[string]*structpb.Value, 4)
+	fields["reason"] = structpb.NewStringValue(string(dec.Reason))
+	if dec.Route != nil {
+		fields["route"] = structpb.NewStringValue(dec.Route.Name)
+	}
+	if dec.ClientID != "" {
+		fields["client_id"] = structpb.NewStringValue(dec.ClientID)
+	}
+	if dec.UserID != "" {
+		fields["user_id"] = structpb.NewStringValue(dec.UserID)
+	}
+	return &structpb.Struct{Fields: fields}
+}
+
+// observe records the decision in metrics and the decision log: every
+// denial, and allows at the configured sample rate. Never the token.
+func (s *Service) observe(r *Request, dec *Decision, took time.Duration) {
+	outcome := "deny"
+	if dec.Allowed() {
+		outcome = "allow"
+	}
+	s.metrics.checks.WithLabelValues(outcome, string(dec.Reason)).Inc()
+	s.metrics.latency.Observe(took.Seconds())
+	if outcome == "allow" && (s.allowSampleRate <= 0 || rand.Float64() >= s.allowSampleRate) {
+		return
+	}
+	level := slog.LevelInfo
+	if dec.Reason == ReasonUnavailable {
+		level = slog.LevelError
+	}
+	if !s.log.Enabled(context.Background(), level) {
+		return
+	}
+	route := ""
+	if dec.Route != nil {
+		route = dec.Route.Name
+	}
+	status := 200
+	if dec.Denial != nil {
+		status = dec.Denial.Status
+	}
+	attrs := []slog.Attr{
+		slog.String("decision", outcome),
+		slog.String("reason", string(dec.Reason)),
+		slog.Int("status", status),
+		slog.String("route", route),
+		slog.String("client_id", dec.ClientID),
+		slog.String("user_id", dec.UserID),
+		slog.String("decision_id", r.RequestID),
+		slog.String("method", r.Method),
+		slog.String("path", policySafePath(r.Path)),
+		slog.Duration("latency", took),
+	}
+	if dec.Cause != nil {
+		attrs = append(attrs, slog.String("cause", dec.Cause.Error()))
+	}
+	s.log.LogAttrs(context.Background(), level, "check", attrs...)
+}
+
+// policySafePath drops the query (it may carry personal data) and bounds
+// the length of what is logged.
+func policySafePath(p string) string {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	if len(p) > 256 {
+		p = p[:256] + "…"
+	}
+	return p
+}

@@ -1,0 +1,274 @@
+package authz
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+	"golang.org/x/sync/singleflight"
+)
+
+// Claims is what the decision needs from a verified access token.
+type Claims struct {
+	ClientID string
+	// Scope is the raw, space-delimited scope claim.
+	Scope    string
+	Scopes   []string
+	TenantID string
+	Expiry   time.Time
+}
+
+// HasScope reports whether the token was granted scope.
+func (c *Claims) HasScope(scope string) bool {
+	for _, s := range c.Scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// TokenError is a token that was refused, with the reason the client sees
+// (invalid-token, token-expired, or unavailable when keys could not be had).
+type TokenError struct {
+	Reason Reason
+	Cause  error
+}
+
+func (e *TokenError) Error() string { return string(e.Reason) + ": " + e.Cause.Error() }
+
+// Unwrap exposes the cause.
+func (e *TokenError) Unwrap() error { return e.Cause }
+
+func invalidToken(format string, args ...any) error {
+	return &TokenError{Reason: ReasonInvalidToken, Cause: fmt.Errorf(format, args...)}
+}
+
+// TokenVerifier verifies bearer tokens.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (*Claims, error)
+}
+
+// AllowedAlgorithms are the signature algorithms authz may accept: asymmetric
+// only. HMAC is never accepted (an HMAC "verified" with a public key is the
+// classic key-confusion forgery), nor "none".
+var AllowedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// VerifierConfig configures token verification.
+type VerifierConfig struct {
+	Issuer     string
+	Audience   string
+	Algorithms []string
+	// AcceptJWTType also accepts typ "JWT" (tokens from issuers that do not
+	// follow RFC 9068); "at+jwt" is always accepted.
+	AcceptJWTType bool
+	ClockSkew     time.Duration
+	// CacheMaxTokens bounds the verified-token cache.
+	CacheMaxTokens int64
+}
+
+// Verifier checks JWT access tokens (RFC 9068) against the issuer's keys and
+// caches the result per token until shortly before it expires, so a busy
+// client costs one signature check per token, not per request.
+type Verifier struct {
+	cfg     VerifierConfig
+	keys    KeySource
+	clock   Clock
+	metrics *metrics
+	allowed map[jwa.SignatureAlgorithm]bool
+	cache   *ristretto.Cache[uint64, *cachedToken]
+	flight  singleflight.Group
+}
+
+var _ TokenVerifier = (*Verifier)(nil)
+
+// cachedToken is a verified token's claims, keyed in the cache by the first
+// 8 bytes of the token's SHA-256 and checked against the full hash on a hit.
+type cachedToken struct {
+	sum    [sha256.Size]byte
+	claims *Claims
+}
+
+// cacheMargin is how long before its expiry a token leaves the cache, so a
+// cached token is never used past its exp.
+const cacheMargin = time.Second
+
+// NewVerifier returns a Verifier.
+func NewVerifier(cfg VerifierConfig, keys KeySource, clock Clock, m *metrics) (*Verifier, error) {
+	v := &Verifier{cfg: cfg, keys: keys, clock: clock, metrics: m, allowed: map[jwa.SignatureAlgorithm]bool{}}
+	for _, name := range cfg.Algorithms {
+		if !contains(AllowedAlgorithms, name) {
+			return nil, fmt.Errorf("algorithm %q cannot be allowed; choose from %s", name, strings.Join(AllowedAlgorithms, ", "))
+		}
+		var alg jwa.SignatureAlgorithm
+		if err := alg.Accept(name); err != nil {
+			return nil, err
+		}
+		v.allowed[alg] = true
+	}
+	if len(v.allowed) == 0 {
+		return nil, errors.New("no token algorithm allowed")
+	}
+	cache, err := ristretto.NewCache(&ristretto.Config[uint64, *cachedToken]{
+		NumCounters: max(10*cfg.CacheMaxTokens, 1000),
+		MaxCost:     max(cfg.CacheMaxTokens, 1),
+		BufferItems: 64,
+		Metrics:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("token cache: %w", err)
+	}
+	v.cache = cache
+	return v, nil
+}
+
+// Close releases the cache.
+func (v *Verifier) Close() { v.cache.Close() }
+
+// CacheStats returns the token cache's hits and misses.
+func (v *Verifier) CacheStats() (hits, misses uint64) {
+	return v.cache.Metrics.Hits(), v.cache.Metrics.Misses()
+}
+
+// Verify returns the claims of a valid token, or a *TokenError.
+func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	sum := sha256.Sum256([]byte(token))
+	key := binary.LittleEndian.Uint64(sum[:8])
+	now := v.clock.Now()
+	if ct, ok := v.cache.Get(key); ok && ct.sum == sum && now.Before(ct.claims.Expiry) {
+		return ct.claims, nil
+	}
+	// However many requests race on a new token, it is verified once.
+	res, err, _ := v.flight.Do(string(sum[:]), func() (any, error) {
+		claims, err := v.verify(ctx, token)
+		if err != nil {
+			return nil, err
+		}
+		if ttl := claims.Expiry.Sub(v.clock.Now()) - cacheMargin; ttl > 0 {
+			v.cache.SetWithTTL(key, &cachedToken{sum: sum, claims: claims}, 1, ttl)
+			v.cache.Wait()
+		}
+		return claims, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.(*Claims), nil
+}
+
+// verify checks one token fully: header first (algorithm allow-list, type,
+// kid) before any key is looked up, then the signature, then the claims.
+func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
+	v.metrics.signatureChecks.Inc()
+	msg, err := jws.ParseString(token)
+	if err != nil {
+		return nil, invalidToken("not a compact JWS: %w", err)
+	}
+	if n := len(msg.Signatures()); n != 1 {
+		return nil, invalidToken("%d signatures", n)
+	}
+	hdr := msg.Signatures()[0].ProtectedHeaders()
+	alg := hdr.Algorithm()
+	if !v.allowed[alg] {
+		return nil, invalidToken("algorithm %q is not allowed", alg)
+	}
+	if typ := hdr.Type(); !v.acceptableType(typ) {
+		return nil, invalidToken("token type %q is not at+jwt (RFC 9068 §2.1)", typ)
+	}
+	if hdr.JWKSetURL() != "" || hdr.JWK() != nil || hdr.X509URL() != "" || (hdr.X509CertChain() != nil && hdr.X509CertChain().Len() > 0) {
+		// Keys come from the configured JWKS only, never from the token.
+		return nil, invalidToken("token names its own key (jku, jwk, x5u or x5c)")
+	}
+	kid := hdr.KeyID()
+	if kid == "" {
+		return nil, invalidToken("no kid in the header")
+	}
+	set, err := v.keys.Keys()
+	if err != nil {
+		return nil, &TokenError{Reason: ReasonUnavailable, Cause: err}
+	}
+	key, ok := set.LookupKeyID(kid)
+	if !ok {
+		if set, err = v.keys.RefetchForUnknownKID(ctx); err != nil {
+			return nil, &TokenError{Reason: ReasonUnavailable, Cause: err}
+		}
+		if key, ok = set.LookupKeyID(kid); !ok {
+			return nil, invalidToken("unknown kid %q", kid)
+		}
+	}
+	if ka := key.Algorithm(); ka != nil && ka.String() != "" && ka.String() != alg.String() {
+		return nil, invalidToken("key %q is for %s, token says %s", kid, ka, alg)
+	}
+	if use := key.KeyUsage(); use != "" && use != "sig" {
+		return nil, invalidToken("key %q is not a signing key", kid)
+	}
+	tok, err := jwt.ParseString(token,
+		jwt.WithKey(alg, key),
+		jwt.WithValidate(true),
+		jwt.WithIssuer(v.cfg.Issuer),
+		jwt.WithAudience(v.cfg.Audience),
+		jwt.WithRequiredClaim(jwt.ExpirationKey),
+		jwt.WithAcceptableSkew(v.cfg.ClockSkew),
+		jwt.WithClock(jwt.ClockFunc(v.clock.Now)),
+	)
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired()) {
+			return nil, &TokenError{Reason: ReasonTokenExpired, Cause: err}
+		}
+		return nil, invalidToken("%w", err)
+	}
+	return claimsOf(tok)
+}
+
+func (v *Verifier) acceptableType(typ string) bool {
+	switch strings.ToLower(typ) {
+	case "at+jwt", "application/at+jwt":
+		return true
+	case "jwt":
+		return v.cfg.AcceptJWTType
+	}
+	return false
+}
+
+func claimsOf(tok jwt.Token) (*Claims, error) {
+	c := &Claims{Expiry: tok.Expiration()}
+	raw, _ := tok.Get("client_id")
+	clientID, ok := raw.(string)
+	if !ok || clientID == "" {
+		return nil, invalidToken("no client_id claim (RFC 9068 §2.2)")
+	}
+	c.ClientID = clientID
+	if raw, ok := tok.Get("scope"); ok {
+		scope, isString := raw.(string)
+		if !isString {
+			return nil, invalidToken("scope claim is not a string")
+		}
+		c.Scope = scope
+		c.Scopes = strings.Fields(scope)
+	}
+	if raw, ok := tok.Get("tenant_id"); ok {
+		tenant, isString := raw.(string)
+		if !isString {
+			return nil, invalidToken("tenant_id claim is not a string")
+		}
+		c.TenantID = tenant
+	}
+	return c, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
