@@ -4,6 +4,7 @@
 package authz
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 
@@ -95,7 +96,7 @@ func newDenialTable(realm string) *denialTable {
 		if reason == ReasonUserBlocked {
 			d.Body = blockedUserBody
 		} else {
-			d.Body, _ = json.Marshal(denialBody{Code: spec.code, Message: spec.message, Reasons: []string{string(reason)}})
+			d.Body = marshalDenialBody(denialBody{Code: spec.code, Message: spec.message, Reasons: []string{string(reason)}})
 		}
 		if spec.status == http.StatusUnauthorized {
 			d.WWWAuthenticate = bearerChallenge(realm, reason, spec.message)
@@ -103,6 +104,16 @@ func newDenialTable(realm string) *denialTable {
 		t.byReason[reason] = d
 	}
 	return t
+}
+
+// marshalDenialBody encodes without HTML escaping: the message's "<" and ">"
+// are meant for people reading JSON, not for a browser.
+func marshalDenialBody(b denialBody) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(b)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // bearerChallenge builds the RFC 6750 §3 challenge: no error attribute when

@@ -1,0 +1,127 @@
+// Command authz is Portcullis's Envoy external authorization server, and the
+// tools platform engineers use around it: policy lint/explain/test, check,
+// and a local run of the whole system.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/cmd/internal/configfile"
+)
+
+const envPrefix = "PORTCULLIS_AUTHZ"
+
+const usage = `usage: authz COMMAND [flags]
+
+commands:
+  serve --config FILE               run the ext_authz gRPC server
+  check [flags] METHOD PATH         send one CheckRequest to a running authz and print the decision
+  policy lint PATH                  check policy files; errors as file:line:col: message
+  policy explain PATH METHOD PATH   which route matches and why the others do not
+  policy test PATH CASES.yaml       run policy test cases; exit 1 on failure
+  local                             run the issuer and authz locally with embedded defaults
+  env                               list the environment variables that override settings
+`
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// exitError carries an exit code without a message (the output said it all).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var ue usageError
+	var ee exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		os.Exit(ee.code)
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "authz: %v\n\n%s", err, usage)
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "authz: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"a command is required"}
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr)
+	case "check":
+		return check(ctx, args[1:], stdout)
+	case "policy":
+		return policyCommand(ctx, args[1:], stdout, stderr)
+	case "local":
+		return local(ctx, args[1:], stdout, stderr)
+	case "env":
+		cfg := authz.DefaultConfig()
+		for _, name := range configfile.EnvNames(envPrefix, &cfg) {
+			fmt.Fprintln(stdout, name)
+		}
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+}
+
+func loadConfig(path string) (authz.Config, error) {
+	if path == "" {
+		path = os.Getenv(envPrefix + "_CONFIG")
+	}
+	cfg := authz.DefaultConfig()
+	if err := configfile.Load(path, envPrefix, &cfg); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		where := "configuration"
+		if path != "" {
+			where = path
+		}
+		return cfg, fmt.Errorf("invalid %s:\n%w", where, err)
+	}
+	return cfg, nil
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("serve")
+	configPath := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	srv, err := authz.NewServer(cfg, authz.SystemClock{}, newLogger(stderr, cfg.LogLevel))
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
