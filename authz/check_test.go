@@ -1,0 +1,427 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"google.golang.org/grpc/codes"
+)
+
+// reply is a CheckResponse as Envoy would act on it.
+type reply struct {
+	allowed  bool
+	status   int
+	grpcCode codes.Code
+	reason   string
+	body     string
+	headers  map[string]string // set on the upstream request, or on the denial
+	removed  []string
+	setCount map[string]int
+}
+
+func (ta *testAuthz) check(t *testing.T, method, path string, raw bool, headers ...[2]string) reply {
+	t.Helper()
+	all := append([][2]string{{":authority", "api.example.com"}, {":method", method}, {":path", path}, {":scheme", "https"}}, headers...)
+	resp, err := ta.client.Check(context.Background(), NewCheckRequest(method, path, "api.example.com", all, raw))
+	if err != nil {
+		t.Fatalf("Check returned a gRPC error (Envoy would use status_on_error): %v", err)
+	}
+	r := reply{grpcCode: codes.Code(resp.GetStatus().GetCode()), headers: map[string]string{}, setCount: map[string]int{}}
+	if md := resp.GetDynamicMetadata().GetFields(); md != nil {
+		r.reason = md["reason"].GetStringValue()
+	}
+	if ok := resp.GetOkResponse(); ok != nil {
+		r.allowed, r.status = true, 200
+		for _, h := range ok.GetHeaders() {
+			if h.GetAppendAction().String() != "OVERWRITE_IF_EXISTS_OR_ADD" || h.GetAppend() == nil || h.GetAppend().GetValue() {
+				t.Errorf("header %s is not set with overwrite semantics: %v", h.GetHeader().GetKey(), h)
+			}
+			r.headers[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+			r.setCount[h.GetHeader().GetKey()]++
+		}
+		r.removed = ok.GetHeadersToRemove()
+		for _, name := range r.removed {
+			if _, both := r.headers[name]; both {
+				t.Errorf("header %s is both set and removed", name)
+			}
+		}
+		return r
+	}
+	d := resp.GetDeniedResponse()
+	if d == nil {
+		t.Fatalf("response neither allows nor carries a denied response: %v", resp)
+	}
+	r.status, r.body = int(d.GetStatus().GetCode()), d.GetBody()
+	for _, h := range d.GetHeaders() {
+		r.headers[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+	}
+	return r
+}
+
+func bearer(token string) [2]string { return [2]string{"authorization", "Bearer " + token} }
+func obo(v string) [2]string        { return [2]string{"x-on-behalf-of", v} }
+
+// fixture is a JWKS server with RSA, EC and Ed25519 keys and an authz
+// trusting it.
+type fixture struct {
+	jwks        *jwksServer
+	rsa, ec, ed signingKey
+	az          *testAuthz
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{}
+	f.rsa = newSigningKey(t, "rsa-1", jwa.RS256)
+	f.ec = newSigningKey(t, "ec-1", jwa.ES256)
+	f.ed = newSigningKey(t, "ed-1", jwa.EdDSA)
+	f.jwks = newJWKSServer(t, f.rsa, f.ec, f.ed)
+	f.az = startAuthz(t, testConfig(t, f.jwks.URL), SystemClock{})
+	f.az.waitReady(t)
+	return f
+}
+
+func (f *fixture) token(t *testing.T, mutate func(cl map[string]any)) string {
+	cl := claims(time.Now())
+	if mutate != nil {
+		mutate(cl)
+	}
+	return sign(t, f.ec, nil, cl)
+}
+
+func withScope(scope string) func(map[string]any) {
+	return func(cl map[string]any) { cl["scope"] = scope }
+}
+
+func TestDecisionTable(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tok := f.token(t, nil)
+	readOnly := f.token(t, withScope("accounts:read"))
+	noScopes := f.token(t, withScope(""))
+	admin := f.token(t, withScope("users:admin core.users:act-on-behalf-of"))
+	noTenant := f.token(t, func(cl map[string]any) { delete(cl, "tenant_id") })
+
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		headers    [][2]string
+		raw        bool
+		wantStatus int
+		wantReason string
+	}{
+		// path safety
+		{"safe path allowed", "GET", "/v1/accounts/42", [][2]string{bearer(tok)}, false, 200, "allowed"},
+		{"query string ignored for matching", "GET", "/v1/accounts/42?x=/../admin&y=%2F", [][2]string{bearer(tok)}, false, 200, "allowed"},
+		{"dot-dot segment", "GET", "/v1/../admin", [][2]string{bearer(tok)}, false, 400, "invalid-path"},
+		{"encoded slash", "GET", "/v1/accounts%2F42", [][2]string{bearer(tok)}, false, 400, "invalid-path"},
+		{"encoded dot", "GET", "/v1/accounts/%2e%2e/x", [][2]string{bearer(tok)}, false, 400, "invalid-path"},
+		{"double slash", "GET", "//v1/accounts", [][2]string{bearer(tok)}, false, 400, "invalid-path"},
+		{"backslash", "GET", "/v1\\accounts", [][2]string{bearer(tok)}, false, 400, "invalid-path"},
+		{"relative path", "GET", "v1/accounts", [][2]string{bearer(tok)}, false, 400, "invalid-path"},
+		{"control byte", "GET", "/v1/accounts/4\x002", [][2]string{bearer(tok)}, false, 400, "invalid-path"},
+		{"invalid path beats missing token", "GET", "/v1/../admin", nil, false, 400, "invalid-path"},
+		// public routes
+		{"public route without token", "GET", "/healthz", nil, false, 200, "public"},
+		{"public route with a bad token", "GET", "/healthz", [][2]string{bearer("garbage")}, false, 200, "public"},
+		{"public prefix route", "GET", "/.well-known/jwks.json", nil, false, 200, "public"},
+		// token present
+		{"no token", "GET", "/v1/accounts/42", nil, false, 401, "missing-token"},
+		{"Basic scheme", "GET", "/v1/accounts/42", [][2]string{{"authorization", "Basic dXNlcjpwYXNz"}}, false, 401, "malformed-token"},
+		{"empty bearer", "GET", "/v1/accounts/42", [][2]string{{"authorization", "Bearer "}}, false, 401, "malformed-token"},
+		{"scheme only", "GET", "/v1/accounts/42", [][2]string{{"authorization", "Bearer"}}, false, 401, "malformed-token"},
+		{"lower-case scheme accepted", "GET", "/v1/accounts/42", [][2]string{{"authorization", "bearer " + tok}}, false, 200, "allowed"},
+		{"two Authorization headers (merged)", "GET", "/v1/accounts/42", [][2]string{bearer(tok), bearer(tok)}, false, 401, "malformed-token"},
+		{"two Authorization headers (header_map)", "GET", "/v1/accounts/42", [][2]string{bearer(tok), bearer(tok)}, true, 401, "malformed-token"},
+		{"token in header_map", "GET", "/v1/accounts/42", [][2]string{bearer(tok)}, true, 200, "allowed"},
+		{"token with a space inside", "GET", "/v1/accounts/42", [][2]string{{"authorization", "Bearer ab cd"}}, false, 401, "malformed-token"},
+		{"huge token", "GET", "/v1/accounts/42", [][2]string{bearer(strings.Repeat("a", 10<<10))}, false, 401, "malformed-token"},
+		// route known
+		{"authenticated request, no route", "GET", "/v1/unknown", [][2]string{bearer(tok)}, false, 403, "no-matching-route"},
+		{"unauthenticated request, no route", "GET", "/v1/unknown", nil, false, 401, "missing-token"},
+		{"method not routed", "PATCH", "/v1/cards", [][2]string{bearer(tok)}, false, 403, "no-matching-route"},
+		{"case matters", "GET", "/V1/accounts/42", [][2]string{bearer(tok)}, false, 403, "no-matching-route"},
+		// scopes
+		{"scope held", "GET", "/v1/accounts", [][2]string{bearer(readOnly)}, false, 200, "allowed"},
+		{"scope missing", "PUT", "/v1/accounts/42", [][2]string{bearer(readOnly)}, false, 403, "missing-scope"},
+		{"no scopes at all", "GET", "/v1/accounts", [][2]string{bearer(noScopes)}, false, 403, "missing-scope"},
+		{"all of several scopes needed", "GET", "/v1/accounts/42/transactions", [][2]string{bearer(tok)}, false, 403, "missing-scope"},
+		// on-behalf-of
+		{"user required, absent", "POST", "/v1/accounts", [][2]string{bearer(tok)}, false, 400, "user-context-required"},
+		{"user required, present", "POST", "/v1/accounts", [][2]string{bearer(tok), obo("user 42")}, false, 200, "allowed"},
+		{"user optional, absent", "GET", "/v1/accounts/42", [][2]string{bearer(tok)}, false, 200, "allowed"},
+		{"user forbidden, present", "POST", "/v1/users/42/block", [][2]string{bearer(admin), obo("user 42")}, false, 400, "user-context-not-allowed"},
+		{"user forbidden, absent", "POST", "/v1/users/42/block", [][2]string{bearer(admin)}, false, 200, "allowed"},
+		{"on-behalf-of without the scope", "GET", "/v1/accounts", [][2]string{bearer(readOnly), obo("user 42")}, false, 403, "missing-scope"},
+		{"obo: no id", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user")}, false, 400, "invalid-on-behalf-of"},
+		{"obo: two spaces", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user  42")}, false, 400, "invalid-on-behalf-of"},
+		{"obo: capital User", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("User 42")}, false, 400, "invalid-on-behalf-of"},
+		{"obo: space in id", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 4 2")}, false, 400, "invalid-on-behalf-of"},
+		{"obo: CR LF", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 42\r\nx-auth-user-id: 1")}, false, 400, "invalid-on-behalf-of"},
+		{"obo: 10 KB id", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user " + strings.Repeat("9", 10<<10))}, false, 400, "invalid-on-behalf-of"},
+		{"obo: two headers (merged)", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 42"), obo("user 43")}, false, 400, "invalid-on-behalf-of"},
+		{"obo: two headers (header_map)", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 42"), obo("user 42")}, true, 400, "invalid-on-behalf-of"},
+		{"obo: other kind", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("client 42")}, false, 400, "invalid-on-behalf-of"},
+		// user directory
+		{"unknown user", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 999")}, false, 403, "unknown-user"},
+		{"user of another tenant", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user usr_7")}, false, 403, "unknown-user"},
+		{"user without tenant", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 44")}, false, 200, "allowed"},
+		{"token without tenant, user with one", "GET", "/v1/accounts/42", [][2]string{bearer(noTenant), obo("user usr_7")}, false, 200, "allowed"},
+		// blocked user
+		{"blocked user GET", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 43")}, false, 200, "allowed"},
+		{"blocked user HEAD", "HEAD", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 43")}, false, 200, "allowed"},
+		{"blocked user POST", "POST", "/v1/accounts", [][2]string{bearer(tok), obo("user 43")}, false, 409, "user-blocked"},
+		{"blocked user PUT", "PUT", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 43")}, false, 409, "user-blocked"},
+		{"blocked user PATCH", "PATCH", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 43")}, false, 409, "user-blocked"},
+		{"blocked user DELETE", "DELETE", "/v1/accounts/42", [][2]string{bearer(f.token(t, withScope("accounts:write accounts:close core.users:act-on-behalf-of"))), obo("user 43")}, false, 409, "user-blocked"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := f.az.check(t, tt.method, tt.path, tt.raw, tt.headers...)
+			if r.status != tt.wantStatus || r.reason != tt.wantReason {
+				t.Fatalf("got %d %s, want %d %s (body %s)", r.status, r.reason, tt.wantStatus, tt.wantReason, r.body)
+			}
+			if r.allowed {
+				if r.grpcCode != codes.OK {
+					t.Errorf("allow with gRPC code %v", r.grpcCode)
+				}
+				return
+			}
+			var body struct {
+				Code    string   `json:"code"`
+				Message string   `json:"message"`
+				Reasons []string `json:"reasons"`
+			}
+			if err := json.Unmarshal([]byte(r.body), &body); err != nil || len(body.Reasons) != 1 || body.Reasons[0] != tt.wantReason || body.Message == "" {
+				t.Errorf("denial body %q", r.body)
+			}
+			if r.headers["content-type"] != "application/json" || r.headers["cache-control"] != "no-store" {
+				t.Errorf("denial headers %v", r.headers)
+			}
+			wantCode := map[int]codes.Code{400: codes.InvalidArgument, 401: codes.Unauthenticated, 403: codes.PermissionDenied, 409: codes.FailedPrecondition}[tt.wantStatus]
+			if r.grpcCode != wantCode {
+				t.Errorf("gRPC code %v, want %v", r.grpcCode, wantCode)
+			}
+			for _, h := range tt.headers {
+				if strings.Contains(r.body, strings.TrimPrefix(h[1], "Bearer ")) && len(h[1]) > 20 {
+					t.Errorf("denial body echoes a request header")
+				}
+			}
+		})
+	}
+}
+
+func TestBlockedUserBodyIsExact(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	r := f.az.check(t, "POST", "/v1/accounts", false, bearer(f.token(t, nil)), obo("user 43"))
+	want := `{
+  "code": "operation-not-allowed",
+  "message": "The current status of the user does not allow calling this endpoint",
+  "reasons": ["user-blocked"]
+}`
+	if r.status != 409 || r.body != want || r.headers["content-type"] != "application/json" {
+		t.Fatalf("got %d %q %v", r.status, r.body, r.headers)
+	}
+}
+
+func TestUnknownAndCrossTenantUsersLookIdentical(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tok := f.token(t, nil)
+	unknown := f.az.check(t, "GET", "/v1/accounts/42", false, bearer(tok), obo("user 999"))
+	other := f.az.check(t, "GET", "/v1/accounts/42", false, bearer(tok), obo("user usr_7"))
+	if unknown.status != other.status || unknown.body != other.body || unknown.grpcCode != other.grpcCode || len(unknown.headers) != len(other.headers) {
+		t.Fatalf("responses differ:\n%+v\n%+v", unknown, other)
+	}
+}
+
+func TestChallenges(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	missing := f.az.check(t, "GET", "/v1/accounts/42", false)
+	if got := missing.headers["www-authenticate"]; got != `Bearer realm="api"` {
+		t.Errorf("missing token challenge %q (RFC 6750 §3.1: no error attribute)", got)
+	}
+	expired := f.az.check(t, "GET", "/v1/accounts/42", false, bearer(f.token(t, func(cl map[string]any) {
+		cl["exp"] = time.Now().Add(-time.Hour).Unix()
+		cl["iat"] = time.Now().Add(-2 * time.Hour).Unix()
+	})))
+	if got := expired.headers["www-authenticate"]; !strings.HasPrefix(got, `Bearer realm="api", error="invalid_token", error_description="`) {
+		t.Errorf("expired token challenge %q", got)
+	}
+	scope := f.az.check(t, "GET", "/v1/accounts/42/transactions", false, bearer(f.token(t, nil)))
+	if got := scope.headers["www-authenticate"]; got != `Bearer realm="api", error="insufficient_scope", scope="accounts:read transactions:read"` {
+		t.Errorf("insufficient scope challenge %q", got)
+	}
+	oboScope := f.az.check(t, "GET", "/v1/accounts", false, bearer(f.token(t, withScope("accounts:read"))), obo("user 42"))
+	if got := oboScope.headers["www-authenticate"]; !strings.Contains(got, `scope="core.users:act-on-behalf-of"`) {
+		t.Errorf("on-behalf-of scope challenge %q", got)
+	}
+}
+
+func TestTrustedHeaders(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tok := f.token(t, nil)
+	spoofed := [][2]string{bearer(tok), {"x-auth-user-id", "1"}, {"x-auth-client-id", "admin"}, {"x-auth-tenant-id", "globex"}, {"x-auth-scopes", "everything"}}
+
+	t.Run("allow without user strips user header", func(t *testing.T) {
+		r := f.az.check(t, "GET", "/v1/accounts/42", false, spoofed...)
+		want := map[string]string{"x-auth-client-id": "client-1", "x-auth-scopes": "accounts:read accounts:write users:read core.users:act-on-behalf-of", "x-auth-tenant-id": "acme"}
+		for k, v := range want {
+			if r.headers[k] != v || r.setCount[k] != 1 {
+				t.Errorf("%s = %q (set %d times), want %q", k, r.headers[k], r.setCount[k], v)
+			}
+		}
+		if !containsAll(r.removed, "x-auth-user-id", "x-on-behalf-of") || len(r.removed) != 2 {
+			t.Errorf("removed %v", r.removed)
+		}
+	})
+	t.Run("on-behalf-of rewrites to the user header", func(t *testing.T) {
+		r := f.az.check(t, "POST", "/v1/accounts", false, append(spoofed, obo("user 42"))...)
+		if r.headers["x-auth-user-id"] != "42" || r.setCount["x-auth-user-id"] != 1 {
+			t.Errorf("user header %v", r.headers)
+		}
+		if len(r.removed) != 1 || r.removed[0] != "x-on-behalf-of" {
+			t.Errorf("removed %v", r.removed)
+		}
+	})
+	t.Run("public route strips every trusted header", func(t *testing.T) {
+		r := f.az.check(t, "GET", "/healthz", false, append(spoofed, obo("user 42"))...)
+		if len(r.headers) != 0 || !containsAll(r.removed, "x-auth-user-id", "x-auth-client-id", "x-auth-tenant-id", "x-auth-scopes", "x-on-behalf-of") {
+			t.Errorf("set %v removed %v", r.headers, r.removed)
+		}
+	})
+	t.Run("token without tenant removes the tenant header", func(t *testing.T) {
+		r := f.az.check(t, "GET", "/v1/accounts/42", false, bearer(f.token(t, func(cl map[string]any) { delete(cl, "tenant_id") })), [2]string{"x-auth-tenant-id", "globex"})
+		if _, set := r.headers["x-auth-tenant-id"]; set || !containsAll(r.removed, "x-auth-tenant-id") {
+			t.Errorf("set %v removed %v", r.headers, r.removed)
+		}
+	})
+}
+
+// rekeyed returns the same private key under another kid ("" for none).
+func rekeyed(t *testing.T, k signingKey, kid string) signingKey {
+	var raw any
+	if err := k.private.Raw(&raw); err != nil {
+		t.Fatal(err)
+	}
+	nk, err := jwk.FromRaw(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kid != "" {
+		nk.Set(jwk.KeyIDKey, kid)
+	}
+	return signingKey{kid: kid, alg: k.alg, private: nk}
+}
+
+func containsAll(list []string, want ...string) bool {
+	for _, w := range want {
+		found := false
+		for _, l := range list {
+			found = found || l == w
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func TestTokenAttacks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	now := time.Now()
+	stranger := newSigningKey(t, "ec-1", jwa.ES256) // same kid, key not in the JWKS
+	unknownKid := newSigningKey(t, "not-published", jwa.ES256)
+	rsaPublicPEM := func() []byte {
+		pub := f.rsa.public(t)
+		var raw any
+		pub.Raw(&raw)
+		b, _ := json.Marshal(pub)
+		_ = raw
+		return b
+	}()
+	hmacWithPublicKey := func() string {
+		payload, _ := json.Marshal(claims(now))
+		hdr := jws.NewHeaders()
+		hdr.Set(jws.KeyIDKey, "rsa-1")
+		hdr.Set(jws.TypeKey, "at+jwt")
+		signed, err := jws.Sign(payload, jws.WithKey(jwa.HS256, rsaPublicPEM, jws.WithProtectedHeaders(hdr)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(signed)
+	}()
+	b64 := func(v any) string {
+		raw, _ := json.Marshal(v)
+		return strings.TrimRight(encodeB64(raw), "=")
+	}
+	algNone := b64(map[string]any{"alg": "none", "typ": "at+jwt", "kid": "ec-1"}) + "." + b64(claims(now)) + "."
+	valid := f.token(t, nil)
+	parts := strings.Split(valid, ".")
+
+	tests := []struct {
+		name   string
+		token  string
+		reason string
+	}{
+		{"valid ES256", valid, "allowed"},
+		{"valid RS256", sign(t, f.rsa, nil, claims(now)), "allowed"},
+		{"valid EdDSA", sign(t, f.ed, nil, claims(now)), "allowed"},
+		{"alg none", algNone, "invalid-token"},
+		{"HS256 signed with the RSA public key", hmacWithPublicKey, "invalid-token"},
+		{"signature from a key not in the JWKS", sign(t, stranger, nil, claims(now)), "invalid-token"},
+		{"unknown kid", sign(t, unknownKid, nil, claims(now)), "invalid-token"},
+		{"kid of a key of another type", sign(t, rekeyed(t, f.ec, "rsa-1"), nil, claims(now)), "invalid-token"},
+		{"no kid", func() string {
+			k := rekeyed(t, f.ec, "")
+			payload, _ := json.Marshal(claims(now))
+			hdr := jws.NewHeaders()
+			hdr.Set(jws.TypeKey, "at+jwt")
+			s, _ := jws.Sign(payload, jws.WithKey(jwa.ES256, k.private, jws.WithProtectedHeaders(hdr)))
+			return string(s)
+		}(), "invalid-token"},
+		{"expired", f.token(t, func(cl map[string]any) { cl["exp"] = now.Add(-time.Minute).Unix() }), "token-expired"},
+		{"expired within skew", f.token(t, func(cl map[string]any) { cl["exp"] = now.Add(-10 * time.Second).Unix() }), "allowed"},
+		{"no exp", f.token(t, func(cl map[string]any) { delete(cl, "exp") }), "invalid-token"},
+		{"nbf in the future", f.token(t, func(cl map[string]any) { cl["nbf"] = now.Add(10 * time.Minute).Unix() }), "invalid-token"},
+		{"iat in the future", f.token(t, func(cl map[string]any) { cl["iat"] = now.Add(10 * time.Minute).Unix() }), "invalid-token"},
+		{"wrong iss", f.token(t, func(cl map[string]any) { cl["iss"] = "https://evil.test" }), "invalid-token"},
+		{"wrong aud", f.token(t, func(cl map[string]any) { cl["aud"] = "https://other.example.com" }), "invalid-token"},
+		{"aud list containing ours", f.token(t, func(cl map[string]any) { cl["aud"] = []string{"x", testAudience} }), "allowed"},
+		{"no client_id", f.token(t, func(cl map[string]any) { delete(cl, "client_id") }), "invalid-token"},
+		{"scope not a string", f.token(t, func(cl map[string]any) { cl["scope"] = []string{"accounts:read"} }), "invalid-token"},
+		{"typ JWT when at+jwt is required", sign(t, f.ec, map[string]any{"typ": "JWT"}, claims(now)), "invalid-token"},
+		{"no typ", func() string {
+			payload, _ := json.Marshal(claims(now))
+			hdr := jws.NewHeaders()
+			hdr.Set(jws.KeyIDKey, "ec-1")
+			s, _ := jws.Sign(payload, jws.WithKey(jwa.ES256, f.ec.private, jws.WithProtectedHeaders(hdr)))
+			return string(s)
+		}(), "invalid-token"},
+		{"application/at+jwt typ", sign(t, f.ec, map[string]any{"typ": "application/at+jwt"}, claims(now)), "allowed"},
+		{"jku header", sign(t, f.ec, map[string]any{"jku": "https://evil.test/jwks"}, claims(now)), "invalid-token"},
+		{"trailing garbage", valid + ".garbage", "invalid-token"},
+		{"tampered payload", parts[0] + "." + b64(map[string]any{"iss": testIssuer, "aud": testAudience, "exp": now.Add(time.Hour).Unix(), "client_id": "admin", "scope": "users:admin"}) + "." + parts[2], "invalid-token"},
+		{"signature stripped", parts[0] + "." + parts[1] + ".", "invalid-token"},
+		{"not a JWT", "abc.def.ghi", "invalid-token"},
+		{"token68 but not a JWT", "dGVzdA==", "invalid-token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := f.az.check(t, "GET", "/v1/accounts/42", false, bearer(tt.token))
+			if r.reason != tt.reason {
+				t.Fatalf("got %d %s, want %s", r.status, r.reason, tt.reason)
+			}
+		})
+	}
+}
