@@ -32,4 +32,3 @@ func NewCheckRequest(method, path, authority string, headers [][2]string, raw bo
 	}
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: h}}}
 }
-
