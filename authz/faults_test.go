@@ -14,6 +14,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // fakeClock moves only when told.
@@ -190,6 +191,17 @@ func TestJWKSDownAtStartThenRecovers(t *testing.T) {
 	if resp.StatusCode != 503 {
 		t.Fatalf("/readyz = %d without keys", resp.StatusCode)
 	}
+	healthClient := healthpb.NewHealthClient(az.conn)
+	servingStatus := func() healthpb.HealthCheckResponse_ServingStatus {
+		hr, err := healthClient.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "envoy.service.auth.v3.Authorization"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hr.GetStatus()
+	}
+	if st := servingStatus(); st != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("gRPC health without keys: %v", st)
+	}
 	if r := az.check(t, "GET", "/v1/accounts/42", false, bearer(tok)); r.status != 503 || r.reason != "unavailable" {
 		t.Fatalf("check without keys: %d %s", r.status, r.reason)
 	}
@@ -201,6 +213,13 @@ func TestJWKSDownAtStartThenRecovers(t *testing.T) {
 	az.waitReady(t)
 	if r := az.check(t, "GET", "/v1/accounts/42", false, bearer(tok)); !r.allowed {
 		t.Fatalf("after recovery: %d %s", r.status, r.reason)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for servingStatus() != healthpb.HealthCheckResponse_SERVING {
+		if time.Now().After(deadline) {
+			t.Fatal("gRPC health never became SERVING")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

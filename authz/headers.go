@@ -32,7 +32,7 @@ var errMissingToken = errors.New("no Authorization header")
 // duplicates, and a comma is not a token68 character, so a merged pair is
 // malformed too.
 func parseBearer(h HeaderValues) (string, error) {
-	if h.Count == 0 {
+	if h.Count <= 0 {
 		return "", errMissingToken
 	}
 	if h.Count > 1 {

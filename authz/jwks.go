@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lestrrat-go/httprc"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"golang.org/x/sync/singleflight"
 )
@@ -74,7 +75,12 @@ func NewJWKSSource(cfg JWKSConfig, clock Clock, log *slog.Logger, m *metrics) *J
 // It returns at once; Ready reports when keys are in.
 func (s *JWKSSource) Start(ctx context.Context) {
 	s.startOnce.Do(func() {
-		s.cache = jwk.NewCache(ctx, jwk.WithRefreshWindow(time.Second))
+		// Background refresh failures arrive here; the last good set stays.
+		sink := httprc.ErrSinkFunc(func(err error) {
+			s.metrics.jwksFetches.WithLabelValues("failure").Inc()
+			s.log.Warn("background JWKS refresh failed; keeping the keys in use", "err", err)
+		})
+		s.cache = jwk.NewCache(ctx, jwk.WithRefreshWindow(time.Second), jwk.WithErrSink(sink))
 		go s.warm(ctx)
 	})
 }

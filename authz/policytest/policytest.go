@@ -41,7 +41,8 @@ type Case struct {
 	OnBehalfOf string `yaml:"on_behalf_of"`
 	// User describes the on-behalf-of user in the directory.
 	User *CaseUser `yaml:"user"`
-	// Expect is "allow" or the denial reason, e.g. "missing-scope".
+	// Expect is "allow", "public" (allowed by a public route) or the denial
+	// reason, e.g. "missing-scope".
 	Expect string `yaml:"expect"`
 	// Status optionally pins the HTTP status (200 for allow).
 	Status int `yaml:"status"`
@@ -154,15 +155,17 @@ func runCase(ctx context.Context, pol *policy.Policy, c Case) Result {
 	}
 	dec := decider.Decide(ctx, &req)
 	got, status := string(dec.Reason), 200
-	if dec.Allowed() {
+	if dec.Allowed() && dec.Reason != authz.ReasonPublic {
 		got = "allow"
-	} else {
+	}
+	if !dec.Allowed() {
 		status = dec.Denial.Status
 	}
 	routeName := ""
 	if dec.Route != nil {
 		routeName = dec.Route.Name
 	}
+	// "allow" accepts any allow; "public" only an allow by a public route.
 	passed := got == c.Expect || (c.Expect == "allow" && dec.Allowed())
 	if c.Status != 0 && c.Status != status {
 		passed = false

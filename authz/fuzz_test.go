@@ -1,0 +1,119 @@
+package authz
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+)
+
+func FuzzParseBearer(f *testing.F) {
+	for _, s := range []string{"Bearer abc.def.ghi", "bearer x", "Basic dXNlcjpwYXNz", "Bearer ", "Bearer a, Bearer b", "Bearer a==", "Bearer =a", "Bearer\ta", "BEARER  abc", "Bearer a\r\nx: y"} {
+		f.Add(s, 1)
+	}
+	f.Add("Bearer abc", 2)
+	f.Fuzz(func(t *testing.T, v string, count int) {
+		h := HeaderValues{First: v, Count: count % 4}
+		tok, err := parseBearer(h)
+		if err != nil {
+			return
+		}
+		if h.Count != 1 || tok == "" || !isToken68(tok) || len(tok) > maxTokenLength || !strings.HasSuffix(v, tok) {
+			t.Fatalf("accepted %q from %q (count %d)", tok, v, h.Count)
+		}
+	})
+}
+
+func FuzzParseOnBehalfOf(f *testing.F) {
+	for _, s := range []string{"user 42", "user", "user  42", "User 42", "user 4 2", "user 42\r\n", "user a@b.c:d-1", "user -1", "user " + strings.Repeat("9", 200), "user 1,user 2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		id, err := ParseOnBehalfOf(v)
+		if err != nil {
+			return
+		}
+		if "user "+id != v || len(id) > maxUserIDLength || strings.ContainsAny(id, " \t\r\n,") {
+			t.Fatalf("accepted %q from %q", id, v)
+		}
+	})
+}
+
+func FuzzParseUserFile(f *testing.F) {
+	f.Add([]byte("users:\n  - {id: \"42\", status: active, tenant_id: acme}\n"))
+	f.Add([]byte(`{"users":[{"id":"1","status":"blocked"}]}`))
+	f.Add([]byte("users:\n  - {id: \"user 1\", status: active}\n  - {id: x, status: frozen}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		users, err := ParseUserFile("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		for id, u := range users {
+			if _, err := ParseOnBehalfOf("user " + id); err != nil || (u.Status != UserActive && u.Status != UserBlocked) {
+				t.Fatalf("accepted bad user %+v", u)
+			}
+		}
+	})
+}
+
+// FuzzDecide drives the real decision (real verifier, sample policy, sample
+// users) with arbitrary request attributes. Only one valid token exists, so
+// anything else allowed must be a public route; nothing may panic.
+func FuzzDecide(f *testing.F) {
+	ec := newSigningKey(f, "ec-1", jwa.ES256)
+	jwks := newJWKSServer(f, ec)
+	m := newMetrics(nil)
+	keys := NewJWKSSource(JWKSConfig{URL: jwks.URL, RefreshInterval: time.Hour, MinRefetchInterval: time.Hour, FetchTimeout: time.Second}, SystemClock{}, discard(), m)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.Cleanup(cancel)
+	keys.Start(ctx)
+	for !keys.Ready() {
+		time.Sleep(time.Millisecond)
+	}
+	v, err := NewVerifier(VerifierConfig{Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"ES256", "RS256", "EdDSA"}, CacheMaxTokens: 1000}, keys, SystemClock{}, m)
+	if err != nil {
+		f.Fatal(err)
+	}
+	pol, err := newBenchPolicy()
+	if err != nil {
+		f.Fatal(err)
+	}
+	files, _ := NewFileDirectory("../testdata/users/users.yaml", discard())
+	users, _ := NewCachedDirectory(files, CacheConfig{TTL: time.Hour, MaxStale: time.Hour, MaxUsers: 100}, SystemClock{}, m)
+	d := NewDecider(pol, v, users, DefaultHeaderNames(), "api")
+	valid := sign(f, ec, nil, claims(time.Now().Add(time.Hour)))
+
+	f.Add("GET", "/v1/accounts/42", "Bearer "+valid, "user 42")
+	f.Add("POST", "/v1/accounts", "Bearer "+valid, "user 43")
+	f.Add("GET", "/healthz", "", "")
+	f.Add("GET", "/v1/../admin", "Bearer "+valid, "")
+	f.Add("DELETE", "/v1/accounts/%2e%2e", "Bearer "+valid+"x", "user  1")
+	f.Add("GET", "/v1/accounts/42", "Bearer eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0.", "")
+	f.Fuzz(func(t *testing.T, method, path, authorization, onBehalfOf string) {
+		req := Request{Method: method, Path: path}
+		if authorization != "" {
+			req.Authorization.Add(authorization)
+		}
+		if onBehalfOf != "" {
+			req.OnBehalfOf.Add(onBehalfOf)
+		}
+		dec := d.Decide(context.Background(), &req)
+		if !dec.Allowed() {
+			if dec.Denial == nil || dec.Denial.Status < 400 {
+				t.Fatalf("denial without a response: %+v", dec)
+			}
+			return
+		}
+		if dec.Reason == ReasonPublic {
+			if dec.Route == nil || !dec.Route.Public {
+				t.Fatal("public allow without a public route")
+			}
+			return
+		}
+		if !strings.HasSuffix(authorization, valid) {
+			t.Fatalf("allowed with a token that is not the valid one: %q", authorization)
+		}
+	})
+}

@@ -1,0 +1,12 @@
+package authz
+
+import "github.com/portcullis/portcullis/policy"
+
+type staticPolicy struct{ p *policy.Policy }
+
+func (s staticPolicy) Current() *policy.Policy { return s.p }
+
+func newBenchPolicy() (staticPolicy, error) {
+	p, err := policy.Load("../testdata/policy")
+	return staticPolicy{p}, err
+}

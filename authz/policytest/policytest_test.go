@@ -1,0 +1,85 @@
+package policytest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/portcullis/portcullis/policy"
+)
+
+func TestSampleCasesPass(t *testing.T) {
+	t.Parallel()
+	p, err := policy.Load("../../testdata/policy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases, err := Load("../../testdata/policy-tests/cases.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if failed := Report(&out, "cases.yaml", Run(context.Background(), p, cases)); failed != 0 || len(cases) < 15 {
+		t.Fatalf("%d of %d cases failed:\n%s", failed, len(cases), out.String())
+	}
+}
+
+func TestFailuresAreReportedWithTheirLine(t *testing.T) {
+	t.Parallel()
+	p, err := policy.Load("../../testdata/policy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "cases.yaml")
+	os.WriteFile(file, []byte(`version: 1
+cases:
+  - name: right
+    method: GET
+    path: /v1/accounts
+    scopes: [accounts:read]
+    expect: allow
+  - name: wrong expectation
+    method: GET
+    path: /v1/accounts
+    scopes: []
+    expect: allow
+  - name: wrong route
+    method: GET
+    path: /v1/users/me
+    scopes: [users:read]
+    expect: user-context-required
+    route: get-user
+`), 0o644)
+	cases, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	failed := Report(&out, "cases.yaml", Run(context.Background(), p, cases))
+	report := out.String()
+	if failed != 2 || !strings.Contains(report, "cases.yaml:8: GET /v1/accounts: want allow, got 403 missing-scope (route list-accounts)") ||
+		!strings.Contains(report, "cases.yaml:13:") || !strings.HasSuffix(report, "1 passed, 2 failed\n") {
+		t.Fatalf("report:\n%s", report)
+	}
+}
+
+func TestBadCasesFileIsRejected(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"unknown-key.yaml": "version: 1\ncases:\n  - name: x\n    method: GET\n    path: /\n    expect: allow\n    scope: [a]\n",
+		"no-expect.yaml":   "version: 1\ncases:\n  - name: x\n    method: GET\n    path: /\n",
+		"no-version.yaml":  "cases: []\n",
+		"bad-user.yaml":    "version: 1\ncases:\n  - {name: x, method: GET, path: /, expect: allow, user: {status: gone}}\n",
+	} {
+		file := filepath.Join(dir, name)
+		os.WriteFile(file, []byte(content), 0o644)
+		if _, err := Load(file); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package configfile
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type nested struct {
+	Algorithm string        `yaml:"algorithm"`
+	Delay     time.Duration `yaml:"delay"`
+}
+
+type settings struct {
+	Listen  string   `yaml:"listen"`
+	Enabled bool     `yaml:"enabled"`
+	Count   int      `yaml:"count"`
+	Rate    float64  `yaml:"rate"`
+	List    []string `yaml:"list"`
+	Keys    nested   `yaml:"keys"`
+}
+
+func TestLoadAppliesFileThenEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	os.WriteFile(file, []byte("listen: 127.0.0.1:1\nkeys:\n  algorithm: ES256\n  delay: 5m\n"), 0o644)
+	t.Setenv("TEST_KEYS_ALGORITHM", "EdDSA")
+	t.Setenv("TEST_COUNT", "7")
+	t.Setenv("TEST_ENABLED", "true")
+	t.Setenv("TEST_LIST", "a, b,,c")
+	t.Setenv("TEST_RATE", "0.5")
+	s := settings{Count: 1}
+	if err := Load(file, "TEST", &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Listen != "127.0.0.1:1" || s.Keys.Algorithm != "EdDSA" || s.Keys.Delay != 5*time.Minute || s.Count != 7 || !s.Enabled || s.Rate != 0.5 || strings.Join(s.List, "|") != "a|b|c" {
+		t.Fatalf("got %+v", s)
+	}
+}
+
+func TestLoadRejectsUnknownKeysAndBadEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	os.WriteFile(file, []byte("listen: x\nlisten_addr: y\n"), 0o644)
+	var s settings
+	if err := Load(file, "TEST", &s); err == nil || !strings.Contains(err.Error(), "listen_addr") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	t.Setenv("TEST_KEYS_DELAY", "five minutes")
+	if err := Load("", "TEST", &s); err == nil || !strings.Contains(err.Error(), "TEST_KEYS_DELAY") {
+		t.Fatalf("bad duration: %v", err)
+	}
+}
+
+func TestEnvNames(t *testing.T) {
+	names := strings.Join(EnvNames("TEST", &settings{}), " ")
+	if !strings.Contains(names, "TEST_KEYS_ALGORITHM") || !strings.Contains(names, "TEST_LISTEN") {
+		t.Fatal(names)
+	}
+}
