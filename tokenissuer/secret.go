@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -67,6 +68,9 @@ func LoadOrCreateHashKey(path string) ([]byte, error) {
 			return nil, err
 		}
 		enc := base64.RawURLEncoding.EncodeToString(key) + "\n"
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("secret hashing key directory: %w", err)
+		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("create secret hashing key %s: %w", path, err)
