@@ -1,0 +1,209 @@
+package envoy
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/tokenissuer"
+)
+
+type composeFile struct {
+	Services map[string]struct {
+		Image       string            `yaml:"image"`
+		Build       any               `yaml:"build"`
+		Command     []string          `yaml:"command"`
+		Ports       []string          `yaml:"ports"`
+		Expose      []string          `yaml:"expose"`
+		Volumes     []string          `yaml:"volumes"`
+		Environment map[string]string `yaml:"environment"`
+		DependsOn   any               `yaml:"depends_on"`
+	} `yaml:"services"`
+	Volumes map[string]any `yaml:"volumes"`
+}
+
+func readCompose(t *testing.T) composeFile {
+	t.Helper()
+	raw, err := os.ReadFile("../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c composeFile
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	return c
+}
+
+// strictYAML decodes a config file as the binaries do: unknown keys fail.
+func strictYAML(t *testing.T, path string, into any) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(into); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// dockerCopies maps image paths to repository paths from the Dockerfile's
+// COPY lines (build context only).
+func dockerCopies(t *testing.T) (map[string]string, string) {
+	t.Helper()
+	raw, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == "COPY" && !strings.HasPrefix(f[1], "--") {
+			copies[f[2]] = f[1]
+		}
+	}
+	return copies, string(raw)
+}
+
+func port(t *testing.T, addr string) string {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestComposeEnvoyDockerfileAndConfigsAgree(t *testing.T) {
+	t.Parallel()
+	compose := readCompose(t)
+	copies, dockerfile := dockerCopies(t)
+	bs := loadConfig(t)
+
+	// Envoy: pinned official image, mounting this config where -c points.
+	envoySvc, ok := compose.Services["envoy"]
+	if !ok || !regexp.MustCompile(`^envoyproxy/envoy:v\d+\.\d+\.\d+$`).MatchString(envoySvc.Image) {
+		t.Fatalf("envoy service must use a pinned envoyproxy/envoy image: %q", envoySvc.Image)
+	}
+	cfgPath := ""
+	for i, a := range envoySvc.Command {
+		if a == "-c" && i+1 < len(envoySvc.Command) {
+			cfgPath = envoySvc.Command[i+1]
+		}
+	}
+	if !contains(envoySvc.Volumes, "./envoy/envoy.yaml:"+cfgPath+":ro") {
+		t.Errorf("envoy mounts %v but runs -c %s", envoySvc.Volumes, cfgPath)
+	}
+	listenerPort := fmt.Sprint(bs.GetStaticResources().GetListeners()[0].GetAddress().GetSocketAddress().GetPortValue())
+	if !containsSuffix(envoySvc.Ports, ":"+listenerPort) {
+		t.Errorf("envoy listens on %s but compose publishes %v", listenerPort, envoySvc.Ports)
+	}
+
+	// Each Envoy cluster names a compose service on the port it listens on.
+	authzCfg := authz.DefaultConfig()
+	issuerCfg := tokenissuer.DefaultConfig()
+	configs := map[string]string{}
+	for _, svc := range []string{"authz", "issuer"} {
+		cmd := compose.Services[svc].Command
+		if len(cmd) < 4 || cmd[0] != svc || cmd[1] != "serve" || cmd[2] != "--config" {
+			t.Fatalf("%s command %v", svc, cmd)
+		}
+		src, ok := copies[cmd[3]]
+		if !ok {
+			t.Fatalf("%s config %s is not copied into the image", svc, cmd[3])
+		}
+		configs[svc] = filepath.Join("..", src)
+	}
+	strictYAML(t, configs["authz"], &authzCfg)
+	strictYAML(t, configs["issuer"], &issuerCfg)
+	if err := issuerCfg.Validate(); err != nil {
+		t.Errorf("issuer compose config: %v", err)
+	}
+	if err := authzCfg.Validate(); err != nil {
+		t.Errorf("authz compose config: %v", err)
+	}
+	want := map[string]string{
+		"authz":    port(t, authzCfg.Listen),
+		"issuer":   port(t, issuerCfg.Listen),
+		"upstream": compose.Services["upstream"].Environment["HTTP_PORT"],
+	}
+	for _, c := range bs.GetStaticResources().GetClusters() {
+		sa := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+		svc, ok := compose.Services[sa.GetAddress()]
+		if !ok {
+			t.Errorf("cluster %s points at %s, which is not a compose service", c.GetName(), sa.GetAddress())
+			continue
+		}
+		p := fmt.Sprint(sa.GetPortValue())
+		if want[sa.GetAddress()] != p {
+			t.Errorf("cluster %s uses port %s, service %s listens on %s", c.GetName(), p, sa.GetAddress(), want[sa.GetAddress()])
+		}
+		if !contains(svc.Expose, p) && !containsSuffix(svc.Ports, ":"+p) {
+			t.Errorf("service %s does not expose port %s", sa.GetAddress(), p)
+		}
+	}
+
+	// authz trusts the issuer that compose runs, for the same audience.
+	if authzCfg.Token.Issuer != issuerCfg.Issuer || authzCfg.Token.Audience != issuerCfg.Audience {
+		t.Errorf("authz expects iss %q aud %q, the issuer mints %q %q", authzCfg.Token.Issuer, authzCfg.Token.Audience, issuerCfg.Issuer, issuerCfg.Audience)
+	}
+	if !strings.HasPrefix(issuerCfg.Issuer, "http://issuer:"+port(t, issuerCfg.Listen)) {
+		t.Errorf("issuer URL %s is not reachable at the issuer service", issuerCfg.Issuer)
+	}
+	// The policy and users authz reads are in the image.
+	if src := copies[authzCfg.Policy]; src != "testdata/policy" {
+		t.Errorf("authz policy %s is not the sample policy copied into the image", authzCfg.Policy)
+	}
+	if src := copies[filepath.Dir(authzCfg.Users.File)]; filepath.Join("..", src, filepath.Base(authzCfg.Users.File)) != "../testdata/users/users.yaml" {
+		t.Errorf("authz users file %s is not copied into the image", authzCfg.Users.File)
+	}
+	// The issuer's state is on the named volume.
+	if !contains(compose.Services["issuer"].Volumes, "issuer-data:"+filepath.Dir(issuerCfg.Store.SQLitePath)) {
+		t.Errorf("issuer store %s is not on a volume: %v", issuerCfg.Store.SQLitePath, compose.Services["issuer"].Volumes)
+	}
+	// Multi-stage, static, non-root.
+	if strings.Count(dockerfile, "\nFROM ") < 1 || !strings.Contains(dockerfile, "AS build") || !strings.Contains(dockerfile, "CGO_ENABLED=0") {
+		t.Error("Dockerfile must be a multi-stage static build")
+	}
+	if !regexp.MustCompile(`(?m)^USER (65532|nonroot)`).MatchString(dockerfile) {
+		t.Error("Dockerfile must run as a non-root user")
+	}
+	for dst, src := range copies {
+		if strings.HasPrefix(src, "/") || src == "." || strings.HasSuffix(src, ".") {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("..", src)); err != nil {
+			t.Errorf("Dockerfile copies %s to %s, but it does not exist", src, dst)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsSuffix(list []string, suffix string) bool {
+	for _, x := range list {
+		if strings.HasSuffix(strings.Trim(x, `"`), suffix) {
+			return true
+		}
+	}
+	return false
+}
