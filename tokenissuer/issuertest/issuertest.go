@@ -1,0 +1,111 @@
+// Package issuertest runs the real token issuer on loopback for other
+// packages' tests: authz and the Envoy end-to-end tests get their tokens
+// from it, as clients do in production.
+package issuertest
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/portcullis/portcullis/tokenissuer"
+)
+
+// Issuer is a running issuer with one client.
+type Issuer struct {
+	Service      *tokenissuer.Service
+	URL          string
+	ClientID     string
+	ClientSecret string
+}
+
+// Options adjust the issuer and its client.
+type Options struct {
+	Algorithm string
+	Audience  string
+	TenantID  string
+	Scopes    []string
+	// Configure, when set, edits the configuration last.
+	Configure func(*tokenissuer.Config)
+}
+
+// Start runs an issuer until the test ends.
+func Start(t testing.TB, opts Options) *Issuer {
+	t.Helper()
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // the service binds it again; the issuer URL must be known first
+	cfg := tokenissuer.DefaultConfig()
+	cfg.Listen, cfg.Issuer = addr, "http://"+addr
+	cfg.Store.SQLitePath = filepath.Join(dir, "issuer.db")
+	cfg.Store.SecretHashKeyFile = filepath.Join(dir, "hash.key")
+	if opts.Algorithm != "" {
+		cfg.Keys.Algorithm = opts.Algorithm
+	}
+	if opts.Audience != "" {
+		cfg.Audience = opts.Audience
+	}
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc, err := tokenissuer.NewService(context.Background(), cfg, tokenissuer.SystemClock{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := tokenissuer.NewAdmin(svc.Store, svc.Hasher, tokenissuer.SystemClock{})
+	c, secret, err := admin.CreateClient(context.Background(), tokenissuer.NewClient{ID: "acme-app", TenantID: opts.TenantID, Scopes: opts.Scopes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &Issuer{Service: svc, URL: cfg.Issuer, ClientID: c.ID, ClientSecret: secret}
+}
+
+// Token gets an access token with HTTP Basic client authentication; scope
+// may be empty for all of the client's scopes.
+func (i *Issuer) Token(t testing.TB, scope string) string {
+	t.Helper()
+	return TokenFrom(t, i.URL+"/oauth2/token", i.ClientID, i.ClientSecret, scope)
+}
+
+// TokenFrom requests a token at tokenURL, which may be behind a proxy.
+func TokenFrom(t testing.TB, tokenURL, clientID, secret, scope string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	req, err := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK || body.AccessToken == "" {
+		t.Fatalf("token request to %s: status %d, %v", tokenURL, resp.StatusCode, err)
+	}
+	return body.AccessToken
+}
