@@ -97,4 +97,3 @@ func validateMessage(m protoreflect.Message) error {
 	}
 	return validateTypedConfigs(m)
 }
-

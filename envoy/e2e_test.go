@@ -223,4 +223,3 @@ func TestEnvoyAnswersStatusOnErrorWhenAuthzIsDown(t *testing.T) {
 		t.Fatalf("authz down, public route: %d", r.status)
 	}
 }
-
