@@ -348,3 +348,30 @@ func TestUserFileReload(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func TestRefusedTokenIsRememberedButUnknownKidIsNot(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	bad := f.token(t, func(cl map[string]any) { cl["iss"] = "https://evil.test" })
+	checks := func() float64 { return testutil.ToFloat64(f.az.srv.Verifier.metrics.signatureChecks) }
+	before := checks()
+	for i := 0; i < 5; i++ {
+		if r := f.az.check(t, "GET", "/v1/accounts/42", false, bearer(bad)); r.reason != "invalid-token" {
+			t.Fatalf("bad token: %s", r.reason)
+		}
+	}
+	if n := checks() - before; n != 1 {
+		t.Fatalf("a replayed bad token was verified %v times, want 1", n)
+	}
+	// A token whose kid is not published yet is refused, then accepted once
+	// the JWKS has the key: the refusal was not remembered.
+	next := newSigningKey(t, "next", jwa.ES256)
+	tok := sign(t, next, nil, claims(time.Now()))
+	if r := f.az.check(t, "GET", "/v1/accounts/42", false, bearer(tok)); r.reason != "invalid-token" {
+		t.Fatalf("unpublished kid: %s", r.reason)
+	}
+	f.jwks.setKeys(t, f.rsa, f.ec, f.ed, next)
+	if r := f.az.check(t, "GET", "/v1/accounts/42", false, bearer(tok)); !r.allowed {
+		t.Fatalf("after publication: %d %s", r.status, r.reason)
+	}
+}

@@ -137,11 +137,7 @@ func (s *Server) Run(ctx context.Context) error {
 		go s.fileDir.Run(bg)
 	}
 
-	grpcServer := grpc.NewServer(
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.MaxRecvMsgSize(1<<20),
-	)
+	grpcServer := grpc.NewServer(GRPCServerOptions()...)
 	authv3.RegisterAuthorizationServer(grpcServer, s.Service)
 	s.health = health.NewServer()
 	s.setServing(false)
@@ -175,6 +171,17 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	_ = admin.Shutdown(shutdownCtx)
 	return runErr
+}
+
+// GRPCServerOptions are the gRPC server settings of authz; the load tool's
+// baseline server uses them too, so both are measured on the same stack.
+func GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		// A CheckRequest is a few KB; refuse anything absurd.
+		grpc.MaxRecvMsgSize(1 << 20),
+	}
 }
 
 func (s *Server) setServing(ok bool) {

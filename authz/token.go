@@ -41,6 +41,9 @@ func (c *Claims) HasScope(scope string) bool {
 type TokenError struct {
 	Reason Reason
 	Cause  error
+	// final marks a refusal that will never change for this token (bad
+	// signature, wrong issuer, expired...), so it may be remembered.
+	final bool
 }
 
 func (e *TokenError) Error() string { return string(e.Reason) + ": " + e.Cause.Error() }
@@ -49,8 +52,12 @@ func (e *TokenError) Error() string { return string(e.Reason) + ": " + e.Cause.E
 func (e *TokenError) Unwrap() error { return e.Cause }
 
 func invalidToken(format string, args ...any) error {
-	return &TokenError{Reason: ReasonInvalidToken, Cause: fmt.Errorf(format, args...)}
+	return &TokenError{Reason: ReasonInvalidToken, Cause: fmt.Errorf(format, args...), final: true}
 }
+
+// negativeTTL is how long a token refused for good is remembered, so a
+// client replaying a bad or expired token costs a hash, not a signature check.
+const negativeTTL = 30 * time.Second
 
 // TokenVerifier verifies bearer tokens.
 type TokenVerifier interface {
@@ -95,6 +102,8 @@ var _ TokenVerifier = (*Verifier)(nil)
 type cachedToken struct {
 	sum    [sha256.Size]byte
 	claims *Claims
+	// refused is set instead of claims for a token refused for good.
+	refused error
 }
 
 // cacheMargin is how long before its expiry a token leaves the cache, so a
@@ -143,13 +152,23 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	sum := sha256.Sum256([]byte(token))
 	key := binary.LittleEndian.Uint64(sum[:8])
 	now := v.clock.Now()
-	if ct, ok := v.cache.Get(key); ok && ct.sum == sum && now.Before(ct.claims.Expiry) {
-		return ct.claims, nil
+	if ct, ok := v.cache.Get(key); ok && ct.sum == sum {
+		if ct.refused != nil {
+			return nil, ct.refused
+		}
+		if now.Before(ct.claims.Expiry) {
+			return ct.claims, nil
+		}
 	}
 	// However many requests race on a new token, it is verified once.
 	res, err, _ := v.flight.Do(string(sum[:]), func() (any, error) {
 		claims, err := v.verify(ctx, token)
 		if err != nil {
+			var te *TokenError
+			if errors.As(err, &te) && te.final {
+				v.cache.SetWithTTL(key, &cachedToken{sum: sum, refused: err}, 1, negativeTTL)
+				v.cache.Wait()
+			}
 			return nil, err
 		}
 		if ttl := claims.Expiry.Sub(v.clock.Now()) - cacheMargin; ttl > 0 {
@@ -201,7 +220,8 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 			return nil, &TokenError{Reason: ReasonUnavailable, Cause: err}
 		}
 		if key, ok = set.LookupKeyID(kid); !ok {
-			return nil, invalidToken("unknown kid %q", kid)
+			// Not final: the key may be published soon (rotation).
+			return nil, &TokenError{Reason: ReasonInvalidToken, Cause: fmt.Errorf("unknown kid %q", kid)}
 		}
 	}
 	if ka := key.Algorithm(); ka != nil && ka.String() != "" && ka.String() != alg.String() {
@@ -220,8 +240,12 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 		jwt.WithClock(jwt.ClockFunc(v.clock.Now)),
 	)
 	if err != nil {
-		if errors.Is(err, jwt.ErrTokenExpired()) {
-			return nil, &TokenError{Reason: ReasonTokenExpired, Cause: err}
+		switch {
+		case errors.Is(err, jwt.ErrTokenExpired()):
+			return nil, &TokenError{Reason: ReasonTokenExpired, Cause: err, final: true}
+		case errors.Is(err, jwt.ErrTokenNotYetValid()), errors.Is(err, jwt.ErrInvalidIssuedAt()):
+			// Not final: the token becomes valid with time.
+			return nil, &TokenError{Reason: ReasonInvalidToken, Cause: err}
 		}
 		return nil, invalidToken("%w", err)
 	}

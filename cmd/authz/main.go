@@ -28,6 +28,7 @@ commands:
   policy explain PATH METHOD PATH   which route matches and why the others do not
   policy test PATH CASES.yaml       run policy test cases; exit 1 on failure
   local                             run the issuer and authz locally with embedded defaults
+  load [flags]                      measure authz against an always-OK baseline under the same load
   env                               list the environment variables that override settings
 `
 
@@ -72,6 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return policyCommand(ctx, args[1:], stdout, stderr)
 	case "local":
 		return local(ctx, args[1:], stdout, stderr)
+	case "load":
+		return load(ctx, args[1:], stdout, stderr)
+	case "load-baseline":
+		return loadBaseline(ctx, args[1:])
 	case "env":
 		cfg := authz.DefaultConfig()
 		for _, name := range configfile.EnvNames(envPrefix, &cfg) {

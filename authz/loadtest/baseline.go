@@ -1,0 +1,45 @@
+package loadtest
+
+import (
+	"context"
+	"net"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/portcullis/portcullis/authz"
+)
+
+// alwaysOK answers every Check with the same OK response, shaped like an
+// authz allow (a few headers set, a few removed): the floor of what any
+// ext_authz server on this gRPC stack can cost.
+type alwaysOK struct {
+	authv3.UnimplementedAuthorizationServer
+	resp *authv3.CheckResponse
+}
+
+func (a *alwaysOK) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return a.resp, nil
+}
+
+// ServeBaseline serves the always-OK server on ln until ctx ends.
+func ServeBaseline(ctx context.Context, ln net.Listener) error {
+	set := func(k, v string) *corev3.HeaderValueOption {
+		return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD, Append: wrapperspb.Bool(false)}
+	}
+	srv := grpc.NewServer(authz.GRPCServerOptions()...)
+	authv3.RegisterAuthorizationServer(srv, &alwaysOK{resp: &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(codes.OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+			Headers:         []*corev3.HeaderValueOption{set("x-auth-client-id", "client"), set("x-auth-scopes", "a b")},
+			HeadersToRemove: []string{"x-on-behalf-of"},
+		}},
+	}})
+	go func() { <-ctx.Done(); srv.Stop() }()
+	return srv.Serve(ln)
+}

@@ -1,0 +1,248 @@
+package loadtest
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/portcullis/portcullis/authz"
+)
+
+// Mix names a request mix.
+type Mix string
+
+// Mixes.
+const (
+	// MixRealistic: mostly allowed reads and writes, some on behalf of users,
+	// public routes, and a share of 401, 403 and 409 denials.
+	MixRealistic Mix = "realistic"
+	// MixAllowOnBehalfOf: only the hot path, a cached token allowed on behalf
+	// of a cached user.
+	MixAllowOnBehalfOf Mix = "allow-obo"
+)
+
+// Issuer is the load run's token issuer: an Ed25519 key whose JWKS is served
+// on loopback, so authz verifies real signatures.
+type Issuer struct {
+	URL     string // the "iss" of the tokens
+	JWKSURL string
+	key     jwk.Key
+	server  *httptest.Server
+}
+
+// Audience is the "aud" of the load run's tokens.
+const Audience = "https://api.example.com"
+
+// NewIssuer creates the key and serves its JWKS; Close stops it.
+func NewIssuer() (*Issuer, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	key, err := jwk.FromRaw(priv)
+	if err != nil {
+		return nil, err
+	}
+	if err := jwk.AssignKeyID(key); err != nil {
+		return nil, err
+	}
+	key.Set(jwk.AlgorithmKey, jwa.EdDSA)
+	pub, err := key.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	set := jwk.NewSet()
+	set.AddKey(pub)
+	body, _ := json.Marshal(set)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Write(body)
+	}))
+	return &Issuer{URL: "https://load.test", JWKSURL: srv.URL, key: key, server: srv}, nil
+}
+
+// Close stops the JWKS server.
+func (i *Issuer) Close() { i.server.Close() }
+
+// Token mints an access token.
+func (i *Issuer) Token(clientID, tenant, scope, jti string, lifetime time.Duration) (string, error) {
+	now := time.Now()
+	claims := map[string]any{"iss": i.URL, "sub": clientID, "client_id": clientID, "aud": Audience,
+		"iat": now.Unix(), "exp": now.Add(lifetime).Unix(), "jti": jti, "scope": scope, "tenant_id": tenant}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	hdr := jws.NewHeaders()
+	hdr.Set(jws.TypeKey, "at+jwt")
+	hdr.Set(jws.KeyIDKey, i.key.KeyID())
+	signed, err := jws.Sign(payload, jws.WithKey(jwa.EdDSA, i.key, jws.WithProtectedHeaders(hdr)))
+	return string(signed), err
+}
+
+// Workload is a set of requests and the outcome each expects.
+type Workload struct {
+	specs []requestSpec
+	// prebuilt holds the CheckRequests when there are few enough to keep;
+	// a million-token workload builds each request when it is sent instead.
+	prebuilt []*authv3.CheckRequest
+	// UsersFile is the user directory written for authz.
+	UsersFile string
+}
+
+type requestSpec struct {
+	method, path, token, obo string
+	// expected is the HTTP status the request should get (0: not checked).
+	expected int
+}
+
+// prebuildLimit bounds the requests kept in memory (a few KB each).
+const prebuildLimit = 200_000
+
+// Len is the number of distinct requests.
+func (w *Workload) Len() int { return len(w.specs) }
+
+// Expected is the status request i should get (0: not checked).
+func (w *Workload) Expected(i int) int { return w.specs[i].expected }
+
+// Request returns request i as Envoy would send it.
+func (w *Workload) Request(i int) *authv3.CheckRequest {
+	if w.prebuilt != nil {
+		return w.prebuilt[i]
+	}
+	return w.specs[i].build(i)
+}
+
+func (s requestSpec) build(i int) *authv3.CheckRequest {
+	h := [][2]string{{":authority", "api.example.com"}, {":method", s.method}, {":path", s.path}, {":scheme", "https"},
+		{"accept", "application/json"}, {"user-agent", "portcullis-load/1"}, {"x-request-id", fmt.Sprintf("load-%d", i)},
+		{"x-forwarded-proto", "https"}}
+	if s.token != "" {
+		h = append(h, [2]string{"authorization", "Bearer " + s.token})
+	}
+	if s.obo != "" {
+		h = append(h, [2]string{"x-on-behalf-of", s.obo})
+	}
+	return authz.NewCheckRequest(s.method, s.path, "api.example.com", h, false)
+}
+
+const fullScope = "accounts:read accounts:write transactions:read cards:read users:read " + authz.ActOnBehalfOfScope
+
+// BuildWorkload mints tokens for clients and tenants, writes a user
+// directory of users (every tenth blocked) into dir, and prepares requests
+// in the chosen mix. Tokens are minted in parallel.
+func BuildWorkload(iss *Issuer, mix Mix, tokens, users int, dir string) (*Workload, error) {
+	if users < 40 || tokens < 1 {
+		return nil, fmt.Errorf("need at least 40 users and 1 token")
+	}
+	tenants := []string{"acme", "globex", "initech", "umbrella"}
+	var userDoc strings.Builder
+	userDoc.WriteString("users:\n")
+	// Every tenant has blocked users: those whose u/len(tenants) ends in 9.
+	blocked := func(u int) bool { return (u/len(tenants))%10 == 9 }
+	for u := 0; u < users; u++ {
+		status := "active"
+		if blocked(u) {
+			status = "blocked"
+		}
+		fmt.Fprintf(&userDoc, "  - {id: \"u%d\", status: %s, tenant_id: %s}\n", u, status, tenants[u%len(tenants)])
+	}
+	w := &Workload{UsersFile: filepath.Join(dir, "users.yaml")}
+	if err := os.WriteFile(w.UsersFile, []byte(userDoc.String()), 0o644); err != nil {
+		return nil, err
+	}
+	minted := make([]string, tokens)
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for worker := 0; worker < 8; worker++ {
+		wg.Add(1)
+		go func(worker int) {
+			defer wg.Done()
+			for t := worker; t < tokens; t += 8 {
+				client := fmt.Sprintf("client-%d", t%max(tokens/10, 1))
+				tok, err := iss.Token(client, tenants[t%len(tenants)], fullScope, fmt.Sprintf("jti-%d", t), time.Hour)
+				if err != nil {
+					errs <- err
+					return
+				}
+				minted[t] = tok
+			}
+		}(worker)
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	readOnly, err := iss.Token("client-ro", "acme", "accounts:read", "jti-ro", time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	// Users u ≡ t (mod len(tenants)) share token t's tenant.
+	userFor := func(t, k int) string {
+		u := (t%len(tenants) + len(tenants)*k) % (users - users%len(tenants))
+		if blocked(u) { // keep the allow path on active users
+			u = (u + len(tenants)) % (users - users%len(tenants))
+		}
+		return fmt.Sprintf("u%d", u)
+	}
+	blockedFor := func(t int) string {
+		return fmt.Sprintf("u%d", len(tenants)*9+t%len(tenants))
+	}
+	add := func(method, path, token, obo string, status int) {
+		w.specs = append(w.specs, requestSpec{method: method, path: path, token: token, obo: obo, expected: status})
+	}
+	for t, tok := range minted {
+		k := t / len(tenants)
+		switch mix {
+		case MixAllowOnBehalfOf:
+			add("GET", fmt.Sprintf("/v1/accounts/%d?expand=owner", t), tok, "user "+userFor(t, k), 200)
+			continue
+		case MixRealistic:
+		default:
+			return nil, fmt.Errorf("unknown mix %q (realistic or allow-obo)", mix)
+		}
+		// Per 20 requests: 11 allowed reads/writes, 3 on behalf of a user,
+		// 1 public, 2 × 401, 1 × 403, 1 × 409, 1 unknown user.
+		add("GET", fmt.Sprintf("/v1/accounts/%d", t), tok, "", 200)
+		add("GET", "/v1/accounts?limit=20", tok, "", 200)
+		add("GET", fmt.Sprintf("/v1/accounts/%d/transactions/tx%d", t, t), tok, "", 200)
+		add("PATCH", fmt.Sprintf("/v1/accounts/%d", t), tok, "", 200)
+		add("GET", fmt.Sprintf("/v1/cards/c%d", t), tok, "", 200)
+		add("GET", "/v1/cards", tok, "", 200)
+		add("GET", fmt.Sprintf("/v1/users/u%d", t), tok, "", 200)
+		add("GET", fmt.Sprintf("/v1/accounts/%d/statements/2026/11", t), tok, "", 200)
+		add("GET", fmt.Sprintf("/v1/accounts/%d", t+1), tok, "", 200)
+		add("PUT", fmt.Sprintf("/v1/accounts/%d", t), tok, "", 200)
+		add("GET", "/v1/accounts", tok, "", 200)
+		add("POST", "/v1/accounts", tok, "user "+userFor(t, k), 200)
+		add("GET", fmt.Sprintf("/v1/accounts/%d", t), tok, "user "+userFor(t, k+1), 200)
+		add("POST", fmt.Sprintf("/v1/accounts/%d/transfers", t), tok, "user "+userFor(t, k+2), 403) // no transactions:write
+		add("GET", "/healthz", "", "", 200)
+		add("GET", fmt.Sprintf("/v1/accounts/%d", t), "", "", 401)
+		add("GET", fmt.Sprintf("/v1/accounts/%d", t), tok[:len(tok)-4]+"AAAA", "", 401)
+		add("PUT", fmt.Sprintf("/v1/accounts/%d", t), readOnly, "", 403)
+		add("POST", "/v1/accounts", tok, "user "+blockedFor(t), 409)
+		add("GET", "/v1/accounts/1", tok, "user nobody", 403)
+	}
+	if len(w.specs) <= prebuildLimit {
+		w.prebuilt = make([]*authv3.CheckRequest, len(w.specs))
+		for i, s := range w.specs {
+			w.prebuilt[i] = s.build(i)
+		}
+	}
+	return w, nil
+}

@@ -1,0 +1,167 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+)
+
+// Result is what one measured run produced.
+type Result struct {
+	Name     string
+	Checks   int64
+	Errors   int64
+	Wrong    int64 // responses whose status differed from the expected one
+	Duration time.Duration
+	// ServerCPU is the CPU the server process used during the run (0 if unknown).
+	ServerCPU time.Duration
+	// ServerRSS is the server's resident memory after the run.
+	ServerRSS                int64
+	P50, P90, P99, P999, Max time.Duration
+	ByStatus                 map[int]int64
+	// FirstError is the first gRPC error seen, if any.
+	FirstError error
+}
+
+// Rate is checks per second.
+func (r Result) Rate() float64 { return float64(r.Checks) / r.Duration.Seconds() }
+
+// CPUPerCheck is the server's CPU time per check.
+func (r Result) CPUPerCheck() time.Duration {
+	if r.Checks == 0 {
+		return 0
+	}
+	return r.ServerCPU / time.Duration(r.Checks)
+}
+
+// Options bound a run.
+type Options struct {
+	Duration    time.Duration
+	Warmup      time.Duration
+	Concurrency int
+	// ServerPID, when positive, is read from /proc for CPU and memory.
+	ServerPID int
+}
+
+// Run sends the workload's requests round-robin from Concurrency workers
+// for Warmup (unmeasured) and then Duration, and measures.
+func Run(ctx context.Context, name string, client authv3.AuthorizationClient, w *Workload, opts Options) (Result, error) {
+	if opts.Warmup > 0 {
+		if _, err := drive(ctx, client, w, opts.Warmup, opts.Concurrency, false); err != nil {
+			return Result{}, err
+		}
+	}
+	var cpuBefore time.Duration
+	if opts.ServerPID > 0 {
+		cpuBefore, _ = ProcessCPU(opts.ServerPID)
+	}
+	res, err := drive(ctx, client, w, opts.Duration, opts.Concurrency, true)
+	if err != nil {
+		return Result{}, err
+	}
+	res.Name = name
+	if opts.ServerPID > 0 {
+		after, err := ProcessCPU(opts.ServerPID)
+		if err == nil {
+			res.ServerCPU = after - cpuBefore
+		}
+		res.ServerRSS, _ = ProcessRSS(opts.ServerPID)
+	}
+	return res, nil
+}
+
+func drive(ctx context.Context, client authv3.AuthorizationClient, w *Workload, d time.Duration, concurrency int, measure bool) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var next atomic.Int64
+	var firstErr atomic.Pointer[error]
+	var mu sync.Mutex
+	res := Result{ByStatus: map[int]int64{}}
+	var all []time.Duration
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lat []time.Duration
+			byStatus := map[int]int64{}
+			var errs, wrong int64
+			for ctx.Err() == nil {
+				i := int(next.Add(1)-1) % w.Len()
+				req := w.Request(i)
+				t0 := time.Now()
+				resp, err := client.Check(ctx, req)
+				took := time.Since(t0)
+				if err != nil {
+					// A call cut by the end of the run is not an error.
+					if deadline, _ := ctx.Deadline(); time.Until(deadline) > 10*time.Millisecond {
+						errs++
+						firstErr.CompareAndSwap(nil, &err)
+					}
+					continue
+				}
+				status := 200
+				if d := resp.GetDeniedResponse(); d != nil {
+					status = int(d.GetStatus().GetCode())
+				}
+				if measure {
+					lat = append(lat, took)
+					byStatus[status]++
+					if want := w.Expected(i); want != 0 && want != status {
+						wrong++
+					}
+				}
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			for k, v := range byStatus {
+				res.ByStatus[k] += v
+			}
+			res.Errors += errs
+			res.Wrong += wrong
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.Duration = time.Since(start)
+	if e := firstErr.Load(); e != nil {
+		res.FirstError = *e
+	}
+	res.Checks = int64(len(all))
+	if len(all) > 0 {
+		slices.Sort(all)
+		pct := func(p float64) time.Duration { return all[min(int(p*float64(len(all))), len(all)-1)] }
+		res.P50, res.P90, res.P99, res.P999, res.Max = pct(.50), pct(.90), pct(.99), pct(.999), all[len(all)-1]
+	}
+	return res, nil
+}
+
+// Report prints results side by side, with ratios to the first (the baseline).
+func Report(out io.Writer, results ...Result) {
+	fmt.Fprintf(out, "%-10s %10s %12s %10s %10s %10s %10s %8s %8s\n", "server", "checks/s", "cpu/check", "p50", "p99", "p99.9", "rss MB", "errors", "wrong")
+	for _, r := range results {
+		fmt.Fprintf(out, "%-10s %10.0f %12s %10s %10s %10s %10.1f %8d %8d\n", r.Name, r.Rate(), r.CPUPerCheck().Round(100*time.Nanosecond),
+			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.P999.Round(time.Microsecond), float64(r.ServerRSS)/(1<<20), r.Errors, r.Wrong)
+	}
+	for _, r := range results {
+		if r.FirstError != nil {
+			fmt.Fprintf(out, "%s: first gRPC error: %v\n", r.Name, r.FirstError)
+		}
+	}
+	if len(results) < 2 {
+		return
+	}
+	base := results[0]
+	for _, r := range results[1:] {
+		fmt.Fprintf(out, "\n%s vs %s: throughput %.2f×, server CPU per check %.2f×, p99 %.2f×\n", r.Name, base.Name,
+			r.Rate()/base.Rate(), float64(r.CPUPerCheck())/float64(max(base.CPUPerCheck(), 1)), float64(r.P99)/float64(max(base.P99, 1)))
+		fmt.Fprintf(out, "%s outcomes by HTTP status: %v\n", r.Name, r.ByStatus)
+	}
+}
