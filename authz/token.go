@@ -130,7 +130,10 @@ func NewVerifier(cfg VerifierConfig, keys KeySource, clock Clock, m *metrics) (*
 		NumCounters: max(10*cfg.CacheMaxTokens, 1000),
 		MaxCost:     max(cfg.CacheMaxTokens, 1),
 		BufferItems: 64,
-		Metrics:     true,
+		// Cost counts entries, not bytes: without this ristretto adds its own
+		// per-entry overhead to each cost and keeps a fraction of the entries.
+		IgnoreInternalCost: true,
+		Metrics:            true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("token cache: %w", err)

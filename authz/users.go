@@ -72,7 +72,10 @@ func NewCachedDirectory(source UserDirectory, cfg CacheConfig, clock Clock, m *m
 		NumCounters: max(10*cfg.MaxUsers, 1000),
 		MaxCost:     max(cfg.MaxUsers, 1),
 		BufferItems: 64,
-		Metrics:     true,
+		// Cost counts entries, not bytes: without this ristretto adds its own
+		// per-entry overhead to each cost and keeps a fraction of the entries.
+		IgnoreInternalCost: true,
+		Metrics:            true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("user cache: %w", err)

@@ -53,6 +53,9 @@ func NewServer(cfg Config, store Store, keys *KeyManager, hasher *SecretHasher, 
 			NumCounters: 100_000,
 			MaxCost:     10_000,
 			BufferItems: 64,
+			// Cost counts entries, not bytes: without this ristretto adds its own
+			// per-entry overhead to each cost and keeps a fraction of the entries.
+			IgnoreInternalCost: true,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("client cache: %w", err)
