@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -57,8 +58,19 @@ type KeysConfig struct {
 	// PublishDelay is how long a rotated-in key is published before it signs;
 	// it must exceed jwks_max_age so every verifier has refetched the JWKS.
 	PublishDelay time.Duration `yaml:"publish_delay"`
-	// ReloadInterval is how often keys are re-read from the store.
+	// ReloadInterval is how often keys are re-read from the store: it bounds
+	// how long a replica takes to pick up a rotation made elsewhere.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// RotateEvery, when positive, rotates keys on this schedule (one replica
+	// rotates; the others pick the new key up).
+	RotateEvery time.Duration `yaml:"rotate_every"`
+	// EncryptionKeyFile holds the key-encryption key (base64 of 32 random
+	// bytes) that encrypts private keys in the store. Required with
+	// PostgreSQL; keep it outside the database and its backups.
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
+	// EncryptionKey is the same key given inline (for the environment:
+	// PORTCULLIS_ISSUER_KEYS_ENCRYPTION_KEY); it wins over the file.
+	EncryptionKey string `yaml:"encryption_key"`
 }
 
 // TokensConfig configures issued access tokens.
@@ -136,6 +148,16 @@ func (c *Config) Validate() error {
 		if c.Store.PostgresDSN == "" {
 			bad("store.postgres_dsn", "required when store.driver is postgres")
 		}
+		if c.Keys.EncryptionKey == "" && c.Keys.EncryptionKeyFile == "" {
+			bad("keys.encryption_key_file", "required when store.driver is postgres: private keys in a shared database are encrypted (or set keys.encryption_key)")
+		}
+		if c.Store.SecretHashKey == "" && c.Store.SecretHashKeyFile != "" {
+			// Every replica must hash with the same key; a per-replica file
+			// created on first start would differ between replicas.
+			if _, err := os.Stat(c.Store.SecretHashKeyFile); err != nil {
+				bad("store.secret_hash_key_file", "%s must exist and be the same file on every replica when store.driver is postgres (or set store.secret_hash_key)", c.Store.SecretHashKeyFile)
+			}
+		}
 	default:
 		bad("store.driver", "%q is not sqlite or postgres", c.Store.Driver)
 	}
@@ -153,6 +175,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Keys.ReloadInterval <= 0 {
 		bad("keys.reload_interval", "must be positive")
+	}
+	if c.Keys.RotateEvery < 0 {
+		bad("keys.rotate_every", "must not be negative (0 disables scheduled rotation)")
+	}
+	if c.Keys.RotateEvery > 0 && c.Keys.RotateEvery <= c.Keys.PublishDelay {
+		bad("keys.rotate_every", "%s must be longer than keys.publish_delay (%s), or a key would be replaced before it signs", c.Keys.RotateEvery, c.Keys.PublishDelay)
 	}
 	if c.Tokens.Lifetime <= 0 {
 		bad("tokens.lifetime", "must be positive")

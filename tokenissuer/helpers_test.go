@@ -77,7 +77,7 @@ func startIssuerOn(t testing.TB, cfg Config, clock Clock, store Store) *testIssu
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := NewKeyManager(store, KeyManagerConfig{Algorithm: cfg.Keys.Algorithm, PublishDelay: cfg.Keys.PublishDelay, MaxTokenLifetime: cfg.Tokens.MaxLifetime}, clock, discardLogger())
+	keys, err := NewKeyManagerFor(cfg, store, clock, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,10 @@ type KeyManager struct {
 	// maxTokenLifetime bounds how long an old key stays published after its
 	// successor takes over.
 	maxTokenLifetime time.Duration
-	snapshot         atomic.Pointer[keySnapshot]
+	// rotateEvery, when positive, rotates keys on a schedule.
+	rotateEvery time.Duration
+	encrypter   *KeyEncrypter
+	snapshot    atomic.Pointer[keySnapshot]
 }
 
 // KeyManagerConfig configures a KeyManager.
@@ -66,6 +69,10 @@ type KeyManagerConfig struct {
 	Algorithm        string
 	PublishDelay     time.Duration
 	MaxTokenLifetime time.Duration
+	// RotateEvery, when positive, rotates the keys automatically.
+	RotateEvery time.Duration
+	// Encrypter, when set, encrypts private keys at rest.
+	Encrypter *KeyEncrypter
 }
 
 // NewKeyManager returns a KeyManager; call Load before use.
@@ -74,7 +81,8 @@ func NewKeyManager(store Store, cfg KeyManagerConfig, clock Clock, log *slog.Log
 		return nil, fmt.Errorf("signing algorithm %q is not supported; use one of %v", cfg.Algorithm, SupportedAlgorithms)
 	}
 	return &KeyManager{store: store, clock: clock, log: log, algorithm: cfg.Algorithm,
-		publishDelay: cfg.PublishDelay, maxTokenLifetime: cfg.MaxTokenLifetime}, nil
+		publishDelay: cfg.PublishDelay, maxTokenLifetime: cfg.MaxTokenLifetime,
+		rotateEvery: cfg.RotateEvery, encrypter: cfg.Encrypter}, nil
 }
 
 func isSupportedAlgorithm(alg string) bool {
@@ -99,10 +107,14 @@ func (m *KeyManager) Load(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := m.store.AddSigningKey(ctx, key, time.Time{}); err != nil {
+		// Only if there is still no key: replicas starting together create one.
+		added, err := m.store.AddSigningKey(ctx, key, time.Time{}, time.Time{})
+		if err != nil {
 			return err
 		}
-		m.log.Info("created the first signing key", "kid", key.KID, "alg", key.Algorithm)
+		if added {
+			m.log.Info("created the first signing key", "kid", key.KID, "alg", key.Algorithm)
+		}
 		if stored, err = m.store.SigningKeys(ctx); err != nil {
 			return err
 		}
@@ -120,17 +132,50 @@ func (m *KeyManager) Load(ctx context.Context) error {
 // has signed for maxTokenLifetime, so every token an old key signed has
 // expired before its public key disappears.
 func (m *KeyManager) Rotate(ctx context.Context) (SigningKey, error) {
+	key, _, err := m.rotate(ctx, always)
+	return key, err
+}
+
+// rotate adds a new key unless one was created at or after
+// onlyIfNewestBefore (by another replica).
+func (m *KeyManager) rotate(ctx context.Context, onlyIfNewestBefore time.Time) (SigningKey, bool, error) {
 	now := m.clock.Now()
 	key, err := m.generate(now, now.Add(m.publishDelay))
 	if err != nil {
-		return SigningKey{}, err
+		return SigningKey{}, false, err
 	}
 	// One extra minute covers clock skew between the issuer and verifiers.
 	retireOthersAt := key.ActiveAt.Add(m.maxTokenLifetime + time.Minute)
-	if err := m.store.AddSigningKey(ctx, key, retireOthersAt); err != nil {
-		return SigningKey{}, err
+	added, err := m.store.AddSigningKey(ctx, key, retireOthersAt, onlyIfNewestBefore)
+	if err != nil {
+		return SigningKey{}, false, err
 	}
-	return key, m.Load(ctx)
+	return key, added, m.Load(ctx)
+}
+
+// RotateIfDue rotates when scheduled rotation is on and the newest key is
+// older than the interval. Across replicas only one rotation happens: the
+// store adds the key only if no replica has added one since.
+func (m *KeyManager) RotateIfDue(ctx context.Context) (bool, error) {
+	snap := m.snapshot.Load()
+	if m.rotateEvery <= 0 || snap == nil {
+		return false, nil
+	}
+	now := m.clock.Now()
+	var newest time.Time
+	for _, k := range snap.byActivation {
+		if k.createdAt.After(newest) {
+			newest = k.createdAt
+		}
+	}
+	if now.Sub(newest) < m.rotateEvery {
+		return false, nil
+	}
+	key, added, err := m.rotate(ctx, now.Add(-m.rotateEvery))
+	if added {
+		m.log.Info("rotated the signing key on schedule", "kid", key.KID, "signs_from", key.ActiveAt)
+	}
+	return added, err
 }
 
 // Run reloads the keys every interval until ctx ends, so rotations made by the
@@ -145,6 +190,9 @@ func (m *KeyManager) Run(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 			if err := m.store.DeleteSigningKeysRetiredBefore(ctx, m.clock.Now()); err != nil {
 				m.log.Warn("pruning retired signing keys failed", "err", err)
+			}
+			if _, err := m.RotateIfDue(ctx); err != nil {
+				m.log.Warn("scheduled key rotation failed; will retry", "err", err)
 			}
 			if err := m.Load(ctx); err != nil {
 				m.log.Warn("reloading signing keys failed; keeping the keys in use", "err", err)
@@ -185,6 +233,9 @@ func (m *KeyManager) generate(createdAt, activeAt time.Time) (SigningKey, error)
 	if err != nil {
 		return SigningKey{}, fmt.Errorf("encode key: %w", err)
 	}
+	if m.encrypter != nil {
+		encoded = m.encrypter.seal(key.KeyID(), encoded)
+	}
 	return SigningKey{KID: key.KeyID(), Algorithm: m.algorithm, PrivateJWK: encoded, CreatedAt: createdAt, ActiveAt: activeAt}, nil
 }
 
@@ -196,7 +247,11 @@ func (m *KeyManager) buildSnapshot(stored []SigningKey) (*keySnapshot, error) {
 		if !sk.RetireAt.IsZero() && !now.Before(sk.RetireAt) {
 			continue // every token it signed has expired
 		}
-		private, err := jwk.ParseKey(sk.PrivateJWK)
+		plain, err := openStoredKey(m.encrypter, sk.KID, sk.PrivateJWK)
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", sk.KID, err)
+		}
+		private, err := jwk.ParseKey(plain)
 		if err != nil {
 			return nil, fmt.Errorf("signing key %s: %w", sk.KID, err)
 		}

@@ -2,8 +2,23 @@ package tokenissuer
 
 import (
 	"container/list"
+	"context"
+	"log/slog"
 	"sync"
 	"time"
+)
+
+// failureLimit limits failed client authentications for a key.
+type failureLimit interface {
+	// Blocked reports whether key must wait, and for how long.
+	Blocked(key string) (bool, time.Duration)
+	// Fail records a failed authentication.
+	Fail(ctx context.Context, key string)
+}
+
+var (
+	_ failureLimit = (*FailureLimiter)(nil)
+	_ failureLimit = (*SharedFailureLimiter)(nil)
 )
 
 // FailureLimiter counts failed client authentications per key (a client ID or
@@ -62,7 +77,7 @@ func (l *FailureLimiter) Blocked(key string) (bool, time.Duration) {
 }
 
 // Fail records a failed authentication for key.
-func (l *FailureLimiter) Fail(key string) {
+func (l *FailureLimiter) Fail(_ context.Context, key string) {
 	if l == nil || l.maxFailures <= 0 {
 		return
 	}
@@ -91,4 +106,77 @@ func (l *FailureLimiter) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.entries)
+}
+
+// SharedFailureLimiter counts failures in the Store, so that replicas share
+// one count per key: an attacker spreading guesses over N replicas does not
+// get N times the limit. Each replica remembers locally which keys the shared
+// count has blocked, so allowed requests cost no database round trip; a key
+// that crosses the limit on one replica is blocked on another at its next
+// failure there, so a window allows at most max_failures + replicas − 1
+// guesses in all.
+type SharedFailureLimiter struct {
+	store       Store
+	maxFailures int
+	window      time.Duration
+	maxEntries  int
+	clock       Clock
+	log         *slog.Logger
+
+	mu      sync.Mutex
+	blocked map[string]time.Time
+}
+
+// NewSharedFailureLimiter returns a store-backed limiter.
+func NewSharedFailureLimiter(store Store, maxFailures int, window time.Duration, maxEntries int, clock Clock, log *slog.Logger) *SharedFailureLimiter {
+	return &SharedFailureLimiter{store: store, maxFailures: maxFailures, window: window, maxEntries: maxEntries, clock: clock, log: log, blocked: map[string]time.Time{}}
+}
+
+// Blocked implements failureLimit from the local memory of blocked keys.
+func (l *SharedFailureLimiter) Blocked(key string) (bool, time.Duration) {
+	if l.maxFailures <= 0 {
+		return false, 0
+	}
+	now := l.clock.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	until, ok := l.blocked[key]
+	if !ok {
+		return false, 0
+	}
+	if !now.Before(until) {
+		delete(l.blocked, key)
+		return false, 0
+	}
+	return true, until.Sub(now)
+}
+
+// Fail implements failureLimit: the shared count is incremented atomically
+// and, past the limit, the key is blocked here until its window ends.
+func (l *SharedFailureLimiter) Fail(ctx context.Context, key string) {
+	if l.maxFailures <= 0 {
+		return
+	}
+	now := l.clock.Now()
+	n, start, err := l.store.RecordFailure(ctx, key, now, l.window)
+	if err != nil {
+		l.log.Warn("recording a failed authentication in the store failed", "err", err)
+		return
+	}
+	if n < l.maxFailures {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.blocked) >= l.maxEntries {
+		for k, until := range l.blocked { // drop expired entries, then any
+			if !now.Before(until) || len(l.blocked) >= l.maxEntries {
+				delete(l.blocked, k)
+			}
+			if len(l.blocked) < l.maxEntries/2 {
+				break
+			}
+		}
+	}
+	l.blocked[key] = start.Add(l.window)
 }

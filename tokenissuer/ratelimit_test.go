@@ -1,6 +1,7 @@
 package tokenissuer
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -56,13 +57,13 @@ func TestFailureLimiterMemoryIsBounded(t *testing.T) {
 	clock := newFakeClock()
 	l := NewFailureLimiter(2, time.Minute, 100, clock)
 	for i := 0; i < 10_000; i++ {
-		l.Fail(fmt.Sprintf("attacker-%d", i))
+		l.Fail(context.Background(), fmt.Sprintf("attacker-%d", i))
 	}
 	if n := l.Len(); n > 100 {
 		t.Fatalf("tracking %d keys, bound is 100", n)
 	}
 	// A recently failing key survives the flood.
-	l.Fail("attacker-9999")
+	l.Fail(context.Background(), "attacker-9999")
 	if blocked, _ := l.Blocked("attacker-9999"); !blocked {
 		t.Fatal("most recent key was evicted")
 	}

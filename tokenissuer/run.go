@@ -18,6 +18,8 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (Store, error) {
 	switch cfg.Driver {
 	case "sqlite":
 		return OpenSQLite(ctx, cfg.SQLitePath)
+	case "postgres":
+		return OpenPostgres(ctx, cfg.PostgresDSN)
 	default:
 		return nil, fmt.Errorf("store.driver %q is not supported by this build", cfg.Driver)
 	}
@@ -36,6 +38,18 @@ func LoadHasher(cfg StoreConfig) (*SecretHasher, error) {
 		return nil, fmt.Errorf("store.secret_hash_key_file: %w", err)
 	}
 	return NewSecretHasher(key)
+}
+
+// NewKeyManagerFor builds the KeyManager the configuration describes.
+func NewKeyManagerFor(cfg Config, store Store, clock Clock, log *slog.Logger) (*KeyManager, error) {
+	enc, err := LoadKeyEncrypter(cfg.Keys.EncryptionKey, cfg.Keys.EncryptionKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	return NewKeyManager(store, KeyManagerConfig{
+		Algorithm: cfg.Keys.Algorithm, PublishDelay: cfg.Keys.PublishDelay, MaxTokenLifetime: cfg.Tokens.MaxLifetime,
+		RotateEvery: cfg.Keys.RotateEvery, Encrypter: enc,
+	}, clock, log)
 }
 
 // Service is a running issuer: store, keys and HTTP server.
@@ -63,7 +77,7 @@ func NewService(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	keys, err := NewKeyManager(store, KeyManagerConfig{Algorithm: cfg.Keys.Algorithm, PublishDelay: cfg.Keys.PublishDelay, MaxTokenLifetime: cfg.Tokens.MaxLifetime}, clock, log)
+	keys, err := NewKeyManagerFor(cfg, store, clock, log)
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -36,8 +36,8 @@ type Server struct {
 	metrics *metrics
 	gather  prometheus.Gatherer
 
-	byClient  *FailureLimiter
-	byAddress *FailureLimiter
+	byClient  failureLimit
+	byAddress failureLimit
 	clients   *ristretto.Cache[string, *Client]
 }
 
@@ -47,6 +47,10 @@ func NewServer(cfg Config, store Store, keys *KeyManager, hasher *SecretHasher, 
 	s.metrics = newMetrics(reg, keys)
 	rl := cfg.RateLimit
 	s.byClient = NewFailureLimiter(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
+	if cfg.Store.Driver == "postgres" {
+		// Several replicas: the per-client count must be shared.
+		s.byClient = NewSharedFailureLimiter(store, rl.MaxFailures, rl.Window, rl.MaxEntries, clock, log)
+	}
 	s.byAddress = NewFailureLimiter(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
 	if cfg.ClientCacheTTL > 0 {
 		cache, err := ristretto.NewCache(&ristretto.Config[string, *Client]{
@@ -156,8 +160,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (_ *tokenResponse
 	client, err := s.authenticate(r.Context(), creds)
 	if err != nil {
 		if errors.Is(err, ErrInvalidClient) {
-			s.byAddress.Fail(address)
-			s.byClient.Fail(creds.id)
+			s.byAddress.Fail(r.Context(), address)
+			s.byClient.Fail(r.Context(), creds.id)
 		}
 		return nil, creds.id, err
 	}

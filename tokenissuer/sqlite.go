@@ -47,6 +47,11 @@ var sqliteMigrations = []string{
 		active_at INTEGER NOT NULL,
 		retire_at INTEGER NOT NULL DEFAULT 0
 	);`,
+	`CREATE TABLE auth_failures (
+		key TEXT PRIMARY KEY,
+		window_start INTEGER NOT NULL,
+		failures INTEGER NOT NULL
+	);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and applies
@@ -60,6 +65,9 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	// Writers take the lock when their transaction begins, so a
+	// read-then-write (key rotation) cannot interleave with another process.
+	q.Add("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
@@ -286,23 +294,53 @@ func (s *SQLiteStore) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 	return keys, rows.Err()
 }
 
-// AddSigningKey implements Store.
-func (s *SQLiteStore) AddSigningKey(ctx context.Context, key SigningKey, retireOthersAt time.Time) error {
+// AddSigningKey implements Store. The transaction is IMMEDIATE (see
+// OpenSQLite), so the check and the insert exclude other writers.
+func (s *SQLiteStore) AddSigningKey(ctx context.Context, key SigningKey, retireOthersAt, onlyIfNewestBefore time.Time) (bool, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer tx.Rollback()
+	var newest sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(created_at) FROM signing_keys`).Scan(&newest); err != nil {
+		return false, fmt.Errorf("read newest signing key: %w", err)
+	}
+	if newest.Valid && !fromUnixNano(newest.Int64).Before(onlyIfNewestBefore) {
+		return false, nil
+	}
 	if !retireOthersAt.IsZero() {
 		if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET retire_at = ? WHERE retire_at = 0`, unixNano(retireOthersAt)); err != nil {
-			return fmt.Errorf("retire signing keys: %w", err)
+			return false, fmt.Errorf("retire signing keys: %w", err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO signing_keys (kid, algorithm, private_jwk, created_at, active_at, retire_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		key.KID, key.Algorithm, key.PrivateJWK, unixNano(key.CreatedAt), unixNano(key.ActiveAt), unixNano(key.RetireAt)); err != nil {
-		return fmt.Errorf("add signing key %s: %w", key.KID, err)
+		return false, fmt.Errorf("add signing key %s: %w", key.KID, err)
 	}
-	return tx.Commit()
+	return true, tx.Commit()
+}
+
+// RecordFailure implements Store.
+func (s *SQLiteStore) RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
+	var failures int
+	var start int64
+	err := s.db.QueryRowContext(ctx, `
+		INSERT INTO auth_failures (key, window_start, failures) VALUES (?1, ?2, 1)
+		ON CONFLICT (key) DO UPDATE SET
+			failures = CASE WHEN window_start <= ?2 - ?3 THEN 1 ELSE failures + 1 END,
+			window_start = CASE WHEN window_start <= ?2 - ?3 THEN ?2 ELSE window_start END
+		RETURNING failures, window_start`, key, now.UnixNano(), int64(window)).Scan(&failures, &start)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("record authentication failure: %w", err)
+	}
+	return failures, fromUnixNano(start), nil
+}
+
+// PruneFailures implements Store.
+func (s *SQLiteStore) PruneFailures(ctx context.Context, before time.Time) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM auth_failures WHERE window_start < ?`, before.UnixNano())
+	return err
 }
 
 // DeleteSigningKeysRetiredBefore implements Store.

@@ -89,13 +89,26 @@ type Store interface {
 	// SigningKeys returns every stored signing key, oldest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
 	// AddSigningKey stores key and, in the same transaction, sets RetireAt to
-	// retireOthersAt on every other key that has none yet.
-	AddSigningKey(ctx context.Context, key SigningKey, retireOthersAt time.Time) error
+	// retireOthersAt on every other key that has none yet, but only when no
+	// key was created at or after onlyIfNewestBefore (zero: only when there is
+	// no key at all). Replicas racing to create or rotate keys are serialized,
+	// and all but the first find the condition false and add nothing.
+	AddSigningKey(ctx context.Context, key SigningKey, retireOthersAt, onlyIfNewestBefore time.Time) (added bool, err error)
 	// DeleteSigningKeysRetiredBefore removes keys whose RetireAt is before t.
 	DeleteSigningKeysRetiredBefore(ctx context.Context, t time.Time) error
 
+	// RecordFailure counts a failed authentication for key in the window
+	// that started at most window ago (a new window starts otherwise), and
+	// returns the count and the window's start. Shared by every replica.
+	RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration) (failures int, windowStart time.Time, err error)
+	// PruneFailures forgets windows that started before t.
+	PruneFailures(ctx context.Context, before time.Time) error
+
 	Close() error
 }
+
+// always is an onlyIfNewestBefore that every key satisfies: rotate now.
+var always = time.Unix(1<<40, 0)
 
 func joinScopes(scopes []string) string { return strings.Join(scopes, " ") }
 

@@ -290,7 +290,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer store.Close()
 	log := newLogger(stderr, cfg.LogLevel)
-	km, err := tokenissuer.NewKeyManager(store, tokenissuer.KeyManagerConfig{Algorithm: cfg.Keys.Algorithm, PublishDelay: cfg.Keys.PublishDelay, MaxTokenLifetime: cfg.Tokens.MaxLifetime}, tokenissuer.SystemClock{}, log)
+	km, err := tokenissuer.NewKeyManagerFor(cfg, store, tokenissuer.SystemClock{}, log)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,323 @@
+package tokenissuer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// PostgresStore is the Store for several issuer replicas sharing one
+// PostgreSQL database: clients, signing keys (encrypted) and the shared
+// failure counters live there.
+type PostgresStore struct {
+	pool *pgxpool.Pool
+}
+
+var _ Store = (*PostgresStore)(nil)
+
+// postgresMigrations are applied in order, each once; append, never edit.
+var postgresMigrations = []string{
+	`CREATE TABLE clients (
+		id TEXT PRIMARY KEY,
+		name TEXT NOT NULL,
+		tenant_id TEXT NOT NULL DEFAULT '',
+		scopes TEXT NOT NULL DEFAULT '',
+		status TEXT NOT NULL,
+		token_lifetime_ns BIGINT NOT NULL DEFAULT 0,
+		created_at BIGINT NOT NULL,
+		updated_at BIGINT NOT NULL
+	);
+	CREATE TABLE client_secrets (
+		seq BIGSERIAL,
+		client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+		id TEXT NOT NULL,
+		hash BYTEA NOT NULL,
+		created_at BIGINT NOT NULL,
+		PRIMARY KEY (client_id, id)
+	);
+	CREATE TABLE signing_keys (
+		kid TEXT PRIMARY KEY,
+		algorithm TEXT NOT NULL,
+		private_jwk BYTEA NOT NULL,
+		created_at BIGINT NOT NULL,
+		active_at BIGINT NOT NULL,
+		retire_at BIGINT NOT NULL DEFAULT 0
+	);
+	CREATE TABLE auth_failures (
+		key TEXT PRIMARY KEY,
+		window_start BIGINT NOT NULL,
+		failures INTEGER NOT NULL
+	);`,
+}
+
+// Advisory lock keys (pg_advisory_xact_lock) that serialize migrations and
+// key rotation across replicas.
+const (
+	lockMigrations = 0x706f7274_00000001
+	lockKeys       = 0x706f7274_00000002
+)
+
+// OpenPostgres connects to dsn and applies pending migrations; replicas
+// starting together take turns through an advisory lock.
+func OpenPostgres(ctx context.Context, dsn string) (*PostgresStore, error) {
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	s := &PostgresStore{pool: pool}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	return s, nil
+}
+
+func (s *PostgresStore) migrate(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockMigrations)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		var current int
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+			return err
+		}
+		if current > len(postgresMigrations) {
+			return fmt.Errorf("database schema version %d is newer than this binary knows (%d); upgrade the issuer", current, len(postgresMigrations))
+		}
+		for v := current + 1; v <= len(postgresMigrations); v++ {
+			if _, err := tx.Exec(ctx, postgresMigrations[v-1]); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, v, time.Now().UnixNano()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Close closes the pool.
+func (s *PostgresStore) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+type pgQueryer interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// CreateClient implements Store.
+func (s *PostgresStore) CreateClient(ctx context.Context, c *Client) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO clients (id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			c.ID, c.Name, c.TenantID, joinScopes(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.CreatedAt), unixNano(c.UpdatedAt))
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
+			return ErrClientExists
+		}
+		if err != nil {
+			return fmt.Errorf("create client: %w", err)
+		}
+		return pgWriteSecrets(ctx, tx, c)
+	})
+}
+
+func pgWriteSecrets(ctx context.Context, tx pgx.Tx, c *Client) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM client_secrets WHERE client_id = $1`, c.ID); err != nil {
+		return fmt.Errorf("write secrets: %w", err)
+	}
+	for _, sec := range c.Secrets {
+		if _, err := tx.Exec(ctx, `INSERT INTO client_secrets (client_id, id, hash, created_at) VALUES ($1, $2, $3, $4)`,
+			c.ID, sec.ID, sec.Hash, unixNano(sec.CreatedAt)); err != nil {
+			return fmt.Errorf("write secrets: %w", err)
+		}
+	}
+	return nil
+}
+
+// Client implements Store.
+func (s *PostgresStore) Client(ctx context.Context, id string) (*Client, error) {
+	return pgReadClient(ctx, s.pool, id, false)
+}
+
+func pgReadClient(ctx context.Context, q pgQueryer, id string, forUpdate bool) (*Client, error) {
+	c := &Client{}
+	var scopes, status string
+	var lifetime, created, updated int64
+	query := `SELECT id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at FROM clients WHERE id = $1`
+	if forUpdate {
+		query += ` FOR UPDATE`
+	}
+	err := q.QueryRow(ctx, query, id).Scan(&c.ID, &c.Name, &c.TenantID, &scopes, &status, &lifetime, &created, &updated)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrClientNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read client: %w", err)
+	}
+	c.Scopes, c.Status, c.TokenLifetime = splitScopes(scopes), ClientStatus(status), time.Duration(lifetime)
+	c.CreatedAt, c.UpdatedAt = fromUnixNano(created), fromUnixNano(updated)
+	rows, err := q.Query(ctx, `SELECT id, hash, created_at FROM client_secrets WHERE client_id = $1 ORDER BY created_at, seq`, id)
+	if err != nil {
+		return nil, fmt.Errorf("read client secrets: %w", err)
+	}
+	defer rows.Close()
+	c.Secrets = []Secret{}
+	for rows.Next() {
+		var sec Secret
+		var at int64
+		if err := rows.Scan(&sec.ID, &sec.Hash, &at); err != nil {
+			return nil, fmt.Errorf("read client secrets: %w", err)
+		}
+		sec.CreatedAt = fromUnixNano(at)
+		c.Secrets = append(c.Secrets, sec)
+	}
+	return c, rows.Err()
+}
+
+// Clients implements Store.
+func (s *PostgresStore) Clients(ctx context.Context) ([]*Client, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM clients ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	clients := make([]*Client, 0, len(ids))
+	for _, id := range ids {
+		c, err := s.Client(ctx, id)
+		if errors.Is(err, ErrClientNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		clients = append(clients, c)
+	}
+	return clients, nil
+}
+
+// UpdateClient implements Store; the row is locked for the read-modify-write.
+func (s *PostgresStore) UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error) {
+	var out *Client
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		c, err := pgReadClient(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if err := update(c); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE clients SET name = $1, tenant_id = $2, scopes = $3, status = $4, token_lifetime_ns = $5, updated_at = $6 WHERE id = $7`,
+			c.Name, c.TenantID, joinScopes(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.UpdatedAt), id); err != nil {
+			return fmt.Errorf("update client: %w", err)
+		}
+		out = c
+		return pgWriteSecrets(ctx, tx, c)
+	})
+	return out, err
+}
+
+// DeleteClient implements Store.
+func (s *PostgresStore) DeleteClient(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("delete client: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrClientNotFound
+	}
+	return nil
+}
+
+// SigningKeys implements Store.
+func (s *PostgresStore) SigningKeys(ctx context.Context) ([]SigningKey, error) {
+	rows, err := s.pool.Query(ctx, `SELECT kid, algorithm, private_jwk, created_at, active_at, retire_at FROM signing_keys ORDER BY created_at, kid`)
+	if err != nil {
+		return nil, fmt.Errorf("read signing keys: %w", err)
+	}
+	defer rows.Close()
+	var keys []SigningKey
+	for rows.Next() {
+		var k SigningKey
+		var created, active, retire int64
+		if err := rows.Scan(&k.KID, &k.Algorithm, &k.PrivateJWK, &created, &active, &retire); err != nil {
+			return nil, fmt.Errorf("read signing keys: %w", err)
+		}
+		k.CreatedAt, k.ActiveAt, k.RetireAt = fromUnixNano(created), fromUnixNano(active), fromUnixNano(retire)
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// AddSigningKey implements Store. The advisory lock makes the check of
+// onlyIfNewestBefore and the insert one step across replicas.
+func (s *PostgresStore) AddSigningKey(ctx context.Context, key SigningKey, retireOthersAt, onlyIfNewestBefore time.Time) (bool, error) {
+	added := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockKeys)); err != nil {
+			return err
+		}
+		var newest *int64
+		if err := tx.QueryRow(ctx, `SELECT MAX(created_at) FROM signing_keys`).Scan(&newest); err != nil {
+			return fmt.Errorf("read newest signing key: %w", err)
+		}
+		if newest != nil && !fromUnixNano(*newest).Before(onlyIfNewestBefore) {
+			return nil // another replica got there first
+		}
+		if !retireOthersAt.IsZero() {
+			if _, err := tx.Exec(ctx, `UPDATE signing_keys SET retire_at = $1 WHERE retire_at = 0`, unixNano(retireOthersAt)); err != nil {
+				return fmt.Errorf("retire signing keys: %w", err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO signing_keys (kid, algorithm, private_jwk, created_at, active_at, retire_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			key.KID, key.Algorithm, key.PrivateJWK, unixNano(key.CreatedAt), unixNano(key.ActiveAt), unixNano(key.RetireAt)); err != nil {
+			return fmt.Errorf("add signing key %s: %w", key.KID, err)
+		}
+		added = true
+		return nil
+	})
+	return added, err
+}
+
+// DeleteSigningKeysRetiredBefore implements Store.
+func (s *PostgresStore) DeleteSigningKeysRetiredBefore(ctx context.Context, t time.Time) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM signing_keys WHERE retire_at != 0 AND retire_at < $1`, unixNano(t)); err != nil {
+		return fmt.Errorf("prune signing keys: %w", err)
+	}
+	return nil
+}
+
+// RecordFailure implements Store: one atomic upsert counts a failure in the
+// current window, shared by every replica.
+func (s *PostgresStore) RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
+	var failures int
+	var start int64
+	err := s.pool.QueryRow(ctx, `
+		INSERT INTO auth_failures AS f (key, window_start, failures) VALUES ($1, $2, 1)
+		ON CONFLICT (key) DO UPDATE SET
+			failures = CASE WHEN f.window_start <= $2 - $3 THEN 1 ELSE f.failures + 1 END,
+			window_start = CASE WHEN f.window_start <= $2 - $3 THEN $2 ELSE f.window_start END
+		RETURNING failures, window_start`, key, now.UnixNano(), int64(window)).Scan(&failures, &start)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("record authentication failure: %w", err)
+	}
+	return failures, fromUnixNano(start), nil
+}
+
+// PruneFailures implements Store.
+func (s *PostgresStore) PruneFailures(ctx context.Context, before time.Time) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM auth_failures WHERE window_start < $1`, before.UnixNano())
+	return err
+}

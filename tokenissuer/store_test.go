@@ -1,0 +1,169 @@
+package tokenissuer
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestStoreConformance runs the same behaviour tests against every Store.
+func TestStoreConformance(t *testing.T) {
+	t.Parallel()
+	for name, open := range storeFactories() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			t.Run("clients", func(t *testing.T) { testStoreClients(t, open(t)) })
+			t.Run("signing keys", func(t *testing.T) { testStoreKeys(t, open(t)) })
+			t.Run("concurrent rotation adds one key", func(t *testing.T) { testStoreRotationRace(t, open(t)) })
+			t.Run("failure counts", func(t *testing.T) { testStoreFailures(t, open(t)) })
+		})
+	}
+}
+
+func testStoreClients(t *testing.T, s Store) {
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0).UTC()
+	c := &Client{ID: "acme-app", Name: "Acme", TenantID: "acme", Scopes: []string{"a", "b"}, Status: ClientActive,
+		TokenLifetime: 5 * time.Minute, CreatedAt: now, UpdatedAt: now,
+		Secrets: []Secret{{ID: "s1", Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: now}}}
+	if err := s.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateClient(ctx, c); !errors.Is(err, ErrClientExists) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	got, err := s.Client(ctx, "acme-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "Acme" || got.TenantID != "acme" || len(got.Scopes) != 2 || got.TokenLifetime != 5*time.Minute || !got.CreatedAt.Equal(now) || len(got.Secrets) != 1 || string(got.Secrets[0].Hash) != string(c.Secrets[0].Hash) {
+		t.Fatalf("round trip: %+v", got)
+	}
+	later := now.Add(time.Hour)
+	upd, err := s.UpdateClient(ctx, "acme-app", func(c *Client) error {
+		c.Status = ClientDisabled
+		c.Scopes = []string{"x"}
+		c.Secrets = append(c.Secrets, Secret{ID: "s2", Hash: []byte("fedcba9876543210fedcba9876543210"), CreatedAt: later})
+		c.UpdatedAt = later
+		return nil
+	})
+	if err != nil || upd.Status != ClientDisabled {
+		t.Fatalf("update: %v %+v", err, upd)
+	}
+	got, _ = s.Client(ctx, "acme-app")
+	if got.Status != ClientDisabled || len(got.Scopes) != 1 || len(got.Secrets) != 2 || got.Secrets[0].ID != "s1" || got.Secrets[1].ID != "s2" {
+		t.Fatalf("after update: %+v", got)
+	}
+	boom := errors.New("refused")
+	if _, err := s.UpdateClient(ctx, "acme-app", func(c *Client) error { c.Name = "changed"; return boom }); !errors.Is(err, boom) {
+		t.Fatalf("update error: %v", err)
+	}
+	if got, _ := s.Client(ctx, "acme-app"); got.Name != "Acme" {
+		t.Fatal("a failed update was written")
+	}
+	if _, err := s.UpdateClient(ctx, "nobody", func(*Client) error { return nil }); !errors.Is(err, ErrClientNotFound) {
+		t.Fatalf("update unknown: %v", err)
+	}
+	s.CreateClient(ctx, &Client{ID: "b-app", Status: ClientActive, Scopes: []string{}, Secrets: []Secret{}})
+	all, err := s.Clients(ctx)
+	if err != nil || len(all) != 2 || all[0].ID != "acme-app" || all[1].ID != "b-app" {
+		t.Fatalf("list: %v %d", err, len(all))
+	}
+	if err := s.DeleteClient(ctx, "acme-app"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client(ctx, "acme-app"); !errors.Is(err, ErrClientNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+	if err := s.DeleteClient(ctx, "acme-app"); !errors.Is(err, ErrClientNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+}
+
+func testStoreKeys(t *testing.T, s Store) {
+	ctx := context.Background()
+	t0 := time.Unix(1_800_000_000, 0)
+	key := func(kid string, at time.Time) SigningKey {
+		return SigningKey{KID: kid, Algorithm: "ES256", PrivateJWK: []byte(`{"kid":"` + kid + `"}`), CreatedAt: at, ActiveAt: at}
+	}
+	if added, err := s.AddSigningKey(ctx, key("k1", t0), time.Time{}, time.Time{}); err != nil || !added {
+		t.Fatalf("first key: %v %v", added, err)
+	}
+	if added, _ := s.AddSigningKey(ctx, key("k1b", t0), time.Time{}, time.Time{}); added {
+		t.Fatal("a second first key was added")
+	}
+	// Conditional rotation: only if the newest key is older than the bound.
+	if added, _ := s.AddSigningKey(ctx, key("k2", t0.Add(time.Hour)), t0.Add(2*time.Hour), t0); added {
+		t.Fatal("rotation added although the newest key is not older than the bound")
+	}
+	if added, err := s.AddSigningKey(ctx, key("k2", t0.Add(time.Hour)), t0.Add(2*time.Hour), t0.Add(time.Minute)); err != nil || !added {
+		t.Fatalf("rotation: %v %v", added, err)
+	}
+	keys, err := s.SigningKeys(ctx)
+	if err != nil || len(keys) != 2 || keys[0].KID != "k1" || keys[1].KID != "k2" {
+		t.Fatalf("keys: %v %+v", err, keys)
+	}
+	if !keys[0].RetireAt.Equal(t0.Add(2*time.Hour)) || !keys[1].RetireAt.IsZero() || string(keys[1].PrivateJWK) != `{"kid":"k2"}` {
+		t.Fatalf("retirement: %+v", keys)
+	}
+	if err := s.DeleteSigningKeysRetiredBefore(ctx, t0.Add(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := s.SigningKeys(ctx); len(keys) != 1 || keys[0].KID != "k2" {
+		t.Fatalf("after prune: %+v", keys)
+	}
+}
+
+func testStoreRotationRace(t *testing.T, s Store) {
+	ctx := context.Background()
+	t0 := time.Unix(1_800_000_000, 0)
+	s.AddSigningKey(ctx, SigningKey{KID: "old", Algorithm: "ES256", PrivateJWK: []byte("{}"), CreatedAt: t0, ActiveAt: t0}, time.Time{}, time.Time{})
+	var added atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			at := t0.Add(time.Hour)
+			k := SigningKey{KID: "new-" + string(rune('a'+i)), Algorithm: "ES256", PrivateJWK: []byte("{}"), CreatedAt: at, ActiveAt: at}
+			ok, err := s.AddSigningKey(ctx, k, at.Add(time.Hour), t0.Add(time.Minute))
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				added.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if n := added.Load(); n != 1 {
+		t.Fatalf("%d replicas rotated at once, want exactly 1", n)
+	}
+}
+
+func testStoreFailures(t *testing.T, s Store) {
+	ctx := context.Background()
+	t0 := time.Unix(1_800_000_000, 0)
+	for i := 1; i <= 3; i++ {
+		n, start, err := s.RecordFailure(ctx, "client:x", t0.Add(time.Duration(i)*time.Second), time.Minute)
+		if err != nil || n != i || !start.Equal(t0.Add(time.Second)) {
+			t.Fatalf("failure %d: %d %v %v", i, n, start, err)
+		}
+	}
+	n, start, _ := s.RecordFailure(ctx, "client:x", t0.Add(2*time.Minute), time.Minute)
+	if n != 1 || !start.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("new window: %d %v", n, start)
+	}
+	if n, _, _ := s.RecordFailure(ctx, "client:y", t0, time.Minute); n != 1 {
+		t.Fatalf("other key: %d", n)
+	}
+	if err := s.PruneFailures(ctx, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := s.RecordFailure(ctx, "client:y", t0.Add(time.Second), time.Minute); n != 1 {
+		t.Fatalf("pruned key counted from %d", n)
+	}
+}
