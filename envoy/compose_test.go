@@ -26,6 +26,7 @@ type composeFile struct {
 		Volumes     []string          `yaml:"volumes"`
 		Environment map[string]string `yaml:"environment"`
 		DependsOn   any               `yaml:"depends_on"`
+		Profiles    []string          `yaml:"profiles"`
 	} `yaml:"services"`
 	Volumes map[string]any `yaml:"volumes"`
 }

@@ -169,13 +169,18 @@ func (l *SharedFailureLimiter) Fail(ctx context.Context, key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.blocked) >= l.maxEntries {
-		for k, until := range l.blocked { // drop expired entries, then any
-			if !now.Before(until) || len(l.blocked) >= l.maxEntries {
+		// Bounded memory: forget expired blocks first, then arbitrary ones
+		// (the shared count still blocks them at their next failure).
+		for k, until := range l.blocked {
+			if !now.Before(until) {
 				delete(l.blocked, k)
 			}
-			if len(l.blocked) < l.maxEntries/2 {
+		}
+		for k := range l.blocked {
+			if len(l.blocked) < l.maxEntries {
 				break
 			}
+			delete(l.blocked, k)
 		}
 	}
 	l.blocked[key] = start.Add(l.window)

@@ -1,0 +1,167 @@
+package tokenissuer
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// replicaConfig is one replica's configuration on a shared PostgreSQL
+// database: the same secret hashing key and key-encryption key everywhere.
+func replicaConfig(t *testing.T, dsn string) Config {
+	cfg := testConfig(t.TempDir())
+	cfg.Store.Driver, cfg.Store.PostgresDSN = "postgres", dsn
+	cfg.Store.SecretHashKey = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	cfg.Keys.EncryptionKey = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
+	return cfg
+}
+
+func startReplica(t *testing.T, dsn string, clock Clock, mutate func(*Config)) *testIssuer {
+	cfg := replicaConfig(t, dsn)
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return startIssuerOn(t, cfg, clock, openPostgresForTest(t, dsn))
+}
+
+func TestReplicasShareClientsAndKeys(t *testing.T) {
+	t.Parallel()
+	dsn := freshPostgres(t)
+	clock := newFakeClock()
+	a := startReplica(t, dsn, clock, nil)
+	b := startReplica(t, dsn, clock, nil)
+	c, secret := a.createClient(NewClient{ID: "acme-app", Scopes: []string{"a"}})
+
+	if string(a.keys.JWKS()) != string(b.keys.JWKS()) {
+		t.Fatal("replicas serve different JWKS")
+	}
+	// A token from replica A verifies with replica B's JWKS, and B issues
+	// tokens for the client created through A.
+	tokA := postToken(t, a.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret)).body["access_token"].(string)
+	ownIssuer := b.cfg.Issuer
+	b.cfg.Issuer = a.cfg.Issuer // behind a load balancer both replicas share one issuer URL
+	verifyToken(t, b, tokA)
+	b.cfg.Issuer = ownIssuer
+	if r := postToken(t, b.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret)); r.status != 200 {
+		t.Fatalf("replica B: %d %v", r.status, r.body)
+	}
+
+	// A rotation on A is served by B once B reloads (keys.reload_interval).
+	newKey, err := a.keys.Rotate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.keys.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !publishedKIDs(t, b.keys)[newKey.KID] {
+		t.Fatal("replica B does not publish the key rotated on A")
+	}
+	clock.Advance(a.cfg.Keys.PublishDelay)
+	if kid := signingKID(t, b, c.ID, secret); kid != newKey.KID {
+		t.Fatalf("after the publish delay B signs with %s, want %s", kid, newKey.KID)
+	}
+}
+
+func TestPrivateKeysAreEncryptedAtRest(t *testing.T) {
+	t.Parallel()
+	dsn := freshPostgres(t)
+	a := startReplica(t, dsn, newFakeClock(), nil)
+	keys, err := a.store.SigningKeys(context.Background())
+	if err != nil || len(keys) == 0 {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if !bytes.HasPrefix(k.PrivateJWK, encryptedKeyMagic) || bytes.Contains(k.PrivateJWK, []byte(`"d"`)) {
+			t.Fatalf("key %s is stored in clear", k.KID)
+		}
+	}
+	// Another key-encryption key cannot read them.
+	cfg := replicaConfig(t, dsn)
+	cfg.Keys.EncryptionKey = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	km, err := NewKeyManagerFor(cfg, a.store, newFakeClock(), discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := km.Load(context.Background()); err == nil || !strings.Contains(err.Error(), "cannot decrypt") {
+		t.Fatalf("wrong key-encryption key: %v", err)
+	}
+	// A ciphertext moved to another key's row does not decrypt.
+	enc, _ := LoadKeyEncrypter(replicaConfig(t, dsn).Keys.EncryptionKey, "")
+	if _, err := openStoredKey(enc, "another-kid", keys[0].PrivateJWK); err == nil {
+		t.Fatal("a key decrypted under another kid")
+	}
+}
+
+func TestScheduledRotationHappensOnceAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	dsn := freshPostgres(t)
+	clock := newFakeClock()
+	every := func(c *Config) { c.Keys.RotateEvery = 24 * time.Hour }
+	a := startReplica(t, dsn, clock, every)
+	b := startReplica(t, dsn, clock, every)
+	if rotated, _ := a.keys.RotateIfDue(context.Background()); rotated {
+		t.Fatal("rotated before the interval")
+	}
+	clock.Advance(25 * time.Hour)
+	var wg sync.WaitGroup
+	results := make(chan bool, 2)
+	for _, r := range []*testIssuer{a, b} {
+		wg.Add(1)
+		go func(r *testIssuer) {
+			defer wg.Done()
+			rotated, err := r.keys.RotateIfDue(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			results <- rotated
+		}(r)
+	}
+	wg.Wait()
+	close(results)
+	n := 0
+	for r := range results {
+		if r {
+			n++
+		}
+	}
+	keys, _ := a.store.SigningKeys(context.Background())
+	if n != 1 || len(keys) != 2 {
+		t.Fatalf("%d replicas rotated, %d keys stored; want 1 and 2", n, len(keys))
+	}
+}
+
+func TestFailureLimitHoldsAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	dsn := freshPostgres(t)
+	clock := newFakeClock()
+	limit := func(c *Config) { c.RateLimit.MaxFailures, c.RateLimit.Window = 4, time.Minute }
+	a := startReplica(t, dsn, clock, limit)
+	b := startReplica(t, dsn, clock, limit)
+	c, secret := a.createClient(NewClient{ID: "victim", Scopes: []string{"a"}})
+	// Guesses alternate between replicas, as behind a load balancer. The
+	// address limit is per replica and set high, to isolate the client limit.
+	guesses := 0
+	for i := 0; i < 20; i++ {
+		r := []*testIssuer{a, b}[i%2]
+		resp := postToken(t, r.http.URL, formType, "grant_type=client_credentials", basic(c.ID, "guess"))
+		if resp.status == http.StatusUnauthorized {
+			guesses++
+		}
+	}
+	// Each replica learns the shared count at its next failure: at most
+	// max_failures + replicas − 1 guesses are evaluated, not 2 × max.
+	if guesses > 4+1 {
+		t.Fatalf("%d guesses evaluated across two replicas, limit is 4 (+1 for the second replica)", guesses)
+	}
+	for _, r := range []*testIssuer{a, b} {
+		if resp := postToken(t, r.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret)); resp.status != http.StatusTooManyRequests {
+			t.Fatalf("blocked client on a replica: %d", resp.status)
+		}
+	}
+}
