@@ -79,6 +79,10 @@ type jwksServer struct {
 	status int
 	delay  time.Duration
 	hits   atomic.Int64
+	// gate, when set, holds every request until it is closed.
+	gate chan struct{}
+	// waiting counts requests held at the gate.
+	waiting atomic.Int64
 }
 
 func newJWKSServer(t testing.TB, keys ...signingKey) *jwksServer {
@@ -87,8 +91,16 @@ func newJWKSServer(t testing.TB, keys ...signingKey) *jwksServer {
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.hits.Add(1)
 		s.mu.Lock()
-		body, status, delay := s.body, s.status, s.delay
+		body, status, delay, gate := s.body, s.status, s.delay, s.gate
 		s.mu.Unlock()
+		if gate != nil {
+			s.waiting.Add(1)
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		if delay > 0 {
 			select {
 			case <-time.After(delay):
@@ -119,6 +131,12 @@ func (s *jwksServer) setKeys(t testing.TB, keys ...signingKey) {
 func (s *jwksServer) setBody(status int, body []byte) {
 	s.mu.Lock()
 	s.status, s.body = status, body
+	s.mu.Unlock()
+}
+
+func (s *jwksServer) setGate(g chan struct{}) {
+	s.mu.Lock()
+	s.gate = g
 	s.mu.Unlock()
 }
 
