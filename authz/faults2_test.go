@@ -30,7 +30,9 @@ func TestSlowJWKSDoesNotHoldKnownTokens(t *testing.T) {
 
 	unknown := newSigningKey(t, "not-yet", jwa.ES256)
 	done := make(chan reply, 1)
-	go func() { done <- az.check(t, "GET", "/v1/accounts/42", false, bearer(sign(t, unknown, nil, claims(time.Now())))) }()
+	go func() {
+		done <- az.check(t, "GET", "/v1/accounts/42", false, bearer(sign(t, unknown, nil, claims(time.Now()))))
+	}()
 	for jwks.waiting.Load() == 0 { // the refetch is now hanging at the issuer
 		time.Sleep(time.Millisecond)
 	}
