@@ -27,6 +27,59 @@ type Result struct {
 	ByStatus                 map[int]int64
 	// FirstError is the first gRPC error seen, if any.
 	FirstError error
+	// Samples are the soak samples, if any were asked for.
+	Samples []Sample
+}
+
+func sample(opts Options, stop <-chan struct{}) []Sample {
+	if opts.SampleEvery <= 0 || opts.ServerPID <= 0 {
+		return nil
+	}
+	var out []Sample
+	start := time.Now()
+	t := time.NewTicker(opts.SampleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return out
+		case <-t.C:
+			s := Sample{At: time.Since(start).Round(time.Second)}
+			s.RSS, _ = ProcessRSS(opts.ServerPID)
+			if opts.Gauge != nil {
+				g, _ := opts.Gauge("go_goroutines")
+				s.Goroutines = int(g)
+				s.HeapInUse, _ = opts.Gauge("go_memstats_heap_inuse_bytes")
+			}
+			if opts.Samples != nil {
+				fmt.Fprintf(opts.Samples, "  t=%-6s rss=%6.1f MB heap-in-use=%6.1f MB goroutines=%d\n", s.At, float64(s.RSS)/(1<<20), s.HeapInUse/(1<<20), s.Goroutines)
+			}
+			out = append(out, s)
+		}
+	}
+}
+
+// SoakSummary compares the second half of the samples with the first, the
+// usual test for growth: flat memory and goroutines mean no leak.
+func SoakSummary(samples []Sample) string {
+	if len(samples) < 4 {
+		return "too few samples for a soak summary"
+	}
+	half := len(samples) / 2
+	avg := func(ss []Sample) (float64, float64, float64) {
+		var rss, heap, g float64
+		for _, s := range ss {
+			rss += float64(s.RSS)
+			heap += s.HeapInUse
+			g += float64(s.Goroutines)
+		}
+		n := float64(len(ss))
+		return rss / n, heap / n, g / n
+	}
+	r1, h1, g1 := avg(samples[:half])
+	r2, h2, g2 := avg(samples[half:])
+	return fmt.Sprintf("soak, first half → second half: RSS %.1f → %.1f MB (%.2f×), heap in use %.1f → %.1f MB (%.2f×), goroutines %.0f → %.0f",
+		r1/(1<<20), r2/(1<<20), r2/r1, h1/(1<<20), h2/(1<<20), h2/max(h1, 1), g1, g2)
 }
 
 // Rate is checks per second.
@@ -47,6 +100,21 @@ type Options struct {
 	Concurrency int
 	// ServerPID, when positive, is read from /proc for CPU and memory.
 	ServerPID int
+	// SampleEvery, when positive, samples the server's memory and goroutines
+	// during the measured run (a soak), with Goroutines reading the count.
+	SampleEvery time.Duration
+	// Gauge reads one of the server's Prometheus gauges by name.
+	Gauge func(name string) (float64, error)
+	// Samples receives each sample line as it is taken.
+	Samples io.Writer
+}
+
+// Sample is the server's state at one moment of a soak.
+type Sample struct {
+	At         time.Duration
+	RSS        int64
+	HeapInUse  float64
+	Goroutines int
 }
 
 // Run sends the workload's requests round-robin from Concurrency workers
@@ -61,7 +129,12 @@ func Run(ctx context.Context, name string, client authv3.AuthorizationClient, w 
 	if opts.ServerPID > 0 {
 		cpuBefore, _ = ProcessCPU(opts.ServerPID)
 	}
+	sampled := make(chan []Sample, 1)
+	stopSampling := make(chan struct{})
+	go func() { sampled <- sample(opts, stopSampling) }()
 	res, err := drive(ctx, client, w, opts.Duration, opts.Concurrency, true)
+	close(stopSampling)
+	res.Samples = <-sampled
 	if err != nil {
 		return Result{}, err
 	}
@@ -151,6 +224,9 @@ func Report(out io.Writer, results ...Result) {
 			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.P999.Round(time.Microsecond), float64(r.ServerRSS)/(1<<20), r.Errors, r.Wrong)
 	}
 	for _, r := range results {
+		if len(r.Samples) > 0 {
+			fmt.Fprintf(out, "%s %s\n", r.Name, SoakSummary(r.Samples))
+		}
 		if r.FirstError != nil {
 			fmt.Fprintf(out, "%s: first gRPC error: %v\n", r.Name, r.FirstError)
 		}

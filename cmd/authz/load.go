@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	policyPath := fs.String("policy", "testdata/policy", "policy for authz")
 	cacheTokens := fs.Int("cache-max-tokens", 100_000, "authz token.cache_max_tokens")
 	baseline := fs.Bool("baseline", true, "also measure the always-OK baseline")
+	sampleEvery := fs.Duration("sample", 0, "soak: sample authz's memory and goroutines this often (e.g. 10s)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -100,6 +102,10 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer stopProcess(proc)
 	if err := waitReady("http://" + adminAddr + "/readyz"); err != nil {
 		return fmt.Errorf("authz: %w", err)
+	}
+	if *sampleEvery > 0 {
+		opts.SampleEvery, opts.Samples = *sampleEvery, stderr
+		opts.Gauge = func(name string) (float64, error) { return scrapeGauge("http://"+adminAddr+"/metrics", name) }
 	}
 	res, err := runAgainst(ctx, "authz", grpcAddr, proc.Process.Pid, w, opts, stderr)
 	if err != nil {
@@ -185,6 +191,25 @@ func waitTCP(addr string) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("%s did not start listening", addr)
+}
+
+// scrapeGauge reads one unlabelled gauge from a Prometheus text endpoint.
+func scrapeGauge(url, name string) (float64, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in %s", name, url)
 }
 
 func waitReady(url string) error {
