@@ -8,35 +8,11 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 )
 
-// benchDecider is a Decider on the sample policy and users with a cached,
-// verified token, as on the hot path.
+// benchDecider is a Decider on the sample policy and users with a verified
+// token, as on the hot path.
 func benchDecider(b *testing.B) (*Decider, string) {
 	ec := newSigningKey(b, "ec-1", jwa.ES256)
-	jwks := newJWKSServer(b, ec)
-	m := newMetrics(nil)
-	keys := NewJWKSSource(JWKSConfig{URL: jwks.URL, RefreshInterval: time.Hour, FetchTimeout: time.Second}, SystemClock{}, discard(), m)
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
-	keys.Start(ctx)
-	for !keys.Ready() {
-		time.Sleep(time.Millisecond)
-	}
-	v, err := NewVerifier(VerifierConfig{Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"ES256"}, ClockSkew: time.Second, CacheMaxTokens: 1000}, keys, SystemClock{}, m)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(v.Close)
-	pw, err := newBenchPolicy()
-	if err != nil {
-		b.Fatal(err)
-	}
-	files, err := NewFileDirectory("../testdata/users/users.yaml", discard())
-	if err != nil {
-		b.Fatal(err)
-	}
-	users, _ := NewCachedDirectory(files, CacheConfig{TTL: time.Hour, MaxStale: time.Hour, MaxUsers: 1000}, SystemClock{}, m)
-	b.Cleanup(users.Close)
-	return NewDecider(pw, v, users, DefaultHeaderNames(), "api"), sign(b, ec, nil, claims(time.Now()))
+	return newDeciderFixture(b, []string{"ES256"}, ec).decider, sign(b, ec, nil, claims(time.Now()))
 }
 
 // BenchmarkDecide is the decision alone for a cached token, on-behalf-of

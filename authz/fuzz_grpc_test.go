@@ -17,23 +17,8 @@ import (
 // the one valid token may be allowed.
 func FuzzCheckRequest(f *testing.F) {
 	ec := newSigningKey(f, "ec-1", jwa.ES256)
-	jwks := newJWKSServer(f, ec)
-	m := newMetrics(nil)
-	keys := NewJWKSSource(JWKSConfig{URL: jwks.URL, RefreshInterval: time.Hour, MinRefetchInterval: time.Hour, FetchTimeout: time.Second}, SystemClock{}, discard(), m)
-	ctx, cancel := context.WithCancel(context.Background())
-	f.Cleanup(cancel)
-	keys.Start(ctx)
-	for !keys.Ready() {
-		time.Sleep(time.Millisecond)
-	}
-	v, _ := NewVerifier(VerifierConfig{Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"ES256"}, CacheMaxTokens: 1000}, keys, SystemClock{}, m)
-	pol, err := newBenchPolicy()
-	if err != nil {
-		f.Fatal(err)
-	}
-	files, _ := NewFileDirectory("../testdata/users/users.yaml", discard())
-	users, _ := NewCachedDirectory(files, CacheConfig{TTL: time.Hour, MaxStale: time.Hour, MaxUsers: 100}, SystemClock{}, m)
-	svc := NewService(NewDecider(pol, v, users, DefaultHeaderNames(), "api"), discard(), m, time.Second, 0)
+	fx := newDeciderFixture(f, []string{"ES256"}, ec)
+	svc := NewService(fx.decider, discard(), fx.metrics, time.Second, 0)
 	valid := sign(f, ec, nil, claims(time.Now().Add(time.Hour)))
 
 	seed := func(method, path string, headers [][2]string, raw bool) {
@@ -79,16 +64,7 @@ func FuzzCheckRequest(f *testing.F) {
 func FuzzVerifyToken(f *testing.F) {
 	ec := newSigningKey(f, "ec-1", jwa.ES256)
 	rsaKey := newSigningKey(f, "rsa-1", jwa.RS256)
-	jwks := newJWKSServer(f, ec, rsaKey)
-	m := newMetrics(nil)
-	keys := NewJWKSSource(JWKSConfig{URL: jwks.URL, RefreshInterval: time.Hour, MinRefetchInterval: time.Hour, FetchTimeout: time.Second}, SystemClock{}, discard(), m)
-	ctx, cancel := context.WithCancel(context.Background())
-	f.Cleanup(cancel)
-	keys.Start(ctx)
-	for !keys.Ready() {
-		time.Sleep(time.Millisecond)
-	}
-	v, _ := NewVerifier(VerifierConfig{Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"ES256", "RS256"}, CacheMaxTokens: 1000}, keys, SystemClock{}, m)
+	v := newDeciderFixture(f, []string{"ES256", "RS256"}, ec, rsaKey).verifier
 	valid := sign(f, ec, nil, claims(time.Now().Add(time.Hour)))
 	f.Add(valid)
 	f.Add(sign(f, rsaKey, map[string]any{"typ": "JWT"}, claims(time.Now())))

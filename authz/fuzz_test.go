@@ -63,26 +63,7 @@ func FuzzParseUserFile(f *testing.F) {
 // anything else allowed must be a public route; nothing may panic.
 func FuzzDecide(f *testing.F) {
 	ec := newSigningKey(f, "ec-1", jwa.ES256)
-	jwks := newJWKSServer(f, ec)
-	m := newMetrics(nil)
-	keys := NewJWKSSource(JWKSConfig{URL: jwks.URL, RefreshInterval: time.Hour, MinRefetchInterval: time.Hour, FetchTimeout: time.Second}, SystemClock{}, discard(), m)
-	ctx, cancel := context.WithCancel(context.Background())
-	f.Cleanup(cancel)
-	keys.Start(ctx)
-	for !keys.Ready() {
-		time.Sleep(time.Millisecond)
-	}
-	v, err := NewVerifier(VerifierConfig{Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"ES256", "RS256", "EdDSA"}, CacheMaxTokens: 1000}, keys, SystemClock{}, m)
-	if err != nil {
-		f.Fatal(err)
-	}
-	pol, err := newBenchPolicy()
-	if err != nil {
-		f.Fatal(err)
-	}
-	files, _ := NewFileDirectory("../testdata/users/users.yaml", discard())
-	users, _ := NewCachedDirectory(files, CacheConfig{TTL: time.Hour, MaxStale: time.Hour, MaxUsers: 100}, SystemClock{}, m)
-	d := NewDecider(pol, v, users, DefaultHeaderNames(), "api")
+	d := newDeciderFixture(f, []string{"ES256", "RS256", "EdDSA"}, ec).decider
 	valid := sign(f, ec, nil, claims(time.Now().Add(time.Hour)))
 
 	f.Add("GET", "/v1/accounts/42", "Bearer "+valid, "user 42")

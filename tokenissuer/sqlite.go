@@ -163,35 +163,20 @@ func (s *SQLiteStore) Client(ctx context.Context, id string) (*Client, error) {
 }
 
 func sqliteReadClient(ctx context.Context, q sqlQueryer, id string) (*Client, error) {
-	c := &Client{}
-	var scopes, status string
-	var lifetime, created, updated int64
-	err := q.QueryRowContext(ctx, `SELECT id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at FROM clients WHERE id = ?`, id).
-		Scan(&c.ID, &c.Name, &c.TenantID, &scopes, &status, &lifetime, &created, &updated)
+	c, err := scanClient(q.QueryRowContext(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrClientNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read client: %w", err)
 	}
-	c.Scopes, c.Status, c.TokenLifetime = splitScopes(scopes), ClientStatus(status), time.Duration(lifetime)
-	c.CreatedAt, c.UpdatedAt = fromUnixNano(created), fromUnixNano(updated)
 	rows, err := q.QueryContext(ctx, `SELECT id, hash, created_at FROM client_secrets WHERE client_id = ? ORDER BY created_at, rowid`, id)
 	if err != nil {
 		return nil, fmt.Errorf("read client secrets: %w", err)
 	}
 	defer rows.Close()
-	c.Secrets = []Secret{}
-	for rows.Next() {
-		var sec Secret
-		var at int64
-		if err := rows.Scan(&sec.ID, &sec.Hash, &at); err != nil {
-			return nil, fmt.Errorf("read client secrets: %w", err)
-		}
-		sec.CreatedAt = fromUnixNano(at)
-		c.Secrets = append(c.Secrets, sec)
-	}
-	return c, rows.Err()
+	c.Secrets, err = scanSecrets(rows)
+	return c, err
 }
 
 // Clients implements Store.
@@ -213,18 +198,7 @@ func (s *SQLiteStore) Clients(ctx context.Context) ([]*Client, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
-	clients := make([]*Client, 0, len(ids))
-	for _, id := range ids {
-		c, err := s.Client(ctx, id)
-		if errors.Is(err, ErrClientNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		clients = append(clients, c)
-	}
-	return clients, nil
+	return clientsByID(ctx, s, ids)
 }
 
 // UpdateClient implements Store.
@@ -276,22 +250,12 @@ func (s *SQLiteStore) DeleteClient(ctx context.Context, id string) error {
 
 // SigningKeys implements Store.
 func (s *SQLiteStore) SigningKeys(ctx context.Context) ([]SigningKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT kid, algorithm, private_jwk, created_at, active_at, retire_at FROM signing_keys ORDER BY created_at, kid`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+signingKeyColumns+` FROM signing_keys ORDER BY created_at, kid`)
 	if err != nil {
 		return nil, fmt.Errorf("read signing keys: %w", err)
 	}
 	defer rows.Close()
-	var keys []SigningKey
-	for rows.Next() {
-		var k SigningKey
-		var created, active, retire int64
-		if err := rows.Scan(&k.KID, &k.Algorithm, &k.PrivateJWK, &created, &active, &retire); err != nil {
-			return nil, fmt.Errorf("read signing keys: %w", err)
-		}
-		k.CreatedAt, k.ActiveAt, k.RetireAt = fromUnixNano(created), fromUnixNano(active), fromUnixNano(retire)
-		keys = append(keys, k)
-	}
-	return keys, rows.Err()
+	return scanSigningKeys(rows)
 }
 
 // AddSigningKey implements Store. The transaction is IMMEDIATE (see

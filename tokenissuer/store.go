@@ -3,6 +3,7 @@ package tokenissuer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -131,4 +132,82 @@ func fromUnixNano(n int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n).UTC()
+}
+
+// The two SQL stores share their row decoding: database/sql and pgx rows
+// both offer these methods.
+type (
+	rowScanner interface {
+		Scan(dest ...any) error
+	}
+	rowsScanner interface {
+		Next() bool
+		Scan(dest ...any) error
+		Err() error
+	}
+)
+
+// clientColumns is the SELECT list scanClient expects.
+const clientColumns = `id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at`
+
+// scanClient decodes one row of clientColumns; the driver's "no rows" error
+// is returned as is.
+func scanClient(row rowScanner) (*Client, error) {
+	c := &Client{}
+	var scopes, status string
+	var lifetime, created, updated int64
+	if err := row.Scan(&c.ID, &c.Name, &c.TenantID, &scopes, &status, &lifetime, &created, &updated); err != nil {
+		return nil, err
+	}
+	c.Scopes, c.Status, c.TokenLifetime = splitScopes(scopes), ClientStatus(status), time.Duration(lifetime)
+	c.CreatedAt, c.UpdatedAt = fromUnixNano(created), fromUnixNano(updated)
+	return c, nil
+}
+
+// scanSecrets decodes rows of (id, hash, created_at).
+func scanSecrets(rows rowsScanner) ([]Secret, error) {
+	secrets := []Secret{}
+	for rows.Next() {
+		var sec Secret
+		var at int64
+		if err := rows.Scan(&sec.ID, &sec.Hash, &at); err != nil {
+			return nil, fmt.Errorf("read client secrets: %w", err)
+		}
+		sec.CreatedAt = fromUnixNano(at)
+		secrets = append(secrets, sec)
+	}
+	return secrets, rows.Err()
+}
+
+// signingKeyColumns is the SELECT list scanSigningKeys expects.
+const signingKeyColumns = `kid, algorithm, private_jwk, created_at, active_at, retire_at`
+
+func scanSigningKeys(rows rowsScanner) ([]SigningKey, error) {
+	var keys []SigningKey
+	for rows.Next() {
+		var k SigningKey
+		var created, active, retire int64
+		if err := rows.Scan(&k.KID, &k.Algorithm, &k.PrivateJWK, &created, &active, &retire); err != nil {
+			return nil, fmt.Errorf("read signing keys: %w", err)
+		}
+		k.CreatedAt, k.ActiveAt, k.RetireAt = fromUnixNano(created), fromUnixNano(active), fromUnixNano(retire)
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// clientsByID loads each listed client, skipping any deleted meanwhile.
+func clientsByID(ctx context.Context, s Store, ids []string) ([]*Client, error) {
+	clients := make([]*Client, 0, len(ids))
+	for _, id := range ids {
+		c, err := s.Client(ctx, id)
+		if errors.Is(err, ErrClientNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		clients = append(clients, c)
+	}
+	return clients, nil
 }

@@ -29,10 +29,10 @@ func check(ctx context.Context, args []string, stdout io.Writer) error {
 	var headers multiFlag
 	fs.Var(&headers, "header", `extra header "name: value" (repeatable)`)
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return usageError{Msg: err.Error()}
 	}
 	if fs.NArg() != 2 {
-		return usageError{"check [flags] METHOD PATH"}
+		return usageError{Msg: "check [flags] METHOD PATH"}
 	}
 	method, path := fs.Arg(0), fs.Arg(1)
 	hdrs := [][2]string{{":authority", *authority}, {":method", method}, {":path", path}, {":scheme", "https"}}
@@ -45,7 +45,7 @@ func check(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, h := range headers {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok {
-			return usageError{fmt.Sprintf("--header %q: want \"name: value\"", h)}
+			return usageError{Msg: fmt.Sprintf("--header %q: want \"name: value\"", h)}
 		}
 		hdrs = append(hdrs, [2]string{strings.ToLower(strings.TrimSpace(name)), strings.TrimSpace(value)})
 	}
@@ -68,7 +68,7 @@ func check(ctx context.Context, args []string, stdout io.Writer) error {
 		printDecision(stdout, resp)
 	}
 	if resp.GetOkResponse() == nil {
-		return exitError{1}
+		return exitError{Code: 1}
 	}
 	return nil
 }

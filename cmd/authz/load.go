@@ -35,10 +35,10 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	baseline := fs.Bool("baseline", true, "also measure the always-OK baseline")
 	sampleEvery := fs.Duration("sample", 0, "soak: sample authz's memory and goroutines this often (e.g. 10s)")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return usageError{Msg: err.Error()}
 	}
 	if *duration <= 0 || *duration > time.Hour || *concurrency < 1 {
-		return usageError{"load: duration must be in (0, 1h] and concurrency at least 1"}
+		return usageError{Msg: "load: duration must be in (0, 1h] and concurrency at least 1"}
 	}
 	dir, err := os.MkdirTemp("", "portcullis-load-")
 	if err != nil {
@@ -134,7 +134,7 @@ func loadBaseline(ctx context.Context, args []string) error {
 	fs := newFlagSet("load-baseline")
 	listen := fs.String("listen", "127.0.0.1:9101", "gRPC address")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return usageError{Msg: err.Error()}
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

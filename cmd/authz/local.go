@@ -29,7 +29,7 @@ func local(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("local")
 	stateDir := fs.String("state", ".local", "directory for the SQLite store and keys")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return usageError{Msg: err.Error()}
 	}
 	if err := os.MkdirAll(*stateDir, 0o700); err != nil {
 		return err

@@ -5,15 +5,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/cmd/internal/configfile"
 )
 
@@ -32,37 +31,22 @@ commands:
   env                               list the environment variables that override settings
 `
 
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-// exitError carries an exit code without a message (the output said it all).
-type exitError struct{ code int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+type (
+	usageError = cli.UsageError
+	exitError  = cli.ExitError
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	var ue usageError
-	var ee exitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		os.Exit(ee.code)
-	case errors.As(err, &ue):
-		fmt.Fprintf(os.Stderr, "authz: %v\n\n%s", err, usage)
-		os.Exit(2)
-	default:
-		fmt.Fprintf(os.Stderr, "authz: %v\n", err)
-		os.Exit(1)
-	}
+	stop()
+	cli.Exit("authz", usage, err)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"a command is required"}
+		return usageError{Msg: "a command is required"}
 	}
 	switch args[0] {
 	case "serve":
@@ -87,38 +71,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+	return usageError{Msg: fmt.Sprintf("unknown command %q", args[0])}
 }
 
 func loadConfig(path string) (authz.Config, error) {
-	if path == "" {
-		path = os.Getenv(envPrefix + "_CONFIG")
-	}
 	cfg := authz.DefaultConfig()
-	if err := configfile.Load(path, envPrefix, &cfg); err != nil {
-		return cfg, err
-	}
-	if err := cfg.Validate(); err != nil {
-		where := "configuration"
-		if path != "" {
-			where = path
-		}
-		return cfg, fmt.Errorf("invalid %s:\n%w", where, err)
-	}
-	return cfg, nil
+	return cfg, cli.LoadConfig(path, envPrefix, &cfg)
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
-}
+var newLogger = cli.NewLogger
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("serve")
 	configPath := fs.String("config", "", "configuration file (YAML)")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return usageError{Msg: err.Error()}
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {

@@ -5,17 +5,16 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/cmd/internal/configfile"
 	"github.com/portcullis/portcullis/tokenissuer"
 )
@@ -37,24 +36,16 @@ Every command takes --config FILE (default: $PORTCULLIS_ISSUER_CONFIG).
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintf(os.Stderr, "issuer: %v\n\n%s", err, usage)
-			os.Exit(2)
-		}
-		fmt.Fprintf(os.Stderr, "issuer: %v\n", err)
-		os.Exit(1)
-	}
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	cli.Exit("issuer", usage, err)
 }
 
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
+type usageError = cli.UsageError
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"a command is required"}
+		return usageError{Msg: "a command is required"}
 	}
 	switch args[0] {
 	case "serve":
@@ -73,41 +64,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
-		return usageError{fmt.Sprintf("unknown command %q", args[0])}
+		return usageError{Msg: fmt.Sprintf("unknown command %q", args[0])}
 	}
 }
 
 // loadConfig reads the file named by --config (or $PORTCULLIS_ISSUER_CONFIG),
 // applies environment overrides and validates the result.
 func loadConfig(path string) (tokenissuer.Config, error) {
-	if path == "" {
-		path = os.Getenv(envPrefix + "_CONFIG")
-	}
 	cfg := tokenissuer.DefaultConfig()
-	if err := configfile.Load(path, envPrefix, &cfg); err != nil {
-		return cfg, err
-	}
-	if err := cfg.Validate(); err != nil {
-		where := "configuration"
-		if path != "" {
-			where = path
-		}
-		return cfg, fmt.Errorf("invalid %s:\n%w", where, err)
-	}
-	return cfg, nil
+	return cfg, cli.LoadConfig(path, envPrefix, &cfg)
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
-}
+var newLogger = cli.NewLogger
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	configPath := fs.String("config", "", "configuration file (YAML)")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return usageError{Msg: err.Error()}
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
@@ -163,7 +137,7 @@ func printJSON(w io.Writer, v any) error {
 
 func clients(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"clients: a subcommand is required (create, list, show, rotate-secret, revoke-secret, disable, enable, delete, set-scopes)"}
+		return usageError{Msg: "clients: a subcommand is required (create, list, show, rotate-secret, revoke-secret, disable, enable, delete, set-scopes)"}
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("clients "+sub, flag.ContinueOnError)
@@ -183,10 +157,10 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&secretID, "secret-id", "", "secret to revoke (default: the oldest)")
 	case "list", "show", "rotate-secret", "disable", "enable", "delete", "set-scopes":
 	default:
-		return usageError{fmt.Sprintf("clients: unknown subcommand %q", sub)}
+		return usageError{Msg: fmt.Sprintf("clients: unknown subcommand %q", sub)}
 	}
 	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{err.Error()}
+		return usageError{Msg: err.Error()}
 	}
 	rest := fs.Args()
 	needArgs := map[string]int{"create": 0, "list": 0, "set-scopes": 2}
@@ -195,7 +169,7 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 		want = 1
 	}
 	if len(rest) != want {
-		return usageError{fmt.Sprintf("clients %s: expected %d argument(s) (CLIENT_ID%s), got %d", sub, want, map[bool]string{true: " SCOPES"}[sub == "set-scopes"], len(rest))}
+		return usageError{Msg: fmt.Sprintf("clients %s: expected %d argument(s) (CLIENT_ID%s), got %d", sub, want, map[bool]string{true: " SCOPES"}[sub == "set-scopes"], len(rest))}
 	}
 	admin, store, err := openAdmin(ctx, *configPath)
 	if err != nil {
@@ -273,12 +247,12 @@ func splitList(s string) []string {
 
 func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "rotate") {
-		return usageError{"keys: a subcommand is required (list, rotate)"}
+		return usageError{Msg: "keys: a subcommand is required (list, rotate)"}
 	}
 	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
 	configPath := fs.String("config", "", "configuration file (YAML)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{err.Error()}
+		return usageError{Msg: err.Error()}
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
