@@ -3,6 +3,7 @@ package policy
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -64,6 +65,33 @@ func FuzzMatch(f *testing.F) {
 		}
 		if !templateMatches(m.Route.segments, path) {
 			t.Fatalf("route %s does not match %q", m.Route.Name, path)
+		}
+	})
+}
+
+// FuzzCheckPath: a path CheckPath accepts has nothing that Envoy or an
+// upstream could read as another path.
+func FuzzCheckPath(f *testing.F) {
+	for _, s := range []string{"/v1/accounts/42", "/v1/../admin", "/v1/%2e%2e/admin", "/v1/accounts%2F42", "/v1//x", "/v1\\x", "/v1/%61", "/a/./b", "/%00", "/v1/accounts/", "/..;/admin", "/v1/%252e"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		if CheckPath(path) != nil {
+			return
+		}
+		lower := strings.ToLower(path)
+		for _, bad := range []string{"/../", "/./", "//", "%2f", "%5c", "%2e", "\\", "#"} {
+			if strings.Contains(lower, bad) {
+				t.Fatalf("accepted %q containing %q", path, bad)
+			}
+		}
+		if !strings.HasPrefix(path, "/") || strings.HasSuffix(path, "/..") || strings.HasSuffix(path, "/.") || strings.Contains(path, "/..;") || strings.Contains(path, "/.;") {
+			t.Fatalf("accepted %q", path)
+		}
+		for i := 0; i < len(path); i++ {
+			if path[i] < 0x20 || path[i] == 0x7f {
+				t.Fatalf("accepted a control byte in %q", path)
+			}
 		}
 	})
 }

@@ -22,8 +22,9 @@ func SplitPath(rawPath string) string {
 // against the policy. A path is refused when it could mean one thing to the
 // matcher and another to Envoy or the upstream:
 //   - it is not absolute, or holds a fragment;
-//   - it has "." or ".." segments or empty segments ("//"); a single trailing
-//     slash is allowed and matched exactly;
+//   - it has "." or ".." segments (also with ";parameters", which servlet
+//     containers strip) or empty segments ("//"); a single trailing slash is
+//     allowed and matched exactly;
 //   - it holds a backslash or control bytes (raw or %-encoded);
 //   - it %-encodes "/", "\" or "." (%2F, %5C, %2E), or any unreserved
 //     character (RFC 3986 §2.3 says those must not be encoded, and an upstream
@@ -69,14 +70,18 @@ func CheckPath(path string) *PathError {
 		}
 	}
 	// The last segment may be empty (a trailing slash) but not a dot segment.
-	last := path[segStart:]
-	if last == "." || last == ".." {
-		return &PathError{"dot segment"}
+	if last := path[segStart:]; last != "" {
+		return checkSegment(last)
 	}
 	return nil
 }
 
 func checkSegment(seg string) *PathError {
+	// Servlet containers drop ";params" before resolving dot segments, so
+	// "/..;/admin" climbs a level there: refuse dot segments with parameters.
+	if i := strings.IndexByte(seg, ';'); i >= 0 {
+		seg = seg[:i]
+	}
 	switch seg {
 	case "":
 		return &PathError{"empty segment"}

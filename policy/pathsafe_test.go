@@ -39,6 +39,11 @@ func TestCheckPath(t *testing.T) {
 		{"/v1/%zz", false},
 		{"/v1/%4", false},
 		{"/v1/%", false},
+		{"/..;/admin", false},
+		{"/v1/..;jsessionid=x/admin", false},
+		{"/v1/.;/x", false},
+		{"/v1/..;", false},
+		{"/v1/a;b", true},
 	}
 	for _, tt := range tests {
 		if err := CheckPath(tt.path); (err == nil) != tt.safe {
