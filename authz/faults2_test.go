@@ -21,7 +21,8 @@ func TestSlowJWKSDoesNotHoldKnownTokens(t *testing.T) {
 	ec := newSigningKey(t, "ec-1", jwa.ES256)
 	jwks := newJWKSServer(t, ec)
 	cfg := testConfig(t, jwks.URL)
-	cfg.Token.JWKSFetchTimeout = 500 * time.Millisecond
+	cfg.Token.JWKSFetchTimeout = 3 * time.Second
+	cfg.CheckTimeout = 5 * time.Second
 	az := startAuthz(t, cfg, SystemClock{})
 	az.waitReady(t)
 	gate := make(chan struct{})

@@ -18,7 +18,7 @@ func TestShutdownFinishesInFlightChecks(t *testing.T) {
 	ec := newSigningKey(t, "ec-1", jwa.ES256)
 	jwks := newJWKSServer(t, ec)
 	users := newUserService(t, map[string]string{})
-	users.delay.Store(int64(300 * time.Millisecond))
+	users.delay.Store(int64(300 * time.Millisecond)) // below users.timeout
 	cfg := testConfig(t, jwks.URL)
 	cfg.Users.Source, cfg.Users.URL = "http", users.URL+"/users/{id}"
 	az := startAuthz(t, cfg, SystemClock{})
@@ -45,7 +45,10 @@ func TestShutdownFinishesInFlightChecks(t *testing.T) {
 			results <- nil
 		}(i)
 	}
-	time.Sleep(100 * time.Millisecond) // the checks are waiting on the user service
+	// Stop only once every check is in flight, waiting on the user service.
+	for users.calls.Load() < n {
+		time.Sleep(5 * time.Millisecond)
+	}
 	az.cancel()
 	select {
 	case err := <-az.done:
