@@ -1,0 +1,68 @@
+package tokenissuer
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServiceServesAndShutsDownGracefully runs the issuer as `issuer serve`
+// does: health and metrics answer, and cancelling (SIGTERM) stops it cleanly.
+func TestServiceServesAndShutsDownGracefully(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Store.SQLitePath = filepath.Join(dir, "issuer.db")
+	cfg.Store.SecretHashKeyFile = filepath.Join(dir, "hash.key")
+	svc, err := NewService(context.Background(), cfg, SystemClock{}, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	base := "http://" + svc.Addr().String()
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if status, _ := get("/healthz"); status != 200 {
+		t.Fatalf("/healthz = %d", status)
+	}
+	postToken(t, base, formType, "grant_type=client_credentials", basic("nobody", "x"))
+	if status, body := get("/metrics"); status != 200 || !strings.Contains(body, `portcullis_issuer_token_requests_total{outcome="invalid_client"} 1`) || !strings.Contains(body, "portcullis_issuer_published_keys 1") {
+		t.Fatalf("/metrics = %d:\n%s", status, body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown did not finish")
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Fatal("still serving after shutdown")
+	}
+}
+
+func TestBadConfigFailsAtStartup(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.Keys.Algorithm = "none"
+	if _, err := NewService(context.Background(), cfg, SystemClock{}, discardLogger()); err == nil || !strings.Contains(err.Error(), "keys.algorithm") {
+		t.Fatalf("error %v", err)
+	}
+}
