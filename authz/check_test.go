@@ -410,6 +410,7 @@ func TestTokenAttacks(t *testing.T) {
 		}(), "invalid-token"},
 		{"application/at+jwt typ", sign(t, f.ec, map[string]any{"typ": "application/at+jwt"}, claims(now)), "allowed"},
 		{"jku header", sign(t, f.ec, map[string]any{"jku": "https://evil.test/jwks"}, claims(now)), "invalid-token"},
+		{"crit header", sign(t, f.ec, map[string]any{"crit": []string{"exp"}}, claims(now)), "invalid-token"},
 		{"trailing garbage", valid + ".garbage", "invalid-token"},
 		{"tampered payload", parts[0] + "." + b64(map[string]any{"iss": testIssuer, "aud": testAudience, "exp": now.Add(time.Hour).Unix(), "client_id": "admin", "scope": "users:admin"}) + "." + parts[2], "invalid-token"},
 		{"signature stripped", parts[0] + "." + parts[1] + ".", "invalid-token"},

@@ -212,6 +212,10 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 		// Keys come from the configured JWKS only, never from the token.
 		return nil, invalidToken("token names its own key (jku, jwk, x5u or x5c)")
 	}
+	if len(hdr.Critical()) > 0 {
+		// RFC 7515 §4.1.11: extensions we do not implement (b64, ...) must fail.
+		return nil, invalidToken("token requires header extensions %v", hdr.Critical())
+	}
 	kid := hdr.KeyID()
 	if kid == "" {
 		return nil, invalidToken("no kid in the header")
