@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -66,5 +67,37 @@ func TestFailureLimiterMemoryIsBounded(t *testing.T) {
 	l.Fail(context.Background(), "attacker-9999")
 	if blocked, _ := l.Blocked("attacker-9999"); !blocked {
 		t.Fatal("most recent key was evicted")
+	}
+}
+
+func TestAddressLimitUsesTheProxysForwardedFor(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t.TempDir())
+	cfg.RateLimit.MaxFailures = 3
+	cfg.RateLimit.TrustForwardedFor = true
+	ti := startIssuer(t, cfg, newFakeClock())
+	c, secret := ti.createClient(NewClient{Scopes: []string{"a"}})
+	post := func(xff, auth string) int {
+		req, _ := http.NewRequest(http.MethodPost, ti.http.URL+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", formType)
+		req.Header.Set("Authorization", auth)
+		req.Header.Set("X-Forwarded-For", xff)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// The attacker forges the first entries; the proxy appends the real
+	// address last, and that is what counts.
+	for i := 0; i < 3; i++ {
+		post(fmt.Sprintf("10.0.0.%d, 203.0.113.7", i), basic(fmt.Sprintf("spray-%d", i), "guess"))
+	}
+	if s := post("10.9.9.9, 203.0.113.7", basic(c.ID, secret)); s != http.StatusTooManyRequests {
+		t.Fatalf("attacker's address not limited: %d", s)
+	}
+	if s := post("198.51.100.4", basic(c.ID, secret)); s != http.StatusOK {
+		t.Fatalf("another client behind the same proxy was locked out: %d", s)
 	}
 }
