@@ -34,7 +34,8 @@ func local(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(*stateDir, 0o700); err != nil {
 		return err
 	}
-	log := newLogger(stderr, "warn")
+	// Info shows the decision log of every denial, which is what one tries locally.
+	log := newLogger(stderr, "info")
 
 	icfg := tokenissuer.DefaultConfig()
 	icfg.Store.SQLitePath = filepath.Join(*stateDir, "issuer.db")
