@@ -25,7 +25,9 @@ func SplitPath(rawPath string) string {
 //   - it has "." or ".." segments (also with ";parameters", which servlet
 //     containers strip) or empty segments ("//"); a single trailing slash is
 //     allowed and matched exactly;
-//   - it holds a backslash or control bytes (raw or %-encoded);
+//   - it holds a backslash, control bytes (raw or %-encoded), or any other
+//     byte RFC 3986 does not allow raw in a path (spaces, quotes, brackets,
+//     non-ASCII: those must arrive %-encoded);
 //   - it %-encodes "/", "\" or "." (%2F, %5C, %2E), or any unreserved
 //     character (RFC 3986 §2.3 says those must not be encoded, and an upstream
 //     that decodes them would see a different path than the one matched);
@@ -46,6 +48,10 @@ func CheckPath(path string) *PathError {
 			return &PathError{"backslash"}
 		case c == '#':
 			return &PathError{"fragment"}
+		case !pathChars[c]:
+			// Raw spaces, quotes, brackets, non-ASCII...: RFC 3986 wants them
+			// %-encoded, and servers disagree on what they mean raw.
+			return &PathError{"character not allowed in a path"}
 		case c == '%':
 			if i+2 >= len(path) || unhex(path[i+1]) < 0 || unhex(path[i+2]) < 0 {
 				return &PathError{"malformed percent-encoding"}
@@ -75,6 +81,24 @@ func CheckPath(path string) *PathError {
 	}
 	return nil
 }
+
+// pathChars marks the bytes RFC 3986 §3.3 allows raw in a path: unreserved,
+// sub-delims, ":", "@", "/" and "%" (whose encodings are checked apart).
+var pathChars = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~!$&'()*+,;=:@/%" {
+		t[c] = true
+	}
+	return t
+}()
 
 func checkSegment(seg string) *PathError {
 	// Servlet containers drop ";params" before resolving dot segments, so

@@ -44,6 +44,14 @@ func TestCheckPath(t *testing.T) {
 		{"/v1/.;/x", false},
 		{"/v1/..;", false},
 		{"/v1/a;b", true},
+		{"/v1/a b", false},
+		{"/v1/caf\xc3\xa9", false},
+		{"/v1/caf%C3%A9", true},
+		{"/v1/<script>", false},
+		{"/v1/a|b", false},
+		{"/v1/[x]", false},
+		{"/v1/a\"b", false},
+		{"/v1/~user/a:b@c!$&'()*+,=", true},
 	}
 	for _, tt := range tests {
 		if err := CheckPath(tt.path); (err == nil) != tt.safe {
