@@ -122,10 +122,10 @@ func requestFromCheck(req *authv3.CheckRequest, r *Request) bool {
 }
 
 var (
-	okStatus     = &rpcstatus.Status{Code: int32(codes.OK)}
-	appendFalse  = wrapperspb.Bool(false)
-	jsonHeader   = headerOption("content-type", "application/json")
-	noStoreHeade = headerOption("cache-control", "no-store")
+	okStatus      = &rpcstatus.Status{Code: int32(codes.OK)}
+	appendFalse   = wrapperspb.Bool(false)
+	jsonHeader    = headerOption("content-type", "application/json")
+	noStoreHeader = headerOption("cache-control", "no-store")
 )
 
 func headerOption(name, value string) *corev3.HeaderValueOption {
@@ -159,7 +159,7 @@ func (s *Service) response(dec *Decision) *authv3.CheckResponse {
 	if d == nil { // unreachable by construction; never let it become an allow
 		d = s.decider.denials.get(ReasonUnavailable)
 	}
-	headers := []*corev3.HeaderValueOption{jsonHeader, noStoreHeade}
+	headers := []*corev3.HeaderValueOption{jsonHeader, noStoreHeader}
 	if d.WWWAuthenticate != "" {
 		headers = append(headers, headerOption("www-authenticate", d.WWWAuthenticate))
 	}
@@ -227,7 +227,7 @@ func (s *Service) observe(r *Request, dec *Decision, took time.Duration) {
 		slog.String("user_id", dec.UserID),
 		slog.String("decision_id", r.RequestID),
 		slog.String("method", r.Method),
-		slog.String("path", policySafePath(r.Path)),
+		slog.String("path", loggablePath(r.Path)),
 		slog.Duration("latency", took),
 	}
 	if dec.Cause != nil {
@@ -236,9 +236,9 @@ func (s *Service) observe(r *Request, dec *Decision, took time.Duration) {
 	s.log.LogAttrs(context.Background(), level, "check", attrs...)
 }
 
-// policySafePath drops the query (it may carry personal data) and bounds
+// loggablePath drops the query (it may carry personal data) and bounds
 // the length of what is logged.
-func policySafePath(p string) string {
+func loggablePath(p string) string {
 	if i := strings.IndexByte(p, '?'); i >= 0 {
 		p = p[:i]
 	}
