@@ -17,7 +17,10 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// AdminListen serves /healthz, /readyz and /metrics over HTTP.
 	AdminListen string `yaml:"admin_listen"`
-	LogLevel    string `yaml:"log_level"`
+	// AdminPprof also serves Go's profiler at /debug/pprof/ on the admin
+	// port, to find where CPU goes under load. Keep the admin port private.
+	AdminPprof bool   `yaml:"admin_pprof"`
+	LogLevel   string `yaml:"log_level"`
 	// Policy is a policy file or a directory of them.
 	Policy string `yaml:"policy"`
 	// Realm is the realm of WWW-Authenticate challenges.
