@@ -101,6 +101,24 @@ func NewService(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) 
 	return &Service{cfg: cfg, log: log, Store: store, Keys: keys, Server: srv, Hasher: hasher, listener: ln}, nil
 }
 
+// pruneFailures forgets shared failure windows that have ended, so the
+// table does not grow with every client ID an attacker tried.
+func (s *Service) pruneFailures(ctx context.Context) {
+	window := max(s.cfg.RateLimit.Window, time.Minute)
+	t := time.NewTicker(window)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Store.PruneFailures(ctx, time.Now().Add(-window)); err != nil {
+				s.log.Warn("pruning failure counts failed", "err", err)
+			}
+		}
+	}
+}
+
 // Addr is the address the HTTP server listens on.
 func (s *Service) Addr() net.Addr { return s.listener.Addr() }
 
@@ -112,6 +130,7 @@ func (s *Service) Run(ctx context.Context) error {
 	keysCtx, stopKeys := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopKeys()
 	go s.Keys.Run(keysCtx, s.cfg.Keys.ReloadInterval)
+	go s.pruneFailures(keysCtx)
 
 	httpServer := &http.Server{
 		Handler:           s.Server.Handler(),
