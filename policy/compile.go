@@ -80,7 +80,7 @@ func Compile(routes []*Route) (*Policy, error) {
 }
 
 func (n *node) insert(segs []segment) *methodTable {
-	for i, s := range segs {
+	for _, s := range segs {
 		switch s.kind {
 		case segLiteral:
 			if n.literals == nil {
@@ -102,8 +102,7 @@ func (n *node) insert(segs []segment) *methodTable {
 				n.star = &node{}
 			}
 			n = n.star
-		case segDoubleStar:
-			_ = i // parseTemplate guarantees ** is last
+		case segDoubleStar: // parseTemplate guarantees ** is last
 			if n.doubleStar == nil {
 				n.doubleStar = &methodTable{}
 			}
