@@ -151,3 +151,38 @@ func TestPolicyEditedRepeatedlyUnderLoad(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestSlowLookupOutlivesTheFirstCheck: a check whose deadline passes while
+// the user service is slow is denied with 503, but the lookup it started
+// completes and is cached, so the next check is answered without a new one.
+func TestSlowLookupOutlivesTheFirstCheck(t *testing.T) {
+	t.Parallel()
+	ec := newSigningKey(t, "ec-1", jwa.ES256)
+	jwks := newJWKSServer(t, ec)
+	users := newUserService(t, map[string]string{"42": `{"id":"42","status":"active","tenant_id":"acme"}`})
+	users.delay.Store(int64(500 * time.Millisecond))
+	cfg := testConfig(t, jwks.URL)
+	cfg.Users.Source, cfg.Users.URL, cfg.Users.Timeout = "http", users.URL+"/users/{id}", 5*time.Second
+	cfg.CheckTimeout = 100 * time.Millisecond
+	az := startAuthz(t, cfg, SystemClock{})
+	az.waitReady(t)
+	tok := sign(t, ec, nil, claims(time.Now()))
+	az.check(t, "GET", "/v1/cards", false, bearer(tok)) // verify the token before the clock matters
+	if r := az.check(t, "GET", "/v1/accounts/42", false, bearer(tok), obo("user 42")); r.status != 503 {
+		t.Fatalf("check past its deadline: %d %s", r.status, r.reason)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := az.check(t, "GET", "/v1/accounts/42", false, bearer(tok), obo("user 42"))
+		if r.allowed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the detached lookup never completed: %d %s", r.status, r.reason)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := users.calls.Load(); n != 1 {
+		t.Fatalf("%d lookups of one user, want 1", n)
+	}
+}

@@ -166,9 +166,16 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 			return ct.claims, nil
 		}
 	}
-	// However many requests race on a new token, it is verified once.
-	res, err, _ := v.flight.Do(string(sum[:]), func() (any, error) {
-		claims, err := v.verify(ctx, token)
+	return v.verifyOnce(ctx, token, sum, key)
+}
+
+// verifyOnce verifies a token that missed the cache, apart from Verify so
+// that the closure's captures cost nothing on a cache hit.
+func (v *Verifier) verifyOnce(ctx context.Context, token string, sum [sha256.Size]byte, key uint64) (*Claims, error) {
+	// However many requests race on a new token, it is verified once, detached
+	// from the first caller's deadline; each caller still stops at its own.
+	ch := v.flight.DoChan(string(sum[:]), func() (any, error) {
+		claims, err := v.verify(context.WithoutCancel(ctx), token)
 		if err != nil {
 			var te *TokenError
 			if errors.As(err, &te) && te.final {
@@ -183,6 +190,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		}
 		return claims, nil
 	})
+	var res any
+	var err error
+	select {
+	case r := <-ch:
+		res, err = r.Val, r.Err
+	case <-ctx.Done():
+		err = &TokenError{Reason: ReasonUnavailable, Cause: ctx.Err()}
+	}
 	if err != nil {
 		return nil, err
 	}

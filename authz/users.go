@@ -99,8 +99,29 @@ func (d *CachedDirectory) LookupUser(ctx context.Context, id string) (User, erro
 		d.metrics.userLookups.WithLabelValues("hit").Inc()
 		return cached.result()
 	}
-	res, err, _ := d.flight.Do(id, func() (any, error) {
-		user, err := d.source.LookupUser(ctx, id)
+	res, err := d.fetch(ctx, id)
+	if err == nil {
+		return res, nil
+	}
+	if errors.Is(err, ErrUserNotFound) {
+		return User{}, err
+	}
+	if ok && now.Sub(cached.fetchedAt) < d.cfg.MaxStale {
+		d.metrics.userLookups.WithLabelValues("stale").Inc()
+		return cached.result()
+	}
+	d.metrics.userLookups.WithLabelValues("error").Inc()
+	return User{}, fmt.Errorf("user directory: %w", err)
+}
+
+// fetch asks the source, apart from LookupUser so that the closure's
+// captures cost nothing on a cache hit.
+func (d *CachedDirectory) fetch(ctx context.Context, id string) (User, error) {
+	// One lookup per user however many checks race on it. It runs detached
+	// from the first caller (the source has its own timeout) so that caller's
+	// deadline does not fail the others; each caller still stops at its own.
+	ch := d.flight.DoChan(id, func() (any, error) {
+		user, err := d.source.LookupUser(context.WithoutCancel(ctx), id)
 		switch {
 		case err == nil:
 			d.store(id, &userEntry{user: user, found: true, fetchedAt: d.clock.Now()})
@@ -114,18 +135,18 @@ func (d *CachedDirectory) LookupUser(ctx context.Context, id string) (User, erro
 			return nil, err
 		}
 	})
-	if err == nil {
-		return res.(User), nil
+	var res any
+	var err error
+	select {
+	case r := <-ch:
+		res, err = r.Val, r.Err
+	case <-ctx.Done():
+		err = ctx.Err()
 	}
-	if errors.Is(err, ErrUserNotFound) {
+	if err != nil {
 		return User{}, err
 	}
-	if ok && now.Sub(cached.fetchedAt) < d.cfg.MaxStale {
-		d.metrics.userLookups.WithLabelValues("stale").Inc()
-		return cached.result()
-	}
-	d.metrics.userLookups.WithLabelValues("error").Inc()
-	return User{}, fmt.Errorf("user directory: %w", err)
+	return res.(User), nil
 }
 
 func (d *CachedDirectory) store(id string, e *userEntry) {
