@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 // replicaConfig is one replica's configuration on a shared PostgreSQL
@@ -163,5 +166,65 @@ func TestFailureLimitHoldsAcrossReplicas(t *testing.T) {
 		if resp := postToken(t, r.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret)); resp.status != http.StatusTooManyRequests {
 			t.Fatalf("blocked client on a replica: %d", resp.status)
 		}
+	}
+}
+
+// TestRotationUnderLoadAcrossReplicas rotates on replica A while clients get
+// tokens from both replicas and a verifier checks each against replica B's
+// JWKS, refetching only on an unknown kid, as authz does: none may fail.
+func TestRotationUnderLoadAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	dsn := freshPostgres(t)
+	fast := func(c *Config) {
+		c.Keys.JWKSMaxAge, c.Keys.PublishDelay = 100*time.Millisecond, 400*time.Millisecond
+	}
+	a := startReplica(t, dsn, SystemClock{}, fast)
+	b := startReplica(t, dsn, SystemClock{}, fast)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go b.keys.Run(ctx, 50*time.Millisecond) // B learns of A's rotation by reloading
+	c, secret := a.createClient(NewClient{ID: "acme-app", Scopes: []string{"a"}})
+
+	fetchB := func() jwk.Set {
+		set, err := jwk.Fetch(context.Background(), b.http.URL+"/.well-known/jwks.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	set := fetchB()
+	oldKID := signingKID(t, a, c.ID, secret)
+	rotated, err := a.keys.Rotate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seenNew := false
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for i := 0; time.Now().Before(deadline); i++ {
+		replica := []*testIssuer{a, b}[i%2]
+		r := postToken(t, replica.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret))
+		if r.status != http.StatusOK {
+			t.Fatalf("token request %d: %d %v", i, r.status, r.body)
+		}
+		token := r.body["access_token"].(string)
+		msg, err := jws.Parse([]byte(token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kid := msg.Signatures()[0].ProtectedHeaders().KeyID()
+		if _, ok := set.LookupKeyID(kid); !ok {
+			set = fetchB()
+		}
+		if _, err := jws.Verify([]byte(token), jws.WithKeySet(set, jws.WithRequireKid(true))); err != nil {
+			t.Fatalf("token %d (kid %s) from replica %d does not verify with B's JWKS: %v", i, kid, i%2, err)
+		}
+		seenNew = seenNew || kid == rotated.KID
+		if kid != oldKID && kid != rotated.KID {
+			t.Fatalf("unexpected kid %s", kid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !seenNew {
+		t.Fatal("the rotated key never signed")
 	}
 }
