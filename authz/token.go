@@ -127,15 +127,7 @@ func NewVerifier(cfg VerifierConfig, keys KeySource, clock Clock, m *metrics) (*
 	if len(v.allowed) == 0 {
 		return nil, errors.New("no token algorithm allowed")
 	}
-	cache, err := ristretto.NewCache(&ristretto.Config[uint64, *cachedToken]{
-		NumCounters: max(10*cfg.CacheMaxTokens, 1000),
-		MaxCost:     max(cfg.CacheMaxTokens, 1),
-		BufferItems: 64,
-		// Cost counts entries, not bytes: without this ristretto adds its own
-		// per-entry overhead to each cost and keeps a fraction of the entries.
-		IgnoreInternalCost: true,
-		Metrics:            true,
-	})
+	cache, err := newEntryCache[uint64, *cachedToken](cfg.CacheMaxTokens)
 	if err != nil {
 		return nil, fmt.Errorf("token cache: %w", err)
 	}

@@ -68,15 +68,7 @@ type userEntry struct {
 
 // NewCachedDirectory wraps source.
 func NewCachedDirectory(source UserDirectory, cfg CacheConfig, clock Clock, m *metrics) (*CachedDirectory, error) {
-	cache, err := ristretto.NewCache(&ristretto.Config[string, *userEntry]{
-		NumCounters: max(10*cfg.MaxUsers, 1000),
-		MaxCost:     max(cfg.MaxUsers, 1),
-		BufferItems: 64,
-		// Cost counts entries, not bytes: without this ristretto adds its own
-		// per-entry overhead to each cost and keeps a fraction of the entries.
-		IgnoreInternalCost: true,
-		Metrics:            true,
-	})
+	cache, err := newEntryCache[string, *userEntry](cfg.MaxUsers)
 	if err != nil {
 		return nil, fmt.Errorf("user cache: %w", err)
 	}
