@@ -342,20 +342,17 @@ func TestTokenAttacks(t *testing.T) {
 	now := time.Now()
 	stranger := newSigningKey(t, "ec-1", jwa.ES256) // same kid, key not in the JWKS
 	unknownKid := newSigningKey(t, "not-published", jwa.ES256)
-	rsaPublicPEM := func() []byte {
-		pub := f.rsa.public(t)
-		var raw any
-		pub.Raw(&raw)
-		b, _ := json.Marshal(pub)
-		_ = raw
-		return b
-	}()
+	// The classic confusion: the published public key used as the HMAC secret.
+	rsaPublicJWK, err := json.Marshal(f.rsa.public(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	hmacWithPublicKey := func() string {
 		payload, _ := json.Marshal(claims(now))
 		hdr := jws.NewHeaders()
 		hdr.Set(jws.KeyIDKey, "rsa-1")
 		hdr.Set(jws.TypeKey, "at+jwt")
-		signed, err := jws.Sign(payload, jws.WithKey(jwa.HS256, rsaPublicPEM, jws.WithProtectedHeaders(hdr)))
+		signed, err := jws.Sign(payload, jws.WithKey(jwa.HS256, rsaPublicJWK, jws.WithProtectedHeaders(hdr)))
 		if err != nil {
 			t.Fatal(err)
 		}

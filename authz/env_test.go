@@ -77,7 +77,6 @@ type jwksServer struct {
 	mu     sync.Mutex
 	body   []byte
 	status int
-	delay  time.Duration
 	hits   atomic.Int64
 	// gate, when set, holds every request until it is closed.
 	gate chan struct{}
@@ -91,19 +90,12 @@ func newJWKSServer(t testing.TB, keys ...signingKey) *jwksServer {
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.hits.Add(1)
 		s.mu.Lock()
-		body, status, delay, gate := s.body, s.status, s.delay, s.gate
+		body, status, gate := s.body, s.status, s.gate
 		s.mu.Unlock()
 		if gate != nil {
 			s.waiting.Add(1)
 			select {
 			case <-gate:
-			case <-r.Context().Done():
-				return
-			}
-		}
-		if delay > 0 {
-			select {
-			case <-time.After(delay):
 			case <-r.Context().Done():
 				return
 			}
@@ -137,12 +129,6 @@ func (s *jwksServer) setBody(status int, body []byte) {
 func (s *jwksServer) setGate(g chan struct{}) {
 	s.mu.Lock()
 	s.gate = g
-	s.mu.Unlock()
-}
-
-func (s *jwksServer) setDelay(d time.Duration) {
-	s.mu.Lock()
-	s.delay = d
 	s.mu.Unlock()
 }
 

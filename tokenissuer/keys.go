@@ -40,7 +40,6 @@ type keySnapshot struct {
 	// byActivation is ordered by activeAt, newest last.
 	byActivation []signingKey
 	jwks         []byte
-	loadedAt     time.Time
 }
 
 // KeyManager owns the signing keys: it creates the first one, rotates them,
@@ -241,7 +240,7 @@ func (m *KeyManager) generate(createdAt, activeAt time.Time) (SigningKey, error)
 
 func (m *KeyManager) buildSnapshot(stored []SigningKey) (*keySnapshot, error) {
 	now := m.clock.Now()
-	snap := &keySnapshot{loadedAt: now}
+	snap := &keySnapshot{}
 	public := jwk.NewSet()
 	for _, sk := range stored {
 		if !sk.RetireAt.IsZero() && !now.Before(sk.RetireAt) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,5 +83,3 @@ func storeFactories() map[string]func(t *testing.T) Store {
 		},
 	}
 }
-
-func isPostgres(s Store) bool { return strings.Contains(fmt.Sprintf("%T", s), "Postgres") }
