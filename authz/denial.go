@@ -34,6 +34,15 @@ const (
 	ReasonUnavailable           Reason = "unavailable"
 )
 
+// reasonsWithDenials lists every reason that is answered with a denial.
+func reasonsWithDenials() []Reason {
+	out := make([]Reason, 0, len(denialSpecs))
+	for r := range denialSpecs {
+		out = append(out, r)
+	}
+	return out
+}
+
 // denialSpec is how a reason is answered.
 type denialSpec struct {
 	status  int

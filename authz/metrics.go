@@ -10,6 +10,28 @@ type metrics struct {
 	jwksFetches     *prometheus.CounterVec
 	jwksKeys        prometheus.Gauge
 	userLookups     *prometheus.CounterVec
+
+	// Resolved once: a labelled lookup on every check would hash the label
+	// values each time.
+	checksByReason map[Reason]prometheus.Counter
+	userHit        prometheus.Counter
+}
+
+// outcomeOf is the outcome label of a reason.
+func outcomeOf(r Reason) string {
+	if r == ReasonAllowed || r == ReasonPublic {
+		return "allow"
+	}
+	return "deny"
+}
+
+// check counts one decision.
+func (m *metrics) check(r Reason) {
+	if c, ok := m.checksByReason[r]; ok {
+		c.Inc()
+		return
+	}
+	m.checks.WithLabelValues(outcomeOf(r), string(r)).Inc()
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,6 +62,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "User directory lookups by result: hit (cache), found, not_found, stale (served from cache after a source error), error.",
 		}, []string{"result"}),
 	}
+	m.checksByReason = map[Reason]prometheus.Counter{}
+	for _, r := range append([]Reason{ReasonAllowed, ReasonPublic}, reasonsWithDenials()...) {
+		m.checksByReason[r] = m.checks.WithLabelValues(outcomeOf(r), string(r))
+	}
+	m.userHit = m.userLookups.WithLabelValues("hit")
 	if reg != nil {
 		reg.MustRegister(m.checks, m.latency, m.signatureChecks, m.jwksFetches, m.jwksKeys, m.userLookups)
 	}

@@ -194,11 +194,11 @@ func (s *Service) metadata(dec *Decision) *structpb.Struct {
 // observe records the decision in metrics and the decision log: every
 // denial, and allows at the configured sample rate. Never the token.
 func (s *Service) observe(r *Request, dec *Decision, took time.Duration) {
-	outcome := "deny"
-	if dec.Allowed() {
-		outcome = "allow"
+	outcome := outcomeOf(dec.Reason)
+	if !dec.Allowed() {
+		outcome = "deny" // never count or log a denial as an allow
 	}
-	s.metrics.checks.WithLabelValues(outcome, string(dec.Reason)).Inc()
+	s.metrics.check(dec.Reason)
 	s.metrics.latency.Observe(took.Seconds())
 	if outcome == "allow" && (s.allowSampleRate <= 0 || rand.Float64() >= s.allowSampleRate) {
 		return

@@ -88,7 +88,7 @@ func (d *CachedDirectory) LookupUser(ctx context.Context, id string) (User, erro
 	now := d.clock.Now()
 	cached, ok := d.cache.Get(id)
 	if ok && now.Sub(cached.fetchedAt) < d.cfg.TTL {
-		d.metrics.userLookups.WithLabelValues("hit").Inc()
+		d.metrics.userHit.Inc()
 		return cached.result()
 	}
 	res, err := d.fetch(ctx, id)
