@@ -12,6 +12,7 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"golang.org/x/sync/singleflight"
@@ -196,59 +197,28 @@ func (v *Verifier) verifyOnce(ctx context.Context, token string, sum [sha256.Siz
 	return res.(*Claims), nil
 }
 
-// verify checks one token fully: header first (algorithm allow-list, type,
-// kid) before any key is looked up, then the signature, then the claims.
+// verify checks one token fully, in one parse: the key provider checks the
+// header (algorithm allow-list, type, no keys carried by the token, no
+// critical extensions, a kid) before any key is looked up, then jwx checks
+// the signature and the claims.
 func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	v.metrics.signatureChecks.Inc()
-	msg, err := jws.ParseString(token)
-	if err != nil {
-		return nil, invalidToken("not a compact JWS: %w", err)
+	if !isCompactJWS(token) {
+		return nil, invalidToken("not a compact JWS")
 	}
-	if n := len(msg.Signatures()); n != 1 {
-		return nil, invalidToken("%d signatures", n)
-	}
-	hdr := msg.Signatures()[0].ProtectedHeaders()
-	alg := hdr.Algorithm()
-	if !v.allowed[alg] {
-		return nil, invalidToken("algorithm %q is not allowed", alg)
-	}
-	if typ := hdr.Type(); !v.acceptableType(typ) {
-		return nil, invalidToken("token type %q is not at+jwt (RFC 9068 §2.1)", typ)
-	}
-	if hdr.JWKSetURL() != "" || hdr.JWK() != nil || hdr.X509URL() != "" || (hdr.X509CertChain() != nil && hdr.X509CertChain().Len() > 0) {
-		// Keys come from the configured JWKS only, never from the token.
-		return nil, invalidToken("token names its own key (jku, jwk, x5u or x5c)")
-	}
-	if len(hdr.Critical()) > 0 {
-		// RFC 7515 §4.1.11: extensions we do not implement (b64, ...) must fail.
-		return nil, invalidToken("token requires header extensions %v", hdr.Critical())
-	}
-	kid := hdr.KeyID()
-	if kid == "" {
-		return nil, invalidToken("no kid in the header")
-	}
-	set, err := v.keys.Keys()
-	if err != nil {
-		return nil, &TokenError{Reason: ReasonUnavailable, Cause: err}
-	}
-	key, ok := set.LookupKeyID(kid)
-	if !ok {
-		if set, err = v.keys.RefetchForUnknownKID(ctx); err != nil {
-			return nil, &TokenError{Reason: ReasonUnavailable, Cause: err}
+	provider := jws.KeyProviderFunc(func(_ context.Context, sink jws.KeySink, sig *jws.Signature, msg *jws.Message) error {
+		if n := len(msg.Signatures()); n != 1 {
+			return invalidToken("%d signatures", n)
 		}
-		if key, ok = set.LookupKeyID(kid); !ok {
-			// Not final: the key may be published soon (rotation).
-			return nil, &TokenError{Reason: ReasonInvalidToken, Cause: fmt.Errorf("unknown kid %q", kid)}
+		alg, key, err := v.keyFor(ctx, sig.ProtectedHeaders())
+		if err != nil {
+			return err
 		}
-	}
-	if ka := key.Algorithm(); ka != nil && ka.String() != "" && ka.String() != alg.String() {
-		return nil, invalidToken("key %q is for %s, token says %s", kid, ka, alg)
-	}
-	if use := key.KeyUsage(); use != "" && use != "sig" {
-		return nil, invalidToken("key %q is not a signing key", kid)
-	}
+		sink.Key(alg, key)
+		return nil
+	})
 	tok, err := jwt.ParseString(token,
-		jwt.WithKey(alg, key),
+		jwt.WithKeyProvider(provider),
 		jwt.WithValidate(true),
 		jwt.WithIssuer(v.cfg.Issuer),
 		jwt.WithAudience(v.cfg.Audience),
@@ -257,7 +227,10 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 		jwt.WithClock(jwt.ClockFunc(v.clock.Now)),
 	)
 	if err != nil {
+		var te *TokenError
 		switch {
+		case errors.As(err, &te): // refused by the key provider
+			return nil, te
 		case errors.Is(err, jwt.ErrTokenExpired()):
 			return nil, &TokenError{Reason: ReasonTokenExpired, Cause: err, final: true}
 		case errors.Is(err, jwt.ErrTokenNotYetValid()), errors.Is(err, jwt.ErrInvalidIssuedAt()):
@@ -267,6 +240,67 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 		return nil, invalidToken("%w", err)
 	}
 	return claimsOf(tok)
+}
+
+// keyFor checks a token's protected header and returns the algorithm and the
+// JWKS key to verify it with.
+func (v *Verifier) keyFor(ctx context.Context, hdr jws.Headers) (jwa.SignatureAlgorithm, jwk.Key, error) {
+	alg := hdr.Algorithm()
+	if !v.allowed[alg] {
+		return alg, nil, invalidToken("algorithm %q is not allowed", alg)
+	}
+	if typ := hdr.Type(); !v.acceptableType(typ) {
+		return alg, nil, invalidToken("token type %q is not at+jwt (RFC 9068 §2.1)", typ)
+	}
+	if hdr.JWKSetURL() != "" || hdr.JWK() != nil || hdr.X509URL() != "" || (hdr.X509CertChain() != nil && hdr.X509CertChain().Len() > 0) {
+		// Keys come from the configured JWKS only, never from the token.
+		return alg, nil, invalidToken("token names its own key (jku, jwk, x5u or x5c)")
+	}
+	if len(hdr.Critical()) > 0 {
+		// RFC 7515 §4.1.11: extensions we do not implement (b64, ...) must fail.
+		return alg, nil, invalidToken("token requires header extensions %v", hdr.Critical())
+	}
+	kid := hdr.KeyID()
+	if kid == "" {
+		return alg, nil, invalidToken("no kid in the header")
+	}
+	set, err := v.keys.Keys()
+	if err != nil {
+		return alg, nil, &TokenError{Reason: ReasonUnavailable, Cause: err}
+	}
+	key, ok := set.LookupKeyID(kid)
+	if !ok {
+		if set, err = v.keys.RefetchForUnknownKID(ctx); err != nil {
+			return alg, nil, &TokenError{Reason: ReasonUnavailable, Cause: err}
+		}
+		if key, ok = set.LookupKeyID(kid); !ok {
+			// Not final: the key may be published soon (rotation).
+			return alg, nil, &TokenError{Reason: ReasonInvalidToken, Cause: fmt.Errorf("unknown kid %q", kid)}
+		}
+	}
+	if ka := key.Algorithm(); ka != nil && ka.String() != "" && ka.String() != alg.String() {
+		return alg, nil, invalidToken("key %q is for %s, token says %s", kid, ka, alg)
+	}
+	if use := key.KeyUsage(); use != "" && use != "sig" {
+		return alg, nil, invalidToken("key %q is not a signing key", kid)
+	}
+	return alg, key, nil
+}
+
+// isCompactJWS reports whether s is three base64url parts joined by dots,
+// and nothing else (no JSON serialization, no trailing data).
+func isCompactJWS(s string) bool {
+	dots := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '.':
+			dots++
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return dots == 2
 }
 
 func (v *Verifier) acceptableType(typ string) bool {
