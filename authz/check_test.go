@@ -2,7 +2,9 @@ package authz
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +127,8 @@ func TestDecisionTable(t *testing.T) {
 		{"double slash", "GET", "//v1/accounts", [][2]string{bearer(tok)}, false, 400, "invalid-path"},
 		{"backslash", "GET", "/v1\\accounts", [][2]string{bearer(tok)}, false, 400, "invalid-path"},
 		{"relative path", "GET", "v1/accounts", [][2]string{bearer(tok)}, false, 400, "invalid-path"},
+		{"path parameter", "GET", "/v1/accounts/42;x=1", [][2]string{bearer(tok)}, false, 400, "invalid-path"},
+		{"encoded semicolon", "GET", "/v1/accounts/42%3Bx=1", [][2]string{bearer(tok)}, false, 400, "invalid-path"},
 		{"control byte", "GET", "/v1/accounts/4\x002", [][2]string{bearer(tok)}, false, 400, "invalid-path"},
 		{"invalid path beats missing token", "GET", "/v1/../admin", nil, false, 400, "invalid-path"},
 		// public routes
@@ -171,8 +175,10 @@ func TestDecisionTable(t *testing.T) {
 		// user directory
 		{"unknown user", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 999")}, false, 403, "unknown-user"},
 		{"user of another tenant", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user usr_7")}, false, 403, "unknown-user"},
-		{"user without tenant", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 44")}, false, 200, "allowed"},
-		{"token without tenant, user with one", "GET", "/v1/accounts/42", [][2]string{bearer(noTenant), obo("user usr_7")}, false, 200, "allowed"},
+		{"user without tenant is unknown to a tenant's token", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 44")}, false, 403, "unknown-user"},
+		{"token without tenant acts for nobody", "GET", "/v1/accounts/42", [][2]string{bearer(noTenant), obo("user usr_7")}, false, 403, "unknown-user"},
+		{"token without tenant, user without tenant", "GET", "/v1/accounts/42", [][2]string{bearer(noTenant), obo("user 44")}, false, 403, "unknown-user"},
+		{"token without tenant, no on-behalf-of", "GET", "/v1/accounts/42", [][2]string{bearer(noTenant)}, false, 200, "allowed"},
 		// blocked user
 		{"blocked user GET", "GET", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 43")}, false, 200, "allowed"},
 		{"blocked user HEAD", "HEAD", "/v1/accounts/42", [][2]string{bearer(tok), obo("user 43")}, false, 200, "allowed"},
@@ -242,6 +248,30 @@ func TestUnknownAndCrossTenantUsersLookIdentical(t *testing.T) {
 	}
 }
 
+func TestTenantlessClientsActForUsersOnlyWhenAllowed(t *testing.T) {
+	t.Parallel()
+	f := &fixture{}
+	f.ec = newSigningKey(t, "ec-1", jwa.ES256)
+	f.jwks = newJWKSServer(t, f.ec)
+	cfg := testConfig(t, f.jwks.URL)
+	cfg.Users.AllowTenantlessClients = true
+	f.az = startAuthz(t, cfg, SystemClock{})
+	f.az.waitReady(t)
+	noTenant := f.token(t, func(cl map[string]any) { delete(cl, "tenant_id") })
+	for _, user := range []string{"user usr_7", "user 42", "user 44"} {
+		if r := f.az.check(t, "GET", "/v1/accounts/42", false, bearer(noTenant), obo(user)); r.status != 200 || r.headers["x-auth-user-id"] != strings.TrimPrefix(user, "user ") {
+			t.Errorf("%s: %d %s %v", user, r.status, r.reason, r.headers)
+		}
+	}
+	// The setting does not loosen tenant-bound tokens.
+	tok := f.token(t, nil)
+	for _, user := range []string{"user usr_7", "user 44"} {
+		if r := f.az.check(t, "GET", "/v1/accounts/42", false, bearer(tok), obo(user)); r.status != 403 || r.reason != "unknown-user" {
+			t.Errorf("tenant token for %s: %d %s", user, r.status, r.reason)
+		}
+	}
+}
+
 func TestChallenges(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -299,6 +329,26 @@ func TestTrustedHeaders(t *testing.T) {
 			t.Errorf("set %v removed %v", r.headers, r.removed)
 		}
 	})
+	// CGI, WSGI and Rack-style upstreams read x_auth_user_id as
+	// x-auth-user-id: underscore spellings are removed like the real names,
+	// on every route, from headers and header_map alike.
+	underscored := [][2]string{{"x_auth_user_id", "1"}, {"X_Auth_Tenant_Id", "globex"}, {"x_on_behalf_of", "user 42"}, {"x-auth_scopes", "everything"}, {"x_request_id", "kept"}}
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("underscore spellings removed (raw %v)", raw), func(t *testing.T) {
+			for _, path := range []string{"/v1/accounts/42", "/healthz"} {
+				r := f.az.check(t, "GET", path, raw, append([][2]string{bearer(tok)}, underscored...)...)
+				if !r.allowed || !containsAll(r.removed, "x_auth_user_id", "x_auth_tenant_id", "x_on_behalf_of", "x-auth_scopes") || containsAll(r.removed, "x_request_id") {
+					t.Errorf("%s: allowed %v, removed %v", path, r.allowed, r.removed)
+				}
+			}
+		})
+	}
+	t.Run("an on-behalf-of spelt with underscores is not read as one", func(t *testing.T) {
+		r := f.az.check(t, "POST", "/v1/accounts", false, bearer(tok), [2]string{"x_on_behalf_of", "user 42"})
+		if r.status != 400 || r.reason != "user-context-required" {
+			t.Errorf("%d %s", r.status, r.reason)
+		}
+	})
 	t.Run("token without tenant removes the tenant header", func(t *testing.T) {
 		r := f.az.check(t, "GET", "/v1/accounts/42", false, bearer(f.token(t, func(cl map[string]any) { delete(cl, "tenant_id") })), [2]string{"x-auth-tenant-id", "globex"})
 		if _, set := r.headers["x-auth-tenant-id"]; set || !containsAll(r.removed, "x-auth-tenant-id") {
@@ -334,6 +384,46 @@ func containsAll(list []string, want ...string) bool {
 		}
 	}
 	return true
+}
+
+// respell returns p, canonical unpadded base64url with unused bits in its
+// last character, with the lowest of those bits set: the same bytes to a
+// lenient decoder, another string to everyone else.
+func respell(t *testing.T, p string) string {
+	t.Helper()
+	if len(p)%4 < 2 {
+		t.Fatalf("%q has no unused bits", p)
+	}
+	return respellAny(p)
+}
+
+// respellAny is respell, or p with one more character ("A" is 0 bits, but
+// makes a length that no byte count has) when p has no unused bits.
+func respellAny(p string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	if len(p)%4 < 2 {
+		return p + "A"
+	}
+	last := strings.IndexByte(alphabet, p[len(p)-1])
+	return p[:len(p)-1] + string(alphabet[last|1])
+}
+
+func TestCanonicalBase64URLAgreesWithStrictDecoding(t *testing.T) {
+	t.Parallel()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	strict := base64.RawURLEncoding.Strict()
+	for _, prefix := range []string{"", "QUJD", "QUJDRA"} {
+		for _, a := range alphabet + "=+/." {
+			for _, b := range "" + alphabet[:4] + "Q_" {
+				for _, s := range []string{prefix + string(a), prefix + string(a) + string(b), prefix + "Q" + string(a) + string(b)} {
+					_, err := strict.DecodeString(s)
+					if got := isCanonicalBase64URL(s); got != (err == nil) {
+						t.Errorf("isCanonicalBase64URL(%q) = %v, strict decoding says %v", s, got, err)
+					}
+				}
+			}
+		}
+	}
 }
 
 func TestTokenAttacks(t *testing.T) {
@@ -412,6 +502,13 @@ func TestTokenAttacks(t *testing.T) {
 		{"tampered payload", parts[0] + "." + b64(map[string]any{"iss": testIssuer, "aud": testAudience, "exp": now.Add(time.Hour).Unix(), "client_id": "admin", "scope": "users:admin"}) + "." + parts[2], "invalid-token"},
 		{"signature stripped", parts[0] + "." + parts[1] + ".", "invalid-token"},
 		{"not a JWT", "abc.def.ghi", "invalid-token"},
+		// One token, one spelling: the same bytes re-spelt with non-zero
+		// unused bits, padding, or an impossible length are refused.
+		{"signature re-spelt with non-zero unused bits", parts[0] + "." + parts[1] + "." + respell(t, parts[2]), "invalid-token"},
+		{"header re-spelt with non-zero unused bits", respellAny(parts[0]) + "." + parts[1] + "." + parts[2], "invalid-token"},
+		{"padded signature", valid + "==", "invalid-token"},
+		{"padded header (not token68)", parts[0] + "=." + parts[1] + "." + parts[2], "malformed-token"},
+		{"signature with an impossible length", valid + "A", "invalid-token"},
 		{"token68 but not a JWT", "dGVzdA==", "invalid-token"},
 	}
 	for _, tt := range tests {

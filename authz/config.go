@@ -52,6 +52,9 @@ type TokenConfig struct {
 	JWKSFetchTimeout       time.Duration `yaml:"jwks_fetch_timeout"`
 	// CacheMaxTokens bounds the verified-token cache (entries).
 	CacheMaxTokens int64 `yaml:"cache_max_tokens"`
+	// JWKSMaxBytes bounds a JWKS (and metadata) response; a larger one is
+	// refused and the keys in use stay.
+	JWKSMaxBytes int64 `yaml:"jwks_max_bytes"`
 }
 
 // UsersConfig configures the user directory.
@@ -69,6 +72,12 @@ type UsersConfig struct {
 	// source fails.
 	MaxStale      time.Duration `yaml:"max_stale"`
 	CacheMaxUsers int64         `yaml:"cache_max_users"`
+	// AllowTenantlessClients lets tokens without a tenant_id act on behalf
+	// of users of any tenant. Off by default: only tenant-bound tokens act
+	// for users, and only for users of their own tenant.
+	AllowTenantlessClients bool `yaml:"allow_tenantless_clients"`
+	// MaxResponseBytes bounds a user service response (source: http).
+	MaxResponseBytes int64 `yaml:"max_response_bytes"`
 }
 
 // DecisionLogConfig configures the per-check log.
@@ -97,14 +106,16 @@ func DefaultConfig() Config {
 			JWKSMinRefetchInterval: 10 * time.Second,
 			JWKSFetchTimeout:       5 * time.Second,
 			CacheMaxTokens:         100_000,
+			JWKSMaxBytes:           1 << 20,
 		},
 		Users: UsersConfig{
-			Source:        "file",
-			File:          "testdata/users/users.yaml",
-			Timeout:       500 * time.Millisecond,
-			CacheTTL:      5 * time.Second,
-			MaxStale:      5 * time.Minute,
-			CacheMaxUsers: 100_000,
+			Source:           "file",
+			File:             "testdata/users/users.yaml",
+			Timeout:          500 * time.Millisecond,
+			CacheTTL:         5 * time.Second,
+			MaxStale:         5 * time.Minute,
+			CacheMaxUsers:    100_000,
+			MaxResponseBytes: 1 << 20,
 		},
 		Headers: DefaultHeaderNames(),
 	}
@@ -173,6 +184,9 @@ func (c *Config) Validate() error {
 	if t.CacheMaxTokens < 1 {
 		bad("token.cache_max_tokens", "must be at least 1")
 	}
+	if t.JWKSMaxBytes < 1<<10 {
+		bad("token.jwks_max_bytes", "%d is too small for any key set; use at least 1024", t.JWKSMaxBytes)
+	}
 	u := c.Users
 	switch u.Source {
 	case "file":
@@ -197,6 +211,9 @@ func (c *Config) Validate() error {
 	}
 	if u.CacheMaxUsers < 1 {
 		bad("users.cache_max_users", "must be at least 1")
+	}
+	if u.MaxResponseBytes < 256 {
+		bad("users.max_response_bytes", "%d is too small for a user record; use at least 256", u.MaxResponseBytes)
 	}
 	if err := c.Headers.Validate(); err != nil {
 		errs = append(errs, err)

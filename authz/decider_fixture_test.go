@@ -44,5 +44,5 @@ func newDeciderFixture(tb testing.TB, algorithms []string, keys ...signingKey) *
 		tb.Fatal(err)
 	}
 	tb.Cleanup(users.Close)
-	return &deciderFixture{decider: NewDecider(pol, v, users, DefaultHeaderNames(), "api"), verifier: v, metrics: m}
+	return &deciderFixture{decider: NewDecider(pol, v, users, DeciderConfig{Headers: DefaultHeaderNames(), Realm: "api"}), verifier: v, metrics: m}
 }

@@ -17,6 +17,10 @@ type Request struct {
 	OnBehalfOf    HeaderValues
 	// RequestID is Envoy's x-request-id, used as the decision ID.
 	RequestID string
+	// Underscored lists the request's header names that hold an
+	// underscore (nil for almost every request): the ones that imitate a
+	// trusted header are removed on allow.
+	Underscored []string
 }
 
 // Decision is the outcome of a Check. The zero value is a denial: nothing
@@ -36,6 +40,8 @@ type Decision struct {
 
 	allowed bool
 	setMask int
+	// spoofed are underscore spellings of protected headers to remove.
+	spoofed []string
 }
 
 // Allowed reports whether the request may proceed.
@@ -51,15 +57,25 @@ type Decider struct {
 	policies  PolicySource
 	verifier  TokenVerifier
 	users     UserDirectory
-	realm     string
+	cfg       DeciderConfig
 	denials   *denialTable
 	mutations *headerMutations
 }
 
+// DeciderConfig holds the settings the decision reads.
+type DeciderConfig struct {
+	Headers HeaderNames
+	// Realm is the realm of WWW-Authenticate challenges.
+	Realm string
+	// AllowTenantlessClients lets a token without a tenant_id act on behalf
+	// of users (of any tenant). Off, such a token acts for nobody.
+	AllowTenantlessClients bool
+}
+
 // NewDecider wires a Decider.
-func NewDecider(policies PolicySource, verifier TokenVerifier, users UserDirectory, headers HeaderNames, realm string) *Decider {
-	return &Decider{policies: policies, verifier: verifier, users: users, realm: realm,
-		denials: newDenialTable(realm), mutations: newHeaderMutations(headers)}
+func NewDecider(policies PolicySource, verifier TokenVerifier, users UserDirectory, cfg DeciderConfig) *Decider {
+	return &Decider{policies: policies, verifier: verifier, users: users, cfg: cfg,
+		denials: newDenialTable(cfg.Realm), mutations: newHeaderMutations(cfg.Headers)}
 }
 
 func (d *Decider) deny(dec *Decision, reason Reason, cause error) Decision {
@@ -76,6 +92,7 @@ func (d *Decider) Decide(ctx context.Context, req *Request) Decision {
 		return d.deny(&dec, ReasonUnavailable, errors.New("no policy loaded"))
 	}
 
+	dec.spoofed = d.mutations.spoofs(req.Underscored)
 	path := policy.SplitPath(req.Path)
 	if perr := policy.CheckPath(path); perr != nil {
 		return d.deny(&dec, ReasonInvalidPath, perr)
@@ -143,10 +160,8 @@ func (d *Decider) Decide(ctx context.Context, req *Request) Decision {
 	if err != nil {
 		return d.deny(&dec, ReasonUnavailable, err)
 	}
-	// A user of another tenant is answered exactly like an unknown one, so
-	// that probing reveals nothing about other tenants' users.
-	if user.TenantID != "" && claims.TenantID != "" && user.TenantID != claims.TenantID {
-		return d.deny(&dec, ReasonUnknownUser, errors.New("user belongs to another tenant"))
+	if err := d.tenantMayActFor(claims, &user); err != nil {
+		return d.deny(&dec, ReasonUnknownUser, err)
 	}
 	dec.UserID = userID
 	if user.Status != UserActive {
@@ -156,6 +171,25 @@ func (d *Decider) Decide(ctx context.Context, req *Request) Decision {
 		return d.deny(&dec, ReasonUserBlocked, nil)
 	}
 	return d.allow(&dec)
+}
+
+// tenantMayActFor applies the tenant rule of on-behalf-of: a tenant-bound
+// token acts only for users of its own tenant (a user with no tenant is
+// unknown to it), and a token with no tenant acts for users only when
+// tenantless clients are allowed. A refusal is answered exactly like an
+// unknown user, so probing reveals nothing about other tenants' users.
+func (d *Decider) tenantMayActFor(claims *Claims, user *User) error {
+	switch {
+	case claims.TenantID == "" && !d.cfg.AllowTenantlessClients:
+		return errors.New("a token without a tenant may not act on behalf of users (users.allow_tenantless_clients is off)")
+	case claims.TenantID == "":
+		return nil
+	case user.TenantID == "":
+		return errors.New("the user belongs to no tenant")
+	case user.TenantID != claims.TenantID:
+		return errors.New("the user belongs to another tenant")
+	}
+	return nil
 }
 
 func (d *Decider) allow(dec *Decision) Decision {
@@ -182,7 +216,7 @@ func missingScope(required []string, claims *Claims) string {
 
 func (d *Decider) withScopeChallenge(base *Denial, scopes string) *Denial {
 	c := *base
-	c.WWWAuthenticate = scopeChallenge(d.realm, scopes)
+	c.WWWAuthenticate = scopeChallenge(d.cfg.Realm, scopes)
 	return &c
 }
 
@@ -190,7 +224,9 @@ func (d *Decider) withScopeChallenge(base *Denial, scopes string) *Denial {
 type Header struct{ Name, Value string }
 
 // UpstreamHeaders returns the trusted headers an allow sets, and the headers
-// it removes: every trusted header it does not set, and X-On-Behalf-Of.
+// it removes: every trusted header it does not set, X-On-Behalf-Of, and any
+// underscore spelling of those the request carried (x_auth_user_id), which
+// CGI-style upstreams would read as the dashed name.
 func (d *Decider) UpstreamHeaders(dec *Decision, set []Header) ([]Header, []string) {
 	if !dec.Allowed() {
 		return set, nil
@@ -208,5 +244,5 @@ func (d *Decider) UpstreamHeaders(dec *Decision, set []Header) ([]Header, []stri
 	if dec.setMask&setUser != 0 {
 		set = append(set, Header{n.UserID, dec.UserID})
 	}
-	return set, d.mutations.removals[dec.setMask]
+	return set, d.mutations.removalsFor(dec.setMask, dec.spoofed)
 }

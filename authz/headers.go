@@ -149,8 +149,10 @@ const ActOnBehalfOfScope = "core.users:act-on-behalf-of"
 func (h HeaderNames) Validate() error {
 	seen := map[string]string{}
 	for setting, name := range map[string]string{"client_id": h.ClientID, "scopes": h.Scopes, "tenant_id": h.TenantID, "user_id": h.UserID} {
-		if name == "" || name != strings.ToLower(name) || strings.HasPrefix(name, ":") || strings.ContainsAny(name, " \t\r\n:") {
-			return fmt.Errorf("headers.%s: %q must be a non-empty lower-case header name", setting, name)
+		if name == "" || name != strings.ToLower(name) || strings.HasPrefix(name, ":") || strings.ContainsAny(name, " \t\r\n:_") {
+			// No underscores: Envoy refuses such names from clients
+			// (headers_with_underscores_action), and upstreams fold them.
+			return fmt.Errorf("headers.%s: %q must be a non-empty lower-case header name without underscores", setting, name)
 		}
 		if name == OnBehalfOfHeader || name == "authorization" || name == "host" {
 			return fmt.Errorf("headers.%s: %q is reserved", setting, name)
@@ -163,12 +165,43 @@ func (h HeaderNames) Validate() error {
 	return nil
 }
 
+// imitates reports whether name, read the way CGI, WSGI and Rack-style
+// servers read header names (case folded, "_" taken as "-"), is target
+// spelt with at least one underscore. Such a header would reach the upstream
+// as target although nobody proved it. target is lower-case.
+func imitates(name, target string) bool {
+	if len(name) != len(target) {
+		return false
+	}
+	underscore := false
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_':
+			if target[i] != '-' {
+				return false
+			}
+			underscore = true
+		case c >= 'A' && c <= 'Z':
+			if c+('a'-'A') != target[i] {
+				return false
+			}
+		case c != target[i]:
+			return false
+		}
+	}
+	return underscore
+}
+
 // headerMutations precomputes, for each combination of trusted headers that
 // an allow sets, the headers it must remove: every other trusted header and
 // X-On-Behalf-Of. A header is never both set and removed (Envoy applies
 // removals after sets).
 type headerMutations struct {
 	names HeaderNames
+	// protected are the names no client may send in any spelling: the
+	// trusted headers and X-On-Behalf-Of.
+	protected [5]string
 	// removals is indexed by a bitmask of the headers set: 1 client, 2 scopes,
 	// 4 tenant, 8 user.
 	removals [16][]string
@@ -183,6 +216,7 @@ const (
 
 func newHeaderMutations(names HeaderNames) *headerMutations {
 	m := &headerMutations{names: names}
+	m.protected = [5]string{names.ClientID, names.Scopes, names.TenantID, names.UserID, OnBehalfOfHeader}
 	all := []string{names.ClientID, names.Scopes, names.TenantID, names.UserID}
 	for mask := 0; mask < 16; mask++ {
 		remove := []string{OnBehalfOfHeader}
@@ -194,4 +228,31 @@ func newHeaderMutations(names HeaderNames) *headerMutations {
 		m.removals[mask] = remove
 	}
 	return m
+}
+
+// spoofs returns the names among underscored (header names of the request
+// that hold an underscore) that imitate a protected header. Nil, without
+// allocating, when there are none: the usual case.
+func (m *headerMutations) spoofs(underscored []string) []string {
+	var found []string
+	for _, name := range underscored {
+		for _, target := range m.protected {
+			if imitates(name, target) {
+				found = append(found, strings.ToLower(name))
+				break
+			}
+		}
+	}
+	return found
+}
+
+// removals returns what an allow that sets the headers in mask removes:
+// the precomputed list, plus the spoofed spellings this request carried.
+func (m *headerMutations) removalsFor(mask int, spoofed []string) []string {
+	if len(spoofed) == 0 {
+		return m.removals[mask]
+	}
+	base := m.removals[mask]
+	out := make([]string, 0, len(base)+len(spoofed))
+	return append(append(out, base...), spoofed...)
 }

@@ -86,7 +86,9 @@ func NewServer(cfg Config, clock Clock, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	registerCacheMetrics(reg, s.Verifier, s.Users)
-	decider := NewDecider(s.Policies, s.Verifier, s.Users, cfg.Headers, cfg.Realm)
+	decider := NewDecider(s.Policies, s.Verifier, s.Users, DeciderConfig{
+		Headers: cfg.Headers, Realm: cfg.Realm, AllowTenantlessClients: cfg.Users.AllowTenantlessClients,
+	})
 	s.Service = NewService(decider, log, m, cfg.CheckTimeout, cfg.DecisionLog.AllowSampleRate)
 
 	if s.grpcListener, err = net.Listen("tcp", cfg.Listen); err != nil {

@@ -84,6 +84,7 @@ func requestFromCheck(req *authv3.CheckRequest, r *Request) bool {
 			if v == "" && len(hv.GetRawValue()) > 0 {
 				v = string(hv.GetRawValue())
 			}
+			noteUnderscored(r, hv.GetKey())
 			switch strings.ToLower(hv.GetKey()) {
 			case "authorization":
 				r.Authorization.Add(v)
@@ -103,6 +104,9 @@ func requestFromCheck(req *authv3.CheckRequest, r *Request) bool {
 		}
 	}
 	headers := h.GetHeaders()
+	for name := range headers {
+		noteUnderscored(r, name)
+	}
 	if v, ok := headers["authorization"]; ok && r.Authorization.Count == 0 {
 		r.Authorization.Add(v)
 	}
@@ -119,6 +123,19 @@ func requestFromCheck(req *authv3.CheckRequest, r *Request) bool {
 		r.Path = headers[":path"]
 	}
 	return true
+}
+
+// noteUnderscored remembers a header name holding an underscore, once.
+func noteUnderscored(r *Request, name string) {
+	if strings.IndexByte(name, '_') < 0 {
+		return
+	}
+	for _, seen := range r.Underscored {
+		if strings.EqualFold(seen, name) {
+			return
+		}
+	}
+	r.Underscored = append(r.Underscored, name)
 }
 
 var (

@@ -204,7 +204,7 @@ func (v *Verifier) verifyOnce(ctx context.Context, token string, sum [sha256.Siz
 func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	v.metrics.signatureChecks.Inc()
 	if !isCompactJWS(token) {
-		return nil, invalidToken("not a compact JWS")
+		return nil, invalidToken("not a compact JWS in canonical base64url")
 	}
 	provider := jws.KeyProviderFunc(func(_ context.Context, sink jws.KeySink, sig *jws.Signature, msg *jws.Message) error {
 		if n := len(msg.Signatures()); n != 1 {
@@ -287,21 +287,66 @@ func (v *Verifier) keyFor(ctx context.Context, hdr jws.Headers) (jwa.SignatureAl
 	return alg, key, nil
 }
 
-// isCompactJWS reports whether s is three base64url parts joined by dots,
-// and nothing else (no JSON serialization, no trailing data).
+// isCompactJWS reports whether s is three parts in canonical base64url
+// (RFC 7515 §2: no padding) joined by dots, and nothing else: no JSON
+// serialization, no trailing data, no empty header or payload.
+//
+// Canonical means one token has one spelling. A base64url string whose
+// length leaves 2 or 3 characters in its last quantum has unused low bits
+// in its last character; decoders (jwx's among them) ignore them, so
+// flipping them re-spells the same signed token as a new string, a new
+// cache key and a fresh signature check each time. Those bits must be zero,
+// and a length that leaves 1 character (6 bits, no whole byte) is invalid.
 func isCompactJWS(s string) bool {
-	dots := 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '.':
-			dots++
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
-		default:
+	start, parts := 0, 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && s[i] != '.' {
+			continue
+		}
+		parts++
+		if parts > 3 || !isCanonicalBase64URL(s[start:i]) || (parts < 3 && i == start) {
+			return false
+		}
+		start = i + 1
+	}
+	return parts == 3
+}
+
+// isCanonicalBase64URL reports whether p is unpadded base64url whose last
+// character carries no unused bits (RFC 4648 §3.5: "pad bits ... MUST be
+// set to zero").
+func isCanonicalBase64URL(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if base64URLValue[p[i]] < 0 {
 			return false
 		}
 	}
-	return dots == 2
+	if len(p) == 0 {
+		return true
+	}
+	last := base64URLValue[p[len(p)-1]]
+	switch len(p) % 4 {
+	case 1:
+		return false
+	case 2: // 12 bits for one byte: 4 unused
+		return last&0x0f == 0
+	case 3: // 18 bits for two bytes: 2 unused
+		return last&0x03 == 0
+	}
+	return true
 }
+
+// base64URLValue maps a byte to its base64url value, or -1.
+var base64URLValue = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = int8(i)
+	}
+	return t
+}()
 
 func (v *Verifier) acceptableType(typ string) bool {
 	switch strings.ToLower(typ) {

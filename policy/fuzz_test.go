@@ -72,7 +72,7 @@ func FuzzMatch(f *testing.F) {
 // FuzzCheckPath: a path CheckPath accepts has nothing that Envoy or an
 // upstream could read as another path.
 func FuzzCheckPath(f *testing.F) {
-	for _, s := range []string{"/v1/accounts/42", "/v1/../admin", "/v1/%2e%2e/admin", "/v1/accounts%2F42", "/v1//x", "/v1\\x", "/v1/%61", "/a/./b", "/%00", "/v1/accounts/", "/..;/admin", "/v1/%252e"} {
+	for _, s := range []string{"/v1/accounts/42", "/v1/../admin", "/v1/%2e%2e/admin", "/v1/accounts%2F42", "/v1//x", "/v1\\x", "/v1/%61", "/a/./b", "/%00", "/v1/accounts/", "/..;/admin", "/v1/%252e", "/v1/reports/payroll;x=1", "/v1/a%3b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
@@ -80,7 +80,7 @@ func FuzzCheckPath(f *testing.F) {
 			return
 		}
 		lower := strings.ToLower(path)
-		for _, bad := range []string{"/../", "/./", "//", "%2f", "%5c", "%2e", "\\", "#"} {
+		for _, bad := range []string{"/../", "/./", "//", "%2f", "%5c", "%2e", "\\", "#", ";", "%3b"} {
 			if strings.Contains(lower, bad) {
 				t.Fatalf("accepted %q containing %q", path, bad)
 			}

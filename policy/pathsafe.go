@@ -22,9 +22,13 @@ func SplitPath(rawPath string) string {
 // against the policy. A path is refused when it could mean one thing to the
 // matcher and another to Envoy or the upstream:
 //   - it is not absolute, or holds a fragment;
-//   - it has "." or ".." segments (also with ";parameters", which servlet
-//     containers strip) or empty segments ("//"); a single trailing slash is
-//     allowed and matched exactly;
+//   - it has "." or ".." segments or empty segments ("//"); a single
+//     trailing slash is allowed and matched exactly;
+//   - it holds a ";", raw or %-encoded: servlet-style upstreams strip
+//     ";parameters" from each segment before routing, so
+//     /v1/reports/payroll;x=1 would match {reportId} here and be served as
+//     the literal payroll route there (Spring's StrictHttpFirewall refuses
+//     it too);
 //   - it holds a backslash, control bytes (raw or %-encoded), or any other
 //     byte RFC 3986 does not allow raw in a path (spaces, quotes, brackets,
 //     non-ASCII: those must arrive %-encoded);
@@ -48,6 +52,8 @@ func CheckPath(path string) *PathError {
 			return &PathError{"backslash"}
 		case c == '#':
 			return &PathError{"fragment"}
+		case c == ';':
+			return &PathError{`";" (path parameters): servlet-style upstreams strip ";params" before routing, so the route served would not be the route matched`}
 		case !pathChars[c]:
 			// Raw spaces, quotes, brackets, non-ASCII...: RFC 3986 wants them
 			// %-encoded, and servers disagree on what they mean raw.
@@ -60,6 +66,8 @@ func CheckPath(path string) *PathError {
 			switch {
 			case decoded == '/' || decoded == '\\' || decoded == '.':
 				return &PathError{"encoded separator or dot"}
+			case decoded == ';':
+				return &PathError{"encoded \";\" (%3B)"}
 			case decoded < 0x20 || decoded == 0x7f:
 				return &PathError{"encoded control byte"}
 			case isUnreserved(decoded):
@@ -101,11 +109,6 @@ var pathChars = func() (t [256]bool) {
 }()
 
 func checkSegment(seg string) *PathError {
-	// Servlet containers drop ";params" before resolving dot segments, so
-	// "/..;/admin" climbs a level there: refuse dot segments with parameters.
-	if i := strings.IndexByte(seg, ';'); i >= 0 {
-		seg = seg[:i]
-	}
 	switch seg {
 	case "":
 		return &PathError{"empty segment"}

@@ -43,7 +43,12 @@ func TestCheckPath(t *testing.T) {
 		{"/v1/..;jsessionid=x/admin", false},
 		{"/v1/.;/x", false},
 		{"/v1/..;", false},
-		{"/v1/a;b", true},
+		{"/v1/a;b", false},
+		{"/v1/reports/payroll;x=1", false},
+		{"/v1/reports/payroll;", false},
+		{"/;", false},
+		{"/v1/reports/payroll%3Bx=1", false},
+		{"/v1/reports/payroll%3b", false},
 		{"/v1/a b", false},
 		{"/v1/caf\xc3\xa9", false},
 		{"/v1/caf%C3%A9", true},
@@ -52,6 +57,7 @@ func TestCheckPath(t *testing.T) {
 		{"/v1/[x]", false},
 		{"/v1/a\"b", false},
 		{"/v1/~user/a:b@c!$&'()*+,=", true},
+		{"/v1/a%3A", true}, // an encoded reserved character that is not ";" stays allowed
 	}
 	for _, tt := range tests {
 		if err := CheckPath(tt.path); (err == nil) != tt.safe {

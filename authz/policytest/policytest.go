@@ -35,8 +35,10 @@ type Case struct {
 	Token *bool `yaml:"token"`
 	// Scopes the token holds.
 	Scopes []string `yaml:"scopes"`
-	// TenantID is the token's tenant_id claim.
-	TenantID string `yaml:"tenant_id"`
+	// TenantID is the token's tenant_id claim: a test tenant when unset,
+	// none when set to "" (such a token acts for nobody, as in production
+	// unless users.allow_tenantless_clients is on).
+	TenantID *string `yaml:"tenant_id"`
 	// OnBehalfOf is the raw X-On-Behalf-Of value, e.g. "user 42".
 	OnBehalfOf string `yaml:"on_behalf_of"`
 	// User describes the on-behalf-of user in the directory.
@@ -140,12 +142,20 @@ func Run(ctx context.Context, pol *policy.Policy, cases []Case) []Result {
 	return results
 }
 
+// caseTenant is the token's tenant when a case names none; the case's user
+// belongs to it unless the case says otherwise.
+const caseTenant = "policy-test-tenant"
+
 // caseToken is the bearer token a case sends; the case's verifier knows it.
 const caseToken = "policy-test-token"
 
 func runCase(ctx context.Context, pol *policy.Policy, c Case) Result {
-	verifier := caseVerifier{claims: &authz.Claims{ClientID: "policy-test-client", Scope: strings.Join(c.Scopes, " "), Scopes: c.Scopes, TenantID: c.TenantID, Expiry: time.Now().Add(time.Hour)}}
-	decider := authz.NewDecider(staticPolicy{pol}, verifier, caseDirectory{c.User, c.TenantID}, authz.DefaultHeaderNames(), "api")
+	tenant := caseTenant
+	if c.TenantID != nil {
+		tenant = *c.TenantID
+	}
+	verifier := caseVerifier{claims: &authz.Claims{ClientID: "policy-test-client", Scope: strings.Join(c.Scopes, " "), Scopes: c.Scopes, TenantID: tenant, Expiry: time.Now().Add(time.Hour)}}
+	decider := authz.NewDecider(staticPolicy{pol}, verifier, caseDirectory{c.User, tenant}, authz.DeciderConfig{Headers: authz.DefaultHeaderNames(), Realm: "api"})
 	req := authz.Request{Method: c.Method, Path: c.Path}
 	if c.Token == nil || *c.Token {
 		req.Authorization.Add("Bearer " + caseToken)
@@ -226,6 +236,10 @@ type caseDirectory struct {
 
 func (d caseDirectory) LookupUser(_ context.Context, id string) (authz.User, error) {
 	u := authz.User{ID: id, Status: authz.UserActive, TenantID: d.tokenTenant}
+	if u.TenantID == "" {
+		// A tenantless token's case user belongs to some tenant.
+		u.TenantID = caseTenant
+	}
 	if d.user != nil {
 		switch d.user.Status {
 		case "unknown":
