@@ -82,9 +82,14 @@ type UsersConfig struct {
 
 // DecisionLogConfig configures the per-check log.
 type DecisionLogConfig struct {
-	// AllowSampleRate is the share of allows logged (0 to 1); every denial
-	// is logged.
+	// AllowSampleRate is the share of allows logged (0 to 1).
 	AllowSampleRate float64 `yaml:"allow_sample_rate"`
+	// DenialsPerInterval is how many denials of each reason are logged per
+	// Interval; past it they are counted, and one summary line per reason
+	// reports how many were left out. 0 logs every denial. Metrics count
+	// every decision either way.
+	DenialsPerInterval int           `yaml:"denials_per_interval"`
+	Interval           time.Duration `yaml:"interval"`
 }
 
 // DefaultConfig returns the defaults.
@@ -117,7 +122,8 @@ func DefaultConfig() Config {
 			CacheMaxUsers:    100_000,
 			MaxResponseBytes: 1 << 20,
 		},
-		Headers: DefaultHeaderNames(),
+		Headers:     DefaultHeaderNames(),
+		DecisionLog: DecisionLogConfig{DenialsPerInterval: 100, Interval: 10 * time.Second},
 	}
 }
 
@@ -220,6 +226,12 @@ func (c *Config) Validate() error {
 	}
 	if r := c.DecisionLog.AllowSampleRate; r < 0 || r > 1 {
 		bad("decision_log.allow_sample_rate", "%v must be between 0 and 1", r)
+	}
+	if c.DecisionLog.DenialsPerInterval < 0 {
+		bad("decision_log.denials_per_interval", "must not be negative (0 logs every denial)")
+	}
+	if c.DecisionLog.DenialsPerInterval > 0 && c.DecisionLog.Interval < time.Second {
+		bad("decision_log.interval", "%s must be at least 1s", c.DecisionLog.Interval)
 	}
 	return errors.Join(errs...)
 }

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,6 +83,8 @@ type jwksServer struct {
 	gate chan struct{}
 	// waiting counts requests held at the gate.
 	waiting atomic.Int64
+	// declareLength sends Content-Length even for bodies net/http would chunk.
+	declareLength bool
 }
 
 func newJWKSServer(t testing.TB, keys ...signingKey) *jwksServer {
@@ -90,7 +93,7 @@ func newJWKSServer(t testing.TB, keys ...signingKey) *jwksServer {
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.hits.Add(1)
 		s.mu.Lock()
-		body, status, gate := s.body, s.status, s.gate
+		body, status, gate, declareLength := s.body, s.status, s.gate, s.declareLength
 		s.mu.Unlock()
 		if gate != nil {
 			s.waiting.Add(1)
@@ -101,6 +104,9 @@ func newJWKSServer(t testing.TB, keys ...signingKey) *jwksServer {
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if declareLength {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		}
 		w.WriteHeader(status)
 		w.Write(body)
 	}))

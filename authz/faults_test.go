@@ -114,7 +114,7 @@ func TestUserDirectoryHTTPSource(t *testing.T) {
 		"garbage":   `{not json`,
 		"a@b.c:d-1": `{"id":"a@b.c:d-1","status":"active"}`,
 	})
-	d, err := NewHTTPDirectory(svc.URL+"/users/{id}", time.Second)
+	d, err := NewHTTPDirectory(svc.URL+"/users/{id}", time.Second, 0, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestUserDirectoryHTTPSource(t *testing.T) {
 		t.Errorf("ID with @ and : is escaped and found: %v", err)
 	}
 	svc.delay.Store(int64(2 * time.Second))
-	slow, _ := NewHTTPDirectory(svc.URL+"/users/{id}", 50*time.Millisecond)
+	slow, _ := NewHTTPDirectory(svc.URL+"/users/{id}", 50*time.Millisecond, 0, discard())
 	if _, err := slow.LookupUser(ctx, "42"); err == nil {
 		t.Fatal("slow user service must time out")
 	}
@@ -144,7 +144,7 @@ func TestConcurrentLookupsOfOneUserCollapse(t *testing.T) {
 	t.Parallel()
 	svc := newUserService(t, map[string]string{"42": `{"id":"42","status":"active"}`})
 	svc.delay.Store(int64(50 * time.Millisecond))
-	src, _ := NewHTTPDirectory(svc.URL+"/users/{id}", time.Second)
+	src, _ := NewHTTPDirectory(svc.URL+"/users/{id}", time.Second, 0, discard())
 	d, err := NewCachedDirectory(src, CacheConfig{TTL: time.Minute, MaxStale: time.Minute, MaxUsers: 100}, SystemClock{}, newMetrics(nil))
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 func FuzzCheckRequest(f *testing.F) {
 	ec := newSigningKey(f, "ec-1", jwa.ES256)
 	fx := newDeciderFixture(f, []string{"ES256"}, ec)
-	svc := NewService(fx.decider, discard(), fx.metrics, time.Second, 0)
+	svc := NewService(fx.decider, ServiceConfig{CheckTimeout: time.Second}, SystemClock{}, discard(), fx.metrics)
 	valid := sign(f, ec, nil, claims(time.Now().Add(time.Hour)))
 
 	seed := func(method, path string, headers [][2]string, raw bool) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -43,7 +42,14 @@ type JWKSConfig struct {
 	MinRefetchInterval time.Duration
 	// FetchTimeout bounds each fetch.
 	FetchTimeout time.Duration
+	// MaxBytes bounds each response (the JWKS and the metadata): a larger
+	// one is refused and the keys in use stay.
+	MaxBytes int64
 }
+
+// defaultMaxResponseBytes bounds the JWKS and user service responses unless
+// configured: a real key set or user record is a few kilobytes.
+const defaultMaxResponseBytes = 1 << 20
 
 // JWKSSource keeps the issuer's JWKS with jwx's auto-refreshing cache. The
 // last good set stays in use when the issuer is unreachable or answers with
@@ -67,7 +73,11 @@ var _ KeySource = (*JWKSSource)(nil)
 
 // NewJWKSSource returns a source; Start begins fetching.
 func NewJWKSSource(cfg JWKSConfig, clock Clock, log *slog.Logger, m *metrics) *JWKSSource {
-	return &JWKSSource{cfg: cfg, client: &http.Client{Timeout: cfg.FetchTimeout}, log: log, metrics: m, clock: clock}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = defaultMaxResponseBytes
+	}
+	client := newBoundedClient(cfg.FetchTimeout, cfg.MaxBytes, "token.jwks_max_bytes", log)
+	return &JWKSSource{cfg: cfg, client: client, log: log, metrics: m, clock: clock}
 }
 
 // Start discovers the JWKS URL if needed and fetches the key set, retrying
@@ -165,7 +175,7 @@ func (s *JWKSSource) discover(ctx context.Context) (string, error) {
 		Issuer  string `json:"issuer"`
 		JWKSURI string `json:"jwks_uri"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&md); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil {
 		return "", fmt.Errorf("issuer metadata %s: %w", metaURL, err)
 	}
 	if md.Issuer != s.cfg.Issuer {

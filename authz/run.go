@@ -62,6 +62,7 @@ func NewServer(cfg Config, clock Clock, log *slog.Logger) (*Server, error) {
 		RefreshInterval:    cfg.Token.JWKSRefreshInterval,
 		MinRefetchInterval: cfg.Token.JWKSMinRefetchInterval,
 		FetchTimeout:       cfg.Token.JWKSFetchTimeout,
+		MaxBytes:           cfg.Token.JWKSMaxBytes,
 	}, clock, log, m)
 	s.Verifier, err = NewVerifier(VerifierConfig{
 		Issuer: cfg.Token.Issuer, Audience: cfg.Token.Audience, Algorithms: cfg.Token.Algorithms,
@@ -78,7 +79,7 @@ func NewServer(cfg Config, clock Clock, log *slog.Logger) (*Server, error) {
 		}
 		source = s.fileDir
 	case "http":
-		if source, err = NewHTTPDirectory(cfg.Users.URL, cfg.Users.Timeout); err != nil {
+		if source, err = NewHTTPDirectory(cfg.Users.URL, cfg.Users.Timeout, cfg.Users.MaxResponseBytes, log); err != nil {
 			return nil, err
 		}
 	}
@@ -89,7 +90,10 @@ func NewServer(cfg Config, clock Clock, log *slog.Logger) (*Server, error) {
 	decider := NewDecider(s.Policies, s.Verifier, s.Users, DeciderConfig{
 		Headers: cfg.Headers, Realm: cfg.Realm, AllowTenantlessClients: cfg.Users.AllowTenantlessClients,
 	})
-	s.Service = NewService(decider, log, m, cfg.CheckTimeout, cfg.DecisionLog.AllowSampleRate)
+	s.Service = NewService(decider, ServiceConfig{
+		CheckTimeout: cfg.CheckTimeout, AllowSampleRate: cfg.DecisionLog.AllowSampleRate,
+		DenialsPerInterval: cfg.DecisionLog.DenialsPerInterval, DenialInterval: cfg.DecisionLog.Interval,
+	}, clock, log, m)
 
 	if s.grpcListener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -152,6 +156,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { errc <- grpcServer.Serve(s.grpcListener) }()
 	go func() { errc <- admin.Serve(s.adminListener) }()
 	go s.trackReadiness(bg)
+	go s.Service.RunLogFlusher(bg)
 	s.log.Info("authz listening", "grpc", s.grpcListener.Addr().String(), "admin", s.adminListener.Addr().String())
 
 	var runErr error

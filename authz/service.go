@@ -24,19 +24,36 @@ import (
 type Service struct {
 	authv3.UnimplementedAuthorizationServer
 	decider *Decider
+	cfg     ServiceConfig
 	log     *slog.Logger
 	metrics *metrics
-	// timeout bounds each decision; past it the check is denied with 503.
-	timeout         time.Duration
-	allowSampleRate float64
+	denials *denialLogLimiter
 }
 
 var _ authv3.AuthorizationServer = (*Service)(nil)
 
-// NewService returns the gRPC service around decider.
-func NewService(decider *Decider, log *slog.Logger, m *metrics, timeout time.Duration, allowSampleRate float64) *Service {
-	return &Service{decider: decider, log: log, metrics: m, timeout: timeout, allowSampleRate: allowSampleRate}
+// ServiceConfig configures the gRPC service around the decision.
+type ServiceConfig struct {
+	// CheckTimeout bounds each decision; past it the check is denied with
+	// 503. Zero means no bound of its own.
+	CheckTimeout time.Duration
+	// AllowSampleRate is the share of allows logged (0 to 1).
+	AllowSampleRate float64
+	// DenialsPerInterval is how many denials of one reason are logged per
+	// DenialInterval; the rest are counted in a summary line. 0 logs all.
+	DenialsPerInterval int
+	DenialInterval     time.Duration
 }
+
+// NewService returns the gRPC service around decider.
+func NewService(decider *Decider, cfg ServiceConfig, clock Clock, log *slog.Logger, m *metrics) *Service {
+	return &Service{decider: decider, cfg: cfg, log: log, metrics: m,
+		denials: newDenialLogLimiter(cfg.DenialsPerInterval, cfg.DenialInterval, clock, log)}
+}
+
+// RunLogFlusher reports suppressed denial log lines once their interval is
+// over, until ctx ends.
+func (s *Service) RunLogFlusher(ctx context.Context) { s.denials.run(ctx) }
 
 // Check implements the Authorization service.
 func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
@@ -56,9 +73,9 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (resp *au
 		dec = Decision{Reason: ReasonInvalidPath, Denial: s.decider.denials.get(ReasonInvalidPath), Cause: fmt.Errorf("CheckRequest has no HTTP attributes")}
 		return s.response(&dec), nil
 	}
-	if s.timeout > 0 {
+	if s.cfg.CheckTimeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.CheckTimeout)
 		defer cancel()
 	}
 	dec = s.decider.Decide(ctx, &r)
@@ -217,7 +234,7 @@ func (s *Service) observe(r *Request, dec *Decision, took time.Duration) {
 	}
 	s.metrics.check(dec.Reason)
 	s.metrics.latency.Observe(took.Seconds())
-	if outcome == "allow" && (s.allowSampleRate <= 0 || rand.Float64() >= s.allowSampleRate) {
+	if outcome == "allow" && (s.cfg.AllowSampleRate <= 0 || rand.Float64() >= s.cfg.AllowSampleRate) {
 		return
 	}
 	level := slog.LevelInfo
@@ -225,6 +242,9 @@ func (s *Service) observe(r *Request, dec *Decision, took time.Duration) {
 		level = slog.LevelError
 	}
 	if !s.log.Enabled(context.Background(), level) {
+		return
+	}
+	if outcome == "deny" && !s.denials.allow(dec.Reason) {
 		return
 	}
 	route := ""

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,15 +23,19 @@ type HTTPDirectory struct {
 var _ UserDirectory = (*HTTPDirectory)(nil)
 
 // NewHTTPDirectory returns a directory calling urlTemplate, which must
-// contain "{id}".
-func NewHTTPDirectory(urlTemplate string, timeout time.Duration) (*HTTPDirectory, error) {
+// contain "{id}". A response over maxBytes is refused (the cache then
+// serves what it has, up to users.max_stale).
+func NewHTTPDirectory(urlTemplate string, timeout time.Duration, maxBytes int64, log *slog.Logger) (*HTTPDirectory, error) {
 	if !strings.Contains(urlTemplate, "{id}") {
 		return nil, fmt.Errorf("users.url %q must contain {id}", urlTemplate)
 	}
 	if _, err := url.Parse(strings.ReplaceAll(urlTemplate, "{id}", "x")); err != nil {
 		return nil, fmt.Errorf("users.url: %w", err)
 	}
-	return &HTTPDirectory{urlTemplate: urlTemplate, client: &http.Client{Timeout: timeout}}, nil
+	if maxBytes <= 0 {
+		maxBytes = defaultMaxResponseBytes
+	}
+	return &HTTPDirectory{urlTemplate: urlTemplate, client: newBoundedClient(timeout, maxBytes, "users.max_response_bytes", log)}, nil
 }
 
 // LookupUser implements UserDirectory.
@@ -54,8 +59,14 @@ func (d *HTTPDirectory) LookupUser(ctx context.Context, id string) (User, error)
 	default:
 		return User{}, fmt.Errorf("user service: status %d for user %q", resp.StatusCode, id)
 	}
+	// Read whole (within users.max_response_bytes) so that an oversized
+	// or trailing-garbage answer is an error, not half-read.
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return User{}, fmt.Errorf("user service: reading the answer for user %q: %w", id, err)
+	}
 	var user User
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&user); err != nil {
+	if err := json.Unmarshal(body, &user); err != nil {
 		return User{}, fmt.Errorf("user service: bad response for user %q: %w", id, err)
 	}
 	if user.ID != id {
