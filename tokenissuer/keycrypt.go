@@ -7,8 +7,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
+	"path/filepath"
 	"strings"
+
+	"github.com/portcullis/portcullis/internal/secretfile"
 )
 
 // encryptedKeyMagic starts every private key encrypted at rest:
@@ -23,10 +25,13 @@ type KeyEncrypter struct {
 	aead cipher.AEAD
 }
 
+// kekBytes is the length of the key-encryption key: AES-256.
+const kekBytes = 32
+
 // NewKeyEncrypter returns an encrypter for a 32-byte key.
 func NewKeyEncrypter(kek []byte) (*KeyEncrypter, error) {
-	if len(kek) != 32 {
-		return nil, fmt.Errorf("the key-encryption key must be 32 bytes (base64 of 32 random bytes), got %d", len(kek))
+	if len(kek) != kekBytes {
+		return nil, fmt.Errorf("the key-encryption key must be %d bytes (base64 of %d random bytes), got %d", kekBytes, kekBytes, len(kek))
 	}
 	block, err := aes.NewCipher(kek)
 	if err != nil {
@@ -40,24 +45,55 @@ func NewKeyEncrypter(kek []byte) (*KeyEncrypter, error) {
 }
 
 // LoadKeyEncrypter reads the key-encryption key given inline (base64) or in
-// a file; it returns nil when neither is set.
+// a file; it returns nil when neither is set. A key file that group or
+// others can read is refused, and so is a key of any length but 32 bytes.
 func LoadKeyEncrypter(inline, file string) (*KeyEncrypter, error) {
-	raw := inline
+	raw, setting := inline, "keys.encryption_key"
 	if raw == "" && file != "" {
-		data, err := os.ReadFile(file)
+		data, err := secretfile.Read(file)
 		if err != nil {
 			return nil, fmt.Errorf("keys.encryption_key_file: %w", err)
 		}
-		raw = strings.TrimSpace(string(data))
+		raw, setting = strings.TrimSpace(string(data)), "keys.encryption_key_file "+file
 	}
 	if raw == "" {
 		return nil, nil
 	}
-	kek, err := DecodeHashKey(raw)
+	return decodeKEK(raw, setting)
+}
+
+func decodeKEK(raw, setting string) (*KeyEncrypter, error) {
+	kek, err := decodeBase64Key(raw)
 	if err != nil {
-		return nil, fmt.Errorf("key-encryption key: %w", err)
+		return nil, fmt.Errorf("%s: the key-encryption key is %w", setting, err)
 	}
-	return NewKeyEncrypter(kek[:min(len(kek), 32)])
+	enc, err := NewKeyEncrypter(kek)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", setting, err)
+	}
+	return enc, nil
+}
+
+// DefaultKeyEncryptionKeyFile is where an SQLite issuer keeps the
+// key-encryption key it creates when none is configured: beside the secret
+// hashing key (or the database when that key is given inline).
+func DefaultKeyEncryptionKeyFile(cfg StoreConfig) string {
+	beside := cfg.SecretHashKeyFile
+	if cfg.SecretHashKey != "" || beside == "" {
+		beside = cfg.SQLitePath
+	}
+	return filepath.Join(filepath.Dir(beside), "issuer-key-encryption.key")
+}
+
+// loadOrCreateKeyEncrypter reads the key-encryption key file, creating it
+// with 256 random bits when it does not exist.
+func loadOrCreateKeyEncrypter(file string) (*KeyEncrypter, bool, error) {
+	raw, created, err := loadOrCreateKeyFile(file)
+	if err != nil {
+		return nil, false, fmt.Errorf("key-encryption key %s: %w", file, err)
+	}
+	enc, err := decodeKEK(raw, "key-encryption key "+file)
+	return enc, created, err
 }
 
 func (e *KeyEncrypter) seal(kid string, plain []byte) []byte {
@@ -67,10 +103,20 @@ func (e *KeyEncrypter) seal(kid string, plain []byte) []byte {
 	return e.aead.Seal(out, nonce, plain, []byte(kid))
 }
 
-// openStoredKey returns the plaintext JWK of a stored key, decrypting it
-// when it is encrypted.
+// ErrKeyInClear is a signing key stored unencrypted while a key-encryption
+// key is configured: whoever can write the database could have planted it.
+var ErrKeyInClear = errors.New("the key is stored in clear although a key-encryption key is configured; if you did not plant it, run `issuer keys encrypt` to encrypt the store's keys")
+
+// isSealed reports whether a stored key is encrypted.
+func isSealed(stored []byte) bool { return bytes.HasPrefix(stored, encryptedKeyMagic) }
+
+// openStoredKey returns the plaintext JWK of a stored key, decrypting it.
+// With an encrypter, a key in clear is refused.
 func openStoredKey(e *KeyEncrypter, kid string, stored []byte) ([]byte, error) {
-	if !bytes.HasPrefix(stored, encryptedKeyMagic) {
+	if !isSealed(stored) {
+		if e != nil {
+			return nil, ErrKeyInClear
+		}
 		return stored, nil
 	}
 	if e == nil {

@@ -2,11 +2,13 @@ package tokenissuer
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -250,7 +252,7 @@ func (m *KeyManager) buildSnapshot(stored []SigningKey) (*keySnapshot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("signing key %s: %w", sk.KID, err)
 		}
-		private, err := jwk.ParseKey(plain)
+		private, err := parseStoredKey(sk.KID, plain)
 		if err != nil {
 			return nil, fmt.Errorf("signing key %s: %w", sk.KID, err)
 		}
@@ -279,6 +281,53 @@ func (m *KeyManager) buildSnapshot(stored []SigningKey) (*keySnapshot, error) {
 	}
 	snap.jwks = jwks
 	return snap, nil
+}
+
+// parseStoredKey parses a stored private JWK and checks that its kid is its
+// RFC 7638 thumbprint, as the issuer assigns them: a row whose key and kid
+// disagree was not written by the issuer.
+func parseStoredKey(kid string, plain []byte) (jwk.Key, error) {
+	private, err := jwk.ParseKey(plain)
+	if err != nil {
+		return nil, err
+	}
+	tp, err := private.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("compute thumbprint: %w", err)
+	}
+	if base64.RawURLEncoding.EncodeToString(tp) != kid || private.KeyID() != kid {
+		return nil, errors.New("the kid is not the key's RFC 7638 thumbprint")
+	}
+	return private, nil
+}
+
+// EncryptStoredKeys encrypts, under the key-encryption key, every signing
+// key the store holds in clear (written before keys were encrypted by
+// default), and returns how many it encrypted. Each key is checked before
+// it is sealed, so a planted key is not laundered.
+func (m *KeyManager) EncryptStoredKeys(ctx context.Context) (int, error) {
+	if m.encrypter == nil {
+		return 0, errors.New("no key-encryption key is configured (keys.encryption_key_file or keys.encryption_key)")
+	}
+	stored, err := m.store.SigningKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, sk := range stored {
+		if isSealed(sk.PrivateJWK) {
+			continue
+		}
+		if _, err := parseStoredKey(sk.KID, sk.PrivateJWK); err != nil {
+			return n, fmt.Errorf("signing key %s: %w; not encrypted", sk.KID, err)
+		}
+		sealed := m.encrypter.seal(sk.KID, sk.PrivateJWK)
+		if err := m.store.ReplaceSigningKeyPrivate(ctx, sk.KID, sk.PrivateJWK, sealed); err != nil {
+			return n, fmt.Errorf("signing key %s: %w", sk.KID, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // signer returns the key that signs at now: the most recently activated key

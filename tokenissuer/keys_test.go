@@ -100,7 +100,9 @@ func TestRotationByAnotherProcessIsPickedUp(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	clock := newFakeClock()
 	ti := startIssuer(t, cfg, clock)
-	cli, err := NewKeyManager(ti.store, KeyManagerConfig{Algorithm: "EdDSA", PublishDelay: cfg.Keys.PublishDelay, MaxTokenLifetime: cfg.Tokens.MaxLifetime}, clock, discardLogger())
+	cliCfg := cfg
+	cliCfg.Keys.Algorithm = "EdDSA"
+	cli, err := NewKeyManagerFor(cliCfg, ti.store, clock, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

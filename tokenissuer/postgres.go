@@ -286,3 +286,15 @@ func (s *PostgresStore) PruneFailures(ctx context.Context, before time.Time) err
 	_, err := s.pool.Exec(ctx, `DELETE FROM auth_failures WHERE window_start < $1`, before.UnixNano())
 	return err
 }
+
+// ReplaceSigningKeyPrivate implements Store.
+func (s *PostgresStore) ReplaceSigningKeyPrivate(ctx context.Context, kid string, old, replacement []byte) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE signing_keys SET private_jwk = $1 WHERE kid = $2 AND private_jwk = $3`, replacement, kid, old)
+	if err != nil {
+		return fmt.Errorf("replace signing key %s: %w", kid, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return ErrKeyChanged
+	}
+	return nil
+}

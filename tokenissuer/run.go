@@ -41,10 +41,22 @@ func LoadHasher(cfg StoreConfig) (*SecretHasher, error) {
 }
 
 // NewKeyManagerFor builds the KeyManager the configuration describes.
+// Private keys are always encrypted at rest: with no key-encryption key
+// configured, an SQLite issuer creates one beside its secret hashing key.
 func NewKeyManagerFor(cfg Config, store Store, clock Clock, log *slog.Logger) (*KeyManager, error) {
 	enc, err := LoadKeyEncrypter(cfg.Keys.EncryptionKey, cfg.Keys.EncryptionKeyFile)
 	if err != nil {
 		return nil, err
+	}
+	if enc == nil && cfg.Store.Driver == "sqlite" {
+		file := DefaultKeyEncryptionKeyFile(cfg.Store)
+		var created bool
+		if enc, created, err = loadOrCreateKeyEncrypter(file); err != nil {
+			return nil, err
+		}
+		if created {
+			log.Info("created a key-encryption key for the signing keys; keep it apart from database backups", "path", file)
+		}
 	}
 	return NewKeyManager(store, KeyManagerConfig{
 		Algorithm: cfg.Keys.Algorithm, PublishDelay: cfg.Keys.PublishDelay, MaxTokenLifetime: cfg.Tokens.MaxLifetime,

@@ -9,8 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/portcullis/portcullis/internal/secretfile"
 )
 
 // secretBytes is the entropy of a generated client secret: 256 bits.
@@ -59,48 +60,58 @@ func NewSecretHasher(key []byte) (*SecretHasher, error) {
 }
 
 // LoadOrCreateHashKey reads the secret hashing key from path, creating it with
-// 256 random bits (mode 0600) when the file does not exist yet.
+// 256 random bits (owner-only) when the file does not exist yet. A key file
+// that group or others can read is refused.
 func LoadOrCreateHashKey(path string) ([]byte, error) {
-	raw, err := os.ReadFile(path)
+	raw, _, err := loadOrCreateKeyFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("secret hashing key: %w", err)
+	}
+	return DecodeHashKey(raw)
+}
+
+// loadOrCreateKeyFile returns the base64 key held in path, first creating
+// the file with 256 fresh random bits when it does not exist.
+func loadOrCreateKeyFile(path string) (key string, created bool, err error) {
+	raw, err := secretfile.Read(path)
 	if errors.Is(err, os.ErrNotExist) {
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return "", false, err
 		}
-		enc := base64.RawURLEncoding.EncodeToString(key) + "\n"
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("secret hashing key directory: %w", err)
+		enc := base64.RawURLEncoding.EncodeToString(b)
+		if err := secretfile.Create(path, []byte(enc+"\n")); err != nil {
+			return "", false, err
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("create secret hashing key %s: %w", path, err)
-		}
-		if _, err := f.WriteString(enc); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("write secret hashing key %s: %w", path, err)
-		}
-		if err := f.Close(); err != nil {
-			return nil, err
-		}
-		return key, nil
+		return enc, true, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read secret hashing key: %w", err)
+		return "", false, err
 	}
-	return DecodeHashKey(strings.TrimSpace(string(raw)))
+	return strings.TrimSpace(string(raw)), false, nil
 }
 
 // DecodeHashKey decodes a base64url (or standard base64) secret hashing key.
 func DecodeHashKey(s string) ([]byte, error) {
+	key, err := decodeBase64Key(s)
+	if err != nil {
+		return nil, fmt.Errorf("secret hashing key: %w", err)
+	}
+	if len(key) < 32 {
+		return nil, fmt.Errorf("secret hashing key must decode to at least 32 bytes, got %d", len(key))
+	}
+	return key, nil
+}
+
+// decodeBase64Key decodes a key written in any of the base64 alphabets,
+// padded or not.
+func decodeBase64Key(s string) ([]byte, error) {
 	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.StdEncoding} {
 		if key, err := enc.DecodeString(s); err == nil {
-			if len(key) < 32 {
-				return nil, errors.New("secret hashing key must decode to at least 32 bytes")
-			}
 			return key, nil
 		}
 	}
-	return nil, errors.New("secret hashing key is not valid base64")
+	return nil, errors.New("not valid base64")
 }
 
 // Hash returns the stored form of secret for clientID.

@@ -6,10 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/secretfile"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go, no cgo)
 )
 
@@ -55,10 +54,18 @@ var sqliteMigrations = []string{
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and applies
-// pending schema migrations.
+// pending schema migrations. The database holds secret hashes and signing
+// keys: it is created owner-only (SQLite gives its -wal and -shm files the
+// database's mode), and a database or sidecar file that group or others can
+// read is refused.
 func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("sqlite store directory: %w", err)
+	for _, p := range sqliteFiles(path) {
+		if err := secretfile.Check(p); err != nil {
+			return nil, fmt.Errorf("sqlite store: %w", err)
+		}
+	}
+	if err := secretfile.Touch(path); err != nil {
+		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(5000)")
@@ -77,7 +84,20 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
 	}
+	// The journal files exist now; make sure they took the database's mode.
+	for _, p := range sqliteFiles(path) {
+		if err := secretfile.Check(p); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlite store: %w", err)
+		}
+	}
 	return s, nil
+}
+
+// sqliteFiles are the database and the sidecar files SQLite keeps beside it
+// in WAL mode: each holds data of the database.
+func sqliteFiles(path string) []string {
+	return []string{path, path + "-wal", path + "-shm"}
 }
 
 func (s *SQLiteStore) migrate(ctx context.Context) error {
@@ -311,6 +331,18 @@ func (s *SQLiteStore) PruneFailures(ctx context.Context, before time.Time) error
 func (s *SQLiteStore) DeleteSigningKeysRetiredBefore(ctx context.Context, t time.Time) error {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM signing_keys WHERE retire_at != 0 AND retire_at < ?`, unixNano(t)); err != nil {
 		return fmt.Errorf("prune signing keys: %w", err)
+	}
+	return nil
+}
+
+// ReplaceSigningKeyPrivate implements Store.
+func (s *SQLiteStore) ReplaceSigningKeyPrivate(ctx context.Context, kid string, old, replacement []byte) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE signing_keys SET private_jwk = ? WHERE kid = ? AND private_jwk = ?`, replacement, kid, old)
+	if err != nil {
+		return fmt.Errorf("replace signing key %s: %w", kid, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return ErrKeyChanged
 	}
 	return nil
 }

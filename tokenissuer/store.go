@@ -70,6 +70,7 @@ type SigningKey struct {
 var (
 	ErrClientNotFound = errors.New("client not found")
 	ErrClientExists   = errors.New("a client with this ID already exists")
+	ErrKeyChanged     = errors.New("the signing key changed meanwhile, or is gone")
 )
 
 // Store keeps clients and signing keys. It is implemented by the embedded
@@ -97,6 +98,9 @@ type Store interface {
 	AddSigningKey(ctx context.Context, key SigningKey, retireOthersAt, onlyIfNewestBefore time.Time) (added bool, err error)
 	// DeleteSigningKeysRetiredBefore removes keys whose RetireAt is before t.
 	DeleteSigningKeysRetiredBefore(ctx context.Context, t time.Time) error
+	// ReplaceSigningKeyPrivate replaces the stored private key material of
+	// kid with replacement, only if it is still old (ErrKeyChanged if not).
+	ReplaceSigningKeyPrivate(ctx context.Context, kid string, old, replacement []byte) error
 
 	// RecordFailure counts a failed authentication for key in the window
 	// that started at most window ago (a new window starts otherwise), and

@@ -115,6 +115,19 @@ func testStoreKeys(t *testing.T, s Store) {
 	if keys, _ := s.SigningKeys(ctx); len(keys) != 1 || keys[0].KID != "k2" {
 		t.Fatalf("after prune: %+v", keys)
 	}
+	// Replacing key material is compare-and-swap: only from what was read.
+	if err := s.ReplaceSigningKeyPrivate(ctx, "k2", []byte(`{"kid":"k2"}`), []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceSigningKeyPrivate(ctx, "k2", []byte(`{"kid":"k2"}`), []byte("again")); !errors.Is(err, ErrKeyChanged) {
+		t.Fatalf("replace from stale material: %v", err)
+	}
+	if err := s.ReplaceSigningKeyPrivate(ctx, "gone", []byte("x"), []byte("y")); !errors.Is(err, ErrKeyChanged) {
+		t.Fatalf("replace a missing key: %v", err)
+	}
+	if keys, _ := s.SigningKeys(ctx); string(keys[0].PrivateJWK) != "sealed" {
+		t.Fatalf("after replace: %q", keys[0].PrivateJWK)
+	}
 }
 
 func testStoreRotationRace(t *testing.T, s Store) {

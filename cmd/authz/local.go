@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/internal/secretfile"
 	"github.com/portcullis/portcullis/tokenissuer"
 )
 
@@ -31,7 +31,7 @@ func local(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError{Msg: err.Error()}
 	}
-	if err := os.MkdirAll(*stateDir, 0o700); err != nil {
+	if err := secretfile.EnsureDir(*stateDir); err != nil {
 		return err
 	}
 	// Info shows the decision log of every denial, which is what one tries locally.
@@ -79,7 +79,7 @@ func local(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 func ensureDemoClient(ctx context.Context, issuer *tokenissuer.Service, path string) (demoClient, error) {
 	var demo demoClient
-	if raw, err := os.ReadFile(path); err == nil && json.Unmarshal(raw, &demo) == nil {
+	if raw, err := secretfile.Read(path); err == nil && json.Unmarshal(raw, &demo) == nil {
 		if _, err := issuer.Store.Client(ctx, demo.ClientID); err == nil {
 			return demo, nil
 		}
@@ -92,7 +92,7 @@ func ensureDemoClient(ctx context.Context, issuer *tokenissuer.Service, path str
 	}
 	demo = demoClient{ClientID: c.ID, ClientSecret: secret}
 	raw, _ := json.MarshalIndent(demo, "", "  ")
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
+	if err := secretfile.Write(path, raw); err != nil {
 		return demo, err
 	}
 	return demo, nil

@@ -27,7 +27,8 @@ commands:
   serve          run the token server
   clients        manage clients: create, list, show, rotate-secret,
                  revoke-secret, disable, enable, delete, set-scopes
-  keys           manage signing keys: list, rotate
+  keys           manage signing keys: list, rotate, encrypt (keys stored
+                 in clear by older versions)
   env            list the environment variables that override settings
 
 Every command takes --config FILE (default: $PORTCULLIS_ISSUER_CONFIG).
@@ -246,8 +247,8 @@ func splitList(s string) []string {
 }
 
 func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "rotate") {
-		return usageError{Msg: "keys: a subcommand is required (list, rotate)"}
+	if len(args) == 0 || (args[0] != "list" && args[0] != "rotate" && args[0] != "encrypt") {
+		return usageError{Msg: "keys: a subcommand is required (list, rotate, encrypt)"}
 	}
 	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
 	configPath := fs.String("config", "", "configuration file (YAML)")
@@ -267,6 +268,14 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	km, err := tokenissuer.NewKeyManagerFor(cfg, store, tokenissuer.SystemClock{}, log)
 	if err != nil {
 		return err
+	}
+	if args[0] == "encrypt" {
+		// Before Load: Load refuses keys stored in clear.
+		n, err := km.EncryptStoredKeys(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "encrypted %d signing key(s) stored in clear\n", n)
 	}
 	if err := km.Load(ctx); err != nil {
 		return err

@@ -70,6 +70,13 @@ func TestClientLifecycle(t *testing.T) {
 	if _, err := issuerCmd(t, config, "keys", "rotate"); err != nil {
 		t.Fatal(err)
 	}
+	// Keys are encrypted from the start: there is nothing left in clear.
+	if _, err := issuerCmd(t, config, "keys", "encrypt"); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Stat(filepath.Join(dir, "issuer-key-encryption.key")); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("key-encryption key beside the hash key: %v %v", info, err)
+	}
 }
 
 func TestBadConfigNamesTheSetting(t *testing.T) {
