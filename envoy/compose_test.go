@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -27,7 +28,17 @@ type composeFile struct {
 		Environment map[string]string `yaml:"environment"`
 		DependsOn   any               `yaml:"depends_on"`
 		Profiles    []string          `yaml:"profiles"`
+		Networks    map[string]struct {
+			IPv4Address string `yaml:"ipv4_address"`
+		} `yaml:"networks"`
 	} `yaml:"services"`
+	Networks map[string]struct {
+		IPAM struct {
+			Config []struct {
+				Subnet string `yaml:"subnet"`
+			} `yaml:"config"`
+		} `yaml:"ipam"`
+	} `yaml:"networks"`
 	Volumes map[string]any `yaml:"volumes"`
 }
 
@@ -188,6 +199,48 @@ func TestComposeEnvoyDockerfileAndConfigsAgree(t *testing.T) {
 		if _, err := os.Stat(filepath.Join("..", src)); err != nil {
 			t.Errorf("Dockerfile copies %s to %s, but it does not exist", src, dst)
 		}
+	}
+}
+
+// TestComposePublishesOnlyEnvoy: nothing can be reached around Envoy. Only
+// its listener is published, its admin stays on loopback, and the issuer
+// believes X-Forwarded-For from Envoy's fixed address only, so a client can
+// neither choose its address for the failure limit nor lock out another's.
+func TestComposePublishesOnlyEnvoy(t *testing.T) {
+	t.Parallel()
+	compose := readCompose(t)
+	bs := loadConfig(t)
+	listenerPort := fmt.Sprint(bs.GetStaticResources().GetListeners()[0].GetAddress().GetSocketAddress().GetPortValue())
+	for name, svc := range compose.Services {
+		switch {
+		case name == "envoy":
+			if len(svc.Ports) != 1 || !strings.HasSuffix(svc.Ports[0], ":"+listenerPort) {
+				t.Errorf("envoy publishes %v; only its listener (%s) may be", svc.Ports, listenerPort)
+			}
+		case len(svc.Ports) > 0:
+			t.Errorf("service %s publishes %v: it must be reached through Envoy only", name, svc.Ports)
+		}
+	}
+	if addr := bs.GetAdmin().GetAddress().GetSocketAddress().GetAddress(); addr != "127.0.0.1" {
+		t.Errorf("Envoy admin on %s", addr)
+	}
+
+	envoyIP, err := netip.ParseAddr(compose.Services["envoy"].Networks["default"].IPv4Address)
+	if err != nil {
+		t.Fatalf("envoy needs a fixed address on the default network: %v", err)
+	}
+	subnets := compose.Networks["default"].IPAM.Config
+	if len(subnets) != 1 {
+		t.Fatalf("the default network needs one fixed subnet, got %v", subnets)
+	}
+	if subnet, err := netip.ParsePrefix(subnets[0].Subnet); err != nil || !subnet.Contains(envoyIP) {
+		t.Fatalf("envoy's %s is not in the network's subnet %s", envoyIP, subnets[0].Subnet)
+	}
+	copies, _ := dockerCopies(t)
+	issuerCfg := tokenissuer.DefaultConfig()
+	strictYAML(t, filepath.Join("..", copies[compose.Services["issuer"].Command[3]]), &issuerCfg)
+	if len(issuerCfg.RateLimit.TrustedProxies) != 1 || issuerCfg.RateLimit.TrustedProxies[0] != envoyIP.String() {
+		t.Errorf("the issuer trusts X-Forwarded-For from %v; only Envoy (%s) may be trusted", issuerCfg.RateLimit.TrustedProxies, envoyIP)
 	}
 }
 

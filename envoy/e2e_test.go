@@ -3,6 +3,7 @@ package envoy
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -27,11 +28,15 @@ type echoed struct {
 	Headers map[string][]string `json:"headers"`
 }
 
+// echoUpstream echoes what it received, reading header names as CGI, WSGI
+// and Rack-style servers do: case-folded, with "_" taken as "-", so
+// x_auth_user_id arrives as x-auth-user-id (as in Puma CVE-2024-45614).
 func echoUpstream(t *testing.T) *httptest.Server {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		headers := map[string][]string{}
 		for k, v := range r.Header {
-			headers[strings.ToLower(k)] = v
+			folded := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+			headers[folded] = append(headers[folded], v...)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(echoed{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Headers: headers})
@@ -50,7 +55,14 @@ type stack struct {
 	done   chan error
 }
 
-func startStack(t *testing.T, raw bool) *stack {
+// stackOption changes the front proxy from envoy.yaml's behaviour.
+type stackOption func(*frontProxy)
+
+// allowingUnderscores is Envoy with its default headers_with_underscores_action
+// (ALLOW), as a configuration that forgot the setting would run it.
+func allowingUnderscores(p *frontProxy) { p.allowUnderscores = true }
+
+func startStack(t *testing.T, raw bool, opts ...stackOption) *stack {
 	t.Helper()
 	iss := issuertest.Start(t, issuertest.Options{Audience: "https://api.example.com", TenantID: "acme",
 		Scopes: []string{"accounts:read", "accounts:write", "users:read", "core.users:act-on-behalf-of"}})
@@ -83,11 +95,15 @@ func startStack(t *testing.T, raw bool) *stack {
 	issuerURL, _ := url.Parse(iss.URL)
 	upstreamURL, _ := url.Parse(echoUpstream(t).URL)
 	names := authz.DefaultHeaderNames()
-	s.proxy = httptest.NewServer(&frontProxy{
+	proxy := &frontProxy{
 		authz: authv3.NewAuthorizationClient(conn), timeout: 250 * time.Millisecond, statusOnError: http.StatusServiceUnavailable,
 		rawHeaders: raw, strip: []string{names.ClientID, names.Scopes, names.TenantID, names.UserID},
 		issuer: issuerURL, upstream: upstreamURL,
-	})
+	}
+	for _, o := range opts {
+		o(proxy)
+	}
+	s.proxy = httptest.NewServer(proxy)
 	t.Cleanup(s.proxy.Close)
 	return s
 }
@@ -205,6 +221,52 @@ func TestThroughEnvoy(t *testing.T) {
 					t.Fatalf("encoded letter: %d %s", r.status, r.body)
 				}
 			})
+		})
+	}
+}
+
+// TestUnderscoreSpellingsNeverReachTheUpstream: a client sends trusted
+// headers spelt with underscores, which the upstream folds onto the dashed
+// names. Envoy as configured refuses the request; an Envoy left at its
+// default lets it through, and then authz removes those headers, on private
+// and public routes, from headers and header_map.
+func TestUnderscoreSpellingsNeverReachTheUpstream(t *testing.T) {
+	t.Parallel()
+	spoofs := [][2]string{{"x_auth_user_id", "1"}, {"X_Auth_Tenant_Id", "globex"}, {"x_auth_client_id", "admin"}, {"x_auth-scopes", "everything"}, {"x_on_behalf_of", "user 42"}}
+
+	t.Run("envoy.yaml refuses them", func(t *testing.T) {
+		t.Parallel()
+		s := startStack(t, true)
+		token := s.issuer.Token(t, "")
+		if r := s.call(t, "GET", "/v1/accounts/42", append([][2]string{{"Authorization", "Bearer " + token}}, spoofs[0])...); r.status != http.StatusBadRequest {
+			t.Fatalf("header with underscores: %d, want 400", r.status)
+		}
+	})
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("authz removes them (raw header_map %v)", raw), func(t *testing.T) {
+			t.Parallel()
+			s := startStack(t, raw, allowingUnderscores)
+			token := s.issuer.Token(t, "")
+			for _, path := range []string{"/v1/accounts/42", "/healthz"} {
+				r := s.call(t, "GET", path, append([][2]string{{"Authorization", "Bearer " + token}}, spoofs...)...)
+				if r.status != 200 || r.echo == nil {
+					t.Fatalf("%s: %d %s", path, r.status, r.body)
+				}
+				h := r.echo.Headers
+				if h["x-auth-user-id"] != nil || h["x-on-behalf-of"] != nil {
+					t.Errorf("%s: the upstream read a user the client never proved: %v", path, h)
+				}
+				for name, spoofed := range map[string]string{"x-auth-tenant-id": "globex", "x-auth-client-id": "admin", "x-auth-scopes": "everything"} {
+					for _, v := range h[name] {
+						if strings.Contains(v, spoofed) {
+							t.Errorf("%s: the upstream read %s: %q", path, name, v)
+						}
+					}
+				}
+				if path != "/healthz" && strings.Join(h["x-auth-client-id"], "|") != "acme-app" {
+					t.Errorf("%s: x-auth-client-id %v", path, h["x-auth-client-id"])
+				}
+			}
 		})
 	}
 }

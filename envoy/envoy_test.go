@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	authzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -71,6 +73,26 @@ func TestConfigPathNormalization(t *testing.T) {
 	}
 	if !hcm.GetUseRemoteAddress().GetValue() {
 		t.Error("use_remote_address must be on")
+	}
+}
+
+// TestConfigRejectsHeadersWithUnderscores: Envoy's default lets
+// x_auth_user_id through, which CGI-style upstreams read as x-auth-user-id.
+func TestConfigRejectsHeadersWithUnderscores(t *testing.T) {
+	t.Parallel()
+	hcm := apiHCM(t, loadConfig(t))
+	if got := hcm.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction(); got != corev3.HttpProtocolOptions_REJECT_REQUEST {
+		t.Errorf("headers_with_underscores_action = %v, want REJECT_REQUEST", got)
+	}
+}
+
+// TestConfigAdminIsOnLoopback: the admin interface can stop Envoy and
+// rewrite its runtime; it must not listen beyond the host.
+func TestConfigAdminIsOnLoopback(t *testing.T) {
+	t.Parallel()
+	addr := loadConfig(t).GetAdmin().GetAddress().GetSocketAddress().GetAddress()
+	if ip := net.ParseIP(addr); ip == nil || !ip.IsLoopback() {
+		t.Errorf("admin listens on %q, want a loopback address", addr)
 	}
 }
 
@@ -217,6 +239,7 @@ func TestPlantedMistakesAreCaught(t *testing.T) {
 		"wrong type":            {"failure_mode_allow: false", "failure_mode_allow: nope"},
 		"wrong type url":        {"v3.ExtAuthz", "v3.ExtAuthZ"},
 		"invalid enum":          {"path_with_escaped_slashes_action: REJECT_REQUEST", "path_with_escaped_slashes_action: REJECT"},
+		"underscores enum":      {"headers_with_underscores_action: REJECT_REQUEST", "headers_with_underscores_action: STRIP"},
 		"invalid port":          {"port_value: 10000", "port_value: 100000"},
 		"invalid duration":      {"timeout: 0.25s", "timeout: quick"},
 		"empty cluster name":    {"cluster_name: authz\n                        #", "cluster_name: \"\"\n                        #"},

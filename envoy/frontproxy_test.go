@@ -28,10 +28,13 @@ type frontProxy struct {
 	timeout       time.Duration
 	statusOnError int
 	rawHeaders    bool
-	strip         []string
-	issuer        *url.URL
-	upstream      *url.URL
-	requestIDs    atomic.Int64
+	// allowUnderscores lets header names with underscores through, as
+	// Envoy's default (ALLOW) does; envoy.yaml sets REJECT_REQUEST.
+	allowUnderscores bool
+	strip            []string
+	issuer           *url.URL
+	upstream         *url.URL
+	requestIDs       atomic.Int64
 }
 
 func (p *frontProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -45,6 +48,15 @@ func (p *frontProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fullPath := path
 	if query != "" {
 		fullPath += "?" + query
+	}
+	// headers_with_underscores_action: REJECT_REQUEST answers 400.
+	if !p.allowUnderscores {
+		for name := range r.Header {
+			if strings.Contains(name, "_") {
+				http.Error(w, "Bad Request", http.StatusBadRequest)
+				return
+			}
+		}
 	}
 	// early_header_mutation_extensions: strip the trusted headers.
 	for _, h := range p.strip {

@@ -3,8 +3,10 @@ package tokenissuer
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // BenchmarkTokenEndpoint measures full client credentials token requests over
@@ -63,6 +65,36 @@ func BenchmarkSign(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
+
+// BenchmarkFailedAuthentication compares a wrong secret for a client that
+// exists with any secret for a client ID that does not: the two must cost
+// the same, or timing tells an attacker which client IDs exist. Both IDs
+// are in the client cache (the known client's record, the unknown ID's
+// absence) and both spend one keyed hash. The failure limit is off so that
+// every request reaches authentication.
+func BenchmarkFailedAuthentication(b *testing.B) {
+	cfg := testConfig(b.TempDir())
+	cfg.ClientCacheTTL = time.Hour
+	cfg.RateLimit.MaxFailures = 0
+	ti := startIssuer(b, cfg, SystemClock{})
+	c, _ := ti.createClient(NewClient{ID: "known-client-0001", Scopes: []string{"a"}})
+	h := ti.server.Handler()
+	for _, tc := range []struct{ name, id string }{{"known client, wrong secret", c.ID}, {"unknown client", "nobody-client-001"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			body := "grant_type=client_credentials&client_id=" + tc.id + "&client_secret=" + strings.Repeat("s", 43)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				req := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(body))
+				req.Header.Set("Content-Type", formType)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusUnauthorized {
+					b.Fatalf("status %d", rec.Code)
+				}
+			}
 		})
 	}
 }

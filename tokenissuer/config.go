@@ -89,8 +89,13 @@ type RateLimitConfig struct {
 	Window      time.Duration `yaml:"window"`
 	// MaxEntries bounds the memory of each limiter.
 	MaxEntries int `yaml:"max_entries"`
-	// TrustForwardedFor takes the remote address from the last
-	// X-Forwarded-For entry; enable only behind a proxy that sets it.
+	// TrustedProxies are the addresses or CIDRs of the proxies in front of
+	// the issuer (Envoy): only from them is X-Forwarded-For read for the
+	// client's address. Empty: the peer address counts, and a client cannot
+	// choose its own.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// TrustForwardedFor is the setting TrustedProxies replaced: trusting
+	// X-Forwarded-For from anyone let clients pick their address.
 	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
 }
 
@@ -196,6 +201,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RateLimit.MaxFailures > 0 && c.RateLimit.MaxEntries <= 0 {
 		bad("rate_limit.max_entries", "must be positive")
+	}
+	if _, err := parseTrustedProxies(c.RateLimit.TrustedProxies); err != nil {
+		bad("rate_limit.trusted_proxies", "%v", err)
+	}
+	if c.RateLimit.TrustForwardedFor {
+		bad("rate_limit.trust_forwarded_for", "was replaced by rate_limit.trusted_proxies: list the addresses or CIDRs of the proxies in front of the issuer, whose X-Forwarded-For is then believed")
 	}
 	if c.ClientCacheTTL < 0 {
 		bad("client_cache_ttl", "must not be negative (0 disables the cache)")

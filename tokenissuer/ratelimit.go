@@ -101,6 +101,25 @@ func (l *FailureLimiter) Fail(_ context.Context, key string) {
 	l.entries[key] = l.lru.PushFront(&failureEntry{key: key, windowStart: now, failures: 1})
 }
 
+// Prune forgets every key whose window has ended.
+func (l *FailureLimiter) Prune() {
+	if l == nil {
+		return
+	}
+	now := l.clock.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for el := l.lru.Back(); el != nil; {
+		prev := el.Prev()
+		e := el.Value.(*failureEntry)
+		if !now.Before(e.windowStart.Add(l.window)) {
+			l.lru.Remove(el)
+			delete(l.entries, e.key)
+		}
+		el = prev
+	}
+}
+
 // Len returns how many keys are tracked.
 func (l *FailureLimiter) Len() int {
 	l.mu.Lock()

@@ -2,10 +2,14 @@ package tokenissuer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -74,7 +78,7 @@ func TestAddressLimitUsesTheProxysForwardedFor(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t.TempDir())
 	cfg.RateLimit.MaxFailures = 3
-	cfg.RateLimit.TrustForwardedFor = true
+	cfg.RateLimit.TrustedProxies = []string{"127.0.0.1"}
 	ti := startIssuer(t, cfg, newFakeClock())
 	c, secret := ti.createClient(NewClient{Scopes: []string{"a"}})
 	post := func(xff, auth string) int {
@@ -99,5 +103,205 @@ func TestAddressLimitUsesTheProxysForwardedFor(t *testing.T) {
 	}
 	if s := post("198.51.100.4", basic(c.ID, secret)); s != http.StatusOK {
 		t.Fatalf("another client behind the same proxy was locked out: %d", s)
+	}
+}
+
+// TestForwardedForIsBelievedOnlyFromTrustedProxies: a client that reaches
+// the issuer directly cannot choose its address with X-Forwarded-For, so it
+// can neither dodge the per-address limit nor lock out someone else's.
+func TestForwardedForIsBelievedOnlyFromTrustedProxies(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t.TempDir())
+	cfg.RateLimit.MaxFailures = 3
+	cfg.RateLimit.TrustedProxies = []string{"192.0.2.10"} // not the test client
+	ti := startIssuer(t, cfg, newFakeClock())
+	c, secret := ti.createClient(NewClient{Scopes: []string{"a"}})
+	for i := 0; i < 3; i++ {
+		r := postTokenFrom(t, ti, fmt.Sprintf("203.0.113.%d", i), basic(fmt.Sprintf("spray-%d", i), "guess"))
+		if r != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i, r)
+		}
+	}
+	if s := postTokenFrom(t, ti, "198.51.100.99", basic(c.ID, secret)); s != http.StatusTooManyRequests {
+		t.Fatalf("a rotated X-Forwarded-For dodged the limit: %d", s)
+	}
+}
+
+func postTokenFrom(t *testing.T, ti *testIssuer, xff, auth string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, ti.http.URL+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", formType)
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("X-Forwarded-For", xff)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestClientAddress(t *testing.T) {
+	t.Parallel()
+	proxies, err := parseTrustedProxies([]string{"10.0.0.0/8", "192.0.2.1", "::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, peer string
+		xff        []string
+		want       string
+	}{
+		{"untrusted peer, forwarded ignored", "203.0.113.9:5000", []string{"198.51.100.1"}, "203.0.113.9"},
+		{"trusted peer, last entry", "10.1.2.3:5000", []string{"6.6.6.6, 198.51.100.1"}, "198.51.100.1"},
+		{"chain of trusted proxies", "10.1.2.3:5000", []string{"6.6.6.6, 198.51.100.1, 10.9.9.9", "192.0.2.1"}, "198.51.100.1"},
+		{"garbage entry stops the walk", "10.1.2.3:5000", []string{"198.51.100.1, not-an-ip"}, "10.1.2.3"},
+		{"huge garbage", "10.1.2.3:5000", []string{strings.Repeat("x", 16<<10)}, "10.1.2.3"},
+		{"no header from a trusted peer", "192.0.2.1:80", nil, "192.0.2.1"},
+		{"IPv6 counted by its /64", "[2001:db8:1:2:3:4:5:6]:443", nil, "2001:db8:1:2::/64"},
+		{"IPv4-mapped IPv6 is IPv4", "[::ffff:203.0.113.9]:443", nil, "203.0.113.9"},
+		{"forwarded IPv6 from loopback proxy", "[::1]:443", []string{"2001:db8::1"}, "2001:db8::/64"},
+		{"only trusted entries: the leftmost", "10.1.2.3:5000", []string{"10.0.0.1, 10.0.0.2"}, "10.0.0.1"},
+	}
+	for _, tt := range tests {
+		r := &http.Request{RemoteAddr: tt.peer, Header: http.Header{}}
+		for _, v := range tt.xff {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		if got := limiterKey(proxies.clientAddress(r)); got != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+	}
+	if _, err := parseTrustedProxies([]string{"envoy"}); err == nil {
+		t.Error("a host name is not a trusted proxy")
+	}
+}
+
+// TestTrustForwardedForIsRetired: the old setting names its replacement.
+func TestTrustForwardedForIsRetired(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t.TempDir())
+	cfg.RateLimit.TrustForwardedFor = true
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "rate_limit.trusted_proxies") {
+		t.Fatalf("%v", err)
+	}
+}
+
+// TestFailedRequestsLeaveLimiterMemoryBounded sends 100,000 failed token
+// requests with distinct 7 KB client IDs and distinct forwarded values (half
+// valid addresses, half 15 KB of garbage) through a trusted proxy, with the
+// default limits. A malformed ID never becomes a limiter key, an unknown
+// one counts against its address only, and an address key is at most 43
+// bytes: the heap grows by a few megabytes (an address entry costs ~200
+// bytes), not the ~2 GB long keys held before. Not parallel: it measures the
+// heap.
+func TestFailedRequestsLeaveLimiterMemoryBounded(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.RateLimit.TrustedProxies = []string{"127.0.0.1"}
+	cfg.ClientCacheTTL = 5 * time.Second
+	ti := startIssuer(t, cfg, newFakeClock())
+	h := ti.server.Handler()
+	limiter := ti.server.byClient.(*FailureLimiter)
+
+	const requests = 100_000
+	longID := strings.Repeat("i", 7<<10)
+	garbage := strings.Repeat("g", 15<<10)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	send := func(i int) error {
+		id := fmt.Sprintf("%s-%d", longID, i)
+		xff := fmt.Sprintf("%d.%d.%d.%d", 10+i>>16&0xff, i>>8&0xff, i&0xff, 7)
+		if i%2 == 1 {
+			xff = fmt.Sprintf("%s-%d", garbage, i)
+		}
+		if i%10 == 0 {
+			id = fmt.Sprintf("unknown-client-%d", i) // valid grammar, no such client
+		}
+		req := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader("grant_type=client_credentials&client_id="+id+"&client_secret=guess"))
+		req.RemoteAddr = "127.0.0.1:40000"
+		req.Header.Set("Content-Type", formType)
+		req.Header.Set("X-Forwarded-For", xff)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized && rec.Code != http.StatusTooManyRequests {
+			return fmt.Errorf("request %d: %d %s", i, rec.Code, rec.Body)
+		}
+		if strings.Contains(rec.Body.String(), longID[:64]) {
+			return errors.New("the response echoes the client ID")
+		}
+		return nil
+	}
+	const workers = 4
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			for i := w; i < requests; i += workers {
+				if err := send(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("heap growth after %d failed requests: %.1f MB; %d address keys, %d client keys", requests, float64(growth)/(1<<20), ti.server.byAddress.Len(), limiter.Len())
+	if limiter.Len() != 0 {
+		t.Errorf("%d per-client keys for clients that do not exist", limiter.Len())
+	}
+	if n := ti.server.byAddress.Len(); n > requests/2+1 {
+		t.Errorf("%d address keys", n)
+	}
+	if growth > 32<<20 {
+		t.Errorf("heap grew by %d MB", growth>>20)
+	}
+}
+
+// countingStore counts client lookups that reach the real store.
+type countingStore struct {
+	Store
+	lookups atomic.Int64
+}
+
+func (s *countingStore) Client(ctx context.Context, id string) (*Client, error) {
+	s.lookups.Add(1)
+	return s.Store.Client(ctx, id)
+}
+
+// TestUnknownClientIDsAreCachedLikeKnownOnes: within client_cache_ttl a
+// repeated unknown ID is answered from the cache, as a known one is, so the
+// store's round trip does not tell them apart.
+func TestUnknownClientIDsAreCachedLikeKnownOnes(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t.TempDir())
+	cfg.ClientCacheTTL = time.Hour
+	cfg.RateLimit.MaxFailures = 0
+	sqlite, err := OpenSQLite(context.Background(), cfg.Store.SQLitePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sqlite.Close() })
+	store := &countingStore{Store: sqlite}
+	ti := startIssuerOn(t, cfg, newFakeClock(), store)
+	c, _ := ti.createClient(NewClient{Scopes: []string{"a"}})
+	for _, id := range []string{c.ID, "no-such-client"} {
+		before := store.lookups.Load()
+		for i := 0; i < 5; i++ {
+			if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(id, "guess")); r.status != http.StatusUnauthorized {
+				t.Fatalf("%s: %d", id, r.status)
+			}
+			ti.server.clients.Wait()
+		}
+		if n := store.lookups.Load() - before; n != 1 {
+			t.Errorf("%s: %d store lookups for 5 requests, want 1", id, n)
+		}
 	}
 }

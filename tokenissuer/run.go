@@ -124,6 +124,7 @@ func (s *Service) pruneFailures(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			s.Server.PruneLimiters()
 			if err := s.Store.PruneFailures(ctx, time.Now().Add(-window)); err != nil {
 				s.log.Warn("pruning failure counts failed", "err", err)
 			}

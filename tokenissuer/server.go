@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -37,9 +36,14 @@ type Server struct {
 	gather  prometheus.Gatherer
 
 	byClient  failureLimit
-	byAddress failureLimit
-	clients   *ristretto.Cache[string, *Client]
+	byAddress *FailureLimiter
+	proxies   trustedProxies
+	// clients caches client records and, as nil, IDs the store does not
+	// know, so a known and an unknown ID cost the same (no timing oracle).
+	clients *ristretto.Cache[string, cachedClient]
 }
+
+type cachedClient struct{ client *Client }
 
 // NewServer wires a Server. reg receives the issuer's metrics.
 func NewServer(cfg Config, store Store, keys *KeyManager, hasher *SecretHasher, clock Clock, log *slog.Logger, reg *prometheus.Registry) (*Server, error) {
@@ -52,8 +56,13 @@ func NewServer(cfg Config, store Store, keys *KeyManager, hasher *SecretHasher, 
 		s.byClient = NewSharedFailureLimiter(store, rl.MaxFailures, rl.Window, rl.MaxEntries, clock, log)
 	}
 	s.byAddress = NewFailureLimiter(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
+	proxies, err := parseTrustedProxies(rl.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("rate_limit.trusted_proxies: %w", err)
+	}
+	s.proxies = proxies
 	if cfg.ClientCacheTTL > 0 {
-		cache, err := ristretto.NewCache(&ristretto.Config[string, *Client]{
+		cache, err := ristretto.NewCache(&ristretto.Config[string, cachedClient]{
 			NumCounters: 100_000,
 			MaxCost:     10_000,
 			BufferItems: 64,
@@ -151,7 +160,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (_ *tokenResponse
 	}
 	creds, err := clientCredentials(r, form)
 	if err != nil {
-		return nil, creds.id, err
+		return nil, loggableClientID(creds.id), err
+	}
+	// An ID no client can have is refused before it reaches a limiter key,
+	// a cache or the store: only the address pays for it.
+	if !ValidClientID(creds.id) {
+		s.byAddress.Fail(r.Context(), address)
+		return nil, "", creds.invalidClient().WithCause(errors.New("malformed client ID"))
 	}
 	if blocked, wait := s.byClient.Blocked(creds.id); blocked {
 		s.metrics.rateLimited.WithLabelValues("client").Inc()
@@ -161,7 +176,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (_ *tokenResponse
 	if err != nil {
 		if errors.Is(err, ErrInvalidClient) {
 			s.byAddress.Fail(r.Context(), address)
-			s.byClient.Fail(r.Context(), creds.id)
+			// Per-client counts only for clients that exist: unknown IDs are
+			// limited by address, so they cannot fill the limiter.
+			if !errors.Is(err, ErrClientNotFound) {
+				s.byClient.Fail(r.Context(), creds.id)
+			}
 		}
 		return nil, creds.id, err
 	}
@@ -275,13 +294,28 @@ func clientCredentials(r *http.Request, form url.Values) (credentials, error) {
 	return credentials{id: id, secret: secret}, nil
 }
 
+// invalidClient is the invalid_client error for these credentials, with the
+// Basic challenge when Basic was used (RFC 6749 §5.2).
+func (c credentials) invalidClient() *OAuthError {
+	if c.basic {
+		return ErrInvalidClient.withBasicChallenge()
+	}
+	return ErrInvalidClient
+}
+
+// loggableClientID is id when it is a valid client ID, else "": a client ID
+// of 8 KB of garbage does not go to the logs.
+func loggableClientID(id string) string {
+	if ValidClientID(id) {
+		return id
+	}
+	return ""
+}
+
 // authenticate checks the client's secret. Unknown clients and wrong secrets
 // fail identically, after the same hashing work.
 func (s *Server) authenticate(ctx context.Context, creds credentials) (*Client, error) {
-	fail := ErrInvalidClient
-	if creds.basic {
-		fail = fail.withBasicChallenge()
-	}
+	fail := creds.invalidClient()
 	client, err := s.lookupClient(ctx, creds.id)
 	if errors.Is(err, ErrClientNotFound) {
 		s.hasher.Matches(creds.id, creds.secret, nil)
@@ -296,40 +330,39 @@ func (s *Server) authenticate(ctx context.Context, creds credentials) (*Client, 
 	return client, nil
 }
 
+// lookupClient returns the client, or ErrClientNotFound. Both outcomes are
+// cached for client_cache_ttl, so a repeated unknown ID costs a cache hit
+// like a known one, not a store round trip that timing would reveal.
 func (s *Server) lookupClient(ctx context.Context, id string) (*Client, error) {
 	if s.clients != nil {
 		if c, ok := s.clients.Get(id); ok {
-			return c, nil
+			if c.client == nil {
+				return nil, ErrClientNotFound
+			}
+			return c.client, nil
 		}
 	}
 	c, err := s.store.Client(ctx, id)
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrClientNotFound) {
 		return nil, err
 	}
 	if s.clients != nil {
-		s.clients.SetWithTTL(id, c, 1, s.cfg.ClientCacheTTL)
+		s.clients.SetWithTTL(id, cachedClient{client: c}, 1, s.cfg.ClientCacheTTL)
 	}
-	return c, nil
+	return c, err
 }
 
 // remoteAddress is the key of the per-address failure limit.
 func (s *Server) remoteAddress(r *http.Request) string {
-	if s.cfg.RateLimit.TrustForwardedFor {
-		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-			last := xff[len(xff)-1]
-			if i := strings.LastIndexByte(last, ','); i >= 0 {
-				last = last[i+1:]
-			}
-			if addr := strings.TrimSpace(last); addr != "" {
-				return addr
-			}
-		}
+	return limiterKey(s.proxies.clientAddress(r))
+}
+
+// PruneLimiters forgets failure windows that have ended.
+func (s *Server) PruneLimiters() {
+	s.byAddress.Prune()
+	if l, ok := s.byClient.(*FailureLimiter); ok {
+		l.Prune()
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
