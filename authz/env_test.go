@@ -212,8 +212,11 @@ func testConfig(t testing.TB, jwksURL string) Config {
 	cfg.Users.File = filepath.Join(users, "users.yaml")
 	cfg.Token.Issuer, cfg.Token.Audience, cfg.Token.JWKSURL = testIssuer, testAudience, jwksURL
 	cfg.Token.JWKSMinRefetchInterval = 0
-	cfg.Token.JWKSFetchTimeout = time.Second
-	cfg.CheckTimeout = 2 * time.Second
+	// Generous: a busy machine must not turn a slow check into a 503. Tests
+	// of the timeouts set their own.
+	cfg.Token.JWKSFetchTimeout = 10 * time.Second
+	cfg.CheckTimeout = 30 * time.Second
+	cfg.Users.Timeout = 10 * time.Second
 	cfg.LogLevel = "error"
 	return cfg
 }
@@ -248,10 +251,34 @@ func (ta *testAuthz) stop() {
 
 func (ta *testAuthz) waitReady(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ta.srv.Ready() {
+	waitUntil(t, "authz to become ready", ta.srv.Ready)
+}
+
+// waitWatching waits until authz watches its policy and users files, so an
+// edit made from then on is seen.
+func (ta *testAuthz) waitWatching(t testing.TB) {
+	t.Helper()
+	for _, watching := range []<-chan struct{}{ta.srv.Policies.Watching(), ta.srv.fileDir.Watching()} {
+		select {
+		case <-watching:
+		case <-time.After(patience):
+			t.Fatal("authz never started watching its files")
+		}
+	}
+}
+
+// patience bounds how long a test waits for something that must happen: long
+// enough for a busy 2-core machine, since only a hang should ever reach it.
+const patience = time.Minute
+
+// waitUntil polls cond until it holds. Tests wait on what they expect to
+// happen, never for a fixed time; the deadline only catches a hang.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("authz never became ready")
+			t.Fatalf("gave up waiting for %s after %s", what, patience)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

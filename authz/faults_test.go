@@ -41,6 +41,8 @@ type userService struct {
 	down  atomic.Bool
 	calls atomic.Int64
 	delay atomic.Int64
+	// gate, when set, holds every request until it is closed.
+	gate atomic.Pointer[chan struct{}]
 }
 
 func newUserService(t *testing.T, users map[string]string) *userService {
@@ -49,6 +51,13 @@ func newUserService(t *testing.T, users map[string]string) *userService {
 		s.calls.Add(1)
 		if d := time.Duration(s.delay.Load()); d > 0 {
 			time.Sleep(d)
+		}
+		if g := s.gate.Load(); g != nil {
+			select {
+			case <-*g:
+			case <-r.Context().Done():
+				return
+			}
 		}
 		if s.down.Load() {
 			http.Error(w, "down", http.StatusBadGateway)
@@ -179,7 +188,8 @@ func TestJWKSDownAtStartThenRecovers(t *testing.T) {
 	jwks.setBody(http.StatusInternalServerError, []byte("down"))
 	az := startAuthz(t, testConfig(t, jwks.URL), SystemClock{})
 	tok := sign(t, ec, nil, claims(time.Now()))
-	time.Sleep(200 * time.Millisecond)
+	// Wait for failed fetches, not for time: then authz has tried and failed.
+	waitUntil(t, "two failed JWKS fetches", func() bool { return jwks.hits.Load() >= 2 })
 	if az.srv.Ready() {
 		t.Fatal("ready without keys")
 	}
@@ -214,13 +224,7 @@ func TestJWKSDownAtStartThenRecovers(t *testing.T) {
 	if r := az.check(t, "GET", "/v1/accounts/42", false, bearer(tok)); !r.allowed {
 		t.Fatalf("after recovery: %d %s", r.status, r.reason)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for servingStatus() != healthpb.HealthCheckResponse_SERVING {
-		if time.Now().After(deadline) {
-			t.Fatal("gRPC health never became SERVING")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, "gRPC health SERVING", func() bool { return servingStatus() == healthpb.HealthCheckResponse_SERVING })
 }
 
 func TestJWKSFailuresKeepKeysInUse(t *testing.T) {
@@ -330,23 +334,23 @@ func TestUserFileReload(t *testing.T) {
 	if r := f.az.check(t, "POST", "/v1/accounts", false, bearer(tok), obo("user 42")); !r.allowed {
 		t.Fatalf("active user: %s", r.reason)
 	}
-	data, _ := os.ReadFile(file)
+	f.az.waitWatching(t)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
 	blocked := strings.Replace(string(data), "- id: \"42\"\n    status: active", "- id: \"42\"\n    status: blocked", 1)
 	tmp := filepath.Join(filepath.Dir(file), ".users.tmp")
-	os.WriteFile(tmp, []byte(blocked), 0o644)
-	os.Rename(tmp, file)
-	// The cache TTL (5s in the defaults) bounds the delay; poll for it.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := f.az.check(t, "POST", "/v1/accounts", false, bearer(tok), obo("user 42"))
-		if r.reason == "user-blocked" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("blocking in the file never took effect: %s", r.reason)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := os.WriteFile(tmp, []byte(blocked), 0o644); err != nil {
+		t.Fatal(err)
 	}
+	if err := os.Rename(tmp, file); err != nil {
+		t.Fatal(err)
+	}
+	// The cache TTL (5s in the defaults) bounds the delay; poll for it.
+	waitUntil(t, "the block in the users file to take effect", func() bool {
+		return f.az.check(t, "POST", "/v1/accounts", false, bearer(tok), obo("user 42")).reason == "user-blocked"
+	})
 }
 
 func TestRefusedTokenIsRememberedButUnknownKidIsNot(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,17 +29,9 @@ func TestJWKSIsRefreshedInTheBackground(t *testing.T) {
 		t.Fatalf("unpublished key: %s", r.reason)
 	}
 	jwks.setKeys(t, ec, next)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := az.check(t, "GET", "/v1/accounts/42", false, bearer(tok))
-		if r.allowed {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the background refresh never brought the new key: %s", r.reason)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitUntil(t, "the background refresh to bring the new key", func() bool {
+		return az.check(t, "GET", "/v1/accounts/42", false, bearer(tok)).allowed
+	})
 }
 
 // TestDiscoveryRefusesMetadataOfAnotherIssuer: RFC 8414 §3.3, the metadata's
@@ -47,8 +40,10 @@ func TestDiscoveryRefusesMetadataOfAnotherIssuer(t *testing.T) {
 	t.Parallel()
 	ec := newSigningKey(t, "ec-1", jwa.ES256)
 	jwks := newJWKSServer(t, ec)
+	var metaHits atomic.Int64
 	meta := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"issuer": "https://impostor.test", "jwks_uri": jwks.URL})
+		metaHits.Add(1)
 	}))
 	t.Cleanup(meta.Close)
 	cfg := testConfig(t, "")
@@ -57,7 +52,8 @@ func TestDiscoveryRefusesMetadataOfAnotherIssuer(t *testing.T) {
 	cl := claims(time.Now())
 	cl["iss"] = meta.URL
 	tok := sign(t, ec, nil, cl)
-	time.Sleep(300 * time.Millisecond) // a few discovery attempts
+	// Wait for discovery attempts, not for time.
+	waitUntil(t, "two discovery attempts", func() bool { return metaHits.Load() >= 2 })
 	if az.srv.Ready() {
 		t.Fatal("ready with keys from another issuer's metadata")
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
 
@@ -18,9 +19,13 @@ func TestShutdownFinishesInFlightChecks(t *testing.T) {
 	ec := newSigningKey(t, "ec-1", jwa.ES256)
 	jwks := newJWKSServer(t, ec)
 	users := newUserService(t, map[string]string{})
-	users.delay.Store(int64(300 * time.Millisecond)) // below users.timeout
+	// Every lookup waits at the gate until shutdown has begun; no timeout
+	// of the test's may expire meanwhile, however slow the machine.
+	gate := make(chan struct{})
+	users.gate.Store(&gate)
 	cfg := testConfig(t, jwks.URL)
 	cfg.Users.Source, cfg.Users.URL = "http", users.URL+"/users/{id}"
+	cfg.Users.Timeout, cfg.CheckTimeout, cfg.ShutdownTimeout = time.Minute, time.Minute, time.Minute
 	az := startAuthz(t, cfg, SystemClock{})
 	az.waitReady(t)
 	tok := sign(t, ec, nil, claims(time.Now()))
@@ -45,18 +50,17 @@ func TestShutdownFinishesInFlightChecks(t *testing.T) {
 			results <- nil
 		}(i)
 	}
-	// Stop only once every check is in flight, waiting on the user service.
-	for users.calls.Load() < n {
-		time.Sleep(5 * time.Millisecond)
-	}
+	// Stop only once every check is in flight, waiting on the user service,
+	// and let the lookups answer only once shutdown has begun.
+	waitUntil(t, "every check at the user service", func() bool { return users.calls.Load() >= n })
 	az.cancel()
-	select {
-	case err := <-az.done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("shutdown did not finish")
+	waitUntil(t, "shutdown to begin", func() bool {
+		hr, err := az.srv.health.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		return err == nil && hr.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
+	})
+	close(gate)
+	if err := <-az.done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 	az.cancel = nil
 	az.conn.Close()

@@ -8,12 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/portcullis/portcullis/policy/fswatch"
+	"github.com/portcullis/portcullis/internal/fswatch"
 )
 
 // FileDirectory is a user directory read from a YAML or JSON file (JSON is
@@ -23,6 +24,9 @@ type FileDirectory struct {
 	path  string
 	log   *slog.Logger
 	users atomic.Pointer[map[string]User]
+	// watching closes once Run watches the file.
+	watching     chan struct{}
+	watchingOnce sync.Once
 }
 
 var _ UserDirectory = (*FileDirectory)(nil)
@@ -37,7 +41,7 @@ type userFile struct {
 
 // NewFileDirectory loads the file at path.
 func NewFileDirectory(path string, log *slog.Logger) (*FileDirectory, error) {
-	d := &FileDirectory{path: path, log: log}
+	d := &FileDirectory{path: path, log: log, watching: make(chan struct{})}
 	if err := d.Reload(); err != nil {
 		return nil, err
 	}
@@ -89,15 +93,24 @@ func (d *FileDirectory) Reload() error {
 	return nil
 }
 
+// Watching is closed once Run watches the file: an edit made after it is
+// seen.
+func (d *FileDirectory) Watching() <-chan struct{} { return d.watching }
+
 // Run reloads the file when it changes, until ctx ends.
 func (d *FileDirectory) Run(ctx context.Context) error {
-	return fswatch.Watch(ctx, d.path, 100*time.Millisecond, nil, func() {
-		if err := d.Reload(); err != nil {
-			d.log.Error("user directory reload failed; the last good one stays in use", "err", err)
-			return
-		}
-		d.log.Info("user directory reloaded", "path", d.path, "users", len(*d.users.Load()))
-	}, d.log)
+	return fswatch.Watch(ctx, fswatch.Options{
+		Path: d.path, Debounce: 100 * time.Millisecond,
+		OnChange: func() {
+			if err := d.Reload(); err != nil {
+				d.log.Error("user directory reload failed; the last good one stays in use", "err", err)
+				return
+			}
+			d.log.Info("user directory reloaded", "path", d.path, "users", len(*d.users.Load()))
+		},
+		OnWatching: func() { d.watchingOnce.Do(func() { close(d.watching) }) },
+		Log:        d.log,
+	})
 }
 
 // LookupUser implements UserDirectory.

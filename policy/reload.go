@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/portcullis/portcullis/policy/fswatch"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis/portcullis/internal/fswatch"
 )
 
 // Watcher holds the current policy and replaces it when its files change.
@@ -18,6 +20,10 @@ type Watcher struct {
 	debounce time.Duration
 	log      *slog.Logger
 	current  atomic.Pointer[Policy]
+	// loads and failures count reloads; watching closes once Run watches.
+	loads, failures atomic.Uint64
+	watching        chan struct{}
+	watchingOnce    sync.Once
 
 	reloads    *prometheus.CounterVec
 	lastGood   prometheus.Gauge
@@ -30,6 +36,7 @@ type Watcher struct {
 func NewWatcher(path string, log *slog.Logger, reg prometheus.Registerer) (*Watcher, error) {
 	w := &Watcher{
 		path:     path,
+		watching: make(chan struct{}),
 		debounce: 100 * time.Millisecond,
 		log:      log,
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -58,6 +65,7 @@ func (w *Watcher) Current() *Policy { return w.current.Load() }
 func (w *Watcher) Reload() error {
 	p, err := Load(w.path)
 	if err != nil {
+		w.failures.Add(1)
 		w.reloads.WithLabelValues("failure").Inc()
 		var le *LoadError
 		if errors.As(err, &le) {
@@ -73,6 +81,7 @@ func (w *Watcher) Reload() error {
 		return err
 	}
 	w.current.Store(p)
+	w.loads.Add(1)
 	w.reloads.WithLabelValues("success").Inc()
 	w.lastGood.SetToCurrentTime()
 	w.routeCount.Set(float64(len(p.routes)))
@@ -80,8 +89,20 @@ func (w *Watcher) Reload() error {
 	return nil
 }
 
+// Loads returns how many loads succeeded and failed since the start.
+func (w *Watcher) Loads() (succeeded, failed uint64) { return w.loads.Load(), w.failures.Load() }
+
+// Watching is closed once Run watches the files: an edit made after it is
+// seen.
+func (w *Watcher) Watching() <-chan struct{} { return w.watching }
+
 // Run watches the policy's files until ctx ends, reloading shortly after
 // the last of a burst of changes.
 func (w *Watcher) Run(ctx context.Context) error {
-	return fswatch.Watch(ctx, w.path, w.debounce, isPolicyFile, func() { _ = w.Reload() }, w.log)
+	return fswatch.Watch(ctx, fswatch.Options{
+		Path: w.path, Debounce: w.debounce, Relevant: isPolicyFile,
+		OnChange:   func() { _ = w.Reload() },
+		OnWatching: func() { w.watchingOnce.Do(func() { close(w.watching) }) },
+		Log:        w.log,
+	})
 }

@@ -25,14 +25,15 @@ func startWatcher(t *testing.T, path string) *Watcher {
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	time.Sleep(50 * time.Millisecond) // let the watch be established
+	<-w.Watching() // an edit made from now on is seen
 	return w
 }
 
-// waitFor polls until cond holds; reload is asynchronous by design.
+// waitFor polls until cond holds; reload is asynchronous by design. The
+// deadline only catches a hang: a busy machine may be slow.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

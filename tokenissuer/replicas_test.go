@@ -198,9 +198,11 @@ func TestRotationUnderLoadAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seenNew := false
-	deadline := time.Now().Add(1500 * time.Millisecond)
-	for i := 0; time.Now().Before(deadline); i++ {
+	// Until the rotated key has signed on both replicas a few times; the
+	// deadline only catches a key that never signs.
+	seenNew, newSigned := false, 0
+	deadline := time.Now().Add(time.Minute)
+	for i := 0; newSigned < 6 && time.Now().Before(deadline); i++ {
 		replica := []*testIssuer{a, b}[i%2]
 		r := postToken(t, replica.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret))
 		if r.status != http.StatusOK {
@@ -218,7 +220,10 @@ func TestRotationUnderLoadAcrossReplicas(t *testing.T) {
 		if _, err := jws.Verify([]byte(token), jws.WithKeySet(set, jws.WithRequireKid(true))); err != nil {
 			t.Fatalf("token %d (kid %s) from replica %d does not verify with B's JWKS: %v", i, kid, i%2, err)
 		}
-		seenNew = seenNew || kid == rotated.KID
+		if kid == rotated.KID {
+			seenNew = true
+			newSigned++
+		}
 		if kid != oldKID && kid != rotated.KID {
 			t.Fatalf("unexpected kid %s", kid)
 		}

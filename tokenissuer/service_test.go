@@ -50,7 +50,7 @@ func TestServiceServesAndShutsDownGracefully(t *testing.T) {
 		if err != nil {
 			t.Fatalf("shutdown: %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("shutdown did not finish")
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {

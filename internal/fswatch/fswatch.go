@@ -13,12 +13,28 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// Watch watches path (a file or a directory) until ctx ends and calls reload
-// once a burst of changes has been quiet for debounce. For a directory, only
-// names accepted by relevant trigger a reload (nil accepts all). The
-// directory, not the file, is watched, so editors that save by renaming a
-// new file over the old one, and Kubernetes ConfigMap symlink swaps, are seen.
-func Watch(ctx context.Context, path string, debounce time.Duration, relevant func(name string) bool, reload func(), log *slog.Logger) error {
+// Options says what to watch and what to do about it.
+type Options struct {
+	// Path is a file or a directory.
+	Path string
+	// Debounce is how long a burst of changes must be quiet before OnChange.
+	Debounce time.Duration
+	// Relevant filters the names in a watched directory (nil: all).
+	Relevant func(name string) bool
+	// OnChange is called after each quiet burst of changes.
+	OnChange func()
+	// OnWatching, when set, is called once the watch is in place: a change
+	// made after it is seen.
+	OnWatching func()
+	Log        *slog.Logger
+}
+
+// Watch watches o.Path until ctx ends and calls o.OnChange once a burst of
+// changes has been quiet for o.Debounce. The directory, not the file, is
+// watched, so editors that save by renaming a new file over the old one, and
+// Kubernetes ConfigMap symlink swaps, are seen.
+func Watch(ctx context.Context, o Options) error {
+	path, relevant, log := o.Path, o.Relevant, o.Log
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", path, err)
@@ -30,6 +46,9 @@ func Watch(ctx context.Context, path string, debounce time.Duration, relevant fu
 	}
 	if err := w.Add(dir); err != nil {
 		return fmt.Errorf("watch directory %s: %w", dir, err)
+	}
+	if o.OnWatching != nil {
+		o.OnWatching()
 	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -51,14 +70,14 @@ func Watch(ctx context.Context, path string, debounce time.Duration, relevant fu
 			case only == "" && relevant != nil && !relevant(base):
 				continue
 			}
-			timer.Reset(debounce)
+			timer.Reset(o.Debounce)
 		case err, ok := <-w.Errors:
 			if !ok {
 				return nil
 			}
 			log.Warn("file watch error", "path", path, "err", err)
 		case <-timer.C:
-			reload()
+			o.OnChange()
 		}
 	}
 }
