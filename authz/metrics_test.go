@@ -39,8 +39,10 @@ func TestAdminEndpointsAndMetrics(t *testing.T) {
 		`portcullis_authz_jwks_fetches_total{result="success"}`,
 		`portcullis_authz_user_lookups_total{result="found"} 1`,
 		`portcullis_authz_user_lookups_total{result="hit"} 1`,
-		`portcullis_authz_token_cache_hit_ratio`,
-		`portcullis_authz_user_cache_hit_ratio`,
+		`portcullis_authz_token_cache_hits_total 1`,
+		`portcullis_authz_token_cache_misses_total 1`,
+		`portcullis_authz_user_cache_hits_total 1`,
+		`portcullis_authz_user_cache_misses_total 1`,
 		`portcullis_policy_reloads_total{result="success"} 1`,
 		`portcullis_policy_routes 21`,
 	} {

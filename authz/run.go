@@ -105,19 +105,23 @@ func NewServer(cfg Config, clock Clock, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// registerCacheMetrics exposes the caches' hits and misses as counters, so a
+// hit rate over any window is rate(hits) / (rate(hits) + rate(misses)).
 func registerCacheMetrics(reg prometheus.Registerer, v *Verifier, d *CachedDirectory) {
-	ratio := func(stats func() (uint64, uint64)) func() float64 {
-		return func() float64 {
-			hits, misses := stats()
-			if hits+misses == 0 {
-				return 0
+	counter := func(name, help string, stats func() (uint64, uint64), hits bool) prometheus.CounterFunc {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
+			h, m := stats()
+			if hits {
+				return float64(h)
 			}
-			return float64(hits) / float64(hits+misses)
-		}
+			return float64(m)
+		})
 	}
 	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_authz_token_cache_hit_ratio", Help: "Verified-token cache hits / lookups since start."}, ratio(v.CacheStats)),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_authz_user_cache_hit_ratio", Help: "User cache hits / lookups since start."}, ratio(d.CacheStats)),
+		counter("portcullis_authz_token_cache_hits_total", "Verified-token cache lookups that found the token.", v.CacheStats, true),
+		counter("portcullis_authz_token_cache_misses_total", "Verified-token cache lookups that did not.", v.CacheStats, false),
+		counter("portcullis_authz_user_cache_hits_total", "User cache lookups that found the user.", d.CacheStats, true),
+		counter("portcullis_authz_user_cache_misses_total", "User cache lookups that did not.", d.CacheStats, false),
 	)
 }
 
