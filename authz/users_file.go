@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portcullis/portcullis/internal/fswatch"
+	"github.com/portcullis/portcullis/internal/yamlsyntax"
 )
 
 // FileDirectory is a user directory read from a YAML or JSON file (JSON is
@@ -50,6 +51,9 @@ func NewFileDirectory(path string, log *slog.Logger) (*FileDirectory, error) {
 
 // ParseUserFile parses a user directory document; name is used in errors.
 func ParseUserFile(name string, data []byte) (map[string]User, error) {
+	if serr := yamlsyntax.Check(data); serr != nil {
+		return nil, fmt.Errorf("user directory %s:%d: YAML syntax error: %s", name, serr.Line, serr.Message)
+	}
 	var f userFile
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)

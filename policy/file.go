@@ -1,12 +1,13 @@
 package policy
 
 import (
+	"github.com/portcullis/portcullis/internal/yamlsyntax"
+
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -21,7 +22,6 @@ var (
 var (
 	scopePattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9:._/\-]*$`)
 	routeNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/\-]*$`)
-	yamlLinePattern  = regexp.MustCompile(`line (\d+)`)
 )
 
 // parseFile parses one policy file strictly, adding every problem to ps.
@@ -39,7 +39,11 @@ func parseFile(name string, data []byte, ps *problems) []*Route {
 			// The usual cause: a {param} path inside a { } flow mapping.
 			hint = "; if a path holds {parameters}, quote it: path: \"/v1/accounts/{accountId}\""
 		}
-		ps.add(yamlErrorLocation(name, err), "not valid YAML: %s%s", strings.TrimPrefix(err.Error(), "yaml: "), hint)
+		loc, msg := Location{File: name, Line: 1, Col: 1}, strings.TrimPrefix(err.Error(), "yaml: ")
+		if serr := yamlsyntax.Check(data); serr != nil {
+			loc.Line, msg = serr.Line, serr.Message
+		}
+		ps.add(loc, "not valid YAML: %s%s", msg, hint)
 		return nil
 	}
 	var extra yaml.Node
@@ -76,16 +80,6 @@ func parseFile(name string, data []byte, ps *problems) []*Route {
 		}
 	}
 	return routes
-}
-
-// yamlErrorLocation digs the line out of a yaml.v3 syntax error, whose only
-// structured form is its message.
-func yamlErrorLocation(name string, err error) Location {
-	loc := Location{File: name, Line: 1, Col: 1}
-	if m := yamlLinePattern.FindStringSubmatch(err.Error()); m != nil {
-		loc.Line, _ = strconv.Atoi(m[1])
-	}
-	return loc
 }
 
 // mappingFields returns the values of a mapping by key, reporting unknown and

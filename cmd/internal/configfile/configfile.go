@@ -3,10 +3,8 @@
 package configfile
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"reflect"
 	"strconv"
@@ -14,26 +12,149 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/portcullis/portcullis/internal/suggest"
+	"github.com/portcullis/portcullis/internal/yamlsyntax"
 )
 
 // Load decodes the YAML file at path into dst (a pointer to a struct already
-// holding defaults), rejecting unknown keys, then applies environment
-// overrides named prefix + the upper-cased yaml path joined by "_"
-// (for example PORTCULLIS_ISSUER_KEYS_ALGORITHM for keys.algorithm).
-// An empty path loads no file, so defaults plus environment still work.
+// holding defaults), then applies environment overrides named prefix + the
+// upper-cased yaml path joined by "_" (for example
+// PORTCULLIS_ISSUER_KEYS_ALGORITHM for keys.algorithm). An empty path loads
+// no file, so defaults plus environment still work.
+//
+// Every problem of the file is reported at once, each as FILE:LINE:COL and
+// in the words of the file, not of Go: an unknown setting with the closest
+// known one, a duration that does not parse with examples, a YAML syntax
+// error at the line to fix.
 func Load(path, prefix string, dst any) error {
 	if path != "" {
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("read config: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true)
-		if err := dec.Decode(dst); err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("config %s: %w", path, err)
+		if err := decode(path, raw, dst); err != nil {
+			return err
 		}
 	}
 	return applyEnv(reflect.ValueOf(dst).Elem(), prefix, os.LookupEnv)
+}
+
+func decode(path string, raw []byte, dst any) error {
+	if serr := yamlsyntax.Check(raw); serr != nil {
+		return fmt.Errorf("%s:%d: YAML syntax error: %s", path, serr.Line, serr.Message)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // an empty file: defaults
+	}
+	c := checker{path: path}
+	c.check(doc.Content[0], reflect.TypeOf(dst).Elem(), "")
+	if len(c.problems) > 0 {
+		return errors.Join(c.problems...)
+	}
+	if err := doc.Content[0].Decode(dst); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// checker walks a YAML document against the settings struct it must fill.
+type checker struct {
+	path     string
+	problems []error
+}
+
+func (c *checker) add(n *yaml.Node, format string, args ...any) {
+	c.problems = append(c.problems, fmt.Errorf("%s:%d:%d: %s", c.path, n.Line, n.Column, fmt.Sprintf(format, args...)))
+}
+
+func (c *checker) check(n *yaml.Node, t reflect.Type, setting string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch {
+	case t == durationType:
+		if n.Kind != yaml.ScalarNode {
+			c.add(n, "%s: expected a duration (e.g. 1s, 500ms, 5m)", setting)
+		} else if _, err := time.ParseDuration(n.Value); err != nil {
+			c.add(n, "%s: invalid duration %q (e.g. 1s, 500ms, 5m)", setting, n.Value)
+		}
+	case t.Kind() == reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			c.add(n, "%s: expected a mapping of settings", orTop(setting))
+			return
+		}
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, value := n.Content[i], n.Content[i+1]
+			field, ok := fields[key.Value]
+			if !ok {
+				msg := fmt.Sprintf("unknown setting %q", join(setting, key.Value))
+				if near := closest(key.Value, fields); near != "" {
+					msg += fmt.Sprintf(" (did you mean %q?)", join(setting, near))
+				}
+				c.add(key, "%s", msg)
+				continue
+			}
+			c.check(value, field.Type, join(setting, key.Value))
+		}
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			c.add(n, "%s: expected a list, e.g. [a, b]", setting)
+			return
+		}
+		for _, item := range n.Content {
+			c.check(item, t.Elem(), setting)
+		}
+	default:
+		if n.Kind != yaml.ScalarNode {
+			c.add(n, "%s: expected a single value", setting)
+			return
+		}
+		if err := setFromString(reflect.New(t).Elem(), n.Value); err != nil {
+			c.add(n, "%s: %q is %v", setting, n.Value, err)
+		}
+	}
+}
+
+func orTop(setting string) string {
+	if setting == "" {
+		return "the file"
+	}
+	return setting
+}
+
+func join(parent, key string) string {
+	if parent == "" {
+		return key
+	}
+	return parent + "." + key
+}
+
+// yamlFields maps a struct's yaml names to its fields.
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	fields := map[string]reflect.StructField{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag != "" && tag != "-" && f.IsExported() {
+			fields[tag] = f
+		}
+	}
+	return fields
+}
+
+// closest returns the known name nearest to name, or "".
+func closest(name string, known map[string]reflect.StructField) string {
+	names := make([]string, 0, len(known))
+	for k := range known {
+		names = append(names, k)
+	}
+	return suggest.Closest(name, names)
 }
 
 // EnvNames lists every environment variable that can override a setting of
@@ -80,7 +201,7 @@ func setFromString(fv reflect.Value, raw string) error {
 	if fv.Type() == durationType {
 		d, err := time.ParseDuration(raw)
 		if err != nil {
-			return fmt.Errorf("not a duration (use a form such as 30s or 5m)")
+			return fmt.Errorf("not a duration (e.g. 1s, 500ms, 5m)")
 		}
 		fv.SetInt(int64(d))
 		return nil

@@ -60,3 +60,39 @@ func TestEnvNames(t *testing.T) {
 		t.Fatal(names)
 	}
 }
+
+// TestLoadSpeaksTheFilesLanguage: problems name the file, line and setting
+// as written, suggest the setting meant, and never show Go types.
+func TestLoadSpeaksTheFilesLanguage(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	os.WriteFile(file, []byte("listn: x\nkeys:\n  algoritm: ES256\n  delay: 1 second\ncount: many\nenabled: maybe\nlist: notalist\n"), 0o644)
+	var s settings
+	err := Load(file, "TEST", &s)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		file + `:1:1: unknown setting "listn" (did you mean "listen"?)`,
+		file + `:3:3: unknown setting "keys.algoritm" (did you mean "keys.algorithm"?)`,
+		file + `:4:10: keys.delay: invalid duration "1 second" (e.g. 1s, 500ms, 5m)`,
+		file + `:5:8: count: "many" is not an integer`,
+		file + `:6:10: enabled: "maybe" is not a boolean (use true or false)`,
+		file + `:7:7: list: expected a list, e.g. [a, b]`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "settings") && strings.Contains(err.Error(), "type") {
+		t.Errorf("Go types leak: %v", err)
+	}
+	os.WriteFile(file, []byte("listen: a\nkeys:\n  algorithm: [ES256\n  delay: 5m\n"), 0o644)
+	if err := Load(file, "TEST", &s); err == nil || !strings.HasPrefix(err.Error(), file+":3: YAML syntax error") {
+		t.Errorf("syntax error: %v", err)
+	}
+	os.WriteFile(file, []byte(""), 0o644)
+	if err := Load(file, "TEST", &s); err != nil {
+		t.Errorf("empty file: %v", err)
+	}
+}
