@@ -13,10 +13,10 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/authz ./cmd/authz 
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/authz /out/issuer /usr/local/bin/
-COPY testdata/policy /etc/portcullis/policy
-COPY testdata/users /etc/portcullis/users
-COPY testdata/authz/compose.yaml /etc/portcullis/authz.yaml
-COPY testdata/issuer/compose.yaml /etc/portcullis/issuer.yaml
+COPY examples/policy /etc/portcullis/policy
+COPY examples/users /etc/portcullis/users
+COPY examples/compose/authz.yaml /etc/portcullis/authz.yaml
+COPY examples/compose/issuer.yaml /etc/portcullis/issuer.yaml
 # The issuer's SQLite store and keys; owned by the non-root user so a named
 # volume mounted here is writable.
 COPY --from=build --chown=65532:65532 /out/state /var/lib/portcullis

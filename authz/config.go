@@ -98,7 +98,7 @@ func DefaultConfig() Config {
 		Listen:          "127.0.0.1:9001",
 		AdminListen:     "127.0.0.1:9002",
 		LogLevel:        "info",
-		Policy:          "testdata/policy",
+		Policy:          "examples/policy",
 		Realm:           "api",
 		CheckTimeout:    time.Second,
 		ShutdownTimeout: 10 * time.Second,
@@ -115,7 +115,7 @@ func DefaultConfig() Config {
 		},
 		Users: UsersConfig{
 			Source:           "file",
-			File:             "testdata/users/users.yaml",
+			File:             "examples/users/users.yaml",
 			Timeout:          500 * time.Millisecond,
 			CacheTTL:         5 * time.Second,
 			MaxStale:         5 * time.Minute,

@@ -35,7 +35,7 @@ func newDeciderFixture(tb testing.TB, algorithms []string, keys ...signingKey) *
 	if err != nil {
 		tb.Fatal(err)
 	}
-	files, err := NewFileDirectory("../testdata/users/users.yaml", discard())
+	files, err := NewFileDirectory("../examples/users/users.yaml", discard())
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -207,8 +207,8 @@ type testAuthz struct {
 func testConfig(t testing.TB, jwksURL string) Config {
 	cfg := DefaultConfig()
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Policy = copyDir(t, "../testdata/policy")
-	users := copyDir(t, "../testdata/users")
+	cfg.Policy = copyDir(t, "../examples/policy")
+	users := copyDir(t, "../examples/users")
 	cfg.Users.File = filepath.Join(users, "users.yaml")
 	cfg.Token.Issuer, cfg.Token.Audience, cfg.Token.JWKSURL = testIssuer, testAudience, jwksURL
 	cfg.Token.JWKSMinRefetchInterval = 0

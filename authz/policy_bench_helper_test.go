@@ -7,6 +7,6 @@ type staticPolicy struct{ p *policy.Policy }
 func (s staticPolicy) Current() *policy.Policy { return s.p }
 
 func newBenchPolicy() (staticPolicy, error) {
-	p, err := policy.Load("../testdata/policy")
+	p, err := policy.Load("../examples/policy")
 	return staticPolicy{p}, err
 }

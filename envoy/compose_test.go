@@ -175,10 +175,10 @@ func TestComposeEnvoyDockerfileAndConfigsAgree(t *testing.T) {
 		t.Errorf("issuer URL %s is not reachable at the issuer service", issuerCfg.Issuer)
 	}
 	// The policy and users authz reads are in the image.
-	if src := copies[authzCfg.Policy]; src != "testdata/policy" {
+	if src := copies[authzCfg.Policy]; src != "examples/policy" {
 		t.Errorf("authz policy %s is not the sample policy copied into the image", authzCfg.Policy)
 	}
-	if src := copies[filepath.Dir(authzCfg.Users.File)]; filepath.Join("..", src, filepath.Base(authzCfg.Users.File)) != "../testdata/users/users.yaml" {
+	if src := copies[filepath.Dir(authzCfg.Users.File)]; filepath.Join("..", src, filepath.Base(authzCfg.Users.File)) != "../examples/users/users.yaml" {
 		t.Errorf("authz users file %s is not copied into the image", authzCfg.Users.File)
 	}
 	// The issuer's state is on the named volume.

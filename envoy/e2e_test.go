@@ -68,8 +68,8 @@ func startStack(t *testing.T, raw bool, opts ...stackOption) *stack {
 		Scopes: []string{"accounts:read", "accounts:write", "users:read", "core.users:act-on-behalf-of"}})
 	cfg := authz.DefaultConfig()
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Policy = "../testdata/policy"
-	cfg.Users.File = "../testdata/users/users.yaml"
+	cfg.Policy = "../examples/policy"
+	cfg.Users.File = "../examples/users/users.yaml"
 	cfg.Token.Issuer = iss.URL
 	cfg.LogLevel = "error"
 	az, err := authz.NewServer(cfg, authz.SystemClock{}, discardLogger())

@@ -199,7 +199,7 @@ func TestConfigAuthzClusterSpeaksGRPC(t *testing.T) {
 // issuer's routes, so the sample policy must make them public.
 func TestIssuerRoutesArePublicInPolicy(t *testing.T) {
 	t.Parallel()
-	p, err := policy.Load("../testdata/policy")
+	p, err := policy.Load("../examples/policy")
 	if err != nil {
 		t.Fatal(err)
 	}

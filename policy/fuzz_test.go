@@ -11,7 +11,7 @@ import (
 // or problems with locations, never panic.
 func FuzzLoad(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/errors/*.yaml")
-	samples, _ := filepath.Glob("../testdata/policy/*.yaml")
+	samples, _ := filepath.Glob("../examples/policy/*.yaml")
 	for _, file := range append(seeds, samples...) {
 		if data, err := os.ReadFile(file); err == nil {
 			f.Add(data)
@@ -39,7 +39,7 @@ func FuzzLoad(f *testing.F) {
 // FuzzMatch matches arbitrary methods and paths against the sample policy,
 // checking that a matched path was safe and that parameters are slices of it.
 func FuzzMatch(f *testing.F) {
-	p, err := Load("../testdata/policy")
+	p, err := Load("../examples/policy")
 	if err != nil {
 		f.Fatal(err)
 	}

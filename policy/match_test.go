@@ -156,7 +156,7 @@ func TestConflictAcrossFiles(t *testing.T) {
 
 func TestSamplePolicyLoads(t *testing.T) {
 	t.Parallel()
-	p, err := Load("../testdata/policy")
+	p, err := Load("../examples/policy")
 	if err != nil {
 		t.Fatal(err)
 	}

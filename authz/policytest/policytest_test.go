@@ -13,11 +13,11 @@ import (
 
 func TestSampleCasesPass(t *testing.T) {
 	t.Parallel()
-	p, err := policy.Load("../../testdata/policy")
+	p, err := policy.Load("../../examples/policy")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cases, err := Load("../../testdata/policy-tests/cases.yaml")
+	cases, err := Load("../../examples/policy-tests/cases.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestSampleCasesPass(t *testing.T) {
 
 func TestFailuresAreReportedWithTheirLine(t *testing.T) {
 	t.Parallel()
-	p, err := policy.Load("../../testdata/policy")
+	p, err := policy.Load("../../examples/policy")
 	if err != nil {
 		t.Fatal(err)
 	}

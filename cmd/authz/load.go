@@ -30,7 +30,7 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tokens := fs.Int("tokens", 1000, "distinct tokens (clients get 10 each)")
 	users := fs.Int("users", 1000, "users in the directory")
 	mix := fs.String("mix", string(loadtest.MixRealistic), "request mix: realistic or allow-obo")
-	policyPath := fs.String("policy", "testdata/policy", "policy for authz")
+	policyPath := fs.String("policy", "examples/policy", "policy for authz")
 	cacheTokens := fs.Int("cache-max-tokens", 100_000, "authz token.cache_max_tokens")
 	baseline := fs.Bool("baseline", true, "also measure the always-OK baseline")
 	sampleEvery := fs.Duration("sample", 0, "soak: sample authz's memory and goroutines this often (e.g. 10s)")

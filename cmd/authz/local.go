@@ -116,6 +116,6 @@ Ask authz as Envoy would (in another terminal):
   go run ./cmd/authz check --token "$TOKEN" --on-behalf-of "user 43" GET /v1/accounts/1  # 200: a blocked user may read
   go run ./cmd/authz check --token "$TOKEN" --on-behalf-of "user 43" POST /v1/accounts   # 409 user-blocked
 
-Explain a route:  go run ./cmd/authz policy explain testdata/policy GET /v1/accounts/42
+Explain a route:  go run ./cmd/authz policy explain examples/policy GET /v1/accounts/42
 `, icfg.Issuer, acfg.Listen, acfg.AdminListen, acfg.Policy, acfg.Users.File, demo.ClientID, demo.ClientSecret, icfg.Issuer)
 }

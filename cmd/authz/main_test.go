@@ -29,7 +29,7 @@ func exitCode(err error) int {
 }
 
 func TestPolicyLint(t *testing.T) {
-	out, _, err := runCmd(t, "policy", "lint", "../../testdata/policy")
+	out, _, err := runCmd(t, "policy", "lint", "../../examples/policy")
 	if exitCode(err) != 0 || !strings.Contains(out, "ok") {
 		t.Fatalf("sample policy: %v %s", err, out)
 	}
@@ -47,16 +47,16 @@ func TestPolicyLint(t *testing.T) {
 }
 
 func TestPolicyExplainAndTest(t *testing.T) {
-	out, _, err := runCmd(t, "policy", "explain", "../../testdata/policy", "POST", "/v1/cards/9/freeze?x=1")
+	out, _, err := runCmd(t, "policy", "explain", "../../examples/policy", "POST", "/v1/cards/9/freeze?x=1")
 	if err != nil || !strings.Contains(out, `matched route "freeze-card"`) || !strings.Contains(out, `"card-any-action"`) {
 		t.Fatalf("explain: %v\n%s", err, out)
 	}
 	// A ";" is refused before matching, and explain says why.
-	out, _, err = runCmd(t, "policy", "explain", "../../testdata/policy", "GET", "/v1/accounts/42;x=1")
+	out, _, err = runCmd(t, "policy", "explain", "../../examples/policy", "GET", "/v1/accounts/42;x=1")
 	if err != nil || !strings.Contains(out, "refused before matching: 400 invalid-path") || !strings.Contains(out, "servlet-style upstreams strip") {
 		t.Fatalf("explain with a path parameter: %v\n%s", err, out)
 	}
-	out, _, err = runCmd(t, "policy", "test", "../../testdata/policy", "../../testdata/policy-tests/cases.yaml")
+	out, _, err = runCmd(t, "policy", "test", "../../examples/policy", "../../examples/policy-tests/cases.yaml")
 	if exitCode(err) != 0 || !strings.Contains(out, " passed, 0 failed") {
 		t.Fatalf("policy test: %v\n%s", err, out)
 	}
