@@ -51,6 +51,20 @@ func (p *Policy) Routes() []*Route { return p.routes }
 // match the same request with equal precedence.
 func Compile(routes []*Route) (*Policy, error) {
 	var ps problems
+	p := compile(routes, &ps)
+	if len(routes) == 0 && len(ps) == 0 {
+		return nil, fmt.Errorf("the policy has no routes; every request would be denied")
+	}
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// compile builds the trie, adding conflicts and duplicate names to ps. The
+// loader calls it on the valid routes even when others had problems, so one
+// lint run reports every problem.
+func compile(routes []*Route, ps *problems) *Policy {
 	p := &Policy{root: &node{}, routes: routes}
 	names := map[string]*Route{}
 	for _, r := range routes {
@@ -70,13 +84,7 @@ func Compile(routes []*Route) (*Policy, error) {
 			table[mi] = r
 		}
 	}
-	if len(routes) == 0 && len(ps) == 0 {
-		return nil, fmt.Errorf("the policy has no routes; every request would be denied")
-	}
-	if err := ps.err(); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return p
 }
 
 func (n *node) insert(segs []segment) *methodTable {
@@ -133,10 +141,7 @@ func Load(path string) (*Policy, error) {
 		}
 		routes = append(routes, parseFile(f, data, &ps)...)
 	}
-	if err := ps.err(); err != nil {
-		return nil, err
-	}
-	p, err := Compile(routes)
+	p, err := compileParsed(routes, ps)
 	if err != nil {
 		return nil, err
 	}
@@ -148,10 +153,17 @@ func Load(path string) (*Policy, error) {
 func LoadBytes(name string, data []byte) (*Policy, error) {
 	var ps problems
 	routes := parseFile(name, data, &ps)
-	if err := ps.err(); err != nil {
-		return nil, err
+	return compileParsed(routes, ps)
+}
+
+// compileParsed compiles the routes that parsed, adding their conflicts to
+// the parse problems: a bad route elsewhere does not hide a conflict.
+func compileParsed(routes []*Route, ps problems) (*Policy, error) {
+	if len(ps) == 0 {
+		return Compile(routes)
 	}
-	return Compile(routes)
+	compile(routes, &ps)
+	return nil, ps.err()
 }
 
 func policyFiles(path string) ([]string, error) {

@@ -1,6 +1,9 @@
 package policy
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // UserRule says whether a route needs a user context (X-On-Behalf-Of).
 type UserRule string
@@ -79,4 +82,16 @@ func methodIndex(method string) int {
 		return 8
 	}
 	return -1
+}
+
+// CheckMethod reports whether method is one a route can name, in the words
+// the loader uses for a route's methods.
+func CheckMethod(method string) error {
+	switch {
+	case methodIndex(method) >= 0:
+		return nil
+	case methodIndex(strings.ToUpper(method)) >= 0:
+		return fmt.Errorf("method %q must be upper-case: %s", method, strings.ToUpper(method))
+	}
+	return fmt.Errorf("unknown method %q; use one of %s", method, strings.Join(knownMethods[:], ", "))
 }

@@ -13,11 +13,15 @@ type Admin struct {
 	store  Store
 	hasher *SecretHasher
 	clock  Clock
+	// maxTokenLifetime caps per-client token lifetimes (tokens.max_lifetime;
+	// 0: no cap). Old keys stay published only that long, so a longer
+	// lifetime would outlive its key.
+	maxTokenLifetime time.Duration
 }
 
 // NewAdmin returns an Admin on store.
-func NewAdmin(store Store, hasher *SecretHasher, clock Clock) *Admin {
-	return &Admin{store: store, hasher: hasher, clock: clock}
+func NewAdmin(store Store, hasher *SecretHasher, clock Clock, maxTokenLifetime time.Duration) *Admin {
+	return &Admin{store: store, hasher: hasher, clock: clock, maxTokenLifetime: maxTokenLifetime}
 }
 
 // clientIDPattern keeps client IDs safe in URLs, logs, headers and Basic
@@ -69,6 +73,9 @@ func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string
 	if nc.TokenLifetime < 0 {
 		return nil, "", errors.New("token lifetime must not be negative")
 	}
+	if a.maxTokenLifetime > 0 && nc.TokenLifetime > a.maxTokenLifetime {
+		return nil, "", fmt.Errorf("token lifetime %s is longer than tokens.max_lifetime (%s), the longest any token may live", nc.TokenLifetime, a.maxTokenLifetime)
+	}
 	secret, err := GenerateSecret()
 	if err != nil {
 		return nil, "", err
@@ -80,7 +87,7 @@ func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string
 		Secrets: []Secret{{ID: newID(6), Hash: a.hasher.Hash(nc.ID, secret), CreatedAt: now}},
 	}
 	if err := a.store.CreateClient(ctx, c); err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("client %q: %w", nc.ID, err)
 	}
 	return c, secret, nil
 }

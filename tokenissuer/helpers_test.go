@@ -84,7 +84,7 @@ func startIssuerOn(t testing.TB, cfg Config, clock Clock, store Store) *testIssu
 	if err := keys.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ti := &testIssuer{t: t, clock: clock, store: store, keys: keys, admin: NewAdmin(store, hasher, clock)}
+	ti := &testIssuer{t: t, clock: clock, store: store, keys: keys, admin: NewAdmin(store, hasher, clock, cfg.Tokens.MaxLifetime)}
 	// The handler is installed after the server exists so that the issuer
 	// URL in the tokens is the test server's own.
 	var handler http.Handler

@@ -132,6 +132,11 @@ func (s *Service) pruneFailures(ctx context.Context) {
 	}
 }
 
+// Admin returns client management on this issuer's store, with its rules.
+func (s *Service) Admin() *Admin {
+	return NewAdmin(s.Store, s.Hasher, SystemClock{}, s.cfg.Tokens.MaxLifetime)
+}
+
 // Addr is the address the HTTP server listens on.
 func (s *Service) Addr() net.Addr { return s.listener.Addr() }
 

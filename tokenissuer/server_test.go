@@ -413,7 +413,17 @@ func TestPerClientTokenLifetime(t *testing.T) {
 	if r.body["expires_in"] != float64(120) {
 		t.Fatalf("expires_in = %v", r.body["expires_in"])
 	}
-	long, longSecret := ti.createClient(NewClient{Scopes: []string{"a"}, TokenLifetime: 48 * time.Hour})
+	// A client created when tokens.max_lifetime was longer: the endpoint
+	// still caps its tokens.
+	if _, _, err := ti.admin.CreateClient(context.Background(), NewClient{Scopes: []string{"a"}, TokenLifetime: 48 * time.Hour}); err == nil {
+		t.Fatal("created a client whose tokens would outlive tokens.max_lifetime")
+	}
+	uncapped := *ti.admin
+	uncapped.maxTokenLifetime = 0
+	long, longSecret, err := uncapped.CreateClient(context.Background(), NewClient{Scopes: []string{"a"}, TokenLifetime: 48 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
 	r = postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(long.ID, longSecret))
 	if r.body["expires_in"] != float64(3600) {
 		t.Fatalf("lifetime above tokens.max_lifetime: expires_in = %v", r.body["expires_in"])

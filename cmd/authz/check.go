@@ -8,61 +8,83 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/cmd/internal/cli"
 )
+
+type checkOptions struct {
+	addr, token, obo, authority string
+	raw, showJSON               bool
+	timeout                     time.Duration
+	headers                     []string
+}
+
+func newCheckCommand() *cobra.Command {
+	var o checkOptions
+	c := &cobra.Command{
+		Use:   "check [flags] METHOD PATH",
+		Short: "Send one CheckRequest to a running authz and print the decision",
+		Long: `Send one CheckRequest shaped as Envoy shapes it (lower-case headers, pseudo-headers,
+the path with its query) to a running authz, and print the status, the headers set
+and removed, the body and the dynamic metadata.
+
+Exit status: 0 allowed, 1 denied, 2 authz could not be reached (or a usage error).`,
+		Example: `  authz check --token "$TOKEN" GET /v1/accounts/42
+  authz check --token "$TOKEN" --on-behalf-of "user 42" POST /v1/accounts
+  authz check --raw-headers --header "authorization: Bearer a" --header "authorization: Bearer b" GET /v1/accounts`,
+		Args: cli.ExactArgs(2, "METHOD PATH"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return check(c.Context(), o, args[0], args[1], c.OutOrStdout())
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.addr, "addr", "127.0.0.1:9001", "authz gRPC address")
+	f.StringVar(&o.token, "token", "", "bearer token (sent as Authorization: Bearer TOKEN)")
+	f.StringVar(&o.obo, "on-behalf-of", "", `X-On-Behalf-Of value, e.g. "user 42"`)
+	f.StringVar(&o.authority, "authority", "api.example.com", ":authority (Host)")
+	f.BoolVar(&o.raw, "raw-headers", false, "send headers in header_map, as Envoy does with encode_raw_headers")
+	f.BoolVar(&o.showJSON, "json", false, "print the CheckResponse as JSON")
+	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "request timeout")
+	f.StringArrayVar(&o.headers, "header", nil, `extra header "name: value" (repeatable)`)
+	return c
+}
 
 // check sends one CheckRequest shaped as Envoy shapes it and prints the
 // decision: for platform engineers debugging a route.
-func check(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("check")
-	addr := fs.String("addr", "127.0.0.1:9001", "authz gRPC address")
-	token := fs.String("token", "", "bearer token (sent as Authorization: Bearer TOKEN)")
-	obo := fs.String("on-behalf-of", "", `X-On-Behalf-Of value, e.g. "user 42"`)
-	authority := fs.String("authority", "api.example.com", ":authority (Host)")
-	raw := fs.Bool("raw-headers", false, "send headers in header_map, as Envoy does with encode_raw_headers")
-	showJSON := fs.Bool("json", false, "print the CheckResponse as JSON")
-	timeout := fs.Duration("timeout", 5*time.Second, "request timeout")
-	var headers multiFlag
-	fs.Var(&headers, "header", `extra header "name: value" (repeatable)`)
-	if err := fs.Parse(args); err != nil {
-		return usageError{Msg: err.Error()}
+func check(ctx context.Context, o checkOptions, method, path string, stdout io.Writer) error {
+	hdrs := [][2]string{{":authority", o.authority}, {":method", method}, {":path", path}, {":scheme", "https"}}
+	if o.token != "" {
+		hdrs = append(hdrs, [2]string{"authorization", "Bearer " + o.token})
 	}
-	if fs.NArg() != 2 {
-		return usageError{Msg: "check [flags] METHOD PATH"}
+	if o.obo != "" {
+		hdrs = append(hdrs, [2]string{"x-on-behalf-of", o.obo})
 	}
-	method, path := fs.Arg(0), fs.Arg(1)
-	hdrs := [][2]string{{":authority", *authority}, {":method", method}, {":path", path}, {":scheme", "https"}}
-	if *token != "" {
-		hdrs = append(hdrs, [2]string{"authorization", "Bearer " + *token})
-	}
-	if *obo != "" {
-		hdrs = append(hdrs, [2]string{"x-on-behalf-of", *obo})
-	}
-	for _, h := range headers {
+	for _, h := range o.headers {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok {
-			return usageError{Msg: fmt.Sprintf("--header %q: want \"name: value\"", h)}
+			return usageError{Msg: fmt.Sprintf("--header %q: want \"name: value\"", h), Command: "authz check"}
 		}
 		hdrs = append(hdrs, [2]string{strings.ToLower(strings.TrimSpace(name)), strings.TrimSpace(value)})
 	}
-	req := authz.NewCheckRequest(method, path, *authority, hdrs, *raw)
+	req := authz.NewCheckRequest(method, path, o.authority, hdrs, o.raw)
 
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return err
+		return cli.UnreachableError{Err: fmt.Errorf("authz at %s: %w", o.addr, err)}
 	}
 	defer conn.Close()
-	cctx, cancel := context.WithTimeout(ctx, *timeout)
+	cctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	resp, err := authv3.NewAuthorizationClient(conn).Check(cctx, req)
 	if err != nil {
-		return fmt.Errorf("check %s: %w", *addr, err)
+		return cli.UnreachableError{Err: fmt.Errorf("authz at %s did not answer: %w", o.addr, err)}
 	}
-	if *showJSON {
+	if o.showJSON {
 		fmt.Fprintln(stdout, protojson.Format(resp))
 	} else {
 		printDecision(stdout, resp)

@@ -1,35 +1,24 @@
 // Command authz is Portcullis's Envoy external authorization server, and the
-// tools platform engineers use around it: policy lint/explain/test, check,
-// and a local run of the whole system.
+// tools platform engineers use around it: check a request, and lint, explain
+// and test route policy. It runs beside every Envoy, so it links no issuer
+// code: the developer tools (a local run of everything, the load tool) are
+// in cmd/portcullis.
 package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/portcullis/portcullis/authz"
 	"github.com/portcullis/portcullis/cmd/internal/cli"
-	"github.com/portcullis/portcullis/cmd/internal/configfile"
 )
 
 const envPrefix = "PORTCULLIS_AUTHZ"
-
-const usage = `usage: authz COMMAND [flags]
-
-commands:
-  serve --config FILE               run the ext_authz gRPC server
-  check [flags] METHOD PATH         send one CheckRequest to a running authz and print the decision
-  policy lint PATH                  check policy files; errors as file:line:col: message
-  policy explain PATH METHOD PATH   which route matches and why the others do not
-  policy test PATH CASES.yaml       run policy test cases; exit 1 on failure
-  local                             run the issuer and authz locally with embedded defaults
-  load [flags]                      measure authz against an always-OK baseline under the same load
-  env                               list the environment variables that override settings
-`
 
 type (
 	usageError = cli.UsageError
@@ -41,59 +30,49 @@ func main() {
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	cli.Exit("authz", usage, err)
+	cli.Exit("authz", err)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{Msg: "a command is required"}
-	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, args[1:], stderr)
-	case "check":
-		return check(ctx, args[1:], stdout)
-	case "policy":
-		return policyCommand(ctx, args[1:], stdout, stderr)
-	case "local":
-		return local(ctx, args[1:], stdout, stderr)
-	case "load":
-		return load(ctx, args[1:], stdout, stderr)
-	case "load-baseline":
-		return loadBaseline(ctx, args[1:])
-	case "env":
-		cfg := authz.DefaultConfig()
-		for _, name := range configfile.EnvNames(envPrefix, &cfg) {
-			fmt.Fprintln(stdout, name)
-		}
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	return usageError{Msg: fmt.Sprintf("unknown command %q", args[0])}
+	return cli.Execute(ctx, newRootCommand(), args, stdout, stderr)
 }
 
-func loadConfig(path string) (authz.Config, error) {
-	cfg := authz.DefaultConfig()
-	return cfg, cli.LoadConfig(path, envPrefix, &cfg)
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "authz",
+		Short: "Portcullis's Envoy external authorization server and policy tools",
+		Long: `authz answers Envoy's ext_authz Check for every request: it verifies the bearer
+token, matches the route policy, checks scopes and the on-behalf-of user, and
+allows (with trusted headers for the upstream) or denies with a precise JSON body.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: cli.Group,
+	}
+	root.AddCommand(newServeCommand(), newCheckCommand(), newPolicyCommand(), cli.EnvCommand(envPrefix, new(authz.DefaultConfig())))
+	return root
 }
 
-var newLogger = cli.NewLogger
-
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlagSet("serve")
-	configPath := fs.String("config", "", "configuration file (YAML)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{Msg: err.Error()}
+func newServeCommand() *cobra.Command {
+	var configPath string
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the ext_authz gRPC server",
+		Long: `Run the ext_authz gRPC server (envoy.service.auth.v3.Authorization, gRPC health
+and reflection on listen) and the admin HTTP server (/healthz, /readyz, /metrics
+on admin_listen). SIGTERM reports NOT_SERVING, finishes in-flight checks and exits.`,
+		Example: "  authz serve --config examples/authz.yaml\n  PORTCULLIS_AUTHZ_CONFIG=/etc/portcullis/authz.yaml authz serve",
+		Args:    cli.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg := authz.DefaultConfig()
+			if err := cli.LoadConfig(cli.ConfigPath(configPath, envPrefix), envPrefix, &cfg); err != nil {
+				return err
+			}
+			srv, err := authz.NewServer(cfg, authz.SystemClock{}, cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel))
+			if err != nil {
+				return err
+			}
+			return srv.Run(c.Context())
+		},
 	}
-	cfg, err := loadConfig(*configPath)
-	if err != nil {
-		return err
-	}
-	srv, err := authz.NewServer(cfg, authz.SystemClock{}, newLogger(stderr, cfg.LogLevel))
-	if err != nil {
-		return err
-	}
-	return srv.Run(ctx)
+	c.Flags().StringVar(&configPath, "config", "", "configuration file (YAML; default $"+envPrefix+"_CONFIG, else built-in defaults)")
+	return c
 }

@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portcullis/portcullis/cmd/internal/cli"
 )
 
 func runCmd(t *testing.T, args ...string) (string, string, error) {
@@ -68,6 +71,68 @@ func TestUsageErrors(t *testing.T) {
 		var ue usageError
 		if !errors.As(err, &ue) {
 			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+}
+
+// TestEveryCommandExplainsItself: --help prints the command's own flags and
+// an example, for every command, and is never read as an argument.
+func TestEveryCommandExplainsItself(t *testing.T) {
+	for args, want := range map[string][]string{
+		"check --help":          {"--addr", "--token", "--on-behalf-of", "--raw-headers", "--header", "Example", "Exit status"},
+		"policy lint --help":    {"authz policy lint POLICY", "Example"},
+		"policy explain --help": {"METHOD PATH", "Example"},
+		"policy test --help":    {"POLICY CASES", "Example"},
+		"serve --help":          {"--config", "Example"},
+		"--help":                {"serve", "check", "policy", "env", "completion"},
+	} {
+		out, _, err := runCmd(t, strings.Fields(args)...)
+		if err != nil {
+			t.Errorf("%s: %v", args, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: no %q in\n%s", args, w, out)
+			}
+		}
+	}
+}
+
+func TestCheckTellsAnOutageFromADenial(t *testing.T) {
+	_, _, err := runCmd(t, "check", "--addr", "127.0.0.1:1", "--timeout", "2s", "GET", "/v1/accounts/42")
+	var unreachable cli.UnreachableError
+	if !errors.As(err, &unreachable) {
+		t.Fatalf("unreachable authz: %v, want an UnreachableError (exit 2)", err)
+	}
+}
+
+func TestExplainRefusesAnUnknownMethod(t *testing.T) {
+	_, _, err := runCmd(t, "policy", "explain", "../../examples/policy", "GETT", "/v1/accounts/42")
+	var ue usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), `unknown method "GETT"`) {
+		t.Fatalf("%v", err)
+	}
+}
+
+// TestLintReportsEveryProblemInOnePass: a route with an unknown method does
+// not hide the conflict between two other routes.
+func TestLintReportsEveryProblemInOnePass(t *testing.T) {
+	_, stderr, err := runCmd(t, "policy", "lint", "../../policy/testdata/errors/bad-method-and-conflict.yaml")
+	if exitCode(err) != 1 || !strings.Contains(stderr, `unknown method "GETT"`) || !strings.Contains(stderr, "conflicts with route") {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+}
+
+// TestTheSidecarLinksNoIssuerCode: the binary beside every Envoy carries
+// only what it needs (no store, no SQLite, no PostgreSQL driver).
+func TestTheSidecarLinksNoIssuerCode(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, pkg := range []string{"github.com/portcullis/portcullis/tokenissuer", "modernc.org/sqlite", "github.com/jackc/pgx/v5", "github.com/portcullis/portcullis/internal/loadtest"} {
+		if strings.Contains(string(out), pkg+"\n") {
+			t.Errorf("cmd/authz links %s", pkg)
 		}
 	}
 }

@@ -1,72 +1,101 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 
+	"github.com/spf13/cobra"
+
 	"github.com/portcullis/portcullis/authz/policytest"
+	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/policy"
 )
 
-func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{Msg: "policy: a subcommand is required (lint, explain, test)"}
+func newPolicyCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "policy",
+		Short: "Lint, explain and test route policy",
+		Long: `Tools for route policy files (a file, or a directory of *.yaml files), with exit
+codes for CI: 0 when all is well, 1 when the policy or a test case is wrong, 2 for
+a usage error.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: cli.Group,
 	}
-	switch sub, rest := args[0], args[1:]; sub {
-	case "lint":
-		if len(rest) != 1 {
-			return usageError{Msg: "policy lint PATH"}
-		}
-		p, err := policy.Load(rest[0])
-		if err != nil {
-			printLoadError(stderr, err)
-			return exitError{Code: 1}
-		}
-		fmt.Fprintf(stdout, "%s: ok, %d routes in %d files\n", rest[0], len(p.Routes()), len(p.Files))
-		return nil
-	case "explain":
-		if len(rest) != 3 {
-			return usageError{Msg: "policy explain PATH METHOD URLPATH"}
-		}
-		p, err := policy.Load(rest[0])
-		if err != nil {
-			printLoadError(stderr, err)
-			return exitError{Code: 1}
-		}
-		fmt.Fprint(stdout, p.Explain(rest[1], rest[2]).String())
-		return nil
-	case "test":
-		if len(rest) != 2 {
-			return usageError{Msg: "policy test PATH CASES.yaml"}
-		}
-		p, err := policy.Load(rest[0])
-		if err != nil {
-			printLoadError(stderr, err)
-			return exitError{Code: 1}
-		}
-		cases, err := policytest.Load(rest[1])
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return exitError{Code: 1}
-		}
-		if policytest.Report(stdout, rest[1], policytest.Run(ctx, p, cases)) > 0 {
-			return exitError{Code: 1}
-		}
-		return nil
-	default:
-		return usageError{Msg: fmt.Sprintf("policy: unknown subcommand %q", sub)}
-	}
+	c.AddCommand(&cobra.Command{
+		Use:     "lint POLICY",
+		Short:   "Check policy files; every problem as file:line:col: message",
+		Example: "  authz policy lint examples/policy",
+		Args:    cli.ExactArgs(1, "POLICY (a file or directory)"),
+		RunE: func(c *cobra.Command, args []string) error {
+			p, err := loadPolicy(args[0], c.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.OutOrStdout(), "%s: ok, %d routes in %d files\n", args[0], len(p.Routes()), len(p.Files))
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "explain POLICY METHOD PATH",
+		Short: "Say which route a request matches, and why the others do not",
+		Long: `Match METHOD and PATH (a query string is allowed and ignored, as authz does) against
+the policy and explain the outcome: the route that wins with its parameters, or
+why none does, and for every other route whose template matches, why it lost.
+A path authz refuses before matching (dot segments, encoded separators, ";", ...)
+is reported with the reason.`,
+		Example: "  authz policy explain examples/policy GET /v1/accounts/42\n  authz policy explain examples/policy POST '/v1/cards/9/freeze?x=1'",
+		Args:    cli.ExactArgs(3, "POLICY METHOD PATH"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := policy.CheckMethod(args[1]); err != nil {
+				return usageError{Msg: err.Error(), Command: c.CommandPath()}
+			}
+			p, err := loadPolicy(args[0], c.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(c.OutOrStdout(), p.Explain(args[1], args[2]).String())
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "test POLICY CASES",
+		Short: "Run policy test cases through the real decision",
+		Long: `Run a YAML list of requests and expected outcomes (allow, public, or a denial
+reason such as missing-scope) through authz's decision with the policy, and
+report each case. Exit status 1 when a case fails.`,
+		Example: "  authz policy test examples/policy examples/policy-tests/cases.yaml",
+		Args:    cli.ExactArgs(2, "POLICY CASES"),
+		RunE: func(c *cobra.Command, args []string) error {
+			p, err := loadPolicy(args[0], c.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			cases, err := policytest.Load(args[1])
+			if err != nil {
+				fmt.Fprintln(c.ErrOrStderr(), err)
+				return exitError{Code: 1}
+			}
+			if policytest.Report(c.OutOrStdout(), args[1], policytest.Run(c.Context(), p, cases)) > 0 {
+				return exitError{Code: 1}
+			}
+			return nil
+		},
+	})
+	return c
 }
 
-func printLoadError(w io.Writer, err error) {
+// loadPolicy loads the policy, printing every problem on its own line.
+func loadPolicy(path string, stderr io.Writer) (*policy.Policy, error) {
+	p, err := policy.Load(path)
+	if err == nil {
+		return p, nil
+	}
 	var le *policy.LoadError
 	if errors.As(err, &le) {
-		for _, p := range le.Problems {
-			fmt.Fprintln(w, p.Error())
+		for _, prob := range le.Problems {
+			fmt.Fprintln(stderr, prob.Error())
 		}
-		return
+	} else {
+		fmt.Fprintln(stderr, err)
 	}
-	fmt.Fprintln(w, err)
+	return nil, exitError{Code: 1}
 }

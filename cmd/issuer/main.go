@@ -5,100 +5,95 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/portcullis/portcullis/cmd/internal/cli"
-	"github.com/portcullis/portcullis/cmd/internal/configfile"
 	"github.com/portcullis/portcullis/tokenissuer"
 )
 
 const envPrefix = "PORTCULLIS_ISSUER"
 
-const usage = `usage: issuer COMMAND [flags]
-
-commands:
-  serve          run the token server
-  clients        manage clients: create, list, show, rotate-secret,
-                 revoke-secret, disable, enable, delete, set-scopes
-  keys           manage signing keys: list, rotate, encrypt (keys stored
-                 in clear by older versions)
-  env            list the environment variables that override settings
-
-Every command takes --config FILE (default: $PORTCULLIS_ISSUER_CONFIG).
-`
+type usageError = cli.UsageError
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	cli.Exit("issuer", usage, err)
+	cli.Exit("issuer", err)
 }
-
-type usageError = cli.UsageError
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{Msg: "a command is required"}
+	var configPath string
+	root := &cobra.Command{
+		Use:   "issuer",
+		Short: "Portcullis's OAuth2 token server, and the tool that manages its clients and keys",
+		Long: `issuer serves the OAuth2 client credentials grant (RFC 6749 §4.4): POST /oauth2/token,
+the JWKS and RFC 8414 metadata. The same binary manages clients and signing keys in
+the store its configuration names.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: cli.Group,
 	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, args[1:], stderr)
-	case "clients":
-		return clients(ctx, args[1:], stdout)
-	case "keys":
-		return keys(ctx, args[1:], stdout, stderr)
-	case "env":
-		cfg := tokenissuer.DefaultConfig()
-		for _, name := range configfile.EnvNames(envPrefix, &cfg) {
-			fmt.Fprintln(stdout, name)
-		}
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	default:
-		return usageError{Msg: fmt.Sprintf("unknown command %q", args[0])}
-	}
+	root.PersistentFlags().StringVar(&configPath, "config", "", "configuration file (YAML; default $"+envPrefix+"_CONFIG)")
+	st := &state{configPath: &configPath}
+	root.AddCommand(newServeCommand(st), newClientsCommand(st), newKeysCommand(st), cli.EnvCommand(envPrefix, new(tokenissuer.DefaultConfig())))
+	return cli.Execute(ctx, root, args, stdout, stderr)
 }
 
-// loadConfig reads the file named by --config (or $PORTCULLIS_ISSUER_CONFIG),
-// applies environment overrides and validates the result.
-func loadConfig(path string) (tokenissuer.Config, error) {
+// state opens what a command needs from the configuration named by --config.
+type state struct {
+	configPath *string
+}
+
+func (s *state) config() (tokenissuer.Config, error) {
 	cfg := tokenissuer.DefaultConfig()
-	return cfg, cli.LoadConfig(path, envPrefix, &cfg)
+	return cfg, cli.LoadConfig(cli.ConfigPath(*s.configPath, envPrefix), envPrefix, &cfg)
 }
 
-var newLogger = cli.NewLogger
+// configForState is the configuration of a command that reads or changes
+// the store. Without a configuration file such a command would quietly
+// create a store in the current directory, so it refuses unless the
+// environment names the store; it always says which store it uses.
+func (s *state) configForState(c *cobra.Command) (tokenissuer.Config, error) {
+	if cli.ConfigPath(*s.configPath, envPrefix) == "" && !storeFromEnvironment() {
+		return tokenissuer.Config{}, usageError{Command: c.CommandPath(), Msg: "no configuration: pass --config FILE (or set " + envPrefix +
+			"_CONFIG, or the store's settings such as " + envPrefix + "_STORE_SQLITE_PATH); without one this command would use ./issuer.db"}
+	}
+	cfg, err := s.config()
+	if err != nil {
+		return cfg, err
+	}
+	where := cfg.Store.PostgresDSN
+	if cfg.Store.Driver == "sqlite" {
+		where, _ = filepath.Abs(cfg.Store.SQLitePath)
+	} else if i := strings.LastIndexByte(where, '@'); i >= 0 {
+		where = where[i+1:] // never print a password
+	}
+	fmt.Fprintf(c.ErrOrStderr(), "store: %s %s\n", cfg.Store.Driver, where)
+	return cfg, nil
+}
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	configPath := fs.String("config", "", "configuration file (YAML)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{Msg: err.Error()}
+func storeFromEnvironment() bool {
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, envPrefix+"_STORE_") {
+			return true
+		}
 	}
-	cfg, err := loadConfig(*configPath)
-	if err != nil {
-		return err
-	}
-	log := newLogger(stderr, cfg.LogLevel)
-	svc, err := tokenissuer.NewService(ctx, cfg, tokenissuer.SystemClock{}, log)
-	if err != nil {
-		return err
-	}
-	return svc.Run(ctx)
+	return false
 }
 
 // openAdmin opens the configured store for a management command.
-func openAdmin(ctx context.Context, configPath string) (*tokenissuer.Admin, tokenissuer.Store, error) {
-	cfg, err := loadConfig(configPath)
+func (s *state) openAdmin(c *cobra.Command) (*tokenissuer.Admin, tokenissuer.Store, error) {
+	cfg, err := s.configForState(c)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -106,11 +101,33 @@ func openAdmin(ctx context.Context, configPath string) (*tokenissuer.Admin, toke
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := tokenissuer.OpenStore(ctx, cfg.Store)
+	store, err := tokenissuer.OpenStore(c.Context(), cfg.Store)
 	if err != nil {
 		return nil, nil, err
 	}
-	return tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}), store, nil
+	return tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}, cfg.Tokens.MaxLifetime), store, nil
+}
+
+func newServeCommand(st *state) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the token server",
+		Long: `Serve POST /oauth2/token, GET /.well-known/jwks.json, GET /.well-known/oauth-authorization-server,
+GET /healthz and GET /metrics on listen. SIGTERM drains in-flight requests.`,
+		Example: "  issuer serve --config examples/issuer.yaml",
+		Args:    cli.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := st.config()
+			if err != nil {
+				return err
+			}
+			svc, err := tokenissuer.NewService(c.Context(), cfg, tokenissuer.SystemClock{}, cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel))
+			if err != nil {
+				return err
+			}
+			return svc.Run(c.Context())
+		},
+	}
 }
 
 // clientView is the JSON the CLI prints for a client: never a secret hash.
@@ -136,157 +153,199 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func clients(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return usageError{Msg: "clients: a subcommand is required (create, list, show, rotate-secret, revoke-secret, disable, enable, delete, set-scopes)"}
-	}
-	sub := args[0]
-	fs := flag.NewFlagSet("clients "+sub, flag.ContinueOnError)
-	configPath := fs.String("config", "", "configuration file (YAML)")
-	var (
-		id, name, tenant, scopes, secretID string
-		lifetime                           time.Duration
-	)
-	switch sub {
-	case "create":
-		fs.StringVar(&id, "id", "", "client ID (generated when empty)")
-		fs.StringVar(&name, "name", "", "human-readable name")
-		fs.StringVar(&tenant, "tenant", "", "tenant the client belongs to")
-		fs.StringVar(&scopes, "scopes", "", "space- or comma-separated scopes")
-		fs.DurationVar(&lifetime, "token-lifetime", 0, "token lifetime for this client (default: tokens.lifetime)")
-	case "revoke-secret":
-		fs.StringVar(&secretID, "secret-id", "", "secret to revoke (default: the oldest)")
-	case "list", "show", "rotate-secret", "disable", "enable", "delete", "set-scopes":
-	default:
-		return usageError{Msg: fmt.Sprintf("clients: unknown subcommand %q", sub)}
-	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{Msg: err.Error()}
-	}
-	rest := fs.Args()
-	needArgs := map[string]int{"create": 0, "list": 0, "set-scopes": 2}
-	want, ok := needArgs[sub]
-	if !ok {
-		want = 1
-	}
-	if len(rest) != want {
-		return usageError{Msg: fmt.Sprintf("clients %s: expected %d argument(s) (CLIENT_ID%s), got %d", sub, want, map[bool]string{true: " SCOPES"}[sub == "set-scopes"], len(rest))}
-	}
-	admin, store, err := openAdmin(ctx, *configPath)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	switch sub {
-	case "create":
-		c, secret, err := admin.CreateClient(ctx, tokenissuer.NewClient{ID: id, Name: name, TenantID: tenant, Scopes: splitList(scopes), TokenLifetime: lifetime})
-		if err != nil {
-			return err
-		}
-		v := view(c)
-		v.ClientSecret = secret
-		return printJSON(stdout, v)
-	case "list":
-		all, err := store.Clients(ctx)
-		if err != nil {
-			return err
-		}
-		views := make([]clientView, len(all))
-		for i, c := range all {
-			views[i] = view(c)
-		}
-		return printJSON(stdout, views)
-	case "show":
-		c, err := store.Client(ctx, rest[0])
-		if err != nil {
-			return fmt.Errorf("client %q: %w", rest[0], err)
-		}
-		return printJSON(stdout, view(c))
-	case "rotate-secret":
-		c, added, secret, err := admin.RotateSecret(ctx, rest[0])
-		if err != nil {
-			return fmt.Errorf("client %q: %w", rest[0], err)
-		}
-		v := view(c)
-		v.ClientSecret, v.SecretID = secret, added.ID
-		return printJSON(stdout, v)
-	case "revoke-secret":
-		c, err := admin.RevokeSecret(ctx, rest[0], secretID)
-		if err != nil {
-			return fmt.Errorf("client %q: %w", rest[0], err)
-		}
-		return printJSON(stdout, view(c))
-	case "disable", "enable":
-		status := tokenissuer.ClientActive
-		if sub == "disable" {
-			status = tokenissuer.ClientDisabled
-		}
-		c, err := admin.SetStatus(ctx, rest[0], status)
-		if err != nil {
-			return fmt.Errorf("client %q: %w", rest[0], err)
-		}
-		return printJSON(stdout, view(c))
-	case "delete":
-		if err := store.DeleteClient(ctx, rest[0]); err != nil {
-			return fmt.Errorf("client %q: %w", rest[0], err)
-		}
-		return printJSON(stdout, map[string]string{"deleted": rest[0]})
-	case "set-scopes":
-		c, err := admin.SetScopes(ctx, rest[0], splitList(rest[1]))
-		if err != nil {
-			return fmt.Errorf("client %q: %w", rest[0], err)
-		}
-		return printJSON(stdout, view(c))
-	}
-	return nil
-}
-
 func splitList(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })
 }
 
-func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "rotate" && args[0] != "encrypt") {
-		return usageError{Msg: "keys: a subcommand is required (list, rotate, encrypt)"}
+// clientCommand is a clients subcommand that acts on the store.
+func clientCommand(st *state, use, short, example string, args cobra.PositionalArgs,
+	do func(c *cobra.Command, admin *tokenissuer.Admin, store tokenissuer.Store, args []string) (any, error)) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Example: example, Args: args,
+		RunE: func(c *cobra.Command, args []string) error {
+			admin, store, err := st.openAdmin(c)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			out, err := do(c, admin, store, args)
+			if err != nil {
+				return err
+			}
+			return printJSON(c.OutOrStdout(), out)
+		},
 	}
-	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
-	configPath := fs.String("config", "", "configuration file (YAML)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{Msg: err.Error()}
+}
+
+func newClientsCommand(st *state) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "clients",
+		Short: "Manage OAuth2 clients: create, list, show, rotate and revoke secrets, disable, enable, delete, set scopes",
+		Long: `Manage the clients in the store the configuration names. Output is JSON. A secret
+is generated by the issuer (256 random bits), printed once by create and
+rotate-secret, and stored only as a keyed hash.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: cli.Group,
 	}
-	cfg, err := loadConfig(*configPath)
-	if err != nil {
-		return err
-	}
-	store, err := tokenissuer.OpenStore(ctx, cfg.Store)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	log := newLogger(stderr, cfg.LogLevel)
-	km, err := tokenissuer.NewKeyManagerFor(cfg, store, tokenissuer.SystemClock{}, log)
-	if err != nil {
-		return err
-	}
-	if args[0] == "encrypt" {
-		// Before Load: Load refuses keys stored in clear.
-		n, err := km.EncryptStoredKeys(ctx)
-		if err != nil {
-			return err
+	var nc tokenissuer.NewClient
+	var scopes string
+	var noScopes bool
+	create := clientCommand(st, "create", "Create a client with one generated secret (printed once)",
+		`  issuer clients create --config FILE --id acme-app --name "Acme billing" --tenant acme --scopes "accounts:read accounts:write"`,
+		cli.NoArgs, func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, _ []string) (any, error) {
+			nc.Scopes = splitList(scopes)
+			if len(nc.Scopes) == 0 && !noScopes {
+				return nil, usageError{Command: c.CommandPath(), Msg: "a client without scopes can call no protected route: give --scopes, or --no-scopes if that is what you want"}
+			}
+			created, secret, err := admin.CreateClient(c.Context(), nc)
+			if err != nil {
+				return nil, err
+			}
+			v := view(created)
+			v.ClientSecret = secret
+			return v, nil
+		})
+	f := create.Flags()
+	f.StringVar(&nc.ID, "id", "", "client ID (generated when empty)")
+	f.StringVar(&nc.Name, "name", "", "human-readable name")
+	f.StringVar(&nc.TenantID, "tenant", "", "tenant the client belongs to")
+	f.StringVar(&scopes, "scopes", "", "space- or comma-separated scopes")
+	f.BoolVar(&noScopes, "no-scopes", false, "create the client without scopes")
+	f.DurationVar(&nc.TokenLifetime, "token-lifetime", 0, "token lifetime for this client, at most tokens.max_lifetime (default: tokens.lifetime)")
+
+	var secretID string
+	revoke := clientCommand(st, "revoke-secret CLIENT_ID", "Revoke a secret (the oldest, or --secret-id)",
+		"  issuer clients revoke-secret acme-app --config FILE\n  issuer clients revoke-secret acme-app --secret-id Xy12 --config FILE",
+		cli.ExactArgs(1, "CLIENT_ID"), func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, args []string) (any, error) {
+			cl, err := admin.RevokeSecret(c.Context(), args[0], secretID)
+			return viewOrErr(args[0], cl, err)
+		})
+	revoke.Flags().StringVar(&secretID, "secret-id", "", "secret to revoke (default: the oldest)")
+
+	setStatus := func(status tokenissuer.ClientStatus) func(*cobra.Command, *tokenissuer.Admin, tokenissuer.Store, []string) (any, error) {
+		return func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, args []string) (any, error) {
+			cl, err := admin.SetStatus(c.Context(), args[0], status)
+			return viewOrErr(args[0], cl, err)
 		}
-		fmt.Fprintf(stderr, "encrypted %d signing key(s) stored in clear\n", n)
 	}
-	if err := km.Load(ctx); err != nil {
-		return err
+	c.AddCommand(create, revoke,
+		clientCommand(st, "list", "List every client", "  issuer clients list --config FILE", cli.NoArgs,
+			func(c *cobra.Command, _ *tokenissuer.Admin, store tokenissuer.Store, _ []string) (any, error) {
+				all, err := store.Clients(c.Context())
+				if err != nil {
+					return nil, err
+				}
+				views := make([]clientView, len(all))
+				for i, cl := range all {
+					views[i] = view(cl)
+				}
+				return views, nil
+			}),
+		clientCommand(st, "show CLIENT_ID", "Show a client (never its secrets)", "  issuer clients show acme-app --config FILE", cli.ExactArgs(1, "CLIENT_ID"),
+			func(c *cobra.Command, _ *tokenissuer.Admin, store tokenissuer.Store, args []string) (any, error) {
+				cl, err := store.Client(c.Context(), args[0])
+				return viewOrErr(args[0], cl, err)
+			}),
+		clientCommand(st, "rotate-secret CLIENT_ID", "Add a second secret (printed once); both work until one is revoked",
+			"  issuer clients rotate-secret acme-app --config FILE", cli.ExactArgs(1, "CLIENT_ID"),
+			func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, args []string) (any, error) {
+				cl, added, secret, err := admin.RotateSecret(c.Context(), args[0])
+				if err != nil {
+					return nil, fmt.Errorf("client %q: %w", args[0], err)
+				}
+				v := view(cl)
+				v.ClientSecret, v.SecretID = secret, added.ID
+				return v, nil
+			}),
+		clientCommand(st, "disable CLIENT_ID", "Disable a client: the token endpoint refuses it", "  issuer clients disable acme-app --config FILE",
+			cli.ExactArgs(1, "CLIENT_ID"), setStatus(tokenissuer.ClientDisabled)),
+		clientCommand(st, "enable CLIENT_ID", "Enable a disabled client", "  issuer clients enable acme-app --config FILE",
+			cli.ExactArgs(1, "CLIENT_ID"), setStatus(tokenissuer.ClientActive)),
+		clientCommand(st, "delete CLIENT_ID", "Delete a client and its secrets", "  issuer clients delete acme-app --config FILE",
+			cli.ExactArgs(1, "CLIENT_ID"), func(c *cobra.Command, _ *tokenissuer.Admin, store tokenissuer.Store, args []string) (any, error) {
+				if err := store.DeleteClient(c.Context(), args[0]); err != nil {
+					return nil, fmt.Errorf("client %q: %w", args[0], err)
+				}
+				return map[string]string{"deleted": args[0]}, nil
+			}),
+		clientCommand(st, "set-scopes CLIENT_ID SCOPES", "Replace a client's scopes", `  issuer clients set-scopes acme-app "accounts:read cards:read" --config FILE`,
+			cli.ExactArgs(2, "CLIENT_ID SCOPES"), func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, args []string) (any, error) {
+				cl, err := admin.SetScopes(c.Context(), args[0], splitList(args[1]))
+				return viewOrErr(args[0], cl, err)
+			}),
+	)
+	return c
+}
+
+func viewOrErr(id string, c *tokenissuer.Client, err error) (any, error) {
+	if err != nil {
+		return nil, fmt.Errorf("client %q: %w", id, err)
 	}
-	if args[0] == "rotate" {
-		key, err := km.Rotate(ctx)
-		if err != nil {
-			return err
+	return view(c), nil
+}
+
+func newKeysCommand(st *state) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "keys",
+		Short: "Manage signing keys: list, rotate, encrypt",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  cli.Group,
+	}
+	keyCommand := func(use, short, long, example string, before func(*cobra.Command, *tokenissuer.KeyManager) error) *cobra.Command {
+		return &cobra.Command{
+			Use: use, Short: short, Long: long, Example: example, Args: cli.NoArgs,
+			RunE: func(c *cobra.Command, _ []string) error {
+				cfg, err := st.configForState(c)
+				if err != nil {
+					return err
+				}
+				store, err := tokenissuer.OpenStore(c.Context(), cfg.Store)
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				km, err := tokenissuer.NewKeyManagerFor(cfg, store, tokenissuer.SystemClock{}, cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel))
+				if err != nil {
+					return err
+				}
+				if before != nil {
+					if err := before(c, km); err != nil {
+						return err
+					}
+				}
+				if err := km.Load(c.Context()); err != nil {
+					return err
+				}
+				if use == "rotate" {
+					key, err := km.Rotate(c.Context())
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(c.ErrOrStderr(), "new key %s is published now and signs from %s on; running issuers pick it up within %s\n",
+						key.KID, key.ActiveAt.Format(time.RFC3339), cfg.Keys.ReloadInterval)
+				}
+				return printJSON(c.OutOrStdout(), km.Keys())
+			},
 		}
-		fmt.Fprintf(stderr, "new key %s is published now and signs from %s on; running issuers pick it up within %s\n",
-			key.KID, key.ActiveAt.Format(time.RFC3339), cfg.Keys.ReloadInterval)
 	}
-	return printJSON(stdout, km.Keys())
+	c.AddCommand(
+		keyCommand("list", "List the published keys and which one signs", "", "  issuer keys list --config FILE", nil),
+		keyCommand("rotate", "Publish a new key now; it signs after keys.publish_delay",
+			`The new key is published in the JWKS at once and signs only after keys.publish_delay,
+so every verifier has it first. Older keys stay published until every token they
+signed has expired.`, "  issuer keys rotate --config FILE", nil),
+		keyCommand("encrypt", "Encrypt signing keys an older version stored in clear",
+			`Seal, under the key-encryption key, every signing key the store holds in clear.
+An issuer with a key-encryption key refuses keys in clear, since whoever can write
+the database could have planted them; run this once after upgrading.`, "  issuer keys encrypt --config FILE",
+			func(c *cobra.Command, km *tokenissuer.KeyManager) error {
+				n, err := km.EncryptStoredKeys(c.Context())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.ErrOrStderr(), "encrypted %d signing key(s) stored in clear\n", n)
+				return nil
+			}),
+	)
+	return c
 }

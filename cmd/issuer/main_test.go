@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,4 +98,104 @@ func TestBadConfigNamesTheSetting(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func writeConfig(t *testing.T, extra string) (dir, config string) {
+	t.Helper()
+	dir = t.TempDir()
+	config = filepath.Join(dir, "issuer.yaml")
+	os.WriteFile(config, []byte("store:\n  sqlite_path: "+filepath.Join(dir, "i.db")+"\n  secret_hash_key_file: "+filepath.Join(dir, "k")+"\n"+extra), 0o600)
+	return dir, config
+}
+
+func runIssuer(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), args, &stdout, &stderr)
+	return stdout.String(), stderr.String(), err
+}
+
+// TestFlagsGoAnywhere: the README's order (flags after the client ID) works
+// for every subcommand, and each says which store it uses.
+func TestFlagsGoAnywhere(t *testing.T) {
+	_, config := writeConfig(t, "")
+	if _, _, err := runIssuer(t, "clients", "create", "--id", "acme-app", "--scopes", "a", "--config", config); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"clients", "show", "acme-app", "--config", config},
+		{"clients", "rotate-secret", "acme-app", "--config", config},
+		{"clients", "revoke-secret", "acme-app", "--config", config},
+		{"clients", "disable", "acme-app", "--config", config},
+		{"clients", "enable", "acme-app", "--config", config},
+		{"clients", "set-scopes", "acme-app", "a b", "--config", config},
+		{"--config", config, "clients", "show", "acme-app"},
+		{"clients", "delete", "acme-app", "--config", config},
+	} {
+		_, stderr, err := runIssuer(t, args...)
+		if err != nil || !strings.Contains(stderr, "store: sqlite ") {
+			t.Errorf("%v: %v %s", args, err, stderr)
+		}
+	}
+}
+
+// TestStateCommandsNeedAStore: without a configuration a command that would
+// quietly create ./issuer.db refuses, and creates nothing.
+func TestStateCommandsNeedAStore(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("PORTCULLIS_ISSUER_CONFIG", "")
+	for _, args := range [][]string{{"clients", "list"}, {"keys", "list"}} {
+		_, _, err := runIssuer(t, args...)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--config") {
+			t.Errorf("%v without a config: %v", args, err)
+		}
+	}
+	if entries, _ := os.ReadDir("."); len(entries) != 0 {
+		t.Fatalf("created %v", entries)
+	}
+}
+
+func TestCreateRefusesWhatWouldSurprise(t *testing.T) {
+	_, config := writeConfig(t, "tokens:\n  max_lifetime: 1h\n")
+	_, _, err := runIssuer(t, "clients", "create", "--id", "a", "--scopes", "x", "--token-lifetime", "5h", "--config", config)
+	if err == nil || !strings.Contains(err.Error(), "tokens.max_lifetime (1h0m0s)") {
+		t.Errorf("lifetime over the limit: %v", err)
+	}
+	_, _, err = runIssuer(t, "clients", "create", "--id", "a", "--config", config)
+	var ue usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--no-scopes") {
+		t.Errorf("no scopes: %v", err)
+	}
+	if _, _, err := runIssuer(t, "clients", "create", "--id", "a", "--no-scopes", "--config", config); err != nil {
+		t.Errorf("--no-scopes: %v", err)
+	}
+	_, _, err = runIssuer(t, "clients", "create", "--id", "a", "--scopes", "x", "--config", config)
+	if err == nil || !strings.Contains(err.Error(), `client "a": a client with this ID already exists`) {
+		t.Errorf("duplicate: %v", err)
+	}
+}
+
+func TestIssuerCommandsExplainThemselves(t *testing.T) {
+	for args, want := range map[string][]string{
+		"clients create --help":        {"--id", "--scopes", "--no-scopes", "--token-lifetime", "--config", "Example"},
+		"clients revoke-secret --help": {"--secret-id", "CLIENT_ID"},
+		"keys encrypt --help":          {"key-encryption key", "Example"},
+		"--help":                       {"serve", "clients", "keys", "env", "completion"},
+	} {
+		out, _, err := runIssuer(t, strings.Fields(args)...)
+		if err != nil {
+			t.Errorf("%s: %v", args, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: no %q in\n%s", args, w, out)
+			}
+		}
+	}
+	_, stderr, err := runIssuer(t, "clients", "create", "--bogus")
+	var ue usageError
+	if !errors.As(err, &ue) || stderr != "" {
+		t.Errorf("unknown flag: %v, printed %q (the error is printed once, by main)", err, stderr)
+	}
 }

@@ -64,7 +64,7 @@ func Start(t testing.TB, opts Options) *Issuer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := tokenissuer.NewAdmin(svc.Store, svc.Hasher, tokenissuer.SystemClock{})
+	admin := svc.Admin()
 	c, secret, err := admin.CreateClient(context.Background(), tokenissuer.NewClient{ID: "acme-app", TenantID: opts.TenantID, Scopes: opts.Scopes})
 	if err != nil {
 		t.Fatal(err)

@@ -1,46 +1,116 @@
-// Package cli holds what both binaries do the same way: exit codes, usage
-// errors, loggers and loading a validated configuration.
+// Package cli holds what the binaries do the same way: the command tree's
+// conventions (cobra, one error line, exit codes), loggers and loading a
+// validated configuration.
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 
+	"github.com/spf13/cobra"
+
 	"github.com/portcullis/portcullis/cmd/internal/configfile"
 )
 
-// UsageError is a mistake in the command line: the usage text follows it
-// and the exit code is 2.
-type UsageError struct{ Msg string }
+// UsageError is a mistake in the command line: exit code 2, with a pointer
+// to the command's --help.
+type UsageError struct {
+	Msg string
+	// Command is the full command path ("authz check"), for the --help hint.
+	Command string
+}
 
 func (e UsageError) Error() string { return e.Msg }
 
-// ExitError ends the program with Code and no message: the command's
-// output already said what happened (lint problems, a denied check).
+// ExitError ends the program with Code and no message of its own: the
+// command's output already said what happened (lint problems, a denied check).
 type ExitError struct{ Code int }
 
 func (e ExitError) Error() string { return fmt.Sprintf("exit %d", e.Code) }
 
-// Exit ends the program as err says: 0 for nil, 2 with usage for a
-// UsageError, the code of an ExitError, else 1 with the error.
-func Exit(program, usage string, err error) {
+// UnreachableError is a server the command could not reach: exit code 2, so
+// scripts tell an outage from a denial (1).
+type UnreachableError struct{ Err error }
+
+func (e UnreachableError) Error() string { return e.Err.Error() }
+func (e UnreachableError) Unwrap() error { return e.Err }
+
+// Execute runs the command tree on args. Errors are returned, never printed
+// by cobra, so each is printed once by Exit.
+func Execute(ctx context.Context, root *cobra.Command, args []string, stdout, stderr io.Writer) error {
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SilenceErrors, root.SilenceUsage = true, true
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return UsageError{Msg: err.Error(), Command: c.CommandPath()}
+	})
+	return root.ExecuteContext(ctx)
+}
+
+// Exit ends the program as err says: 0 for nil, the code of an ExitError,
+// 2 for a usage error (and how to get help) or an unreachable server, else 1,
+// with the error on one line.
+func Exit(program string, err error) {
 	var ue UsageError
 	var ee ExitError
+	var unreachable UnreachableError
 	switch {
 	case err == nil:
 		os.Exit(0)
 	case errors.As(err, &ee):
 		os.Exit(ee.Code)
 	case errors.As(err, &ue):
-		fmt.Fprintf(os.Stderr, "%s: %v\n\n%s", program, err, usage)
+		cmd := ue.Command
+		if cmd == "" {
+			cmd = program
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd, err, cmd)
+		os.Exit(2)
+	case errors.As(err, &unreachable):
+		fmt.Fprintf(os.Stderr, "%s: %v\n", program, err)
 		os.Exit(2)
 	default:
 		fmt.Fprintf(os.Stderr, "%s: %v\n", program, err)
 		os.Exit(1)
 	}
+}
+
+// Group is the RunE of a command that only holds subcommands: run bare or
+// with an unknown subcommand, it is a usage error naming the choices.
+func Group(c *cobra.Command, args []string) error {
+	var names []string
+	for _, sub := range c.Commands() {
+		if sub.IsAvailableCommand() {
+			names = append(names, sub.Name())
+		}
+	}
+	if len(args) == 0 {
+		return UsageError{Msg: fmt.Sprintf("a command is required: %v", names), Command: c.CommandPath()}
+	}
+	return UsageError{Msg: fmt.Sprintf("unknown command %q; choose from %v", args[0], names), Command: c.CommandPath()}
+}
+
+// ExactArgs requires n positional arguments, named in what ("METHOD PATH").
+func ExactArgs(n int, what string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != n {
+			return UsageError{Msg: fmt.Sprintf("expected %s, got %d argument(s)", what, len(args)), Command: c.CommandPath()}
+		}
+		return nil
+	}
+}
+
+// NoArgs refuses positional arguments.
+func NoArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return UsageError{Msg: fmt.Sprintf("unexpected argument %q", args[0]), Command: c.CommandPath()}
+	}
+	return nil
 }
 
 // NewLogger returns a JSON logger at level (debug, info, warn or error).
@@ -53,13 +123,18 @@ func NewLogger(w io.Writer, level string) *slog.Logger {
 // Validator is a configuration that can check itself.
 type Validator interface{ Validate() error }
 
-// LoadConfig fills dst (holding defaults) from the file at path, or from
-// $<envPrefix>_CONFIG when path is empty, applies the environment overrides
-// and validates the result, naming the file in the error.
-func LoadConfig(path, envPrefix string, dst Validator) error {
-	if path == "" {
-		path = os.Getenv(envPrefix + "_CONFIG")
+// ConfigPath is the file named by --config, or $<envPrefix>_CONFIG.
+func ConfigPath(flag, envPrefix string) string {
+	if flag != "" {
+		return flag
 	}
+	return os.Getenv(envPrefix + "_CONFIG")
+}
+
+// LoadConfig fills dst (holding defaults) from the file at path (see
+// ConfigPath), applies the environment overrides and validates the result,
+// naming the file in the error.
+func LoadConfig(path, envPrefix string, dst Validator) error {
 	if err := configfile.Load(path, envPrefix, dst); err != nil {
 		return err
 	}
@@ -71,4 +146,21 @@ func LoadConfig(path, envPrefix string, dst Validator) error {
 		return fmt.Errorf("invalid %s:\n%w", where, err)
 	}
 	return nil
+}
+
+// EnvCommand lists the environment variables that override settings.
+func EnvCommand(envPrefix string, defaults any) *cobra.Command {
+	return &cobra.Command{
+		Use:   "env",
+		Short: "List the environment variables that override settings",
+		Long: "Every setting of the configuration file can be overridden by an environment variable:\n" +
+			envPrefix + "_ and the setting's path in capitals. " + envPrefix + "_CONFIG names the file.",
+		Args: NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			for _, name := range configfile.EnvNames(envPrefix, defaults) {
+				fmt.Fprintln(c.OutOrStdout(), name)
+			}
+			return nil
+		},
+	}
 }

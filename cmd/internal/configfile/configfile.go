@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -166,6 +167,25 @@ func EnvNames(prefix string, dst any) []string {
 		return "", false
 	})
 	return names
+}
+
+// SettingPaths lists every setting of the struct pointed to by dst by its
+// dotted YAML path (keys.algorithm), for documentation checks.
+func SettingPaths(dst any) []string {
+	var paths []string
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for name, f := range yamlFields(t) {
+			if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+				walk(f.Type, join(prefix, name))
+				continue
+			}
+			paths = append(paths, join(prefix, name))
+		}
+	}
+	walk(reflect.TypeOf(dst).Elem(), "")
+	sort.Strings(paths)
+	return paths
 }
 
 var durationType = reflect.TypeOf(time.Duration(0))

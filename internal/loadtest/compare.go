@@ -1,4 +1,4 @@
-package main
+package loadtest
 
 import (
 	"context"
@@ -16,54 +16,62 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-
-	"github.com/portcullis/portcullis/authz/loadtest"
 )
 
-// load measures authz against an always-OK baseline server on the same gRPC
-// stack, each in its own process, with the same load from this process.
-func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("load")
-	duration := fs.Duration("duration", 20*time.Second, "measured time per server")
-	warmup := fs.Duration("warmup", 3*time.Second, "unmeasured warm-up per server")
-	concurrency := fs.Int("concurrency", 16, "concurrent requests in flight")
-	tokens := fs.Int("tokens", 1000, "distinct tokens (clients get 10 each)")
-	users := fs.Int("users", 1000, "users in the directory")
-	mix := fs.String("mix", string(loadtest.MixRealistic), "request mix: realistic or allow-obo")
-	policyPath := fs.String("policy", "examples/policy", "policy for authz")
-	cacheTokens := fs.Int("cache-max-tokens", 100_000, "authz token.cache_max_tokens")
-	baseline := fs.Bool("baseline", true, "also measure the always-OK baseline")
-	sampleEvery := fs.Duration("sample", 0, "soak: sample authz's memory and goroutines this often (e.g. 10s)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{Msg: err.Error()}
-	}
-	if *duration <= 0 || *duration > time.Hour || *concurrency < 1 {
-		return usageError{Msg: "load: duration must be in (0, 1h] and concurrency at least 1"}
-	}
+// CompareOptions configures a comparison of authz with the always-OK
+// baseline under the same load.
+type CompareOptions struct {
+	Duration, Warmup time.Duration
+	Concurrency      int
+	Tokens, Users    int
+	Mix              Mix
+	// Policy is the policy authz loads.
+	Policy         string
+	CacheMaxTokens int
+	// Baseline also measures the always-OK server first.
+	Baseline bool
+	// SampleEvery, when positive, samples authz's memory and goroutines (a soak).
+	SampleEvery time.Duration
+	// Self runs a server in its own process: Self(BaselineServer, "--listen",
+	// addr) and Self(AuthzServer) with authz's configuration in the
+	// environment. The caller's binary provides both hidden commands.
+	Self func(args ...string) *exec.Cmd
+}
+
+// The hidden commands a binary offers for Compare's server processes.
+const (
+	BaselineServer = "load-baseline"
+	AuthzServer    = "load-authz"
+)
+
+// Compare measures authz against an always-OK baseline server on the same
+// gRPC stack, each in its own process (so CPU per check is the server's own,
+// read from /proc), with the same load from this process, and reports both.
+func Compare(ctx context.Context, o CompareOptions, stdout, stderr io.Writer) error {
 	dir, err := os.MkdirTemp("", "portcullis-load-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	iss, err := loadtest.NewIssuer()
+	iss, err := NewIssuer()
 	if err != nil {
 		return err
 	}
 	defer iss.Close()
-	fmt.Fprintf(stderr, "minting %d tokens and %d users...\n", *tokens, *users)
-	w, err := loadtest.BuildWorkload(iss, loadtest.Mix(*mix), *tokens, *users, dir)
+	fmt.Fprintf(stderr, "minting %d tokens and %d users...\n", o.Tokens, o.Users)
+	w, err := BuildWorkload(iss, o.Mix, o.Tokens, o.Users, dir)
 	if err != nil {
 		return err
 	}
-	opts := loadtest.Options{Duration: *duration, Warmup: *warmup, Concurrency: *concurrency}
-	var results []loadtest.Result
+	opts := Options{Duration: o.Duration, Warmup: o.Warmup, Concurrency: o.Concurrency}
+	var results []Result
 
-	if *baseline {
+	if o.Baseline {
 		addr, err := freePort()
 		if err != nil {
 			return err
 		}
-		proc, err := spawn(stderr, []string{"load-baseline", "--listen", addr}, nil)
+		proc, err := start(o.Self(BaselineServer, "--listen", addr), nil, stderr)
 		if err != nil {
 			return err
 		}
@@ -87,15 +95,15 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	proc, err := spawn(stderr, []string{"serve"}, []string{
+	proc, err := start(o.Self(AuthzServer), []string{
 		"PORTCULLIS_AUTHZ_LISTEN=" + grpcAddr, "PORTCULLIS_AUTHZ_ADMIN_LISTEN=" + adminAddr,
-		"PORTCULLIS_AUTHZ_POLICY=" + *policyPath, "PORTCULLIS_AUTHZ_LOG_LEVEL=warn",
-		"PORTCULLIS_AUTHZ_TOKEN_ISSUER=" + iss.URL, "PORTCULLIS_AUTHZ_TOKEN_AUDIENCE=" + loadtest.Audience,
+		"PORTCULLIS_AUTHZ_POLICY=" + o.Policy, "PORTCULLIS_AUTHZ_LOG_LEVEL=warn",
+		"PORTCULLIS_AUTHZ_TOKEN_ISSUER=" + iss.URL, "PORTCULLIS_AUTHZ_TOKEN_AUDIENCE=" + Audience,
 		"PORTCULLIS_AUTHZ_TOKEN_JWKS_URL=" + iss.JWKSURL, "PORTCULLIS_AUTHZ_TOKEN_ALGORITHMS=EdDSA",
-		"PORTCULLIS_AUTHZ_TOKEN_CACHE_MAX_TOKENS=" + strconv.Itoa(*cacheTokens),
+		"PORTCULLIS_AUTHZ_TOKEN_CACHE_MAX_TOKENS=" + strconv.Itoa(o.CacheMaxTokens),
 		"PORTCULLIS_AUTHZ_USERS_SOURCE=file", "PORTCULLIS_AUTHZ_USERS_FILE=" + w.UsersFile,
-		"PORTCULLIS_AUTHZ_USERS_CACHE_MAX_USERS=" + strconv.Itoa(max(*users, 1000)),
-	})
+		"PORTCULLIS_AUTHZ_USERS_CACHE_MAX_USERS=" + strconv.Itoa(max(o.Users, 1000)),
+	}, stderr)
 	if err != nil {
 		return err
 	}
@@ -103,8 +111,8 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := waitReady("http://" + adminAddr + "/readyz"); err != nil {
 		return fmt.Errorf("authz: %w", err)
 	}
-	if *sampleEvery > 0 {
-		opts.SampleEvery, opts.Samples = *sampleEvery, stderr
+	if o.SampleEvery > 0 {
+		opts.SampleEvery, opts.Samples = o.SampleEvery, stderr
 		opts.Gauge = func(name string) (float64, error) { return scrapeGauge("http://"+adminAddr+"/metrics", name) }
 	}
 	res, err := runAgainst(ctx, "authz", grpcAddr, proc.Process.Pid, w, opts, stderr)
@@ -112,43 +120,23 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	results = append(results, res)
-	fmt.Fprintf(stdout, "mix %s, %d distinct tokens, %d users, concurrency %d, %s per server\n\n", *mix, *tokens, *users, *concurrency, *duration)
-	loadtest.Report(stdout, results...)
+	fmt.Fprintf(stdout, "mix %s, %d distinct tokens, %d users, concurrency %d, %s per server\n\n", o.Mix, o.Tokens, o.Users, o.Concurrency, o.Duration)
+	Report(stdout, results...)
 	return nil
 }
 
-func runAgainst(ctx context.Context, name, addr string, pid int, w *loadtest.Workload, opts loadtest.Options, stderr io.Writer) (loadtest.Result, error) {
+func runAgainst(ctx context.Context, name, addr string, pid int, w *Workload, opts Options, stderr io.Writer) (Result, error) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return loadtest.Result{}, err
+		return Result{}, err
 	}
 	defer conn.Close()
 	opts.ServerPID = pid
 	fmt.Fprintf(stderr, "measuring %s for %s (after %s warm-up)...\n", name, opts.Duration, opts.Warmup)
-	return loadtest.Run(ctx, name, authv3.NewAuthorizationClient(conn), w, opts)
+	return Run(ctx, name, authv3.NewAuthorizationClient(conn), w, opts)
 }
 
-// loadBaseline serves the always-OK baseline (a hidden subcommand that the
-// load tool runs in its own process).
-func loadBaseline(ctx context.Context, args []string) error {
-	fs := newFlagSet("load-baseline")
-	listen := fs.String("listen", "127.0.0.1:9101", "gRPC address")
-	if err := fs.Parse(args); err != nil {
-		return usageError{Msg: err.Error()}
-	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return err
-	}
-	return loadtest.ServeBaseline(ctx, ln)
-}
-
-func spawn(stderr io.Writer, args, env []string) (*exec.Cmd, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(self, args...)
+func start(cmd *exec.Cmd, env []string, stderr io.Writer) (*exec.Cmd, error) {
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {

@@ -9,7 +9,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/internal/secretfile"
 	"github.com/portcullis/portcullis/tokenissuer"
 )
@@ -23,28 +26,42 @@ type demoClient struct {
 
 var demoScopes = []string{"accounts:read", "accounts:write", "transactions:read", "transactions:write", "cards:read", "users:read", authz.ActOnBehalfOfScope}
 
-// local runs the issuer (SQLite store, demo client) and authz (sample policy
-// and users) in one process, with state under .local/.
-func local(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("local")
-	stateDir := fs.String("state", ".local", "directory for the SQLite store and keys")
-	if err := fs.Parse(args); err != nil {
-		return usageError{Msg: err.Error()}
+func newLocalCommand() *cobra.Command {
+	var stateDir string
+	c := &cobra.Command{
+		Use:   "local",
+		Short: "Run the issuer and authz locally with embedded defaults",
+		Long: `Run the issuer (SQLite store, a demo client of tenant acme) and authz (the sample
+policy and user directory from examples/) in one process, and print how to get a
+token and try allowed, 401, 403 and 409 requests. State (the store, its keys, the
+demo client's secret) lives in the state directory, owner-only. Ctrl-C stops both.`,
+		Example: "  go run ./cmd/portcullis local\n  portcullis local --state /tmp/portcullis",
+		Args:    cli.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return local(c.Context(), stateDir, c.OutOrStdout(), c.ErrOrStderr())
+		},
 	}
-	if err := secretfile.EnsureDir(*stateDir); err != nil {
+	c.Flags().StringVar(&stateDir, "state", ".local", "directory for the SQLite store and keys")
+	return c
+}
+
+// local runs the issuer (SQLite store, demo client) and authz (sample policy
+// and users) in one process, with state under stateDir.
+func local(ctx context.Context, stateDir string, stdout, stderr io.Writer) error {
+	if err := secretfile.EnsureDir(stateDir); err != nil {
 		return err
 	}
 	// Info shows the decision log of every denial, which is what one tries locally.
-	log := newLogger(stderr, "info")
+	log := cli.NewLogger(stderr, "info")
 
 	icfg := tokenissuer.DefaultConfig()
-	icfg.Store.SQLitePath = filepath.Join(*stateDir, "issuer.db")
-	icfg.Store.SecretHashKeyFile = filepath.Join(*stateDir, "issuer-secret-hash.key")
+	icfg.Store.SQLitePath = filepath.Join(stateDir, "issuer.db")
+	icfg.Store.SecretHashKeyFile = filepath.Join(stateDir, "issuer-secret-hash.key")
 	issuer, err := tokenissuer.NewService(ctx, icfg, tokenissuer.SystemClock{}, log)
 	if err != nil {
 		return fmt.Errorf("issuer: %w", err)
 	}
-	demo, err := ensureDemoClient(ctx, issuer, filepath.Join(*stateDir, "demo-client.json"))
+	demo, err := ensureDemoClient(ctx, issuer, filepath.Join(stateDir, "demo-client.json"))
 	if err != nil {
 		return err
 	}
@@ -84,7 +101,7 @@ func ensureDemoClient(ctx context.Context, issuer *tokenissuer.Service, path str
 			return demo, nil
 		}
 	}
-	admin := tokenissuer.NewAdmin(issuer.Store, issuer.Hasher, tokenissuer.SystemClock{})
+	admin := issuer.Admin()
 	_ = issuer.Store.DeleteClient(ctx, "demo-client")
 	c, secret, err := admin.CreateClient(ctx, tokenissuer.NewClient{ID: "demo-client", Name: "Demo client", TenantID: "acme", Scopes: demoScopes})
 	if err != nil && !errors.Is(err, tokenissuer.ErrClientExists) {

@@ -1,0 +1,37 @@
+// Command portcullis holds the developer tools around the two servers: a
+// local run of the whole system with embedded defaults, and the load tool.
+// The servers themselves are cmd/authz (beside every Envoy, linking no issuer
+// code) and cmd/issuer.
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portcullis/portcullis/cmd/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	cli.Exit("portcullis", err)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := &cobra.Command{
+		Use:   "portcullis",
+		Short: "Developer tools for Portcullis: a local run of everything, and the load tool",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  cli.Group,
+	}
+	root.AddCommand(newLocalCommand(), newLoadCommand())
+	root.AddCommand(newLoadServerCommands()...)
+	return cli.Execute(ctx, root, args, stdout, stderr)
+}
