@@ -59,7 +59,7 @@ func TestIssuerKeyRotationWithoutFailedRequests(t *testing.T) {
 		return h.Kid
 	}
 	oldKID := kidOf(iss.Token(t, ""))
-	newKey, err := iss.Service.Keys.Rotate(context.Background())
+	newKey, err := iss.Server.Keys.Rotate(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

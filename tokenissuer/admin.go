@@ -10,7 +10,7 @@ import (
 
 // Admin manages clients in a Store: the operations behind `issuer clients`.
 type Admin struct {
-	store  Store
+	store  ClientStore
 	hasher *SecretHasher
 	clock  Clock
 	// maxTokenLifetime caps per-client token lifetimes (tokens.max_lifetime;
@@ -20,7 +20,7 @@ type Admin struct {
 }
 
 // NewAdmin returns an Admin on store.
-func NewAdmin(store Store, hasher *SecretHasher, clock Clock, maxTokenLifetime time.Duration) *Admin {
+func NewAdmin(store ClientStore, hasher *SecretHasher, clock Clock, maxTokenLifetime time.Duration) *Admin {
 	return &Admin{store: store, hasher: hasher, clock: clock, maxTokenLifetime: maxTokenLifetime}
 }
 

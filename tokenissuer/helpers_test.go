@@ -44,7 +44,7 @@ type testIssuer struct {
 	store  Store
 	keys   *KeyManager
 	admin  *Admin
-	server *Server
+	server *Endpoints
 	http   *httptest.Server
 }
 
@@ -95,7 +95,7 @@ func startIssuerOn(t testing.TB, cfg Config, clock Clock, store Store) *testIssu
 		t.Fatal(err)
 	}
 	ti.cfg = cfg
-	srv, err := NewServer(cfg, store, keys, hasher, clock, discardLogger(), prometheus.NewRegistry())
+	srv, err := NewEndpoints(cfg, store, keys, hasher, clock, discardLogger(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

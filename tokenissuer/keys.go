@@ -49,7 +49,7 @@ type keySnapshot struct {
 // in the Store so that a restart, another process (the CLI) or another replica
 // sees the same keys.
 type KeyManager struct {
-	store     Store
+	store     KeyStore
 	clock     Clock
 	log       *slog.Logger
 	algorithm string
@@ -77,7 +77,7 @@ type KeyManagerConfig struct {
 }
 
 // NewKeyManager returns a KeyManager; call Load before use.
-func NewKeyManager(store Store, cfg KeyManagerConfig, clock Clock, log *slog.Logger) (*KeyManager, error) {
+func NewKeyManager(store KeyStore, cfg KeyManagerConfig, clock Clock, log *slog.Logger) (*KeyManager, error) {
 	if !isSupportedAlgorithm(cfg.Algorithm) {
 		return nil, fmt.Errorf("signing algorithm %q is not supported; use one of %v", cfg.Algorithm, SupportedAlgorithms)
 	}

@@ -135,7 +135,7 @@ func (l *FailureLimiter) Len() int {
 // failure there, so a window allows at most max_failures + replicas − 1
 // guesses in all.
 type SharedFailureLimiter struct {
-	store       Store
+	store       FailureStore
 	maxFailures int
 	window      time.Duration
 	maxEntries  int
@@ -147,7 +147,7 @@ type SharedFailureLimiter struct {
 }
 
 // NewSharedFailureLimiter returns a store-backed limiter.
-func NewSharedFailureLimiter(store Store, maxFailures int, window time.Duration, maxEntries int, clock Clock, log *slog.Logger) *SharedFailureLimiter {
+func NewSharedFailureLimiter(store FailureStore, maxFailures int, window time.Duration, maxEntries int, clock Clock, log *slog.Logger) *SharedFailureLimiter {
 	return &SharedFailureLimiter{store: store, maxFailures: maxFailures, window: window, maxEntries: maxEntries, clock: clock, log: log, blocked: map[string]time.Time{}}
 }
 

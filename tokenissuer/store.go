@@ -73,9 +73,9 @@ var (
 	ErrKeyChanged     = errors.New("the signing key changed meanwhile, or is gone")
 )
 
-// Store keeps clients and signing keys. It is implemented by the embedded
-// SQLite store and by the PostgreSQL store used by several issuer replicas.
-type Store interface {
+// ClientStore keeps clients; the token endpoint reads them and Admin
+// changes them.
+type ClientStore interface {
 	// CreateClient stores a new client; ErrClientExists if the ID is taken.
 	CreateClient(ctx context.Context, c *Client) error
 	// Client returns the client with the ID, or ErrClientNotFound.
@@ -87,7 +87,10 @@ type Store interface {
 	UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error)
 	// DeleteClient removes the client and its secrets, or ErrClientNotFound.
 	DeleteClient(ctx context.Context, id string) error
+}
 
+// KeyStore keeps signing keys for the KeyManager.
+type KeyStore interface {
 	// SigningKeys returns every stored signing key, oldest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
 	// AddSigningKey stores key and, in the same transaction, sets RetireAt to
@@ -101,14 +104,25 @@ type Store interface {
 	// ReplaceSigningKeyPrivate replaces the stored private key material of
 	// kid with replacement, only if it is still old (ErrKeyChanged if not).
 	ReplaceSigningKeyPrivate(ctx context.Context, kid string, old, replacement []byte) error
+}
 
+// FailureStore counts failed authentications for the shared failure limit.
+type FailureStore interface {
 	// RecordFailure counts a failed authentication for key in the window
 	// that started at most window ago (a new window starts otherwise), and
 	// returns the count and the window's start. Shared by every replica.
 	RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration) (failures int, windowStart time.Time, err error)
 	// PruneFailures forgets windows that started before t.
 	PruneFailures(ctx context.Context, before time.Time) error
+}
 
+// Store is a whole store as OpenStore returns it: the embedded SQLite store,
+// or the PostgreSQL store used by several issuer replicas. Each consumer
+// takes only the part it uses.
+type Store interface {
+	ClientStore
+	KeyStore
+	FailureStore
 	Close() error
 }
 
@@ -201,7 +215,7 @@ func scanSigningKeys(rows rowsScanner) ([]SigningKey, error) {
 }
 
 // clientsByID loads each listed client, skipping any deleted meanwhile.
-func clientsByID(ctx context.Context, s Store, ids []string) ([]*Client, error) {
+func clientsByID(ctx context.Context, s ClientStore, ids []string) ([]*Client, error) {
 	clients := make([]*Client, 0, len(ids))
 	for _, id := range ids {
 		c, err := s.Client(ctx, id)

@@ -25,7 +25,7 @@ type accessTokenClaims struct {
 const accessTokenType = "at+jwt"
 
 // mint signs an access token for client with the key that is active at now.
-func (s *Server) mint(client *Client, scopes []string, now time.Time) (token string, lifetime time.Duration, err error) {
+func (s *Endpoints) mint(client *Client, scopes []string, now time.Time) (token string, lifetime time.Duration, err error) {
 	key, err := s.keys.signer(now)
 	if err != nil {
 		return "", 0, err

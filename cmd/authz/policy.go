@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/portcullis/portcullis/authz/policytest"
+	"github.com/portcullis/portcullis/authz/policycases"
 	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/policy"
 )
@@ -69,12 +69,12 @@ report each case. Exit status 1 when a case fails.`,
 			if err != nil {
 				return err
 			}
-			cases, err := policytest.Load(args[1])
+			cases, err := policycases.Load(args[1])
 			if err != nil {
 				fmt.Fprintln(c.ErrOrStderr(), err)
 				return exitError{Code: 1}
 			}
-			if policytest.Report(c.OutOrStdout(), args[1], policytest.Run(c.Context(), p, cases)) > 0 {
+			if policycases.Report(c.OutOrStdout(), args[1], policycases.Run(c.Context(), p, cases)) > 0 {
 				return exitError{Code: 1}
 			}
 			return nil

@@ -121,7 +121,7 @@ GET /healthz and GET /metrics on listen. SIGTERM drains in-flight requests.`,
 			if err != nil {
 				return err
 			}
-			svc, err := tokenissuer.NewService(c.Context(), cfg, tokenissuer.SystemClock{}, cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel))
+			svc, err := tokenissuer.NewServer(c.Context(), cfg, tokenissuer.SystemClock{}, cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel))
 			if err != nil {
 				return err
 			}

@@ -57,7 +57,7 @@ func local(ctx context.Context, stateDir string, stdout, stderr io.Writer) error
 	icfg := tokenissuer.DefaultConfig()
 	icfg.Store.SQLitePath = filepath.Join(stateDir, "issuer.db")
 	icfg.Store.SecretHashKeyFile = filepath.Join(stateDir, "issuer-secret-hash.key")
-	issuer, err := tokenissuer.NewService(ctx, icfg, tokenissuer.SystemClock{}, log)
+	issuer, err := tokenissuer.NewServer(ctx, icfg, tokenissuer.SystemClock{}, log)
 	if err != nil {
 		return fmt.Errorf("issuer: %w", err)
 	}
@@ -94,7 +94,7 @@ func local(ctx context.Context, stateDir string, stdout, stderr io.Writer) error
 	return first
 }
 
-func ensureDemoClient(ctx context.Context, issuer *tokenissuer.Service, path string) (demoClient, error) {
+func ensureDemoClient(ctx context.Context, issuer *tokenissuer.Server, path string) (demoClient, error) {
 	var demo demoClient
 	if raw, err := secretfile.Read(path); err == nil && json.Unmarshal(raw, &demo) == nil {
 		if _, err := issuer.Store.Client(ctx, demo.ClientID); err == nil {

@@ -20,7 +20,7 @@ import (
 
 // Issuer is a running issuer with one client.
 type Issuer struct {
-	Service      *tokenissuer.Service
+	Server       *tokenissuer.Server
 	URL          string
 	ClientID     string
 	ClientSecret string
@@ -60,7 +60,7 @@ func Start(t testing.TB, opts Options) *Issuer {
 		opts.Configure(&cfg)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := tokenissuer.NewService(context.Background(), cfg, tokenissuer.SystemClock{}, log)
+	svc, err := tokenissuer.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func Start(t testing.TB, opts Options) *Issuer {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &Issuer{Service: svc, URL: cfg.Issuer, ClientID: c.ID, ClientSecret: secret}
+	return &Issuer{Server: svc, URL: cfg.Issuer, ClientID: c.ID, ClientSecret: secret}
 }
 
 // Token gets an access token with HTTP Basic client authentication; scope

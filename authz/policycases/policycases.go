@@ -1,7 +1,7 @@
-// Package policytest runs policy test cases (a YAML list of requests and
+// Package policycases runs policy test cases (a YAML list of requests and
 // expected outcomes) through the real authz decision, so platform engineers
 // can test their route policy in CI as they would with `opa test`.
-package policytest
+package policycases
 
 import (
 	"bytes"

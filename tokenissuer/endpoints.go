@@ -1,0 +1,407 @@
+package tokenissuer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// maxTokenRequestBody bounds the token request body; a legitimate one is a
+// few hundred bytes.
+const maxTokenRequestBody = 8 << 10
+
+// Endpoints serves the token endpoint, the JWKS and the RFC 8414 metadata.
+type Endpoints struct {
+	cfg     Config
+	store   ClientStore
+	keys    *KeyManager
+	hasher  *SecretHasher
+	clock   Clock
+	log     *slog.Logger
+	metrics *metrics
+	gather  prometheus.Gatherer
+
+	byClient  failureLimit
+	byAddress *FailureLimiter
+	proxies   trustedProxies
+	// clients caches client records and, as nil, IDs the store does not
+	// know, so a known and an unknown ID cost the same (no timing oracle).
+	clients *ristretto.Cache[string, cachedClient]
+}
+
+type cachedClient struct{ client *Client }
+
+// NewEndpoints wires a Endpoints. reg receives the issuer's metrics.
+func NewEndpoints(cfg Config, store Store, keys *KeyManager, hasher *SecretHasher, clock Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
+	s := &Endpoints{cfg: cfg, store: store, keys: keys, hasher: hasher, clock: clock, log: log, gather: reg}
+	s.metrics = newMetrics(reg, keys)
+	rl := cfg.RateLimit
+	s.byClient = NewFailureLimiter(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
+	if cfg.Store.Driver == "postgres" {
+		// Several replicas: the per-client count must be shared.
+		s.byClient = NewSharedFailureLimiter(store, rl.MaxFailures, rl.Window, rl.MaxEntries, clock, log)
+	}
+	s.byAddress = NewFailureLimiter(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
+	proxies, err := parseTrustedProxies(rl.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("rate_limit.trusted_proxies: %w", err)
+	}
+	s.proxies = proxies
+	if cfg.ClientCacheTTL > 0 {
+		cache, err := ristretto.NewCache(&ristretto.Config[string, cachedClient]{
+			NumCounters: 100_000,
+			MaxCost:     10_000,
+			BufferItems: 64,
+			// Cost counts entries, not bytes: without this ristretto adds its own
+			// per-entry overhead to each cost and keeps a fraction of the entries.
+			IgnoreInternalCost: true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("client cache: %w", err)
+		}
+		s.clients = cache
+	}
+	return s, nil
+}
+
+// Close releases the server's caches.
+func (s *Endpoints) Close() {
+	if s.clients != nil {
+		s.clients.Close()
+	}
+}
+
+// Handler returns the HTTP routes of the issuer.
+func (s *Endpoints) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/oauth2/token", s.handleToken)
+	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.handleMetadata)
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{}))
+	return mux
+}
+
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope"`
+}
+
+// handleToken serves POST /oauth2/token (RFC 6749 §4.4.2, §5.1, §5.2).
+func (s *Endpoints) handleToken(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	resp, clientID, err := s.token(w, r)
+	if err != nil {
+		var oe *OAuthError
+		if !errors.As(err, &oe) {
+			oe = ErrServerError.WithCause(err)
+		}
+		level := slog.LevelInfo
+		if oe.Status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.Log(r.Context(), level, "token request refused", "reason", oe.Code, "client_id", clientID,
+			"remote", s.remoteAddress(r), "description", oe.Description, "err", oe.Cause)
+		s.metrics.requests.WithLabelValues(oe.Code).Inc()
+		s.metrics.latency.Observe(time.Since(start).Seconds())
+		oe.write(w, s.cfg.Issuer)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(resp)
+	s.metrics.requests.WithLabelValues("issued").Inc()
+	s.metrics.latency.Observe(time.Since(start).Seconds())
+	s.log.Debug("token issued", "client_id", clientID, "scope", resp.Scope)
+}
+
+// token runs the client credentials grant; clientID is returned for logging
+// once known.
+func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenResponse, clientID string, _ error) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return nil, "", (&OAuthError{Code: "invalid_request", Status: http.StatusMethodNotAllowed}).WithDescription("the token endpoint accepts POST only")
+	}
+	form, err := readTokenForm(w, r)
+	if err != nil {
+		return nil, "", err
+	}
+	switch grant := form.Get("grant_type"); grant {
+	case "":
+		return nil, "", ErrInvalidRequest.WithDescription("grant_type is required")
+	case "client_credentials":
+	default:
+		return nil, "", ErrUnsupportedGrantType
+	}
+
+	address := s.remoteAddress(r)
+	if blocked, wait := s.byAddress.Blocked(address); blocked {
+		s.metrics.rateLimited.WithLabelValues("address").Inc()
+		return nil, "", ErrTooManyRequests.withRetryAfter(wait)
+	}
+	creds, err := clientCredentials(r, form)
+	if err != nil {
+		return nil, loggableClientID(creds.id), err
+	}
+	// An ID no client can have is refused before it reaches a limiter key,
+	// a cache or the store: only the address pays for it.
+	if !ValidClientID(creds.id) {
+		s.byAddress.Fail(r.Context(), address)
+		return nil, "", creds.invalidClient().WithCause(errors.New("malformed client ID"))
+	}
+	if blocked, wait := s.byClient.Blocked(creds.id); blocked {
+		s.metrics.rateLimited.WithLabelValues("client").Inc()
+		return nil, creds.id, ErrTooManyRequests.withRetryAfter(wait)
+	}
+	client, err := s.authenticate(r.Context(), creds)
+	if err != nil {
+		if errors.Is(err, ErrInvalidClient) {
+			s.byAddress.Fail(r.Context(), address)
+			// Per-client counts only for clients that exist: unknown IDs are
+			// limited by address, so they cannot fill the limiter.
+			if !errors.Is(err, ErrClientNotFound) {
+				s.byClient.Fail(r.Context(), creds.id)
+			}
+		}
+		return nil, creds.id, err
+	}
+	if client.Status != ClientActive {
+		return nil, creds.id, ErrUnauthorizedClient.WithDescription("the client is disabled")
+	}
+
+	scopes := client.Scopes
+	if form.Has("scope") {
+		requested, err := ParseScope(form.Get("scope"))
+		if err != nil {
+			return nil, creds.id, ErrInvalidScope.WithDescription(err.Error())
+		}
+		var missing []string
+		if scopes, missing = narrowScopes(client.Scopes, requested); len(missing) > 0 {
+			return nil, creds.id, ErrInvalidScope.WithDescription("the client is not allowed the scope " + strings.Join(missing, " "))
+		}
+	}
+
+	token, lifetime, err := s.mint(client, scopes, s.clock.Now())
+	if err != nil {
+		return nil, creds.id, ErrServerError.WithCause(err)
+	}
+	return &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(lifetime / time.Second), Scope: joinScopes(scopes)}, creds.id, nil
+}
+
+// readTokenForm reads and strictly parses the form body of a token request.
+func readTokenForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mediaType != "application/x-www-form-urlencoded" {
+		return nil, ErrInvalidRequest.WithDescription("the request body must be application/x-www-form-urlencoded")
+	}
+	// RFC 6749 §2.3.1: credentials must not travel in the request URI.
+	if q := r.URL.Query(); q.Has("client_secret") {
+		return nil, ErrInvalidRequest.WithDescription("client_secret must not be sent in the URL")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxTokenRequestBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, ErrRequestTooLarge
+		}
+		return nil, ErrInvalidRequest.WithDescription("could not read the request body").WithCause(err)
+	}
+	return ParseTokenForm(string(body))
+}
+
+// ParseTokenForm parses an application/x-www-form-urlencoded token request
+// body. A parameter sent more than once is an error (RFC 6749 §3.2), and so
+// is anything that is not UTF-8 once decoded.
+func ParseTokenForm(body string) (url.Values, error) {
+	if !utf8.ValidString(body) {
+		return nil, ErrInvalidRequest.WithDescription("the request body is not UTF-8")
+	}
+	form, err := url.ParseQuery(body)
+	if err != nil {
+		return nil, ErrInvalidRequest.WithDescription("the request body is not a valid form")
+	}
+	for name, values := range form {
+		if len(values) > 1 {
+			return nil, ErrInvalidRequest.WithDescription("parameter " + strconv.Quote(name) + " is repeated")
+		}
+		if !utf8.ValidString(name) || !utf8.ValidString(values[0]) {
+			return nil, ErrInvalidRequest.WithDescription("the request body is not UTF-8")
+		}
+	}
+	return form, nil
+}
+
+type credentials struct {
+	id, secret string
+	basic      bool
+}
+
+// clientCredentials extracts the client's ID and secret from HTTP Basic
+// (client_secret_basic, RFC 6749 §2.3.1: form-urlencoded, then base64) or
+// from the form (client_secret_post). Using both is an error.
+func clientCredentials(r *http.Request, form url.Values) (credentials, error) {
+	if authz := r.Header.Values("Authorization"); len(authz) > 0 {
+		if len(authz) > 1 {
+			return credentials{}, ErrInvalidRequest.WithDescription("more than one Authorization header")
+		}
+		scheme, _, _ := strings.Cut(authz[0], " ")
+		if !strings.EqualFold(scheme, "Basic") {
+			return credentials{}, ErrInvalidClient.WithDescription("only HTTP Basic client authentication is supported in the Authorization header").withBasicChallenge()
+		}
+		if form.Has("client_secret") {
+			return credentials{}, ErrInvalidRequest.WithDescription("use one client authentication method: HTTP Basic or client_secret in the body, not both")
+		}
+		rawID, rawSecret, ok := r.BasicAuth()
+		if !ok {
+			return credentials{}, ErrInvalidClient.WithDescription("malformed HTTP Basic credentials").withBasicChallenge()
+		}
+		id, errID := url.QueryUnescape(rawID)
+		secret, errSecret := url.QueryUnescape(rawSecret)
+		if errID != nil || errSecret != nil || !utf8.ValidString(id) || !utf8.ValidString(secret) {
+			return credentials{}, ErrInvalidClient.WithDescription("HTTP Basic credentials must be form-urlencoded (RFC 6749 §2.3.1)").withBasicChallenge()
+		}
+		if form.Has("client_id") && form.Get("client_id") != id {
+			return credentials{id: id}, ErrInvalidRequest.WithDescription("client_id in the body differs from the HTTP Basic user")
+		}
+		if id == "" {
+			return credentials{}, ErrInvalidClient.withBasicChallenge()
+		}
+		return credentials{id: id, secret: secret, basic: true}, nil
+	}
+	id, secret := form.Get("client_id"), form.Get("client_secret")
+	if id == "" || secret == "" {
+		return credentials{id: id}, ErrInvalidClient.WithDescription("client authentication is required: HTTP Basic or client_id and client_secret in the body")
+	}
+	return credentials{id: id, secret: secret}, nil
+}
+
+// invalidClient is the invalid_client error for these credentials, with the
+// Basic challenge when Basic was used (RFC 6749 §5.2).
+func (c credentials) invalidClient() *OAuthError {
+	if c.basic {
+		return ErrInvalidClient.withBasicChallenge()
+	}
+	return ErrInvalidClient
+}
+
+// loggableClientID is id when it is a valid client ID, else "": a client ID
+// of 8 KB of garbage does not go to the logs.
+func loggableClientID(id string) string {
+	if ValidClientID(id) {
+		return id
+	}
+	return ""
+}
+
+// authenticate checks the client's secret. Unknown clients and wrong secrets
+// fail identically, after the same hashing work.
+func (s *Endpoints) authenticate(ctx context.Context, creds credentials) (*Client, error) {
+	fail := creds.invalidClient()
+	client, err := s.lookupClient(ctx, creds.id)
+	if errors.Is(err, ErrClientNotFound) {
+		s.hasher.Matches(creds.id, creds.secret, nil)
+		return nil, fail.WithCause(err)
+	}
+	if err != nil {
+		return nil, ErrServerError.WithCause(err)
+	}
+	if !s.hasher.Matches(client.ID, creds.secret, client.SecretHashes()) {
+		return nil, fail.WithCause(errors.New("wrong client secret"))
+	}
+	return client, nil
+}
+
+// lookupClient returns the client, or ErrClientNotFound. Both outcomes are
+// cached for client_cache_ttl, so a repeated unknown ID costs a cache hit
+// like a known one, not a store round trip that timing would reveal.
+func (s *Endpoints) lookupClient(ctx context.Context, id string) (*Client, error) {
+	if s.clients != nil {
+		if c, ok := s.clients.Get(id); ok {
+			if c.client == nil {
+				return nil, ErrClientNotFound
+			}
+			return c.client, nil
+		}
+	}
+	c, err := s.store.Client(ctx, id)
+	if err != nil && !errors.Is(err, ErrClientNotFound) {
+		return nil, err
+	}
+	if s.clients != nil {
+		s.clients.SetWithTTL(id, cachedClient{client: c}, 1, s.cfg.ClientCacheTTL)
+	}
+	return c, err
+}
+
+// remoteAddress is the key of the per-address failure limit.
+func (s *Endpoints) remoteAddress(r *http.Request) string {
+	return limiterKey(s.proxies.clientAddress(r))
+}
+
+// PruneLimiters forgets failure windows that have ended.
+func (s *Endpoints) PruneLimiters() {
+	s.byAddress.Prune()
+	if l, ok := s.byClient.(*FailureLimiter); ok {
+		l.Prune()
+	}
+}
+
+func (s *Endpoints) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/jwk-set+json")
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(s.cfg.Keys.JWKSMaxAge/time.Second)))
+	_, _ = w.Write(s.keys.JWKS())
+}
+
+// authorizationServerMetadata is RFC 8414 §2 metadata.
+type authorizationServerMetadata struct {
+	Issuer                            string   `json:"issuer"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+}
+
+func (s *Endpoints) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	base := strings.TrimSuffix(s.cfg.Issuer, "/")
+	md := authorizationServerMetadata{
+		Issuer:                            s.cfg.Issuer,
+		TokenEndpoint:                     base + "/oauth2/token",
+		JWKSURI:                           base + "/.well-known/jwks.json",
+		ResponseTypesSupported:            []string{},
+		GrantTypesSupported:               []string{"client_credentials"},
+		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_ = json.NewEncoder(w).Encode(md)
+}
+
+func (s *Endpoints) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.keys.signer(s.clock.Now()); err != nil {
+		http.Error(w, "no signing key: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = io.WriteString(w, "ok\n")
+}
