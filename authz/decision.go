@@ -52,7 +52,8 @@ type PolicySource interface {
 	Current() *policy.Policy
 }
 
-// Decider makes the Check decision of SPEC §2. It holds no per-request state.
+// Decider makes the Check decision, in the order ARCHITECTURE.md gives. It
+// holds no per-request state.
 type Decider struct {
 	policies  PolicySource
 	verifier  TokenVerifier

@@ -1,5 +1,5 @@
 // Package authz decides whether a request may reach the API: the Check
-// decision of SPEC §2, token verification, the user directory, and the gRPC
+// decision (ARCHITECTURE.md, "How a Check flows"), token verification, the user directory, and the gRPC
 // service Envoy calls.
 package authz
 
@@ -79,7 +79,7 @@ type Denial struct {
 	WWWAuthenticate string
 }
 
-// denialBody is the JSON shape of every denial (SPEC §1.5).
+// denialBody is the JSON shape of every denial (ARCHITECTURE.md, "Denials").
 type denialBody struct {
 	Code    string   `json:"code"`
 	Message string   `json:"message"`
