@@ -81,18 +81,7 @@ func TestAddressLimitUsesTheProxysForwardedFor(t *testing.T) {
 	cfg.RateLimit.TrustedProxies = []string{"127.0.0.1"}
 	ti := startIssuer(t, cfg, newFakeClock())
 	c, secret := ti.createClient(NewClient{Scopes: []string{"a"}})
-	post := func(xff, auth string) int {
-		req, _ := http.NewRequest(http.MethodPost, ti.http.URL+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
-		req.Header.Set("Content-Type", formType)
-		req.Header.Set("Authorization", auth)
-		req.Header.Set("X-Forwarded-For", xff)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	post := func(xff, auth string) int { return postTokenFrom(t, ti, xff, auth) }
 	// The attacker forges the first entries; the proxy appends the real
 	// address last, and that is what counts.
 	for i := 0; i < 3; i++ {

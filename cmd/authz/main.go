@@ -8,9 +8,6 @@ package main
 import (
 	"context"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -25,13 +22,7 @@ type (
 	exitError  = cli.ExitError
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	cli.Exit("authz", err)
-}
+func main() { cli.Main("authz", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return cli.Execute(ctx, newRootCommand(), args, stdout, stderr)

@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,13 +22,7 @@ const envPrefix = "PORTCULLIS_ISSUER"
 
 type usageError = cli.UsageError
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	cli.Exit("issuer", err)
-}
+func main() { cli.Main("issuer", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var configPath string

@@ -56,22 +56,10 @@ func EnsureDir(dir string) error {
 // Touch creates path empty and owner-only when it does not exist, so that a
 // program which then opens it (SQLite) never creates it with the umask's mode.
 func Touch(path string) error {
-	if err := EnsureDir(filepath.Dir(path)); err != nil {
+	if err := Create(path, nil); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, Mode)
-	if errors.Is(err, fs.ErrExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	// The umask can only remove bits from 0600, but say it explicitly.
-	if err := f.Chmod(Mode); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return nil
 }
 
 // Create writes a new owner-only file; it fails if path exists, so a
@@ -88,6 +76,7 @@ func Create(path string, data []byte) error {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	// The umask can only remove bits from 0600, but say it explicitly.
 	if err := f.Chmod(Mode); err != nil {
 		f.Close()
 		return err

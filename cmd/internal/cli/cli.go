@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -38,6 +40,15 @@ type UnreachableError struct{ Err error }
 
 func (e UnreachableError) Error() string { return e.Err.Error() }
 func (e UnreachableError) Unwrap() error { return e.Err }
+
+// Main runs a binary's command tree until it finishes or SIGINT/SIGTERM
+// cancels its context, and exits as Exit says.
+func Main(program string, run func(ctx context.Context, args []string, stdout, stderr io.Writer) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	Exit(program, err)
+}
 
 // Execute runs the command tree on args. Errors are returned, never printed
 // by cobra, so each is printed once by Exit.
