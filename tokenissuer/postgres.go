@@ -53,6 +53,27 @@ var postgresMigrations = []string{
 		window_start BIGINT NOT NULL,
 		failures INTEGER NOT NULL
 	);`,
+	`CREATE TABLE tenants (
+		id TEXT PRIMARY KEY,
+		name TEXT NOT NULL,
+		status TEXT NOT NULL,
+		scope_ceiling TEXT NOT NULL DEFAULT '',
+		created_at BIGINT NOT NULL,
+		updated_at BIGINT NOT NULL
+	);
+	CREATE TABLE audit (
+		seq BIGSERIAL PRIMARY KEY,
+		at BIGINT NOT NULL,
+		actor TEXT NOT NULL,
+		address TEXT NOT NULL DEFAULT '',
+		action TEXT NOT NULL,
+		target_type TEXT NOT NULL,
+		target_id TEXT NOT NULL,
+		tenant_id TEXT NOT NULL DEFAULT '',
+		before_json TEXT NOT NULL DEFAULT '',
+		after_json TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX audit_at ON audit (at);`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) that serialize migrations and

@@ -51,6 +51,27 @@ var sqliteMigrations = []string{
 		window_start INTEGER NOT NULL,
 		failures INTEGER NOT NULL
 	);`,
+	`CREATE TABLE tenants (
+		id TEXT PRIMARY KEY,
+		name TEXT NOT NULL,
+		status TEXT NOT NULL,
+		scope_ceiling TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	);
+	CREATE TABLE audit (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		at INTEGER NOT NULL,
+		actor TEXT NOT NULL,
+		address TEXT NOT NULL DEFAULT '',
+		action TEXT NOT NULL,
+		target_type TEXT NOT NULL,
+		target_id TEXT NOT NULL,
+		tenant_id TEXT NOT NULL DEFAULT '',
+		before_json TEXT NOT NULL DEFAULT '',
+		after_json TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX audit_at ON audit (at);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and applies

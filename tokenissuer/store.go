@@ -2,6 +2,7 @@ package tokenissuer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -121,6 +122,8 @@ type FailureStore interface {
 // takes only the part it uses.
 type Store interface {
 	ClientStore
+	TenantStore
+	AuditStore
 	KeyStore
 	FailureStore
 	Close() error
@@ -228,4 +231,78 @@ func clientsByID(ctx context.Context, s ClientStore, ids []string) ([]*Client, e
 		clients = append(clients, c)
 	}
 	return clients, nil
+}
+
+// tenantColumns is the SELECT list scanTenant expects.
+const tenantColumns = `id, name, status, scope_ceiling, created_at, updated_at`
+
+func scanTenant(row rowScanner) (*Tenant, error) {
+	t := &Tenant{}
+	var status, ceiling string
+	var created, updated int64
+	if err := row.Scan(&t.ID, &t.Name, &status, &ceiling, &created, &updated); err != nil {
+		return nil, err
+	}
+	t.Status, t.ScopeCeiling = TenantStatus(status), splitScopes(ceiling)
+	t.CreatedAt, t.UpdatedAt = fromUnixNano(created), fromUnixNano(updated)
+	return t, nil
+}
+
+// auditColumns is the SELECT list scanAudit expects.
+const auditColumns = `seq, at, actor, address, action, target_type, target_id, tenant_id, before_json, after_json`
+
+func scanAudit(rows rowsScanner) ([]AuditRecord, error) {
+	out := []AuditRecord{}
+	for rows.Next() {
+		var r AuditRecord
+		var at int64
+		var before, after string
+		if err := rows.Scan(&r.Seq, &at, &r.Actor, &r.Address, &r.Action, &r.TargetType, &r.TargetID, &r.TenantID, &before, &after); err != nil {
+			return nil, fmt.Errorf("read audit: %w", err)
+		}
+		r.At = fromUnixNano(at)
+		if before != "" {
+			r.Before = json.RawMessage(before)
+		}
+		if after != "" {
+			r.After = json.RawMessage(after)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// auditFilter builds the WHERE clause of q with placeholders made by ph
+// (SQLite "?", PostgreSQL "$n").
+func auditFilter(q AuditQuery, ph func(n int) string) (string, []any) {
+	var conds []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		conds = append(conds, strings.Replace(cond, "?", ph(len(args)), 1))
+	}
+	add("seq > ?", q.AfterSeq)
+	if q.TenantID != "" {
+		add("tenant_id = ?", q.TenantID)
+	}
+	if q.TargetID != "" {
+		add("target_id = ?", q.TargetID)
+	}
+	if q.Actor != "" {
+		add("actor = ?", q.Actor)
+	}
+	if !q.Since.IsZero() {
+		add("at >= ?", q.Since.UnixNano())
+	}
+	if !q.Until.IsZero() {
+		add("at < ?", q.Until.UnixNano())
+	}
+	return "WHERE " + strings.Join(conds, " AND "), args
+}
+
+func rawOrEmpty(m json.RawMessage) string {
+	if len(m) == 0 {
+		return ""
+	}
+	return string(m)
 }

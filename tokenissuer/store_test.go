@@ -2,7 +2,9 @@ package tokenissuer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +21,8 @@ func TestStoreConformance(t *testing.T) {
 			t.Run("signing keys", func(t *testing.T) { testStoreKeys(t, open(t)) })
 			t.Run("concurrent rotation adds one key", func(t *testing.T) { testStoreRotationRace(t, open(t)) })
 			t.Run("failure counts", func(t *testing.T) { testStoreFailures(t, open(t)) })
+			t.Run("tenants", func(t *testing.T) { testStoreTenants(t, open(t)) })
+			t.Run("audit", func(t *testing.T) { testStoreAudit(t, open(t)) })
 		})
 	}
 }
@@ -178,5 +182,100 @@ func testStoreFailures(t *testing.T, s Store) {
 	}
 	if n, _, _ := s.RecordFailure(ctx, "client:y", t0.Add(time.Second), time.Minute); n != 1 {
 		t.Fatalf("pruned key counted from %d", n)
+	}
+}
+
+func testStoreTenants(t *testing.T, s Store) {
+	ctx := context.Background()
+	t0 := time.Unix(1_800_000_000, 0).UTC()
+	acme := &Tenant{ID: "acme", Name: "Acme", Status: TenantActive, ScopeCeiling: []string{"a", "b"}, CreatedAt: t0, UpdatedAt: t0}
+	if err := s.CreateTenant(ctx, acme); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTenant(ctx, &Tenant{ID: "acme", Name: "again", Status: TenantActive, CreatedAt: t0, UpdatedAt: t0}); !errors.Is(err, ErrTenantExists) {
+		t.Fatalf("duplicate tenant: %v", err)
+	}
+	if err := s.CreateTenant(ctx, &Tenant{ID: "globex", Name: "Globex", Status: TenantActive, CreatedAt: t0, UpdatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Tenant(ctx, "acme")
+	if err != nil || got.Name != "Acme" || strings.Join(got.ScopeCeiling, " ") != "a b" || !got.CreatedAt.Equal(t0) || got.Status != TenantActive {
+		t.Fatalf("read: %+v %v", got, err)
+	}
+	if _, err := s.Tenant(ctx, "nobody"); !errors.Is(err, ErrTenantNotFound) {
+		t.Fatalf("missing tenant: %v", err)
+	}
+	updated, err := s.UpdateTenant(ctx, "acme", func(t *Tenant) error {
+		t.Status, t.ScopeCeiling, t.UpdatedAt = TenantDisabled, []string{"a"}, t0.Add(time.Hour)
+		return nil
+	})
+	if err != nil || updated.Status != TenantDisabled {
+		t.Fatalf("update: %+v %v", updated, err)
+	}
+	refused := errors.New("refused")
+	if _, err := s.UpdateTenant(ctx, "acme", func(*Tenant) error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("an update that fails changes nothing: %v", err)
+	}
+	all, err := s.Tenants(ctx)
+	if err != nil || len(all) != 2 || all[0].ID != "acme" || all[0].Status != TenantDisabled || strings.Join(all[0].ScopeCeiling, " ") != "a" || all[1].ID != "globex" || len(all[1].ScopeCeiling) != 0 {
+		t.Fatalf("list: %+v %v", all, err)
+	}
+	if _, err := s.UpdateTenant(ctx, "nobody", func(*Tenant) error { return nil }); !errors.Is(err, ErrTenantNotFound) {
+		t.Fatalf("update a missing tenant: %v", err)
+	}
+}
+
+func testStoreAudit(t *testing.T, s Store) {
+	ctx := context.Background()
+	t0 := time.Unix(1_800_000_000, 0).UTC()
+	var seqs []int64
+	for i, r := range []AuditRecord{
+		{At: t0, Actor: "cli:ops", Action: "tenant.create", TargetType: "tenant", TargetID: "acme", TenantID: "acme", After: json.RawMessage(`{"name":"Acme"}`)},
+		{At: t0.Add(time.Minute), Actor: "client:acme-bot", Address: "192.0.2.7", Action: "client.create", TargetType: "client", TargetID: "c1", TenantID: "acme"},
+		{At: t0.Add(2 * time.Minute), Actor: "cli:ops", Action: "client.update", TargetType: "client", TargetID: "c2", TenantID: "globex", Before: json.RawMessage(`{"scopes":["a"]}`), After: json.RawMessage(`{"scopes":["a","b"]}`)},
+		{At: t0.Add(3 * time.Minute), Actor: "cli:ops", Action: "client.delete", TargetType: "client", TargetID: "c1", TenantID: "acme"},
+	} {
+		rec := r
+		if err := s.AppendAudit(ctx, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 && rec.Seq <= seqs[len(seqs)-1] {
+			t.Fatalf("seq %d after %d", rec.Seq, seqs[len(seqs)-1])
+		}
+		seqs = append(seqs, rec.Seq)
+	}
+	count := func(q AuditQuery) []AuditRecord {
+		t.Helper()
+		got, err := s.AuditRecords(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := count(AuditQuery{}); len(got) != 4 || got[0].Action != "tenant.create" || string(got[0].After) != `{"name":"Acme"}` || got[1].Address != "192.0.2.7" || !got[2].At.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("all: %+v", got)
+	}
+	if got := count(AuditQuery{TenantID: "acme"}); len(got) != 3 {
+		t.Fatalf("by tenant: %d", len(got))
+	}
+	if got := count(AuditQuery{TargetID: "c1"}); len(got) != 2 {
+		t.Fatalf("by target: %d", len(got))
+	}
+	if got := count(AuditQuery{Actor: "client:acme-bot"}); len(got) != 1 {
+		t.Fatalf("by actor: %d", len(got))
+	}
+	if got := count(AuditQuery{Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)}); len(got) != 2 {
+		t.Fatalf("by time: %d", len(got))
+	}
+	page := count(AuditQuery{Limit: 3})
+	next := count(AuditQuery{Limit: 3, AfterSeq: page[len(page)-1].Seq})
+	if len(page) != 3 || len(next) != 1 || next[0].Action != "client.delete" {
+		t.Fatalf("pages: %d then %d", len(page), len(next))
+	}
+	if err := s.PruneAudit(ctx, t0.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(AuditQuery{}); len(got) != 2 || got[0].Seq != seqs[2] {
+		t.Fatalf("after prune: %+v", got)
 	}
 }

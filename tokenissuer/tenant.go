@@ -1,0 +1,97 @@
+package tokenissuer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// TenantStatus says whether a tenant's clients may obtain tokens.
+type TenantStatus string
+
+// Tenant statuses.
+const (
+	TenantActive   TenantStatus = "active"
+	TenantDisabled TenantStatus = "disabled"
+)
+
+// Tenant is a business whose clients call the API. Its scope ceiling bounds
+// the scopes its clients may ever hold.
+type Tenant struct {
+	ID           string       `json:"tenant_id"`
+	Name         string       `json:"name"`
+	Status       TenantStatus `json:"status"`
+	ScopeCeiling []string     `json:"scope_ceiling"`
+	CreatedAt    time.Time    `json:"created_at"`
+	UpdatedAt    time.Time    `json:"updated_at"`
+}
+
+// Tenant store errors.
+var (
+	ErrTenantNotFound = errors.New("tenant not found")
+	ErrTenantExists   = errors.New("a tenant with this ID already exists")
+)
+
+// TenantStore keeps tenants.
+type TenantStore interface {
+	// CreateTenant stores a new tenant; ErrTenantExists if the ID is taken.
+	CreateTenant(ctx context.Context, t *Tenant) error
+	// Tenant returns the tenant with the ID, or ErrTenantNotFound.
+	Tenant(ctx context.Context, id string) (*Tenant, error)
+	// Tenants returns every tenant ordered by ID.
+	Tenants(ctx context.Context) ([]*Tenant, error)
+	// UpdateTenant applies update to the tenant atomically and returns the
+	// result.
+	UpdateTenant(ctx context.Context, id string, update func(*Tenant) error) (*Tenant, error)
+}
+
+// AuditRecord is one change, as the audit trail keeps it: when, who, from
+// where, what, and the changed fields before and after. It never holds a
+// secret or a hash.
+type AuditRecord struct {
+	// Seq orders the trail; it is the pagination cursor.
+	Seq int64     `json:"seq"`
+	At  time.Time `json:"at"`
+	// Actor is who: "cli:<os user>", "client:<client ID>", "account:<email>".
+	Actor   string `json:"actor"`
+	Address string `json:"address,omitempty"`
+	// Action is what, e.g. client.create, tenant.set_ceiling.
+	Action     string `json:"action"`
+	TargetType string `json:"target_type"`
+	TargetID   string `json:"target_id"`
+	// TenantID is the tenant the target belongs to, for tenant queries.
+	TenantID string          `json:"tenant_id,omitempty"`
+	Before   json.RawMessage `json:"before,omitempty"`
+	After    json.RawMessage `json:"after,omitempty"`
+}
+
+// AuditQuery selects audit records; empty fields select everything.
+type AuditQuery struct {
+	TenantID, TargetID, Actor string
+	Since, Until              time.Time
+	// AfterSeq continues a listing after the last record seen.
+	AfterSeq int64
+	// Limit bounds the page (the store caps it).
+	Limit int
+}
+
+// maxAuditPage bounds one page of the audit trail.
+const maxAuditPage = 500
+
+func (q AuditQuery) limit() int {
+	if q.Limit <= 0 || q.Limit > maxAuditPage {
+		return maxAuditPage
+	}
+	return q.Limit
+}
+
+// AuditStore keeps the append-only audit trail.
+type AuditStore interface {
+	// AppendAudit adds a record and sets its Seq.
+	AppendAudit(ctx context.Context, r *AuditRecord) error
+	// AuditRecords returns records matching q, oldest first.
+	AuditRecords(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
+	// PruneAudit drops records older than before (the retention).
+	PruneAudit(ctx context.Context, before time.Time) error
+}
