@@ -2,15 +2,23 @@ package tokenissuer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os/user"
 	"regexp"
+	"slices"
+	"sort"
+	"strings"
 	"time"
 )
 
-// Admin manages clients in a Store: the operations behind `issuer clients`.
+// Admin is the one place the rules of client and tenant management live:
+// the CLI (and later the admin API and the portal) are adapters over it.
+// Every change it makes is recorded in the audit trail with the actor the
+// context carries (WithActor).
 type Admin struct {
-	store  ClientStore
+	store  AdminStore
 	hasher *SecretHasher
 	clock  Clock
 	// maxTokenLifetime caps per-client token lifetimes (tokens.max_lifetime;
@@ -19,23 +27,60 @@ type Admin struct {
 	maxTokenLifetime time.Duration
 }
 
+// AdminStore is what Admin changes and records changes in.
+type AdminStore interface {
+	ClientStore
+	TenantStore
+	AuditStore
+}
+
 // NewAdmin returns an Admin on store.
-func NewAdmin(store ClientStore, hasher *SecretHasher, clock Clock, maxTokenLifetime time.Duration) *Admin {
+func NewAdmin(store AdminStore, hasher *SecretHasher, clock Clock, maxTokenLifetime time.Duration) *Admin {
 	return &Admin{store: store, hasher: hasher, clock: clock, maxTokenLifetime: maxTokenLifetime}
 }
 
-// clientIDPattern keeps client IDs safe in URLs, logs, headers and Basic
-// credentials.
-var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+// Actor is who makes a change, and from where, for the audit trail.
+type Actor struct {
+	// ID is "cli:<os user>", "client:<client ID>" or "account:<email>".
+	ID      string
+	Address string
+}
 
-// maxClientIDLength is the longest client ID clientIDPattern allows.
+type actorKey struct{}
+
+// WithActor returns ctx carrying the actor of the changes made with it.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+func actorFrom(ctx context.Context) Actor {
+	if a, ok := ctx.Value(actorKey{}).(Actor); ok && a.ID != "" {
+		return a
+	}
+	return Actor{ID: "unknown"}
+}
+
+// CLIActor is the operator running the CLI: "cli:" and the OS user.
+func CLIActor() Actor {
+	name := "unknown"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	return Actor{ID: "cli:" + name}
+}
+
+// idPattern keeps client and tenant IDs safe in URLs, logs, headers and
+// Basic credentials.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// maxClientIDLength is the longest client ID idPattern allows.
 const maxClientIDLength = 128
 
 // ValidClientID reports whether id is a client ID the issuer could have
 // created: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter
 // or digit. The length is checked first, so an 8 KB ID costs nothing.
 func ValidClientID(id string) bool {
-	return len(id) > 0 && len(id) <= maxClientIDLength && clientIDPattern.MatchString(id)
+	return len(id) > 0 && len(id) <= maxClientIDLength && idPattern.MatchString(id)
 }
 
 // NewClient describes a client to create.
@@ -48,15 +93,44 @@ type NewClient struct {
 	TokenLifetime time.Duration
 }
 
-// Errors of client management.
+// NewTenant describes a tenant to create.
+type NewTenant struct {
+	ID           string
+	Name         string
+	ScopeCeiling []string
+}
+
+// Errors of client and tenant management.
 var (
 	ErrTooManySecrets = fmt.Errorf("the client already holds %d secrets; revoke one first", MaxSecretsPerClient)
 	ErrLastSecret     = errors.New("this is the client's only secret; rotate first or disable the client")
 	ErrSecretNotFound = errors.New("the client has no secret with this ID")
 )
 
+// CeilingError is a scope ceiling narrowed below what some of the tenant's
+// clients hold: nothing changed. Force narrows those clients too.
+type CeilingError struct {
+	TenantID string
+	// Exceeding maps each client to its scopes outside the new ceiling.
+	Exceeding map[string][]string
+}
+
+func (e *CeilingError) Error() string {
+	ids := make([]string, 0, len(e.Exceeding))
+	for id := range e.Exceeding {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var parts []string
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("%s (%s)", id, strings.Join(e.Exceeding[id], " ")))
+	}
+	return fmt.Sprintf("tenant %q: these clients hold scopes outside the new ceiling: %s; narrow them first, or force it to narrow them", e.TenantID, strings.Join(parts, ", "))
+}
+
 // CreateClient creates an active client with one generated secret, returned
-// in clear text: it is never stored nor shown again.
+// in clear text: it is never stored nor shown again. A client of a tenant
+// holds only scopes within the tenant's ceiling.
 func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string, error) {
 	if nc.ID == "" {
 		nc.ID = "client-" + newID(12)
@@ -64,11 +138,13 @@ func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string
 	if !ValidClientID(nc.ID) {
 		return nil, "", fmt.Errorf("client ID %q: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", nc.ID)
 	}
-	if nc.TenantID != "" && !clientIDPattern.MatchString(nc.TenantID) {
-		return nil, "", fmt.Errorf("tenant ID %q: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", nc.TenantID)
-	}
 	if err := validateScopes(nc.Scopes); err != nil {
 		return nil, "", err
+	}
+	if nc.TenantID != "" {
+		if err := a.withinCeiling(ctx, nc.TenantID, nc.Scopes); err != nil {
+			return nil, "", err
+		}
 	}
 	if nc.TokenLifetime < 0 {
 		return nil, "", errors.New("token lifetime must not be negative")
@@ -89,7 +165,51 @@ func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string
 	if err := a.store.CreateClient(ctx, c); err != nil {
 		return nil, "", fmt.Errorf("client %q: %w", nc.ID, err)
 	}
-	return c, secret, nil
+	return c, secret, a.audit(ctx, "client.create", c.TenantID, "client", c.ID, nil, clientAudit(c))
+}
+
+// withinCeiling checks that scopes lie within the tenant's ceiling.
+func (a *Admin) withinCeiling(ctx context.Context, tenantID string, scopes []string) error {
+	t, err := a.store.Tenant(ctx, tenantID)
+	if errors.Is(err, ErrTenantNotFound) {
+		return fmt.Errorf("tenant %q does not exist; create it first (issuer tenants create)", tenantID)
+	}
+	if err != nil {
+		return err
+	}
+	if outside := scopesOutside(scopes, t.ScopeCeiling); len(outside) > 0 {
+		return fmt.Errorf("scopes %s are outside the scope ceiling of tenant %q (%s)", strings.Join(outside, " "), tenantID, strings.Join(t.ScopeCeiling, " "))
+	}
+	return nil
+}
+
+func scopesOutside(scopes, ceiling []string) []string {
+	var outside []string
+	for _, s := range scopes {
+		if !slices.Contains(ceiling, s) {
+			outside = append(outside, s)
+		}
+	}
+	return outside
+}
+
+// updateClient applies change to a client and records it.
+func (a *Admin) updateClient(ctx context.Context, action, id string, change func(c *Client) error) (*Client, error) {
+	var before *Client
+	c, err := a.store.UpdateClient(ctx, id, func(c *Client) error {
+		snapshot := *c // changes may edit slices in place: copy them
+		snapshot.Scopes, snapshot.Secrets = slices.Clone(c.Scopes), slices.Clone(c.Secrets)
+		before = &snapshot
+		if err := change(c); err != nil {
+			return err
+		}
+		c.UpdatedAt = a.clock.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, a.audit(ctx, action, c.TenantID, "client", c.ID, clientAudit(before), clientAudit(c))
 }
 
 // RotateSecret adds a second secret to the client and returns it in clear
@@ -99,14 +219,12 @@ func (a *Admin) RotateSecret(ctx context.Context, id string) (*Client, Secret, s
 	if err != nil {
 		return nil, Secret{}, "", err
 	}
-	now := a.clock.Now().UTC()
-	added := Secret{ID: newID(6), Hash: a.hasher.Hash(id, secret), CreatedAt: now}
-	c, err := a.store.UpdateClient(ctx, id, func(c *Client) error {
+	added := Secret{ID: newID(6), Hash: a.hasher.Hash(id, secret), CreatedAt: a.clock.Now().UTC()}
+	c, err := a.updateClient(ctx, "client.rotate_secret", id, func(c *Client) error {
 		if len(c.Secrets) >= MaxSecretsPerClient {
 			return ErrTooManySecrets
 		}
 		c.Secrets = append(c.Secrets, added)
-		c.UpdatedAt = now
 		return nil
 	})
 	if err != nil {
@@ -118,47 +236,251 @@ func (a *Admin) RotateSecret(ctx context.Context, id string) (*Client, Secret, s
 // RevokeSecret removes the secret with secretID, or the oldest secret when
 // secretID is empty. A client's last secret cannot be revoked.
 func (a *Admin) RevokeSecret(ctx context.Context, id, secretID string) (*Client, error) {
-	return a.store.UpdateClient(ctx, id, func(c *Client) error {
+	return a.updateClient(ctx, "client.revoke_secret", id, func(c *Client) error {
 		if len(c.Secrets) <= 1 {
 			return ErrLastSecret
 		}
 		idx := 0
 		if secretID != "" {
-			idx = -1
-			for i, s := range c.Secrets {
-				if s.ID == secretID {
-					idx = i
-				}
-			}
+			idx = slices.IndexFunc(c.Secrets, func(s Secret) bool { return s.ID == secretID })
 			if idx < 0 {
 				return ErrSecretNotFound
 			}
 		}
-		c.Secrets = append(c.Secrets[:idx:idx], c.Secrets[idx+1:]...)
-		c.UpdatedAt = a.clock.Now().UTC()
+		c.Secrets = slices.Delete(c.Secrets, idx, idx+1)
 		return nil
 	})
 }
 
 // SetStatus enables or disables a client.
 func (a *Admin) SetStatus(ctx context.Context, id string, status ClientStatus) (*Client, error) {
-	return a.store.UpdateClient(ctx, id, func(c *Client) error {
+	action := "client.enable"
+	if status == ClientDisabled {
+		action = "client.disable"
+	}
+	return a.updateClient(ctx, action, id, func(c *Client) error {
 		c.Status = status
-		c.UpdatedAt = a.clock.Now().UTC()
 		return nil
 	})
 }
 
-// SetScopes replaces the client's scopes.
+// SetScopes replaces the client's scopes, within its tenant's ceiling.
 func (a *Admin) SetScopes(ctx context.Context, id string, scopes []string) (*Client, error) {
 	if err := validateScopes(scopes); err != nil {
 		return nil, err
 	}
-	return a.store.UpdateClient(ctx, id, func(c *Client) error {
+	return a.updateClient(ctx, "client.set_scopes", id, func(c *Client) error {
+		if c.TenantID != "" {
+			if err := a.withinCeiling(ctx, c.TenantID, scopes); err != nil {
+				return err
+			}
+		}
 		c.Scopes = dedupe(scopes)
-		c.UpdatedAt = a.clock.Now().UTC()
 		return nil
 	})
+}
+
+// DeleteClient removes a client and its secrets.
+func (a *Admin) DeleteClient(ctx context.Context, id string) error {
+	c, err := a.store.Client(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := a.store.DeleteClient(ctx, id); err != nil {
+		return err
+	}
+	return a.audit(ctx, "client.delete", c.TenantID, "client", id, clientAudit(c), nil)
+}
+
+// CreateTenant creates an active tenant with its scope ceiling.
+func (a *Admin) CreateTenant(ctx context.Context, nt NewTenant) (*Tenant, error) {
+	if !idPattern.MatchString(nt.ID) {
+		return nil, fmt.Errorf("tenant ID %q: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", nt.ID)
+	}
+	if err := validateScopes(nt.ScopeCeiling); err != nil {
+		return nil, err
+	}
+	now := a.clock.Now().UTC()
+	t := &Tenant{ID: nt.ID, Name: nt.Name, Status: TenantActive, ScopeCeiling: dedupe(nt.ScopeCeiling), CreatedAt: now, UpdatedAt: now}
+	if err := a.store.CreateTenant(ctx, t); err != nil {
+		return nil, fmt.Errorf("tenant %q: %w", nt.ID, err)
+	}
+	return t, a.audit(ctx, "tenant.create", t.ID, "tenant", t.ID, nil, t)
+}
+
+// updateTenant applies change to a tenant and records it.
+func (a *Admin) updateTenant(ctx context.Context, action, id string, change func(t *Tenant) error) (*Tenant, error) {
+	var before Tenant
+	t, err := a.store.UpdateTenant(ctx, id, func(t *Tenant) error {
+		before = *t
+		before.ScopeCeiling = slices.Clone(t.ScopeCeiling)
+		if err := change(t); err != nil {
+			return err
+		}
+		t.UpdatedAt = a.clock.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tenant %q: %w", id, err)
+	}
+	return t, a.audit(ctx, action, id, "tenant", id, &before, t)
+}
+
+// RenameTenant changes a tenant's name.
+func (a *Admin) RenameTenant(ctx context.Context, id, name string) (*Tenant, error) {
+	return a.updateTenant(ctx, "tenant.rename", id, func(t *Tenant) error {
+		t.Name = name
+		return nil
+	})
+}
+
+// SetTenantStatus enables or disables a tenant; the token endpoint refuses
+// the clients of a disabled tenant.
+func (a *Admin) SetTenantStatus(ctx context.Context, id string, status TenantStatus) (*Tenant, error) {
+	action := "tenant.enable"
+	if status == TenantDisabled {
+		action = "tenant.disable"
+	}
+	return a.updateTenant(ctx, action, id, func(t *Tenant) error {
+		t.Status = status
+		return nil
+	})
+}
+
+// SetTenantCeiling replaces a tenant's scope ceiling. Widening never widens
+// a client. Narrowing below what clients hold is refused with a
+// *CeilingError naming them, unless force, which narrows those clients
+// first (each change audited).
+func (a *Admin) SetTenantCeiling(ctx context.Context, id string, ceiling []string, force bool) (*Tenant, error) {
+	if err := validateScopes(ceiling); err != nil {
+		return nil, err
+	}
+	ceiling = dedupe(ceiling)
+	clients, err := a.store.Clients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	exceeding := map[string][]string{}
+	for _, c := range clients {
+		if c.TenantID == id {
+			if outside := scopesOutside(c.Scopes, ceiling); len(outside) > 0 {
+				exceeding[c.ID] = outside
+			}
+		}
+	}
+	if len(exceeding) > 0 && !force {
+		return nil, &CeilingError{TenantID: id, Exceeding: exceeding}
+	}
+	if _, err := a.store.Tenant(ctx, id); err != nil {
+		return nil, fmt.Errorf("tenant %q: %w", id, err)
+	}
+	for clientID := range exceeding {
+		if _, err := a.updateClient(ctx, "client.set_scopes", clientID, func(c *Client) error {
+			c.Scopes = slices.DeleteFunc(c.Scopes, func(s string) bool { return !slices.Contains(ceiling, s) })
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return a.updateTenant(ctx, "tenant.set_ceiling", id, func(t *Tenant) error {
+		t.ScopeCeiling = ceiling
+		return nil
+	})
+}
+
+// Audit returns audit records matching q.
+func (a *Admin) Audit(ctx context.Context, q AuditQuery) ([]AuditRecord, error) {
+	return a.store.AuditRecords(ctx, q)
+}
+
+// clientAuditView is what the audit trail keeps of a client: never a secret
+// or a hash, only the IDs of the secrets it holds.
+type clientAuditView struct {
+	Name          string       `json:"name"`
+	TenantID      string       `json:"tenant_id,omitempty"`
+	Scopes        []string     `json:"scopes"`
+	Status        ClientStatus `json:"status"`
+	TokenLifetime string       `json:"token_lifetime,omitempty"`
+	SecretIDs     []string     `json:"secret_ids"`
+}
+
+func clientAudit(c *Client) *clientAuditView {
+	if c == nil {
+		return nil
+	}
+	v := &clientAuditView{Name: c.Name, TenantID: c.TenantID, Scopes: c.Scopes, Status: c.Status, SecretIDs: []string{}}
+	if c.TokenLifetime > 0 {
+		v.TokenLifetime = c.TokenLifetime.String()
+	}
+	for _, s := range c.Secrets {
+		v.SecretIDs = append(v.SecretIDs, s.ID)
+	}
+	return v
+}
+
+// audit appends a record of a change already made. before and after are
+// the views of the target (nil when it did not or no longer exists).
+func (a *Admin) audit(ctx context.Context, action, tenantID, targetType, targetID string, before, after any) error {
+	actor := actorFrom(ctx)
+	r := &AuditRecord{At: a.clock.Now().UTC(), Actor: actor.ID, Address: actor.Address, Action: action,
+		TargetType: targetType, TargetID: targetID, TenantID: tenantID}
+	var err error
+	if r.Before, err = marshalAudit(before); err != nil {
+		return err
+	}
+	if r.After, err = marshalAudit(after); err != nil {
+		return err
+	}
+	if err := a.store.AppendAudit(ctx, r); err != nil {
+		return fmt.Errorf("%s %s was done, but its audit record could not be written: %w", action, targetID, err)
+	}
+	return nil
+}
+
+func marshalAudit(v any) (json.RawMessage, error) {
+	if v == nil {
+		return nil, nil
+	}
+	return json.Marshal(v)
+}
+
+// EnsureTenantRecords creates a tenant record, with the union of its
+// clients' scopes as ceiling, for every tenant that clients name but that
+// has none: stores written before tenants were records. Idempotent, and safe
+// with replicas starting together.
+func EnsureTenantRecords(ctx context.Context, store AdminStore, clock Clock) error {
+	clients, err := store.Clients(ctx)
+	if err != nil {
+		return err
+	}
+	ceilings := map[string][]string{}
+	for _, c := range clients {
+		if c.TenantID != "" {
+			ceilings[c.TenantID] = dedupe(append(ceilings[c.TenantID], c.Scopes...))
+		}
+	}
+	for id, ceiling := range ceilings {
+		if _, err := store.Tenant(ctx, id); !errors.Is(err, ErrTenantNotFound) {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		now := clock.Now().UTC()
+		sort.Strings(ceiling)
+		t := &Tenant{ID: id, Name: id, Status: TenantActive, ScopeCeiling: ceiling, CreatedAt: now, UpdatedAt: now}
+		switch err := store.CreateTenant(ctx, t); {
+		case errors.Is(err, ErrTenantExists): // another replica was first
+		case err != nil:
+			return fmt.Errorf("migrate tenant %q: %w", id, err)
+		default:
+			after, _ := json.Marshal(t)
+			if err := store.AppendAudit(ctx, &AuditRecord{At: now, Actor: "migration", Action: "tenant.create", TargetType: "tenant", TargetID: id, TenantID: id, After: after}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func validateScopes(scopes []string) error {

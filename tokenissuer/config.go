@@ -27,6 +27,7 @@ type Config struct {
 	Keys      KeysConfig      `yaml:"keys"`
 	Tokens    TokensConfig    `yaml:"tokens"`
 	RateLimit RateLimitConfig `yaml:"rate_limit"`
+	Audit     AuditConfig     `yaml:"audit"`
 	// ClientCacheTTL is how long a client record is reused without reading the
 	// store; it bounds how long a disabled client or revoked secret still works.
 	ClientCacheTTL time.Duration `yaml:"client_cache_ttl"`
@@ -99,6 +100,12 @@ type RateLimitConfig struct {
 	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
 }
 
+// AuditConfig configures the audit trail of client and tenant changes.
+type AuditConfig struct {
+	// Retention is how long audit records are kept.
+	Retention time.Duration `yaml:"retention"`
+}
+
 // DefaultConfig returns the settings used when the file does not say otherwise.
 func DefaultConfig() Config {
 	return Config{
@@ -119,6 +126,7 @@ func DefaultConfig() Config {
 		},
 		Tokens:          TokensConfig{Lifetime: 15 * time.Minute, MaxLifetime: time.Hour},
 		RateLimit:       RateLimitConfig{MaxFailures: 10, Window: time.Minute, MaxEntries: 100_000},
+		Audit:           AuditConfig{Retention: 400 * 24 * time.Hour},
 		ClientCacheTTL:  5 * time.Second,
 		ShutdownTimeout: 15 * time.Second,
 	}
@@ -207,6 +215,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RateLimit.TrustForwardedFor {
 		bad("rate_limit.trust_forwarded_for", "was replaced by rate_limit.trusted_proxies: list the addresses or CIDRs of the proxies in front of the issuer, whose X-Forwarded-For is then believed")
+	}
+	if c.Audit.Retention < 24*time.Hour {
+		bad("audit.retention", "%s is shorter than a day; keep the trail long enough to investigate (e.g. 9600h, about 400 days)", c.Audit.Retention)
 	}
 	if c.ClientCacheTTL < 0 {
 		bad("client_cache_ttl", "must not be negative (0 disables the cache)")

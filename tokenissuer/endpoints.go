@@ -28,6 +28,7 @@ const maxTokenRequestBody = 8 << 10
 type Endpoints struct {
 	cfg     Config
 	store   ClientStore
+	tenants TenantStore
 	keys    *KeyManager
 	hasher  *SecretHasher
 	clock   Clock
@@ -41,13 +42,16 @@ type Endpoints struct {
 	// clients caches client records and, as nil, IDs the store does not
 	// know, so a known and an unknown ID cost the same (no timing oracle).
 	clients *ristretto.Cache[string, cachedClient]
+	// tenantCache holds tenant records for client_cache_ttl, which also
+	// bounds how long a disabled tenant's clients still get tokens.
+	tenantCache *ristretto.Cache[string, *Tenant]
 }
 
 type cachedClient struct{ client *Client }
 
 // NewEndpoints wires a Endpoints. reg receives the issuer's metrics.
 func NewEndpoints(cfg Config, store Store, keys *KeyManager, hasher *SecretHasher, clock Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
-	s := &Endpoints{cfg: cfg, store: store, keys: keys, hasher: hasher, clock: clock, log: log, gather: reg}
+	s := &Endpoints{cfg: cfg, store: store, tenants: store, keys: keys, hasher: hasher, clock: clock, log: log, gather: reg}
 	s.metrics = newMetrics(reg, keys)
 	rl := cfg.RateLimit
 	s.byClient = NewFailureLimiter(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
@@ -74,6 +78,13 @@ func NewEndpoints(cfg Config, store Store, keys *KeyManager, hasher *SecretHashe
 			return nil, fmt.Errorf("client cache: %w", err)
 		}
 		s.clients = cache
+		tenants, err := ristretto.NewCache(&ristretto.Config[string, *Tenant]{
+			NumCounters: 10_000, MaxCost: 1_000, BufferItems: 64, IgnoreInternalCost: true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("tenant cache: %w", err)
+		}
+		s.tenantCache = tenants
 	}
 	return s, nil
 }
@@ -82,6 +93,7 @@ func NewEndpoints(cfg Config, store Store, keys *KeyManager, hasher *SecretHashe
 func (s *Endpoints) Close() {
 	if s.clients != nil {
 		s.clients.Close()
+		s.tenantCache.Close()
 	}
 }
 
@@ -186,6 +198,11 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 	}
 	if client.Status != ClientActive {
 		return nil, creds.id, ErrUnauthorizedClient.WithDescription("the client is disabled")
+	}
+	if client.TenantID != "" {
+		if err := s.tenantAllows(r.Context(), client.TenantID); err != nil {
+			return nil, creds.id, err
+		}
 	}
 
 	scopes := client.Scopes
@@ -350,6 +367,31 @@ func (s *Endpoints) lookupClient(ctx context.Context, id string) (*Client, error
 		s.clients.SetWithTTL(id, cachedClient{client: c}, 1, s.cfg.ClientCacheTTL)
 	}
 	return c, err
+}
+
+// tenantAllows refuses the clients of a disabled (or vanished) tenant.
+func (s *Endpoints) tenantAllows(ctx context.Context, id string) error {
+	t, ok := (*Tenant)(nil), false
+	if s.tenantCache != nil {
+		t, ok = s.tenantCache.Get(id)
+	}
+	if !ok {
+		var err error
+		t, err = s.tenants.Tenant(ctx, id)
+		if errors.Is(err, ErrTenantNotFound) {
+			return ErrUnauthorizedClient.WithDescription("the client's tenant does not exist")
+		}
+		if err != nil {
+			return ErrServerError.WithCause(err)
+		}
+		if s.tenantCache != nil {
+			s.tenantCache.SetWithTTL(id, t, 1, s.cfg.ClientCacheTTL)
+		}
+	}
+	if t.Status != TenantActive {
+		return ErrUnauthorizedClient.WithDescription("the client's tenant is disabled")
+	}
+	return nil
 }
 
 // remoteAddress is the key of the per-address failure limit.

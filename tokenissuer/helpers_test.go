@@ -2,6 +2,7 @@ package tokenissuer
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -105,8 +106,15 @@ func startIssuerOn(t testing.TB, cfg Config, clock Clock, store Store) *testIssu
 	return ti
 }
 
+// createClient creates a client, and its tenant (with the client's scopes
+// as ceiling) when the tenant does not exist yet.
 func (ti *testIssuer) createClient(nc NewClient) (*Client, string) {
 	ti.t.Helper()
+	if nc.TenantID != "" {
+		if _, err := ti.admin.CreateTenant(context.Background(), NewTenant{ID: nc.TenantID, ScopeCeiling: nc.Scopes}); err != nil && !errors.Is(err, ErrTenantExists) {
+			ti.t.Fatal(err)
+		}
+	}
 	c, secret, err := ti.admin.CreateClient(context.Background(), nc)
 	if err != nil {
 		ti.t.Fatal(err)

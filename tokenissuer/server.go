@@ -13,16 +13,28 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// OpenStore opens the store the configuration selects.
+// OpenStore opens the store the configuration selects, and gives tenants
+// that clients name but that have no record yet one (stores written before
+// tenants were records).
 func OpenStore(ctx context.Context, cfg StoreConfig) (Store, error) {
+	var s Store
+	var err error
 	switch cfg.Driver {
 	case "sqlite":
-		return OpenSQLite(ctx, cfg.SQLitePath)
+		s, err = OpenSQLite(ctx, cfg.SQLitePath)
 	case "postgres":
-		return OpenPostgres(ctx, cfg.PostgresDSN)
+		s, err = OpenPostgres(ctx, cfg.PostgresDSN)
 	default:
 		return nil, fmt.Errorf("store.driver %q is not supported by this build", cfg.Driver)
 	}
+	if err != nil {
+		return nil, err
+	}
+	if err := EnsureTenantRecords(ctx, s, SystemClock{}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("tenant records: %w", err)
+	}
+	return s, nil
 }
 
 // LoadHasher returns the secret hasher keyed as the configuration says.
@@ -113,9 +125,10 @@ func NewServer(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (
 	return &Server{cfg: cfg, log: log, Store: store, Keys: keys, Endpoints: srv, Hasher: hasher, listener: ln}, nil
 }
 
-// pruneFailures forgets shared failure windows that have ended, so the
-// table does not grow with every client ID an attacker tried.
-func (s *Server) pruneFailures(ctx context.Context) {
+// housekeeping forgets failure windows that have ended (so the limiters do
+// not grow with every client ID and address an attacker tried) and audit
+// records past audit.retention.
+func (s *Server) housekeeping(ctx context.Context) {
 	window := max(s.cfg.RateLimit.Window, time.Minute)
 	t := time.NewTicker(window)
 	defer t.Stop()
@@ -127,6 +140,9 @@ func (s *Server) pruneFailures(ctx context.Context) {
 			s.Endpoints.PruneLimiters()
 			if err := s.Store.PruneFailures(ctx, time.Now().Add(-window)); err != nil {
 				s.log.Warn("pruning failure counts failed", "err", err)
+			}
+			if err := s.Store.PruneAudit(ctx, time.Now().Add(-s.cfg.Audit.Retention)); err != nil {
+				s.log.Warn("pruning the audit trail failed", "err", err)
 			}
 		}
 	}
@@ -148,7 +164,7 @@ func (s *Server) Run(ctx context.Context) error {
 	keysCtx, stopKeys := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopKeys()
 	go s.Keys.Run(keysCtx, s.cfg.Keys.ReloadInterval)
-	go s.pruneFailures(keysCtx)
+	go s.housekeeping(keysCtx)
 
 	httpServer := &http.Server{
 		Handler:           s.Endpoints.Handler(),

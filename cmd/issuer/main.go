@@ -34,10 +34,14 @@ the JWKS and RFC 8414 metadata. The same binary manages clients and signing keys
 the store its configuration names.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: cli.Group,
+		// Every change made from here is audited as the operator's.
+		PersistentPreRun: func(c *cobra.Command, _ []string) {
+			c.SetContext(tokenissuer.WithActor(c.Context(), tokenissuer.CLIActor()))
+		},
 	}
 	root.PersistentFlags().StringVar(&configPath, "config", "", "configuration file (YAML; default $"+envPrefix+"_CONFIG)")
 	st := &state{configPath: &configPath}
-	root.AddCommand(newServeCommand(st), newClientsCommand(st), newKeysCommand(st), cli.EnvCommand(envPrefix, new(tokenissuer.DefaultConfig())))
+	root.AddCommand(newServeCommand(st), newClientsCommand(st), newTenantsCommand(st), newAuditCommand(st), newKeysCommand(st), cli.EnvCommand(envPrefix, new(tokenissuer.DefaultConfig())))
 	return cli.Execute(ctx, root, args, stdout, stderr)
 }
 
@@ -254,8 +258,8 @@ rotate-secret, and stored only as a keyed hash.`,
 		clientCommand(st, "enable CLIENT_ID", "Enable a disabled client", "  issuer clients enable acme-app --config FILE",
 			cli.ExactArgs(1, "CLIENT_ID"), setStatus(tokenissuer.ClientActive)),
 		clientCommand(st, "delete CLIENT_ID", "Delete a client and its secrets", "  issuer clients delete acme-app --config FILE",
-			cli.ExactArgs(1, "CLIENT_ID"), func(c *cobra.Command, _ *tokenissuer.Admin, store tokenissuer.Store, args []string) (any, error) {
-				if err := store.DeleteClient(c.Context(), args[0]); err != nil {
+			cli.ExactArgs(1, "CLIENT_ID"), func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, args []string) (any, error) {
+				if err := admin.DeleteClient(c.Context(), args[0]); err != nil {
 					return nil, fmt.Errorf("client %q: %w", args[0], err)
 				}
 				return map[string]string{"deleted": args[0]}, nil

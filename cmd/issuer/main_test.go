@@ -34,6 +34,9 @@ func TestClientLifecycle(t *testing.T) {
 	config := filepath.Join(dir, "issuer.yaml")
 	os.WriteFile(config, []byte("store:\n  sqlite_path: "+filepath.Join(dir, "i.db")+"\n  secret_hash_key_file: "+filepath.Join(dir, "k")+"\n"), 0o644)
 
+	if _, err := issuerCmd(t, config, "tenants", "create", "--id", "acme", "--ceiling", "a b c x"); err != nil {
+		t.Fatal(err)
+	}
 	created, err := issuerCmd(t, config, "clients", "create", "--id", "acme-app", "--tenant", "acme", "--scopes", "a b,c")
 	if err != nil {
 		t.Fatal(err)
@@ -197,5 +200,50 @@ func TestIssuerCommandsExplainThemselves(t *testing.T) {
 	var ue usageError
 	if !errors.As(err, &ue) || stderr != "" {
 		t.Errorf("unknown flag: %v, printed %q (the error is printed once, by main)", err, stderr)
+	}
+}
+
+// TestTenantsAndAuditFromTheCLI: tenants are managed with the same rules as
+// anywhere, and every change is in the audit trail as the operator's.
+func TestTenantsAndAuditFromTheCLI(t *testing.T) {
+	_, config := writeConfig(t, "")
+	steps := [][]string{
+		{"tenants", "create", "--id", "acme", "--name", "Acme", "--ceiling", "a b"},
+		{"clients", "create", "--id", "acme-app", "--tenant", "acme", "--scopes", "a b"},
+		{"tenants", "set-ceiling", "acme", "a", "--force"},
+		{"tenants", "disable", "acme"},
+		{"tenants", "enable", "acme"},
+		{"tenants", "rename", "acme", "Acme Corp"},
+	}
+	for _, args := range steps {
+		if _, _, err := runIssuer(t, append(args, "--config", config)...); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	_, _, err := runIssuer(t, "tenants", "set-ceiling", "acme", "", "--config", config)
+	if err == nil || !strings.Contains(err.Error(), "acme-app (a)") {
+		t.Fatalf("narrowing below a client without --force: %v", err)
+	}
+	out, _, err := runIssuer(t, "tenants", "show", "acme", "--config", config)
+	if err != nil || !strings.Contains(out, `"name": "Acme Corp"`) || !strings.Contains(out, `"scope_ceiling": [`) {
+		t.Fatalf("show: %v %s", err, out)
+	}
+	out, _, err = runIssuer(t, "audit", "--tenant", "acme", "--config", config)
+	var records []map[string]any
+	if err != nil || json.Unmarshal([]byte(out), &records) != nil {
+		t.Fatalf("audit: %v %s", err, out)
+	}
+	var actions []string
+	for _, r := range records {
+		actions = append(actions, r["action"].(string))
+		if !strings.HasPrefix(r["actor"].(string), "cli:") {
+			t.Errorf("actor %v", r["actor"])
+		}
+	}
+	if got := strings.Join(actions, " "); got != "tenant.create client.create client.set_scopes tenant.set_ceiling tenant.disable tenant.enable tenant.rename" {
+		t.Fatalf("audited actions: %s", got)
+	}
+	if _, _, err := runIssuer(t, "audit", "--since", "yesterday", "--config", config); err == nil {
+		t.Fatal("a bad --since is accepted")
 	}
 }

@@ -102,7 +102,11 @@ func ensureDemoClient(ctx context.Context, issuer *tokenissuer.Server, path stri
 		}
 	}
 	admin := issuer.Admin()
+	ctx = tokenissuer.WithActor(ctx, tokenissuer.CLIActor())
 	_ = issuer.Store.DeleteClient(ctx, "demo-client")
+	if _, err := admin.CreateTenant(ctx, tokenissuer.NewTenant{ID: "acme", Name: "Acme (demo)", ScopeCeiling: demoScopes}); err != nil && !errors.Is(err, tokenissuer.ErrTenantExists) {
+		return demo, fmt.Errorf("create demo tenant: %w", err)
+	}
 	c, secret, err := admin.CreateClient(ctx, tokenissuer.NewClient{ID: "demo-client", Name: "Demo client", TenantID: "acme", Scopes: demoScopes})
 	if err != nil && !errors.Is(err, tokenissuer.ErrClientExists) {
 		return demo, fmt.Errorf("create demo client: %w", err)
