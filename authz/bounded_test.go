@@ -3,7 +3,6 @@ package authz
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -12,21 +11,13 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
 // paddedJWKS is a valid key set of keys, padded with whitespace to size
 // bytes: only its size can make a verifier refuse it.
 func paddedJWKS(t *testing.T, size int, keys ...signingKey) []byte {
 	t.Helper()
-	set := jwk.NewSet()
-	for _, k := range keys {
-		set.AddKey(k.public(t))
-	}
-	body, err := json.Marshal(set)
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := jwksBody(t, keys...)
 	return append(body, bytes.Repeat([]byte(" "), size-len(body))...)
 }
 

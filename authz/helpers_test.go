@@ -121,6 +121,12 @@ func newJWKSServer(t testing.TB, keys ...signingKey) *jwksServer {
 }
 
 func (s *jwksServer) setKeys(t testing.TB, keys ...signingKey) {
+	s.setBody(http.StatusOK, jwksBody(t, keys...))
+}
+
+// jwksBody is the JWKS publishing the public halves of keys.
+func jwksBody(t testing.TB, keys ...signingKey) []byte {
+	t.Helper()
 	set := jwk.NewSet()
 	for _, k := range keys {
 		set.AddKey(k.public(t))
@@ -129,7 +135,7 @@ func (s *jwksServer) setKeys(t testing.TB, keys ...signingKey) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.setBody(http.StatusOK, body)
+	return body
 }
 
 func (s *jwksServer) setBody(status int, body []byte) {

@@ -45,15 +45,7 @@ func (s *SQLiteStore) Tenants(ctx context.Context) ([]*Tenant, error) {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}
 	defer rows.Close()
-	out := []*Tenant{}
-	for rows.Next() {
-		t, err := scanTenant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list tenants: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return scanTenants(rows)
 }
 
 // UpdateTenant implements TenantStore.

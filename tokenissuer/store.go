@@ -248,6 +248,19 @@ func scanTenant(row rowScanner) (*Tenant, error) {
 	return t, nil
 }
 
+// scanTenants decodes rows of tenantColumns.
+func scanTenants(rows rowsScanner) ([]*Tenant, error) {
+	out := []*Tenant{}
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
 // auditColumns is the SELECT list scanAudit expects.
 const auditColumns = `seq, at, actor, address, action, target_type, target_id, tenant_id, before_json, after_json`
 
