@@ -97,25 +97,21 @@ func requestFromCheck(req *authv3.CheckRequest, r *Request) bool {
 	r.Method, r.Path = h.GetMethod(), h.GetPath()
 	if hm := h.GetHeaderMap().GetHeaders(); len(hm) > 0 {
 		for _, hv := range hm {
-			v := hv.GetValue()
-			if v == "" && len(hv.GetRawValue()) > 0 {
-				v = string(hv.GetRawValue())
-			}
 			noteUnderscored(r, hv.GetKey())
 			switch strings.ToLower(hv.GetKey()) {
 			case "authorization":
-				r.Authorization.Add(v)
+				r.Authorization.Add(headerValue(hv))
 			case OnBehalfOfHeader:
-				r.OnBehalfOf.Add(v)
+				r.OnBehalfOf.Add(headerValue(hv))
 			case "x-request-id":
-				r.RequestID = v
+				r.RequestID = headerValue(hv)
 			case ":method":
 				if r.Method == "" {
-					r.Method = v
+					r.Method = headerValue(hv)
 				}
 			case ":path":
 				if r.Path == "" {
-					r.Path = v
+					r.Path = headerValue(hv)
 				}
 			}
 		}
@@ -140,6 +136,16 @@ func requestFromCheck(req *authv3.CheckRequest, r *Request) bool {
 		r.Path = headers[":path"]
 	}
 	return true
+}
+
+// headerValue is a header_map entry's value: Envoy sets value or, with
+// encode_raw_headers, raw_value. Only the headers the decision reads are
+// converted, so the others cost no allocation.
+func headerValue(hv *corev3.HeaderValue) string {
+	if v := hv.GetValue(); v != "" || len(hv.GetRawValue()) == 0 {
+		return v
+	}
+	return string(hv.GetRawValue())
 }
 
 // noteUnderscored remembers a header name holding an underscore, once.
