@@ -100,6 +100,16 @@ type NewTenant struct {
 	ScopeCeiling []string
 }
 
+// InvalidError is a request that breaks a rule of client or tenant
+// management; its message says which and how to fix it.
+type InvalidError struct{ Msg string }
+
+func (e *InvalidError) Error() string { return e.Msg }
+
+func invalid(format string, args ...any) error {
+	return &InvalidError{Msg: fmt.Sprintf(format, args...)}
+}
+
 // Errors of client and tenant management.
 var (
 	ErrTooManySecrets = fmt.Errorf("the client already holds %d secrets; revoke one first", MaxSecretsPerClient)
@@ -136,7 +146,7 @@ func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string
 		nc.ID = "client-" + newID(12)
 	}
 	if !ValidClientID(nc.ID) {
-		return nil, "", fmt.Errorf("client ID %q: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", nc.ID)
+		return nil, "", invalid("client ID %q: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", nc.ID)
 	}
 	if err := validateScopes(nc.Scopes); err != nil {
 		return nil, "", err
@@ -147,10 +157,10 @@ func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string
 		}
 	}
 	if nc.TokenLifetime < 0 {
-		return nil, "", errors.New("token lifetime must not be negative")
+		return nil, "", invalid("token lifetime must not be negative")
 	}
 	if a.maxTokenLifetime > 0 && nc.TokenLifetime > a.maxTokenLifetime {
-		return nil, "", fmt.Errorf("token lifetime %s is longer than tokens.max_lifetime (%s), the longest any token may live", nc.TokenLifetime, a.maxTokenLifetime)
+		return nil, "", invalid("token lifetime %s is longer than tokens.max_lifetime (%s), the longest any token may live", nc.TokenLifetime, a.maxTokenLifetime)
 	}
 	secret, err := GenerateSecret()
 	if err != nil {
@@ -172,13 +182,13 @@ func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string
 func (a *Admin) withinCeiling(ctx context.Context, tenantID string, scopes []string) error {
 	t, err := a.store.Tenant(ctx, tenantID)
 	if errors.Is(err, ErrTenantNotFound) {
-		return fmt.Errorf("tenant %q does not exist; create it first (issuer tenants create)", tenantID)
+		return invalid("tenant %q does not exist; create it first (issuer tenants create)", tenantID)
 	}
 	if err != nil {
 		return err
 	}
 	if outside := scopesOutside(scopes, t.ScopeCeiling); len(outside) > 0 {
-		return fmt.Errorf("scopes %s are outside the scope ceiling of tenant %q (%s)", strings.Join(outside, " "), tenantID, strings.Join(t.ScopeCeiling, " "))
+		return invalid("scopes %s are outside the scope ceiling of tenant %q (%s)", strings.Join(outside, " "), tenantID, strings.Join(t.ScopeCeiling, " "))
 	}
 	return nil
 }
@@ -295,7 +305,7 @@ func (a *Admin) DeleteClient(ctx context.Context, id string) error {
 // CreateTenant creates an active tenant with its scope ceiling.
 func (a *Admin) CreateTenant(ctx context.Context, nt NewTenant) (*Tenant, error) {
 	if !idPattern.MatchString(nt.ID) {
-		return nil, fmt.Errorf("tenant ID %q: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", nt.ID)
+		return nil, invalid("tenant ID %q: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", nt.ID)
 	}
 	if err := validateScopes(nt.ScopeCeiling); err != nil {
 		return nil, err
@@ -486,7 +496,7 @@ func EnsureTenantRecords(ctx context.Context, store AdminStore, clock Clock) err
 func validateScopes(scopes []string) error {
 	for _, s := range scopes {
 		if !ValidScopeToken(s) {
-			return fmt.Errorf("scope %q is not a valid scope-token (RFC 6749 §3.3: printable ASCII, no spaces, quotes or backslashes)", s)
+			return invalid("scope %q is not a valid scope-token (RFC 6749 §3.3: printable ASCII, no spaces, quotes or backslashes)", s)
 		}
 	}
 	return nil

@@ -16,6 +16,9 @@ import (
 type Config struct {
 	// Listen is the address of the HTTP server.
 	Listen string `yaml:"listen"`
+	// AdminListen is the address of the admin API (/admin/v1/), apart from
+	// the public token endpoint; keep it private.
+	AdminListen string `yaml:"admin_listen"`
 	// Issuer is the "iss" of every token and the base of the metadata URLs.
 	Issuer string `yaml:"issuer"`
 	// Audience is the "aud" of every token: the API the tokens are for.
@@ -109,10 +112,11 @@ type AuditConfig struct {
 // DefaultConfig returns the settings used when the file does not say otherwise.
 func DefaultConfig() Config {
 	return Config{
-		Listen:   "127.0.0.1:8080",
-		Issuer:   "http://127.0.0.1:8080",
-		Audience: "https://api.example.com",
-		LogLevel: "info",
+		Listen:      "127.0.0.1:8080",
+		AdminListen: "127.0.0.1:8081",
+		Issuer:      "http://127.0.0.1:8080",
+		Audience:    "https://api.example.com",
+		LogLevel:    "info",
 		Store: StoreConfig{
 			Driver:            "sqlite",
 			SQLitePath:        "issuer.db",
@@ -140,6 +144,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "%q is not host:port", c.Listen)
+	}
+	if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+		bad("admin_listen", "%q is not host:port", c.AdminListen)
 	}
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		bad("issuer", "%q must be an absolute http(s) URL without query or fragment (RFC 8414 §2)", c.Issuer)

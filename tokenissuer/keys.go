@@ -42,6 +42,8 @@ type keySnapshot struct {
 	// byActivation is ordered by activeAt, newest last.
 	byActivation []signingKey
 	jwks         []byte
+	// public is the published key set, parsed, for verifying own tokens.
+	public jwk.Set
 }
 
 // KeyManager owns the signing keys: it creates the first one, rotates them,
@@ -279,7 +281,7 @@ func (m *KeyManager) buildSnapshot(stored []SigningKey) (*keySnapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode JWKS: %w", err)
 	}
-	snap.jwks = jwks
+	snap.jwks, snap.public = jwks, public
 	return snap, nil
 }
 

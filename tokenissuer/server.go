@@ -2,7 +2,6 @@ package tokenissuer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -85,6 +84,11 @@ type Server struct {
 	Endpoints *Endpoints
 	Hasher    *SecretHasher
 	listener  net.Listener
+	// adminListener serves AdminHandler, apart from the public endpoints.
+	adminListener net.Listener
+	// AdminHandler is the admin API (/admin/v1/), set by the binary before
+	// Run: it lives in its own package, which imports this one.
+	AdminHandler http.Handler
 }
 
 // NewServer opens the store, loads (or creates) the signing keys and binds
@@ -122,7 +126,13 @@ func NewServer(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (
 		store.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	return &Server{cfg: cfg, log: log, Store: store, Keys: keys, Endpoints: srv, Hasher: hasher, listener: ln}, nil
+	adminLn, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		ln.Close()
+		store.Close()
+		return nil, fmt.Errorf("admin_listen: %w", err)
+	}
+	return &Server{cfg: cfg, log: log, Store: store, Keys: keys, Endpoints: srv, Hasher: hasher, listener: ln, adminListener: adminLn}, nil
 }
 
 // housekeeping forgets failure windows that have ended (so the limiters do
@@ -166,8 +176,36 @@ func (s *Server) Run(ctx context.Context) error {
 	go s.Keys.Run(keysCtx, s.cfg.Keys.ReloadInterval)
 	go s.housekeeping(keysCtx)
 
-	httpServer := &http.Server{
-		Handler:           s.Endpoints.Handler(),
+	admin := s.AdminHandler
+	if admin == nil {
+		admin = http.NotFoundHandler()
+	}
+	servers := []*http.Server{s.httpServer(s.Endpoints.Handler()), s.httpServer(admin)}
+	errc := make(chan error, len(servers))
+	go func() { errc <- servers[0].Serve(s.listener) }()
+	go func() { errc <- servers[1].Serve(s.adminListener) }()
+	s.log.Info("issuer listening", "addr", s.listener.Addr().String(), "admin", s.adminListener.Addr().String(), "issuer", s.cfg.Issuer)
+
+	var runErr error
+	select {
+	case err := <-errc:
+		runErr = fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("issuer shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil && runErr == nil {
+			runErr = fmt.Errorf("graceful shutdown: %w", err)
+		}
+	}
+	return runErr
+}
+
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -175,23 +213,13 @@ func (s *Server) Run(ctx context.Context) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- httpServer.Serve(s.listener) }()
-	s.log.Info("issuer listening", "addr", s.listener.Addr().String(), "issuer", s.cfg.Issuer)
+}
 
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	s.log.Info("issuer shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := httpServer.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("graceful shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+// AdminAddr is the address of the admin listener.
+func (s *Server) AdminAddr() net.Addr { return s.adminListener.Addr() }
+
+// VerifyAccessToken verifies an access token this issuer minted, for the
+// admin API.
+func (s *Server) VerifyAccessToken(token string) (AccessToken, error) {
+	return s.Keys.VerifyAccessToken(token, s.cfg.Issuer, time.Now())
 }

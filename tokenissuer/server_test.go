@@ -16,7 +16,7 @@ func TestServiceServesAndShutsDownGracefully(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
+	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Store.SQLitePath = filepath.Join(dir, "issuer.db")
 	cfg.Store.SecretHashKeyFile = filepath.Join(dir, "hash.key")
 	svc, err := NewServer(context.Background(), cfg, SystemClock{}, discardLogger())

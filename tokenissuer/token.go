@@ -2,10 +2,14 @@ package tokenissuer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
 )
 
 // accessTokenClaims are the claims of an RFC 9068 JWT access token.
@@ -61,4 +65,51 @@ func (s *Endpoints) mint(client *Client, scopes []string, now time.Time) (token 
 		return "", 0, fmt.Errorf("sign token with key %s: %w", key.kid, err)
 	}
 	return string(signed), lifetime, nil
+}
+
+// AccessToken is what the admin API needs of a verified access token.
+type AccessToken struct {
+	ClientID string
+	TenantID string
+	Scopes   []string
+}
+
+// HasScope reports whether the token was granted scope.
+func (t AccessToken) HasScope(scope string) bool { return slices.Contains(t.Scopes, scope) }
+
+// ErrInvalidAccessToken is a token this issuer did not mint, or no longer
+// honours (expired, signed by a retired key, malformed).
+var ErrInvalidAccessToken = errors.New("invalid access token")
+
+// VerifyAccessToken verifies a token this issuer minted: signed by a key it
+// publishes, typ at+jwt (RFC 9068 §2.1), iss this issuer, not expired.
+func (m *KeyManager) VerifyAccessToken(token, issuer string, now time.Time) (AccessToken, error) {
+	snap := m.snapshot.Load()
+	if snap == nil {
+		return AccessToken{}, errors.New("signing keys not loaded")
+	}
+	msg, err := jws.ParseString(token)
+	if err != nil || len(msg.Signatures()) != 1 || msg.Signatures()[0].ProtectedHeaders().Type() != accessTokenType {
+		return AccessToken{}, ErrInvalidAccessToken
+	}
+	tok, err := jwt.ParseString(token, jwt.WithKeySet(snap.public), jwt.WithValidate(true), jwt.WithIssuer(issuer),
+		jwt.WithRequiredClaim(jwt.ExpirationKey), jwt.WithClock(jwt.ClockFunc(func() time.Time { return now })))
+	if err != nil {
+		return AccessToken{}, fmt.Errorf("%w: %v", ErrInvalidAccessToken, err)
+	}
+	var at AccessToken
+	if v, ok := tok.Get("client_id"); ok {
+		at.ClientID, _ = v.(string)
+	}
+	if v, ok := tok.Get("tenant_id"); ok {
+		at.TenantID, _ = v.(string)
+	}
+	if v, ok := tok.Get("scope"); ok {
+		s, _ := v.(string)
+		at.Scopes = strings.Fields(s)
+	}
+	if at.ClientID == "" {
+		return AccessToken{}, fmt.Errorf("%w: no client_id", ErrInvalidAccessToken)
+	}
+	return at, nil
 }

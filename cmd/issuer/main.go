@@ -16,6 +16,7 @@ import (
 
 	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/adminapi"
 )
 
 const envPrefix = "PORTCULLIS_ISSUER"
@@ -117,10 +118,12 @@ GET /healthz and GET /metrics on listen. SIGTERM drains in-flight requests.`,
 			if err != nil {
 				return err
 			}
-			svc, err := tokenissuer.NewServer(c.Context(), cfg, tokenissuer.SystemClock{}, cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel))
+			log := cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel)
+			svc, err := tokenissuer.NewServer(c.Context(), cfg, tokenissuer.SystemClock{}, log)
 			if err != nil {
 				return err
 			}
+			svc.AdminHandler = adminapi.New(svc.Admin(), svc.Store, svc, log).Handler()
 			return svc.Run(c.Context())
 		},
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/internal/secretfile"
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/adminapi"
 )
 
 // demoClient is the local run's client; its secret is kept in clear in the
@@ -61,6 +62,7 @@ func local(ctx context.Context, stateDir string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("issuer: %w", err)
 	}
+	issuer.AdminHandler = adminapi.New(issuer.Admin(), issuer.Store, issuer, log).Handler()
 	demo, err := ensureDemoClient(ctx, issuer, filepath.Join(stateDir, "demo-client.json"))
 	if err != nil {
 		return err

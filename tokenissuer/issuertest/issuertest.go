@@ -47,7 +47,7 @@ func Start(t testing.TB, opts Options) *Issuer {
 	addr := ln.Addr().String()
 	ln.Close() // the service binds it again; the issuer URL must be known first
 	cfg := tokenissuer.DefaultConfig()
-	cfg.Listen, cfg.Issuer = addr, "http://"+addr
+	cfg.Listen, cfg.AdminListen, cfg.Issuer = addr, "127.0.0.1:0", "http://"+addr
 	cfg.Store.SQLitePath = filepath.Join(dir, "issuer.db")
 	cfg.Store.SecretHashKeyFile = filepath.Join(dir, "hash.key")
 	if opts.Algorithm != "" {

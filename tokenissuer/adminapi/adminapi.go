@@ -1,0 +1,408 @@
+// Package adminapi is the issuer's admin HTTP API (/admin/v1/): a thin
+// adapter over tokenissuer.Admin, where the rules and the audit trail live.
+// Callers authenticate with this issuer's own access tokens: scope
+// portcullis.clients:manage manages the token's tenant only (another
+// tenant's objects are 404, so their existence does not leak), scope
+// portcullis.admin is for platform operators. Errors are RFC 9457 problem
+// details.
+package adminapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer"
+)
+
+// The scopes of the admin API. Only an operator grants them (issuer clients
+// create ... --scopes portcullis.admin); no caller can grant them through
+// the API.
+const (
+	ScopeManageClients = "portcullis.clients:manage"
+	ScopeAdmin         = "portcullis.admin"
+)
+
+// maxBody bounds a request body; a client description is a few hundred bytes.
+const maxBody = 64 << 10
+
+// TokenVerifier verifies this issuer's access tokens.
+type TokenVerifier interface {
+	VerifyAccessToken(token string) (tokenissuer.AccessToken, error)
+}
+
+// VerifierFunc adapts a function to TokenVerifier.
+type VerifierFunc func(token string) (tokenissuer.AccessToken, error)
+
+// VerifyAccessToken implements TokenVerifier.
+func (f VerifierFunc) VerifyAccessToken(token string) (tokenissuer.AccessToken, error) {
+	return f(token)
+}
+
+// Reader is what the API reads directly; every change goes through Admin.
+type Reader interface {
+	Client(ctx context.Context, id string) (*tokenissuer.Client, error)
+	Clients(ctx context.Context) ([]*tokenissuer.Client, error)
+}
+
+// API serves /admin/v1/.
+type API struct {
+	admin  *tokenissuer.Admin
+	read   Reader
+	tokens TokenVerifier
+	log    *slog.Logger
+}
+
+// New returns the admin API.
+func New(admin *tokenissuer.Admin, read Reader, tokens TokenVerifier, log *slog.Logger) *API {
+	return &API{admin: admin, read: read, tokens: tokens, log: log}
+}
+
+// caller is who calls: a verified token, and what it may see.
+type caller struct {
+	token tokenissuer.AccessToken
+	admin bool
+}
+
+// sees reports whether the caller may know of an object of tenantID.
+func (c caller) sees(tenantID string) bool { return c.admin || tenantID == c.token.TenantID }
+
+type handler func(w http.ResponseWriter, r *http.Request, c caller) error
+
+// Handler returns the routes.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	routes := map[string]handler{
+		"GET /admin/v1/clients":                     a.listClients,
+		"POST /admin/v1/clients":                    a.createClient,
+		"GET /admin/v1/clients/{id}":                a.getClient,
+		"DELETE /admin/v1/clients/{id}":             a.deleteClient,
+		"POST /admin/v1/clients/{id}/rotate-secret": a.rotateSecret,
+		"POST /admin/v1/clients/{id}/revoke-secret": a.revokeSecret,
+		"POST /admin/v1/clients/{id}/disable":       a.setStatus(tokenissuer.ClientDisabled),
+		"POST /admin/v1/clients/{id}/enable":        a.setStatus(tokenissuer.ClientActive),
+		"PUT /admin/v1/clients/{id}/scopes":         a.setScopes,
+		"GET /admin/v1/audit":                       a.listAudit,
+	}
+	for pattern, h := range routes {
+		mux.Handle(pattern, a.authenticated(h))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, problemNotFound.with("no such resource: "+r.Method+" "+r.URL.Path))
+	})
+	return mux
+}
+
+// authenticated verifies the bearer token, sets the audit actor, and turns
+// the handler's error into a problem response.
+func (a *API) authenticated(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, p := a.authenticate(r)
+		if p != nil {
+			writeProblem(w, p)
+			return
+		}
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		ctx := tokenissuer.WithActor(r.Context(), tokenissuer.Actor{ID: "client:" + c.token.ClientID, Address: host})
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if err := h(w, r.WithContext(ctx), c); err != nil {
+			p := problemFor(err)
+			if p.Status >= 500 {
+				a.log.Error("admin API request failed", "method", r.Method, "path", r.URL.Path, "client_id", c.token.ClientID, "err", err)
+			}
+			writeProblem(w, p)
+		}
+	})
+}
+
+func (a *API) authenticate(r *http.Request) (caller, *problem) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return caller{}, problemUnauthorized.with("send Authorization: Bearer <access token of this issuer>")
+	}
+	at, err := a.tokens.VerifyAccessToken(token)
+	if err != nil {
+		return caller{}, problemUnauthorized.with("the access token is not valid")
+	}
+	c := caller{token: at, admin: at.HasScope(ScopeAdmin)}
+	switch {
+	case c.admin:
+	case !at.HasScope(ScopeManageClients):
+		return caller{}, problemForbidden.with("the token needs scope " + ScopeManageClients + " or " + ScopeAdmin)
+	case at.TenantID == "":
+		return caller{}, problemForbidden.with("scope " + ScopeManageClients + " manages the token's tenant, and this token has none")
+	}
+	return c, nil
+}
+
+// clientView is a client as the API shows it: never a hash.
+type clientView struct {
+	ClientID      string                   `json:"client_id"`
+	Name          string                   `json:"name"`
+	TenantID      string                   `json:"tenant_id,omitempty"`
+	Scopes        []string                 `json:"scopes"`
+	Status        tokenissuer.ClientStatus `json:"status"`
+	TokenLifetime string                   `json:"token_lifetime,omitempty"`
+	Secrets       []secretView             `json:"secrets"`
+	CreatedAt     time.Time                `json:"created_at"`
+	UpdatedAt     time.Time                `json:"updated_at"`
+	// ClientSecret is set only in the answers of create and rotate-secret:
+	// it is shown once and never stored.
+	ClientSecret string `json:"client_secret,omitempty"`
+}
+
+type secretView struct {
+	ID        string    `json:"id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func viewOf(c *tokenissuer.Client) clientView {
+	v := clientView{ClientID: c.ID, Name: c.Name, TenantID: c.TenantID, Scopes: c.Scopes, Status: c.Status,
+		Secrets: []secretView{}, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+	if c.TokenLifetime > 0 {
+		v.TokenLifetime = c.TokenLifetime.String()
+	}
+	for _, s := range c.Secrets {
+		v.Secrets = append(v.Secrets, secretView{ID: s.ID, CreatedAt: s.CreatedAt})
+	}
+	return v
+}
+
+// visibleClient returns the client if the caller may see it, else
+// ErrClientNotFound: another tenant's client does not exist for the caller.
+func (a *API) visibleClient(ctx context.Context, c caller, id string) (*tokenissuer.Client, error) {
+	cl, err := a.read.Client(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !c.sees(cl.TenantID) {
+		return nil, tokenissuer.ErrClientNotFound
+	}
+	return cl, nil
+}
+
+func (a *API) listClients(w http.ResponseWriter, r *http.Request, c caller) error {
+	all, err := a.read.Clients(r.Context())
+	if err != nil {
+		return err
+	}
+	tenant := r.URL.Query().Get("tenant_id")
+	out := []clientView{}
+	for _, cl := range all {
+		if c.sees(cl.TenantID) && (tenant == "" || cl.TenantID == tenant) {
+			out = append(out, viewOf(cl))
+		}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"clients": out})
+}
+
+type createClientRequest struct {
+	ID            string   `json:"client_id"`
+	Name          string   `json:"name"`
+	TenantID      string   `json:"tenant_id"`
+	Scopes        []string `json:"scopes"`
+	TokenLifetime string   `json:"token_lifetime"`
+}
+
+func (a *API) createClient(w http.ResponseWriter, r *http.Request, c caller) error {
+	var req createClientRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	nc := tokenissuer.NewClient{ID: req.ID, Name: req.Name, TenantID: req.TenantID, Scopes: req.Scopes}
+	if !c.admin {
+		if req.TenantID != "" && req.TenantID != c.token.TenantID {
+			return &tokenissuer.InvalidError{Msg: "tenant_id: a tenant's token creates clients of its own tenant only"}
+		}
+		nc.TenantID = c.token.TenantID
+		if err := noAdminScopes(req.Scopes); err != nil {
+			return err
+		}
+	}
+	if req.TokenLifetime != "" {
+		d, err := time.ParseDuration(req.TokenLifetime)
+		if err != nil {
+			return &tokenissuer.InvalidError{Msg: fmt.Sprintf("token_lifetime %q is not a duration (e.g. 15m, 1h)", req.TokenLifetime)}
+		}
+		nc.TokenLifetime = d
+	}
+	cl, secret, err := a.admin.CreateClient(r.Context(), nc)
+	if err != nil {
+		return err
+	}
+	v := viewOf(cl)
+	v.ClientSecret = secret
+	w.Header().Set("Location", "/admin/v1/clients/"+cl.ID)
+	return writeJSON(w, http.StatusCreated, v)
+}
+
+// noAdminScopes refuses the API's own scopes to a tenant's caller: a
+// tenant cannot make itself an operator.
+func noAdminScopes(scopes []string) error {
+	for _, s := range scopes {
+		if strings.HasPrefix(s, "portcullis.") {
+			return errForbiddenScope{scope: s}
+		}
+	}
+	return nil
+}
+
+type errForbiddenScope struct{ scope string }
+
+func (e errForbiddenScope) Error() string {
+	return fmt.Sprintf("scope %q is granted by platform operators only", e.scope)
+}
+
+func (a *API) getClient(w http.ResponseWriter, r *http.Request, c caller) error {
+	cl, err := a.visibleClient(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, viewOf(cl))
+}
+
+func (a *API) deleteClient(w http.ResponseWriter, r *http.Request, c caller) error {
+	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
+		return err
+	}
+	if err := a.admin.DeleteClient(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request, c caller) error {
+	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
+		return err
+	}
+	cl, _, secret, err := a.admin.RotateSecret(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	v := viewOf(cl)
+	v.ClientSecret = secret
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (a *API) revokeSecret(w http.ResponseWriter, r *http.Request, c caller) error {
+	var req struct {
+		SecretID string `json:"secret_id"`
+	}
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			return err
+		}
+	}
+	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
+		return err
+	}
+	cl, err := a.admin.RevokeSecret(r.Context(), r.PathValue("id"), req.SecretID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, viewOf(cl))
+}
+
+func (a *API) setStatus(status tokenissuer.ClientStatus) handler {
+	return func(w http.ResponseWriter, r *http.Request, c caller) error {
+		if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
+			return err
+		}
+		cl, err := a.admin.SetStatus(r.Context(), r.PathValue("id"), status)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, viewOf(cl))
+	}
+}
+
+func (a *API) setScopes(w http.ResponseWriter, r *http.Request, c caller) error {
+	var req struct {
+		Scopes []string `json:"scopes"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if !c.admin {
+		if err := noAdminScopes(req.Scopes); err != nil {
+			return err
+		}
+	}
+	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
+		return err
+	}
+	cl, err := a.admin.SetScopes(r.Context(), r.PathValue("id"), req.Scopes)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, viewOf(cl))
+}
+
+// listAudit lists the audit trail, of the caller's tenant only unless the
+// caller is an operator; ?after= continues from the last seq seen.
+func (a *API) listAudit(w http.ResponseWriter, r *http.Request, c caller) error {
+	q := r.URL.Query()
+	aq := tokenissuer.AuditQuery{TenantID: q.Get("tenant_id"), TargetID: q.Get("target"), Actor: q.Get("actor")}
+	if !c.admin {
+		aq.TenantID = c.token.TenantID
+	}
+	for name, dst := range map[string]*int64{"after": &aq.AfterSeq} {
+		if v := q.Get(name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				return &tokenissuer.InvalidError{Msg: name + " must be a sequence number"}
+			}
+			*dst = n
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return &tokenissuer.InvalidError{Msg: "limit must be a positive number"}
+		}
+		aq.Limit = n
+	}
+	records, err := a.admin.Audit(r.Context(), aq)
+	if err != nil {
+		return err
+	}
+	page := map[string]any{"records": records}
+	if len(records) > 0 {
+		page["next_after"] = records[len(records)-1].Seq
+	}
+	return writeJSON(w, http.StatusOK, page)
+}
+
+// decode reads a strict JSON body: unknown fields are errors.
+func decode(r *http.Request, into any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return errTooLarge
+		}
+		return &tokenissuer.InvalidError{Msg: "the body is not the expected JSON: " + err.Error()}
+	}
+	return nil
+}
+
+var errTooLarge = errors.New("request body too large")
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}

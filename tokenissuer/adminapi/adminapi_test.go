@@ -1,0 +1,265 @@
+package adminapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/adminapi"
+)
+
+// env is a real issuer on loopback, with its admin API on its own listener.
+type env struct {
+	t       *testing.T
+	srv     *tokenissuer.Server
+	public  string
+	admin   string
+	operate *tokenissuer.Admin
+}
+
+func start(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := tokenissuer.DefaultConfig()
+	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Store.SQLitePath, cfg.Store.SecretHashKeyFile = filepath.Join(dir, "issuer.db"), filepath.Join(dir, "hash.key")
+	cfg.ClientCacheTTL = 0 // each request sees the last change
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The issuer's URL names its own listener, so it must be known first.
+	srv, err := tokenissuer.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.AdminHandler = adminapi.New(srv.Admin(), srv.Store, srv, log).Handler()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e := &env{t: t, srv: srv, public: "http://" + srv.Addr().String(), admin: "http://" + srv.AdminAddr().String(),
+		operate: srv.Admin()}
+	return e
+}
+
+// token gets an access token at the token endpoint, as a client would.
+func (e *env) token(id, secret string) (int, map[string]any) {
+	e.t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}
+	resp, err := http.PostForm(e.public+"/oauth2/token", form)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+func (e *env) mustToken(id, secret string) string {
+	e.t.Helper()
+	status, body := e.token(id, secret)
+	if status != http.StatusOK {
+		e.t.Fatalf("token for %s: %d %v", id, status, body)
+	}
+	return body["access_token"].(string)
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (e *env) call(method, path, token, body string) reply {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.admin+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	json.Unmarshal(raw, &r.body)
+	return r
+}
+
+// problemType asserts an RFC 9457 answer and returns its type.
+func (r reply) problemType(t *testing.T) string {
+	t.Helper()
+	if r.header.Get("Content-Type") != "application/problem+json" || r.body["status"] != float64(r.status) || r.body["title"] == nil {
+		t.Fatalf("not a problem answer: %d %v %s", r.status, r.header, r.raw)
+	}
+	return strings.TrimPrefix(r.body["type"].(string), "urn:portcullis:problem:")
+}
+
+// TestTenantAutomationManagesItsOwnClients walks the admin API as a
+// business's automation would, with a token of its own tenant.
+func TestTenantAutomationManagesItsOwnClients(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:ops"})
+	for id, ceiling := range map[string][]string{"acme": {"accounts:read", "accounts:write", adminapi.ScopeManageClients}, "globex": {"accounts:read"}} {
+		if _, err := e.operate.CreateTenant(ops, tokenissuer.NewTenant{ID: id, Name: id, ScopeCeiling: ceiling}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, botSecret, err := e.operate.CreateClient(ops, tokenissuer.NewClient{ID: "acme-bot", TenantID: "acme", Scopes: []string{adminapi.ScopeManageClients}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.operate.CreateClient(ops, tokenissuer.NewClient{ID: "globex-app", TenantID: "globex", Scopes: []string{"accounts:read"}}); err != nil {
+		t.Fatal(err)
+	}
+	bot := e.mustToken("acme-bot", botSecret)
+
+	// Create a client: the secret is in this answer only, and it works.
+	created := e.call("POST", "/admin/v1/clients", bot, `{"client_id":"acme-billing","name":"Billing","scopes":["accounts:read"]}`)
+	if created.status != http.StatusCreated || created.body["client_secret"] == nil || created.body["tenant_id"] != "acme" || created.header.Get("Location") != "/admin/v1/clients/acme-billing" {
+		t.Fatalf("create: %d %s", created.status, created.raw)
+	}
+	secret := created.body["client_secret"].(string)
+	billing := e.mustToken("acme-billing", secret)
+	if got := e.call("GET", "/admin/v1/clients/acme-billing", bot, ""); got.status != 200 || got.body["client_secret"] != nil || strings.Contains(got.raw, secret) {
+		t.Fatalf("get shows the secret or fails: %d %s", got.status, got.raw)
+	}
+
+	// Only its own tenant exists for it.
+	list := e.call("GET", "/admin/v1/clients", bot, "")
+	if list.status != 200 || strings.Contains(list.raw, "globex-app") || !strings.Contains(list.raw, "acme-billing") {
+		t.Fatalf("list: %d %s", list.status, list.raw)
+	}
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/admin/v1/clients/globex-app"}, {"DELETE", "/admin/v1/clients/globex-app"},
+		{"POST", "/admin/v1/clients/globex-app/rotate-secret"}, {"POST", "/admin/v1/clients/globex-app/disable"},
+		{"GET", "/admin/v1/clients/no-such-client"},
+	} {
+		if r := e.call(c.method, c.path, bot, ""); r.status != 404 || r.problemType(t) != "not-found" {
+			t.Errorf("%s %s: %d %s", c.method, c.path, r.status, r.raw)
+		}
+	}
+
+	// Rotation: both secrets work until the old one is revoked.
+	rotated := e.call("POST", "/admin/v1/clients/acme-billing/rotate-secret", bot, "")
+	if rotated.status != 200 || rotated.body["client_secret"] == nil {
+		t.Fatalf("rotate: %d %s", rotated.status, rotated.raw)
+	}
+	newSecret := rotated.body["client_secret"].(string)
+	e.mustToken("acme-billing", secret)
+	e.mustToken("acme-billing", newSecret)
+	if r := e.call("POST", "/admin/v1/clients/acme-billing/revoke-secret", bot, ""); r.status != 200 {
+		t.Fatalf("revoke: %d %s", r.status, r.raw)
+	}
+	if status, _ := e.token("acme-billing", secret); status != http.StatusUnauthorized {
+		t.Fatalf("revoked secret: %d", status)
+	}
+	e.mustToken("acme-billing", newSecret)
+
+	// What a tenant may not do.
+	for body, want := range map[string]string{
+		`{"name":"x","scopes":["portcullis.admin"]}`:              "forbidden",
+		`{"name":"x","scopes":["transactions:read"]}`:             "invalid-request",
+		`{"name":"x","scopes":["accounts:read"],"oops":1}`:        "invalid-request",
+		`{"name":"x","tenant_id":"globex","scopes":[]}`:           "invalid-request",
+		`{"client_id":"acme-billing","scopes":["accounts:read"]}`: "conflict",
+	} {
+		if r := e.call("POST", "/admin/v1/clients", bot, body); r.problemType(t) != want {
+			t.Errorf("%s: %d %s, want %s", body, r.status, r.raw, want)
+		}
+	}
+	if r := e.call("POST", "/admin/v1/clients", bot, `{"name":"`+strings.Repeat("x", 70<<10)+`"}`); r.status != http.StatusRequestEntityTooLarge {
+		t.Errorf("huge body: %d", r.status)
+	}
+	if r := e.call("GET", "/admin/v1/clients", "", ""); r.status != 401 || r.header.Get("WWW-Authenticate") == "" || r.problemType(t) != "unauthorized" {
+		t.Errorf("no token: %d %v", r.status, r.header)
+	}
+	if r := e.call("GET", "/admin/v1/clients", billing, ""); r.status != 403 || r.problemType(t) != "forbidden" {
+		t.Errorf("a token without the admin scopes: %d %s", r.status, r.raw)
+	}
+	if r := e.call("GET", "/admin/v1/clients", bot+"x", ""); r.status != 401 {
+		t.Errorf("a forged token: %d", r.status)
+	}
+
+	// A disabled client, and a disabled tenant, get no token.
+	if r := e.call("POST", "/admin/v1/clients/acme-billing/disable", bot, ""); r.status != 200 || r.body["status"] != "disabled" {
+		t.Fatalf("disable: %d %s", r.status, r.raw)
+	}
+	if status, _ := e.token("acme-billing", newSecret); status != http.StatusBadRequest {
+		t.Fatalf("disabled client: %d", status)
+	}
+	e.call("POST", "/admin/v1/clients/acme-billing/enable", bot, "")
+	e.mustToken("acme-billing", newSecret)
+
+	// Every change is in the tenant's audit trail, by the automation, with
+	// no secret.
+	audit := e.call("GET", "/admin/v1/audit", bot, "")
+	if audit.status != 200 {
+		t.Fatalf("audit: %d %s", audit.status, audit.raw)
+	}
+	var actions []string
+	for _, rec := range audit.body["records"].([]any) {
+		r := rec.(map[string]any)
+		if r["tenant_id"] != "acme" {
+			t.Errorf("another tenant's record: %v", r)
+		}
+		if strings.HasPrefix(r["action"].(string), "client.") && r["target_id"] == "acme-billing" {
+			actions = append(actions, r["action"].(string))
+			if r["actor"] != "client:acme-bot" || r["address"] != "127.0.0.1" {
+				t.Errorf("actor %v from %v", r["actor"], r["address"])
+			}
+		}
+	}
+	if strings.Contains(audit.raw, secret) || strings.Contains(audit.raw, newSecret) {
+		t.Fatal("the audit trail holds a secret")
+	}
+	if got := strings.Join(actions, " "); got != "client.create client.rotate_secret client.revoke_secret client.disable client.enable" {
+		t.Fatalf("audited: %s", got)
+	}
+
+	if r := e.call("DELETE", "/admin/v1/clients/acme-billing", bot, ""); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.raw)
+	}
+	if status, _ := e.token("acme-billing", newSecret); status != http.StatusUnauthorized {
+		t.Fatalf("deleted client: %d", status)
+	}
+}
+
+// TestOperatorsSeeEveryTenant: portcullis.admin is not bound to a tenant.
+func TestOperatorsSeeEveryTenant(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	ctx := context.Background()
+	e.operate.CreateTenant(ctx, tokenissuer.NewTenant{ID: "globex", ScopeCeiling: []string{"accounts:read"}})
+	e.operate.CreateClient(ctx, tokenissuer.NewClient{ID: "globex-app", TenantID: "globex", Scopes: []string{"accounts:read"}})
+	_, opsSecret, err := e.operate.CreateClient(ctx, tokenissuer.NewClient{ID: "platform-ops", Scopes: []string{adminapi.ScopeAdmin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := e.mustToken("platform-ops", opsSecret)
+	if r := e.call("GET", "/admin/v1/clients/globex-app", ops, ""); r.status != 200 {
+		t.Fatalf("operator: %d %s", r.status, r.raw)
+	}
+	if r := e.call("GET", "/admin/v1/clients?tenant_id=globex", ops, ""); r.status != 200 || strings.Contains(r.raw, "platform-ops") {
+		t.Fatalf("filtered list: %d %s", r.status, r.raw)
+	}
+	created := e.call("POST", "/admin/v1/clients", ops, `{"name":"a","tenant_id":"globex","scopes":["accounts:read"]}`)
+	if created.status != 201 || created.body["tenant_id"] != "globex" {
+		t.Fatalf("operator creates in a tenant: %d %s", created.status, created.raw)
+	}
+}

@@ -1,0 +1,67 @@
+package adminapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/portcullis/portcullis/tokenissuer"
+)
+
+// problem is an RFC 9457 problem detail. Type is stable per kind of error,
+// so automation can switch on it; Detail is for people.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func (p problem) with(detail string) *problem {
+	p.Detail = detail
+	return &p
+}
+
+const problemBase = "urn:portcullis:problem:"
+
+var (
+	problemUnauthorized = problem{Type: problemBase + "unauthorized", Title: "Authentication required", Status: http.StatusUnauthorized}
+	problemForbidden    = problem{Type: problemBase + "forbidden", Title: "Not allowed", Status: http.StatusForbidden}
+	problemNotFound     = problem{Type: problemBase + "not-found", Title: "Not found", Status: http.StatusNotFound}
+	problemConflict     = problem{Type: problemBase + "conflict", Title: "Conflict with the current state", Status: http.StatusConflict}
+	problemInvalid      = problem{Type: problemBase + "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest}
+	problemTooLarge     = problem{Type: problemBase + "too-large", Title: "Request too large", Status: http.StatusRequestEntityTooLarge}
+	problemInternal     = problem{Type: problemBase + "internal", Title: "Internal error", Status: http.StatusInternalServerError}
+)
+
+// problemFor maps a service-layer error to its problem; an unexpected one
+// is a 500 whose cause goes to the log, not to the caller.
+func problemFor(err error) *problem {
+	var invalid *tokenissuer.InvalidError
+	var ceiling *tokenissuer.CeilingError
+	var scope errForbiddenScope
+	switch {
+	case errors.Is(err, tokenissuer.ErrClientNotFound), errors.Is(err, tokenissuer.ErrTenantNotFound), errors.Is(err, tokenissuer.ErrSecretNotFound):
+		return problemNotFound.with(err.Error())
+	case errors.Is(err, tokenissuer.ErrClientExists), errors.Is(err, tokenissuer.ErrTenantExists),
+		errors.Is(err, tokenissuer.ErrTooManySecrets), errors.Is(err, tokenissuer.ErrLastSecret), errors.As(err, &ceiling):
+		return problemConflict.with(err.Error())
+	case errors.As(err, &invalid):
+		return problemInvalid.with(invalid.Msg)
+	case errors.As(err, &scope):
+		return problemForbidden.with(scope.Error())
+	case errors.Is(err, errTooLarge):
+		return problemTooLarge.with("the body is larger than 64 KiB")
+	}
+	return problemInternal.with("the request could not be completed; retry later")
+}
+
+func writeProblem(w http.ResponseWriter, p *problem) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	if p.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin"`)
+	}
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
