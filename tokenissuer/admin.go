@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -110,6 +111,41 @@ func invalid(format string, args ...any) error {
 	return &InvalidError{Msg: fmt.Sprintf(format, args...)}
 }
 
+// ErrVersionMismatch is a change made for a version of the object that is
+// no longer current (an HTTP If-Match that no longer matches: 412).
+var ErrVersionMismatch = errors.New("the object changed since that version was read; read it again")
+
+type versionKey struct{}
+
+// WithExpectedVersion returns ctx whose changes apply only if the object
+// is still at version (ClientVersion, TenantVersion); the check is made in
+// the store's transaction, so of two writers of one version one wins.
+func WithExpectedVersion(ctx context.Context, version string) context.Context {
+	return context.WithValue(ctx, versionKey{}, version)
+}
+
+func checkVersion(ctx context.Context, current string) error {
+	if v, ok := ctx.Value(versionKey{}).(string); ok && v != current {
+		return ErrVersionMismatch
+	}
+	return nil
+}
+
+// ClientVersion is the version of a client (its ETag): every change moves it.
+func ClientVersion(c *Client) string { return strconv.FormatInt(c.UpdatedAt.UnixNano(), 36) }
+
+// TenantVersion is the version of a tenant (its ETag).
+func TenantVersion(t *Tenant) string { return strconv.FormatInt(t.UpdatedAt.UnixNano(), 36) }
+
+// nextVersionTime is now, or just after previous when the clock has not
+// moved (fast writes, a fake clock): versions never repeat.
+func nextVersionTime(now, previous time.Time) time.Time {
+	if !now.After(previous) {
+		return previous.Add(time.Nanosecond)
+	}
+	return now
+}
+
 // Errors of client and tenant management.
 var (
 	ErrTooManySecrets = fmt.Errorf("the client already holds %d secrets; revoke one first", MaxSecretsPerClient)
@@ -207,13 +243,16 @@ func scopesOutside(scopes, ceiling []string) []string {
 func (a *Admin) updateClient(ctx context.Context, action, id string, change func(c *Client) error) (*Client, error) {
 	var before *Client
 	c, err := a.store.UpdateClient(ctx, id, func(c *Client) error {
+		if err := checkVersion(ctx, ClientVersion(c)); err != nil {
+			return err
+		}
 		snapshot := *c // changes may edit slices in place: copy them
 		snapshot.Scopes, snapshot.Secrets = slices.Clone(c.Scopes), slices.Clone(c.Secrets)
 		before = &snapshot
 		if err := change(c); err != nil {
 			return err
 		}
-		c.UpdatedAt = a.clock.Now().UTC()
+		c.UpdatedAt = nextVersionTime(a.clock.Now().UTC(), snapshot.UpdatedAt)
 		return nil
 	})
 	if err != nil {
@@ -296,6 +335,9 @@ func (a *Admin) DeleteClient(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkVersion(ctx, ClientVersion(c)); err != nil {
+		return err
+	}
 	if err := a.store.DeleteClient(ctx, id); err != nil {
 		return err
 	}
@@ -322,12 +364,15 @@ func (a *Admin) CreateTenant(ctx context.Context, nt NewTenant) (*Tenant, error)
 func (a *Admin) updateTenant(ctx context.Context, action, id string, change func(t *Tenant) error) (*Tenant, error) {
 	var before Tenant
 	t, err := a.store.UpdateTenant(ctx, id, func(t *Tenant) error {
+		if err := checkVersion(ctx, TenantVersion(t)); err != nil {
+			return err
+		}
 		before = *t
 		before.ScopeCeiling = slices.Clone(t.ScopeCeiling)
 		if err := change(t); err != nil {
 			return err
 		}
-		t.UpdatedAt = a.clock.Now().UTC()
+		t.UpdatedAt = nextVersionTime(a.clock.Now().UTC(), before.UpdatedAt)
 		return nil
 	})
 	if err != nil {
@@ -396,6 +441,17 @@ func (a *Admin) SetTenantCeiling(ctx context.Context, id string, ceiling []strin
 		t.ScopeCeiling = ceiling
 		return nil
 	})
+}
+
+// RotateSigningKey rotates the signing keys (see KeyManager.Rotate) and
+// records it.
+func (a *Admin) RotateSigningKey(ctx context.Context, keys *KeyManager) (SigningKey, error) {
+	key, err := keys.Rotate(ctx)
+	if err != nil {
+		return SigningKey{}, err
+	}
+	after := map[string]any{"kid": key.KID, "alg": key.Algorithm, "active_at": key.ActiveAt}
+	return key, a.audit(ctx, "key.rotate", "", "key", key.KID, nil, after)
 }
 
 // Audit returns audit records matching q.

@@ -123,7 +123,7 @@ GET /healthz and GET /metrics on listen. SIGTERM drains in-flight requests.`,
 			if err != nil {
 				return err
 			}
-			svc.AdminHandler = adminapi.New(svc.Admin(), svc.Store, svc, log).Handler()
+			svc.AdminHandler = adminapi.New(svc.Admin(), svc.Store, svc, svc.Keys, log).Handler()
 			return svc.Run(c.Context())
 		},
 	}
@@ -316,7 +316,12 @@ func newKeysCommand(st *state) *cobra.Command {
 					return err
 				}
 				if use == "rotate" {
-					key, err := km.Rotate(c.Context())
+					hasher, err := tokenissuer.LoadHasher(cfg.Store)
+					if err != nil {
+						return err
+					}
+					admin := tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}, cfg.Tokens.MaxLifetime)
+					key, err := admin.RotateSigningKey(c.Context(), km) // audited
 					if err != nil {
 						return err
 					}

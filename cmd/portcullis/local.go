@@ -62,7 +62,7 @@ func local(ctx context.Context, stateDir string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("issuer: %w", err)
 	}
-	issuer.AdminHandler = adminapi.New(issuer.Admin(), issuer.Store, issuer, log).Handler()
+	issuer.AdminHandler = adminapi.New(issuer.Admin(), issuer.Store, issuer, issuer.Keys, log).Handler()
 	demo, err := ensureDemoClient(ctx, issuer, filepath.Join(stateDir, "demo-client.json"))
 	if err != nil {
 		return err

@@ -50,6 +50,8 @@ func (f VerifierFunc) VerifyAccessToken(token string) (tokenissuer.AccessToken, 
 type Reader interface {
 	Client(ctx context.Context, id string) (*tokenissuer.Client, error)
 	Clients(ctx context.Context) ([]*tokenissuer.Client, error)
+	Tenant(ctx context.Context, id string) (*tokenissuer.Tenant, error)
+	Tenants(ctx context.Context) ([]*tokenissuer.Tenant, error)
 }
 
 // API serves /admin/v1/.
@@ -57,12 +59,13 @@ type API struct {
 	admin  *tokenissuer.Admin
 	read   Reader
 	tokens TokenVerifier
+	keys   *tokenissuer.KeyManager
 	log    *slog.Logger
 }
 
 // New returns the admin API.
-func New(admin *tokenissuer.Admin, read Reader, tokens TokenVerifier, log *slog.Logger) *API {
-	return &API{admin: admin, read: read, tokens: tokens, log: log}
+func New(admin *tokenissuer.Admin, read Reader, tokens TokenVerifier, keys *tokenissuer.KeyManager, log *slog.Logger) *API {
+	return &API{admin: admin, read: read, tokens: tokens, keys: keys, log: log}
 }
 
 // caller is who calls: a verified token, and what it may see.
@@ -90,6 +93,15 @@ func (a *API) Handler() http.Handler {
 		"POST /admin/v1/clients/{id}/enable":        a.setStatus(tokenissuer.ClientActive),
 		"PUT /admin/v1/clients/{id}/scopes":         a.setScopes,
 		"GET /admin/v1/audit":                       a.listAudit,
+		"GET /admin/v1/tenants":                     operatorsOnly(a.listTenants),
+		"POST /admin/v1/tenants":                    operatorsOnly(a.createTenant),
+		"GET /admin/v1/tenants/{id}":                a.getTenant,
+		"PATCH /admin/v1/tenants/{id}":              operatorsOnly(a.renameTenant),
+		"PUT /admin/v1/tenants/{id}/scope-ceiling":  operatorsOnly(a.setCeiling),
+		"POST /admin/v1/tenants/{id}/disable":       operatorsOnly(a.setTenantStatus(tokenissuer.TenantDisabled)),
+		"POST /admin/v1/tenants/{id}/enable":        operatorsOnly(a.setTenantStatus(tokenissuer.TenantActive)),
+		"GET /admin/v1/keys":                        operatorsOnly(a.listKeys),
+		"POST /admin/v1/keys/rotate":                operatorsOnly(a.rotateKeys),
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, a.authenticated(h))
@@ -164,6 +176,12 @@ type clientView struct {
 type secretView struct {
 	ID        string    `json:"id"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// writeClient answers with a client and its version as ETag.
+func writeClient(w http.ResponseWriter, status int, v clientView, c *tokenissuer.Client) error {
+	w.Header().Set("ETag", etag(tokenissuer.ClientVersion(c)))
+	return writeJSON(w, status, v)
 }
 
 func viewOf(c *tokenissuer.Client) clientView {
@@ -243,7 +261,7 @@ func (a *API) createClient(w http.ResponseWriter, r *http.Request, c caller) err
 	v := viewOf(cl)
 	v.ClientSecret = secret
 	w.Header().Set("Location", "/admin/v1/clients/"+cl.ID)
-	return writeJSON(w, http.StatusCreated, v)
+	return writeClient(w, http.StatusCreated, v, cl)
 }
 
 // noAdminScopes refuses the API's own scopes to a tenant's caller: a
@@ -268,14 +286,14 @@ func (a *API) getClient(w http.ResponseWriter, r *http.Request, c caller) error 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, viewOf(cl))
+	return writeClient(w, http.StatusOK, viewOf(cl), cl)
 }
 
 func (a *API) deleteClient(w http.ResponseWriter, r *http.Request, c caller) error {
 	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
 		return err
 	}
-	if err := a.admin.DeleteClient(r.Context(), r.PathValue("id")); err != nil {
+	if err := a.admin.DeleteClient(withIfMatch(r), r.PathValue("id")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -286,13 +304,13 @@ func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request, c caller) err
 	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
 		return err
 	}
-	cl, _, secret, err := a.admin.RotateSecret(r.Context(), r.PathValue("id"))
+	cl, _, secret, err := a.admin.RotateSecret(withIfMatch(r), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
 	v := viewOf(cl)
 	v.ClientSecret = secret
-	return writeJSON(w, http.StatusOK, v)
+	return writeClient(w, http.StatusOK, v, cl)
 }
 
 func (a *API) revokeSecret(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -307,11 +325,11 @@ func (a *API) revokeSecret(w http.ResponseWriter, r *http.Request, c caller) err
 	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
 		return err
 	}
-	cl, err := a.admin.RevokeSecret(r.Context(), r.PathValue("id"), req.SecretID)
+	cl, err := a.admin.RevokeSecret(withIfMatch(r), r.PathValue("id"), req.SecretID)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, viewOf(cl))
+	return writeClient(w, http.StatusOK, viewOf(cl), cl)
 }
 
 func (a *API) setStatus(status tokenissuer.ClientStatus) handler {
@@ -319,11 +337,11 @@ func (a *API) setStatus(status tokenissuer.ClientStatus) handler {
 		if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
 			return err
 		}
-		cl, err := a.admin.SetStatus(r.Context(), r.PathValue("id"), status)
+		cl, err := a.admin.SetStatus(withIfMatch(r), r.PathValue("id"), status)
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, viewOf(cl))
+		return writeClient(w, http.StatusOK, viewOf(cl), cl)
 	}
 }
 
@@ -342,11 +360,11 @@ func (a *API) setScopes(w http.ResponseWriter, r *http.Request, c caller) error 
 	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
 		return err
 	}
-	cl, err := a.admin.SetScopes(r.Context(), r.PathValue("id"), req.Scopes)
+	cl, err := a.admin.SetScopes(withIfMatch(r), r.PathValue("id"), req.Scopes)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, viewOf(cl))
+	return writeClient(w, http.StatusOK, viewOf(cl), cl)
 }
 
 // listAudit lists the audit trail, of the caller's tenant only unless the
@@ -405,4 +423,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
+}
+
+// etag quotes a version for the ETag header.
+func etag(version string) string { return `"` + version + `"` }
+
+// withIfMatch makes the request's change conditional on its If-Match.
+func withIfMatch(r *http.Request) context.Context {
+	v := strings.TrimPrefix(strings.TrimSpace(r.Header.Get("If-Match")), "W/")
+	if v == "" || v == "*" {
+		return r.Context()
+	}
+	return tokenissuer.WithExpectedVersion(r.Context(), strings.Trim(v, `"`))
 }

@@ -37,7 +37,7 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.AdminHandler = adminapi.New(srv.Admin(), srv.Store, srv, log).Handler()
+	srv.AdminHandler = adminapi.New(srv.Admin(), srv.Store, srv, srv.Keys, log).Handler()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -261,5 +261,135 @@ func TestOperatorsSeeEveryTenant(t *testing.T) {
 	created := e.call("POST", "/admin/v1/clients", ops, `{"name":"a","tenant_id":"globex","scopes":["accounts:read"]}`)
 	if created.status != 201 || created.body["tenant_id"] != "globex" {
 		t.Fatalf("operator creates in a tenant: %d %s", created.status, created.raw)
+	}
+}
+
+// callIf is call with an If-Match header.
+func (e *env) callIf(method, path, token, body, ifMatch string) reply {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.admin+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("If-Match", ifMatch)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	json.Unmarshal(raw, &r.body)
+	return r
+}
+
+func (e *env) operator() string {
+	e.t.Helper()
+	_, secret, err := e.operate.CreateClient(context.Background(), tokenissuer.NewClient{ID: "platform-ops", Scopes: []string{adminapi.ScopeAdmin}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.mustToken("platform-ops", secret)
+}
+
+// TestConcurrentUpdatesWithOneETag: of writers that read the same version,
+// exactly one wins; the others get 412 instead of overwriting it.
+func TestConcurrentUpdatesWithOneETag(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	ops := e.operator()
+	e.call("POST", "/admin/v1/tenants", ops, `{"tenant_id":"acme","name":"Acme","scope_ceiling":["a","b","c"]}`)
+	created := e.call("POST", "/admin/v1/clients", ops, `{"client_id":"app","tenant_id":"acme","scopes":["a"]}`)
+	tag := created.header.Get("ETag")
+	if created.status != 201 || tag == "" {
+		t.Fatalf("create: %d %v", created.status, created.header)
+	}
+	if got := e.call("GET", "/admin/v1/clients/app", ops, ""); got.header.Get("ETag") != tag {
+		t.Fatalf("GET ETag %q, create said %q", got.header.Get("ETag"), tag)
+	}
+	const writers = 8
+	statuses := make(chan int, writers)
+	for i := 0; i < writers; i++ {
+		scope := []string{"a", "b", "c"}[i%3]
+		go func() {
+			statuses <- e.callIf("PUT", "/admin/v1/clients/app/scopes", ops, `{"scopes":["`+scope+`"]}`, tag).status
+		}()
+	}
+	won, refused := 0, 0
+	for i := 0; i < writers; i++ {
+		switch s := <-statuses; s {
+		case http.StatusOK:
+			won++
+		case http.StatusPreconditionFailed:
+			refused++
+		default:
+			t.Errorf("status %d", s)
+		}
+	}
+	if won != 1 || refused != writers-1 {
+		t.Fatalf("%d won, %d refused; want exactly one winner", won, refused)
+	}
+	if r := e.callIf("POST", "/admin/v1/clients/app/disable", ops, "", tag); r.status != http.StatusPreconditionFailed || r.problemType(t) != "precondition-failed" {
+		t.Fatalf("a stale ETag: %d %s", r.status, r.raw)
+	}
+	fresh := e.call("GET", "/admin/v1/clients/app", ops, "").header.Get("ETag")
+	if r := e.callIf("POST", "/admin/v1/clients/app/disable", ops, "", fresh); r.status != 200 || r.header.Get("ETag") == fresh {
+		t.Fatalf("the current ETag: %d, new ETag %q", r.status, r.header.Get("ETag"))
+	}
+}
+
+// TestOperatorsManageTenantsAndKeys: tenants and keys are for operators; a
+// tenant's caller reads its own tenant only.
+func TestOperatorsManageTenantsAndKeys(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	ops := e.operator()
+	if r := e.call("POST", "/admin/v1/tenants", ops, `{"tenant_id":"acme","name":"Acme","scope_ceiling":["accounts:read","portcullis.clients:manage"]}`); r.status != 201 || r.body["scope_ceiling"] == nil {
+		t.Fatalf("create tenant: %d %s", r.status, r.raw)
+	}
+	e.call("POST", "/admin/v1/tenants", ops, `{"tenant_id":"globex","name":"Globex","scope_ceiling":["accounts:read"]}`)
+	bot := e.call("POST", "/admin/v1/clients", ops, `{"client_id":"acme-bot","tenant_id":"acme","scopes":["portcullis.clients:manage"]}`)
+	botToken := e.mustToken("acme-bot", bot.body["client_secret"].(string))
+	app := e.call("POST", "/admin/v1/clients", ops, `{"client_id":"acme-app","tenant_id":"acme","scopes":["accounts:read"]}`)
+	appSecret := app.body["client_secret"].(string)
+
+	if r := e.call("GET", "/admin/v1/tenants/acme", botToken, ""); r.status != 200 || r.body["name"] != "Acme" {
+		t.Fatalf("own tenant: %d %s", r.status, r.raw)
+	}
+	if r := e.call("GET", "/admin/v1/tenants/globex", botToken, ""); r.status != 404 {
+		t.Fatalf("another tenant: %d", r.status)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/admin/v1/tenants", ""}, {"POST", "/admin/v1/tenants", `{"tenant_id":"x"}`},
+		{"POST", "/admin/v1/tenants/acme/disable", ""}, {"GET", "/admin/v1/keys", ""}, {"POST", "/admin/v1/keys/rotate", ""},
+	} {
+		if r := e.call(c.method, c.path, botToken, c.body); r.status != 403 || r.problemType(t) != "forbidden" {
+			t.Errorf("tenant caller %s %s: %d", c.method, c.path, r.status)
+		}
+	}
+
+	// Narrowing below a client is a conflict naming it, unless forced.
+	if r := e.call("PUT", "/admin/v1/tenants/acme/scope-ceiling", ops, `{"scope_ceiling":["portcullis.clients:manage"]}`); r.status != 409 || !strings.Contains(r.raw, "acme-app") {
+		t.Fatalf("narrowing: %d %s", r.status, r.raw)
+	}
+	if r := e.call("PATCH", "/admin/v1/tenants/acme", ops, `{"name":"Acme Corp"}`); r.status != 200 || r.body["name"] != "Acme Corp" {
+		t.Fatalf("rename: %d %s", r.status, r.raw)
+	}
+	// A disabled tenant's clients get no token.
+	if r := e.call("POST", "/admin/v1/tenants/acme/disable", ops, ""); r.status != 200 || r.body["status"] != "disabled" {
+		t.Fatalf("disable tenant: %d %s", r.status, r.raw)
+	}
+	if status, body := e.token("acme-app", appSecret); status != http.StatusBadRequest || body["error"] != "unauthorized_client" {
+		t.Fatalf("disabled tenant's client: %d %v", status, body)
+	}
+
+	keys := e.call("GET", "/admin/v1/keys", ops, "")
+	rotated := e.call("POST", "/admin/v1/keys/rotate", ops, "")
+	if keys.status != 200 || rotated.status != 200 || len(rotated.body["keys"].([]any)) != len(keys.body["keys"].([]any))+1 {
+		t.Fatalf("keys: %d %s, then %d %s", keys.status, keys.raw, rotated.status, rotated.raw)
+	}
+	audit := e.call("GET", "/admin/v1/audit?target=", ops, "")
+	for _, action := range []string{"tenant.create", "tenant.rename", "tenant.disable", "key.rotate"} {
+		if !strings.Contains(audit.raw, `"action":"`+action+`"`) {
+			t.Errorf("%s is not in the audit trail", action)
+		}
 	}
 }

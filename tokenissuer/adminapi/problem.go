@@ -31,6 +31,7 @@ var (
 	problemConflict     = problem{Type: problemBase + "conflict", Title: "Conflict with the current state", Status: http.StatusConflict}
 	problemInvalid      = problem{Type: problemBase + "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest}
 	problemTooLarge     = problem{Type: problemBase + "too-large", Title: "Request too large", Status: http.StatusRequestEntityTooLarge}
+	problemPrecondition = problem{Type: problemBase + "precondition-failed", Title: "The resource changed", Status: http.StatusPreconditionFailed}
 	problemInternal     = problem{Type: problemBase + "internal", Title: "Internal error", Status: http.StatusInternalServerError}
 )
 
@@ -41,11 +42,15 @@ func problemFor(err error) *problem {
 	var ceiling *tokenissuer.CeilingError
 	var scope errForbiddenScope
 	switch {
+	case errors.Is(err, errOperatorsOnly):
+		return problemForbidden.with(err.Error())
 	case errors.Is(err, tokenissuer.ErrClientNotFound), errors.Is(err, tokenissuer.ErrTenantNotFound), errors.Is(err, tokenissuer.ErrSecretNotFound):
 		return problemNotFound.with(err.Error())
 	case errors.Is(err, tokenissuer.ErrClientExists), errors.Is(err, tokenissuer.ErrTenantExists),
 		errors.Is(err, tokenissuer.ErrTooManySecrets), errors.Is(err, tokenissuer.ErrLastSecret), errors.As(err, &ceiling):
 		return problemConflict.with(err.Error())
+	case errors.Is(err, tokenissuer.ErrVersionMismatch):
+		return problemPrecondition.with("the resource changed since its ETag was read; read it again and retry")
 	case errors.As(err, &invalid):
 		return problemInvalid.with(invalid.Msg)
 	case errors.As(err, &scope):

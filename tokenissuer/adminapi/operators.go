@@ -1,0 +1,121 @@
+package adminapi
+
+import (
+	"net/http"
+
+	"github.com/portcullis/portcullis/tokenissuer"
+)
+
+// operatorsOnly admits portcullis.admin callers only.
+func operatorsOnly(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, c caller) error {
+		if !c.admin {
+			return errOperatorsOnly
+		}
+		return h(w, r, c)
+	}
+}
+
+type operatorsOnlyError struct{}
+
+func (operatorsOnlyError) Error() string {
+	return "this resource is for platform operators (scope " + ScopeAdmin + ")"
+}
+
+var errOperatorsOnly = operatorsOnlyError{}
+
+// writeTenant answers with a tenant and its version as ETag.
+func writeTenant(w http.ResponseWriter, status int, t *tokenissuer.Tenant) error {
+	w.Header().Set("ETag", etag(tokenissuer.TenantVersion(t)))
+	return writeJSON(w, status, t)
+}
+
+func (a *API) listTenants(w http.ResponseWriter, r *http.Request, _ caller) error {
+	all, err := a.read.Tenants(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"tenants": all})
+}
+
+func (a *API) createTenant(w http.ResponseWriter, r *http.Request, _ caller) error {
+	var req struct {
+		ID           string   `json:"tenant_id"`
+		Name         string   `json:"name"`
+		ScopeCeiling []string `json:"scope_ceiling"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := a.admin.CreateTenant(r.Context(), tokenissuer.NewTenant{ID: req.ID, Name: req.Name, ScopeCeiling: req.ScopeCeiling})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/admin/v1/tenants/"+t.ID)
+	return writeTenant(w, http.StatusCreated, t)
+}
+
+// getTenant shows a tenant to operators, and to its own tenant's callers
+// (who see their scope ceiling); another tenant does not exist for them.
+func (a *API) getTenant(w http.ResponseWriter, r *http.Request, c caller) error {
+	id := r.PathValue("id")
+	if !c.sees(id) {
+		return tokenissuer.ErrTenantNotFound
+	}
+	t, err := a.read.Tenant(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeTenant(w, http.StatusOK, t)
+}
+
+func (a *API) renameTenant(w http.ResponseWriter, r *http.Request, _ caller) error {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := a.admin.RenameTenant(withIfMatch(r), r.PathValue("id"), req.Name)
+	if err != nil {
+		return err
+	}
+	return writeTenant(w, http.StatusOK, t)
+}
+
+func (a *API) setCeiling(w http.ResponseWriter, r *http.Request, _ caller) error {
+	var req struct {
+		ScopeCeiling []string `json:"scope_ceiling"`
+		// Force narrows the clients that hold scopes outside the ceiling.
+		Force bool `json:"force"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := a.admin.SetTenantCeiling(withIfMatch(r), r.PathValue("id"), req.ScopeCeiling, req.Force)
+	if err != nil {
+		return err
+	}
+	return writeTenant(w, http.StatusOK, t)
+}
+
+func (a *API) setTenantStatus(status tokenissuer.TenantStatus) handler {
+	return func(w http.ResponseWriter, r *http.Request, _ caller) error {
+		t, err := a.admin.SetTenantStatus(withIfMatch(r), r.PathValue("id"), status)
+		if err != nil {
+			return err
+		}
+		return writeTenant(w, http.StatusOK, t)
+	}
+}
+
+func (a *API) listKeys(w http.ResponseWriter, _ *http.Request, _ caller) error {
+	return writeJSON(w, http.StatusOK, map[string]any{"keys": a.keys.Keys()})
+}
+
+func (a *API) rotateKeys(w http.ResponseWriter, r *http.Request, _ caller) error {
+	if _, err := a.admin.RotateSigningKey(r.Context(), a.keys); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"keys": a.keys.Keys()})
+}
