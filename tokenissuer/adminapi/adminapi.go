@@ -106,6 +106,11 @@ func (a *API) Handler() http.Handler {
 	for pattern, h := range routes {
 		mux.Handle(pattern, a.authenticated(h))
 	}
+	if doc, err := openAPIHandler(); err == nil {
+		mux.Handle("GET /admin/v1/openapi.json", doc)
+	} else {
+		a.log.Error("the admin API's OpenAPI document is broken", "err", err) // TestOpenAPIDocument keeps it whole
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problemNotFound.with("no such resource: "+r.Method+" "+r.URL.Path))
 	})

@@ -1,6 +1,7 @@
 package adminapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,6 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/adminapi"
 )
@@ -18,6 +23,7 @@ import (
 // env is a real issuer on loopback, with its admin API on its own listener.
 type env struct {
 	t       *testing.T
+	router  routers.Router
 	srv     *tokenissuer.Server
 	public  string
 	admin   string
@@ -42,7 +48,16 @@ func start(t *testing.T) *env {
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	e := &env{t: t, srv: srv, public: "http://" + srv.Addr().String(), admin: "http://" + srv.AdminAddr().String(),
+	doc, err := adminapi.OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc.Servers = openapi3.Servers{{URL: "http://admin.test/admin/v1"}}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, router: router, srv: srv, public: "http://" + srv.Addr().String(), admin: "http://" + srv.AdminAddr().String(),
 		operate: srv.Admin()}
 	return e
 }
@@ -79,25 +94,7 @@ type reply struct {
 
 func (e *env) call(method, path, token, body string) reply {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.admin+path, strings.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	json.Unmarshal(raw, &r.body)
-	return r
+	return e.callIf(method, path, token, body, "")
 }
 
 // problemType asserts an RFC 9457 answer and returns its type.
@@ -252,6 +249,16 @@ func TestOperatorsSeeEveryTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	ops := e.mustToken("platform-ops", opsSecret)
+	resp, err := http.Get(e.admin + "/admin/v1/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	json.NewDecoder(resp.Body).Decode(&doc)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || doc["openapi"] != "3.1.0" {
+		t.Fatalf("openapi.json: %d %v", resp.StatusCode, doc["openapi"])
+	}
 	if r := e.call("GET", "/admin/v1/clients/globex-app", ops, ""); r.status != 200 {
 		t.Fatalf("operator: %d %s", r.status, r.raw)
 	}
@@ -264,12 +271,24 @@ func TestOperatorsSeeEveryTenant(t *testing.T) {
 	}
 }
 
-// callIf is call with an If-Match header.
+// callIf sends a request to the admin API (with If-Match when set), and
+// checks the request and the answer against the OpenAPI document: every
+// request the tests make, and every answer, keep the document true.
 func (e *env) callIf(method, path, token, body, ifMatch string) reply {
 	e.t.Helper()
-	req, _ := http.NewRequest(method, e.admin+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("If-Match", ifMatch)
+	req, err := http.NewRequest(method, e.admin+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -278,7 +297,34 @@ func (e *env) callIf(method, path, token, body, ifMatch string) reply {
 	raw, _ := io.ReadAll(resp.Body)
 	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	json.Unmarshal(raw, &r.body)
+	e.conforms(method, path, body, req.Header, resp, raw)
 	return r
+}
+
+// conforms validates one exchange against the OpenAPI document. A request
+// the server refused as malformed (400 invalid-request, 413) may break the
+// document: sending such requests is the point of those tests.
+func (e *env) conforms(method, path, body string, header http.Header, resp *http.Response, respBody []byte) {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, "http://admin.test/admin/v1"+strings.TrimPrefix(path, "/admin/v1"), strings.NewReader(body))
+	req.Header = header.Clone()
+	route, params, err := e.router.FindRoute(req)
+	if err != nil {
+		e.t.Errorf("%s %s is not in the OpenAPI document: %v", method, path, err)
+		return
+	}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true}}
+	refusedAsMalformed := resp.StatusCode == http.StatusRequestEntityTooLarge ||
+		(resp.StatusCode == http.StatusBadRequest && strings.Contains(string(respBody), "invalid-request"))
+	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil && !refusedAsMalformed {
+		e.t.Errorf("%s %s: the request breaks the OpenAPI document: %v", method, path, err)
+	}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+		Body: io.NopCloser(bytes.NewReader(respBody)), Options: in.Options}
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		e.t.Errorf("%s %s: the %d answer breaks the OpenAPI document: %v", method, path, resp.StatusCode, err)
+	}
 }
 
 func (e *env) operator() string {
