@@ -74,6 +74,16 @@ var postgresMigrations = []string{
 		after_json TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX audit_at ON audit (at);`,
+	`CREATE TABLE idempotency (
+		scope TEXT NOT NULL,
+		key TEXT NOT NULL,
+		fingerprint TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		done BOOLEAN NOT NULL DEFAULT FALSE,
+		status INTEGER NOT NULL DEFAULT 0,
+		resource_id TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (scope, key)
+	);`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) that serialize migrations and

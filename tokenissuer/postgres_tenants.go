@@ -106,3 +106,44 @@ func (s *PostgresStore) PruneAudit(ctx context.Context, before time.Time) error 
 	}
 	return nil
 }
+
+// ClaimIdempotencyKey implements IdempotencyStore.
+func (s *PostgresStore) ClaimIdempotencyKey(ctx context.Context, rec IdempotencyRecord) (*IdempotencyRecord, error) {
+	tag, err := s.pool.Exec(ctx, `INSERT INTO idempotency (scope, key, fingerprint, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (scope, key) DO NOTHING`,
+		rec.Scope, rec.Key, rec.Fingerprint, unixNano(rec.CreatedAt))
+	if err != nil {
+		return nil, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil, nil
+	}
+	existing, err := scanIdempotency(s.pool.QueryRow(ctx, `SELECT `+idempotencyColumns+` FROM idempotency WHERE scope = $1 AND key = $2`, rec.Scope, rec.Key))
+	if err != nil {
+		return nil, fmt.Errorf("read idempotency key: %w", err)
+	}
+	return existing, ErrIdempotencyKeyTaken
+}
+
+// CompleteIdempotencyKey implements IdempotencyStore.
+func (s *PostgresStore) CompleteIdempotencyKey(ctx context.Context, scope, key string, status int, resourceID string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE idempotency SET done = TRUE, status = $1, resource_id = $2 WHERE scope = $3 AND key = $4`, status, resourceID, scope, key); err != nil {
+		return fmt.Errorf("complete idempotency key: %w", err)
+	}
+	return nil
+}
+
+// ReleaseIdempotencyKey implements IdempotencyStore.
+func (s *PostgresStore) ReleaseIdempotencyKey(ctx context.Context, scope, key string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM idempotency WHERE scope = $1 AND key = $2 AND NOT done`, scope, key); err != nil {
+		return fmt.Errorf("release idempotency key: %w", err)
+	}
+	return nil
+}
+
+// PruneIdempotency implements IdempotencyStore.
+func (s *PostgresStore) PruneIdempotency(ctx context.Context, before time.Time) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM idempotency WHERE created_at < $1`, before.UnixNano()); err != nil {
+		return fmt.Errorf("prune idempotency keys: %w", err)
+	}
+	return nil
+}

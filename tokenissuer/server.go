@@ -154,6 +154,10 @@ func (s *Server) housekeeping(ctx context.Context) {
 			if err := s.Store.PruneAudit(ctx, time.Now().Add(-s.cfg.Audit.Retention)); err != nil {
 				s.log.Warn("pruning the audit trail failed", "err", err)
 			}
+			// The admin API's Idempotency-Keys are remembered for a day.
+			if err := s.Store.PruneIdempotency(ctx, time.Now().Add(-24*time.Hour)); err != nil {
+				s.log.Warn("pruning idempotency keys failed", "err", err)
+			}
 		}
 	}
 }

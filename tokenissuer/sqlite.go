@@ -72,6 +72,16 @@ var sqliteMigrations = []string{
 		after_json TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX audit_at ON audit (at);`,
+	`CREATE TABLE idempotency (
+		scope TEXT NOT NULL,
+		key TEXT NOT NULL,
+		fingerprint TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		done INTEGER NOT NULL DEFAULT 0,
+		status INTEGER NOT NULL DEFAULT 0,
+		resource_id TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (scope, key)
+	);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and applies

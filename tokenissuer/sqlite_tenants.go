@@ -98,3 +98,44 @@ func (s *SQLiteStore) PruneAudit(ctx context.Context, before time.Time) error {
 	}
 	return nil
 }
+
+// ClaimIdempotencyKey implements IdempotencyStore.
+func (s *SQLiteStore) ClaimIdempotencyKey(ctx context.Context, rec IdempotencyRecord) (*IdempotencyRecord, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO idempotency (scope, key, fingerprint, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING`,
+		rec.Scope, rec.Key, rec.Fingerprint, unixNano(rec.CreatedAt))
+	if err != nil {
+		return nil, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil, nil
+	}
+	existing, err := scanIdempotency(s.db.QueryRowContext(ctx, `SELECT `+idempotencyColumns+` FROM idempotency WHERE scope = ? AND key = ?`, rec.Scope, rec.Key))
+	if err != nil {
+		return nil, fmt.Errorf("read idempotency key: %w", err)
+	}
+	return existing, ErrIdempotencyKeyTaken
+}
+
+// CompleteIdempotencyKey implements IdempotencyStore.
+func (s *SQLiteStore) CompleteIdempotencyKey(ctx context.Context, scope, key string, status int, resourceID string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE idempotency SET done = 1, status = ?, resource_id = ? WHERE scope = ? AND key = ?`, status, resourceID, scope, key); err != nil {
+		return fmt.Errorf("complete idempotency key: %w", err)
+	}
+	return nil
+}
+
+// ReleaseIdempotencyKey implements IdempotencyStore.
+func (s *SQLiteStore) ReleaseIdempotencyKey(ctx context.Context, scope, key string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM idempotency WHERE scope = ? AND key = ? AND done = 0`, scope, key); err != nil {
+		return fmt.Errorf("release idempotency key: %w", err)
+	}
+	return nil
+}
+
+// PruneIdempotency implements IdempotencyStore.
+func (s *SQLiteStore) PruneIdempotency(ctx context.Context, before time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM idempotency WHERE created_at < ?`, before.UnixNano()); err != nil {
+		return fmt.Errorf("prune idempotency keys: %w", err)
+	}
+	return nil
+}

@@ -124,6 +124,7 @@ type Store interface {
 	ClientStore
 	TenantStore
 	AuditStore
+	IdempotencyStore
 	KeyStore
 	FailureStore
 	Close() error
@@ -318,4 +319,17 @@ func rawOrEmpty(m json.RawMessage) string {
 		return ""
 	}
 	return string(m)
+}
+
+// idempotencyColumns is the SELECT list scanIdempotency expects.
+const idempotencyColumns = `scope, key, fingerprint, created_at, done, status, resource_id`
+
+func scanIdempotency(row rowScanner) (*IdempotencyRecord, error) {
+	r := &IdempotencyRecord{}
+	var created int64
+	if err := row.Scan(&r.Scope, &r.Key, &r.Fingerprint, &created, &r.Done, &r.Status, &r.ResourceID); err != nil {
+		return nil, err
+	}
+	r.CreatedAt = fromUnixNano(created)
+	return r, nil
 }

@@ -23,6 +23,7 @@ func TestStoreConformance(t *testing.T) {
 			t.Run("failure counts", func(t *testing.T) { testStoreFailures(t, open(t)) })
 			t.Run("tenants", func(t *testing.T) { testStoreTenants(t, open(t)) })
 			t.Run("audit", func(t *testing.T) { testStoreAudit(t, open(t)) })
+			t.Run("idempotency keys", func(t *testing.T) { testStoreIdempotency(t, open(t)) })
 		})
 	}
 }
@@ -277,5 +278,43 @@ func testStoreAudit(t *testing.T, s Store) {
 	}
 	if got := count(AuditQuery{}); len(got) != 2 || got[0].Seq != seqs[2] {
 		t.Fatalf("after prune: %+v", got)
+	}
+}
+
+func testStoreIdempotency(t *testing.T, s Store) {
+	ctx := context.Background()
+	t0 := time.Unix(1_800_000_000, 0).UTC()
+	rec := IdempotencyRecord{Scope: "acme-bot", Key: "k1", Fingerprint: "POST /clients abc", CreatedAt: t0}
+	if existing, err := s.ClaimIdempotencyKey(ctx, rec); err != nil || existing != nil {
+		t.Fatalf("first claim: %v %v", existing, err)
+	}
+	existing, err := s.ClaimIdempotencyKey(ctx, rec)
+	if !errors.Is(err, ErrIdempotencyKeyTaken) || existing == nil || existing.Done || existing.Fingerprint != rec.Fingerprint {
+		t.Fatalf("second claim while pending: %+v %v", existing, err)
+	}
+	if existing, err := s.ClaimIdempotencyKey(ctx, IdempotencyRecord{Scope: "globex-bot", Key: "k1", Fingerprint: "x", CreatedAt: t0}); err != nil || existing != nil {
+		t.Fatalf("the same key of another caller: %v %v", existing, err)
+	}
+	if err := s.CompleteIdempotencyKey(ctx, "acme-bot", "k1", 201, "acme-app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseIdempotencyKey(ctx, "acme-bot", "k1"); err != nil {
+		t.Fatal(err)
+	}
+	existing, err = s.ClaimIdempotencyKey(ctx, rec)
+	if !errors.Is(err, ErrIdempotencyKeyTaken) || !existing.Done || existing.Status != 201 || existing.ResourceID != "acme-app" || !existing.CreatedAt.Equal(t0) {
+		t.Fatalf("a completed key is kept, release or not: %+v %v", existing, err)
+	}
+	if err := s.ReleaseIdempotencyKey(ctx, "globex-bot", "k1"); err != nil {
+		t.Fatal(err)
+	}
+	if existing, err := s.ClaimIdempotencyKey(ctx, IdempotencyRecord{Scope: "globex-bot", Key: "k1", Fingerprint: "y", CreatedAt: t0.Add(time.Hour)}); err != nil || existing != nil {
+		t.Fatalf("a released claim may be made again: %v %v", existing, err)
+	}
+	if err := s.PruneIdempotency(ctx, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if existing, err := s.ClaimIdempotencyKey(ctx, rec); err != nil || existing != nil {
+		t.Fatalf("a pruned key is free again: %v %v", existing, err)
 	}
 }

@@ -95,3 +95,40 @@ type AuditStore interface {
 	// PruneAudit drops records older than before (the retention).
 	PruneAudit(ctx context.Context, before time.Time) error
 }
+
+// IdempotencyRecord remembers a change made with an Idempotency-Key, so a
+// retried request is answered from it instead of being made twice.
+type IdempotencyRecord struct {
+	// Scope is who may reuse the key: the caller's client ID.
+	Scope string
+	Key   string
+	// Fingerprint identifies the request (method, path, body); the same key
+	// with another request is refused.
+	Fingerprint string
+	CreatedAt   time.Time
+	// Done is false while the first request is being made.
+	Done bool
+	// Status and ResourceID are the first request's outcome.
+	Status     int
+	ResourceID string
+}
+
+// ErrIdempotencyKeyTaken is returned when a claim finds the key already
+// recorded; the existing record is returned with it.
+var ErrIdempotencyKeyTaken = errors.New("idempotency key already used")
+
+// IdempotencyStore records changes made with an Idempotency-Key, shared by
+// every replica.
+type IdempotencyStore interface {
+	// ClaimIdempotencyKey records rec (not done) unless (Scope, Key) is
+	// recorded already; then it returns that record and
+	// ErrIdempotencyKeyTaken.
+	ClaimIdempotencyKey(ctx context.Context, rec IdempotencyRecord) (*IdempotencyRecord, error)
+	// CompleteIdempotencyKey records the outcome of the claimed request.
+	CompleteIdempotencyKey(ctx context.Context, scope, key string, status int, resourceID string) error
+	// ReleaseIdempotencyKey forgets a claim whose request failed, so a
+	// retry may make it.
+	ReleaseIdempotencyKey(ctx context.Context, scope, key string) error
+	// PruneIdempotency forgets records created before t.
+	PruneIdempotency(ctx context.Context, before time.Time) error
+}

@@ -54,18 +54,26 @@ type Reader interface {
 	Tenants(ctx context.Context) ([]*tokenissuer.Tenant, error)
 }
 
+// Store is what the API reads directly, and its memory of idempotency
+// keys; every change goes through Admin.
+type Store interface {
+	Reader
+	tokenissuer.IdempotencyStore
+}
+
 // API serves /admin/v1/.
 type API struct {
 	admin  *tokenissuer.Admin
 	read   Reader
+	store  Store
 	tokens TokenVerifier
 	keys   *tokenissuer.KeyManager
 	log    *slog.Logger
 }
 
 // New returns the admin API.
-func New(admin *tokenissuer.Admin, read Reader, tokens TokenVerifier, keys *tokenissuer.KeyManager, log *slog.Logger) *API {
-	return &API{admin: admin, read: read, tokens: tokens, keys: keys, log: log}
+func New(admin *tokenissuer.Admin, store Store, tokens TokenVerifier, keys *tokenissuer.KeyManager, log *slog.Logger) *API {
+	return &API{admin: admin, read: store, store: store, tokens: tokens, keys: keys, log: log}
 }
 
 // caller is who calls: a verified token, and what it may see.
@@ -84,24 +92,24 @@ func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	routes := map[string]handler{
 		"GET /admin/v1/clients":                     a.listClients,
-		"POST /admin/v1/clients":                    a.createClient,
+		"POST /admin/v1/clients":                    a.idempotent(a.createClient, a.replayClient),
 		"GET /admin/v1/clients/{id}":                a.getClient,
 		"DELETE /admin/v1/clients/{id}":             a.deleteClient,
-		"POST /admin/v1/clients/{id}/rotate-secret": a.rotateSecret,
+		"POST /admin/v1/clients/{id}/rotate-secret": a.idempotent(a.rotateSecret, a.replayClient),
 		"POST /admin/v1/clients/{id}/revoke-secret": a.revokeSecret,
 		"POST /admin/v1/clients/{id}/disable":       a.setStatus(tokenissuer.ClientDisabled),
 		"POST /admin/v1/clients/{id}/enable":        a.setStatus(tokenissuer.ClientActive),
 		"PUT /admin/v1/clients/{id}/scopes":         a.setScopes,
 		"GET /admin/v1/audit":                       a.listAudit,
 		"GET /admin/v1/tenants":                     operatorsOnly(a.listTenants),
-		"POST /admin/v1/tenants":                    operatorsOnly(a.createTenant),
+		"POST /admin/v1/tenants":                    operatorsOnly(a.idempotent(a.createTenant, a.replayTenant)),
 		"GET /admin/v1/tenants/{id}":                a.getTenant,
 		"PATCH /admin/v1/tenants/{id}":              operatorsOnly(a.renameTenant),
 		"PUT /admin/v1/tenants/{id}/scope-ceiling":  operatorsOnly(a.setCeiling),
 		"POST /admin/v1/tenants/{id}/disable":       operatorsOnly(a.setTenantStatus(tokenissuer.TenantDisabled)),
 		"POST /admin/v1/tenants/{id}/enable":        operatorsOnly(a.setTenantStatus(tokenissuer.TenantActive)),
 		"GET /admin/v1/keys":                        operatorsOnly(a.listKeys),
-		"POST /admin/v1/keys/rotate":                operatorsOnly(a.rotateKeys),
+		"POST /admin/v1/keys/rotate":                operatorsOnly(a.idempotent(a.rotateKeys, a.replayKeys)),
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, a.authenticated(h))

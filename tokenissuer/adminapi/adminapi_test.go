@@ -276,6 +276,12 @@ func TestOperatorsSeeEveryTenant(t *testing.T) {
 // request the tests make, and every answer, keep the document true.
 func (e *env) callIf(method, path, token, body, ifMatch string) reply {
 	e.t.Helper()
+	return e.send(method, path, token, body, map[string]string{"If-Match": ifMatch})
+}
+
+// send is callIf with any extra headers (empty values are not sent).
+func (e *env) send(method, path, token, body string, extra map[string]string) reply {
+	e.t.Helper()
 	req, err := http.NewRequest(method, e.admin+path, strings.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
@@ -286,8 +292,10 @@ func (e *env) callIf(method, path, token, body, ifMatch string) reply {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if ifMatch != "" {
-		req.Header.Set("If-Match", ifMatch)
+	for name, v := range extra {
+		if v != "" {
+			req.Header.Set(name, v)
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -437,5 +445,60 @@ func TestOperatorsManageTenantsAndKeys(t *testing.T) {
 		if !strings.Contains(audit.raw, `"action":"`+action+`"`) {
 			t.Errorf("%s is not in the audit trail", action)
 		}
+	}
+}
+
+// TestRetriedChangesWithAnIdempotencyKeyHappenOnce: a retried create or
+// rotation gets the first outcome (without a secret) instead of a second
+// client, secret or key.
+func TestRetriedChangesWithAnIdempotencyKeyHappenOnce(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	ops := e.operator()
+	key := map[string]string{"Idempotency-Key": "create-acme-1"}
+	first := e.send("POST", "/admin/v1/tenants", ops, `{"tenant_id":"acme","scope_ceiling":["a"]}`, key)
+	again := e.send("POST", "/admin/v1/tenants", ops, `{"tenant_id":"acme","scope_ceiling":["a"]}`, key)
+	if first.status != 201 || again.status != 201 || again.header.Get("Idempotent-Replayed") != "true" || again.body["tenant_id"] != "acme" {
+		t.Fatalf("retried tenant create: %d, then %d %v %s", first.status, again.status, again.header, again.raw)
+	}
+
+	key = map[string]string{"Idempotency-Key": "create-app-1"}
+	created := e.send("POST", "/admin/v1/clients", ops, `{"name":"App","tenant_id":"acme","scopes":["a"]}`, key)
+	retried := e.send("POST", "/admin/v1/clients", ops, `{"name":"App","tenant_id":"acme","scopes":["a"]}`, key)
+	if created.status != 201 || retried.status != 201 || retried.body["client_id"] != created.body["client_id"] || retried.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retried create: %s, then %d %s", created.raw, retried.status, retried.raw)
+	}
+	if retried.body["client_secret"] != nil {
+		t.Fatal("a replayed answer carries a secret")
+	}
+	if list := e.call("GET", "/admin/v1/clients?tenant_id=acme", ops, ""); len(list.body["clients"].([]any)) != 1 {
+		t.Fatalf("a retried create made %d clients", len(list.body["clients"].([]any)))
+	}
+	if r := e.send("POST", "/admin/v1/clients", ops, `{"name":"Other","tenant_id":"acme","scopes":["a"]}`, key); r.status != 422 || r.problemType(t) != "idempotency-key-reused" {
+		t.Fatalf("the key with another request: %d %s", r.status, r.raw)
+	}
+
+	id := created.body["client_id"].(string)
+	rotate := map[string]string{"Idempotency-Key": "rotate-1"}
+	r1 := e.send("POST", "/admin/v1/clients/"+id+"/rotate-secret", ops, "", rotate)
+	r2 := e.send("POST", "/admin/v1/clients/"+id+"/rotate-secret", ops, "", rotate)
+	if r1.status != 200 || r1.body["client_secret"] == nil || r2.status != 200 || r2.body["client_secret"] != nil || len(r2.body["secrets"].([]any)) != 2 {
+		t.Fatalf("retried rotation: %d %s, then %d %s", r1.status, r1.raw, r2.status, r2.raw)
+	}
+
+	before := len(e.call("GET", "/admin/v1/keys", ops, "").body["keys"].([]any))
+	keys := map[string]string{"Idempotency-Key": "rotate-keys-1"}
+	e.send("POST", "/admin/v1/keys/rotate", ops, "", keys)
+	e.send("POST", "/admin/v1/keys/rotate", ops, "", keys)
+	if after := len(e.call("GET", "/admin/v1/keys", ops, "").body["keys"].([]any)); after != before+1 {
+		t.Fatalf("a retried key rotation: %d keys, then %d", before, after)
+	}
+	// A failed request does not use its key up.
+	fail := map[string]string{"Idempotency-Key": "bad-1"}
+	if r := e.send("POST", "/admin/v1/clients", ops, `{"name":"x","tenant_id":"acme","scopes":["zzz"]}`, fail); r.status != 400 {
+		t.Fatalf("a refused create: %d", r.status)
+	}
+	if r := e.send("POST", "/admin/v1/clients", ops, `{"name":"x","tenant_id":"acme","scopes":["zzz"]}`, fail); r.status != 400 || r.header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("a refused create is not replayed: %d %v", r.status, r.header)
 	}
 }

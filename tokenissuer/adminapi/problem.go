@@ -32,6 +32,7 @@ var (
 	problemInvalid      = problem{Type: problemBase + "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest}
 	problemTooLarge     = problem{Type: problemBase + "too-large", Title: "Request too large", Status: http.StatusRequestEntityTooLarge}
 	problemPrecondition = problem{Type: problemBase + "precondition-failed", Title: "The resource changed", Status: http.StatusPreconditionFailed}
+	problemKeyReused    = problem{Type: problemBase + "idempotency-key-reused", Title: "Idempotency-Key used for another request", Status: http.StatusUnprocessableEntity}
 	problemInternal     = problem{Type: problemBase + "internal", Title: "Internal error", Status: http.StatusInternalServerError}
 )
 
@@ -42,6 +43,10 @@ func problemFor(err error) *problem {
 	var ceiling *tokenissuer.CeilingError
 	var scope errForbiddenScope
 	switch {
+	case errors.Is(err, errKeyReused):
+		return problemKeyReused.with(err.Error())
+	case errors.Is(err, errKeyInProgress):
+		return problemConflict.with(err.Error())
 	case errors.Is(err, errOperatorsOnly):
 		return problemForbidden.with(err.Error())
 	case errors.Is(err, tokenissuer.ErrClientNotFound), errors.Is(err, tokenissuer.ErrTenantNotFound), errors.Is(err, tokenissuer.ErrSecretNotFound):
