@@ -318,11 +318,21 @@ func (a *Admin) SetScopes(ctx context.Context, id string, scopes []string) (*Cli
 	if err := validateScopes(scopes); err != nil {
 		return nil, err
 	}
+	// The ceiling is read before the client's transaction: a store read
+	// inside it would need a second connection while holding a row lock,
+	// which a busy PostgreSQL pool may not have.
+	current, err := a.store.Client(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if current.TenantID != "" {
+		if err := a.withinCeiling(ctx, current.TenantID, scopes); err != nil {
+			return nil, err
+		}
+	}
 	return a.updateClient(ctx, "client.set_scopes", id, func(c *Client) error {
-		if c.TenantID != "" {
-			if err := a.withinCeiling(ctx, c.TenantID, scopes); err != nil {
-				return err
-			}
+		if c.TenantID != current.TenantID {
+			return ErrVersionMismatch // moved to another tenant meanwhile
 		}
 		c.Scopes = dedupe(scopes)
 		return nil

@@ -222,19 +222,43 @@ func (a *API) visibleClient(ctx context.Context, c caller, id string) (*tokeniss
 	return cl, nil
 }
 
+// Client list pages: at most maxPage clients, 100 unless ?limit= says.
+const (
+	defaultPage = 100
+	maxPage     = 500
+)
+
+// listClients lists the clients the caller may see, ordered by ID, a page
+// at a time: ?after= continues after the last ID seen (next_after).
 func (a *API) listClients(w http.ResponseWriter, r *http.Request, c caller) error {
-	all, err := a.read.Clients(r.Context())
+	q := r.URL.Query()
+	limit := defaultPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPage {
+			return &tokenissuer.InvalidError{Msg: fmt.Sprintf("limit must be between 1 and %d", maxPage)}
+		}
+		limit = n
+	}
+	all, err := a.read.Clients(r.Context()) // ordered by ID
 	if err != nil {
 		return err
 	}
-	tenant := r.URL.Query().Get("tenant_id")
+	tenant, after := q.Get("tenant_id"), q.Get("after")
+	page := map[string]any{}
 	out := []clientView{}
 	for _, cl := range all {
-		if c.sees(cl.TenantID) && (tenant == "" || cl.TenantID == tenant) {
-			out = append(out, viewOf(cl))
+		if cl.ID <= after || !c.sees(cl.TenantID) || (tenant != "" && cl.TenantID != tenant) {
+			continue
 		}
+		if len(out) == limit {
+			page["next_after"] = out[len(out)-1].ClientID
+			break
+		}
+		out = append(out, viewOf(cl))
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"clients": out})
+	page["clients"] = out
+	return writeJSON(w, http.StatusOK, page)
 }
 
 type createClientRequest struct {

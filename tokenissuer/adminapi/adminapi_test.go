@@ -16,6 +16,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/portcullis/portcullis/internal/pgtest"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/adminapi"
 )
@@ -30,12 +31,21 @@ type env struct {
 	operate *tokenissuer.Admin
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { return startOn(t, "sqlite") }
+
+// startOn is start on a store driver: sqlite, or postgres (a fresh
+// database on the test server).
+func startOn(t *testing.T, driver string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := tokenissuer.DefaultConfig()
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Store.SQLitePath, cfg.Store.SecretHashKeyFile = filepath.Join(dir, "issuer.db"), filepath.Join(dir, "hash.key")
+	if driver == "postgres" {
+		cfg.Store.Driver, cfg.Store.PostgresDSN = "postgres", pgtest.FreshDatabase(t)
+		cfg.Store.SecretHashKey = "dGVzdC1vbmx5LXNlY3JldC1oYXNoLWtleS0zMi1ieXRlcyE" // for tests only
+		cfg.Keys.EncryptionKey = "dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLWtleS0zMmI"      // for tests only
+	}
 	cfg.ClientCacheTTL = 0 // each request sees the last change
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// The issuer's URL names its own listener, so it must be known first.
@@ -110,7 +120,15 @@ func (r reply) problemType(t *testing.T) string {
 // business's automation would, with a token of its own tenant.
 func TestTenantAutomationManagesItsOwnClients(t *testing.T) {
 	t.Parallel()
-	e := start(t)
+	for _, driver := range []string{"sqlite", "postgres"} {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			testTenantAutomation(t, startOn(t, driver))
+		})
+	}
+}
+
+func testTenantAutomation(t *testing.T, e *env) {
 	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:ops"})
 	for id, ceiling := range map[string][]string{"acme": {"accounts:read", "accounts:write", adminapi.ScopeManageClients}, "globex": {"accounts:read"}} {
 		if _, err := e.operate.CreateTenant(ops, tokenissuer.NewTenant{ID: id, Name: id, ScopeCeiling: ceiling}); err != nil {
@@ -348,7 +366,15 @@ func (e *env) operator() string {
 // exactly one wins; the others get 412 instead of overwriting it.
 func TestConcurrentUpdatesWithOneETag(t *testing.T) {
 	t.Parallel()
-	e := start(t)
+	for _, driver := range []string{"sqlite", "postgres"} {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			testConcurrentUpdates(t, startOn(t, driver))
+		})
+	}
+}
+
+func testConcurrentUpdates(t *testing.T, e *env) {
 	ops := e.operator()
 	e.call("POST", "/admin/v1/tenants", ops, `{"tenant_id":"acme","name":"Acme","scope_ceiling":["a","b","c"]}`)
 	created := e.call("POST", "/admin/v1/clients", ops, `{"client_id":"app","tenant_id":"acme","scopes":["a"]}`)
@@ -453,7 +479,15 @@ func TestOperatorsManageTenantsAndKeys(t *testing.T) {
 // client, secret or key.
 func TestRetriedChangesWithAnIdempotencyKeyHappenOnce(t *testing.T) {
 	t.Parallel()
-	e := start(t)
+	for _, driver := range []string{"sqlite", "postgres"} {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			testRetriedChanges(t, startOn(t, driver))
+		})
+	}
+}
+
+func testRetriedChanges(t *testing.T, e *env) {
 	ops := e.operator()
 	key := map[string]string{"Idempotency-Key": "create-acme-1"}
 	first := e.send("POST", "/admin/v1/tenants", ops, `{"tenant_id":"acme","scope_ceiling":["a"]}`, key)
@@ -500,5 +534,34 @@ func TestRetriedChangesWithAnIdempotencyKeyHappenOnce(t *testing.T) {
 	}
 	if r := e.send("POST", "/admin/v1/clients", ops, `{"name":"x","tenant_id":"acme","scopes":["zzz"]}`, fail); r.status != 400 || r.header.Get("Idempotent-Replayed") != "" {
 		t.Fatalf("a refused create is not replayed: %d %v", r.status, r.header)
+	}
+}
+
+func TestClientListIsPaged(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	ops := e.operator()
+	e.call("POST", "/admin/v1/tenants", ops, `{"tenant_id":"acme","scope_ceiling":["a"]}`)
+	for _, id := range []string{"c1", "c2", "c3", "c4", "c5"} {
+		e.call("POST", "/admin/v1/clients", ops, `{"client_id":"`+id+`","tenant_id":"acme","scopes":["a"]}`)
+	}
+	var seen []string
+	after := ""
+	for pages := 0; pages < 10; pages++ {
+		r := e.call("GET", "/admin/v1/clients?tenant_id=acme&limit=2&after="+after, ops, "")
+		for _, c := range r.body["clients"].([]any) {
+			seen = append(seen, c.(map[string]any)["client_id"].(string))
+		}
+		next, more := r.body["next_after"].(string)
+		if !more {
+			break
+		}
+		after = next
+	}
+	if got := strings.Join(seen, " "); got != "c1 c2 c3 c4 c5" {
+		t.Fatalf("pages gave %s", got)
+	}
+	if r := e.call("GET", "/admin/v1/clients?limit=0", ops, ""); r.status != 400 {
+		t.Fatalf("limit 0: %d", r.status)
 	}
 }
