@@ -339,6 +339,14 @@ func (a *Admin) SetScopes(ctx context.Context, id string, scopes []string) (*Cli
 	})
 }
 
+// RenameClient changes a client's name.
+func (a *Admin) RenameClient(ctx context.Context, id, name string) (*Client, error) {
+	return a.updateClient(ctx, "client.rename", id, func(c *Client) error {
+		c.Name = name
+		return nil
+	})
+}
+
 // DeleteClient removes a client and its secrets.
 func (a *Admin) DeleteClient(ctx context.Context, id string) error {
 	c, err := a.store.Client(ctx, id)
@@ -462,6 +470,18 @@ func (a *Admin) RotateSigningKey(ctx context.Context, keys *KeyManager) (Signing
 	}
 	after := map[string]any{"kid": key.KID, "alg": key.Algorithm, "active_at": key.ActiveAt}
 	return key, a.audit(ctx, "key.rotate", "", "key", key.KID, nil, after)
+}
+
+// EncryptStoredKeys encrypts the signing keys stored in clear (see
+// KeyManager.EncryptStoredKeys) and records it when there were any.
+func (a *Admin) EncryptStoredKeys(ctx context.Context, keys *KeyManager) (int, error) {
+	n, err := keys.EncryptStoredKeys(ctx)
+	if n > 0 {
+		if aerr := a.audit(ctx, "key.encrypt", "", "key", "", nil, map[string]int{"encrypted": n}); aerr != nil && err == nil {
+			err = aerr
+		}
+	}
+	return n, err
 }
 
 // Audit returns audit records matching q.

@@ -290,7 +290,8 @@ func newKeysCommand(st *state) *cobra.Command {
 		Args:  cobra.ArbitraryArgs,
 		RunE:  cli.Group,
 	}
-	keyCommand := func(use, short, long, example string, before func(*cobra.Command, *tokenissuer.KeyManager) error) *cobra.Command {
+	// Changes to keys go through Admin, so they are audited.
+	keyCommand := func(use, short, long, example string, before func(*cobra.Command, *tokenissuer.KeyManager, *tokenissuer.Admin) error) *cobra.Command {
 		return &cobra.Command{
 			Use: use, Short: short, Long: long, Example: example, Args: cli.NoArgs,
 			RunE: func(c *cobra.Command, _ []string) error {
@@ -307,8 +308,13 @@ func newKeysCommand(st *state) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				hasher, err := tokenissuer.LoadHasher(cfg.Store)
+				if err != nil {
+					return err
+				}
+				admin := tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}, cfg.Tokens.MaxLifetime)
 				if before != nil {
-					if err := before(c, km); err != nil {
+					if err := before(c, km, admin); err != nil {
 						return err
 					}
 				}
@@ -316,12 +322,7 @@ func newKeysCommand(st *state) *cobra.Command {
 					return err
 				}
 				if use == "rotate" {
-					hasher, err := tokenissuer.LoadHasher(cfg.Store)
-					if err != nil {
-						return err
-					}
-					admin := tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}, cfg.Tokens.MaxLifetime)
-					key, err := admin.RotateSigningKey(c.Context(), km) // audited
+					key, err := admin.RotateSigningKey(c.Context(), km)
 					if err != nil {
 						return err
 					}
@@ -342,8 +343,8 @@ signed has expired.`, "  issuer keys rotate --config FILE", nil),
 			`Seal, under the key-encryption key, every signing key the store holds in clear.
 An issuer with a key-encryption key refuses keys in clear, since whoever can write
 the database could have planted them; run this once after upgrading.`, "  issuer keys encrypt --config FILE",
-			func(c *cobra.Command, km *tokenissuer.KeyManager) error {
-				n, err := km.EncryptStoredKeys(c.Context())
+			func(c *cobra.Command, km *tokenissuer.KeyManager, admin *tokenissuer.Admin) error {
+				n, err := admin.EncryptStoredKeys(c.Context(), km)
 				if err != nil {
 					return err
 				}

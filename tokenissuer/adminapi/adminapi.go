@@ -94,6 +94,7 @@ func (a *API) Handler() http.Handler {
 		"GET /admin/v1/clients":                     a.listClients,
 		"POST /admin/v1/clients":                    a.idempotent(a.createClient, a.replayClient),
 		"GET /admin/v1/clients/{id}":                a.getClient,
+		"PATCH /admin/v1/clients/{id}":              a.renameClient,
 		"DELETE /admin/v1/clients/{id}":             a.deleteClient,
 		"POST /admin/v1/clients/{id}/rotate-secret": a.idempotent(a.rotateSecret, a.replayClient),
 		"POST /admin/v1/clients/{id}/revoke-secret": a.revokeSecret,
@@ -320,6 +321,23 @@ func (e errForbiddenScope) Error() string {
 
 func (a *API) getClient(w http.ResponseWriter, r *http.Request, c caller) error {
 	cl, err := a.visibleClient(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeClient(w, http.StatusOK, viewOf(cl), cl)
+}
+
+func (a *API) renameClient(w http.ResponseWriter, r *http.Request, c caller) error {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
+		return err
+	}
+	cl, err := a.admin.RenameClient(withIfMatch(r), r.PathValue("id"), req.Name)
 	if err != nil {
 		return err
 	}

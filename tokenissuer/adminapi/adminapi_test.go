@@ -247,6 +247,9 @@ func testTenantAutomation(t *testing.T, e *env) {
 		t.Fatalf("audited: %s", got)
 	}
 
+	if r := e.call("PATCH", "/admin/v1/clients/acme-billing", bot, `{"name":"Billing (EU)"}`); r.status != 200 || r.body["name"] != "Billing (EU)" {
+		t.Fatalf("rename: %d %s", r.status, r.raw)
+	}
 	if r := e.call("DELETE", "/admin/v1/clients/acme-billing", bot, ""); r.status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", r.status, r.raw)
 	}
