@@ -484,6 +484,35 @@ func (a *Admin) EncryptStoredKeys(ctx context.Context, keys *KeyManager) (int, e
 	return n, err
 }
 
+// Client returns the client with the ID.
+func (a *Admin) Client(ctx context.Context, id string) (*Client, error) {
+	return a.store.Client(ctx, id)
+}
+
+// Clients returns the clients of tenantID, or every client when tenantID
+// is empty.
+func (a *Admin) Clients(ctx context.Context, tenantID string) ([]*Client, error) {
+	all, err := a.store.Clients(ctx)
+	if err != nil || tenantID == "" {
+		return all, err
+	}
+	out := all[:0]
+	for _, c := range all {
+		if c.TenantID == tenantID {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// Tenant returns the tenant with the ID.
+func (a *Admin) Tenant(ctx context.Context, id string) (*Tenant, error) {
+	return a.store.Tenant(ctx, id)
+}
+
+// Tenants returns every tenant.
+func (a *Admin) Tenants(ctx context.Context) ([]*Tenant, error) { return a.store.Tenants(ctx) }
+
 // Audit returns audit records matching q.
 func (a *Admin) Audit(ctx context.Context, q AuditQuery) ([]AuditRecord, error) {
 	return a.store.AuditRecords(ctx, q)

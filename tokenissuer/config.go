@@ -31,6 +31,7 @@ type Config struct {
 	Tokens    TokensConfig    `yaml:"tokens"`
 	RateLimit RateLimitConfig `yaml:"rate_limit"`
 	Audit     AuditConfig     `yaml:"audit"`
+	Portal    PortalConfig    `yaml:"portal"`
 	// ClientCacheTTL is how long a client record is reused without reading the
 	// store; it bounds how long a disabled client or revoked secret still works.
 	ClientCacheTTL time.Duration `yaml:"client_cache_ttl"`
@@ -109,6 +110,42 @@ type AuditConfig struct {
 	Retention time.Duration `yaml:"retention"`
 }
 
+// PortalConfig configures the Enterprise Portal (/portal/ on the admin
+// listener) and its accounts.
+type PortalConfig struct {
+	// URL is where people reach the portal, for the links in invitations;
+	// empty: http:// and admin_listen.
+	URL string `yaml:"url"`
+	// SecureCookies marks the session cookie Secure (sent over HTTPS only).
+	// Turn it off only to use the portal over plain HTTP on loopback.
+	SecureCookies bool `yaml:"secure_cookies"`
+	// SessionIdleTimeout ends a session nobody used for this long.
+	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
+	// SessionLifetime ends a session this long after sign-in, used or not.
+	SessionLifetime time.Duration `yaml:"session_lifetime"`
+	// InviteLifetime is how long an invitation link can be used.
+	InviteLifetime time.Duration `yaml:"invite_lifetime"`
+	// MinPasswordLength is the shortest password accepted.
+	MinPasswordLength int `yaml:"min_password_length"`
+	// SignInMaxFailures per account and per address within SignInWindow.
+	SignInMaxFailures int           `yaml:"sign_in_max_failures"`
+	SignInWindow      time.Duration `yaml:"sign_in_window"`
+}
+
+// PortalURL is the portal's base URL, ending in "/portal/".
+func (c *Config) PortalURL() string {
+	if c.Portal.URL != "" {
+		return strings.TrimSuffix(c.Portal.URL, "/") + "/"
+	}
+	return "http://" + c.AdminListen + "/portal/"
+}
+
+// AccountsConfig is the account service's part of the configuration.
+func (c *Config) AccountsConfig() AccountsConfig {
+	return AccountsConfig{SessionIdleTimeout: c.Portal.SessionIdleTimeout, SessionLifetime: c.Portal.SessionLifetime,
+		InviteLifetime: c.Portal.InviteLifetime, MinPasswordLength: c.Portal.MinPasswordLength, TOTPIssuer: "Portcullis " + c.Issuer}
+}
+
 // DefaultConfig returns the settings used when the file does not say otherwise.
 func DefaultConfig() Config {
 	return Config{
@@ -128,9 +165,13 @@ func DefaultConfig() Config {
 			PublishDelay:   15 * time.Minute,
 			ReloadInterval: 10 * time.Second,
 		},
-		Tokens:          TokensConfig{Lifetime: 15 * time.Minute, MaxLifetime: time.Hour},
-		RateLimit:       RateLimitConfig{MaxFailures: 10, Window: time.Minute, MaxEntries: 100_000},
-		Audit:           AuditConfig{Retention: 400 * 24 * time.Hour},
+		Tokens:    TokensConfig{Lifetime: 15 * time.Minute, MaxLifetime: time.Hour},
+		RateLimit: RateLimitConfig{MaxFailures: 10, Window: time.Minute, MaxEntries: 100_000},
+		Audit:     AuditConfig{Retention: 400 * 24 * time.Hour},
+		Portal: PortalConfig{
+			SecureCookies: true, SessionIdleTimeout: 30 * time.Minute, SessionLifetime: 12 * time.Hour,
+			InviteLifetime: 72 * time.Hour, MinPasswordLength: 12, SignInMaxFailures: 5, SignInWindow: 15 * time.Minute,
+		},
 		ClientCacheTTL:  5 * time.Second,
 		ShutdownTimeout: 15 * time.Second,
 	}
@@ -225,6 +266,26 @@ func (c *Config) Validate() error {
 	}
 	if c.Audit.Retention < 24*time.Hour {
 		bad("audit.retention", "%s is shorter than a day; keep the trail long enough to investigate (e.g. 9600h, about 400 days)", c.Audit.Retention)
+	}
+	if c.Portal.URL != "" {
+		if u, err := url.Parse(c.Portal.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || !strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), "/portal") {
+			bad("portal.url", "%q must be an absolute http(s) URL ending in /portal/, e.g. https://admin.example.com/portal/", c.Portal.URL)
+		}
+	}
+	if c.Portal.SessionIdleTimeout <= 0 {
+		bad("portal.session_idle_timeout", "must be positive")
+	}
+	if c.Portal.SessionLifetime < c.Portal.SessionIdleTimeout {
+		bad("portal.session_lifetime", "%s is shorter than portal.session_idle_timeout (%s)", c.Portal.SessionLifetime, c.Portal.SessionIdleTimeout)
+	}
+	if c.Portal.InviteLifetime <= 0 {
+		bad("portal.invite_lifetime", "must be positive")
+	}
+	if c.Portal.MinPasswordLength < 8 {
+		bad("portal.min_password_length", "%d is too short; use at least 8 (12 or more is better)", c.Portal.MinPasswordLength)
+	}
+	if c.Portal.SignInMaxFailures <= 0 || c.Portal.SignInWindow <= 0 {
+		bad("portal.sign_in_max_failures", "failed sign-ins must be limited: set it and portal.sign_in_window positive")
 	}
 	if c.ClientCacheTTL < 0 {
 		bad("client_cache_ttl", "must not be negative (0 disables the cache)")

@@ -379,3 +379,7 @@ func (m *KeyManager) Keys() []KeyInfo {
 	}
 	return infos
 }
+
+// Encrypter is the key-encryption key's encrypter, which also protects the
+// portal accounts' second factors.
+func (m *KeyManager) Encrypter() *KeyEncrypter { return m.encrypter }

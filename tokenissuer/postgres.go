@@ -84,6 +84,41 @@ var postgresMigrations = []string{
 		resource_id TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (scope, key)
 	);`,
+	`CREATE TABLE accounts (
+		id TEXT PRIMARY KEY,
+		email TEXT NOT NULL UNIQUE,
+		name TEXT NOT NULL,
+		role TEXT NOT NULL,
+		tenant_id TEXT NOT NULL DEFAULT '',
+		status TEXT NOT NULL,
+		password_hash TEXT NOT NULL DEFAULT '',
+		totp_secret BYTEA NOT NULL DEFAULT '',
+		totp_last_step BIGINT NOT NULL DEFAULT 0,
+		recovery_codes TEXT NOT NULL DEFAULT '',
+		created_at BIGINT NOT NULL,
+		updated_at BIGINT NOT NULL
+	);
+	CREATE TABLE sessions (
+		id_hash BYTEA PRIMARY KEY,
+		account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+		csrf_token TEXT NOT NULL,
+		pending BOOLEAN NOT NULL DEFAULT FALSE,
+		address TEXT NOT NULL DEFAULT '',
+		created_at BIGINT NOT NULL,
+		last_seen_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL
+	);
+	CREATE INDEX sessions_account ON sessions (account_id);
+	CREATE TABLE invites (
+		id_hash BYTEA PRIMARY KEY,
+		email TEXT NOT NULL,
+		name TEXT NOT NULL DEFAULT '',
+		role TEXT NOT NULL,
+		tenant_id TEXT NOT NULL DEFAULT '',
+		created_by TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL
+	);`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) that serialize migrations and

@@ -83,7 +83,9 @@ type Server struct {
 	Keys      *KeyManager
 	Endpoints *Endpoints
 	Hasher    *SecretHasher
-	listener  net.Listener
+	// Accounts is the service of portal accounts.
+	Accounts *Accounts
+	listener net.Listener
 	// adminListener serves AdminHandler, apart from the public endpoints.
 	adminListener net.Listener
 	// AdminHandler is the admin API (/admin/v1/), set by the binary before
@@ -121,6 +123,12 @@ func NewServer(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (
 		store.Close()
 		return nil, err
 	}
+	accounts, err := NewAccounts(NewAdmin(store, hasher, clock, cfg.Tokens.MaxLifetime), store, keys.Encrypter(),
+		NewSignInLimiter(cfg, store, clock, log), clock, cfg.AccountsConfig(), log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		store.Close()
@@ -132,7 +140,7 @@ func NewServer(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (
 		store.Close()
 		return nil, fmt.Errorf("admin_listen: %w", err)
 	}
-	return &Server{cfg: cfg, log: log, Store: store, Keys: keys, Endpoints: srv, Hasher: hasher, listener: ln, adminListener: adminLn}, nil
+	return &Server{cfg: cfg, log: log, Store: store, Keys: keys, Endpoints: srv, Hasher: hasher, Accounts: accounts, listener: ln, adminListener: adminLn}, nil
 }
 
 // housekeeping forgets failure windows that have ended (so the limiters do
@@ -153,6 +161,9 @@ func (s *Server) housekeeping(ctx context.Context) {
 			}
 			if err := s.Store.PruneAudit(ctx, time.Now().Add(-s.cfg.Audit.Retention)); err != nil {
 				s.log.Warn("pruning the audit trail failed", "err", err)
+			}
+			if err := s.Accounts.Prune(ctx); err != nil {
+				s.log.Warn("pruning portal sessions and invitations failed", "err", err)
 			}
 			// The admin API's Idempotency-Keys are remembered for a day.
 			if err := s.Store.PruneIdempotency(ctx, time.Now().Add(-24*time.Hour)); err != nil {

@@ -82,6 +82,41 @@ var sqliteMigrations = []string{
 		resource_id TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (scope, key)
 	);`,
+	`CREATE TABLE accounts (
+		id TEXT PRIMARY KEY,
+		email TEXT NOT NULL UNIQUE,
+		name TEXT NOT NULL,
+		role TEXT NOT NULL,
+		tenant_id TEXT NOT NULL DEFAULT '',
+		status TEXT NOT NULL,
+		password_hash TEXT NOT NULL DEFAULT '',
+		totp_secret BLOB NOT NULL DEFAULT x'',
+		totp_last_step INTEGER NOT NULL DEFAULT 0,
+		recovery_codes TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	);
+	CREATE TABLE sessions (
+		id_hash BLOB PRIMARY KEY,
+		account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+		csrf_token TEXT NOT NULL,
+		pending INTEGER NOT NULL DEFAULT 0,
+		address TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		last_seen_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL
+	);
+	CREATE INDEX sessions_account ON sessions (account_id);
+	CREATE TABLE invites (
+		id_hash BLOB PRIMARY KEY,
+		email TEXT NOT NULL,
+		name TEXT NOT NULL DEFAULT '',
+		role TEXT NOT NULL,
+		tenant_id TEXT NOT NULL DEFAULT '',
+		created_by TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL
+	);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and applies

@@ -127,6 +127,7 @@ type Store interface {
 	IdempotencyStore
 	KeyStore
 	FailureStore
+	AccountStore
 	Close() error
 }
 

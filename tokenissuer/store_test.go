@@ -24,6 +24,9 @@ func TestStoreConformance(t *testing.T) {
 			t.Run("tenants", func(t *testing.T) { testStoreTenants(t, open(t)) })
 			t.Run("audit", func(t *testing.T) { testStoreAudit(t, open(t)) })
 			t.Run("idempotency keys", func(t *testing.T) { testStoreIdempotency(t, open(t)) })
+			t.Run("accounts", func(t *testing.T) { testStoreAccounts(t, open(t)) })
+			t.Run("sessions", func(t *testing.T) { testStoreSessions(t, open(t)) })
+			t.Run("invitations", func(t *testing.T) { testStoreInvites(t, open(t)) })
 		})
 	}
 }

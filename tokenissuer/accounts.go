@@ -1,0 +1,708 @@
+package tokenissuer
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/alexedwards/argon2id"
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+)
+
+// Accounts is the service layer of portal accounts: people, their
+// passwords and second factors, sessions and invitations. The portal and
+// the CLI are adapters over it. Changes are audited like client changes.
+type Accounts struct {
+	admin     *Admin
+	store     AccountStore
+	tenants   TenantStore
+	encrypter *KeyEncrypter
+	limiter   failureLimit
+	clock     Clock
+	cfg       AccountsConfig
+	log       *slog.Logger
+	// decoyHash is verified against when the email is unknown, so a
+	// sign-in takes as long whether or not the account exists.
+	decoyHash string
+}
+
+// AccountsConfig sets the lifetimes and the password rules.
+type AccountsConfig struct {
+	SessionIdleTimeout time.Duration
+	SessionLifetime    time.Duration
+	InviteLifetime     time.Duration
+	MinPasswordLength  int
+	// PasswordParams are the Argon2id costs of new password hashes;
+	// verification reads the costs from each stored hash.
+	PasswordParams *argon2id.Params
+	// TOTPIssuer names the service in authenticator apps.
+	TOTPIssuer string
+}
+
+// DefaultPasswordParams follow OWASP's Argon2id minimum (19 MiB, two
+// passes, one lane): a guess costs an attacker as much, and a sign-in costs
+// the issuer tens of milliseconds.
+var DefaultPasswordParams = &argon2id.Params{Memory: 19 * 1024, Iterations: 2, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+
+// sessionTouchInterval is how stale a session's last-seen time may get
+// before a request writes it: the idle timeout is exact to this much, and a
+// page view costs no write.
+const sessionTouchInterval = time.Minute
+
+// NewAccounts returns the account service. encrypter protects TOTP secrets
+// at rest; limiter counts failed sign-ins (shared by replicas when it is
+// store-backed).
+func NewAccounts(admin *Admin, store interface {
+	AccountStore
+	TenantStore
+}, encrypter *KeyEncrypter, limiter failureLimit, clock Clock, cfg AccountsConfig, log *slog.Logger) (*Accounts, error) {
+	if encrypter == nil {
+		return nil, errors.New("portal accounts need a key-encryption key for their second factors (keys.encryption_key_file)")
+	}
+	if cfg.PasswordParams == nil {
+		cfg.PasswordParams = DefaultPasswordParams
+	}
+	if cfg.TOTPIssuer == "" {
+		cfg.TOTPIssuer = "Portcullis"
+	}
+	decoy, err := argon2id.CreateHash(newID(16), cfg.PasswordParams)
+	if err != nil {
+		return nil, err
+	}
+	return &Accounts{admin: admin, store: store, tenants: store, encrypter: encrypter, limiter: limiter, clock: clock, cfg: cfg, log: log, decoyHash: decoy}, nil
+}
+
+// NewSignInLimiter returns the limiter of failed sign-ins the configuration
+// asks for: in the store, shared by replicas, on PostgreSQL.
+func NewSignInLimiter(cfg Config, store FailureStore, clock Clock, log *slog.Logger) failureLimit {
+	p := cfg.Portal
+	if cfg.Store.Driver == "postgres" {
+		return NewSharedFailureLimiter(store, p.SignInMaxFailures, p.SignInWindow, cfg.RateLimit.MaxEntries, clock, log)
+	}
+	return NewFailureLimiter(p.SignInMaxFailures, p.SignInWindow, cfg.RateLimit.MaxEntries, clock)
+}
+
+// Errors of account management and sign-in. ErrSignInFailed never says
+// whether the email exists, the password was wrong or the account is
+// disabled.
+var (
+	ErrSignInFailed       = errors.New("the email or password is not right")
+	ErrSecondFactorFailed = errors.New("the code is not right, or was used already")
+	ErrNotPermitted       = errors.New("your role does not allow this")
+)
+
+// RateLimitedError is a sign-in refused because of earlier failures.
+type RateLimitedError struct{ RetryAfter time.Duration }
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("too many failed sign-ins; try again in %s", e.RetryAfter.Round(time.Second))
+}
+
+// NewAccount describes an account an operator creates.
+type NewAccount struct {
+	Email    string
+	Name     string
+	Role     Role
+	TenantID string
+	// Password may be empty: the person then signs in only after an
+	// invitation sets one.
+	Password string
+}
+
+// NewInvite describes a person invited to create their account.
+type NewInvite struct {
+	Email    string
+	Name     string
+	Role     Role
+	TenantID string
+}
+
+// NormalizeEmail returns the email as accounts key it: trimmed, lower case.
+func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+func validateEmail(email string) error {
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || len(email) > 254 {
+		return invalid("%q is not an email address such as name@example.com", email)
+	}
+	return nil
+}
+
+// checkGrant checks that by may give role in tenantID: a platform admin (or
+// the operator, by == nil) anything, a tenant admin tenant roles of their
+// own tenant.
+func (s *Accounts) checkGrant(ctx context.Context, by *Account, role Role, tenantID string) error {
+	if !role.Valid() {
+		return invalid("role %q: use one of platform-admin, tenant-admin, tenant-viewer", role)
+	}
+	if role.TenantBound() != (tenantID != "") {
+		if role.TenantBound() {
+			return invalid("role %s needs a tenant", role)
+		}
+		return invalid("role %s is for every tenant; do not name one", role)
+	}
+	if by != nil && by.Role != RolePlatformAdmin && (by.Role != RoleTenantAdmin || !role.TenantBound() || tenantID != by.TenantID) {
+		return ErrNotPermitted
+	}
+	if tenantID != "" {
+		if _, err := s.tenants.Tenant(ctx, tenantID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Accounts) checkPassword(password string) error {
+	if n := len([]rune(password)); n < s.cfg.MinPasswordLength {
+		return invalid("the password has %d characters; use at least %d (a passphrase of several words is easy to remember)", n, s.cfg.MinPasswordLength)
+	}
+	if len(password) > 1024 {
+		return invalid("the password is longer than 1024 bytes")
+	}
+	return nil
+}
+
+// accountAuditView is what the audit trail keeps of an account: never a
+// password hash, second factor or recovery code.
+type accountAuditView struct {
+	Email        string        `json:"email"`
+	Name         string        `json:"name"`
+	Role         Role          `json:"role"`
+	TenantID     string        `json:"tenant_id,omitempty"`
+	Status       AccountStatus `json:"status"`
+	SecondFactor bool          `json:"second_factor"`
+}
+
+func accountAudit(a *Account) *accountAuditView {
+	if a == nil {
+		return nil
+	}
+	return &accountAuditView{Email: a.Email, Name: a.Name, Role: a.Role, TenantID: a.TenantID, Status: a.Status, SecondFactor: a.SecondFactor()}
+}
+
+// CreateAccount creates an active account (the operator's way: issuer
+// accounts create).
+func (s *Accounts) CreateAccount(ctx context.Context, na NewAccount) (*Account, error) {
+	na.Email = NormalizeEmail(na.Email)
+	if err := validateEmail(na.Email); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(na.Name) == "" {
+		na.Name = na.Email
+	}
+	if err := s.checkGrant(ctx, nil, na.Role, na.TenantID); err != nil {
+		return nil, err
+	}
+	now := s.clock.Now().UTC()
+	a := &Account{ID: "acct-" + newID(9), Email: na.Email, Name: strings.TrimSpace(na.Name), Role: na.Role, TenantID: na.TenantID,
+		Status: AccountActive, CreatedAt: now, UpdatedAt: now}
+	if na.Password != "" {
+		if err := s.checkPassword(na.Password); err != nil {
+			return nil, err
+		}
+		hash, err := argon2id.CreateHash(na.Password, s.cfg.PasswordParams)
+		if err != nil {
+			return nil, err
+		}
+		a.PasswordHash = hash
+	}
+	if err := s.store.CreateAccount(ctx, a); err != nil {
+		return nil, err
+	}
+	return a, s.admin.audit(ctx, "account.create", a.TenantID, "account", a.ID, nil, accountAudit(a))
+}
+
+// Invite records an invitation and returns its token, shown once: the
+// invitation link carries it, the store keeps only its hash.
+func (s *Accounts) Invite(ctx context.Context, by *Account, ni NewInvite) (string, *Invite, error) {
+	ni.Email = NormalizeEmail(ni.Email)
+	if err := validateEmail(ni.Email); err != nil {
+		return "", nil, err
+	}
+	if err := s.checkGrant(ctx, by, ni.Role, ni.TenantID); err != nil {
+		return "", nil, err
+	}
+	if _, err := s.store.AccountByEmail(ctx, ni.Email); err == nil {
+		return "", nil, ErrAccountExists
+	} else if !errors.Is(err, ErrAccountNotFound) {
+		return "", nil, err
+	}
+	token, err := GenerateSecret()
+	if err != nil {
+		return "", nil, err
+	}
+	now := s.clock.Now().UTC()
+	inv := &Invite{IDHash: tokenHash(token), Email: ni.Email, Name: strings.TrimSpace(ni.Name), Role: ni.Role, TenantID: ni.TenantID,
+		CreatedBy: actorFrom(ctx).ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.InviteLifetime)}
+	if err := s.store.CreateInvite(ctx, inv); err != nil {
+		return "", nil, err
+	}
+	view := struct {
+		Email     string    `json:"email"`
+		Role      Role      `json:"role"`
+		TenantID  string    `json:"tenant_id,omitempty"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}{inv.Email, inv.Role, inv.TenantID, inv.ExpiresAt}
+	return token, inv, s.admin.audit(ctx, "account.invite", inv.TenantID, "invitation", inv.Email, nil, view)
+}
+
+// PendingInvite returns the invitation of token if it is still good.
+func (s *Accounts) PendingInvite(ctx context.Context, token string) (*Invite, error) {
+	return s.store.Invite(ctx, tokenHash(token), s.clock.Now())
+}
+
+// AcceptInvite creates the invited account with the person's name and
+// password; the invitation is used up.
+func (s *Accounts) AcceptInvite(ctx context.Context, token, name, password string) (*Account, error) {
+	inv, err := s.PendingInvite(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkPassword(password); err != nil {
+		return nil, err
+	}
+	hash, err := argon2id.CreateHash(password, s.cfg.PasswordParams)
+	if err != nil {
+		return nil, err
+	}
+	if name = strings.TrimSpace(name); name == "" {
+		name = inv.Name
+	}
+	if name == "" {
+		name = inv.Email
+	}
+	now := s.clock.Now().UTC()
+	a := &Account{ID: "acct-" + newID(9), Email: inv.Email, Name: name, Role: inv.Role, TenantID: inv.TenantID,
+		Status: AccountActive, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+	if err := s.store.AcceptInvite(ctx, inv.IDHash, now, a); err != nil {
+		return nil, err
+	}
+	ctx = WithActor(ctx, Actor{ID: "account:" + a.Email, Address: actorFrom(ctx).Address})
+	return a, s.admin.audit(ctx, "account.accept_invitation", a.TenantID, "account", a.ID, nil, accountAudit(a))
+}
+
+// SignIn is a started session: complete when the account has no second
+// factor, pending until CompleteSignIn otherwise.
+type SignIn struct {
+	// Token is the session cookie's value, known only to the browser.
+	Token   string
+	Session *Session
+	Account *Account
+}
+
+// SignIn checks a password. Failures are counted per account and per
+// address and answered alike (ErrSignInFailed), whether or not the email
+// exists; past the limit, *RateLimitedError.
+func (s *Accounts) SignIn(ctx context.Context, email, password, address string) (*SignIn, error) {
+	email = NormalizeEmail(email)
+	if err := s.checkLimits("portal-account:"+email, "portal-address:"+address); err != nil {
+		return nil, err
+	}
+	a, err := s.store.AccountByEmail(ctx, email)
+	if err != nil && !errors.Is(err, ErrAccountNotFound) {
+		return nil, err
+	}
+	hash := s.decoyHash
+	if a != nil && a.PasswordHash != "" {
+		hash = a.PasswordHash
+	}
+	match, err := argon2id.ComparePasswordAndHash(password, hash)
+	if err != nil {
+		return nil, fmt.Errorf("password hash of %s: %w", email, err)
+	}
+	if !match || a == nil || a.PasswordHash == "" || a.Status != AccountActive {
+		s.limiter.Fail(ctx, "portal-account:"+email)
+		s.limiter.Fail(ctx, "portal-address:"+address)
+		return nil, ErrSignInFailed
+	}
+	return s.startSession(ctx, a, a.SecondFactor(), address)
+}
+
+func (s *Accounts) checkLimits(keys ...string) error {
+	for _, k := range keys {
+		if blocked, wait := s.limiter.Blocked(k); blocked {
+			return &RateLimitedError{RetryAfter: wait}
+		}
+	}
+	return nil
+}
+
+func (s *Accounts) startSession(ctx context.Context, a *Account, pending bool, address string) (*SignIn, error) {
+	token, err := GenerateSecret()
+	if err != nil {
+		return nil, err
+	}
+	csrf, err := GenerateSecret()
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now().UTC()
+	lifetime := s.cfg.SessionLifetime
+	if pending {
+		lifetime = min(lifetime, 10*time.Minute) // time enough to find the phone
+	}
+	sess := &Session{IDHash: tokenHash(token), AccountID: a.ID, CSRFToken: csrf, Pending: pending, Address: address,
+		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(lifetime)}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return nil, err
+	}
+	return &SignIn{Token: token, Session: sess, Account: a}, nil
+}
+
+// CompleteSignIn checks the second factor of a pending session: a TOTP
+// code, or one of the recovery codes (used up). The pending session ends
+// and a new one starts, so a session ID seen before the second factor is
+// worth nothing after it.
+func (s *Accounts) CompleteSignIn(ctx context.Context, pendingToken, code, address string) (*SignIn, error) {
+	sess, a, err := s.session(ctx, pendingToken, true)
+	if err != nil {
+		return nil, err
+	}
+	key := "portal-account:" + a.Email
+	if err := s.checkLimits(key, "portal-address:"+address); err != nil {
+		return nil, err
+	}
+	if _, err := s.useSecondFactor(ctx, a, code); err != nil {
+		if errors.Is(err, ErrSecondFactorFailed) {
+			s.limiter.Fail(ctx, key)
+			s.limiter.Fail(ctx, "portal-address:"+address)
+		}
+		return nil, err
+	}
+	if err := s.store.DeleteSession(ctx, sess.IDHash); err != nil {
+		return nil, err
+	}
+	return s.startSession(ctx, a, false, address)
+}
+
+// totpPeriod is the TOTP time step (RFC 6238 §4.1's default, what every
+// authenticator app uses).
+const totpPeriod = 30
+
+// useSecondFactor accepts a current TOTP code (one step of clock drift
+// either way) not used before, or an unused recovery code, which it
+// removes.
+func (s *Accounts) useSecondFactor(ctx context.Context, a *Account, code string) (usedRecovery bool, err error) {
+	code = strings.ReplaceAll(strings.TrimSpace(code), " ", "")
+	if !a.SecondFactor() {
+		return false, ErrSecondFactorFailed
+	}
+	if len(code) == 6 {
+		secret, err := s.openTOTPSecret(a)
+		if err != nil {
+			return false, err
+		}
+		step, ok := matchTOTP(secret, code, s.clock.Now())
+		if !ok {
+			return false, ErrSecondFactorFailed
+		}
+		_, err = s.store.UpdateAccount(ctx, a.ID, func(cur *Account) error {
+			if step <= cur.TOTPLastStep {
+				return ErrSecondFactorFailed // replayed
+			}
+			cur.TOTPLastStep = step
+			return nil
+		})
+		return false, err
+	}
+	hash := s.admin.hasher.Hash("recovery:"+a.ID, strings.ToLower(code))
+	_, err = s.store.UpdateAccount(ctx, a.ID, func(cur *Account) error {
+		for i, h := range cur.RecoveryCodes {
+			if subtle.ConstantTimeCompare(h, hash) == 1 {
+				cur.RecoveryCodes = append(cur.RecoveryCodes[:i:i], cur.RecoveryCodes[i+1:]...)
+				return nil
+			}
+		}
+		return ErrSecondFactorFailed
+	})
+	if err != nil {
+		return false, err
+	}
+	return true, s.admin.audit(ctx, "account.use_recovery_code", a.TenantID, "account", a.ID, nil, nil)
+}
+
+// matchTOTP returns the time step whose code is code, trying the current
+// step and one either side.
+func matchTOTP(secret, code string, now time.Time) (int64, bool) {
+	opts := totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
+	step := now.Unix() / totpPeriod
+	for _, d := range []int64{0, -1, 1} {
+		want, err := totp.GenerateCodeCustom(secret, time.Unix((step+d)*totpPeriod, 0), opts)
+		if err == nil && subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+			return step + d, true
+		}
+	}
+	return 0, false
+}
+
+func (s *Accounts) openTOTPSecret(a *Account) (string, error) {
+	plain, err := openStoredKey(s.encrypter, "totp:"+a.ID, a.TOTPSecret)
+	if err != nil {
+		return "", fmt.Errorf("second factor of %s: %w", a.Email, err)
+	}
+	return string(plain), nil
+}
+
+// Session returns the signed-in session of token and its account:
+// ErrSessionNotFound when it is unknown, past its idle or absolute
+// timeout, still pending its second factor, or its account is disabled.
+func (s *Accounts) Session(ctx context.Context, token string) (*Session, *Account, error) {
+	return s.session(ctx, token, false)
+}
+
+func (s *Accounts) session(ctx context.Context, token string, pending bool) (*Session, *Account, error) {
+	if token == "" || len(token) > 128 {
+		return nil, nil, ErrSessionNotFound
+	}
+	sess, err := s.store.Session(ctx, tokenHash(token))
+	if err != nil {
+		return nil, nil, err
+	}
+	now := s.clock.Now()
+	if sess.Pending != pending || !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) >= s.cfg.SessionIdleTimeout {
+		return nil, nil, ErrSessionNotFound
+	}
+	a, err := s.store.Account(ctx, sess.AccountID)
+	if errors.Is(err, ErrAccountNotFound) {
+		return nil, nil, ErrSessionNotFound
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.Status != AccountActive {
+		return nil, nil, ErrSessionNotFound
+	}
+	if now.Sub(sess.LastSeenAt) >= sessionTouchInterval {
+		if err := s.store.TouchSession(ctx, sess.IDHash, now.UTC()); err != nil {
+			return nil, nil, err
+		}
+		sess.LastSeenAt = now.UTC()
+	}
+	return sess, a, nil
+}
+
+// SignOut ends the session of token in the store, so no replica serves it
+// again.
+func (s *Accounts) SignOut(ctx context.Context, token string) error {
+	return s.store.DeleteSession(ctx, tokenHash(token))
+}
+
+// TOTPEnrollment is a second factor being set up: the secret is not the
+// account's until a code from it is confirmed.
+type TOTPEnrollment struct {
+	Key *otp.Key
+	// Sealed is the secret encrypted for this account, carried by the
+	// confirmation form.
+	Sealed string
+}
+
+// BeginTOTP generates a TOTP secret for the account to enroll.
+func (s *Accounts) BeginTOTP(a *Account) (*TOTPEnrollment, error) {
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: s.cfg.TOTPIssuer, AccountName: a.Email, Period: totpPeriod,
+		Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		return nil, err
+	}
+	sealed := s.encrypter.seal("totp-enrollment:"+a.ID, []byte(key.Secret()))
+	return &TOTPEnrollment{Key: key, Sealed: base32.StdEncoding.EncodeToString(sealed)}, nil
+}
+
+// recoveryCodeCount is how many recovery codes an enrollment gives.
+const recoveryCodeCount = 10
+
+// ConfirmTOTP enrolls the secret of a BeginTOTP when code comes from it,
+// and returns the recovery codes, shown once.
+func (s *Accounts) ConfirmTOTP(ctx context.Context, a *Account, sealed, code string) ([]string, error) {
+	raw, err := base32.StdEncoding.DecodeString(sealed)
+	if err != nil {
+		return nil, invalid("the enrollment form was altered; start again")
+	}
+	secret, err := openStoredKey(s.encrypter, "totp-enrollment:"+a.ID, raw)
+	if err != nil {
+		return nil, invalid("the enrollment form was altered; start again")
+	}
+	step, ok := matchTOTP(string(secret), strings.TrimSpace(code), s.clock.Now())
+	if !ok {
+		return nil, ErrSecondFactorFailed
+	}
+	codes := make([]string, recoveryCodeCount)
+	hashes := make([][]byte, recoveryCodeCount)
+	for i := range codes {
+		raw := make([]byte, 7)
+		_, _ = rand.Read(raw)
+		b := strings.ToLower(base32.StdEncoding.EncodeToString(raw)) // 50 random bits in the first ten
+		codes[i] = b[:5] + "-" + b[5:10]
+		hashes[i] = s.admin.hasher.Hash("recovery:"+a.ID, codes[i])
+	}
+	before := accountAudit(a)
+	updated, err := s.store.UpdateAccount(ctx, a.ID, func(cur *Account) error {
+		cur.TOTPSecret = s.encrypter.seal("totp:"+cur.ID, secret)
+		cur.TOTPLastStep = step
+		cur.RecoveryCodes = hashes
+		cur.UpdatedAt = nextVersionTime(s.clock.Now().UTC(), cur.UpdatedAt)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return codes, s.admin.audit(ctx, "account.enroll_second_factor", a.TenantID, "account", a.ID, before, accountAudit(updated))
+}
+
+// RemoveSecondFactor removes the account's TOTP second factor and recovery
+// codes: by the person (who proves it with their password) or by an
+// operator or platform admin (password empty, by not the account).
+func (s *Accounts) RemoveSecondFactor(ctx context.Context, by *Account, id, password string) (*Account, error) {
+	target, err := s.store.Account(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if by != nil && by.ID == id {
+		if ok, err := argon2id.ComparePasswordAndHash(password, target.PasswordHash); err != nil || !ok {
+			return nil, ErrSignInFailed
+		}
+	} else if err := s.checkManage(by, target); err != nil {
+		return nil, err
+	}
+	return s.updateAccount(ctx, "account.remove_second_factor", target, func(cur *Account) {
+		cur.TOTPSecret, cur.TOTPLastStep, cur.RecoveryCodes = nil, 0, nil
+	})
+}
+
+// checkManage checks that by may manage target: the operator (nil) and
+// platform admins any account, tenant admins those of their tenant.
+func (s *Accounts) checkManage(by, target *Account) error {
+	if by == nil || by.Role == RolePlatformAdmin {
+		return nil
+	}
+	if by.Role == RoleTenantAdmin && target.TenantID == by.TenantID {
+		return nil
+	}
+	return ErrNotPermitted
+}
+
+func (s *Accounts) updateAccount(ctx context.Context, action string, target *Account, change func(*Account)) (*Account, error) {
+	before := accountAudit(target)
+	updated, err := s.store.UpdateAccount(ctx, target.ID, func(cur *Account) error {
+		change(cur)
+		cur.UpdatedAt = nextVersionTime(s.clock.Now().UTC(), cur.UpdatedAt)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return updated, s.admin.audit(ctx, action, updated.TenantID, "account", updated.ID, before, accountAudit(updated))
+}
+
+// SetAccountStatus enables or disables an account; disabling ends its
+// sessions.
+func (s *Accounts) SetAccountStatus(ctx context.Context, by *Account, id string, status AccountStatus) (*Account, error) {
+	target, err := s.store.Account(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkManage(by, target); err != nil {
+		return nil, err
+	}
+	if by != nil && by.ID == id {
+		return nil, invalid("you cannot disable your own account; ask another admin")
+	}
+	action := "account.enable"
+	if status == AccountDisabled {
+		action = "account.disable"
+	}
+	updated, err := s.updateAccount(ctx, action, target, func(cur *Account) { cur.Status = status })
+	if err != nil {
+		return nil, err
+	}
+	if status == AccountDisabled {
+		return updated, s.store.DeleteAccountSessions(ctx, id)
+	}
+	return updated, nil
+}
+
+// DeleteAccount removes an account and its sessions.
+func (s *Accounts) DeleteAccount(ctx context.Context, by *Account, id string) error {
+	target, err := s.store.Account(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.checkManage(by, target); err != nil {
+		return err
+	}
+	if err := s.store.DeleteAccount(ctx, id); err != nil {
+		return err
+	}
+	return s.admin.audit(ctx, "account.delete", target.TenantID, "account", id, accountAudit(target), nil)
+}
+
+// ChangePassword replaces the account's password after checking the
+// current one, and ends every other session of the account.
+func (s *Accounts) ChangePassword(ctx context.Context, a *Account, keepSession []byte, current, next string) error {
+	if ok, err := argon2id.ComparePasswordAndHash(current, a.PasswordHash); err != nil || !ok {
+		return ErrSignInFailed
+	}
+	if err := s.checkPassword(next); err != nil {
+		return err
+	}
+	hash, err := argon2id.CreateHash(next, s.cfg.PasswordParams)
+	if err != nil {
+		return err
+	}
+	if _, err := s.updateAccount(ctx, "account.change_password", a, func(cur *Account) { cur.PasswordHash = hash }); err != nil {
+		return err
+	}
+	kept, err := s.store.Session(ctx, keepSession)
+	if err != nil {
+		return s.store.DeleteAccountSessions(ctx, a.ID)
+	}
+	if err := s.store.DeleteAccountSessions(ctx, a.ID); err != nil {
+		return err
+	}
+	return s.store.CreateSession(ctx, kept)
+}
+
+// Accounts lists the accounts by may see: all for platform admins and the
+// operator, their tenant's for others.
+func (s *Accounts) Accounts(ctx context.Context, by *Account) ([]*Account, error) {
+	all, err := s.store.Accounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if by == nil || by.Role == RolePlatformAdmin {
+		return all, nil
+	}
+	out := all[:0]
+	for _, a := range all {
+		if a.TenantID == by.TenantID {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// FindAccount returns the account with the email (for the CLI).
+func (s *Accounts) FindAccount(ctx context.Context, email string) (*Account, error) {
+	return s.store.AccountByEmail(ctx, NormalizeEmail(email))
+}
+
+// Prune forgets sessions past their timeouts and expired invitations.
+func (s *Accounts) Prune(ctx context.Context) error {
+	now := s.clock.Now()
+	return errors.Join(s.store.PruneSessions(ctx, now, now.Add(-s.cfg.SessionIdleTimeout)), s.store.PruneInvites(ctx, now))
+}
+
+// tokenHash is how the store keys sessions and invitations: a copy of the
+// database does not let anyone use them.
+func tokenHash(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
