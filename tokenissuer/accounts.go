@@ -490,6 +490,15 @@ func (s *Accounts) session(ctx context.Context, token string, pending bool) (*Se
 	return sess, a, nil
 }
 
+// PendingSignIn returns the session of token that awaits its second
+// factor, and its account.
+func (s *Accounts) PendingSignIn(ctx context.Context, token string) (*Session, *Account, error) {
+	return s.session(ctx, token, true)
+}
+
+// MinPasswordLength is the shortest password accepted.
+func (s *Accounts) MinPasswordLength() int { return s.cfg.MinPasswordLength }
+
 // SignOut ends the session of token in the store, so no replica serves it
 // again.
 func (s *Accounts) SignOut(ctx context.Context, token string) error {

@@ -178,6 +178,9 @@ func (s *Server) Admin() *Admin {
 	return NewAdmin(s.Store, s.Hasher, SystemClock{}, s.cfg.Tokens.MaxLifetime)
 }
 
+// Config is the configuration the server runs with.
+func (s *Server) Config() Config { return s.cfg }
+
 // Addr is the address the HTTP server listens on.
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 

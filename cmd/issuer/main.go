@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/adminapi"
+	"github.com/portcullis/portcullis/tokenissuer/portal"
 )
 
 const envPrefix = "PORTCULLIS_ISSUER"
@@ -42,7 +43,7 @@ the store its configuration names.`,
 	}
 	root.PersistentFlags().StringVar(&configPath, "config", "", "configuration file (YAML; default $"+envPrefix+"_CONFIG)")
 	st := &state{configPath: &configPath}
-	root.AddCommand(newServeCommand(st), newClientsCommand(st), newTenantsCommand(st), newAuditCommand(st), newKeysCommand(st), cli.EnvCommand(envPrefix, new(tokenissuer.DefaultConfig())))
+	root.AddCommand(newServeCommand(st), newClientsCommand(st), newTenantsCommand(st), newAuditCommand(st), newKeysCommand(st), newAccountsCommand(st), cli.EnvCommand(envPrefix, new(tokenissuer.DefaultConfig())))
 	return cli.Execute(ctx, root, args, stdout, stderr)
 }
 
@@ -123,7 +124,11 @@ GET /healthz and GET /metrics on listen. SIGTERM drains in-flight requests.`,
 			if err != nil {
 				return err
 			}
-			svc.AdminHandler = adminapi.New(svc.Admin(), svc.Store, svc, svc.Keys, log).Handler()
+			site, err := portal.ForServer(svc, log)
+			if err != nil {
+				return err
+			}
+			svc.AdminHandler = portal.AdminSite(adminapi.New(svc.Admin(), svc.Store, svc, svc.Keys, log).Handler(), site)
 			return svc.Run(c.Context())
 		},
 	}

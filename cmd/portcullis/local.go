@@ -16,6 +16,7 @@ import (
 	"github.com/portcullis/portcullis/internal/secretfile"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/adminapi"
+	"github.com/portcullis/portcullis/tokenissuer/portal"
 )
 
 // demoClient is the local run's client; its secret is kept in clear in the
@@ -58,12 +59,21 @@ func local(ctx context.Context, stateDir string, stdout, stderr io.Writer) error
 	icfg := tokenissuer.DefaultConfig()
 	icfg.Store.SQLitePath = filepath.Join(stateDir, "issuer.db")
 	icfg.Store.SecretHashKeyFile = filepath.Join(stateDir, "issuer-secret-hash.key")
+	icfg.Portal.SecureCookies = false // plain HTTP on loopback
 	issuer, err := tokenissuer.NewServer(ctx, icfg, tokenissuer.SystemClock{}, log)
 	if err != nil {
 		return fmt.Errorf("issuer: %w", err)
 	}
-	issuer.AdminHandler = adminapi.New(issuer.Admin(), issuer.Store, issuer, issuer.Keys, log).Handler()
+	site, err := portal.ForServer(issuer, log)
+	if err != nil {
+		return fmt.Errorf("portal: %w", err)
+	}
+	issuer.AdminHandler = portal.AdminSite(adminapi.New(issuer.Admin(), issuer.Store, issuer, issuer.Keys, log).Handler(), site)
 	demo, err := ensureDemoClient(ctx, issuer, filepath.Join(stateDir, "demo-client.json"))
+	if err != nil {
+		return err
+	}
+	people, err := ensureDemoAccounts(ctx, issuer, filepath.Join(stateDir, "demo-accounts.json"))
 	if err != nil {
 		return err
 	}
@@ -85,7 +95,7 @@ func local(ctx context.Context, stateDir string, stdout, stderr io.Writer) error
 	if !az.Ready() {
 		fmt.Fprintln(stderr, "warning: authz is not ready yet (issuer keys not fetched)")
 	}
-	printLocalHelp(stdout, icfg, acfg, demo)
+	printLocalHelp(stdout, icfg, acfg, demo, people)
 
 	// Both stop when ctx ends; if one fails first, stop the other too.
 	first := <-errc
@@ -121,7 +131,50 @@ func ensureDemoClient(ctx context.Context, issuer *tokenissuer.Server, path stri
 	return demo, nil
 }
 
-func printLocalHelp(w io.Writer, icfg tokenissuer.Config, acfg authz.Config, demo demoClient) {
+// demoAccount is a portal sign-in of the local demo.
+type demoAccount struct {
+	Email    string           `json:"email"`
+	Password string           `json:"password"`
+	Role     tokenissuer.Role `json:"role"`
+	TenantID string           `json:"tenant_id,omitempty"`
+}
+
+// ensureDemoAccounts creates a platform admin and a tenant admin of acme,
+// with generated passwords kept (owner-only) in path, unless they exist.
+func ensureDemoAccounts(ctx context.Context, issuer *tokenissuer.Server, path string) ([]demoAccount, error) {
+	var people []demoAccount
+	if raw, err := secretfile.Read(path); err == nil && json.Unmarshal(raw, &people) == nil && len(people) == 2 {
+		if _, err := issuer.Accounts.FindAccount(ctx, people[0].Email); err == nil {
+			if _, err := issuer.Accounts.FindAccount(ctx, people[1].Email); err == nil {
+				return people, nil
+			}
+		}
+	}
+	ctx = tokenissuer.WithActor(ctx, tokenissuer.CLIActor())
+	people = []demoAccount{
+		{Email: "ops@example.com", Role: tokenissuer.RolePlatformAdmin},
+		{Email: "admin@acme.example", Role: tokenissuer.RoleTenantAdmin, TenantID: "acme"},
+	}
+	for i, p := range people {
+		if old, err := issuer.Accounts.FindAccount(ctx, p.Email); err == nil {
+			if err := issuer.Accounts.DeleteAccount(ctx, nil, old.ID); err != nil {
+				return nil, err
+			}
+		}
+		secret, err := tokenissuer.GenerateSecret()
+		if err != nil {
+			return nil, err
+		}
+		people[i].Password = secret[:20]
+		if _, err := issuer.Accounts.CreateAccount(ctx, tokenissuer.NewAccount{Email: p.Email, Role: p.Role, TenantID: p.TenantID, Password: people[i].Password}); err != nil {
+			return nil, fmt.Errorf("create demo portal account: %w", err)
+		}
+	}
+	raw, _ := json.MarshalIndent(people, "", "  ")
+	return people, secretfile.Write(path, raw)
+}
+
+func printLocalHelp(w io.Writer, icfg tokenissuer.Config, acfg authz.Config, demo demoClient, people []demoAccount) {
 	fmt.Fprintf(w, `Portcullis is running locally (Ctrl-C stops it).
   issuer  %s   (SQLite store under .local/)
   authz   gRPC %s, admin http://%s/readyz and /metrics
@@ -141,4 +194,8 @@ Ask authz as Envoy would (in another terminal):
 
 Explain a route:  go run ./cmd/authz policy explain examples/policy GET /v1/accounts/42
 `, icfg.Issuer, acfg.Listen, acfg.AdminListen, acfg.Policy, acfg.Users.File, demo.ClientID, demo.ClientSecret, icfg.Issuer)
+	fmt.Fprintf(w, "\nThe Enterprise Portal: %s\n", icfg.PortalURL())
+	for _, p := range people {
+		fmt.Fprintf(w, "  sign in as %-20s password %s   (%s%s)\n", p.Email, p.Password, p.Role, map[bool]string{true: " of " + p.TenantID}[p.TenantID != ""])
+	}
 }

@@ -1,0 +1,277 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/portcullis/portcullis/tokenissuer"
+)
+
+// visibleClient returns the client if the visitor may know of it; a client
+// of another tenant is as absent as one that does not exist.
+func (p *Portal) visibleClient(ctx context.Context, v *visitor, id string) (*tokenissuer.Client, error) {
+	c, err := p.admin.Client(ctx, id)
+	if errors.Is(err, tokenissuer.ErrClientNotFound) || (err == nil && !v.sees(c.TenantID)) {
+		return nil, errNotFound
+	}
+	return c, err
+}
+
+func clientPath(id string) string { return "/portal/clients/" + url.PathEscape(id) }
+
+type clientsData struct {
+	Clients  []*tokenissuer.Client
+	TenantID string
+	CanWrite bool
+}
+
+func (p *Portal) clientsPage(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	tenantID := v.account.TenantID
+	if v.account.Role == tokenissuer.RolePlatformAdmin {
+		tenantID = r.URL.Query().Get("tenant")
+	}
+	clients, err := p.admin.Clients(r.Context(), tenantID)
+	if err != nil {
+		return err
+	}
+	p.render(w, r, v, http.StatusOK, "clients", "Clients", clientsData{Clients: clients, TenantID: tenantID, CanWrite: v.account.Role.CanWrite()})
+	return nil
+}
+
+type newClientData struct {
+	Tenant  *tokenissuer.Tenant
+	Tenants []*tokenissuer.Tenant
+	Name    string
+	Chosen  []string
+	Error   string
+}
+
+// newClientTenant is the tenant a new client is for: the visitor's own, or
+// the one a platform admin chose.
+func (p *Portal) newClientTenant(ctx context.Context, v *visitor, chosen string) (*tokenissuer.Tenant, error) {
+	id := v.account.TenantID
+	if v.account.Role == tokenissuer.RolePlatformAdmin {
+		id = chosen
+	}
+	if id == "" {
+		return nil, nil
+	}
+	t, err := p.admin.Tenant(ctx, id)
+	if errors.Is(err, tokenissuer.ErrTenantNotFound) {
+		return nil, errNotFound
+	}
+	return t, err
+}
+
+func (p *Portal) newClientPage(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	if err := writer(v); err != nil {
+		return err
+	}
+	t, err := p.newClientTenant(r.Context(), v, r.URL.Query().Get("tenant"))
+	if err != nil {
+		return err
+	}
+	data := newClientData{Tenant: t}
+	if t == nil {
+		if data.Tenants, err = p.admin.Tenants(r.Context()); err != nil {
+			return err
+		}
+	}
+	p.render(w, r, v, http.StatusOK, "client-new", "New client", data)
+	return nil
+}
+
+func (p *Portal) createClient(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	if err := writer(v); err != nil {
+		return err
+	}
+	t, err := p.newClientTenant(r.Context(), v, r.PostForm.Get("tenant"))
+	if err != nil {
+		return err
+	}
+	if t == nil {
+		return &pageError{status: http.StatusUnprocessableEntity, msg: "Choose the tenant the client belongs to."}
+	}
+	data := newClientData{Tenant: t, Name: strings.TrimSpace(r.PostForm.Get("name")), Chosen: r.PostForm["scope"]}
+	fail := func(status int, msg string) error {
+		data.Error = msg
+		p.render(w, r, v, status, "client-new", "New client", data)
+		return nil
+	}
+	if data.Name == "" {
+		return fail(http.StatusUnprocessableEntity, "Give the client a name that says what it is, e.g. “Billing sync”.")
+	}
+	if len(data.Chosen) == 0 {
+		return fail(http.StatusUnprocessableEntity, "Choose at least one scope: a client without scopes can call nothing.")
+	}
+	c, secret, err := p.admin.CreateClient(r.Context(), tokenissuer.NewClient{Name: data.Name, TenantID: t.ID, Scopes: data.Chosen})
+	if err != nil {
+		if status, msg, ok := userMessage(err); ok {
+			return fail(status, msg)
+		}
+		return err
+	}
+	return p.redirectToSecret(w, r, v, c.ID, secret)
+}
+
+// redirectToSecret hands a new secret to the page that shows it once.
+func (p *Portal) redirectToSecret(w http.ResponseWriter, r *http.Request, v *visitor, clientID, secret string) error {
+	path := clientPath(clientID) + "/secret"
+	if err := p.showOnce(w, v, path, shownOnce{For: clientID, Secret: secret}); err != nil {
+		return err
+	}
+	http.Redirect(w, r, path, http.StatusSeeOther)
+	return nil
+}
+
+type secretData struct {
+	Client        *tokenissuer.Client
+	Secret        string
+	TokenEndpoint string
+}
+
+func (p *Portal) secretOnce(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	c, err := p.visibleClient(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	shown, err := p.takeOnce(w, r, v, c.ID)
+	if err != nil {
+		p.render(w, r, v, http.StatusGone, "secret", "Secret", secretData{Client: c})
+		return nil
+	}
+	p.render(w, r, v, http.StatusOK, "secret", "New secret", secretData{Client: c, Secret: shown.Secret, TokenEndpoint: p.opts.TokenEndpoint})
+	return nil
+}
+
+type clientData struct {
+	Client   *tokenissuer.Client
+	CanWrite bool
+	Error    string
+}
+
+func (p *Portal) clientPage(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	c, err := p.visibleClient(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	p.render(w, r, v, http.StatusOK, "client", c.Name, clientData{Client: c, CanWrite: v.account.Role.CanWrite()})
+	return nil
+}
+
+// clientAction runs a change on a visible client; a refused change is shown
+// on the client's page.
+func (p *Portal) clientAction(w http.ResponseWriter, r *http.Request, v *visitor, change func(c *tokenissuer.Client) error) error {
+	if err := writer(v); err != nil {
+		return err
+	}
+	c, err := p.visibleClient(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := change(c); err != nil {
+		status, msg, ok := userMessage(err)
+		if !ok || status == http.StatusNotFound {
+			return err
+		}
+		if fresh, ferr := p.admin.Client(r.Context(), c.ID); ferr == nil {
+			c = fresh
+		}
+		p.render(w, r, v, status, "client", c.Name, clientData{Client: c, CanWrite: true, Error: msg})
+	}
+	return nil
+}
+
+func (p *Portal) rotateSecret(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	return p.clientAction(w, r, v, func(c *tokenissuer.Client) error {
+		_, _, secret, err := p.admin.RotateSecret(r.Context(), c.ID)
+		if err != nil {
+			return err
+		}
+		return p.redirectToSecret(w, r, v, c.ID, secret)
+	})
+}
+
+func (p *Portal) revokeSecret(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	return p.clientAction(w, r, v, func(c *tokenissuer.Client) error {
+		id := r.PostForm.Get("secret_id")
+		if id == "" {
+			return &pageError{status: http.StatusUnprocessableEntity, msg: "Choose the secret to revoke."}
+		}
+		if _, err := p.admin.RevokeSecret(r.Context(), c.ID, id); err != nil {
+			return err
+		}
+		http.Redirect(w, r, clientPath(c.ID)+"?notice=secret-revoked", http.StatusSeeOther)
+		return nil
+	})
+}
+
+func (p *Portal) setClientStatus(status tokenissuer.ClientStatus) signedIn {
+	return func(w http.ResponseWriter, r *http.Request, v *visitor) error {
+		return p.clientAction(w, r, v, func(c *tokenissuer.Client) error {
+			if _, err := p.admin.SetStatus(r.Context(), c.ID, status); err != nil {
+				return err
+			}
+			notice := "client-enabled"
+			if status == tokenissuer.ClientDisabled {
+				notice = "client-disabled"
+			}
+			http.Redirect(w, r, clientPath(c.ID)+"?notice="+notice, http.StatusSeeOther)
+			return nil
+		})
+	}
+}
+
+func (p *Portal) deleteClientPage(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	if err := writer(v); err != nil {
+		return err
+	}
+	c, err := p.visibleClient(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	p.render(w, r, v, http.StatusOK, "client-delete", "Delete "+c.Name, clientData{Client: c})
+	return nil
+}
+
+func (p *Portal) deleteClient(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	return p.clientAction(w, r, v, func(c *tokenissuer.Client) error {
+		if err := p.admin.DeleteClient(r.Context(), c.ID); err != nil {
+			return err
+		}
+		http.Redirect(w, r, "/portal/clients?notice=client-deleted", http.StatusSeeOther)
+		return nil
+	})
+}
+
+type auditData struct {
+	Records []tokenissuer.AuditRecord
+	// Next continues the listing after the last record shown; 0: no more.
+	Next int64
+}
+
+// auditPageSize is how many records a page shows.
+const auditPageSize = 100
+
+func (p *Portal) auditPage(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	q := tokenissuer.AuditQuery{Limit: auditPageSize + 1}
+	if v.account.Role != tokenissuer.RolePlatformAdmin {
+		q.TenantID = v.account.TenantID
+	}
+	q.AfterSeq, _ = strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	records, err := p.admin.Audit(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	data := auditData{Records: records}
+	if len(records) > auditPageSize {
+		data.Records = records[:auditPageSize]
+		data.Next = data.Records[auditPageSize-1].Seq
+	}
+	p.render(w, r, v, http.StatusOK, "audit", "Audit trail", data)
+	return nil
+}

@@ -1,0 +1,283 @@
+// Package portal is the Enterprise Portal (/portal/ on the issuer's admin
+// listener): server-rendered pages where people manage their tenant's
+// clients, and platform admins tenants and signing keys. It renders pages,
+// handles forms and sessions, and calls the service layer
+// (tokenissuer.Admin, tokenissuer.Accounts) for every rule and change.
+//
+// Security model: sessions live in the store (any replica serves them)
+// behind an HttpOnly, SameSite=Lax cookie, Secure unless configured for
+// plain HTTP on loopback; every form carries a CSRF token and cross-origin
+// writes are refused on the Origin and Sec-Fetch-Site headers as well;
+// pages forbid framing, inline scripts and referrers, and are never cached.
+// A secret (client secret, invitation link) is shown once: it travels from
+// the form's handler to the page that shows it in a short-lived cookie
+// encrypted under a key derived from the session cookie, so neither the
+// store nor a URL ever holds it.
+package portal
+
+import (
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/portcullis/portcullis/tokenissuer"
+)
+
+// Options configure the portal.
+type Options struct {
+	// SecureCookies marks cookies Secure; off only for plain HTTP on
+	// loopback.
+	SecureCookies bool
+	// BaseURL is where people reach the portal, ending in "/portal/": the
+	// base of invitation links.
+	BaseURL string
+	// TokenEndpoint is the issuer's public token endpoint, for the curl
+	// line shown with a new secret.
+	TokenEndpoint string
+	Log           *slog.Logger
+}
+
+// Portal serves /portal/.
+type Portal struct {
+	admin    *tokenissuer.Admin
+	accounts *tokenissuer.Accounts
+	keys     *tokenissuer.KeyManager
+	opts     Options
+	pages    *pages
+}
+
+// New returns the portal.
+func New(admin *tokenissuer.Admin, accounts *tokenissuer.Accounts, keys *tokenissuer.KeyManager, opts Options) (*Portal, error) {
+	pages, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Portal{admin: admin, accounts: accounts, keys: keys, opts: opts, pages: pages}, nil
+}
+
+// visitor is who makes a request: always an address, and an account and a
+// session once signed in.
+type visitor struct {
+	account *tokenissuer.Account
+	session *tokenissuer.Session
+	// token is the session cookie's value.
+	token   string
+	address string
+}
+
+// signedIn is a page handler for signed-in people.
+type signedIn func(w http.ResponseWriter, r *http.Request, v *visitor) error
+
+// Handler returns the portal's routes, under /portal/.
+func (p *Portal) Handler() http.Handler {
+	mux := http.NewServeMux()
+	open := map[string]http.HandlerFunc{
+		"GET /portal/sign-in":          p.signInPage,
+		"POST /portal/sign-in":         p.signIn,
+		"GET /portal/sign-in/code":     p.codePage,
+		"POST /portal/sign-in/code":    p.code,
+		"GET /portal/invitation/{tok}": p.openInvitation,
+		"GET /portal/invitation":       p.invitationPage,
+		"POST /portal/invitation":      p.acceptInvitation,
+	}
+	for pattern, h := range open {
+		mux.Handle(pattern, h)
+	}
+	private := map[string]signedIn{
+		"GET /portal/{$}":                            p.home,
+		"POST /portal/sign-out":                      p.signOut,
+		"GET /portal/clients":                        p.clientsPage,
+		"GET /portal/clients/new":                    p.newClientPage,
+		"POST /portal/clients":                       p.createClient,
+		"GET /portal/clients/{id}":                   p.clientPage,
+		"GET /portal/clients/{id}/secret":            p.secretOnce,
+		"POST /portal/clients/{id}/rotate-secret":    p.rotateSecret,
+		"POST /portal/clients/{id}/revoke-secret":    p.revokeSecret,
+		"POST /portal/clients/{id}/disable":          p.setClientStatus(tokenissuer.ClientDisabled),
+		"POST /portal/clients/{id}/enable":           p.setClientStatus(tokenissuer.ClientActive),
+		"GET /portal/clients/{id}/delete":            p.deleteClientPage,
+		"POST /portal/clients/{id}/delete":           p.deleteClient,
+		"GET /portal/audit":                          p.auditPage,
+		"GET /portal/tenants":                        platformOnly(p.tenantsPage),
+		"POST /portal/tenants":                       platformOnly(p.createTenant),
+		"GET /portal/tenants/{id}":                   platformOnly(p.tenantPage),
+		"POST /portal/tenants/{id}/ceiling":          platformOnly(p.setCeiling),
+		"POST /portal/tenants/{id}/disable":          platformOnly(p.setTenantStatus(tokenissuer.TenantDisabled)),
+		"POST /portal/tenants/{id}/enable":           platformOnly(p.setTenantStatus(tokenissuer.TenantActive)),
+		"GET /portal/keys":                           platformOnly(p.keysPage),
+		"POST /portal/keys/rotate":                   platformOnly(p.rotateKeys),
+		"GET /portal/people":                         p.peoplePage,
+		"POST /portal/people/invite":                 p.invite,
+		"GET /portal/people/invited":                 p.invitedOnce,
+		"POST /portal/people/{id}/disable":           p.setAccountStatus(tokenissuer.AccountDisabled),
+		"POST /portal/people/{id}/enable":            p.setAccountStatus(tokenissuer.AccountActive),
+		"POST /portal/people/{id}/delete":            p.deleteAccount,
+		"POST /portal/people/{id}/remove-2fa":        p.removeOthersSecondFactor,
+		"GET /portal/account":                        p.accountPage,
+		"POST /portal/account/password":              p.changePassword,
+		"POST /portal/account/second-factor":         p.beginSecondFactor,
+		"POST /portal/account/second-factor/confirm": p.confirmSecondFactor,
+		"POST /portal/account/second-factor/remove":  p.removeSecondFactor,
+	}
+	for pattern, h := range private {
+		mux.Handle(pattern, p.signedIn(h))
+	}
+	mux.Handle("GET /portal/static/", staticHandler())
+	mux.HandleFunc("/portal/", func(w http.ResponseWriter, r *http.Request) {
+		p.renderError(w, r, nil, http.StatusNotFound, "There is no such page. Use the menu to find your way.")
+	})
+	return securityHeaders(http.NewCrossOriginProtection().Handler(mux))
+}
+
+// contentSecurityPolicy allows the portal's own scripts, styles and images
+// (and data: images: the enrollment QR code) and nothing else.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+		if !strings.HasPrefix(r.URL.Path, "/portal/static/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func remoteAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// signedIn loads the session, sends people without one to the sign-in
+// page, checks the CSRF token of every form, and makes the account the
+// actor of the changes the handler makes.
+func (p *Portal) signedIn(h signedIn) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := &visitor{address: remoteAddress(r)}
+		if c, err := r.Cookie(p.sessionCookie()); err == nil {
+			v.token = c.Value
+		}
+		sess, acct, err := p.accounts.Session(r.Context(), v.token)
+		if errors.Is(err, tokenissuer.ErrSessionNotFound) {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/portal/sign-in", http.StatusSeeOther)
+				return
+			}
+			p.renderError(w, r, nil, http.StatusUnauthorized, "Your session has ended. Sign in again, then repeat what you were doing.")
+			return
+		}
+		if err != nil {
+			p.internalError(w, r, nil, err)
+			return
+		}
+		v.session, v.account = sess, acct
+		if r.Method == http.MethodPost && !p.validCSRF(r, sess.CSRFToken) {
+			p.renderError(w, r, v, http.StatusForbidden, "This form has expired or did not come from the portal. Reload the page and try again.")
+			return
+		}
+		ctx := tokenissuer.WithActor(r.Context(), tokenissuer.Actor{ID: "account:" + acct.Email, Address: v.address})
+		if err := h(w, r.WithContext(ctx), v); err != nil {
+			p.handleError(w, r, v, err)
+		}
+	})
+}
+
+// csrfField is the form field of the CSRF token.
+const csrfField = "csrf"
+
+// maxForm bounds a form; the largest is a scope ceiling.
+const maxForm = 64 << 10
+
+func (p *Portal) validCSRF(r *http.Request, want string) bool {
+	r.Body = http.MaxBytesReader(nil, r.Body, maxForm)
+	if err := r.ParseForm(); err != nil {
+		return false
+	}
+	got := r.PostForm.Get(csrfField)
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// platformOnly keeps a page for platform admins.
+func platformOnly(h signedIn) signedIn {
+	return func(w http.ResponseWriter, r *http.Request, v *visitor) error {
+		if v.account.Role != tokenissuer.RolePlatformAdmin {
+			return errForbidden("This page is for platform admins.")
+		}
+		return h(w, r, v)
+	}
+}
+
+// writer refuses a change to read-only roles, whatever the page showed.
+func writer(v *visitor) error {
+	if !v.account.Role.CanWrite() {
+		return errForbidden("Your role (" + string(v.account.Role) + ") can only read. Ask a tenant admin to make this change.")
+	}
+	return nil
+}
+
+// sees reports whether the visitor may know of an object of tenantID.
+func (v *visitor) sees(tenantID string) bool {
+	return v.account.Role == tokenissuer.RolePlatformAdmin || tenantID == v.account.TenantID
+}
+
+func (p *Portal) home(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	http.Redirect(w, r, "/portal/clients", http.StatusSeeOther)
+	return nil
+}
+
+// Cookies. With Secure cookies the session cookie takes the __Host- prefix,
+// which browsers accept only from HTTPS, for the whole host, with no
+// Domain: a sibling subdomain can neither set nor overwrite it.
+func (p *Portal) sessionCookie() string {
+	if p.opts.SecureCookies {
+		return "__Host-portcullis-session"
+	}
+	return "portcullis-session"
+}
+
+func (p *Portal) setSessionCookie(w http.ResponseWriter, token string) {
+	http.SetCookie(w, &http.Cookie{Name: p.sessionCookie(), Value: token, Path: "/", HttpOnly: true, Secure: p.opts.SecureCookies, SameSite: http.SameSiteLaxMode})
+}
+
+func (p *Portal) clearCookie(w http.ResponseWriter, name, path string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: p.opts.SecureCookies, SameSite: http.SameSiteLaxMode})
+}
+
+// ForServer returns the portal of a running issuer, configured from its
+// configuration.
+func ForServer(svc *tokenissuer.Server, log *slog.Logger) (*Portal, error) {
+	cfg := svc.Config()
+	return New(svc.Admin(), svc.Accounts, svc.Keys, Options{
+		SecureCookies: cfg.Portal.SecureCookies,
+		BaseURL:       cfg.PortalURL(),
+		TokenEndpoint: strings.TrimSuffix(cfg.Issuer, "/") + "/oauth2/token",
+		Log:           log,
+	})
+}
+
+// AdminSite serves the admin listener: the admin API under /admin/, the
+// portal under /portal/, and sends a browser at the root to the portal.
+func AdminSite(api http.Handler, p *Portal) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/admin/", api)
+	mux.Handle("/portal/", p.Handler())
+	mux.Handle("GET /{$}", http.RedirectHandler("/portal/", http.StatusSeeOther))
+	mux.Handle("/", api) // the API's own RFC 9457 not-found
+	return mux
+}

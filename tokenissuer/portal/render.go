@@ -1,0 +1,147 @@
+package portal
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// pages are the parsed templates, each with the layout.
+type pages struct{ byName map[string]*template.Template }
+
+var templateFuncs = template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	},
+	"age":  age,
+	"has":  func(list []string, s string) bool { return slices.Contains(list, s) },
+	"join": strings.Join,
+}
+
+// age says how long ago t was, in the largest unit that fits.
+func age(t time.Time) string {
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return plural(int(d/time.Minute), "minute") + " ago"
+	case d < 48*time.Hour:
+		return plural(int(d/time.Hour), "hour") + " ago"
+	default:
+		return plural(int(d/(24*time.Hour)), "day") + " ago"
+	}
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+func parsePages() (*pages, error) {
+	layout, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(templateFS, "templates/layout.html")
+	if err != nil {
+		return nil, fmt.Errorf("portal layout: %w", err)
+	}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	ps := &pages{byName: map[string]*template.Template{}}
+	for _, name := range names {
+		if path.Base(name) == "layout.html" {
+			continue
+		}
+		t, err := template.Must(layout.Clone()).ParseFS(templateFS, name)
+		if err != nil {
+			return nil, fmt.Errorf("portal page %s: %w", name, err)
+		}
+		ps.byName[strings.TrimSuffix(path.Base(name), ".html")] = t
+	}
+	return ps, nil
+}
+
+// view is what every page gets: the layout's part and the page's Data.
+type view struct {
+	Title   string
+	Account *tokenissuer.Account
+	CSRF    string
+	// Notice confirms what the last action did.
+	Notice string
+	Data   any
+}
+
+// notices are the confirmations a redirect may ask for (?notice=...): fixed
+// texts, so a link cannot put words in the portal's mouth.
+var notices = map[string]string{
+	"client-disabled":  "The client is disabled: the token endpoint refuses it. Tokens it already holds stay valid until they expire.",
+	"client-enabled":   "The client is enabled again.",
+	"client-deleted":   "The client is deleted.",
+	"secret-revoked":   "The secret is revoked: it no longer gets tokens.",
+	"tenant-created":   "The tenant is created.",
+	"tenant-updated":   "The tenant is updated.",
+	"key-rotated":      "A new signing key is published; it starts signing once verifiers have had time to fetch it.",
+	"account-updated":  "The account is updated.",
+	"account-deleted":  "The account is deleted.",
+	"password-changed": "Your password is changed; your other sessions are signed out.",
+	"2fa-removed":      "The second factor is removed.",
+	"signed-out":       "You are signed out.",
+	"invitation-used":  "Your account is ready. Sign in with your email and new password.",
+}
+
+func (p *Portal) render(w http.ResponseWriter, r *http.Request, v *visitor, status int, name, title string, data any) {
+	t, ok := p.pages.byName[name]
+	if !ok {
+		p.opts.Log.Error("portal page missing", "page", name)
+		http.Error(w, "page missing", http.StatusInternalServerError)
+		return
+	}
+	vw := view{Title: title, Data: data, Notice: notices[r.URL.Query().Get("notice")]}
+	if v != nil && v.session != nil && !v.session.Pending {
+		vw.Account, vw.CSRF = v.account, v.session.CSRFToken
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout.html", vw); err != nil {
+		p.opts.Log.Error("rendering a portal page failed", "page", name, "err", err)
+		http.Error(w, "Something went wrong on our side.", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// renderForm renders a page that has its own CSRF token (sign-in forms,
+// before a session exists).
+func (p *Portal) renderForm(w http.ResponseWriter, r *http.Request, status int, name, title, csrf string, data any) {
+	p.render(w, r, &visitor{session: &tokenissuer.Session{CSRFToken: csrf}}, status, name, title, data)
+}
+
+func staticHandler() http.Handler {
+	sub, _ := fs.Sub(staticFS, "static")
+	files := http.StripPrefix("/portal/static/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	})
+}
