@@ -181,6 +181,15 @@ func (s *Server) Admin() *Admin {
 // Config is the configuration the server runs with.
 func (s *Server) Config() Config { return s.cfg }
 
+// PortalURL is where people reach the portal: portal.url, or the admin
+// listener's actual address.
+func (s *Server) PortalURL() string {
+	if s.cfg.Portal.URL != "" {
+		return s.cfg.PortalURL()
+	}
+	return "http://" + s.adminListener.Addr().String() + "/portal/"
+}
+
 // Addr is the address the HTTP server listens on.
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/portcullis/portcullis/tokenissuer"
 )
@@ -43,15 +44,25 @@ func userMessage(err error) (status int, msg string, ok bool) {
 		return errNotFound.status, errNotFound.msg, true
 	case errors.Is(err, tokenissuer.ErrTooManySecrets), errors.Is(err, tokenissuer.ErrLastSecret), errors.Is(err, tokenissuer.ErrSecretNotFound),
 		errors.Is(err, tokenissuer.ErrClientExists), errors.Is(err, tokenissuer.ErrTenantExists), errors.Is(err, tokenissuer.ErrAccountExists):
-		return http.StatusConflict, err.Error() + ".", true
+		return http.StatusConflict, sentence(err), true
 	case errors.Is(err, tokenissuer.ErrNotPermitted):
 		return http.StatusForbidden, "Your role does not allow this.", true
 	case errors.Is(err, tokenissuer.ErrSignInFailed), errors.Is(err, tokenissuer.ErrSecondFactorFailed):
-		return http.StatusUnauthorized, err.Error() + ".", true
+		return http.StatusUnauthorized, sentence(err), true
 	case errors.Is(err, tokenissuer.ErrInviteNotFound):
 		return http.StatusNotFound, "This invitation link was used already or has expired. Ask whoever invited you for a new one.", true
 	}
 	return 0, "", false
+}
+
+// sentence turns an error's message, which Go writes in lower case, into
+// a sentence for a page.
+func sentence(err error) string {
+	msg := err.Error()
+	if msg == "" {
+		return msg
+	}
+	return strings.ToUpper(msg[:1]) + msg[1:] + "."
 }
 
 // handleError answers a handler's error with a page.

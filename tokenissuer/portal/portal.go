@@ -265,7 +265,7 @@ func ForServer(svc *tokenissuer.Server, log *slog.Logger) (*Portal, error) {
 	cfg := svc.Config()
 	return New(svc.Admin(), svc.Accounts, svc.Keys, Options{
 		SecureCookies: cfg.Portal.SecureCookies,
-		BaseURL:       cfg.PortalURL(),
+		BaseURL:       svc.PortalURL(),
 		TokenEndpoint: strings.TrimSuffix(cfg.Issuer, "/") + "/oauth2/token",
 		Log:           log,
 	})
