@@ -247,3 +247,60 @@ func TestTenantsAndAuditFromTheCLI(t *testing.T) {
 		t.Fatal("a bad --since is accepted")
 	}
 }
+
+func TestAccountsFromTheCLI(t *testing.T) {
+	_, config := writeConfig(t, "portal:\n  url: https://admin.example.com/portal/\n")
+	if _, err := issuerCmd(t, config, "tenants", "create", "--id", "acme", "--ceiling", "a"); err != nil {
+		t.Fatal(err)
+	}
+	// Without a password: an invitation link for the person to set one.
+	inv, err := issuerCmd(t, config, "accounts", "create", "--email", "Ada@Acme.example", "--role", "tenant-admin", "--tenant", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if link, _ := inv["invitation_url"].(string); !strings.HasPrefix(link, "https://admin.example.com/portal/invitation/") || inv["email"] != "ada@acme.example" {
+		t.Fatalf("invitation: %v", inv)
+	}
+	// With --password-stdin: an account that can sign in at once. (Not
+	// parallel: standard input is the process's.)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString("correct horse battery staple\n")
+	w.Close()
+	stdin := os.Stdin
+	os.Stdin = r
+	created, err := issuerCmd(t, config, "accounts", "create", "--email", "ops@example.com", "--role", "platform-admin", "--password-stdin")
+	os.Stdin = stdin
+	if err != nil || created["role"] != "platform-admin" || created["status"] != "active" {
+		t.Fatalf("create with a password: %v %v", err, created)
+	}
+	if strings.Contains(mustJSON(created), "argon2") {
+		t.Fatal("the CLI prints the password hash")
+	}
+	for _, bad := range [][]string{
+		{"accounts", "create", "--email", "x@example.com", "--role", "tenant-admin"},                      // no tenant
+		{"accounts", "create", "--email", "x@example.com", "--role", "owner"},                             // no such role
+		{"accounts", "create", "--email", "not-an-email", "--role", "platform-admin"},                     // bad email
+		{"accounts", "create", "--email", "x@example.com", "--role", "tenant-viewer", "--tenant", "nope"}, // no such tenant
+	} {
+		if _, err := issuerCmd(t, config, bad...); err == nil {
+			t.Errorf("%v was accepted", bad)
+		}
+	}
+	if out, err := issuerCmd(t, config, "accounts", "disable", "ops@example.com"); err != nil || out["status"] != "disabled" {
+		t.Fatalf("disable: %v %v", err, out)
+	}
+	if out, err := issuerCmd(t, config, "accounts", "delete", "ops@example.com"); err != nil || out["deleted"] != "ops@example.com" {
+		t.Fatalf("delete: %v %v", err, out)
+	}
+	stdout, _, err := runIssuer(t, "accounts", "list", "--config", config)
+	if err != nil || strings.Contains(stdout, "ops@example.com") {
+		t.Fatalf("list after delete: %v\n%s", err, stdout)
+	}
+	audit, _, err := runIssuer(t, "audit", "--config", config)
+	if err != nil || !strings.Contains(audit, "account.invite") || !strings.Contains(audit, "account.delete") || strings.Contains(audit, "correct horse") {
+		t.Fatalf("audit of account changes: %v\n%s", err, audit)
+	}
+}

@@ -1,0 +1,320 @@
+package tokenissuer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/argon2id"
+	"github.com/pquerna/otp/totp"
+)
+
+// testPasswordParams keep Argon2id cheap in tests (for tests only).
+var testPasswordParams = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+
+type accountsFixture struct {
+	accounts *Accounts
+	store    Store
+	clock    *fakeClock
+	ctx      context.Context
+}
+
+func newAccountsFixture(t *testing.T) *accountsFixture {
+	t.Helper()
+	store, err := OpenSQLite(context.Background(), t.TempDir()+"/store.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	hasher, err := NewSecretHasher([]byte("0123456789abcdef0123456789abcdef")) // for tests only
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := NewKeyEncrypter([]byte("fedcba9876543210fedcba9876543210")) // for tests only
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := newFakeClock()
+	cfg := DefaultConfig()
+	accounts, err := NewAccounts(NewAdmin(store, hasher, clock, time.Hour), store, enc, NewFailureLimiter(3, 15*time.Minute, 1000, clock),
+		clock, AccountsConfig{SessionIdleTimeout: 30 * time.Minute, SessionLifetime: 12 * time.Hour, InviteLifetime: 72 * time.Hour,
+			MinPasswordLength: cfg.Portal.MinPasswordLength, PasswordParams: testPasswordParams}, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := WithActor(context.Background(), Actor{ID: "cli:test"})
+	for _, tn := range []NewTenant{{ID: "acme", ScopeCeiling: []string{"a"}}, {ID: "globex", ScopeCeiling: []string{"a"}}} {
+		if _, err := NewAdmin(store, hasher, clock, time.Hour).CreateTenant(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &accountsFixture{accounts: accounts, store: store, clock: clock, ctx: ctx}
+}
+
+func (f *accountsFixture) create(t *testing.T, email string, role Role, tenant string) *Account {
+	t.Helper()
+	a, err := f.accounts.CreateAccount(f.ctx, NewAccount{Email: email, Role: role, TenantID: tenant, Password: "correct horse battery staple"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestSignInNeverTellsWhetherTheEmailExists(t *testing.T) {
+	t.Parallel()
+	f := newAccountsFixture(t)
+	f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	disabled := f.create(t, "gone@acme.example", RoleTenantAdmin, "acme")
+	if _, err := f.accounts.SetAccountStatus(f.ctx, nil, disabled.ID, AccountDisabled); err != nil {
+		t.Fatal(err)
+	}
+	for name, try := range map[string][2]string{
+		"wrong password":   {"ada@acme.example", "wrong password entirely"},
+		"unknown email":    {"nobody@acme.example", "correct horse battery staple"},
+		"disabled account": {"gone@acme.example", "correct horse battery staple"},
+	} {
+		if _, err := f.accounts.SignIn(f.ctx, try[0], try[1], "192.0.2.1"); err != ErrSignInFailed {
+			t.Errorf("%s: %v, want exactly ErrSignInFailed", name, err)
+		}
+	}
+	in, err := f.accounts.SignIn(f.ctx, "  ADA@acme.example ", "correct horse battery staple", "192.0.2.2")
+	if err != nil || in.Session.Pending {
+		t.Fatalf("right password (email in another case): %v", err)
+	}
+}
+
+func TestFailedSignInsAreLimitedPerAccountAndPerAddress(t *testing.T) {
+	t.Parallel()
+	f := newAccountsFixture(t)
+	f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	for i := range 3 {
+		if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "guess", "192.0.2."+string(rune('1'+i))); err != ErrSignInFailed {
+			t.Fatal(err)
+		}
+	}
+	// The account is limited from every address, even with the password.
+	var limited *RateLimitedError
+	if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "correct horse battery staple", "198.51.100.9"); !errors.As(err, &limited) {
+		t.Fatalf("after 3 failures: %v", err)
+	}
+	// An address that failed on many accounts is limited too, for unknown
+	// emails as for known ones.
+	for _, email := range []string{"x@example.com", "y@example.com", "z@example.com"} {
+		f.accounts.SignIn(f.ctx, email, "guess", "203.0.113.7")
+	}
+	if _, err := f.accounts.SignIn(f.ctx, "other@example.com", "guess", "203.0.113.7"); !errors.As(err, &limited) {
+		t.Fatalf("an address after 3 failures: %v", err)
+	}
+	f.clock.Advance(16 * time.Minute)
+	if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "correct horse battery staple", "198.51.100.9"); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+}
+
+func TestSessionsEndOnIdleAbsoluteTimeoutSignOutAndDisable(t *testing.T) {
+	t.Parallel()
+	f := newAccountsFixture(t)
+	a := f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	signIn := func() string {
+		t.Helper()
+		in, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in.Token
+	}
+	alive := func(token string) bool {
+		_, _, err := f.accounts.Session(f.ctx, token)
+		return err == nil
+	}
+
+	idle := signIn()
+	f.clock.Advance(29 * time.Minute)
+	if !alive(idle) {
+		t.Fatal("a session used within the idle timeout ended")
+	}
+	f.clock.Advance(29 * time.Minute) // used at 29 min: idle again only 29 min
+	if !alive(idle) {
+		t.Fatal("activity did not extend the session")
+	}
+	f.clock.Advance(31 * time.Minute)
+	if alive(idle) {
+		t.Fatal("an idle session lived on")
+	}
+
+	busy := signIn()
+	for range 12 * 60 / 20 {
+		f.clock.Advance(20 * time.Minute)
+		alive(busy)
+	}
+	if alive(busy) {
+		t.Fatal("a session outlived its absolute lifetime")
+	}
+
+	out := signIn()
+	if err := f.accounts.SignOut(f.ctx, out); err != nil || alive(out) {
+		t.Fatalf("sign-out: %v", err)
+	}
+
+	other := signIn()
+	admin := f.create(t, "boss@acme.example", RoleTenantAdmin, "acme")
+	if _, err := f.accounts.SetAccountStatus(f.ctx, admin, a.ID, AccountDisabled); err != nil {
+		t.Fatal(err)
+	}
+	if alive(other) {
+		t.Fatal("a disabled account's session lived on")
+	}
+	if alive("") || alive(strings.Repeat("x", 4096)) {
+		t.Fatal("a made-up session token was accepted")
+	}
+}
+
+func TestSecondFactorCodesAreGoodOnce(t *testing.T) {
+	t.Parallel()
+	f := newAccountsFixture(t)
+	a := f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	enrollment, err := f.accounts.BeginTOTP(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := enrollment.Key.Secret()
+	if _, err := f.accounts.ConfirmTOTP(f.ctx, a, enrollment.Sealed, "123456"); !errors.Is(err, ErrSecondFactorFailed) && err == nil {
+		t.Fatal("a wrong enrollment code was accepted")
+	}
+	if _, err := f.accounts.ConfirmTOTP(f.ctx, a, enrollment.Sealed[:len(enrollment.Sealed)-8]+"AAAAAAAA", "123456"); err == nil {
+		t.Fatal("an altered enrollment form was accepted")
+	}
+	code, _ := totp.GenerateCode(secret, f.clock.Now())
+	codes, err := f.accounts.ConfirmTOTP(f.ctx, a, enrollment.Sealed, code)
+	if err != nil || len(codes) != 10 {
+		t.Fatalf("enroll: %v %d", err, len(codes))
+	}
+	stored, _ := f.store.Account(f.ctx, a.ID)
+	if strings.Contains(string(stored.TOTPSecret), secret) {
+		t.Fatal("the TOTP secret is stored in clear")
+	}
+
+	pending := func() string {
+		t.Helper()
+		in, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.1")
+		if err != nil || !in.Session.Pending {
+			t.Fatalf("password step: %v", err)
+		}
+		if _, _, err := f.accounts.Session(f.ctx, in.Token); err == nil {
+			t.Fatal("a session pending its second factor is signed in")
+		}
+		return in.Token
+	}
+	// The enrollment's code cannot be replayed at sign-in.
+	if _, err := f.accounts.CompleteSignIn(f.ctx, pending(), code, "192.0.2.1"); !errors.Is(err, ErrSecondFactorFailed) {
+		t.Fatalf("replayed code: %v", err)
+	}
+	f.clock.Advance(30 * time.Second)
+	next, _ := totp.GenerateCode(secret, f.clock.Now())
+	token := pending()
+	in, err := f.accounts.CompleteSignIn(f.ctx, token, next, "192.0.2.1")
+	if err != nil {
+		t.Fatalf("next code: %v", err)
+	}
+	if in.Token == token {
+		t.Fatal("the session ID did not change at the second factor")
+	}
+	if _, _, err := f.accounts.PendingSignIn(f.ctx, token); err == nil {
+		t.Fatal("the pending session lived on")
+	}
+	// A recovery code works once.
+	if _, err := f.accounts.CompleteSignIn(f.ctx, pending(), strings.ToUpper(codes[3]), "192.0.2.1"); err != nil {
+		t.Fatalf("recovery code: %v", err)
+	}
+	if _, err := f.accounts.CompleteSignIn(f.ctx, pending(), codes[3], "192.0.2.1"); !errors.Is(err, ErrSecondFactorFailed) {
+		t.Fatalf("a used recovery code: %v", err)
+	}
+	// Removing it needs the password.
+	if _, err := f.accounts.RemoveSecondFactor(f.ctx, a, a.ID, "wrong"); err == nil {
+		t.Fatal("removed the second factor without the password")
+	}
+	if got, err := f.accounts.RemoveSecondFactor(f.ctx, a, a.ID, "correct horse battery staple"); err != nil || got.SecondFactor() {
+		t.Fatalf("remove: %v", err)
+	}
+}
+
+func TestWhoMayInviteAndManageWhom(t *testing.T) {
+	t.Parallel()
+	f := newAccountsFixture(t)
+	acmeAdmin := f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	viewer := f.create(t, "vic@acme.example", RoleTenantViewer, "acme")
+	globex := f.create(t, "gus@globex.example", RoleTenantViewer, "globex")
+	ops := f.create(t, "ops@example.com", RolePlatformAdmin, "")
+
+	for name, tc := range map[string]struct {
+		by   *Account
+		inv  NewInvite
+		want error
+	}{
+		"a tenant admin invites a viewer of their tenant": {acmeAdmin, NewInvite{Email: "new@acme.example", Role: RoleTenantViewer, TenantID: "acme"}, nil},
+		"a tenant admin invites into another tenant":      {acmeAdmin, NewInvite{Email: "x@globex.example", Role: RoleTenantViewer, TenantID: "globex"}, ErrNotPermitted},
+		"a tenant admin invites a platform admin":         {acmeAdmin, NewInvite{Email: "x@acme.example", Role: RolePlatformAdmin}, ErrNotPermitted},
+		"a viewer invites":                                {viewer, NewInvite{Email: "y@acme.example", Role: RoleTenantViewer, TenantID: "acme"}, ErrNotPermitted},
+		"a platform admin invites anyone":                 {ops, NewInvite{Email: "z@globex.example", Role: RoleTenantAdmin, TenantID: "globex"}, nil},
+		"an invitation for an existing account":           {ops, NewInvite{Email: "ada@acme.example", Role: RoleTenantViewer, TenantID: "acme"}, ErrAccountExists},
+	} {
+		_, _, err := f.accounts.Invite(f.ctx, tc.by, tc.inv)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+	if _, err := f.accounts.SetAccountStatus(f.ctx, acmeAdmin, globex.ID, AccountDisabled); !errors.Is(err, ErrNotPermitted) {
+		t.Errorf("a tenant admin disabled another tenant's account: %v", err)
+	}
+	if err := f.accounts.DeleteAccount(f.ctx, viewer, acmeAdmin.ID); !errors.Is(err, ErrNotPermitted) {
+		t.Errorf("a viewer deleted an admin: %v", err)
+	}
+	list, err := f.accounts.Accounts(f.ctx, acmeAdmin)
+	if err != nil || len(list) != 2 {
+		t.Errorf("a tenant admin sees %d accounts, want acme's 2: %v", len(list), err)
+	}
+
+	// An invitation works once, and not after it expires.
+	token, _, err := f.accounts.Invite(f.ctx, acmeAdmin, NewInvite{Email: "nina@acme.example", Role: RoleTenantViewer, TenantID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inv *InvalidError
+	if _, err := f.accounts.AcceptInvite(f.ctx, token, "Nina", "short"); !errors.As(err, &inv) {
+		t.Fatalf("a short password: %v", err)
+	}
+	if a, err := f.accounts.AcceptInvite(f.ctx, token, "Nina", "a long enough passphrase"); err != nil || a.Role != RoleTenantViewer || a.TenantID != "acme" {
+		t.Fatalf("accept: %v %+v", err, a)
+	}
+	if _, err := f.accounts.AcceptInvite(f.ctx, token, "Nina", "a long enough passphrase"); !errors.Is(err, ErrInviteNotFound) {
+		t.Fatalf("accepting twice: %v", err)
+	}
+	late, _, err := f.accounts.Invite(f.ctx, acmeAdmin, NewInvite{Email: "late@acme.example", Role: RoleTenantViewer, TenantID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(73 * time.Hour)
+	if _, err := f.accounts.AcceptInvite(f.ctx, late, "", "a long enough passphrase"); !errors.Is(err, ErrInviteNotFound) {
+		t.Fatalf("an expired invitation: %v", err)
+	}
+
+	// Every change is audited, never with a password or hash.
+	records, err := f.store.AuditRecords(f.ctx, AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, r := range records {
+		seen[r.Action] = true
+		if strings.Contains(string(r.Before)+string(r.After), "argon2id") || strings.Contains(string(r.Before)+string(r.After), "passphrase") {
+			t.Errorf("audit record %s holds a password or hash", r.Action)
+		}
+	}
+	for _, action := range []string{"account.create", "account.invite", "account.accept_invitation"} {
+		if !seen[action] {
+			t.Errorf("no %s in the audit trail", action)
+		}
+	}
+}

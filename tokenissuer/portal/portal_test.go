@@ -1,0 +1,316 @@
+package portal_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/portcullis/portcullis/internal/pgtest"
+	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/adminapi"
+	"github.com/portcullis/portcullis/tokenissuer/portal"
+)
+
+// person is an HTTP client with its own cookies, reading the CSRF token of
+// the last page it got, as a browser's forms carry it.
+type person struct {
+	t      *testing.T
+	client *http.Client
+	base   string
+	csrf   string
+	header http.Header
+}
+
+func newPerson(t *testing.T, base string) *person {
+	jar, _ := cookiejar.New(nil)
+	return &person{t: t, base: base, client: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+var csrfInput = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (p *person) do(method, path string, form url.Values, extra ...string) (*http.Response, string) {
+	p.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, p.base+path, body)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		req.Header.Set(extra[i], extra[i+1])
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if m := csrfInput.FindSubmatch(raw); m != nil {
+		p.csrf = string(m[1])
+	}
+	p.header = resp.Header
+	return resp, string(raw)
+}
+
+func (p *person) get(path string) (int, string) {
+	resp, body := p.do(http.MethodGet, path, nil)
+	return resp.StatusCode, body
+}
+
+// post sends a form with the CSRF token of the last page.
+func (p *person) post(path string, form url.Values, extra ...string) (int, string) {
+	if form == nil {
+		form = url.Values{}
+	}
+	if _, ok := form["csrf"]; !ok {
+		form.Set("csrf", p.csrf)
+	}
+	resp, body := p.do(http.MethodPost, path, form, extra...)
+	return resp.StatusCode, body
+}
+
+func (p *person) signIn(email string) {
+	p.t.Helper()
+	p.get("/portal/sign-in")
+	if status, body := p.post("/portal/sign-in", url.Values{"email": {email}, "password": {testPassword}}); status != http.StatusSeeOther {
+		p.t.Fatalf("sign in as %s: %d\n%s", email, status, body)
+	}
+}
+
+func TestEveryPageForbidsFramingScriptsFromElsewhereAndCaching(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	p := newPerson(t, strings.TrimSuffix(e.portal, "/portal/"))
+	p.signIn("admin@acme.example")
+	for _, path := range []string{"/portal/sign-in", "/portal/clients", "/portal/clients/" + e.otherClient, "/portal/no-such-page", "/portal/account"} {
+		status, _ := p.get(path)
+		h := p.header
+		csp := h.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'none'", "script-src 'self'", "frame-ancestors 'none'", "form-action 'self'", "base-uri 'none'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("%s (%d): CSP %q lacks %s", path, status, csp, want)
+			}
+		}
+		if strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("%s: CSP allows inline code", path)
+		}
+		for name, want := range map[string]string{"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"} {
+			if got := h.Get(name); got != want {
+				t.Errorf("%s: %s %q, want %q", path, name, got, want)
+			}
+		}
+	}
+}
+
+func TestSessionCookieIsHostOnlySecureHttpOnlyLax(t *testing.T) {
+	t.Parallel()
+	e := start(t, func(c *tokenissuer.Config) { c.Portal.SecureCookies = true })
+	p := newPerson(t, strings.TrimSuffix(e.portal, "/portal/"))
+	p.get("/portal/sign-in")
+	form := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(func() string { _, b := p.get("/portal/sign-in"); return b }())
+	// Over plain HTTP the client will not send Secure cookies back; send the
+	// form cookie by hand to see the session cookie the portal sets.
+	resp, _ := p.do(http.MethodPost, "/portal/sign-in", url.Values{"email": {"admin@acme.example"}, "password": {testPassword}, "csrf": {form[1]}},
+		"Cookie", "__Host-portcullis-form="+form[1])
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "__Host-portcullis-session" {
+			session = c
+		}
+	}
+	if session == nil {
+		t.Fatalf("no __Host- session cookie: %v (status %d)", resp.Header.Values("Set-Cookie"), resp.StatusCode)
+	}
+	if !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode || session.Path != "/" || session.Domain != "" {
+		t.Errorf("session cookie %+v", session)
+	}
+}
+
+func TestFormsFromElsewhereAreRefused(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	p := newPerson(t, strings.TrimSuffix(e.portal, "/portal/"))
+	p.signIn("admin@acme.example")
+	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test"})
+	c, _, err := e.admin.CreateClient(op, tokenissuer.NewClient{Name: "App", TenantID: "acme", Scopes: []string{"accounts:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.get("/portal/clients/" + c.ID)
+	disable := "/portal/clients/" + c.ID + "/disable"
+	for name, tc := range map[string]struct {
+		form  url.Values
+		extra []string
+	}{
+		"no token":           {url.Values{"csrf": {""}}, nil},
+		"another token":      {url.Values{"csrf": {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}, nil},
+		"cross-site, token":  {nil, []string{"Sec-Fetch-Site", "cross-site"}},
+		"foreign origin":     {nil, []string{"Origin", "https://evil.example"}},
+		"token in the query": {url.Values{"csrf": {""}}, nil},
+	} {
+		path := disable
+		if name == "token in the query" {
+			path += "?csrf=" + url.QueryEscape(p.csrf)
+		}
+		if status, _ := p.post(path, tc.form, tc.extra...); status != http.StatusForbidden {
+			t.Errorf("%s: %d, want 403", name, status)
+		}
+	}
+	if got, _ := e.admin.Client(context.Background(), c.ID); got.Status != tokenissuer.ClientActive {
+		t.Fatal("a forged form disabled the client")
+	}
+	// Sign-in forms carry a token too (login CSRF).
+	q := newPerson(t, p.base)
+	if status, _ := q.post("/portal/sign-in", url.Values{"email": {"admin@acme.example"}, "password": {testPassword}, "csrf": {"forged"}}); status != http.StatusForbidden {
+		t.Errorf("sign-in without the form's token: %d", status)
+	}
+}
+
+func TestRefusedSignInsLookAlikeAndAreLimited(t *testing.T) {
+	t.Parallel()
+	e := start(t, func(c *tokenissuer.Config) { c.Portal.SignInMaxFailures = 3 })
+	p := newPerson(t, strings.TrimSuffix(e.portal, "/portal/"))
+	p.get("/portal/sign-in")
+	var bodies []string
+	for _, email := range []string{"admin@acme.example", "nobody@acme.example"} {
+		status, body := p.post("/portal/sign-in", url.Values{"email": {email}, "password": {"wrong password"}})
+		if status != http.StatusUnauthorized {
+			t.Fatalf("%s: %d", email, status)
+		}
+		bodies = append(bodies, strings.ReplaceAll(body, email, "EMAIL"))
+	}
+	if bodies[0] != bodies[1] {
+		t.Error("a wrong password and an unknown email are answered differently")
+	}
+	p.post("/portal/sign-in", url.Values{"email": {"admin@acme.example"}, "password": {"wrong again"}})
+	status, body := p.post("/portal/sign-in", url.Values{"email": {"admin@acme.example"}, "password": {testPassword}})
+	if status != http.StatusTooManyRequests || p.header.Get("Retry-After") == "" || !strings.Contains(body, "try again in") {
+		t.Fatalf("after 3 failures from one address: %d Retry-After %q", status, p.header.Get("Retry-After"))
+	}
+}
+
+// lockedBuffer collects log lines from concurrent handlers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestSessionsAreServedByEveryReplica signs in at one issuer and uses the
+// session at another on the same PostgreSQL; sign-out at either ends it at
+// both. Nothing secret reaches either log.
+func TestSessionsAreServedByEveryReplica(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.FreshDatabase(t)
+	var logs lockedBuffer
+	replica := func() (*tokenissuer.Server, string) {
+		dir := t.TempDir()
+		cfg := tokenissuer.DefaultConfig()
+		cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.Store.Driver, cfg.Store.PostgresDSN = "postgres", dsn
+		cfg.Store.SecretHashKey = "dGVzdC1vbmx5LXNlY3JldC1oYXNoLWtleS0zMi1ieXRlcyE" // for tests only
+		cfg.Keys.EncryptionKey = "dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLWtleS0zMmI"      // for tests only
+		cfg.Store.SQLitePath = filepath.Join(dir, "unused.db")
+		cfg.Portal.SecureCookies = false
+		cfg.LogLevel = "debug"
+		log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		srv, err := tokenissuer.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		site, err := portal.ForServer(srv, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.AdminHandler = portal.AdminSite(adminapi.New(srv.Admin(), srv.Store, srv, srv.Keys, log).Handler(), site)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return srv, "http://" + srv.AdminAddr().String()
+	}
+	srvA, a := replica()
+	_, b := replica()
+
+	// The replicas share the store: set up through the first.
+	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test"})
+	if _, err := srvA.Admin().CreateTenant(op, tokenissuer.NewTenant{ID: "acme", ScopeCeiling: []string{"accounts:read"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srvA.Accounts.CreateAccount(op, tokenissuer.NewAccount{Email: "admin@acme.example", Role: tokenissuer.RoleTenantAdmin, TenantID: "acme", Password: testPassword}); err != nil {
+		t.Fatal(err)
+	}
+
+	p := newPerson(t, a)
+	p.signIn("admin@acme.example")
+	// The same cookies, sent to the other replica.
+	p.base = b
+	jarCookies := p.client.Jar.Cookies(mustURL(t, a))
+	p.client.Jar.SetCookies(mustURL(t, b), jarCookies)
+	if status, body := p.get("/portal/clients"); status != http.StatusOK || !strings.Contains(body, "Clients of acme") {
+		t.Fatalf("replica B does not know replica A's session: %d", status)
+	}
+	status, _ := p.post("/portal/clients", url.Values{"tenant": {"acme"}, "name": {"Billing"}, "scope": {"accounts:read"}})
+	if status != http.StatusSeeOther {
+		t.Fatalf("create at B: %d", status)
+	}
+	_, page := p.do(http.MethodGet, p.header.Get("Location"), nil)
+	secret := regexp.MustCompile(`id="client-secret">([^<]+)<`).FindStringSubmatch(page)
+	if secret == nil {
+		t.Fatalf("no secret on the page:\n%s", page)
+	}
+	if status, _ := p.post("/portal/sign-out", nil); status != http.StatusSeeOther {
+		t.Fatalf("sign out at B: %d", status)
+	}
+	p.base = a
+	p.client.Jar.SetCookies(mustURL(t, a), jarCookies)
+	if status, _ := p.get("/portal/clients"); status != http.StatusSeeOther {
+		t.Fatalf("replica A still serves a session signed out at B: %d", status)
+	}
+	for _, s := range append([]string{secret[1], testPassword}, cookieValues(jarCookies)...) {
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("a secret reached the logs: %q", s)
+		}
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func cookieValues(cs []*http.Cookie) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Value)
+	}
+	return out
+}
