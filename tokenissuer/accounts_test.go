@@ -318,3 +318,39 @@ func TestWhoMayInviteAndManageWhom(t *testing.T) {
 		}
 	}
 }
+
+func TestChangingThePasswordEndsTheOtherSessions(t *testing.T) {
+	t.Parallel()
+	f := newAccountsFixture(t)
+	a := f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	here, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "198.51.100.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.accounts.ChangePassword(f.ctx, a, here.Session.IDHash, "wrong current", "a brand new passphrase"); !errors.Is(err, ErrSignInFailed) {
+		t.Fatalf("without the current password: %v", err)
+	}
+	var inv *InvalidError
+	if err := f.accounts.ChangePassword(f.ctx, a, here.Session.IDHash, "correct horse battery staple", "short"); !errors.As(err, &inv) {
+		t.Fatalf("a short new password: %v", err)
+	}
+	if err := f.accounts.ChangePassword(f.ctx, a, here.Session.IDHash, "correct horse battery staple", "a brand new passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.accounts.Session(f.ctx, here.Token); err != nil {
+		t.Fatalf("the session that changed the password ended: %v", err)
+	}
+	if _, _, err := f.accounts.Session(f.ctx, elsewhere.Token); err == nil {
+		t.Fatal("another session outlived the password change")
+	}
+	if _, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.1"); err != ErrSignInFailed {
+		t.Fatalf("the old password: %v", err)
+	}
+	if _, err := f.accounts.SignIn(f.ctx, a.Email, "a brand new passphrase", "192.0.2.1"); err != nil {
+		t.Fatalf("the new password: %v", err)
+	}
+}
