@@ -33,6 +33,7 @@ type Config struct {
 	Users       UsersConfig       `yaml:"users"`
 	Headers     HeaderNames       `yaml:"headers"`
 	DecisionLog DecisionLogConfig `yaml:"decision_log"`
+	Revocation  RevocationConfig  `yaml:"revocation"`
 }
 
 // TokenConfig configures token verification.
@@ -124,6 +125,7 @@ func DefaultConfig() Config {
 		},
 		Headers:     DefaultHeaderNames(),
 		DecisionLog: DecisionLogConfig{DenialsPerInterval: 100, Interval: 10 * time.Second},
+		Revocation:  RevocationConfig{Wait: 25 * time.Second, MaxStaleness: 5 * time.Minute, OnStale: "serve", MaxBytes: 16 << 20},
 	}
 }
 
@@ -132,6 +134,31 @@ func (c *Config) Validate() error {
 	var errs []error
 	bad := func(setting, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", setting, fmt.Sprintf(format, args...)))
+	}
+	if r := c.Revocation; r.Enabled {
+		if r.ClientID == "" {
+			bad("revocation.client_id", "required when revocation.enabled: authz reads the feed with its own client, which holds the scope portcullis.revocations:read")
+		}
+		if r.ClientSecret == "" && r.ClientSecretFile == "" {
+			bad("revocation.client_secret_file", "required when revocation.enabled (or set revocation.client_secret)")
+		}
+		for setting, raw := range map[string]string{"revocation.feed_url": r.FeedURL, "revocation.token_url": r.TokenURL} {
+			if u, err := url.Parse(raw); raw != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+				bad(setting, "%q is not an absolute http(s) URL", raw)
+			}
+		}
+		if r.Wait < time.Second || r.Wait > 30*time.Second {
+			bad("revocation.wait", "%s: use 1s to 30s", r.Wait)
+		}
+		if r.MaxStaleness <= r.Wait {
+			bad("revocation.max_staleness", "%s must be longer than revocation.wait (%s)", r.MaxStaleness, r.Wait)
+		}
+		if r.OnStale != "serve" && r.OnStale != "not-ready" {
+			bad("revocation.on_stale", "%q is not serve or not-ready", r.OnStale)
+		}
+		if r.MaxBytes <= 0 {
+			bad("revocation.max_bytes", "must be positive")
+		}
 	}
 	for setting, addr := range map[string]string{"listen": c.Listen, "admin_listen": c.AdminListen} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/portcullis/portcullis/policy"
+	"github.com/portcullis/portcullis/revocation"
 )
 
 // Request is what the decision reads from a CheckRequest.
@@ -71,6 +72,14 @@ type DeciderConfig struct {
 	// AllowTenantlessClients lets a token without a tenant_id act on behalf
 	// of users (of any tenant). Off, such a token acts for nobody.
 	AllowTenantlessClients bool
+	// Revocations is the live set of revoked tokens; nil when revocation
+	// is not followed.
+	Revocations RevocationSource
+}
+
+// RevocationSource holds the live set of revocations.
+type RevocationSource interface {
+	Current() *revocation.Set
 }
 
 // NewDecider wires a Decider.
@@ -122,6 +131,11 @@ func (d *Decider) Decide(ctx context.Context, req *Request) Decision {
 		return d.deny(&dec, ReasonUnavailable, err)
 	}
 	dec.ClientID, dec.Scopes, dec.TenantID = claims.ClientID, claims.Scope, claims.TenantID
+	if d.cfg.Revocations != nil {
+		if e, revoked := d.cfg.Revocations.Current().Revoked(claims.ID, claims.ClientID, claims.TenantID, claims.IssuedAt); revoked {
+			return d.deny(&dec, ReasonTokenRevoked, revokedBy(e))
+		}
+	}
 
 	if m.Route == nil {
 		return d.deny(&dec, ReasonNoMatchingRoute, nil)

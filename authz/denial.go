@@ -24,6 +24,7 @@ const (
 	ReasonMalformedToken        Reason = "malformed-token"
 	ReasonInvalidToken          Reason = "invalid-token"
 	ReasonTokenExpired          Reason = "token-expired"
+	ReasonTokenRevoked          Reason = "token-revoked"
 	ReasonNoMatchingRoute       Reason = "no-matching-route"
 	ReasonMissingScope          Reason = "missing-scope"
 	ReasonInvalidOnBehalfOf     Reason = "invalid-on-behalf-of"
@@ -57,6 +58,7 @@ var denialSpecs = map[Reason]denialSpec{
 	ReasonMalformedToken:        {http.StatusUnauthorized, "unauthorized", "The Authorization header must be exactly one Bearer access token", codes.Unauthenticated},
 	ReasonInvalidToken:          {http.StatusUnauthorized, "unauthorized", "The access token is not valid", codes.Unauthenticated},
 	ReasonTokenExpired:          {http.StatusUnauthorized, "unauthorized", "The access token has expired", codes.Unauthenticated},
+	ReasonTokenRevoked:          {http.StatusUnauthorized, "unauthorized", "The access token has been revoked", codes.Unauthenticated},
 	ReasonNoMatchingRoute:       {http.StatusForbidden, "forbidden", "No route of this API allows this request", codes.PermissionDenied},
 	ReasonMissingScope:          {http.StatusForbidden, "forbidden", "The access token lacks a scope this endpoint requires", codes.PermissionDenied},
 	ReasonInvalidOnBehalfOf:     {http.StatusBadRequest, "invalid-request", "The X-On-Behalf-Of header must be exactly one value of the form: user {userId}", codes.InvalidArgument},

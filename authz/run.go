@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/portcullis/portcullis/policy"
+	"github.com/portcullis/portcullis/revocation"
 )
 
 // Server is a running authz: the gRPC Check service, its health service, and
@@ -33,10 +35,12 @@ type Server struct {
 	Keys     *JWKSSource
 	Verifier *Verifier
 	Users    *CachedDirectory
-	fileDir  *FileDirectory
-	Service  *Service
-	health   *health.Server
-	registry *prometheus.Registry
+	// Revocations follows the issuer's revocation feed; nil when disabled.
+	Revocations *RevocationFollower
+	fileDir     *FileDirectory
+	Service     *Service
+	health      *health.Server
+	registry    *prometheus.Registry
 
 	grpcListener  net.Listener
 	adminListener net.Listener
@@ -87,9 +91,30 @@ func NewServer(cfg Config, clock Clock, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	registerCacheMetrics(reg, s.Verifier, s.Users)
-	decider := NewDecider(s.Policies, s.Verifier, s.Users, DeciderConfig{
-		Headers: cfg.Headers, Realm: cfg.Realm, AllowTenantlessClients: cfg.Users.AllowTenantlessClients,
-	})
+	dcfg := DeciderConfig{Headers: cfg.Headers, Realm: cfg.Realm, AllowTenantlessClients: cfg.Users.AllowTenantlessClients}
+	if cfg.Revocation.Enabled {
+		rc := cfg.Revocation
+		base := strings.TrimSuffix(cfg.Token.Issuer, "/")
+		if rc.FeedURL == "" {
+			rc.FeedURL = base + revocation.FeedPath
+		}
+		if rc.TokenURL == "" {
+			rc.TokenURL = base + "/oauth2/token"
+		}
+		if s.Revocations, err = NewRevocationFollower(rc, clock, log); err != nil {
+			return nil, err
+		}
+		dcfg.Revocations = s.Revocations
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "portcullis_authz_revocation_staleness_seconds",
+			Help: "Seconds since the revocation feed last answered (0 before the first answer).",
+		}, func() float64 { return s.Revocations.Staleness().Seconds() }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "portcullis_authz_revocation_entries",
+				Help: "Revocations in the live set.",
+			}, func() float64 { return float64(s.Revocations.Current().Len()) }))
+	}
+	decider := NewDecider(s.Policies, s.Verifier, s.Users, dcfg)
 	s.Service = NewService(decider, ServiceConfig{
 		CheckTimeout: cfg.CheckTimeout, AllowSampleRate: cfg.DecisionLog.AllowSampleRate,
 		DenialsPerInterval: cfg.DecisionLog.DenialsPerInterval, DenialInterval: cfg.DecisionLog.Interval,
@@ -132,8 +157,11 @@ func (s *Server) GRPCAddr() net.Addr { return s.grpcListener.Addr() }
 func (s *Server) AdminAddr() net.Addr { return s.adminListener.Addr() }
 
 // Ready reports whether authz can decide: a policy and the issuer's keys
-// are loaded.
-func (s *Server) Ready() bool { return s.Policies.Current() != nil && s.Keys.Ready() }
+// are loaded, and the revocation live set has arrived (and, with on_stale:
+// not-ready, is fresh enough).
+func (s *Server) Ready() bool {
+	return s.Policies.Current() != nil && s.Keys.Ready() && (s.Revocations == nil || s.Revocations.Ready())
+}
 
 // Run serves until ctx ends, then stops gracefully: it reports NOT_SERVING,
 // lets in-flight checks finish (within shutdown_timeout) and closes.
@@ -146,6 +174,9 @@ func (s *Server) Run(ctx context.Context) error {
 	go s.Policies.Run(bg)
 	if s.fileDir != nil {
 		go s.fileDir.Run(bg)
+	}
+	if s.Revocations != nil {
+		go s.Revocations.Run(bg)
 	}
 
 	grpcServer := grpc.NewServer(GRPCServerOptions()...)
@@ -235,6 +266,9 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		if !s.Keys.Ready() {
 			problems = append(problems, errors.New("issuer keys not fetched"))
+		}
+		if s.Revocations != nil && !s.Revocations.Ready() {
+			problems = append(problems, fmt.Errorf("revocation live set not received or stale (%s)", s.Revocations.Staleness().Round(time.Second)))
 		}
 		if len(problems) > 0 {
 			http.Error(w, "not ready: "+errors.Join(problems...).Error(), http.StatusServiceUnavailable)

@@ -20,12 +20,17 @@ import (
 
 // Claims is what the decision needs from a verified access token.
 type Claims struct {
+	// ID is the token's jti, by which it can be revoked alone.
+	ID       string
 	ClientID string
 	// Scope is the raw, space-delimited scope claim.
 	Scope    string
 	Scopes   []string
 	TenantID string
 	Expiry   time.Time
+	// IssuedAt is the iat in Unix seconds (0 when absent: any watermark
+	// revokes such a token).
+	IssuedAt int64
 }
 
 // HasScope reports whether the token was granted scope.
@@ -359,7 +364,10 @@ func (v *Verifier) acceptableType(typ string) bool {
 }
 
 func claimsOf(tok jwt.Token) (*Claims, error) {
-	c := &Claims{Expiry: tok.Expiration()}
+	c := &Claims{ID: tok.JwtID(), Expiry: tok.Expiration()}
+	if iat := tok.IssuedAt(); !iat.IsZero() {
+		c.IssuedAt = iat.Unix()
+	}
 	raw, _ := tok.Get("client_id")
 	clientID, ok := raw.(string)
 	if !ok || clientID == "" {

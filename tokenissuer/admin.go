@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/revocation"
 )
 
 // Admin is the one place the rules of client and tenant management live:
@@ -33,6 +35,8 @@ type AdminStore interface {
 	ClientStore
 	TenantStore
 	AuditStore
+	RevocationStore
+	ChangeBus
 }
 
 // NewAdmin returns an Admin on store.
@@ -258,6 +262,7 @@ func (a *Admin) updateClient(ctx context.Context, action, id string, change func
 	if err != nil {
 		return nil, err
 	}
+	a.clientChanged(ctx, c.ID)
 	return c, a.audit(ctx, action, c.TenantID, "client", c.ID, clientAudit(before), clientAudit(c))
 }
 
@@ -301,16 +306,22 @@ func (a *Admin) RevokeSecret(ctx context.Context, id, secretID string) (*Client,
 	})
 }
 
-// SetStatus enables or disables a client.
+// SetStatus enables or disables a client. Disabling also revokes every
+// token the client holds: they stop working at every authz within seconds,
+// and stay revoked if the client is enabled again.
 func (a *Admin) SetStatus(ctx context.Context, id string, status ClientStatus) (*Client, error) {
 	action := "client.enable"
 	if status == ClientDisabled {
 		action = "client.disable"
 	}
-	return a.updateClient(ctx, action, id, func(c *Client) error {
+	c, err := a.updateClient(ctx, action, id, func(c *Client) error {
 		c.Status = status
 		return nil
 	})
+	if err != nil || status != ClientDisabled {
+		return c, err
+	}
+	return c, a.revoke(ctx, revocation.KindClient, c.ID, c.TenantID, action)
 }
 
 // SetScopes replaces the client's scopes, within its tenant's ceiling.
@@ -359,7 +370,11 @@ func (a *Admin) DeleteClient(ctx context.Context, id string) error {
 	if err := a.store.DeleteClient(ctx, id); err != nil {
 		return err
 	}
-	return a.audit(ctx, "client.delete", c.TenantID, "client", id, clientAudit(c), nil)
+	a.clientChanged(ctx, id)
+	if err := a.audit(ctx, "client.delete", c.TenantID, "client", id, clientAudit(c), nil); err != nil {
+		return err
+	}
+	return a.revoke(ctx, revocation.KindClient, id, c.TenantID, "client.delete")
 }
 
 // CreateTenant creates an active tenant with its scope ceiling.
@@ -414,10 +429,19 @@ func (a *Admin) SetTenantStatus(ctx context.Context, id string, status TenantSta
 	if status == TenantDisabled {
 		action = "tenant.disable"
 	}
-	return a.updateTenant(ctx, action, id, func(t *Tenant) error {
+	t, err := a.updateTenant(ctx, action, id, func(t *Tenant) error {
 		t.Status = status
 		return nil
 	})
+	if err != nil {
+		return t, err
+	}
+	// Tenants are cached like clients: forget every copy of this one.
+	_ = a.store.NotifyChange(ctx, TopicTenant, t.ID)
+	if status != TenantDisabled {
+		return t, nil
+	}
+	return t, a.revoke(ctx, revocation.KindTenant, t.ID, t.ID, action)
 }
 
 // SetTenantCeiling replaces a tenant's scope ceiling. Widening never widens

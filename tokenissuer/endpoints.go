@@ -18,6 +18,8 @@ import (
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/portcullis/portcullis/revocation"
 )
 
 // maxTokenRequestBody bounds the token request body; a legitimate one is a
@@ -45,13 +47,19 @@ type Endpoints struct {
 	// tenantCache holds tenant records for client_cache_ttl, which also
 	// bounds how long a disabled tenant's clients still get tokens.
 	tenantCache *ristretto.Cache[string, *Tenant]
+
+	// admin records revocations made at /oauth2/revoke.
+	admin *Admin
+	// Feed serves the revocation feed.
+	Feed *RevocationFeed
 }
 
 type cachedClient struct{ client *Client }
 
 // NewEndpoints wires a Endpoints. reg receives the issuer's metrics.
 func NewEndpoints(cfg Config, store Store, keys *KeyManager, hasher *SecretHasher, clock Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
-	s := &Endpoints{cfg: cfg, store: store, tenants: store, keys: keys, hasher: hasher, clock: clock, log: log, gather: reg}
+	s := &Endpoints{cfg: cfg, store: store, tenants: store, keys: keys, hasher: hasher, clock: clock, log: log, gather: reg,
+		admin: NewAdmin(store, hasher, clock, cfg.Tokens.MaxLifetime), Feed: NewRevocationFeed(store, keys, cfg.Issuer, clock, log)}
 	s.metrics = newMetrics(reg, keys)
 	rl := cfg.RateLimit
 	s.byClient = NewFailureLimiter(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
@@ -101,6 +109,8 @@ func (s *Endpoints) Close() {
 func (s *Endpoints) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/oauth2/token", s.handleToken)
+	mux.HandleFunc("/oauth2/revoke", s.handleRevoke)
+	mux.Handle("GET "+revocation.FeedPath, s.Feed)
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.handleMetadata)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
@@ -165,37 +175,11 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 		return nil, "", ErrUnsupportedGrantType
 	}
 
-	address := s.remoteAddress(r)
-	if blocked, wait := s.byAddress.Blocked(address); blocked {
-		s.metrics.rateLimited.WithLabelValues("address").Inc()
-		return nil, "", ErrTooManyRequests.withRetryAfter(wait)
-	}
-	creds, err := clientCredentials(r, form)
+	client, err := s.authenticateRequest(r, form)
 	if err != nil {
-		return nil, loggableClientID(creds.id), err
+		return nil, loggableClientID(client.ID), err
 	}
-	// An ID no client can have is refused before it reaches a limiter key,
-	// a cache or the store: only the address pays for it.
-	if !ValidClientID(creds.id) {
-		s.byAddress.Fail(r.Context(), address)
-		return nil, "", creds.invalidClient().WithCause(errors.New("malformed client ID"))
-	}
-	if blocked, wait := s.byClient.Blocked(creds.id); blocked {
-		s.metrics.rateLimited.WithLabelValues("client").Inc()
-		return nil, creds.id, ErrTooManyRequests.withRetryAfter(wait)
-	}
-	client, err := s.authenticate(r.Context(), creds)
-	if err != nil {
-		if errors.Is(err, ErrInvalidClient) {
-			s.byAddress.Fail(r.Context(), address)
-			// Per-client counts only for clients that exist: unknown IDs are
-			// limited by address, so they cannot fill the limiter.
-			if !errors.Is(err, ErrClientNotFound) {
-				s.byClient.Fail(r.Context(), creds.id)
-			}
-		}
-		return nil, creds.id, err
-	}
+	creds := credentials{id: client.ID}
 	if client.Status != ClientActive {
 		return nil, creds.id, ErrUnauthorizedClient.WithDescription("the client is disabled")
 	}
@@ -222,6 +206,44 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 		return nil, creds.id, ErrServerError.WithCause(err)
 	}
 	return &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(lifetime / time.Second), Scope: joinScopes(scopes)}, creds.id, nil
+}
+
+// authenticateRequest authenticates the client of a token or revocation
+// request (RFC 6749 §2.3.1), under the failure limits. On failure the
+// returned client carries only the ID given, for logging.
+func (s *Endpoints) authenticateRequest(r *http.Request, form url.Values) (*Client, error) {
+	address := s.remoteAddress(r)
+	if blocked, wait := s.byAddress.Blocked(address); blocked {
+		s.metrics.rateLimited.WithLabelValues("address").Inc()
+		return &Client{}, ErrTooManyRequests.withRetryAfter(wait)
+	}
+	creds, err := clientCredentials(r, form)
+	if err != nil {
+		return &Client{ID: creds.id}, err
+	}
+	// An ID no client can have is refused before it reaches a limiter key,
+	// a cache or the store: only the address pays for it.
+	if !ValidClientID(creds.id) {
+		s.byAddress.Fail(r.Context(), address)
+		return &Client{}, creds.invalidClient().WithCause(errors.New("malformed client ID"))
+	}
+	if blocked, wait := s.byClient.Blocked(creds.id); blocked {
+		s.metrics.rateLimited.WithLabelValues("client").Inc()
+		return &Client{ID: creds.id}, ErrTooManyRequests.withRetryAfter(wait)
+	}
+	client, err := s.authenticate(r.Context(), creds)
+	if err != nil {
+		if errors.Is(err, ErrInvalidClient) {
+			s.byAddress.Fail(r.Context(), address)
+			// Per-client counts only for clients that exist: unknown IDs are
+			// limited by address, so they cannot fill the limiter.
+			if !errors.Is(err, ErrClientNotFound) {
+				s.byClient.Fail(r.Context(), creds.id)
+			}
+		}
+		return &Client{ID: creds.id}, err
+	}
+	return client, nil
 }
 
 // readTokenForm reads and strictly parses the form body of a token request.
@@ -394,6 +416,73 @@ func (s *Endpoints) tenantAllows(ctx context.Context, id string) error {
 	return nil
 }
 
+// handleRevoke serves POST /oauth2/revoke (RFC 7009): a client revokes an
+// access token it was issued. The client authenticates as at the token
+// endpoint. A token that is not valid (expired, not ours, garbage) is
+// answered 200 like a revoked one (§2.2): there is nothing to revoke.
+func (s *Endpoints) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	clientID, err := s.revoke(w, r)
+	if err != nil {
+		var oe *OAuthError
+		if !errors.As(err, &oe) {
+			oe = ErrServerError.WithCause(err)
+		}
+		s.log.Info("revocation refused", "reason", oe.Code, "client_id", clientID, "remote", s.remoteAddress(r), "description", oe.Description, "err", oe.Cause)
+		oe.write(w, s.cfg.Issuer)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Endpoints) revoke(w http.ResponseWriter, r *http.Request) (clientID string, _ error) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return "", (&OAuthError{Code: "invalid_request", Status: http.StatusMethodNotAllowed}).WithDescription("the revocation endpoint accepts POST only")
+	}
+	form, err := readTokenForm(w, r)
+	if err != nil {
+		return "", err
+	}
+	token := form.Get("token")
+	if token == "" {
+		return "", ErrInvalidRequest.WithDescription("token is required")
+	}
+	client, err := s.authenticateRequest(r, form)
+	if err != nil {
+		return loggableClientID(client.ID), err
+	}
+	at, err := s.keys.VerifyAccessToken(token, s.cfg.Issuer, s.clock.Now())
+	if err != nil {
+		s.log.Debug("revocation of a token that is not valid: nothing to do", "client_id", client.ID)
+		return client.ID, nil
+	}
+	// §2.1: a client revokes only its own tokens.
+	if at.ClientID != client.ID {
+		return client.ID, ErrUnauthorizedClient.WithDescription("the token was not issued to this client")
+	}
+	ctx := WithActor(r.Context(), Actor{ID: "client:" + client.ID, Address: s.remoteAddress(r)})
+	if err := s.admin.RevokeToken(ctx, at); err != nil {
+		return client.ID, ErrServerError.WithCause(err)
+	}
+	s.log.Info("token revoked", "client_id", client.ID, "jti", at.ID)
+	return client.ID, nil
+}
+
+// InvalidateClient forgets the cached record of a client that changed.
+func (s *Endpoints) InvalidateClient(id string) {
+	if s.clients != nil {
+		s.clients.Del(id)
+	}
+}
+
+// InvalidateTenant forgets the cached record of a tenant that changed.
+func (s *Endpoints) InvalidateTenant(id string) {
+	if s.tenantCache != nil {
+		s.tenantCache.Del(id)
+	}
+}
+
 // remoteAddress is the key of the per-address failure limit.
 func (s *Endpoints) remoteAddress(r *http.Request) string {
 	return limiterKey(s.proxies.clientAddress(r))
@@ -422,17 +511,22 @@ type authorizationServerMetadata struct {
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	// RevocationEndpoint is RFC 7009's endpoint (RFC 8414 §2).
+	RevocationEndpoint                     string   `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported []string `json:"revocation_endpoint_auth_methods_supported"`
 }
 
 func (s *Endpoints) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	base := strings.TrimSuffix(s.cfg.Issuer, "/")
 	md := authorizationServerMetadata{
-		Issuer:                            s.cfg.Issuer,
-		TokenEndpoint:                     base + "/oauth2/token",
-		JWKSURI:                           base + "/.well-known/jwks.json",
-		ResponseTypesSupported:            []string{},
-		GrantTypesSupported:               []string{"client_credentials"},
-		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
+		Issuer:                                 s.cfg.Issuer,
+		TokenEndpoint:                          base + "/oauth2/token",
+		JWKSURI:                                base + "/.well-known/jwks.json",
+		ResponseTypesSupported:                 []string{},
+		GrantTypesSupported:                    []string{"client_credentials"},
+		TokenEndpointAuthMethodsSupported:      []string{"client_secret_basic", "client_secret_post"},
+		RevocationEndpoint:                     base + "/oauth2/revoke",
+		RevocationEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=3600")

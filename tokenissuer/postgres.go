@@ -119,6 +119,16 @@ var postgresMigrations = []string{
 		created_at BIGINT NOT NULL,
 		expires_at BIGINT NOT NULL
 	);`,
+	`CREATE TABLE revocations (
+		seq BIGSERIAL PRIMARY KEY,
+		kind TEXT NOT NULL,
+		subject TEXT NOT NULL,
+		before_s BIGINT NOT NULL DEFAULT 0,
+		expires_s BIGINT NOT NULL,
+		cause TEXT NOT NULL DEFAULT '',
+		at BIGINT NOT NULL
+	);
+	CREATE INDEX revocations_expires ON revocations (expires_s);`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) that serialize migrations and

@@ -162,6 +162,9 @@ func (s *Server) housekeeping(ctx context.Context) {
 			if err := s.Store.PruneAudit(ctx, time.Now().Add(-s.cfg.Audit.Retention)); err != nil {
 				s.log.Warn("pruning the audit trail failed", "err", err)
 			}
+			if err := s.Store.PruneRevocations(ctx, time.Now()); err != nil {
+				s.log.Warn("pruning expired revocations failed", "err", err)
+			}
 			if err := s.Accounts.Prune(ctx); err != nil {
 				s.log.Warn("pruning portal sessions and invitations failed", "err", err)
 			}
@@ -202,6 +205,17 @@ func (s *Server) Run(ctx context.Context) error {
 	defer stopKeys()
 	go s.Keys.Run(keysCtx, s.cfg.Keys.ReloadInterval)
 	go s.housekeeping(keysCtx)
+	go s.Endpoints.Feed.Run(keysCtx)
+	go s.Store.ListenChanges(keysCtx, func(topic, subject string) {
+		switch topic {
+		case TopicRevocation:
+			s.Endpoints.Feed.Changed()
+		case TopicClient:
+			s.Endpoints.InvalidateClient(subject)
+		case TopicTenant:
+			s.Endpoints.InvalidateTenant(subject)
+		}
+	})
 
 	admin := s.AdminHandler
 	if admin == nil {
@@ -248,5 +262,12 @@ func (s *Server) AdminAddr() net.Addr { return s.adminListener.Addr() }
 // VerifyAccessToken verifies an access token this issuer minted, for the
 // admin API.
 func (s *Server) VerifyAccessToken(token string) (AccessToken, error) {
-	return s.Keys.VerifyAccessToken(token, s.cfg.Issuer, time.Now())
+	at, err := s.Keys.VerifyAccessToken(token, s.cfg.Issuer, time.Now())
+	if err != nil {
+		return at, err
+	}
+	if e, revoked := s.Endpoints.Feed.Revoked(at); revoked {
+		return AccessToken{}, fmt.Errorf("%w: revoked (%s)", ErrInvalidAccessToken, e.Cause)
+	}
+	return at, nil
 }

@@ -15,6 +15,7 @@ import (
 // SQLiteStore is the embedded Store: one SQLite file, no server to run.
 type SQLiteStore struct {
 	db *sql.DB
+	localBus
 }
 
 var _ Store = (*SQLiteStore)(nil)
@@ -117,6 +118,16 @@ var sqliteMigrations = []string{
 		created_at INTEGER NOT NULL,
 		expires_at INTEGER NOT NULL
 	);`,
+	`CREATE TABLE revocations (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		kind TEXT NOT NULL,
+		subject TEXT NOT NULL,
+		before_s BIGINT NOT NULL DEFAULT 0,
+		expires_s BIGINT NOT NULL,
+		cause TEXT NOT NULL DEFAULT '',
+		at BIGINT NOT NULL
+	);
+	CREATE INDEX revocations_expires ON revocations (expires_s);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and applies

@@ -128,6 +128,8 @@ type Store interface {
 	KeyStore
 	FailureStore
 	AccountStore
+	RevocationStore
+	ChangeBus
 	Close() error
 }
 

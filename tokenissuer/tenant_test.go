@@ -174,15 +174,16 @@ func TestEveryChangeIsAudited(t *testing.T) {
 			t.Errorf("%s: the audit record holds a secret: %s", r.Action, all)
 		}
 	}
-	want := "tenant.create client.create client.rotate_secret client.revoke_secret client.disable client.enable client.set_scopes tenant.rename tenant.disable client.delete"
+	// Disabling and deleting revoke the tokens held, each audited too.
+	want := "tenant.create client.create client.rotate_secret client.revoke_secret client.disable revocation.client client.enable client.set_scopes tenant.rename tenant.disable revocation.tenant client.delete revocation.client"
 	if got := strings.Join(actions, " "); got != want {
 		t.Fatalf("actions:\n got %s\nwant %s", got, want)
 	}
-	scopes := records[6]
+	scopes := records[7]
 	if !strings.Contains(string(scopes.Before), `"scopes":["a"]`) || !strings.Contains(string(scopes.After), `"scopes":["a","b"]`) {
 		t.Errorf("set_scopes before/after: %s → %s", scopes.Before, scopes.After)
 	}
-	if del := records[len(records)-1]; del.After != nil || del.Before == nil {
+	if del := records[len(records)-2]; del.After != nil || del.Before == nil {
 		t.Errorf("delete keeps what was deleted, nothing after: %s → %s", del.Before, del.After)
 	}
 }

@@ -69,9 +69,12 @@ func (s *Endpoints) mint(client *Client, scopes []string, now time.Time) (token 
 
 // AccessToken is what the admin API needs of a verified access token.
 type AccessToken struct {
+	ID       string
 	ClientID string
 	TenantID string
 	Scopes   []string
+	IssuedAt time.Time
+	Expiry   time.Time
 }
 
 // HasScope reports whether the token was granted scope.
@@ -97,7 +100,7 @@ func (m *KeyManager) VerifyAccessToken(token, issuer string, now time.Time) (Acc
 	if err != nil {
 		return AccessToken{}, fmt.Errorf("%w: %v", ErrInvalidAccessToken, err)
 	}
-	var at AccessToken
+	at := AccessToken{ID: tok.JwtID(), IssuedAt: tok.IssuedAt(), Expiry: tok.Expiration()}
 	if v, ok := tok.Get("client_id"); ok {
 		at.ClientID, _ = v.(string)
 	}

@@ -240,7 +240,7 @@ func TestTenantsAndAuditFromTheCLI(t *testing.T) {
 			t.Errorf("actor %v", r["actor"])
 		}
 	}
-	if got := strings.Join(actions, " "); got != "tenant.create client.create client.set_scopes tenant.set_ceiling tenant.disable tenant.enable tenant.rename" {
+	if got := strings.Join(actions, " "); got != "tenant.create client.create client.set_scopes tenant.set_ceiling tenant.disable revocation.tenant tenant.enable tenant.rename" {
 		t.Fatalf("audited actions: %s", got)
 	}
 	if _, _, err := runIssuer(t, "audit", "--since", "yesterday", "--config", config); err == nil {

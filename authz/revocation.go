@@ -1,0 +1,204 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/portcullis/portcullis/internal/secretfile"
+	"github.com/portcullis/portcullis/revocation"
+)
+
+// RevocationConfig configures following the issuer's revocation feed.
+type RevocationConfig struct {
+	// Enabled follows the feed; authz is not ready until it holds the
+	// live set.
+	Enabled bool `yaml:"enabled"`
+	// FeedURL is the feed; empty: the issuer's URL and /oauth2/revocations.
+	FeedURL string `yaml:"feed_url"`
+	// TokenURL is where authz gets its own access token to read the feed;
+	// empty: the issuer's URL and /oauth2/token.
+	TokenURL string `yaml:"token_url"`
+	// ClientID and the secret are authz's own client at the issuer, which
+	// holds the scope portcullis.revocations:read.
+	ClientID string `yaml:"client_id"`
+	// ClientSecretFile holds the secret (one line); ClientSecret gives it
+	// inline (for the environment) and wins.
+	ClientSecretFile string `yaml:"client_secret_file"`
+	ClientSecret     string `yaml:"client_secret"`
+	// Wait is how long one long poll of the feed may be held open.
+	Wait time.Duration `yaml:"wait"`
+	// MaxStaleness is how old the live set may get while the feed cannot
+	// be reached before OnStale applies.
+	MaxStaleness time.Duration `yaml:"max_staleness"`
+	// OnStale is "serve" (keep deciding with the last live set, and say so
+	// in logs and metrics) or "not-ready" (report NOT_SERVING, so Envoy
+	// fails closed).
+	OnStale string `yaml:"on_stale"`
+	// MaxBytes bounds one feed response.
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// RevocationFollower follows the issuer's revocation feed into an immutable
+// live set that every Check reads: no per-request call to the issuer.
+type RevocationFollower struct {
+	cfg    RevocationConfig
+	client *http.Client
+	clock  Clock
+	log    *slog.Logger
+
+	set atomic.Pointer[revocation.Set]
+	// synced is when the feed last answered (Unix nanoseconds; 0: never).
+	synced atomic.Int64
+}
+
+var _ RevocationSource = (*RevocationFollower)(nil)
+
+// NewRevocationFollower returns a follower that authenticates with authz's
+// own client credentials (RFC 6749 §4.4).
+func NewRevocationFollower(cfg RevocationConfig, clock Clock, log *slog.Logger) (*RevocationFollower, error) {
+	secret := cfg.ClientSecret
+	if secret == "" && cfg.ClientSecretFile != "" {
+		raw, err := secretfile.Read(cfg.ClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("revocation.client_secret_file: %w", err)
+		}
+		secret = strings.TrimSpace(string(raw))
+	}
+	cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: secret, TokenURL: cfg.TokenURL, Scopes: []string{revocation.ReadScope}}
+	base := &http.Client{Timeout: cfg.Wait + 10*time.Second}
+	client := cc.Client(context.WithValue(context.Background(), oauth2.HTTPClient, base))
+	client.Timeout = cfg.Wait + 10*time.Second
+	f := &RevocationFollower{cfg: cfg, client: client, clock: clock, log: log}
+	return f, nil
+}
+
+// Current is the live set; empty before the first answer of the feed.
+func (f *RevocationFollower) Current() *revocation.Set {
+	if s := f.set.Load(); s != nil {
+		return s
+	}
+	return revocation.Empty()
+}
+
+// Staleness is how long since the feed last answered (0 before the first
+// answer: then authz is simply not ready).
+func (f *RevocationFollower) Staleness() time.Duration {
+	synced := f.synced.Load()
+	if synced == 0 {
+		return 0
+	}
+	return f.clock.Now().Sub(time.Unix(0, synced))
+}
+
+// Ready reports whether decisions may use the live set: it has arrived,
+// and, with on_stale: not-ready, it is no older than max_staleness.
+func (f *RevocationFollower) Ready() bool {
+	if f.synced.Load() == 0 {
+		return false
+	}
+	return f.cfg.OnStale != "not-ready" || f.Staleness() <= f.cfg.MaxStaleness
+}
+
+// Run follows the feed until ctx ends: a long poll at a time, so a change
+// arrives as soon as the issuer has it; after a failure it retries with a
+// short backoff and keeps the last live set.
+func (f *RevocationFollower) Run(ctx context.Context) {
+	backoff := time.Duration(0)
+	failing := false
+	for ctx.Err() == nil {
+		if backoff > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+		}
+		err := f.poll(ctx)
+		switch {
+		case err == nil:
+			if failing {
+				f.log.Info("revocation feed reachable again", "version", f.Current().Version())
+			}
+			failing, backoff = false, 0
+		case ctx.Err() != nil:
+			return
+		default:
+			if !failing {
+				f.log.Error("revocation feed unreachable; deciding with the last live set", "err", err, "version", f.Current().Version())
+			} else if f.Staleness() > f.cfg.MaxStaleness {
+				f.log.Error("revocation live set is stale", "staleness", f.Staleness().Round(time.Second), "max_staleness", f.cfg.MaxStaleness, "on_stale", f.cfg.OnStale, "err", err)
+			}
+			failing = true
+			backoff = min(max(2*backoff, 250*time.Millisecond), 5*time.Second)
+		}
+	}
+}
+
+// poll asks the feed for what changed after the live set's version.
+func (f *RevocationFollower) poll(ctx context.Context) error {
+	cur := f.Current()
+	since := cur.Version()
+	if f.synced.Load() == 0 {
+		since = 0 // a fresh follower asks for the whole set
+	}
+	u, err := url.Parse(f.cfg.FeedURL)
+	if err != nil {
+		return err
+	}
+	q := u.Query()
+	q.Set("since", strconv.FormatInt(since, 10))
+	q.Set("wait", strconv.Itoa(int(f.cfg.Wait/time.Second)))
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("revocation feed answered %s", resp.Status)
+	}
+	var feed revocation.Feed
+	dec := json.NewDecoder(io.LimitReader(resp.Body, f.cfg.MaxBytes+1))
+	if err := dec.Decode(&feed); err != nil {
+		return fmt.Errorf("revocation feed: %w", err)
+	}
+	if feed.Version < 0 {
+		return errors.New("revocation feed: negative version")
+	}
+	next := cur.Apply(feed, f.clock.Now())
+	f.set.Store(next)
+	f.synced.Store(f.clock.Now().UnixNano())
+	if len(feed.Entries) > 0 || feed.Full {
+		f.log.Debug("revocations updated", "version", next.Version(), "entries", next.Len(), "full", feed.Full)
+	}
+	return nil
+}
+
+// revokedBy says which revocation refused a token, for the decision log.
+func revokedBy(e revocation.Entry) error {
+	switch e.Kind {
+	case revocation.KindToken:
+		return fmt.Errorf("token revoked (%s, revocation %d at %s)", e.Cause, e.Seq, e.At.Format(time.RFC3339))
+	default:
+		return fmt.Errorf("tokens of %s %s issued before %s revoked (%s, revocation %d)", e.Kind, e.Subject,
+			time.Unix(e.Before, 0).UTC().Format(time.RFC3339), e.Cause, e.Seq)
+	}
+}

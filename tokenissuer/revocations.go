@@ -1,0 +1,101 @@
+package tokenissuer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/portcullis/portcullis/revocation"
+)
+
+// RevocationStore keeps the revocation entries the feed serves.
+type RevocationStore interface {
+	// AppendRevocation stores e and sets its Seq, above every Seq before.
+	AppendRevocation(ctx context.Context, e *revocation.Entry) error
+	// Revocations returns the entries after afterSeq not expired at now,
+	// in Seq order.
+	Revocations(ctx context.Context, afterSeq int64, now time.Time) ([]revocation.Entry, error)
+	// LatestRevocation returns the highest Seq (0: none yet).
+	LatestRevocation(ctx context.Context) (int64, error)
+	// PruneRevocations forgets entries expired at now.
+	PruneRevocations(ctx context.Context, now time.Time) error
+}
+
+// Change topics every issuer sharing a store hears about.
+const (
+	// TopicRevocation: a revocation entry was appended.
+	TopicRevocation = "revocation"
+	// TopicClient: the client named by the subject changed (secrets,
+	// status, deletion): forget its cached record.
+	TopicClient = "client"
+	// TopicTenant: the tenant named by the subject changed status.
+	TopicTenant = "tenant"
+)
+
+// ChangeBus tells every issuer process sharing the store about changes: in
+// process on SQLite, through LISTEN/NOTIFY on PostgreSQL, so replicas wake
+// their feed followers and drop cached clients at once.
+type ChangeBus interface {
+	// NotifyChange announces a change; delivery is best effort (a missed
+	// one is caught by polling or the cache TTL).
+	NotifyChange(ctx context.Context, topic, subject string) error
+	// ListenChanges calls fn for every change announced until ctx ends.
+	ListenChanges(ctx context.Context, fn func(topic, subject string)) error
+}
+
+// minRevocationLifetime is how long a watermark is kept when no token
+// lifetime cap is configured.
+const minRevocationLifetime = 24 * time.Hour
+
+// revoke appends a watermark entry for a client or tenant (every token it
+// holds now is revoked), announces it and records it in the audit trail.
+func (a *Admin) revoke(ctx context.Context, kind revocation.Kind, subject, tenantID, cause string) error {
+	now := a.clock.Now().UTC()
+	before := revocation.Watermark(now)
+	keep := a.maxTokenLifetime
+	if keep <= 0 {
+		keep = minRevocationLifetime
+	}
+	e := &revocation.Entry{Kind: kind, Subject: subject, Before: before, Expires: before + int64(keep/time.Second) + 1, Cause: cause, At: now}
+	return a.appendRevocation(ctx, e, tenantID)
+}
+
+// RevokeToken revokes one access token (RFC 7009) until it expires.
+func (a *Admin) RevokeToken(ctx context.Context, tok AccessToken) error {
+	if tok.ID == "" {
+		return invalid("the token has no jti; it cannot be revoked alone")
+	}
+	e := &revocation.Entry{Kind: revocation.KindToken, Subject: tok.ID, Expires: tok.Expiry.Unix() + 1, Cause: "oauth2.revoke", At: a.clock.Now().UTC()}
+	return a.appendRevocation(ctx, e, tok.TenantID)
+}
+
+func (a *Admin) appendRevocation(ctx context.Context, e *revocation.Entry, tenantID string) error {
+	if err := a.store.AppendRevocation(ctx, e); err != nil {
+		return fmt.Errorf("revoke %s %s: %w", e.Kind, e.Subject, err)
+	}
+	// Best effort: a missed announcement is caught by the feed's poll of
+	// the store within a second.
+	_ = a.store.NotifyChange(ctx, TopicRevocation, "")
+	view := map[string]any{"kind": e.Kind, "subject": e.Subject, "cause": e.Cause, "seq": e.Seq}
+	if e.Before > 0 {
+		view["tokens_issued_before"] = time.Unix(e.Before, 0).UTC()
+	}
+	return a.audit(ctx, "revocation."+string(e.Kind), tenantID, string(e.Kind), e.Subject, nil, view)
+}
+
+// RevokeClientTokens revokes every token the client holds now; tokens it
+// gets afterwards work.
+func (a *Admin) RevokeClientTokens(ctx context.Context, id string) error {
+	c, err := a.store.Client(ctx, id)
+	if err != nil {
+		return err
+	}
+	return a.revoke(ctx, revocation.KindClient, id, c.TenantID, "client.revoke_tokens")
+}
+
+// clientChanged tells every issuer to forget its cached copy of the client.
+func (a *Admin) clientChanged(ctx context.Context, id string) {
+	// Best effort: a missed announcement leaves the copy for at most
+	// client_cache_ttl.
+	_ = a.store.NotifyChange(ctx, TopicClient, id)
+}

@@ -1,0 +1,108 @@
+package tokenissuer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/portcullis/portcullis/revocation"
+)
+
+// revocationColumns is the SELECT list scanRevocations expects.
+const revocationColumns = `seq, kind, subject, before_s, expires_s, cause, at`
+
+func scanRevocations(rows rowsScanner) ([]revocation.Entry, error) {
+	out := []revocation.Entry{}
+	for rows.Next() {
+		var e revocation.Entry
+		var kind string
+		var at int64
+		if err := rows.Scan(&e.Seq, &kind, &e.Subject, &e.Before, &e.Expires, &e.Cause, &at); err != nil {
+			return nil, fmt.Errorf("read revocations: %w", err)
+		}
+		e.Kind, e.At = revocation.Kind(kind), fromUnixNano(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// AppendRevocation implements RevocationStore.
+func (s *SQLiteStore) AppendRevocation(ctx context.Context, e *revocation.Entry) error {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO revocations (kind, subject, before_s, expires_s, cause, at) VALUES (?, ?, ?, ?, ?, ?)`,
+		string(e.Kind), e.Subject, e.Before, e.Expires, e.Cause, unixNano(e.At))
+	if err != nil {
+		return fmt.Errorf("append revocation: %w", err)
+	}
+	e.Seq, err = res.LastInsertId()
+	return err
+}
+
+// Revocations implements RevocationStore.
+func (s *SQLiteStore) Revocations(ctx context.Context, afterSeq int64, now time.Time) ([]revocation.Entry, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+revocationColumns+` FROM revocations WHERE seq > ? AND expires_s > ? ORDER BY seq`, afterSeq, now.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("read revocations: %w", err)
+	}
+	defer rows.Close()
+	return scanRevocations(rows)
+}
+
+// LatestRevocation implements RevocationStore. AUTOINCREMENT never reuses
+// a Seq, even after the newest entries are pruned.
+func (s *SQLiteStore) LatestRevocation(ctx context.Context) (int64, error) {
+	var seq int64
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'revocations'), 0)`).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("read revocation version: %w", err)
+	}
+	return seq, nil
+}
+
+// PruneRevocations implements RevocationStore.
+func (s *SQLiteStore) PruneRevocations(ctx context.Context, now time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM revocations WHERE expires_s <= ?`, now.Unix()); err != nil {
+		return fmt.Errorf("prune revocations: %w", err)
+	}
+	return nil
+}
+
+// localBus delivers changes to the listeners of one process: an SQLite
+// store is not shared by running replicas (the CLI's changes are found by
+// polling).
+type localBus struct {
+	mu        sync.Mutex
+	listeners map[int]func(topic, subject string)
+	next      int
+}
+
+// NotifyChange implements ChangeBus.
+func (b *localBus) NotifyChange(_ context.Context, topic, subject string) error {
+	b.mu.Lock()
+	fns := make([]func(string, string), 0, len(b.listeners))
+	for _, fn := range b.listeners {
+		fns = append(fns, fn)
+	}
+	b.mu.Unlock()
+	for _, fn := range fns {
+		fn(topic, subject)
+	}
+	return nil
+}
+
+// ListenChanges implements ChangeBus.
+func (b *localBus) ListenChanges(ctx context.Context, fn func(topic, subject string)) error {
+	b.mu.Lock()
+	if b.listeners == nil {
+		b.listeners = map[int]func(string, string){}
+	}
+	id := b.next
+	b.next++
+	b.listeners[id] = fn
+	b.mu.Unlock()
+	<-ctx.Done()
+	b.mu.Lock()
+	delete(b.listeners, id)
+	b.mu.Unlock()
+	return nil
+}
