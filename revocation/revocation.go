@@ -165,9 +165,10 @@ func (s *Set) dropExpired(now time.Time) {
 	}
 }
 
-// Watermark is the Before of a client or tenant entry made at t: the next
-// whole second, since a token's iat has whole seconds. Every token issued
-// up to t is covered; so are those issued in the rest of that second.
+// Watermark is the Before of a client or tenant entry made at t: the
+// second after t's, since a token's iat has whole seconds. Every token
+// issued up to t is covered; so are those issued in the rest of that
+// second (a client re-enabled at once gets working tokens a second later).
 func Watermark(t time.Time) int64 {
-	return t.Add(time.Second - 1).Unix()
+	return t.Unix() + 1
 }

@@ -72,13 +72,14 @@ func TestWatermarkCoversTheWholeSecond(t *testing.T) {
 	if w != 101 {
 		t.Fatalf("watermark %d", w)
 	}
-	// A token issued at 100.3 s has iat 100: covered.
-	if !(int64(100) < w) {
+	// A token issued at 100.3 s has iat 100: covered; so is one issued at
+	// exactly the watermark's moment.
+	if !(int64(100) < w) || Watermark(time.Unix(100, 0)) != 101 {
 		t.Fatal("a token of the same second is not covered")
 	}
 }
 
-func BenchmarkRevokedOnAHit(b *testing.B) {
+func BenchmarkRevokedForAValidToken(b *testing.B) {
 	now := time.Now()
 	var entries []Entry
 	for i := range 1000 {

@@ -101,6 +101,9 @@ func startIssuerOn(t testing.TB, cfg Config, clock Clock, store Store) *testIssu
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
+	followCtx, stopFollowing := context.WithCancel(context.Background())
+	t.Cleanup(stopFollowing)
+	go FollowChanges(followCtx, store, srv)
 	ti.server = srv
 	handler = srv.Handler()
 	return ti

@@ -33,6 +33,8 @@ type RevocationFeed struct {
 	changed chan struct{} // closed, and replaced, on every change
 
 	set atomic.Pointer[revocation.Set]
+	// waiting counts the long polls being held.
+	waiting atomic.Int32
 }
 
 // NewRevocationFeed returns the feed of store; callers authenticate with
@@ -41,6 +43,22 @@ func NewRevocationFeed(store RevocationStore, keys *KeyManager, issuer string, c
 	f := &RevocationFeed{store: store, keys: keys, issuer: issuer, clock: clock, log: log, changed: make(chan struct{})}
 	f.set.Store(revocation.Empty())
 	return f
+}
+
+// FollowChanges wakes the feed's long polls, and makes endpoints forget
+// cached clients and tenants, as the store announces changes made by any
+// process sharing it; it returns when ctx ends.
+func FollowChanges(ctx context.Context, bus ChangeBus, e *Endpoints) {
+	_ = bus.ListenChanges(ctx, func(topic, subject string) {
+		switch topic {
+		case TopicRevocation:
+			e.Feed.Changed()
+		case TopicClient:
+			e.InvalidateClient(subject)
+		case TopicTenant:
+			e.InvalidateTenant(subject)
+		}
+	})
 }
 
 // Changed wakes every waiting long poll and refreshes the live set.
@@ -170,12 +188,16 @@ func (f *RevocationFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeFeed(w, feed)
 			return
 		}
+		f.waiting.Add(1)
 		select {
 		case <-ch:
+			f.waiting.Add(-1)
 		case <-deadline.C:
+			f.waiting.Add(-1)
 			writeFeed(w, revocation.Feed{Version: since, Entries: []revocation.Entry{}})
 			return
 		case <-r.Context().Done():
+			f.waiting.Add(-1)
 			return
 		}
 	}
@@ -200,6 +222,11 @@ func (f *RevocationFeed) authorize(r *http.Request) (int, string) {
 	at, err := f.keys.VerifyAccessToken(token, f.issuer, f.clock.Now())
 	if err != nil {
 		return http.StatusUnauthorized, `Bearer realm="portcullis revocations", error="invalid_token"`
+	}
+	// The follower's own token may be what was just revoked: look at the
+	// store first (one query per long poll).
+	if err := f.refresh(r.Context()); err != nil {
+		f.log.Warn("reading revocations failed", "err", err)
 	}
 	if _, revoked := f.Revoked(at); revoked {
 		return http.StatusUnauthorized, `Bearer realm="portcullis revocations", error="invalid_token", error_description="revoked"`

@@ -206,16 +206,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go s.Keys.Run(keysCtx, s.cfg.Keys.ReloadInterval)
 	go s.housekeeping(keysCtx)
 	go s.Endpoints.Feed.Run(keysCtx)
-	go s.Store.ListenChanges(keysCtx, func(topic, subject string) {
-		switch topic {
-		case TopicRevocation:
-			s.Endpoints.Feed.Changed()
-		case TopicClient:
-			s.Endpoints.InvalidateClient(subject)
-		case TopicTenant:
-			s.Endpoints.InvalidateTenant(subject)
-		}
-	})
+	go FollowChanges(keysCtx, s.Store, s.Endpoints)
 
 	admin := s.AdminHandler
 	if admin == nil {

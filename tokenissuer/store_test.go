@@ -27,6 +27,7 @@ func TestStoreConformance(t *testing.T) {
 			t.Run("accounts", func(t *testing.T) { testStoreAccounts(t, open(t)) })
 			t.Run("sessions", func(t *testing.T) { testStoreSessions(t, open(t)) })
 			t.Run("invitations", func(t *testing.T) { testStoreInvites(t, open(t)) })
+			t.Run("revocations", func(t *testing.T) { testStoreRevocations(t, open(t)) })
 		})
 	}
 }
