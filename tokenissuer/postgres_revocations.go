@@ -43,11 +43,13 @@ func (s *PostgresStore) Revocations(ctx context.Context, afterSeq int64, now tim
 	return scanRevocations(rows)
 }
 
-// LatestRevocation implements RevocationStore: the sequence's last value,
-// which pruning does not move back.
+// LatestRevocation implements RevocationStore: the highest committed Seq.
+// (Not the sequence's last value: nextval is visible before its row is
+// committed, and a follower told that version would skip the row.)
+// Pruning keeps the newest row, so the version never moves back.
 func (s *PostgresStore) LatestRevocation(ctx context.Context) (int64, error) {
 	var seq int64
-	err := s.pool.QueryRow(ctx, `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM revocations_seq_seq`).Scan(&seq)
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM revocations`).Scan(&seq)
 	if err != nil {
 		return 0, fmt.Errorf("read revocation version: %w", err)
 	}
@@ -56,7 +58,7 @@ func (s *PostgresStore) LatestRevocation(ctx context.Context) (int64, error) {
 
 // PruneRevocations implements RevocationStore.
 func (s *PostgresStore) PruneRevocations(ctx context.Context, now time.Time) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM revocations WHERE expires_s <= $1`, now.Unix()); err != nil {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM revocations WHERE expires_s <= $1 AND seq < (SELECT MAX(seq) FROM revocations)`, now.Unix()); err != nil {
 		return fmt.Errorf("prune revocations: %w", err)
 	}
 	return nil
