@@ -348,10 +348,12 @@ type reply struct {
 	status   int
 	grpcCode codes.Code
 	reason   string
-	body     string
-	headers  map[string]string // set on the upstream request, or on the denial
-	removed  []string
-	setCount map[string]int
+	// revocation names the revocation that refused the token.
+	revocation string
+	body       string
+	headers    map[string]string // set on the upstream request, or on the denial
+	removed    []string
+	setCount   map[string]int
 }
 
 func (ta *testAuthz) check(t *testing.T, method, path string, raw bool, headers ...[2]string) reply {
@@ -364,6 +366,7 @@ func (ta *testAuthz) check(t *testing.T, method, path string, raw bool, headers 
 	r := reply{grpcCode: codes.Code(resp.GetStatus().GetCode()), headers: map[string]string{}, setCount: map[string]int{}}
 	if md := resp.GetDynamicMetadata().GetFields(); md != nil {
 		r.reason = md["reason"].GetStringValue()
+		r.revocation = md["revocation"].GetStringValue()
 	}
 	if ok := resp.GetOkResponse(); ok != nil {
 		r.allowed, r.status = true, 200

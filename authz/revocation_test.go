@@ -118,6 +118,9 @@ func TestRevocationReachesEveryAuthzInSeconds(t *testing.T) {
 	if r.status != http.StatusUnauthorized || !strings.Contains(r.headers["www-authenticate"], `error="invalid_token"`) || !strings.Contains(string(r.body), "token-revoked") {
 		t.Fatalf("revoked token: %d %v %s", r.status, r.headers, r.body)
 	}
+	if !strings.Contains(r.revocation, "oauth2.revoke") || strings.Contains(r.revocation, leaked) {
+		t.Fatalf("the denial does not name the revocation (or shows the token): %q", r.revocation)
+	}
 	if r := azs[1].check(t, "GET", "/v1/accounts/42", false, bearer(other)); !r.allowed {
 		t.Fatalf("revoking one token refused another: %s", r.reason)
 	}
@@ -131,6 +134,9 @@ func TestRevocationReachesEveryAuthzInSeconds(t *testing.T) {
 	}
 	took = untilAllDeny(t, start, other, azs...)
 	t.Logf("a disabled client's cached token was refused by the 3 authz after %v", took)
+	if r := azs[2].check(t, "GET", "/v1/accounts/42", false, bearer(other)); !strings.Contains(r.revocation, "client acme-app issued before") || !strings.Contains(r.revocation, "client.disable") {
+		t.Fatalf("the denial does not name the client's revocation: %q", r.revocation)
+	}
 	if got := tokenStatus(t, iss); got == http.StatusOK {
 		t.Fatal("a disabled client got a token")
 	}

@@ -228,6 +228,10 @@ func (s *Service) metadata(dec *Decision) *structpb.Struct {
 	if dec.UserID != "" {
 		fields["user_id"] = structpb.NewStringValue(dec.UserID)
 	}
+	if dec.Reason == ReasonTokenRevoked && dec.Cause != nil {
+		// Which revocation refused it: for access logs and `authz check`.
+		fields["revocation"] = structpb.NewStringValue(dec.Cause.Error())
+	}
 	return &structpb.Struct{Fields: fields}
 }
 

@@ -218,13 +218,27 @@ rotate-secret, and stored only as a keyed hash.`,
 	f.DurationVar(&nc.TokenLifetime, "token-lifetime", 0, "token lifetime for this client, at most tokens.max_lifetime (default: tokens.lifetime)")
 
 	var secretID string
+	var withTokens bool
 	revoke := clientCommand(st, "revoke-secret CLIENT_ID", "Revoke a secret (the oldest, or --secret-id)",
-		"  issuer clients revoke-secret acme-app --config FILE\n  issuer clients revoke-secret acme-app --secret-id Xy12 --config FILE",
+		"  issuer clients revoke-secret acme-app --config FILE\n  issuer clients revoke-secret acme-app --secret-id Xy12 --revoke-tokens --config FILE   # a leaked secret",
 		cli.ExactArgs(1, "CLIENT_ID"), func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, args []string) (any, error) {
 			cl, err := admin.RevokeSecret(c.Context(), args[0], secretID)
+			if err == nil && withTokens {
+				err = admin.RevokeClientTokens(c.Context(), args[0])
+			}
 			return viewOrErr(args[0], cl, err)
 		})
 	revoke.Flags().StringVar(&secretID, "secret-id", "", "secret to revoke (default: the oldest)")
+	revoke.Flags().BoolVar(&withTokens, "revoke-tokens", false, "also revoke every token the client holds (a leaked secret)")
+	revokeTokens := clientCommand(st, "revoke-tokens CLIENT_ID", "Revoke every token the client holds now; new ones work",
+		"  issuer clients revoke-tokens acme-app --config FILE", cli.ExactArgs(1, "CLIENT_ID"),
+		func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, args []string) (any, error) {
+			if err := admin.RevokeClientTokens(c.Context(), args[0]); err != nil {
+				return nil, fmt.Errorf("client %q: %w", args[0], err)
+			}
+			fmt.Fprintln(c.ErrOrStderr(), "every authz following the revocation feed refuses the client's current tokens within seconds")
+			return map[string]string{"revoked_tokens_of": args[0]}, nil
+		})
 
 	setStatus := func(status tokenissuer.ClientStatus) func(*cobra.Command, *tokenissuer.Admin, tokenissuer.Store, []string) (any, error) {
 		return func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, args []string) (any, error) {
@@ -232,7 +246,7 @@ rotate-secret, and stored only as a keyed hash.`,
 			return viewOrErr(args[0], cl, err)
 		}
 	}
-	c.AddCommand(create, revoke,
+	c.AddCommand(create, revoke, revokeTokens,
 		clientCommand(st, "list", "List every client", "  issuer clients list --config FILE", cli.NoArgs,
 			func(c *cobra.Command, _ *tokenissuer.Admin, store tokenissuer.Store, _ []string) (any, error) {
 				all, err := store.Clients(c.Context())

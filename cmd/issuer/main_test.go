@@ -304,3 +304,26 @@ func TestAccountsFromTheCLI(t *testing.T) {
 		t.Fatalf("audit of account changes: %v\n%s", err, audit)
 	}
 }
+
+func TestRevokingTokensFromTheCLI(t *testing.T) {
+	_, config := writeConfig(t, "")
+	if _, err := issuerCmd(t, config, "clients", "create", "--id", "acme-app", "--scopes", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := issuerCmd(t, config, "clients", "rotate-secret", "acme-app"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := issuerCmd(t, config, "clients", "revoke-secret", "acme-app", "--revoke-tokens"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := issuerCmd(t, config, "clients", "revoke-tokens", "acme-app"); err != nil || out["revoked_tokens_of"] != "acme-app" {
+		t.Fatalf("revoke-tokens: %v %v", err, out)
+	}
+	if _, err := issuerCmd(t, config, "clients", "revoke-tokens", "nobody"); err == nil {
+		t.Fatal("revoked the tokens of a client that does not exist")
+	}
+	audit, _, err := runIssuer(t, "audit", "--config", config)
+	if err != nil || strings.Count(audit, `"revocation.client"`) != 2 {
+		t.Fatalf("audit: %v\n%s", err, audit)
+	}
+}

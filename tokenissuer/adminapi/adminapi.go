@@ -98,6 +98,7 @@ func (a *API) Handler() http.Handler {
 		"DELETE /admin/v1/clients/{id}":             a.deleteClient,
 		"POST /admin/v1/clients/{id}/rotate-secret": a.idempotent(a.rotateSecret, a.replayClient),
 		"POST /admin/v1/clients/{id}/revoke-secret": a.revokeSecret,
+		"POST /admin/v1/clients/{id}/revoke-tokens": a.revokeTokens,
 		"POST /admin/v1/clients/{id}/disable":       a.setStatus(tokenissuer.ClientDisabled),
 		"POST /admin/v1/clients/{id}/enable":        a.setStatus(tokenissuer.ClientActive),
 		"PUT /admin/v1/clients/{id}/scopes":         a.setScopes,
@@ -371,6 +372,9 @@ func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request, c caller) err
 func (a *API) revokeSecret(w http.ResponseWriter, r *http.Request, c caller) error {
 	var req struct {
 		SecretID string `json:"secret_id"`
+		// RevokeTokens also revokes every token the client holds: for a
+		// secret that leaked.
+		RevokeTokens bool `json:"revoke_tokens"`
 	}
 	if r.ContentLength != 0 {
 		if err := decode(r, &req); err != nil {
@@ -384,7 +388,25 @@ func (a *API) revokeSecret(w http.ResponseWriter, r *http.Request, c caller) err
 	if err != nil {
 		return err
 	}
+	if req.RevokeTokens {
+		if err := a.admin.RevokeClientTokens(r.Context(), cl.ID); err != nil {
+			return err
+		}
+	}
 	return writeClient(w, http.StatusOK, viewOf(cl), cl)
+}
+
+// revokeTokens revokes every token the client holds now; authz refuses
+// them within seconds. Tokens it gets afterwards work.
+func (a *API) revokeTokens(w http.ResponseWriter, r *http.Request, c caller) error {
+	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
+		return err
+	}
+	if err := a.admin.RevokeClientTokens(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func (a *API) setStatus(status tokenissuer.ClientStatus) handler {

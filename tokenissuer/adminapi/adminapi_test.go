@@ -163,7 +163,7 @@ func testTenantAutomation(t *testing.T, e *env) {
 	for _, c := range []struct{ method, path string }{
 		{"GET", "/admin/v1/clients/globex-app"}, {"DELETE", "/admin/v1/clients/globex-app"},
 		{"POST", "/admin/v1/clients/globex-app/rotate-secret"}, {"POST", "/admin/v1/clients/globex-app/disable"},
-		{"GET", "/admin/v1/clients/no-such-client"},
+		{"POST", "/admin/v1/clients/globex-app/revoke-tokens"}, {"GET", "/admin/v1/clients/no-such-client"},
 	} {
 		if r := e.call(c.method, c.path, bot, ""); r.status != 404 || r.problemType(t) != "not-found" {
 			t.Errorf("%s %s: %d %s", c.method, c.path, r.status, r.raw)
@@ -245,6 +245,31 @@ func testTenantAutomation(t *testing.T, e *env) {
 	}
 	if got := strings.Join(actions, " "); got != "client.create client.rotate_secret client.revoke_secret client.disable client.enable" {
 		t.Fatalf("audited: %s", got)
+	}
+
+	// A leaked secret: revoke it and every token the client holds.
+	again := e.call("POST", "/admin/v1/clients/acme-billing/rotate-secret", bot, "")
+	if again.status != 200 {
+		t.Fatalf("rotate again: %d %s", again.status, again.raw)
+	}
+	if r := e.call("POST", "/admin/v1/clients/acme-billing/revoke-secret", bot, `{"revoke_tokens":true}`); r.status != 200 {
+		t.Fatalf("revoke with tokens: %d %s", r.status, r.raw)
+	}
+	if r := e.call("POST", "/admin/v1/clients/acme-billing/revoke-tokens", bot, ""); r.status != http.StatusNoContent {
+		t.Fatalf("revoke tokens: %d %s", r.status, r.raw)
+	}
+	records, err := e.operate.Audit(context.Background(), tokenissuer.AuditQuery{TargetID: "acme-billing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revocations := 0
+	for _, rec := range records {
+		if rec.Action == "revocation.client" {
+			revocations++
+		}
+	}
+	if revocations != 3 { // the disable above, revoke_tokens, revoke-tokens
+		t.Fatalf("%d client revocations audited, want 3", revocations)
 	}
 
 	if r := e.call("PATCH", "/admin/v1/clients/acme-billing", bot, `{"name":"Billing (EU)"}`); r.status != 200 || r.body["name"] != "Billing (EU)" {

@@ -266,6 +266,13 @@ func TestPortalWalkThrough(t *testing.T) {
 		t.Fatalf("the new secret after revoking the old: %d", got)
 	}
 
+	// Revoke every token the client holds: recorded as a revocation.
+	b.do("revoke all tokens", chromedp.Click(chromedp.ID("revoke-tokens")), chromedp.WaitVisible(chromedp.CSS(`p.notice`)))
+	b.expectText("Every token the client held is revoked")
+	if records, _ := e.admin.Audit(context.Background(), tokenissuer.AuditQuery{TargetID: clientID}); !strings.Contains(fmt.Sprint(records), "revocation.client") {
+		t.Fatal("no revocation in the audit trail")
+	}
+
 	// A form posted without its CSRF token is refused, and changes nothing.
 	run(b, "strip the CSRF token", chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action$="/disable"] input[name=csrf]').remove()`))
 	b.do("post without CSRF token", chromedp.Click(chromedp.ID("disable")), chromedp.WaitVisible(chromedp.ID("message")))
@@ -365,10 +372,10 @@ func TestPortalWalkThrough(t *testing.T) {
 		t.Error("a viewer is offered New client")
 	}
 	v.do("viewer on a client page", chromedp.Navigate(e.portal+"clients/"+kept.ID), chromedp.WaitVisible(chromedp.ID("client-id")))
-	if n := run(v, "write buttons", chromedp.Evaluate[int](`document.querySelectorAll("main form, #rotate, #disable, #delete").length`)); n != 0 {
+	if n := run(v, "write buttons", chromedp.Evaluate[int](`document.querySelectorAll("main form, #rotate, #disable, #delete, #revoke-tokens").length`)); n != 0 {
 		t.Errorf("a viewer's client page has %d forms or write buttons", n)
 	}
-	for _, action := range []string{"disable", "rotate-secret", "delete"} {
+	for _, action := range []string{"disable", "rotate-secret", "delete", "revoke-tokens"} {
 		v.do("back to the client page", chromedp.Navigate(e.portal+"clients/"+kept.ID), chromedp.WaitVisible(chromedp.ID("client-id")))
 		csrf := v.csrf()
 		if got := v.post("/portal/clients/"+kept.ID+"/"+action, map[string]string{"csrf": csrf}); got != http.StatusForbidden {

@@ -210,6 +210,16 @@ func (p *Portal) revokeSecret(w http.ResponseWriter, r *http.Request, v *visitor
 	})
 }
 
+func (p *Portal) revokeTokens(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	return p.clientAction(w, r, v, func(c *tokenissuer.Client) error {
+		if err := p.admin.RevokeClientTokens(r.Context(), c.ID); err != nil {
+			return err
+		}
+		http.Redirect(w, r, clientPath(c.ID)+"?notice=tokens-revoked", http.StatusSeeOther)
+		return nil
+	})
+}
+
 func (p *Portal) setClientStatus(status tokenissuer.ClientStatus) signedIn {
 	return func(w http.ResponseWriter, r *http.Request, v *visitor) error {
 		return p.clientAction(w, r, v, func(c *tokenissuer.Client) error {

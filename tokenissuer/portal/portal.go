@@ -99,6 +99,7 @@ func (p *Portal) Handler() http.Handler {
 		"GET /portal/clients/{id}/secret":            p.secretOnce,
 		"POST /portal/clients/{id}/rotate-secret":    p.rotateSecret,
 		"POST /portal/clients/{id}/revoke-secret":    p.revokeSecret,
+		"POST /portal/clients/{id}/revoke-tokens":    p.revokeTokens,
 		"POST /portal/clients/{id}/disable":          p.setClientStatus(tokenissuer.ClientDisabled),
 		"POST /portal/clients/{id}/enable":           p.setClientStatus(tokenissuer.ClientActive),
 		"GET /portal/clients/{id}/delete":            p.deleteClientPage,

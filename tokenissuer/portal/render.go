@@ -94,10 +94,11 @@ type view struct {
 // notices are the confirmations a redirect may ask for (?notice=...): fixed
 // texts, so a link cannot put words in the portal's mouth.
 var notices = map[string]string{
-	"client-disabled":  "The client is disabled: the token endpoint refuses it. Tokens it already holds stay valid until they expire.",
+	"client-disabled":  "The client is disabled: the token endpoint refuses it, and the API refuses the tokens it held within seconds.",
 	"client-enabled":   "The client is enabled again.",
 	"client-deleted":   "The client is deleted.",
 	"secret-revoked":   "The secret is revoked: it no longer gets tokens.",
+	"tokens-revoked":   "Every token the client held is revoked: the API refuses them within seconds. New tokens work.",
 	"tenant-created":   "The tenant is created.",
 	"tenant-updated":   "The tenant is updated.",
 	"key-rotated":      "A new signing key is published; it starts signing once verifiers have had time to fetch it.",
