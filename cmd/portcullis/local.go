@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis/portcullis/authz"
 	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/internal/secretfile"
+	"github.com/portcullis/portcullis/revocation"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/adminapi"
 	"github.com/portcullis/portcullis/tokenissuer/portal"
@@ -77,7 +78,14 @@ func local(ctx context.Context, stateDir string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	follower, err := ensureClient(ctx, issuer, filepath.Join(stateDir, "authz-client.json"), tokenissuer.NewClient{
+		ID: "authz-local", Name: "authz (revocation feed)", Scopes: []string{revocation.ReadScope}})
+	if err != nil {
+		return err
+	}
 	acfg := authz.DefaultConfig()
+	acfg.Revocation.Enabled = true
+	acfg.Revocation.ClientID, acfg.Revocation.ClientSecret = follower.ClientID, follower.ClientSecret
 	az, err := authz.NewServer(acfg, authz.SystemClock{}, log)
 	if err != nil {
 		return fmt.Errorf("authz: %w", err)
@@ -107,28 +115,36 @@ func local(ctx context.Context, stateDir string, stdout, stderr io.Writer) error
 }
 
 func ensureDemoClient(ctx context.Context, issuer *tokenissuer.Server, path string) (demoClient, error) {
-	var demo demoClient
-	if raw, err := secretfile.Read(path); err == nil && json.Unmarshal(raw, &demo) == nil {
-		if _, err := issuer.Store.Client(ctx, demo.ClientID); err == nil {
-			return demo, nil
+	admin := issuer.Admin()
+	actx := tokenissuer.WithActor(ctx, tokenissuer.CLIActor())
+	if _, err := admin.CreateTenant(actx, tokenissuer.NewTenant{ID: "acme", Name: "Acme (demo)", ScopeCeiling: demoScopes}); err != nil && !errors.Is(err, tokenissuer.ErrTenantExists) {
+		return demoClient{}, fmt.Errorf("create demo tenant: %w", err)
+	}
+	return ensureClient(ctx, issuer, path, tokenissuer.NewClient{ID: "demo-client", Name: "Demo client", TenantID: "acme", Scopes: demoScopes})
+}
+
+// ensureClient creates the client nc, unless the one whose ID and secret
+// path keeps (owner-only) still exists.
+func ensureClient(ctx context.Context, issuer *tokenissuer.Server, path string, nc tokenissuer.NewClient) (demoClient, error) {
+	var kept demoClient
+	if raw, err := secretfile.Read(path); err == nil && json.Unmarshal(raw, &kept) == nil {
+		if _, err := issuer.Store.Client(ctx, kept.ClientID); err == nil {
+			return kept, nil
 		}
 	}
 	admin := issuer.Admin()
 	ctx = tokenissuer.WithActor(ctx, tokenissuer.CLIActor())
-	_ = issuer.Store.DeleteClient(ctx, "demo-client")
-	if _, err := admin.CreateTenant(ctx, tokenissuer.NewTenant{ID: "acme", Name: "Acme (demo)", ScopeCeiling: demoScopes}); err != nil && !errors.Is(err, tokenissuer.ErrTenantExists) {
-		return demo, fmt.Errorf("create demo tenant: %w", err)
+	// Its secret is lost with the state file: start again.
+	if err := admin.DeleteClient(ctx, nc.ID); err != nil && !errors.Is(err, tokenissuer.ErrClientNotFound) {
+		return kept, err
 	}
-	c, secret, err := admin.CreateClient(ctx, tokenissuer.NewClient{ID: "demo-client", Name: "Demo client", TenantID: "acme", Scopes: demoScopes})
-	if err != nil && !errors.Is(err, tokenissuer.ErrClientExists) {
-		return demo, fmt.Errorf("create demo client: %w", err)
+	c, secret, err := admin.CreateClient(ctx, nc)
+	if err != nil {
+		return kept, fmt.Errorf("create client %s: %w", nc.ID, err)
 	}
-	demo = demoClient{ClientID: c.ID, ClientSecret: secret}
-	raw, _ := json.MarshalIndent(demo, "", "  ")
-	if err := secretfile.Write(path, raw); err != nil {
-		return demo, err
-	}
-	return demo, nil
+	kept = demoClient{ClientID: c.ID, ClientSecret: secret}
+	raw, _ := json.MarshalIndent(kept, "", "  ")
+	return kept, secretfile.Write(path, raw)
 }
 
 // demoAccount is a portal sign-in of the local demo.
@@ -192,8 +208,12 @@ Ask authz as Envoy would (in another terminal):
   go run ./cmd/authz check --token "$TOKEN" --on-behalf-of "user 43" GET /v1/accounts/1  # 200: a blocked user may read
   go run ./cmd/authz check --token "$TOKEN" --on-behalf-of "user 43" POST /v1/accounts   # 409 user-blocked
 
+Revoke the token (RFC 7009); authz refuses it within a second (401 token-revoked):
+  curl -s -u %s:%s -d token="$TOKEN" %s/oauth2/revoke
+  go run ./cmd/authz check --token "$TOKEN" GET /v1/accounts/42
+
 Explain a route:  go run ./cmd/authz policy explain examples/policy GET /v1/accounts/42
-`, icfg.Issuer, acfg.Listen, acfg.AdminListen, acfg.Policy, acfg.Users.File, demo.ClientID, demo.ClientSecret, icfg.Issuer)
+`, icfg.Issuer, acfg.Listen, acfg.AdminListen, acfg.Policy, acfg.Users.File, demo.ClientID, demo.ClientSecret, icfg.Issuer, demo.ClientID, demo.ClientSecret, icfg.Issuer)
 	fmt.Fprintf(w, "\nThe Enterprise Portal: %s\n", icfg.PortalURL())
 	for _, p := range people {
 		fmt.Fprintf(w, "  sign in as %-20s password %s   (%s%s)\n", p.Email, p.Password, p.Role, map[bool]string{true: " of " + p.TenantID}[p.TenantID != ""])
