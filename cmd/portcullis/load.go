@@ -45,6 +45,7 @@ shared machine: report ratios, not absolute figures.`,
 	f.IntVar(&o.CacheMaxTokens, "cache-max-tokens", 100_000, "authz token.cache_max_tokens")
 	f.BoolVar(&o.Baseline, "baseline", true, "also measure the always-OK baseline")
 	f.DurationVar(&o.SampleEvery, "sample", 0, "soak: sample authz's memory and goroutines this often (e.g. 10s)")
+	f.IntVar(&o.Revocations, "revocations", 0, "also measure authz following a revocation feed with this many entries (e.g. 10000)")
 	return c
 }
 

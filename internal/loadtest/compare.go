@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portcullis/portcullis/revocation"
+
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -32,6 +34,10 @@ type CompareOptions struct {
 	Baseline bool
 	// SampleEvery, when positive, samples authz's memory and goroutines (a soak).
 	SampleEvery time.Duration
+	// Revocations, when positive, also measures an authz that follows a
+	// revocation feed holding this many entries (none of which refuses the
+	// workload's tokens), in the same run.
+	Revocations int
 	// Self runs a server in its own process: Self(BaselineServer, "--listen",
 	// addr) and Self(AuthzServer) with authz's configuration in the
 	// environment. The caller's binary provides both hidden commands.
@@ -87,15 +93,41 @@ func Compare(ctx context.Context, o CompareOptions, stdout, stderr io.Writer) er
 		stopProcess(proc)
 	}
 
-	grpcAddr, err := freePort()
+	res, err := measureAuthz(ctx, "authz", o, iss, w, opts, nil, stderr)
 	if err != nil {
 		return err
+	}
+	results = append(results, res)
+	if o.Revocations > 0 {
+		iss.Revoke(o.Revocations)
+		res, err := measureAuthz(ctx, fmt.Sprintf("authz+%d revocations", o.Revocations), o, iss, w, opts, []string{
+			"PORTCULLIS_AUTHZ_REVOCATION_ENABLED=true", "PORTCULLIS_AUTHZ_REVOCATION_FEED_URL=" + iss.JWKSURL + revocation.FeedPath,
+			"PORTCULLIS_AUTHZ_REVOCATION_TOKEN_URL=" + iss.JWKSURL + "/oauth2/token",
+			"PORTCULLIS_AUTHZ_REVOCATION_CLIENT_ID=load", "PORTCULLIS_AUTHZ_REVOCATION_CLIENT_SECRET=load",
+			"PORTCULLIS_AUTHZ_REVOCATION_WAIT=5s",
+		}, stderr)
+		if err != nil {
+			return err
+		}
+		results = append(results, res)
+	}
+	fmt.Fprintf(stdout, "mix %s, %d distinct tokens, %d users, concurrency %d, %s per server\n\n", o.Mix, o.Tokens, o.Users, o.Concurrency, o.Duration)
+	Report(stdout, results...)
+	return nil
+}
+
+// measureAuthz runs authz in its own process, configured for the workload
+// (and by extra settings), and measures it.
+func measureAuthz(ctx context.Context, name string, o CompareOptions, iss *Issuer, w *Workload, opts Options, extra []string, stderr io.Writer) (Result, error) {
+	grpcAddr, err := freePort()
+	if err != nil {
+		return Result{}, err
 	}
 	adminAddr, err := freePort()
 	if err != nil {
-		return err
+		return Result{}, err
 	}
-	proc, err := start(o.Self(AuthzServer), []string{
+	proc, err := start(o.Self(AuthzServer), append([]string{
 		"PORTCULLIS_AUTHZ_LISTEN=" + grpcAddr, "PORTCULLIS_AUTHZ_ADMIN_LISTEN=" + adminAddr,
 		"PORTCULLIS_AUTHZ_POLICY=" + o.Policy, "PORTCULLIS_AUTHZ_LOG_LEVEL=warn",
 		"PORTCULLIS_AUTHZ_TOKEN_ISSUER=" + iss.URL, "PORTCULLIS_AUTHZ_TOKEN_AUDIENCE=" + Audience,
@@ -103,26 +135,19 @@ func Compare(ctx context.Context, o CompareOptions, stdout, stderr io.Writer) er
 		"PORTCULLIS_AUTHZ_TOKEN_CACHE_MAX_TOKENS=" + strconv.Itoa(o.CacheMaxTokens),
 		"PORTCULLIS_AUTHZ_USERS_SOURCE=file", "PORTCULLIS_AUTHZ_USERS_FILE=" + w.UsersFile,
 		"PORTCULLIS_AUTHZ_USERS_CACHE_MAX_USERS=" + strconv.Itoa(max(o.Users, 1000)),
-	}, stderr)
+	}, extra...), stderr)
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	defer stopProcess(proc)
 	if err := waitReady("http://" + adminAddr + "/readyz"); err != nil {
-		return fmt.Errorf("authz: %w", err)
+		return Result{}, fmt.Errorf("%s: %w", name, err)
 	}
 	if o.SampleEvery > 0 {
 		opts.SampleEvery, opts.Samples = o.SampleEvery, stderr
 		opts.Gauge = func(name string) (float64, error) { return scrapeGauge("http://"+adminAddr+"/metrics", name) }
 	}
-	res, err := runAgainst(ctx, "authz", grpcAddr, proc.Process.Pid, w, opts, stderr)
-	if err != nil {
-		return err
-	}
-	results = append(results, res)
-	fmt.Fprintf(stdout, "mix %s, %d distinct tokens, %d users, concurrency %d, %s per server\n\n", o.Mix, o.Tokens, o.Users, o.Concurrency, o.Duration)
-	Report(stdout, results...)
-	return nil
+	return runAgainst(ctx, name, grpcAddr, proc.Process.Pid, w, opts, stderr)
 }
 
 func runAgainst(ctx context.Context, name, addr string, pid int, w *Workload, opts Options, stderr io.Writer) (Result, error) {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/revocation"
 )
 
 // Mix names a request mix.
@@ -41,6 +43,9 @@ type Issuer struct {
 	JWKSURL string
 	key     jwk.Key
 	server  *httptest.Server
+
+	mu   sync.Mutex
+	feed revocation.Feed
 }
 
 // Audience is the "aud" of the load run's tokens.
@@ -67,11 +72,61 @@ func NewIssuer() (*Issuer, error) {
 	set := jwk.NewSet()
 	set.AddKey(pub)
 	body, _ := json.Marshal(set)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	iss := &Issuer{URL: "https://load.test", key: key}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		w.Write(body)
-	}))
-	return &Issuer{URL: "https://load.test", JWKSURL: srv.URL, key: key, server: srv}, nil
+	})
+	// authz's own token and the revocation feed, for runs that follow it.
+	mux.HandleFunc("POST /oauth2/token", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"load-follower","token_type":"Bearer","expires_in":3600}`)
+	})
+	mux.HandleFunc("GET "+revocation.FeedPath, iss.serveFeed)
+	srv := httptest.NewServer(mux)
+	iss.JWKSURL, iss.server = srv.URL, srv
+	return iss, nil
+}
+
+// Revoke makes the feed hold n revocations: tokens, clients and tenants the
+// workload does not use, so every check looks them up and none is refused.
+func (i *Issuer) Revoke(n int) {
+	now := time.Now()
+	feed := revocation.Feed{Version: int64(n), Full: true, Entries: make([]revocation.Entry, 0, n)}
+	for k := range n {
+		e := revocation.Entry{Seq: int64(k + 1), Expires: now.Add(time.Hour).Unix(), Cause: "load", At: now}
+		switch k % 3 {
+		case 0:
+			e.Kind, e.Subject = revocation.KindToken, fmt.Sprintf("revoked-jti-%d", k)
+		case 1:
+			e.Kind, e.Subject, e.Before = revocation.KindClient, fmt.Sprintf("revoked-client-%d", k), now.Unix()+60
+		default:
+			e.Kind, e.Subject, e.Before = revocation.KindTenant, fmt.Sprintf("revoked-tenant-%d", k), now.Unix()+60
+		}
+		feed.Entries = append(feed.Entries, e)
+	}
+	i.mu.Lock()
+	i.feed = feed
+	i.mu.Unlock()
+}
+
+// serveFeed answers a fresh follower with the whole set and holds later
+// polls for their wait, as the issuer does when nothing changes.
+func (i *Issuer) serveFeed(w http.ResponseWriter, r *http.Request) {
+	i.mu.Lock()
+	feed := i.feed
+	i.mu.Unlock()
+	if r.URL.Query().Get("since") != "0" {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+		feed = revocation.Feed{Version: feed.Version, Entries: []revocation.Entry{}}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(feed)
 }
 
 // Close stops the JWKS server.
