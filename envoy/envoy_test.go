@@ -203,7 +203,7 @@ func TestIssuerRoutesArePublicInPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, req := range [][2]string{{"POST", "/oauth2/token"}, {"GET", "/.well-known/jwks.json"}, {"GET", "/.well-known/oauth-authorization-server"}} {
+	for _, req := range [][2]string{{"POST", "/oauth2/token"}, {"POST", "/oauth2/revoke"}, {"GET", "/.well-known/jwks.json"}, {"GET", "/.well-known/oauth-authorization-server"}} {
 		var m policy.Match
 		p.Match(req[0], req[1], &m)
 		if m.Route == nil || !m.Route.Public {

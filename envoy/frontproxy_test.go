@@ -96,7 +96,7 @@ func (p *frontProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Del(name)
 	}
 	target := p.upstream
-	if path == "/oauth2/token" || strings.HasPrefix(path, "/.well-known/") {
+	if path == "/oauth2/token" || path == "/oauth2/revoke" || strings.HasPrefix(path, "/.well-known/") {
 		target = p.issuer
 	}
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {

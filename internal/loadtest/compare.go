@@ -100,7 +100,7 @@ func Compare(ctx context.Context, o CompareOptions, stdout, stderr io.Writer) er
 	results = append(results, res)
 	if o.Revocations > 0 {
 		iss.Revoke(o.Revocations)
-		res, err := measureAuthz(ctx, fmt.Sprintf("authz+%d revocations", o.Revocations), o, iss, w, opts, []string{
+		res, err := measureAuthz(ctx, "authz+revocations", o, iss, w, opts, []string{
 			"PORTCULLIS_AUTHZ_REVOCATION_ENABLED=true", "PORTCULLIS_AUTHZ_REVOCATION_FEED_URL=" + iss.JWKSURL + revocation.FeedPath,
 			"PORTCULLIS_AUTHZ_REVOCATION_TOKEN_URL=" + iss.JWKSURL + "/oauth2/token",
 			"PORTCULLIS_AUTHZ_REVOCATION_CLIENT_ID=load", "PORTCULLIS_AUTHZ_REVOCATION_CLIENT_SECRET=load",
