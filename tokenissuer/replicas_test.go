@@ -233,3 +233,38 @@ func TestRotationUnderLoadAcrossReplicas(t *testing.T) {
 		t.Fatal("the rotated key never signed")
 	}
 }
+
+// TestReplicasForgetChangedClientsAtOnce: a secret revoked or a tenant
+// disabled through one replica stops working at another at once, although
+// the other caches clients and tenants for an hour (LISTEN/NOTIFY).
+func TestReplicasForgetChangedClientsAtOnce(t *testing.T) {
+	t.Parallel()
+	dsn := freshPostgres(t)
+	clock := newFakeClock()
+	cache := func(c *Config) { c.ClientCacheTTL = time.Hour }
+	a := startReplica(t, dsn, clock, cache)
+	b := startReplica(t, dsn, clock, cache)
+	c, oldSecret := a.createClient(NewClient{ID: "acme-app", TenantID: "acme", Scopes: []string{"a"}})
+	ctx := WithActor(context.Background(), Actor{ID: "cli:test"})
+	_, _, newSecret, err := a.admin.RotateSecret(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func(secret string) int {
+		return postToken(t, b.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret)).status
+	}
+	if status(oldSecret) != http.StatusOK || status(newSecret) != http.StatusOK { // now cached at B
+		t.Fatal("before the change")
+	}
+	if _, err := a.admin.RevokeSecret(ctx, c.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "replica B to refuse the revoked secret", func() bool { return status(oldSecret) == http.StatusUnauthorized })
+	if status(newSecret) != http.StatusOK {
+		t.Fatal("the remaining secret stopped working")
+	}
+	if _, err := a.admin.SetTenantStatus(ctx, "acme", TenantDisabled); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "replica B to refuse the disabled tenant's client", func() bool { return status(newSecret) == http.StatusBadRequest })
+}
