@@ -44,7 +44,7 @@ func TestAdminEndpointsAndMetrics(t *testing.T) {
 		`portcullis_authz_user_cache_hits_total 1`,
 		`portcullis_authz_user_cache_misses_total 1`,
 		`portcullis_policy_reloads_total{result="success"} 1`,
-		`portcullis_policy_routes 21`,
+		`portcullis_policy_routes 22`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -54,10 +54,13 @@ type RevocationConfig struct {
 // RevocationFollower follows the issuer's revocation feed into an immutable
 // live set that every Check reads: no per-request call to the issuer.
 type RevocationFollower struct {
-	cfg    RevocationConfig
-	client *http.Client
-	clock  Clock
-	log    *slog.Logger
+	cfg RevocationConfig
+	// newClient returns an HTTP client that adds authz's access token,
+	// fetching a new one when the cached one expires.
+	newClient func() *http.Client
+	client    *http.Client
+	clock     Clock
+	log       *slog.Logger
 
 	set atomic.Pointer[revocation.Set]
 	// synced is when the feed last answered (Unix nanoseconds; 0: never).
@@ -78,11 +81,13 @@ func NewRevocationFollower(cfg RevocationConfig, clock Clock, log *slog.Logger) 
 		secret = strings.TrimSpace(string(raw))
 	}
 	cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: secret, TokenURL: cfg.TokenURL, Scopes: []string{revocation.ReadScope}}
-	base := &http.Client{Timeout: cfg.Wait + 10*time.Second}
-	client := cc.Client(context.WithValue(context.Background(), oauth2.HTTPClient, base))
-	client.Timeout = cfg.Wait + 10*time.Second
-	f := &RevocationFollower{cfg: cfg, client: client, clock: clock, log: log}
-	return f, nil
+	newClient := func() *http.Client {
+		base := &http.Client{Timeout: cfg.Wait + 10*time.Second}
+		client := cc.Client(context.WithValue(context.Background(), oauth2.HTTPClient, base))
+		client.Timeout = cfg.Wait + 10*time.Second
+		return client
+	}
+	return &RevocationFollower{cfg: cfg, newClient: newClient, client: newClient(), clock: clock, log: log}, nil
 }
 
 // Current is the live set; empty before the first answer of the feed.
@@ -173,6 +178,11 @@ func (f *RevocationFollower) poll(ctx context.Context) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		if resp.StatusCode == http.StatusUnauthorized {
+			// Our token was revoked or the issuer's keys changed: get a new
+			// one next time instead of waiting for it to expire.
+			f.client = f.newClient()
+		}
 		return fmt.Errorf("revocation feed answered %s", resp.Status)
 	}
 	var feed revocation.Feed

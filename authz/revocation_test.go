@@ -160,6 +160,15 @@ func TestRevocationReachesEveryAuthzInSeconds(t *testing.T) {
 			t.Fatalf("an old token after re-enabling: %s", r.reason)
 		}
 	}
+
+	// authz's own feed token revoked: the followers get a new one and
+	// carry on (they do not wait for the old one to expire).
+	if err := iss.Server.Admin().RevokeClientTokens(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	later := iss.Token(t, "")
+	revokeToken(t, iss.URL, iss.ClientID, iss.ClientSecret, later)
+	untilAllDeny(t, time.Now(), later, azs...)
 }
 
 // gatedFeed is a proxy in front of the issuer's feed that can go down.
@@ -179,7 +188,10 @@ func newGatedFeed(t *testing.T, issuerURL string) *gatedFeed {
 		}
 		proxy.ServeHTTP(w, r)
 	}))
-	t.Cleanup(g.Close)
+	t.Cleanup(func() {
+		g.CloseClientConnections() // long polls in flight end now
+		g.Close()
+	})
 	return g
 }
 
