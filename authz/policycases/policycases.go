@@ -67,6 +67,8 @@ type Result struct {
 	Passed bool
 	// Got describes the actual outcome.
 	Got string
+	// Route is the route that decided the case (nil: none matched).
+	Route *policy.Route
 }
 
 // Load reads and checks a cases file.
@@ -189,7 +191,37 @@ func runCase(ctx context.Context, pol *policy.Policy, c Case) Result {
 	} else {
 		desc += " (no route)"
 	}
-	return Result{Case: c, Passed: passed, Got: desc}
+	return Result{Case: c, Passed: passed, Got: desc, Route: dec.Route}
+}
+
+// Unexercised returns the routes of pol that decided none of the cases, in
+// the policy's order: the routes a change could break unnoticed.
+func Unexercised(pol *policy.Policy, results []Result) []*policy.Route {
+	hit := map[*policy.Route]bool{}
+	for _, r := range results {
+		if r.Route != nil {
+			hit[r.Route] = true
+		}
+	}
+	var out []*policy.Route
+	for _, route := range pol.Routes() {
+		if !hit[route] {
+			out = append(out, route)
+		}
+	}
+	return out
+}
+
+// ReportCoverage writes which routes no case exercises, with where each is
+// defined, and returns how many.
+func ReportCoverage(w io.Writer, pol *policy.Policy, results []Result) int {
+	missed := Unexercised(pol, results)
+	total := len(pol.Routes())
+	fmt.Fprintf(w, "coverage: %d of %d routes exercised\n", total-len(missed), total)
+	for _, r := range missed {
+		fmt.Fprintf(w, "  not exercised: %s %s %s (%s)\n", r.Name, strings.Join(r.Methods, ","), r.Path, r.Source)
+	}
+	return len(missed)
 }
 
 // Report writes a readable report and returns the failure count.

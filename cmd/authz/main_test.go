@@ -59,9 +59,20 @@ func TestPolicyExplainAndTest(t *testing.T) {
 	if err != nil || !strings.Contains(out, "refused before matching: 400 invalid-path") || !strings.Contains(out, "servlet-style upstreams strip") {
 		t.Fatalf("explain with a path parameter: %v\n%s", err, out)
 	}
-	out, _, err = runCmd(t, "policy", "test", "../../examples/policy", "../../examples/policy-tests/cases.yaml")
-	if exitCode(err) != 0 || !strings.Contains(out, " passed, 0 failed") {
+	out, _, err = runCmd(t, "policy", "test", "--require-coverage", "../../examples/policy", "../../examples/policy-tests/cases.yaml")
+	if exitCode(err) != 0 || !strings.Contains(out, " passed, 0 failed") || !strings.Contains(out, "coverage: 22 of 22 routes exercised") {
 		t.Fatalf("policy test: %v\n%s", err, out)
+	}
+	// Cases that exercise one route: the others are listed with where they
+	// are defined, and --require-coverage fails.
+	one := filepath.Join(t.TempDir(), "one.yaml")
+	os.WriteFile(one, []byte("version: 1\ncases:\n  - {name: health, method: GET, path: /healthz, token: false, expect: public}\n"), 0o600)
+	out, _, err = runCmd(t, "policy", "test", "../../examples/policy", one)
+	if exitCode(err) != 0 || !strings.Contains(out, "coverage: 1 of 22 routes exercised") || !strings.Contains(out, "not exercised: close-account DELETE /v1/accounts/{accountId} (../../examples/policy/accounts.yaml:25:5)") {
+		t.Fatalf("coverage: %v\n%s", err, out)
+	}
+	if _, _, err = runCmd(t, "policy", "test", "--require-coverage", "../../examples/policy", one); exitCode(err) != 1 {
+		t.Fatalf("--require-coverage with routes left: exit %d", exitCode(err))
 	}
 }
 

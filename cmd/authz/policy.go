@@ -56,13 +56,16 @@ is reported with the reason.`,
 			fmt.Fprint(c.OutOrStdout(), p.Explain(args[1], args[2]).String())
 			return nil
 		},
-	}, &cobra.Command{
+	})
+	var requireCoverage bool
+	test := &cobra.Command{
 		Use:   "test POLICY CASES",
 		Short: "Run policy test cases through the real decision",
 		Long: `Run a YAML list of requests and expected outcomes (allow, public, or a denial
 reason such as missing-scope) through authz's decision with the policy, and
-report each case. Exit status 1 when a case fails.`,
-		Example: "  authz policy test examples/policy examples/policy-tests/cases.yaml",
+report each case, then the routes no case exercises (file:line). Exit status 1
+when a case fails (or, with --require-coverage, when a route has no case).`,
+		Example: "  authz policy test examples/policy examples/policy-tests/cases.yaml\n  authz policy test --require-coverage POLICY CASES   # also fail when a route has no case",
 		Args:    cli.ExactArgs(2, "POLICY CASES"),
 		RunE: func(c *cobra.Command, args []string) error {
 			p, err := loadPolicy(args[0], c.ErrOrStderr())
@@ -74,12 +77,17 @@ report each case. Exit status 1 when a case fails.`,
 				fmt.Fprintln(c.ErrOrStderr(), err)
 				return exitError{Code: 1}
 			}
-			if policycases.Report(c.OutOrStdout(), args[1], policycases.Run(c.Context(), p, cases)) > 0 {
+			results := policycases.Run(c.Context(), p, cases)
+			failed := policycases.Report(c.OutOrStdout(), args[1], results)
+			missed := policycases.ReportCoverage(c.OutOrStdout(), p, results)
+			if failed > 0 || (requireCoverage && missed > 0) {
 				return exitError{Code: 1}
 			}
 			return nil
 		},
-	})
+	}
+	test.Flags().BoolVar(&requireCoverage, "require-coverage", false, "exit 1 when a route is exercised by no case")
+	c.AddCommand(test)
 	return c
 }
 
