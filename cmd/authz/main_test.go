@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -145,5 +146,54 @@ func TestTheSidecarLinksNoIssuerCode(t *testing.T) {
 		if strings.Contains(string(out), pkg+"\n") {
 			t.Errorf("cmd/authz links %s", pkg)
 		}
+	}
+}
+
+func TestPolicyCoverageAgainstOpenAPI(t *testing.T) {
+	const api, pol = "../../policy/coverage/testdata/api.yaml", "../../policy/coverage/testdata/policy"
+	out, _, err := runCmd(t, "policy", "coverage", "--openapi", api, "--ignore-route", "health", "--json", pol)
+	if exitCode(err) != 1 {
+		t.Fatalf("findings: exit %d\n%s", exitCode(err), out)
+	}
+	var rep struct {
+		Operations int
+		Findings   []struct{ Kind, Location, Route, Method, Path string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("--json: %v\n%s", err, out)
+	}
+	kinds := map[string]bool{}
+	for _, f := range rep.Findings {
+		kinds[f.Kind] = true
+		if f.Kind != "uncovered-operation" && !strings.Contains(f.Location, "routes.yaml:") {
+			t.Errorf("%s without its policy location: %+v", f.Kind, f)
+		}
+	}
+	for _, k := range []string{"uncovered-operation", "unused-route", "scope-mismatch", "public-mismatch"} {
+		if !kinds[k] {
+			t.Errorf("no %s finding in\n%s", k, out)
+		}
+	}
+	// A policy that agrees with the document exits 0.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "ok.yaml"), []byte(`version: 1
+routes:
+  - {name: status, methods: [GET], path: /v1/status, public: true}
+  - {name: ping, methods: [GET], path: /v1/ping, public: true}
+  - {name: accounts-read, methods: [GET], path: /v1/accounts, scopes: [accounts:read]}
+  - {name: accounts-create, methods: [POST], path: /v1/accounts, scopes: [accounts:write]}
+  - {name: account, methods: [GET], path: "/v1/accounts/{id}", scopes: [accounts:read, accounts:details]}
+  - {name: account-update, methods: [PATCH], path: "/v1/accounts/{id}", scopes: [accounts:write]}
+  - {name: account-close, methods: [DELETE], path: "/v1/accounts/{id}", scopes: [accounts:write, accounts:close]}
+  - {name: transaction, methods: [GET], path: "/v1/accounts/{id}/transactions/{tx}", scopes: [transactions:read]}
+`), 0o600)
+	if out, _, err := runCmd(t, "policy", "coverage", "--openapi", api, dir); exitCode(err) != 0 || !strings.Contains(out, "8 operations, 8 routes, 0 findings") {
+		t.Fatalf("agreeing policy: exit %d\n%s", exitCode(err), out)
+	}
+	if _, _, err := runCmd(t, "policy", "coverage", dir); !errors.As(err, new(usageError)) {
+		t.Fatalf("without --openapi: %v", err)
+	}
+	if _, _, err := runCmd(t, "policy", "coverage", "--openapi", "no-such.yaml", dir); exitCode(err) != 2 {
+		t.Fatalf("a missing document: exit %d", exitCode(err))
 	}
 }

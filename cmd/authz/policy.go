@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"github.com/portcullis/portcullis/authz/policycases"
 	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/policy"
+	"github.com/portcullis/portcullis/policy/coverage"
 )
 
 func newPolicyCommand() *cobra.Command {
@@ -87,7 +89,7 @@ when a case fails (or, with --require-coverage, when a route has no case).`,
 		},
 	}
 	test.Flags().BoolVar(&requireCoverage, "require-coverage", false, "exit 1 when a route is exercised by no case")
-	c.AddCommand(test)
+	c.AddCommand(test, newCoverageCommand())
 	return c
 }
 
@@ -106,4 +108,70 @@ func loadPolicy(path string, stderr io.Writer) (*policy.Policy, error) {
 		fmt.Fprintln(stderr, err)
 	}
 	return nil, exitError{Code: 1}
+}
+
+func newCoverageCommand() *cobra.Command {
+	var openAPI string
+	var asJSON bool
+	var ignore []string
+	c := &cobra.Command{
+		Use:   "coverage --openapi API.yaml POLICY",
+		Short: "Check a policy against the API's OpenAPI document",
+		Long: `Map each operation of an OpenAPI 3.0 or 3.1 document (method and path template,
+under its server's base path) to the route that would decide it, and report:
+operations no route covers (every call would be 403 in production), routes that
+cover no operation, and operations whose OAuth2 scopes, or whose need for a
+token, differ from their route's. Policy locations are file:line:col.
+Exit status 0 when policy and document agree, 1 when there are findings.`,
+		Example: `  authz policy coverage --openapi api.yaml examples/policy
+  authz policy coverage --openapi api.yaml --ignore-route health --ignore-route oauth-token examples/policy
+  authz policy coverage --openapi api.yaml --json examples/policy | jq '.findings[]'`,
+		Args: cli.ExactArgs(1, "POLICY"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if openAPI == "" {
+				return usageError{Command: c.CommandPath(), Msg: "--openapi is required: the API's OpenAPI document"}
+			}
+			p, err := loadPolicy(args[0], c.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			doc, err := coverage.LoadDocument(c.Context(), openAPI)
+			if err != nil {
+				fmt.Fprintln(c.ErrOrStderr(), err)
+				return exitError{Code: 2}
+			}
+			rep := coverage.Check(doc, p, coverage.Options{IgnoreRoutes: ignore})
+			if asJSON {
+				enc := json.NewEncoder(c.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				printCoverage(c.OutOrStdout(), rep)
+			}
+			if len(rep.Findings) > 0 {
+				return exitError{Code: 1}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&openAPI, "openapi", "", "the API's OpenAPI 3.0/3.1 document (YAML or JSON)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	c.Flags().StringArrayVar(&ignore, "ignore-route", nil, "a route that serves no operation of the document on purpose (repeatable)")
+	return c
+}
+
+func printCoverage(w io.Writer, rep coverage.Report) {
+	for _, f := range rep.Findings {
+		switch f.Kind {
+		case coverage.UnusedRoute:
+			fmt.Fprintf(w, "%s: %s: route %q %s\n", f.Location, f.Kind, f.Route, f.Detail)
+		case coverage.Uncovered:
+			fmt.Fprintf(w, "%s %s (%s): %s: %s\n", f.Method, f.Path, f.OperationID, f.Kind, f.Detail)
+		default:
+			fmt.Fprintf(w, "%s: %s: %s %s (%s), route %q: %s\n", f.Location, f.Kind, f.Method, f.Path, f.OperationID, f.Route, f.Detail)
+		}
+	}
+	fmt.Fprintf(w, "%d operations, %d routes, %d findings\n", rep.Operations, rep.Routes, len(rep.Findings))
 }
