@@ -8,6 +8,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 
+	"github.com/portcullis/portcullis/policy"
 	"github.com/portcullis/portcullis/revocation"
 )
 
@@ -119,6 +120,29 @@ func BenchmarkRequestFromCheck(b *testing.B) {
 			for b.Loop() {
 				var r Request
 				requestFromCheck(req, &r)
+			}
+		})
+	}
+}
+
+// BenchmarkDecideShadow is BenchmarkDecide without and with a shadow
+// policy (one that disagrees on this request): the cost of shadow mode.
+func BenchmarkDecideShadow(b *testing.B) {
+	shadow, err := policy.Load(shadowPolicy(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, source := range map[string]PolicySource{"none": nil, "shadow": staticPolicy{shadow}} {
+		b.Run(name, func(b *testing.B) {
+			d, tok := benchDecider(b)
+			d.cfg.Shadow = source
+			req := Request{Method: "GET", Path: "/v1/accounts/42?expand=owner", RequestID: "r-1"}
+			req.Authorization.Add("Bearer " + tok)
+			req.OnBehalfOf.Add("user 42")
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				d.Decide(ctx, &req)
 			}
 		})
 	}

@@ -23,6 +23,10 @@ type Config struct {
 	LogLevel   string `yaml:"log_level"`
 	// Policy is a policy file or a directory of them.
 	Policy string `yaml:"policy"`
+	// ShadowPolicy is a candidate policy evaluated beside Policy on every
+	// check, which never decides: disagreements are counted and logged.
+	// Promoting it is a file move. Empty: none.
+	ShadowPolicy string `yaml:"shadow_policy"`
 	// Realm is the realm of WWW-Authenticate challenges.
 	Realm string `yaml:"realm"`
 	// CheckTimeout bounds one decision; past it the check is denied with 503.

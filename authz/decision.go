@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/portcullis/portcullis/policy"
 	"github.com/portcullis/portcullis/revocation"
@@ -38,6 +39,10 @@ type Decision struct {
 	UserID   string
 	// Cause explains a denial in the logs; never sent to the client.
 	Cause error
+	// ShadowReason and ShadowRoute are what the shadow policy would have
+	// decided (empty when there is none); they never change the decision.
+	ShadowReason Reason
+	ShadowRoute  *policy.Route
 
 	allowed bool
 	setMask int
@@ -75,6 +80,9 @@ type DeciderConfig struct {
 	// Revocations is the live set of revoked tokens; nil when revocation
 	// is not followed.
 	Revocations RevocationSource
+	// Shadow is a candidate policy evaluated beside the live one, which
+	// alone decides; nil when there is none.
+	Shadow PolicySource
 }
 
 // RevocationSource holds the live set of revocations.
@@ -94,8 +102,17 @@ func (d *Decider) deny(dec *Decision, reason Reason, cause error) Decision {
 }
 
 // Decide runs the decision table top to bottom; the first failing step
-// decides. Every path that is not an explicit allow is a denial.
+// decides. Every path that is not an explicit allow is a denial. With a
+// shadow policy, what it would have decided is recorded beside.
 func (d *Decider) Decide(ctx context.Context, req *Request) Decision {
+	dec := d.decide(ctx, req)
+	if d.cfg.Shadow != nil {
+		d.shadow(ctx, req, &dec)
+	}
+	return dec
+}
+
+func (d *Decider) decide(ctx context.Context, req *Request) Decision {
 	var dec Decision
 	pol := d.policies.Current()
 	if pol == nil {
@@ -220,6 +237,93 @@ func (d *Decider) allow(dec *Decision) Decision {
 }
 
 // missingScope returns the first required scope the token lacks, or "".
+// shadow records what the shadow policy would decide: one more match, and
+// the route's own steps (public, route known, scopes, user rule). The
+// token and user steps do not depend on the policy, so the live decision's
+// outcome of them is the shadow's too; when the live decision stopped at
+// one of its route's steps, the shadow one, past its own route's steps,
+// counts as allowed.
+func (d *Decider) shadow(ctx context.Context, req *Request, dec *Decision) {
+	pol := d.cfg.Shadow.Current()
+	if pol == nil || dec.Reason == ReasonUnavailable || dec.Reason == ReasonInvalidPath {
+		return
+	}
+	var m policy.Match
+	pol.Match(req.Method, policy.SplitPath(req.Path), &m)
+	dec.ShadowRoute = m.Route
+	if m.Route != nil && m.Route.Public {
+		dec.ShadowReason = ReasonPublic
+		return
+	}
+	scopes := dec.Scopes
+	if dec.Reason == ReasonPublic {
+		// The live policy never looked at the token: the shadow must.
+		token, err := parseBearer(req.Authorization)
+		if err != nil {
+			dec.ShadowReason = ReasonMalformedToken
+			if errors.Is(err, errMissingToken) {
+				dec.ShadowReason = ReasonMissingToken
+			}
+			return
+		}
+		claims, err := d.verifier.Verify(ctx, token)
+		if err != nil {
+			dec.ShadowReason = ReasonInvalidToken
+			var te *TokenError
+			if errors.As(err, &te) {
+				dec.ShadowReason = te.Reason
+			}
+			return
+		}
+		scopes = claims.Scope
+	} else if dec.ClientID == "" {
+		dec.ShadowReason = dec.Reason // refused before the policy mattered: no, bad or revoked token
+		return
+	}
+	if r := routeStep(m.Route, scopes, req); r != "" {
+		dec.ShadowReason = r
+		return
+	}
+	if dec.Reason != ReasonPublic && routeStep(dec.Route, scopes, req) == "" {
+		dec.ShadowReason = dec.Reason // both passed their routes: the rest is the same
+		return
+	}
+	dec.ShadowReason = ReasonAllowed
+}
+
+// routeStep is the first of a route's own steps that refuses the request:
+// no route, a missing scope, the user rule.
+func routeStep(route *policy.Route, scopes string, req *Request) Reason {
+	switch {
+	case route == nil:
+		return ReasonNoMatchingRoute
+	case !hasScopes(scopes, route.Scopes):
+		return ReasonMissingScope
+	case req.OnBehalfOf.Count == 0 && route.User == policy.UserRequired:
+		return ReasonUserContextRequired
+	case req.OnBehalfOf.Count > 0 && route.User == policy.UserForbidden:
+		return ReasonUserContextNotAllowed
+	}
+	return ""
+}
+
+// hasScopes reports whether the space-delimited granted holds every scope
+// of required, without allocating.
+func hasScopes(granted string, required []string) bool {
+	for _, want := range required {
+		found := false
+		for rest := granted; rest != "" && !found; {
+			var field string
+			field, rest, _ = strings.Cut(rest, " ")
+			found = field == want
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
 func missingScope(required []string, claims *Claims) string {
 	for _, s := range required {
 		if !claims.HasScope(s) {

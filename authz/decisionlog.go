@@ -35,7 +35,7 @@ func newDenialLogLimiter(limit int, interval time.Duration, clock Clock, log *sl
 		return nil
 	}
 	l := &denialLogLimiter{limit: limit, interval: interval, clock: clock, log: log, budgets: map[Reason]*reasonLogBudget{}}
-	for _, r := range reasonsWithDenials() {
+	for _, r := range append([]Reason{ReasonAllowed, ReasonPublic}, reasonsWithDenials()...) {
 		l.budgets[r] = &reasonLogBudget{}
 	}
 	return l

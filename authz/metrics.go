@@ -10,6 +10,9 @@ type metrics struct {
 	jwksFetches     *prometheus.CounterVec
 	jwksKeys        prometheus.Gauge
 	userLookups     *prometheus.CounterVec
+	// shadowDisagreements counts where a shadow policy would decide
+	// otherwise.
+	shadowDisagreements *prometheus.CounterVec
 
 	// Resolved once: a labelled lookup on every check would hash the label
 	// values each time.
@@ -57,6 +60,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "portcullis_authz_jwks_keys",
 			Help: "Keys in the JWKS in use.",
 		}),
+		shadowDisagreements: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_policy_shadow_disagreements_total",
+			Help: "Checks the shadow policy would have decided otherwise than the live one, by both reasons.",
+		}, []string{"live_reason", "shadow_reason"}),
 		userLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_authz_user_lookups_total",
 			Help: "User directory lookups by result: hit (cache), found, not_found, stale (served from cache after a source error), error.",
@@ -68,7 +75,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.userHit = m.userLookups.WithLabelValues("hit")
 	if reg != nil {
-		reg.MustRegister(m.checks, m.latency, m.signatureChecks, m.jwksFetches, m.jwksKeys, m.userLookups)
+		reg.MustRegister(m.checks, m.latency, m.signatureChecks, m.jwksFetches, m.jwksKeys, m.userLookups, m.shadowDisagreements)
 	}
 	return m
 }

@@ -32,6 +32,8 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	Policies *policy.Watcher
+	// Shadow is the candidate policy (nil when none).
+	Shadow   *policy.Watcher
 	Keys     *JWKSSource
 	Verifier *Verifier
 	Users    *CachedDirectory
@@ -92,6 +94,14 @@ func NewServer(cfg Config, clock Clock, log *slog.Logger) (*Server, error) {
 	}
 	registerCacheMetrics(reg, s.Verifier, s.Users)
 	dcfg := DeciderConfig{Headers: cfg.Headers, Realm: cfg.Realm, AllowTenantlessClients: cfg.Users.AllowTenantlessClients}
+	if cfg.ShadowPolicy != "" {
+		// Its reload metrics would clash with the live policy's: the
+		// shadow's reloads are logged, its disagreements counted.
+		if s.Shadow, err = policy.NewWatcher(cfg.ShadowPolicy, log.With("policy", "shadow"), prometheus.NewRegistry()); err != nil {
+			return nil, fmt.Errorf("shadow_policy %s:\n%w", cfg.ShadowPolicy, err)
+		}
+		dcfg.Shadow = s.Shadow
+	}
 	if cfg.Revocation.Enabled {
 		rc := cfg.Revocation
 		base := strings.TrimSuffix(cfg.Token.Issuer, "/")
@@ -172,6 +182,9 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.Users.Close()
 	s.Keys.Start(bg)
 	go s.Policies.Run(bg)
+	if s.Shadow != nil {
+		go s.Shadow.Run(bg)
+	}
 	if s.fileDir != nil {
 		go s.fileDir.Run(bg)
 	}

@@ -15,6 +15,8 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/portcullis/portcullis/policy"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -28,6 +30,9 @@ type Service struct {
 	log     *slog.Logger
 	metrics *metrics
 	denials *denialLogLimiter
+	// shadowLog limits the log lines of shadow disagreements, per live
+	// reason.
+	shadowLog *denialLogLimiter
 }
 
 var _ authv3.AuthorizationServer = (*Service)(nil)
@@ -48,7 +53,8 @@ type ServiceConfig struct {
 // NewService returns the gRPC service around decider.
 func NewService(decider *Decider, cfg ServiceConfig, clock Clock, log *slog.Logger, m *metrics) *Service {
 	return &Service{decider: decider, cfg: cfg, log: log, metrics: m,
-		denials: newDenialLogLimiter(cfg.DenialsPerInterval, cfg.DenialInterval, clock, log)}
+		denials:   newDenialLogLimiter(cfg.DenialsPerInterval, cfg.DenialInterval, clock, log),
+		shadowLog: newDenialLogLimiter(cfg.DenialsPerInterval, cfg.DenialInterval, clock, log)}
 }
 
 // RunLogFlusher reports suppressed denial log lines once their interval is
@@ -244,6 +250,9 @@ func (s *Service) observe(r *Request, dec *Decision, took time.Duration) {
 	}
 	s.metrics.check(dec.Reason)
 	s.metrics.latency.Observe(took.Seconds())
+	if dec.ShadowReason != "" && dec.ShadowReason != dec.Reason {
+		s.shadowDisagrees(r, dec)
+	}
 	if outcome == "allow" && (s.cfg.AllowSampleRate <= 0 || rand.Float64() >= s.cfg.AllowSampleRate) {
 		return
 	}
@@ -281,6 +290,28 @@ func (s *Service) observe(r *Request, dec *Decision, took time.Duration) {
 		attrs = append(attrs, slog.String("cause", dec.Cause.Error()))
 	}
 	s.log.LogAttrs(context.Background(), level, "check", attrs...)
+}
+
+// shadowDisagrees counts, and logs (rate limited), a check the shadow
+// policy would have decided otherwise, naming both routes.
+func (s *Service) shadowDisagrees(r *Request, dec *Decision) {
+	s.metrics.shadowDisagreements.WithLabelValues(string(dec.Reason), string(dec.ShadowReason)).Inc()
+	if !s.log.Enabled(context.Background(), slog.LevelInfo) || !s.shadowLog.allow(dec.Reason) {
+		return
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "shadow policy disagrees",
+		slog.String("live_reason", string(dec.Reason)), slog.String("shadow_reason", string(dec.ShadowReason)),
+		slog.String("live_route", routeLabel(dec.Route)), slog.String("shadow_route", routeLabel(dec.ShadowRoute)),
+		slog.String("client_id", dec.ClientID), slog.String("decision_id", r.RequestID),
+		slog.String("method", r.Method), slog.String("path", loggablePath(r.Path)))
+}
+
+// routeLabel names a route and where it is defined, for logs.
+func routeLabel(r *policy.Route) string {
+	if r == nil {
+		return "(none)"
+	}
+	return r.Name + " (" + r.Source.String() + ")"
 }
 
 // loggablePath drops the query (it may carry personal data) and bounds
