@@ -197,3 +197,25 @@ routes:
 		t.Fatalf("a missing document: exit %d", exitCode(err))
 	}
 }
+
+func TestPolicyDiff(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"accounts.yaml", "cards.yaml", "platform.yaml", "users.yaml"} {
+		raw, err := os.ReadFile(filepath.Join("../../examples/policy", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "users.yaml" {
+			raw = []byte(strings.Replace(string(raw), "    scopes: [users:admin]\n    user: forbidden", "    scopes: [users:admin]\n    user: optional", 1))
+		}
+		os.WriteFile(filepath.Join(dir, f), raw, 0o600)
+	}
+	out, _, err := runCmd(t, "policy", "diff", "../../examples/policy", dir)
+	if exitCode(err) != 1 || !strings.Contains(out, "POST /v1/users/{userId}/block: user-rule-changed") || !strings.Contains(out, "users.yaml:20:5") || !strings.Contains(out, "1 decisions change") {
+		t.Fatalf("diff: exit %d\n%s", exitCode(err), out)
+	}
+	out, _, err = runCmd(t, "policy", "diff", "--json", "../../examples/policy", "../../examples/policy")
+	if exitCode(err) != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("no change: exit %d\n%s", exitCode(err), out)
+	}
+}

@@ -89,7 +89,7 @@ when a case fails (or, with --require-coverage, when a route has no case).`,
 		},
 	}
 	test.Flags().BoolVar(&requireCoverage, "require-coverage", false, "exit 1 when a route is exercised by no case")
-	c.AddCommand(test, newCoverageCommand())
+	c.AddCommand(test, newCoverageCommand(), newDiffCommand())
 	return c
 }
 
@@ -174,4 +174,53 @@ func printCoverage(w io.Writer, rep coverage.Report) {
 		}
 	}
 	fmt.Fprintf(w, "%d operations, %d routes, %d findings\n", rep.Operations, rep.Routes, len(rep.Findings))
+}
+
+func newDiffCommand() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "diff OLD NEW",
+		Short: "Report every request whose decision changes between two policies",
+		Long: `Compare two policies (files or directories) and report every method and path whose
+decision changes: newly routed or no longer routed (403 no-matching-route),
+now public or no longer public, fewer, more or other scopes, a changed user rule,
+with the routes and file:line:col on both sides. The requests are derived from both
+policies' templates (each template instantiated, and at each position every literal
+another route has there: the boundaries between overlapping routes), not sampled.
+Exit status 0 when nothing changes, 1 when something does: for a pull request.`,
+		Example: "  authz policy diff main-branch/policy policy\n  authz policy diff --json old/ new/ | jq '.[] | select(.kind == \"now-public\")'",
+		Args:    cli.ExactArgs(2, "OLD NEW"),
+		RunE: func(c *cobra.Command, args []string) error {
+			old, err := loadPolicy(args[0], c.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			next, err := loadPolicy(args[1], c.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			changes := policy.Diff(old, next)
+			if asJSON {
+				if changes == nil {
+					changes = []policy.Change{}
+				}
+				enc := json.NewEncoder(c.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(changes); err != nil {
+					return err
+				}
+			} else {
+				for _, ch := range changes {
+					fmt.Fprintln(c.OutOrStdout(), ch.String())
+				}
+				fmt.Fprintf(c.OutOrStdout(), "%d decisions change\n", len(changes))
+			}
+			if len(changes) > 0 {
+				return exitError{Code: 1}
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print the changes as JSON")
+	return c
 }
