@@ -150,6 +150,7 @@ func (s *JWKSSource) accept(u string, set jwk.Set) (jwk.Set, error) {
 	s.current.Store(&set)
 	s.metrics.jwksFetches.WithLabelValues("success").Inc()
 	s.metrics.jwksKeys.Set(float64(set.Len()))
+	s.metrics.jwksFetched.Set(float64(s.clock.Now().Unix()))
 	return set, nil
 }
 

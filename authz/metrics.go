@@ -9,7 +9,9 @@ type metrics struct {
 	signatureChecks prometheus.Counter
 	jwksFetches     *prometheus.CounterVec
 	jwksKeys        prometheus.Gauge
-	userLookups     *prometheus.CounterVec
+	// jwksFetched is when a key set was last accepted.
+	jwksFetched prometheus.Gauge
+	userLookups *prometheus.CounterVec
 	// shadowDisagreements counts where a shadow policy would decide
 	// otherwise.
 	shadowDisagreements *prometheus.CounterVec
@@ -60,6 +62,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "portcullis_authz_jwks_keys",
 			Help: "Keys in the JWKS in use.",
 		}),
+		jwksFetched: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "portcullis_authz_jwks_last_success_timestamp_seconds",
+			Help: "When the issuer's JWKS was last fetched and accepted (Unix seconds): its age is time() minus this.",
+		}),
 		shadowDisagreements: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_policy_shadow_disagreements_total",
 			Help: "Checks the shadow policy would have decided otherwise than the live one, by both reasons.",
@@ -75,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.userHit = m.userLookups.WithLabelValues("hit")
 	if reg != nil {
-		reg.MustRegister(m.checks, m.latency, m.signatureChecks, m.jwksFetches, m.jwksKeys, m.userLookups, m.shadowDisagreements)
+		reg.MustRegister(m.checks, m.latency, m.signatureChecks, m.jwksFetches, m.jwksKeys, m.jwksFetched, m.userLookups, m.shadowDisagreements)
 	}
 	return m
 }

@@ -1,6 +1,10 @@
 package tokenissuer
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 type metrics struct {
 	requests    *prometheus.CounterVec
@@ -28,6 +32,17 @@ func newMetrics(reg prometheus.Registerer, keys *KeyManager) *metrics {
 		Name: "portcullis_issuer_published_keys",
 		Help: "Signing keys currently published in the JWKS.",
 	}, func() float64 { return float64(len(keys.Keys())) })
-	reg.MustRegister(m.requests, m.latency, m.rateLimited, published)
+	signingAge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "portcullis_issuer_signing_key_age_seconds",
+		Help: "How long the key that signs now has been signing: alert when rotation is overdue.",
+	}, func() float64 {
+		for _, k := range keys.Keys() {
+			if k.Signing {
+				return time.Since(k.ActiveAt).Seconds()
+			}
+		}
+		return 0
+	})
+	reg.MustRegister(m.requests, m.latency, m.rateLimited, published, signingAge)
 	return m
 }
