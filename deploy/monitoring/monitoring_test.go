@@ -82,8 +82,8 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 		Title  string `json:"title"`
 		UID    string `json:"uid"`
 		Panels []struct {
-			Type    string `json:"type"`
-			Title   string `json:"title"`
+			Type    string                   `json:"type"`
+			Title   string                   `json:"title"`
 			GridPos struct{ H, W, X, Y int } `json:"gridPos"`
 			Targets []struct {
 				Expr string `json:"expr"`
