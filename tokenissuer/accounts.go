@@ -304,6 +304,15 @@ type SignIn struct {
 // exists; past the limit, *RateLimitedError.
 func (s *Accounts) SignIn(ctx context.Context, email, password, address string) (*SignIn, error) {
 	email = NormalizeEmail(email)
+	if len(email) > 254 || len(password) > 1024 {
+		// No account has such an email: only the address pays, so huge
+		// made-up emails cannot fill the limiter with huge keys.
+		if err := s.checkLimits("portal-address:" + address); err != nil {
+			return nil, err
+		}
+		s.limiter.Fail(ctx, "portal-address:"+address)
+		return nil, ErrSignInFailed
+	}
 	if err := s.checkLimits("portal-account:"+email, "portal-address:"+address); err != nil {
 		return nil, err
 	}
