@@ -77,6 +77,21 @@ func newBrowser(t *testing.T, name string) *browser {
 	return &browser{t: t, ctx: ctx, shots: shots}
 }
 
+// staleMarker is put into a page before a click that leaves it: a step
+// that waits for the next page first waits for the marker to be gone, so an
+// element of the old page (a notice, a form) is never taken for the new
+// page's on a slow machine.
+const staleMarker = "portcullis-stale-page"
+
+// follow clicks sel and waits until the browser has left the page.
+func follow[S chromedp.Selectable](sel S) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Evaluate[chromedp.Void](`document.body.appendChild(Object.assign(document.createElement("i"), {id: "`+staleMarker+`"}))`),
+		chromedp.Click(sel),
+		chromedp.WaitNotPresent(chromedp.ID(staleMarker)),
+	)
+}
+
 // stepTimeout only catches a hang; a step waits for the page it expects.
 const stepTimeout = time.Minute
 
@@ -150,8 +165,8 @@ func (b *browser) post(path string, fields map[string]string) int {
 	for k, v := range fields {
 		fmt.Fprintf(&inputs, `f.appendChild(Object.assign(document.createElement("input"), {type: "hidden", name: %q, value: %q}));`, k, v)
 	}
-	js := fmt.Sprintf(`(() => { const f = document.createElement("form"); f.method = "post"; f.action = %q; %s document.body.appendChild(f); f.submit(); })()`, path, inputs.String())
-	b.do("post "+path, chromedp.Evaluate[chromedp.Void](js), chromedp.WaitVisible(chromedp.ID("message")))
+	js := fmt.Sprintf(`(() => { document.body.appendChild(Object.assign(document.createElement("i"), {id: %q})); const f = document.createElement("form"); f.method = "post"; f.action = %q; %s document.body.appendChild(f); f.submit(); })()`, staleMarker, path, inputs.String())
+	b.do("post "+path, chromedp.Evaluate[chromedp.Void](js), chromedp.WaitNotPresent(chromedp.ID(staleMarker)), chromedp.WaitVisible(chromedp.ID("message")))
 	return b.status()
 }
 
@@ -183,7 +198,7 @@ func (b *browser) signIn(portal, email, password string, then chromedp.Action[ch
 		chromedp.WaitVisible(chromedp.ID("email")),
 		chromedp.SendKeys(chromedp.ID("email"), email),
 		chromedp.SendKeys(chromedp.ID("password"), password),
-		chromedp.Click(chromedp.CSS(`main button[type=submit]`)),
+		follow(chromedp.CSS(`main button[type=submit]`)),
 		then,
 	)
 }
@@ -206,18 +221,18 @@ func TestPortalWalkThrough(t *testing.T) {
 	}
 	b.do("sign in",
 		chromedp.SetValue(chromedp.ID("password"), testPassword),
-		chromedp.Click(chromedp.CSS(`main button[type=submit]`)),
+		follow(chromedp.CSS(`main button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.ID("new-client")))
 
 	// Create a client: scopes are checkboxes from the tenant's ceiling.
-	b.do("new client form", chromedp.Click(chromedp.ID("new-client")), chromedp.WaitVisible(chromedp.ID("name")))
+	b.do("new client form", follow(chromedp.ID("new-client")), chromedp.WaitVisible(chromedp.ID("name")))
 	if n := run(b, "scope boxes", chromedp.Evaluate[int](`document.querySelectorAll("input[type=checkbox][name=scope]").length`)); n != 3 {
 		t.Fatalf("%d scope checkboxes, want the 3 scopes of acme's ceiling", n)
 	}
 	b.do("create client",
 		chromedp.SendKeys(chromedp.ID("name"), "Billing sync"),
 		chromedp.Click(chromedp.CSS(`input[name=scope][value="accounts:read"]`)),
-		chromedp.Click(chromedp.CSS(`main button[type=submit]`)),
+		follow(chromedp.CSS(`main button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.ID("client-secret")))
 	clientID := run(b, "client ID", chromedp.Text(chromedp.ID("client-id")))
 	secret := run(b, "client secret", chromedp.Text(chromedp.ID("client-secret")))
@@ -239,7 +254,7 @@ func TestPortalWalkThrough(t *testing.T) {
 
 	// Rotate: both secrets work, and the page says so.
 	b.do("client page", chromedp.Navigate(e.portal+"clients/"+clientID), chromedp.WaitVisible(chromedp.ID("rotate")))
-	b.do("rotate", chromedp.Click(chromedp.ID("rotate")), chromedp.WaitVisible(chromedp.ID("client-secret")))
+	b.do("rotate", follow(chromedp.ID("rotate")), chromedp.WaitVisible(chromedp.ID("client-secret")))
 	rotated := run(b, "new secret", chromedp.Text(chromedp.ID("client-secret")))
 	b.expectText("both work")
 	if rotated == secret {
@@ -257,7 +272,7 @@ func TestPortalWalkThrough(t *testing.T) {
 	b.do("client page with two secrets", chromedp.Navigate(e.portal+"clients/"+clientID), chromedp.WaitVisible(chromedp.ID("rotate")))
 	b.expectText("Both secrets work until you revoke one")
 	b.do("revoke the old secret",
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[aria-label="Revoke secret %s"]`, c.Secrets[0].ID))),
+		follow(chromedp.CSS(fmt.Sprintf(`button[aria-label="Revoke secret %s"]`, c.Secrets[0].ID))),
 		chromedp.WaitVisible(chromedp.CSS(`p.notice`)))
 	if got := e.tokenStatus(clientID, secret); got != http.StatusUnauthorized {
 		t.Fatalf("the revoked secret: %d, want 401", got)
@@ -267,7 +282,7 @@ func TestPortalWalkThrough(t *testing.T) {
 	}
 
 	// Revoke every token the client holds: recorded as a revocation.
-	b.do("revoke all tokens", chromedp.Click(chromedp.ID("revoke-tokens")), chromedp.WaitVisible(chromedp.CSS(`p.notice`)))
+	b.do("revoke all tokens", follow(chromedp.ID("revoke-tokens")), chromedp.WaitVisible(chromedp.CSS(`p.notice`)))
 	b.expectText("Every token the client held is revoked")
 	if records, _ := e.admin.Audit(context.Background(), tokenissuer.AuditQuery{TargetID: clientID}); !strings.Contains(fmt.Sprint(records), "revocation.client") {
 		t.Fatal("no revocation in the audit trail")
@@ -275,7 +290,7 @@ func TestPortalWalkThrough(t *testing.T) {
 
 	// A form posted without its CSRF token is refused, and changes nothing.
 	run(b, "strip the CSRF token", chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action$="/disable"] input[name=csrf]').remove()`))
-	b.do("post without CSRF token", chromedp.Click(chromedp.ID("disable")), chromedp.WaitVisible(chromedp.ID("message")))
+	b.do("post without CSRF token", follow(chromedp.ID("disable")), chromedp.WaitVisible(chromedp.ID("message")))
 	b.expectText("did not come from the portal")
 	if s := b.status(); s != http.StatusForbidden {
 		t.Errorf("no CSRF token: status %d", s)
@@ -286,7 +301,7 @@ func TestPortalWalkThrough(t *testing.T) {
 
 	// Disable: the token endpoint refuses the client.
 	b.do("disable", chromedp.Navigate(e.portal+"clients/"+clientID), chromedp.WaitVisible(chromedp.ID("disable")),
-		chromedp.Click(chromedp.ID("disable")), chromedp.WaitVisible(chromedp.ID("enable")))
+		follow(chromedp.ID("disable")), chromedp.WaitVisible(chromedp.ID("enable")))
 	if got := e.tokenStatus(clientID, rotated); got == http.StatusOK {
 		t.Fatal("a disabled client still gets tokens")
 	}
@@ -316,7 +331,7 @@ func TestPortalWalkThrough(t *testing.T) {
 	// Delete asks first, naming the client.
 	b.do("delete confirmation", chromedp.Navigate(e.portal+"clients/"+clientID+"/delete"), chromedp.WaitVisible(chromedp.ID("confirm-delete")))
 	b.expectText("Delete “Billing sync”?")
-	b.do("delete", chromedp.Click(chromedp.ID("confirm-delete")), chromedp.WaitVisible(chromedp.CSS("p.notice")))
+	b.do("delete", follow(chromedp.ID("confirm-delete")), chromedp.WaitVisible(chromedp.CSS("p.notice")))
 	if _, err := e.admin.Client(context.Background(), clientID); err == nil {
 		t.Fatal("the client is still there")
 	}
@@ -324,13 +339,13 @@ func TestPortalWalkThrough(t *testing.T) {
 	// A second factor: enroll, get recovery codes once, then sign-in asks
 	// for a code.
 	b.do("account page", chromedp.Navigate(e.portal+"account"), chromedp.WaitVisible(chromedp.ID("enroll")))
-	b.do("start enrollment", chromedp.Click(chromedp.ID("enroll")), chromedp.WaitVisible(chromedp.ID("totp-secret")))
+	b.do("start enrollment", follow(chromedp.ID("enroll")), chromedp.WaitVisible(chromedp.ID("totp-secret")))
 	totpSecret := run(b, "TOTP key", chromedp.Text(chromedp.ID("totp-secret")))
 	code, err := totp.GenerateCode(totpSecret, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.do("confirm enrollment", chromedp.SendKeys(chromedp.ID("code"), code), chromedp.Click(chromedp.CSS(`main button[type=submit]`)),
+	b.do("confirm enrollment", chromedp.SendKeys(chromedp.ID("code"), code), follow(chromedp.CSS(`main button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.ID("recovery-codes")))
 	codes := strings.Fields(run(b, "recovery codes", chromedp.Text(chromedp.ID("recovery-codes"))))
 	if len(codes) != 10 {
@@ -339,7 +354,7 @@ func TestPortalWalkThrough(t *testing.T) {
 
 	// Sign out: the session ends in the store, so its cookie is worthless.
 	session := b.cookie("portcullis-session")
-	b.do("sign out", chromedp.Click(chromedp.CSS(`form.sign-out button`)), chromedp.WaitVisible(chromedp.ID("email")))
+	b.do("sign out", follow(chromedp.CSS(`form.sign-out button`)), chromedp.WaitVisible(chromedp.ID("email")))
 	b.expectText("You are signed out")
 	if _, _, err := e.accounts.Session(context.Background(), session); err == nil {
 		t.Fatal("the session outlived sign-out")
@@ -349,14 +364,14 @@ func TestPortalWalkThrough(t *testing.T) {
 	// With the second factor: password, then a code (a later one than the
 	// enrollment's: a code is good once).
 	b.signIn(e.portal, "admin@acme.example", testPassword, chromedp.WaitVisible(chromedp.ID("code")))
-	b.do("a wrong code", chromedp.SendKeys(chromedp.ID("code"), "000000"), chromedp.Click(chromedp.CSS(`main button[type=submit]`)),
+	b.do("a wrong code", chromedp.SendKeys(chromedp.ID("code"), "000000"), follow(chromedp.CSS(`main button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.ID("error")))
 	next, _ := totp.GenerateCode(totpSecret, time.Now().Add(30*time.Second))
-	b.do("the right code", chromedp.SetValue(chromedp.ID("code"), next), chromedp.Click(chromedp.CSS(`main button[type=submit]`)),
+	b.do("the right code", chromedp.SetValue(chromedp.ID("code"), next), follow(chromedp.CSS(`main button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.ID("new-client")))
-	b.do("sign out again", chromedp.Click(chromedp.CSS(`form.sign-out button`)), chromedp.WaitVisible(chromedp.ID("email")))
+	b.do("sign out again", follow(chromedp.CSS(`form.sign-out button`)), chromedp.WaitVisible(chromedp.ID("email")))
 	b.signIn(e.portal, "admin@acme.example", testPassword, chromedp.WaitVisible(chromedp.ID("code")))
-	b.do("a recovery code", chromedp.SendKeys(chromedp.ID("code"), codes[0]), chromedp.Click(chromedp.CSS(`main button[type=submit]`)),
+	b.do("a recovery code", chromedp.SendKeys(chromedp.ID("code"), codes[0]), follow(chromedp.CSS(`main button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.ID("new-client")))
 
 	// A viewer sees clients but no write buttons, and the server refuses
@@ -401,23 +416,23 @@ func TestPortalPlatformAdminAndInvitations(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("id"), "initech"),
 		chromedp.SendKeys(chromedp.ID("name"), "Initech"),
 		chromedp.SendKeys(chromedp.ID("ceiling"), "accounts:read cards:read"),
-		chromedp.Click(chromedp.CSS(`main form[action="/portal/tenants"] button`)),
+		follow(chromedp.CSS(`main form[action="/portal/tenants"] button`)),
 		chromedp.WaitVisible(chromedp.CSS("p.notice")))
 	b.do("narrow the ceiling",
 		chromedp.SetValue(chromedp.ID("ceiling"), "accounts:read"),
-		chromedp.Click(chromedp.CSS(`form[action$="/ceiling"] button`)),
+		follow(chromedp.CSS(`form[action$="/ceiling"] button`)),
 		chromedp.WaitVisible(chromedp.CSS("p.notice")))
 	if tn, err := e.admin.Tenant(context.Background(), "initech"); err != nil || strings.Join(tn.ScopeCeiling, " ") != "accounts:read" {
 		t.Fatalf("ceiling: %v %+v", err, tn)
 	}
-	b.do("disable the tenant", chromedp.Click(chromedp.CSS(`form[action$="/disable"] button`)), chromedp.WaitVisible(chromedp.CSS(`form[action$="/enable"]`)))
+	b.do("disable the tenant", follow(chromedp.CSS(`form[action$="/disable"] button`)), chromedp.WaitVisible(chromedp.CSS(`form[action$="/enable"]`)))
 	if tn, _ := e.admin.Tenant(context.Background(), "initech"); tn.Status != tokenissuer.TenantDisabled {
 		t.Fatal("the tenant is not disabled")
 	}
 
 	b.do("signing keys", chromedp.Navigate(e.portal+"keys"), chromedp.WaitVisible(chromedp.ID("rotate-key")))
 	before := len(e.srv.Keys.Keys())
-	b.do("rotate the signing key", chromedp.Click(chromedp.ID("rotate-key")), chromedp.WaitVisible(chromedp.CSS("p.notice")))
+	b.do("rotate the signing key", follow(chromedp.ID("rotate-key")), chromedp.WaitVisible(chromedp.CSS("p.notice")))
 	if err := e.srv.Keys.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +448,7 @@ func TestPortalPlatformAdminAndInvitations(t *testing.T) {
 		t.Errorf("a tenant admin is offered %d roles, want the 2 tenant roles", n)
 	}
 	a.do("invite", chromedp.SendKeys(chromedp.ID("email"), "new@acme.example"), chromedp.SendKeys(chromedp.ID("name"), "Nina New"),
-		chromedp.Click(chromedp.CSS(`form[action="/portal/people/invite"] button`)), chromedp.WaitVisible(chromedp.ID("invite-link")))
+		follow(chromedp.CSS(`form[action="/portal/people/invite"] button`)), chromedp.WaitVisible(chromedp.ID("invite-link")))
 	link := run(a, "invitation link", chromedp.Text(chromedp.ID("invite-link")))
 	if !strings.HasPrefix(link, e.portal+"invitation/") {
 		t.Fatalf("invitation link %q", link)
@@ -448,7 +463,7 @@ func TestPortalPlatformAdminAndInvitations(t *testing.T) {
 	n.do("set a password",
 		chromedp.SendKeys(chromedp.ID("password"), "a long enough passphrase"),
 		chromedp.SendKeys(chromedp.ID("confirm"), "a long enough passphrase"),
-		chromedp.Click(chromedp.CSS(`main button[type=submit]`)),
+		follow(chromedp.CSS(`main button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.ID("email")))
 	n.expectText("Your account is ready")
 	n.signIn(e.portal, "new@acme.example", "a long enough passphrase", chromedp.WaitVisible(chromedp.CSS("form.sign-out")))
