@@ -3,6 +3,7 @@ package loadtest
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -174,6 +175,33 @@ func (w *Workload) Len() int { return len(w.specs) }
 func (w *Workload) Expected(i int) int { return w.specs[i].expected }
 
 // Request returns request i as Envoy would send it.
+// tamper flips one bit in the middle of the token's signature: a token
+// whose every part is still canonical base64url, certain to fail its
+// signature check. (Changing the last characters could leave the bytes as
+// they were, or touch only bits base64url leaves unused.)
+func tamper(token string) string {
+	dot := strings.LastIndexByte(token, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(token[dot+1:])
+	if err != nil || len(sig) == 0 {
+		return token + "x"
+	}
+	sig[len(sig)/2] ^= 0x10
+	return token[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// Describe writes request i as it can be replayed with authz check.
+func (w *Workload) Describe(i int) string {
+	s := w.specs[i]
+	cmd := "authz check"
+	if s.token != "" {
+		cmd += fmt.Sprintf(" --token %q", s.token)
+	}
+	if s.obo != "" {
+		cmd += fmt.Sprintf(" --on-behalf-of %q", s.obo)
+	}
+	return fmt.Sprintf("%s %s %q", cmd, s.method, s.path)
+}
+
 func (w *Workload) Request(i int) *authv3.CheckRequest {
 	if w.prebuilt != nil {
 		return w.prebuilt[i]
@@ -288,7 +316,7 @@ func BuildWorkload(iss *Issuer, mix Mix, tokens, users int, dir string) (*Worklo
 		add("POST", fmt.Sprintf("/v1/accounts/%d/transfers", t), tok, "user "+userFor(t, k+2), 403) // no transactions:write
 		add("GET", "/healthz", "", "", 200)
 		add("GET", fmt.Sprintf("/v1/accounts/%d", t), "", "", 401)
-		add("GET", fmt.Sprintf("/v1/accounts/%d", t), tok[:len(tok)-4]+"AAAA", "", 401)
+		add("GET", fmt.Sprintf("/v1/accounts/%d", t), tamper(tok), "", 401)
 		add("PUT", fmt.Sprintf("/v1/accounts/%d", t), readOnly, "", 403)
 		add("POST", "/v1/accounts", tok, "user "+blockedFor(t), 409)
 		add("GET", "/v1/accounts/1", tok, "user nobody", 403)

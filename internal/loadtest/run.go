@@ -29,7 +29,13 @@ type Result struct {
 	FirstError error
 	// Samples are the soak samples, if any were asked for.
 	Samples []Sample
+	// WrongAnswers describe the first requests whose status was not the
+	// expected one, as they can be replayed.
+	WrongAnswers []string
 }
+
+// maxWrongAnswers bounds how many wrong answers a run describes.
+const maxWrongAnswers = 5
 
 func sample(opts Options, stop <-chan struct{}) []Sample {
 	if opts.SampleEvery <= 0 || opts.ServerPID <= 0 {
@@ -166,6 +172,7 @@ func drive(ctx context.Context, client authv3.AuthorizationClient, w *Workload, 
 			var lat []time.Duration
 			byStatus := map[int]int64{}
 			var errs, wrong int64
+			var described []string
 			for ctx.Err() == nil {
 				i := int(next.Add(1)-1) % w.Len()
 				req := w.Request(i)
@@ -189,6 +196,10 @@ func drive(ctx context.Context, client authv3.AuthorizationClient, w *Workload, 
 					byStatus[status]++
 					if want := w.Expected(i); want != 0 && want != status {
 						wrong++
+						if len(described) < maxWrongAnswers {
+							reason := resp.GetDynamicMetadata().GetFields()["reason"].GetStringValue()
+							described = append(described, fmt.Sprintf("expected %d, got %d (%s): %s", want, status, reason, w.Describe(i)))
+						}
 					}
 				}
 			}
@@ -199,6 +210,11 @@ func drive(ctx context.Context, client authv3.AuthorizationClient, w *Workload, 
 			}
 			res.Errors += errs
 			res.Wrong += wrong
+			for _, d := range described {
+				if len(res.WrongAnswers) < maxWrongAnswers {
+					res.WrongAnswers = append(res.WrongAnswers, d)
+				}
+			}
 			mu.Unlock()
 		}()
 	}
@@ -229,6 +245,11 @@ func Report(out io.Writer, results ...Result) {
 		}
 		if r.FirstError != nil {
 			fmt.Fprintf(out, "%s: first gRPC error: %v\n", r.Name, r.FirstError)
+		}
+		if r.Name != "baseline" { // the always-OK server is wrong by design
+			for _, d := range r.WrongAnswers {
+				fmt.Fprintf(out, "%s: wrong answer, %s\n", r.Name, d)
+			}
 		}
 	}
 	if len(results) < 2 {
