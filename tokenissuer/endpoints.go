@@ -179,13 +179,12 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 	if err != nil {
 		return nil, loggableClientID(client.ID), err
 	}
-	creds := credentials{id: client.ID}
 	if client.Status != ClientActive {
-		return nil, creds.id, ErrUnauthorizedClient.WithDescription("the client is disabled")
+		return nil, client.ID, ErrUnauthorizedClient.WithDescription("the client is disabled")
 	}
 	if client.TenantID != "" {
 		if err := s.tenantAllows(r.Context(), client.TenantID); err != nil {
-			return nil, creds.id, err
+			return nil, client.ID, err
 		}
 	}
 
@@ -193,19 +192,19 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 	if form.Has("scope") {
 		requested, err := ParseScope(form.Get("scope"))
 		if err != nil {
-			return nil, creds.id, ErrInvalidScope.WithDescription(err.Error())
+			return nil, client.ID, ErrInvalidScope.WithDescription(err.Error())
 		}
 		var missing []string
 		if scopes, missing = narrowScopes(client.Scopes, requested); len(missing) > 0 {
-			return nil, creds.id, ErrInvalidScope.WithDescription("the client is not allowed the scope " + strings.Join(missing, " "))
+			return nil, client.ID, ErrInvalidScope.WithDescription("the client is not allowed the scope " + strings.Join(missing, " "))
 		}
 	}
 
 	token, lifetime, err := s.mint(client, scopes, s.clock.Now())
 	if err != nil {
-		return nil, creds.id, ErrServerError.WithCause(err)
+		return nil, client.ID, ErrServerError.WithCause(err)
 	}
-	return &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(lifetime / time.Second), Scope: joinScopes(scopes)}, creds.id, nil
+	return &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(lifetime / time.Second), Scope: joinScopes(scopes)}, client.ID, nil
 }
 
 // authenticateRequest authenticates the client of a token or revocation

@@ -16,7 +16,6 @@ import (
 
 	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/tokenissuer"
-	"github.com/portcullis/portcullis/tokenissuer/adminapi"
 	"github.com/portcullis/portcullis/tokenissuer/portal"
 )
 
@@ -124,11 +123,9 @@ GET /healthz and GET /metrics on listen. SIGTERM drains in-flight requests.`,
 			if err != nil {
 				return err
 			}
-			site, err := portal.ForServer(svc, log)
-			if err != nil {
+			if err := portal.Mount(svc, log); err != nil {
 				return err
 			}
-			svc.AdminHandler = portal.AdminSite(adminapi.New(svc.Admin(), svc.Store, svc, svc.Keys, log).Handler(), site)
 			return svc.Run(c.Context())
 		},
 	}

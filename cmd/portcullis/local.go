@@ -16,7 +16,6 @@ import (
 	"github.com/portcullis/portcullis/internal/secretfile"
 	"github.com/portcullis/portcullis/revocation"
 	"github.com/portcullis/portcullis/tokenissuer"
-	"github.com/portcullis/portcullis/tokenissuer/adminapi"
 	"github.com/portcullis/portcullis/tokenissuer/portal"
 )
 
@@ -65,11 +64,9 @@ func local(ctx context.Context, stateDir string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("issuer: %w", err)
 	}
-	site, err := portal.ForServer(issuer, log)
-	if err != nil {
+	if err := portal.Mount(issuer, log); err != nil {
 		return fmt.Errorf("portal: %w", err)
 	}
-	issuer.AdminHandler = portal.AdminSite(adminapi.New(issuer.Admin(), issuer.Store, issuer, issuer.Keys, log).Handler(), site)
 	demo, err := ensureDemoClient(ctx, issuer, filepath.Join(stateDir, "demo-client.json"))
 	if err != nil {
 		return err

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/portcullis/portcullis/tokenissuer"
-	"github.com/portcullis/portcullis/tokenissuer/adminapi"
 	"github.com/portcullis/portcullis/tokenissuer/portal"
 )
 
@@ -42,20 +41,7 @@ func start(t *testing.T, configure ...func(*tokenissuer.Config)) *env {
 	for _, c := range configure {
 		c(&cfg)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := tokenissuer.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	site, err := portal.ForServer(srv, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.AdminHandler = portal.AdminSite(adminapi.New(srv.Admin(), srv.Store, srv, srv.Keys, log).Handler(), site)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	srv := runIssuer(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 	e := &env{t: t, srv: srv, public: "http://" + srv.Addr().String(), portal: "http://" + srv.AdminAddr().String() + "/portal/",
 		admin: srv.Admin(), accounts: srv.Accounts}
@@ -83,6 +69,24 @@ func start(t *testing.T, configure ...func(*tokenissuer.Config)) *env {
 		}
 	}
 	return e
+}
+
+// runIssuer runs an issuer with the admin API and the portal on its admin
+// listener until the test ends.
+func runIssuer(t *testing.T, cfg tokenissuer.Config, log *slog.Logger) *tokenissuer.Server {
+	t.Helper()
+	srv, err := tokenissuer.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := portal.Mount(srv, log); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return srv
 }
 
 // tokenStatus asks the token endpoint for a token as a client would, and

@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/adminapi"
 )
 
 // Options configure the portal.
@@ -260,25 +261,26 @@ func (p *Portal) clearCookie(w http.ResponseWriter, name, path string) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: p.opts.SecureCookies, SameSite: http.SameSiteLaxMode})
 }
 
-// ForServer returns the portal of a running issuer, configured from its
-// configuration.
-func ForServer(svc *tokenissuer.Server, log *slog.Logger) (*Portal, error) {
+// Mount makes the issuer's admin listener serve the admin API under
+// /admin/ and the portal under /portal/, configured from the issuer's
+// configuration; a browser at the root is sent to the portal.
+func Mount(svc *tokenissuer.Server, log *slog.Logger) error {
 	cfg := svc.Config()
-	return New(svc.Admin(), svc.Accounts, svc.Keys, Options{
+	p, err := New(svc.Admin(), svc.Accounts, svc.Keys, Options{
 		SecureCookies: cfg.Portal.SecureCookies,
 		BaseURL:       svc.PortalURL(),
 		TokenEndpoint: strings.TrimSuffix(cfg.Issuer, "/") + "/oauth2/token",
 		Log:           log,
 	})
-}
-
-// AdminSite serves the admin listener: the admin API under /admin/, the
-// portal under /portal/, and sends a browser at the root to the portal.
-func AdminSite(api http.Handler, p *Portal) http.Handler {
+	if err != nil {
+		return err
+	}
+	api := adminapi.New(svc.Admin(), svc.Store, svc, svc.Keys, log).Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/admin/", api)
 	mux.Handle("/portal/", p.Handler())
 	mux.Handle("GET /{$}", http.RedirectHandler("/portal/", http.StatusSeeOther))
 	mux.Handle("/", api) // the API's own RFC 9457 not-found
-	return mux
+	svc.AdminHandler = mux
+	return nil
 }

@@ -16,8 +16,6 @@ import (
 
 	"github.com/portcullis/portcullis/internal/pgtest"
 	"github.com/portcullis/portcullis/tokenissuer"
-	"github.com/portcullis/portcullis/tokenissuer/adminapi"
-	"github.com/portcullis/portcullis/tokenissuer/portal"
 )
 
 // person is an HTTP client with its own cookies, reading the CSRF token of
@@ -238,20 +236,7 @@ func TestSessionsAreServedByEveryReplica(t *testing.T) {
 		cfg.Store.SQLitePath = filepath.Join(dir, "unused.db")
 		cfg.Portal.SecureCookies = false
 		cfg.LogLevel = "debug"
-		log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		srv, err := tokenissuer.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		site, err := portal.ForServer(srv, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.AdminHandler = portal.AdminSite(adminapi.New(srv.Admin(), srv.Store, srv, srv.Keys, log).Handler(), site)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- srv.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
+		srv := runIssuer(t, cfg, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 		return srv, "http://" + srv.AdminAddr().String()
 	}
 	srvA, a := replica()
