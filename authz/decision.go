@@ -149,7 +149,7 @@ func (d *Decider) decide(ctx context.Context, req *Request) Decision {
 	}
 	dec.ClientID, dec.Scopes, dec.TenantID = claims.ClientID, claims.Scope, claims.TenantID
 	if d.cfg.Revocations != nil {
-		if e, revoked := d.cfg.Revocations.Current().Revoked(claims.ID, claims.ClientID, claims.TenantID, claims.IssuedAt); revoked {
+		if e, revoked := d.cfg.Revocations.Current().Revoked(claims.TokenKey, claims.ClientID, claims.TenantID, claims.IssuedAt); revoked {
 			return d.deny(&dec, ReasonTokenRevoked, revokedBy(e))
 		}
 	}
@@ -157,7 +157,7 @@ func (d *Decider) decide(ctx context.Context, req *Request) Decision {
 	if m.Route == nil {
 		return d.deny(&dec, ReasonNoMatchingRoute, nil)
 	}
-	if missing := missingScope(m.Route.Scopes, claims); missing != "" {
+	if missing := missingScope(m.Route.Scopes, &claims); missing != "" {
 		d.deny(&dec, ReasonMissingScope, errors.New("token lacks scope "+missing))
 		dec.Denial = d.withScopeChallenge(dec.Denial, m.Route.ScopeString())
 		return dec
@@ -192,7 +192,7 @@ func (d *Decider) decide(ctx context.Context, req *Request) Decision {
 	if err != nil {
 		return d.deny(&dec, ReasonUnavailable, err)
 	}
-	if err := d.tenantMayActFor(claims, &user); err != nil {
+	if err := d.tenantMayActFor(&claims, &user); err != nil {
 		return d.deny(&dec, ReasonUnknownUser, err)
 	}
 	dec.UserID = userID

@@ -16,12 +16,16 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/portcullis/portcullis/revocation"
 )
 
-// Claims is what the decision needs from a verified access token.
+// Claims is what the decision needs from a verified access token. Its
+// strings are shared by every token of the same client and scope.
 type Claims struct {
-	// ID is the token's jti, by which it can be revoked alone.
-	ID       string
+	// TokenKey is the key of the token's jti, by which it can be revoked
+	// alone (zero when the token has none).
+	TokenKey revocation.TokenKey
 	ClientID string
 	// Scope is the raw, space-delimited scope claim.
 	Scope    string
@@ -68,7 +72,7 @@ const negativeTTL = 30 * time.Second
 
 // TokenVerifier verifies bearer tokens.
 type TokenVerifier interface {
-	Verify(ctx context.Context, token string) (*Claims, error)
+	Verify(ctx context.Context, token string) (Claims, error)
 }
 
 // AllowedAlgorithms are the signature algorithms authz may accept: asymmetric
@@ -98,19 +102,21 @@ type Verifier struct {
 	clock   Clock
 	metrics *metrics
 	allowed map[jwa.SignatureAlgorithm]bool
-	cache   *ristretto.Cache[uint64, *cachedToken]
+	cache   *tokenCache
+	refused *ristretto.Cache[uint64, *refusedToken]
 	flight  singleflight.Group
 }
 
 var _ TokenVerifier = (*Verifier)(nil)
 
-// cachedToken is a verified token's claims, keyed in the cache by the first
-// 8 bytes of the token's SHA-256 and checked against the full hash on a hit.
-type cachedToken struct {
-	sum    [sha256.Size]byte
-	claims *Claims
-	// refused is set instead of claims for a token refused for good.
-	refused error
+// refusedToken is a token refused for good, keyed in the refusal cache by
+// the first 8 bytes of the token's SHA-256 and checked against the full hash
+// on a hit. Refusals have a cache of their own, whose admission policy
+// (TinyLFU) keeps a flood of one-off bad tokens from pushing out anything
+// that is read often.
+type refusedToken struct {
+	sum [sha256.Size]byte
+	err error
 }
 
 // cacheMargin is how long before its expiry a token leaves the cache, so a
@@ -133,43 +139,38 @@ func NewVerifier(cfg VerifierConfig, keys KeySource, clock Clock, m *metrics) (*
 	if len(v.allowed) == 0 {
 		return nil, errors.New("no token algorithm allowed")
 	}
-	cache, err := newEntryCache[uint64, *cachedToken](cfg.CacheMaxTokens)
+	refused, err := newEntryCache[uint64, *refusedToken](max(cfg.CacheMaxTokens/4, 1000))
 	if err != nil {
-		return nil, fmt.Errorf("token cache: %w", err)
+		return nil, fmt.Errorf("token refusal cache: %w", err)
 	}
-	v.cache = cache
+	v.cache, v.refused = newTokenCache(cfg.CacheMaxTokens), refused
 	return v, nil
 }
 
-// Close releases the cache.
-func (v *Verifier) Close() { v.cache.Close() }
+// Close releases the caches.
+func (v *Verifier) Close() { v.refused.Close() }
 
-// CacheStats returns the token cache's hits and misses.
-func (v *Verifier) CacheStats() (hits, misses uint64) {
-	return v.cache.Metrics.Hits(), v.cache.Metrics.Misses()
-}
+// CacheStats returns the verified-token cache's hits and misses.
+func (v *Verifier) CacheStats() (hits, misses uint64) { return v.cache.stats() }
 
 // Verify returns the claims of a valid token, or a *TokenError.
-func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	// Hash the string's bytes in place: []byte(token) would copy the whole
 	// token on every request. Sum256 only reads its input.
 	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+	if claims, ok := v.cache.get(&sum, v.clock.Now()); ok {
+		return claims, nil
+	}
 	key := binary.LittleEndian.Uint64(sum[:8])
-	now := v.clock.Now()
-	if ct, ok := v.cache.Get(key); ok && ct.sum == sum {
-		if ct.refused != nil {
-			return nil, ct.refused
-		}
-		if now.Before(ct.claims.Expiry) {
-			return ct.claims, nil
-		}
+	if r, ok := v.refused.Get(key); ok && r.sum == sum {
+		return Claims{}, r.err
 	}
 	return v.verifyOnce(ctx, token, sum, key)
 }
 
 // verifyOnce verifies a token that missed the cache, apart from Verify so
 // that the closure's captures cost nothing on a cache hit.
-func (v *Verifier) verifyOnce(ctx context.Context, token string, sum [sha256.Size]byte, key uint64) (*Claims, error) {
+func (v *Verifier) verifyOnce(ctx context.Context, token string, sum [sha256.Size]byte, key uint64) (Claims, error) {
 	// However many requests race on a new token, it is verified once, detached
 	// from the first caller's deadline; each caller still stops at its own.
 	ch := v.flight.DoChan(string(sum[:]), func() (any, error) {
@@ -177,29 +178,23 @@ func (v *Verifier) verifyOnce(ctx context.Context, token string, sum [sha256.Siz
 		if err != nil {
 			var te *TokenError
 			if errors.As(err, &te) && te.final {
-				v.cache.SetWithTTL(key, &cachedToken{sum: sum, refused: err}, 1, negativeTTL)
-				v.cache.Wait()
+				v.refused.SetWithTTL(key, &refusedToken{sum: sum, err: err}, 1, negativeTTL)
+				v.refused.Wait()
 			}
 			return nil, err
 		}
-		if ttl := claims.Expiry.Sub(v.clock.Now()) - cacheMargin; ttl > 0 {
-			v.cache.SetWithTTL(key, &cachedToken{sum: sum, claims: claims}, 1, ttl)
-			v.cache.Wait()
-		}
+		v.cache.put(&sum, claims, v.clock.Now())
 		return claims, nil
 	})
-	var res any
-	var err error
 	select {
 	case r := <-ch:
-		res, err = r.Val, r.Err
+		if r.Err != nil {
+			return Claims{}, r.Err
+		}
+		return *r.Val.(*Claims), nil
 	case <-ctx.Done():
-		err = &TokenError{Reason: ReasonUnavailable, Cause: ctx.Err()}
+		return Claims{}, &TokenError{Reason: ReasonUnavailable, Cause: ctx.Err()}
 	}
-	if err != nil {
-		return nil, err
-	}
-	return res.(*Claims), nil
 }
 
 // verify checks one token fully, in one parse: the key provider checks the
@@ -364,7 +359,7 @@ func (v *Verifier) acceptableType(typ string) bool {
 }
 
 func claimsOf(tok jwt.Token) (*Claims, error) {
-	c := &Claims{ID: tok.JwtID(), Expiry: tok.Expiration()}
+	c := &Claims{TokenKey: revocation.KeyOf(tok.JwtID()), Expiry: tok.Expiration()}
 	if iat := tok.IssuedAt(); !iat.IsZero() {
 		c.IssuedAt = iat.Unix()
 	}

@@ -9,7 +9,12 @@
 // covers can still be valid, so the set stays small.
 package revocation
 
-import "time"
+import (
+	"crypto/sha256"
+	"iter"
+	"maps"
+	"time"
+)
 
 // FeedPath is where the issuer serves the feed, on its public listener.
 const FeedPath = "/oauth2/revocations"
@@ -68,9 +73,25 @@ type Feed struct {
 // request path share it without locks, and a change builds a new one.
 type Set struct {
 	version int64
-	tokens  map[string]Entry
+	tokens  map[TokenKey]Entry
 	clients map[string]Entry
 	tenants map[string]Entry
+}
+
+// TokenKey is how a token's jti is held and looked up: the first 16 bytes
+// of its SHA-256. A verifier keeps it in a fixed-size, pointer-free cache
+// entry instead of the jti's string. Two jtis sharing a key (odds of
+// 2^-128, and jtis are chosen by the issuer) could only make a token look
+// revoked, never let one through.
+type TokenKey [16]byte
+
+// KeyOf returns jti's TokenKey; the zero key for a token without a jti.
+func KeyOf(jti string) TokenKey {
+	if jti == "" {
+		return TokenKey{}
+	}
+	sum := sha256.Sum256([]byte(jti))
+	return TokenKey(sum[:16])
 }
 
 // Empty is a set with nothing revoked, at version 0.
@@ -83,13 +104,13 @@ func (s *Set) Version() int64 { return s.version }
 func (s *Set) Len() int { return len(s.tokens) + len(s.clients) + len(s.tenants) }
 
 // Revoked reports whether a token is revoked, and by which entry: its jti
-// is revoked, or it was issued (iat, Unix seconds) before its client's or
-// its tenant's watermark.
-func (s *Set) Revoked(jti, clientID, tenantID string, issuedAt int64) (Entry, bool) {
+// (by its KeyOf) is revoked, or it was issued (iat, Unix seconds) before its
+// client's or its tenant's watermark.
+func (s *Set) Revoked(jti TokenKey, clientID, tenantID string, issuedAt int64) (Entry, bool) {
 	if s.Len() == 0 {
 		return Entry{}, false
 	}
-	if e, ok := s.tokens[jti]; ok && jti != "" {
+	if e, ok := s.tokens[jti]; ok && jti != (TokenKey{}) {
 		return e, true
 	}
 	if e, ok := s.clients[clientID]; ok && issuedAt < e.Before {
@@ -104,15 +125,13 @@ func (s *Set) Revoked(jti, clientID, tenantID string, issuedAt int64) (Entry, bo
 // Apply returns the set after f, without the entries expired at now. A
 // watermark only ever moves forward.
 func (s *Set) Apply(f Feed, now time.Time) *Set {
-	next := &Set{version: f.Version, tokens: map[string]Entry{}, clients: map[string]Entry{}, tenants: map[string]Entry{}}
+	next := &Set{version: f.Version, tokens: map[TokenKey]Entry{}, clients: map[string]Entry{}, tenants: map[string]Entry{}}
 	if !f.Full {
 		if f.Version < s.version {
 			next.version = s.version
 		}
-		for _, m := range []map[string]Entry{s.tokens, s.clients, s.tenants} {
-			for _, e := range m {
-				next.add(e)
-			}
+		for e := range s.entries() {
+			next.add(e)
 		}
 	}
 	for _, e := range f.Entries {
@@ -126,21 +145,41 @@ func (s *Set) Apply(f Feed, now time.Time) *Set {
 // none has).
 func (s *Set) Expire(now time.Time) *Set {
 	n := now.Unix()
-	for _, m := range []map[string]Entry{s.tokens, s.clients, s.tenants} {
-		for _, e := range m {
-			if e.Expires <= n {
-				return s.Apply(Feed{Version: s.version}, now)
-			}
+	for e := range s.entries() {
+		if e.Expires <= n {
+			return s.Apply(Feed{Version: s.version}, now)
 		}
 	}
 	return s
+}
+
+// entries yields every entry of the set.
+func (s *Set) entries() iter.Seq[Entry] {
+	return func(yield func(Entry) bool) {
+		for _, e := range s.tokens {
+			if !yield(e) {
+				return
+			}
+		}
+		for _, m := range []map[string]Entry{s.clients, s.tenants} {
+			for _, e := range m {
+				if !yield(e) {
+					return
+				}
+			}
+		}
+	}
 }
 
 func (s *Set) add(e Entry) {
 	var m map[string]Entry
 	switch e.Kind {
 	case KindToken:
-		m = s.tokens
+		key := KeyOf(e.Subject)
+		if old, ok := s.tokens[key]; !ok || old.Expires < e.Expires {
+			s.tokens[key] = e
+		}
+		return
 	case KindClient:
 		m = s.clients
 	case KindTenant:
@@ -156,12 +195,9 @@ func (s *Set) add(e Entry) {
 
 func (s *Set) dropExpired(now time.Time) {
 	n := now.Unix()
-	for _, m := range []map[string]Entry{s.tokens, s.clients, s.tenants} {
-		for k, e := range m {
-			if e.Expires <= n {
-				delete(m, k)
-			}
-		}
+	maps.DeleteFunc(s.tokens, func(_ TokenKey, e Entry) bool { return e.Expires <= n })
+	for _, m := range []map[string]Entry{s.clients, s.tenants} {
+		maps.DeleteFunc(m, func(_ string, e Entry) bool { return e.Expires <= n })
 	}
 }
 

@@ -120,7 +120,7 @@ func (f *RevocationFeed) refresh(ctx context.Context) error {
 
 // Revoked reports whether the issuer's copy of the live set revokes tok.
 func (f *RevocationFeed) Revoked(tok AccessToken) (revocation.Entry, bool) {
-	return f.set.Load().Revoked(tok.ID, tok.ClientID, tok.TenantID, tok.IssuedAt.Unix())
+	return f.set.Load().Revoked(revocation.KeyOf(tok.ID), tok.ClientID, tok.TenantID, tok.IssuedAt.Unix())
 }
 
 // read answers a follower at since, given the store's latest Seq: the

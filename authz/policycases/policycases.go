@@ -156,7 +156,7 @@ func runCase(ctx context.Context, pol *policy.Policy, c Case) Result {
 	if c.TenantID != nil {
 		tenant = *c.TenantID
 	}
-	verifier := caseVerifier{claims: &authz.Claims{ClientID: "policy-test-client", Scope: strings.Join(c.Scopes, " "), Scopes: c.Scopes, TenantID: tenant, Expiry: time.Now().Add(time.Hour)}}
+	verifier := caseVerifier{claims: authz.Claims{ClientID: "policy-test-client", Scope: strings.Join(c.Scopes, " "), Scopes: c.Scopes, TenantID: tenant, Expiry: time.Now().Add(time.Hour)}}
 	decider := authz.NewDecider(staticPolicy{pol}, verifier, caseDirectory{c.User, tenant}, authz.DeciderConfig{Headers: authz.DefaultHeaderNames(), Realm: "api"})
 	req := authz.Request{Method: c.Method, Path: c.Path}
 	if c.Token == nil || *c.Token {
@@ -251,11 +251,11 @@ type staticPolicy struct{ p *policy.Policy }
 func (s staticPolicy) Current() *policy.Policy { return s.p }
 
 // caseVerifier accepts exactly the case's token, with the case's claims.
-type caseVerifier struct{ claims *authz.Claims }
+type caseVerifier struct{ claims authz.Claims }
 
-func (v caseVerifier) Verify(_ context.Context, token string) (*authz.Claims, error) {
+func (v caseVerifier) Verify(_ context.Context, token string) (authz.Claims, error) {
 	if token != caseToken {
-		return nil, &authz.TokenError{Reason: authz.ReasonInvalidToken, Cause: errors.New("not the case's token")}
+		return authz.Claims{}, &authz.TokenError{Reason: authz.ReasonInvalidToken, Cause: errors.New("not the case's token")}
 	}
 	return v.claims, nil
 }
