@@ -57,6 +57,15 @@ type TokenConfig struct {
 	JWKSFetchTimeout       time.Duration `yaml:"jwks_fetch_timeout"`
 	// CacheMaxTokens bounds the verified-token cache (entries).
 	CacheMaxTokens int64 `yaml:"cache_max_tokens"`
+	// MaxConcurrentVerifications bounds the full verifications (tokens not
+	// cached: a signature check each) running at once; 0 is half the CPUs,
+	// at least one. Unknown tokens cost an attacker nothing to make, so
+	// without a bound a flood of them takes every core from cached ones.
+	MaxConcurrentVerifications int `yaml:"max_concurrent_verifications"`
+	// VerificationQueue is how many more verifications may wait for one
+	// running; beyond, a new token is refused at once with 503 and
+	// Retry-After (cached tokens are never queued).
+	VerificationQueue int `yaml:"verification_queue"`
 	// JWKSMaxBytes bounds a JWKS (and metadata) response; a larger one is
 	// refused and the keys in use stay.
 	JWKSMaxBytes int64 `yaml:"jwks_max_bytes"`
@@ -117,6 +126,7 @@ func DefaultConfig() Config {
 			JWKSFetchTimeout:       5 * time.Second,
 			CacheMaxTokens:         100_000,
 			JWKSMaxBytes:           1 << 20,
+			VerificationQueue:      16,
 		},
 		Users: UsersConfig{
 			Source:           "file",
@@ -220,6 +230,12 @@ func (c *Config) Validate() error {
 	}
 	if t.CacheMaxTokens < 1 {
 		bad("token.cache_max_tokens", "must be at least 1")
+	}
+	if t.MaxConcurrentVerifications < 0 {
+		bad("token.max_concurrent_verifications", "must not be negative (0 is half the CPUs)")
+	}
+	if t.VerificationQueue < 0 {
+		bad("token.verification_queue", "must not be negative")
 	}
 	if t.JWKSMaxBytes < 1<<10 {
 		bad("token.jwks_max_bytes", "%d is too small for any key set; use at least 1024", t.JWKSMaxBytes)

@@ -33,6 +33,9 @@ const (
 	ReasonUnknownUser           Reason = "unknown-user"
 	ReasonUserBlocked           Reason = "user-blocked"
 	ReasonUnavailable           Reason = "unavailable"
+	// ReasonOverloaded is a new token refused because too many are being
+	// verified already: answered as unavailable, with Retry-After.
+	ReasonOverloaded Reason = "overloaded"
 )
 
 // reasonsWithDenials lists every reason that is answered with a denial.
@@ -67,7 +70,11 @@ var denialSpecs = map[Reason]denialSpec{
 	ReasonUnknownUser:           {http.StatusForbidden, "forbidden", "The user is not known or not accessible to this client", codes.PermissionDenied},
 	ReasonUserBlocked:           {http.StatusConflict, "operation-not-allowed", "The current status of the user does not allow calling this endpoint", codes.FailedPrecondition},
 	ReasonUnavailable:           {http.StatusServiceUnavailable, "unavailable", "Authorization is temporarily unavailable; retry later", codes.Unavailable},
+	ReasonOverloaded:            {http.StatusServiceUnavailable, "unavailable", "Too many new access tokens are being checked; retry in a second", codes.Unavailable},
 }
+
+// overloadRetryAfter is the Retry-After of an overloaded denial, in seconds.
+const overloadRetryAfter = "1"
 
 // Denial is a refused request as the client will see it.
 type Denial struct {
@@ -79,6 +86,8 @@ type Denial struct {
 	Body []byte
 	// WWWAuthenticate is the challenge of a 401, or of a 403 for a missing scope.
 	WWWAuthenticate string
+	// RetryAfter is the Retry-After of a denial worth retrying soon.
+	RetryAfter string
 }
 
 // denialBody is the JSON shape of every denial (ARCHITECTURE.md, "Denials").
@@ -108,6 +117,9 @@ func newDenialTable(realm string) *denialTable {
 			d.Body = blockedUserBody
 		} else {
 			d.Body = marshalDenialBody(denialBody{Code: spec.code, Message: spec.message, Reasons: []string{string(reason)}})
+		}
+		if reason == ReasonOverloaded {
+			d.RetryAfter = overloadRetryAfter
 		}
 		if spec.status == http.StatusUnauthorized {
 			d.WWWAuthenticate = bearerChallenge(realm, reason, spec.message)

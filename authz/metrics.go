@@ -7,8 +7,10 @@ type metrics struct {
 	checks          *prometheus.CounterVec
 	latency         prometheus.Histogram
 	signatureChecks prometheus.Counter
-	jwksFetches     *prometheus.CounterVec
-	jwksKeys        prometheus.Gauge
+	// verificationsShed counts new tokens refused unverified (overloaded).
+	verificationsShed prometheus.Counter
+	jwksFetches       *prometheus.CounterVec
+	jwksKeys          prometheus.Gauge
 	// jwksFetched is when a key set was last accepted.
 	jwksFetched prometheus.Gauge
 	userLookups *prometheus.CounterVec
@@ -54,6 +56,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "portcullis_authz_token_verifications_total",
 			Help: "Full token verifications (token cache misses that reached signature checking).",
 		}),
+		verificationsShed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "portcullis_authz_token_verifications_shed_total",
+			Help: "New tokens refused without verification (503 overloaded) because token.max_concurrent_verifications were running and token.verification_queue more waiting.",
+		}),
 		jwksFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_authz_jwks_fetches_total",
 			Help: "JWKS fetches by result: success, failure, rejected (empty set), throttled (unknown-kid refetch skipped).",
@@ -81,7 +87,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.userHit = m.userLookups.WithLabelValues("hit")
 	if reg != nil {
-		reg.MustRegister(m.checks, m.latency, m.signatureChecks, m.jwksFetches, m.jwksKeys, m.jwksFetched, m.userLookups, m.shadowDisagreements)
+		reg.MustRegister(m.checks, m.latency, m.signatureChecks, m.verificationsShed, m.jwksFetches, m.jwksKeys, m.jwksFetched, m.userLookups, m.shadowDisagreements)
 	}
 	return m
 }

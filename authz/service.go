@@ -209,6 +209,9 @@ func (s *Service) response(dec *Decision) *authv3.CheckResponse {
 	if d.WWWAuthenticate != "" {
 		headers = append(headers, headerOption("www-authenticate", d.WWWAuthenticate))
 	}
+	if d.RetryAfter != "" {
+		headers = append(headers, headerOption("retry-after", d.RetryAfter))
+	}
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(d.GRPCCode), Message: string(d.Reason)},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{

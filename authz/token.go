@@ -1,12 +1,19 @@
 package authz
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -14,7 +21,6 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
-	"github.com/lestrrat-go/jwx/v2/jwt"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/portcullis/portcullis/revocation"
@@ -91,6 +97,11 @@ type VerifierConfig struct {
 	ClockSkew     time.Duration
 	// CacheMaxTokens bounds the verified-token cache.
 	CacheMaxTokens int64
+	// MaxConcurrentVerifications bounds full verifications running at
+	// once (0: half the CPUs, at least one); VerificationQueue more may
+	// wait, and beyond that a new token is refused as overloaded.
+	MaxConcurrentVerifications int
+	VerificationQueue          int
 }
 
 // Verifier checks JWT access tokens (RFC 9068) against the issuer's keys and
@@ -102,9 +113,16 @@ type Verifier struct {
 	clock   Clock
 	metrics *metrics
 	allowed map[jwa.SignatureAlgorithm]bool
+	// signers are jwx's signature verifiers, one per allowed algorithm.
+	signers map[jwa.SignatureAlgorithm]jws.Verifier
+	raw     atomic.Pointer[rawKeys]
 	cache   *tokenCache
 	refused *ristretto.Cache[uint64, *refusedToken]
 	flight  singleflight.Group
+	// verifying holds a slot per full verification running.
+	verifying chan struct{}
+	// queued counts verifications waiting for a slot.
+	queued atomic.Int64
 }
 
 var _ TokenVerifier = (*Verifier)(nil)
@@ -125,7 +143,7 @@ const cacheMargin = time.Second
 
 // NewVerifier returns a Verifier.
 func NewVerifier(cfg VerifierConfig, keys KeySource, clock Clock, m *metrics) (*Verifier, error) {
-	v := &Verifier{cfg: cfg, keys: keys, clock: clock, metrics: m, allowed: map[jwa.SignatureAlgorithm]bool{}}
+	v := &Verifier{cfg: cfg, keys: keys, clock: clock, metrics: m, allowed: map[jwa.SignatureAlgorithm]bool{}, signers: map[jwa.SignatureAlgorithm]jws.Verifier{}}
 	for _, name := range cfg.Algorithms {
 		if !contains(AllowedAlgorithms, name) {
 			return nil, fmt.Errorf("algorithm %q cannot be allowed; choose from %s", name, strings.Join(AllowedAlgorithms, ", "))
@@ -135,6 +153,11 @@ func NewVerifier(cfg VerifierConfig, keys KeySource, clock Clock, m *metrics) (*
 			return nil, err
 		}
 		v.allowed[alg] = true
+		signer, err := jws.NewVerifier(alg)
+		if err != nil {
+			return nil, fmt.Errorf("algorithm %s: %w", name, err)
+		}
+		v.signers[alg] = signer
 	}
 	if len(v.allowed) == 0 {
 		return nil, errors.New("no token algorithm allowed")
@@ -144,6 +167,11 @@ func NewVerifier(cfg VerifierConfig, keys KeySource, clock Clock, m *metrics) (*
 		return nil, fmt.Errorf("token refusal cache: %w", err)
 	}
 	v.cache, v.refused = newTokenCache(cfg.CacheMaxTokens), refused
+	slots := cfg.MaxConcurrentVerifications
+	if slots <= 0 {
+		slots = max(runtime.GOMAXPROCS(0)/2, 1)
+	}
+	v.verifying = make(chan struct{}, slots)
 	return v, nil
 }
 
@@ -197,70 +225,135 @@ func (v *Verifier) verifyOnce(ctx context.Context, token string, sum [sha256.Siz
 	}
 }
 
-// verify checks one token fully, in one parse: the key provider checks the
-// header (algorithm allow-list, type, no keys carried by the token, no
-// critical extensions, a kid) before any key is looked up, then jwx checks
-// the signature and the claims.
+// errOverloaded refuses a new token unverified: too many are being
+// verified. Not final: the same token is verified when it comes back.
+var errOverloaded = &TokenError{Reason: ReasonOverloaded, Cause: errors.New("too many token verifications running and waiting; new token shed")}
+
+// acquireVerification takes a verification slot, waiting in the queue when
+// there is room in it, and reports whether it got one.
+//
+// Signature checks are the only CPU an unauthenticated caller can make authz
+// spend at will: a forged token with a known kid costs a full check. Bounded
+// like this, a flood of them takes at most the slots' cores, and requests
+// with cached tokens, which never come here, keep the rest.
+func (v *Verifier) acquireVerification() bool {
+	select {
+	case v.verifying <- struct{}{}:
+		return true
+	default:
+	}
+	if v.queued.Add(1) > int64(v.cfg.VerificationQueue) {
+		v.queued.Add(-1)
+		return false
+	}
+	v.verifying <- struct{}{}
+	v.queued.Add(-1)
+	return true
+}
+
+// verify checks one token fully, decoding each part once: the header first
+// (algorithm allow-list, type, no keys carried by the token, no critical
+// extensions, a kid), then the key from the JWKS, then — in a verification
+// slot, the only CPU a forger can make authz spend — the signature, and last
+// the claims, straight into the cached form.
+//
+// It does not go through jwt.Parse: that parses the token into a generic
+// claim set again after the signature check and validates it through
+// generic validators, which cost 50 µs a token, as much again as the
+// signature itself (BenchmarkVerifyNewToken). The signature is still jwx's
+// (jws.NewVerifier), over the key jwx parsed from the JWKS.
 func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
-	v.metrics.signatureChecks.Inc()
 	if !isCompactJWS(token) {
 		return nil, invalidToken("not a compact JWS in canonical base64url")
 	}
-	provider := jws.KeyProviderFunc(func(_ context.Context, sink jws.KeySink, sig *jws.Signature, msg *jws.Message) error {
-		if n := len(msg.Signatures()); n != 1 {
-			return invalidToken("%d signatures", n)
-		}
-		alg, key, err := v.keyFor(ctx, sig.ProtectedHeaders())
-		if err != nil {
-			return err
-		}
-		sink.Key(alg, key)
-		return nil
-	})
-	tok, err := jwt.ParseString(token,
-		jwt.WithKeyProvider(provider),
-		jwt.WithValidate(true),
-		jwt.WithIssuer(v.cfg.Issuer),
-		jwt.WithAudience(v.cfg.Audience),
-		jwt.WithRequiredClaim(jwt.ExpirationKey),
-		jwt.WithAcceptableSkew(v.cfg.ClockSkew),
-		jwt.WithClock(jwt.ClockFunc(v.clock.Now)),
-	)
+	headerEnd := strings.IndexByte(token, '.')
+	payloadEnd := headerEnd + 1 + strings.IndexByte(token[headerEnd+1:], '.')
+	headerJSON, err := base64.RawURLEncoding.DecodeString(token[:headerEnd])
 	if err != nil {
-		var te *TokenError
-		switch {
-		case errors.As(err, &te): // refused by the key provider
-			return nil, te
-		case errors.Is(err, jwt.ErrTokenExpired()):
-			return nil, &TokenError{Reason: ReasonTokenExpired, Cause: err, final: true}
-		case errors.Is(err, jwt.ErrTokenNotYetValid()), errors.Is(err, jwt.ErrInvalidIssuedAt()):
-			// Not final: the token becomes valid with time.
-			return nil, &TokenError{Reason: ReasonInvalidToken, Cause: err}
-		}
-		return nil, invalidToken("%w", err)
+		return nil, invalidToken("header: %w", err)
 	}
-	return claimsOf(tok)
+	hdr, err := parseHeader(headerJSON)
+	if err != nil {
+		return nil, err
+	}
+	alg, key, err := v.keyFor(ctx, hdr)
+	if err != nil {
+		return nil, err
+	}
+	signature, err := base64.RawURLEncoding.DecodeString(token[payloadEnd+1:])
+	if err != nil {
+		return nil, invalidToken("signature: %w", err)
+	}
+	if err := v.checkSignature(alg, key, []byte(token[:payloadEnd]), signature); err != nil {
+		return nil, err
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(token[headerEnd+1 : payloadEnd])
+	if err != nil {
+		return nil, invalidToken("payload: %w", err)
+	}
+	return v.claimsOf(payload)
 }
 
-// keyFor checks a token's protected header and returns the algorithm and the
-// JWKS key to verify it with.
-func (v *Verifier) keyFor(ctx context.Context, hdr jws.Headers) (jwa.SignatureAlgorithm, jwk.Key, error) {
-	alg := hdr.Algorithm()
+// checkSignature checks a signature in a verification slot, or refuses the
+// token as overloaded when none is to be had.
+func (v *Verifier) checkSignature(alg jwa.SignatureAlgorithm, key any, signingInput, signature []byte) error {
+	if !v.acquireVerification() {
+		v.metrics.verificationsShed.Inc()
+		return errOverloaded
+	}
+	defer func() { <-v.verifying }()
+	v.metrics.signatureChecks.Inc()
+	if err := v.signers[alg].Verify(signingInput, signature, key); err != nil {
+		return invalidToken("signature: %w", err)
+	}
+	return nil
+}
+
+// joseHeader is what authz reads of a JWS protected header.
+type joseHeader struct {
+	alg, typ, kid string
+}
+
+// parseHeader decodes a protected header (RFC 7515 §4). A header that
+// names a key of its own (jku, jwk, x5u, x5c: keys come from the configured
+// JWKS only) or asks for extensions (crit, RFC 7515 §4.1.11: extensions we
+// do not implement, such as b64, must fail) is refused.
+func parseHeader(raw []byte) (joseHeader, error) {
+	members, err := jsonObject(raw)
+	if err != nil {
+		return joseHeader{}, invalidToken("header: %w", err)
+	}
+	for _, name := range []string{"jku", "jwk", "x5u", "x5c"} {
+		if _, ok := members[name]; ok {
+			return joseHeader{}, invalidToken("token names its own key (%s)", name)
+		}
+	}
+	if _, ok := members["crit"]; ok {
+		return joseHeader{}, invalidToken("token requires header extensions (crit)")
+	}
+	var h joseHeader
+	for _, m := range [...]struct {
+		name string
+		into *string
+	}{{"alg", &h.alg}, {"typ", &h.typ}, {"kid", &h.kid}} {
+		if err := jsonString(members[m.name], m.into); err != nil {
+			return joseHeader{}, invalidToken("header %s: %w", m.name, err)
+		}
+	}
+	return h, nil
+}
+
+// keyFor checks a token's protected header and returns the algorithm and
+// the JWKS key to verify it with, as the crypto package's public key.
+func (v *Verifier) keyFor(ctx context.Context, hdr joseHeader) (jwa.SignatureAlgorithm, any, error) {
+	alg := jwa.SignatureAlgorithm(hdr.alg)
 	if !v.allowed[alg] {
-		return alg, nil, invalidToken("algorithm %q is not allowed", alg)
+		return alg, nil, invalidToken("algorithm %q is not allowed", hdr.alg)
 	}
-	if typ := hdr.Type(); !v.acceptableType(typ) {
-		return alg, nil, invalidToken("token type %q is not at+jwt (RFC 9068 §2.1)", typ)
+	if !v.acceptableType(hdr.typ) {
+		return alg, nil, invalidToken("token type %q is not at+jwt (RFC 9068 §2.1)", hdr.typ)
 	}
-	if hdr.JWKSetURL() != "" || hdr.JWK() != nil || hdr.X509URL() != "" || (hdr.X509CertChain() != nil && hdr.X509CertChain().Len() > 0) {
-		// Keys come from the configured JWKS only, never from the token.
-		return alg, nil, invalidToken("token names its own key (jku, jwk, x5u or x5c)")
-	}
-	if len(hdr.Critical()) > 0 {
-		// RFC 7515 §4.1.11: extensions we do not implement (b64, ...) must fail.
-		return alg, nil, invalidToken("token requires header extensions %v", hdr.Critical())
-	}
-	kid := hdr.KeyID()
+	kid := hdr.kid
 	if kid == "" {
 		return alg, nil, invalidToken("no kid in the header")
 	}
@@ -284,7 +377,39 @@ func (v *Verifier) keyFor(ctx context.Context, hdr jws.Headers) (jwa.SignatureAl
 	if use := key.KeyUsage(); use != "" && use != "sig" {
 		return alg, nil, invalidToken("key %q is not a signing key", kid)
 	}
-	return alg, key, nil
+	raw, err := v.rawKey(set, key)
+	if err != nil {
+		return alg, nil, invalidToken("key %q: %w", kid, err)
+	}
+	return alg, raw, nil
+}
+
+// rawKeys are the crypto package's keys of one JWKS, converted once when
+// the set changes rather than on every verification.
+type rawKeys struct {
+	set  jwk.Set
+	keys map[jwk.Key]any
+}
+
+func (v *Verifier) rawKey(set jwk.Set, key jwk.Key) (any, error) {
+	cur := v.raw.Load()
+	if cur == nil || cur.set != set {
+		next := &rawKeys{set: set, keys: make(map[jwk.Key]any, set.Len())}
+		for i := range set.Len() {
+			k, _ := set.Key(i)
+			var raw any
+			if err := k.Raw(&raw); err == nil {
+				next.keys[k] = raw
+			}
+		}
+		v.raw.Store(next)
+		cur = next
+	}
+	raw, ok := cur.keys[key]
+	if !ok {
+		return nil, errors.New("not a usable public key")
+	}
+	return raw, nil
 }
 
 // isCompactJWS reports whether s is three parts in canonical base64url
@@ -358,33 +483,132 @@ func (v *Verifier) acceptableType(typ string) bool {
 	return false
 }
 
-func claimsOf(tok jwt.Token) (*Claims, error) {
-	c := &Claims{TokenKey: revocation.KeyOf(tok.JwtID()), Expiry: tok.Expiration()}
-	if iat := tok.IssuedAt(); !iat.IsZero() {
-		c.IssuedAt = iat.Unix()
+// claimsOf decodes a verified payload's claims and validates them: iss,
+// aud, exp (required), nbf and iat, within the clock skew. Member names
+// match exactly: the payload is read as an object of raw members first,
+// since decoding straight into a struct would also take "EXP" for "exp".
+func (v *Verifier) claimsOf(payload []byte) (*Claims, error) {
+	members, err := jsonObject(payload)
+	if err != nil {
+		return nil, invalidToken("claims: %w", err)
 	}
-	raw, _ := tok.Get("client_id")
-	clientID, ok := raw.(string)
-	if !ok || clientID == "" {
+	var c Claims
+	var iss, jti string
+	var aud []string
+	var exp, nbf, iat float64
+	for _, m := range [...]struct {
+		name string
+		str  *string
+	}{{"iss", &iss}, {"jti", &jti}, {"client_id", &c.ClientID}, {"scope", &c.Scope}, {"tenant_id", &c.TenantID}} {
+		if err := jsonString(members[m.name], m.str); err != nil {
+			return nil, invalidToken("claim %s: %w", m.name, err)
+		}
+	}
+	for _, m := range [...]struct {
+		name string
+		num  *float64
+	}{{"exp", &exp}, {"nbf", &nbf}, {"iat", &iat}} {
+		if err := jsonNumber(members[m.name], m.num); err != nil {
+			return nil, invalidToken("claim %s: %w", m.name, err)
+		}
+	}
+	if raw, ok := members["aud"]; ok {
+		// RFC 7519 §4.1.3: one string, or an array of strings.
+		var one string
+		err := json.Unmarshal(raw, &aud)
+		if err != nil && json.Unmarshal(raw, &one) == nil {
+			aud, err = []string{one}, nil
+		}
+		if err != nil {
+			return nil, invalidToken("claim aud: %w", err)
+		}
+	}
+	if iss != v.cfg.Issuer {
+		return nil, invalidToken("issuer %q is not the trusted one", iss)
+	}
+	if !contains(aud, v.cfg.Audience) {
+		return nil, invalidToken("audience %v does not name this API", aud)
+	}
+	now := v.clock.Now().Truncate(time.Second)
+	skew := v.cfg.ClockSkew
+	if exp <= 0 {
+		return nil, invalidToken("no exp claim")
+	}
+	c.Expiry = numericDate(exp)
+	if !now.Before(c.Expiry.Truncate(time.Second).Add(skew)) {
+		return nil, &TokenError{Reason: ReasonTokenExpired, Cause: fmt.Errorf("expired at %s", c.Expiry.UTC().Format(time.RFC3339)), final: true}
+	}
+	// Not final: these tokens become valid with time.
+	if nbf > 0 && now.Before(numericDate(nbf).Truncate(time.Second).Add(-skew)) {
+		return nil, &TokenError{Reason: ReasonInvalidToken, Cause: errors.New("not valid yet (nbf)")}
+	}
+	if iat > 0 {
+		if now.Before(numericDate(iat).Truncate(time.Second).Add(-skew)) {
+			return nil, &TokenError{Reason: ReasonInvalidToken, Cause: errors.New("issued in the future (iat)")}
+		}
+		c.IssuedAt = int64(iat)
+	}
+	if c.ClientID == "" {
 		return nil, invalidToken("no client_id claim (RFC 9068 §2.2)")
 	}
-	c.ClientID = clientID
-	if raw, ok := tok.Get("scope"); ok {
-		scope, isString := raw.(string)
-		if !isString {
-			return nil, invalidToken("scope claim is not a string")
-		}
-		c.Scope = scope
-		c.Scopes = strings.Fields(scope)
+	c.TokenKey = revocation.KeyOf(jti)
+	c.Scopes = strings.Fields(c.Scope)
+	return &c, nil
+}
+
+// jsonObject decodes a JSON object into its members, undecoded. Names match
+// exactly: decoding straight into a struct would also take "EXP" for
+// "exp", and the last of "scope" and "Scope" for both.
+func jsonObject(raw []byte) (map[string]json.RawMessage, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return nil, err
 	}
-	if raw, ok := tok.Get("tenant_id"); ok {
-		tenant, isString := raw.(string)
-		if !isString {
-			return nil, invalidToken("tenant_id claim is not a string")
-		}
-		c.TenantID = tenant
+	if members == nil {
+		return nil, errors.New("not a JSON object")
 	}
-	return c, nil
+	return members, nil
+}
+
+// jsonString decodes a member that must be a string, if present. A string
+// without escapes (every claim an issuer writes) is taken as it is.
+func jsonString(raw json.RawMessage, into *string) error {
+	if raw == nil {
+		return nil
+	}
+	if string(raw) == "null" { // json.Unmarshal would leave into as it is
+		return errors.New("null instead of a string")
+	}
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && !bytes.ContainsAny(raw[1:n-1], `"\`) {
+		*into = string(raw[1 : n-1])
+		return nil
+	}
+	return json.Unmarshal(raw, into)
+}
+
+// jsonNumber decodes a member that must be a number, if present.
+func jsonNumber(raw json.RawMessage, into *float64) error {
+	if raw == nil {
+		return nil
+	}
+	if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+		return errors.New("not a number")
+	}
+	// The object was decoded, so raw is a valid JSON number: a subset of
+	// what ParseFloat reads.
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		return err
+	}
+	*into = f
+	return nil
+}
+
+// numericDate is a NumericDate (RFC 7519 §2): seconds since the epoch,
+// possibly with a fraction.
+func numericDate(f float64) time.Time {
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9))
 }
 
 func contains(list []string, s string) bool {

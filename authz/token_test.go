@@ -91,6 +91,17 @@ func TestTokenAttacks(t *testing.T) {
 		{"wrong aud", f.token(t, func(cl map[string]any) { cl["aud"] = "https://other.example.com" }), "invalid-token"},
 		{"aud list containing ours", f.token(t, func(cl map[string]any) { cl["aud"] = []string{"x", testAudience} }), "allowed"},
 		{"no client_id", f.token(t, func(cl map[string]any) { delete(cl, "client_id") }), "invalid-token"},
+		{"claim names match exactly: EXP is not exp", f.token(t, func(cl map[string]any) { cl["EXP"] = cl["exp"]; delete(cl, "exp") }), "invalid-token"},
+		{"claim names match exactly: Iss is not iss", f.token(t, func(cl map[string]any) { cl["Iss"] = cl["iss"]; delete(cl, "iss") }), "invalid-token"},
+		{"exp as a string", f.token(t, func(cl map[string]any) { cl["exp"] = "4102444800" }), "invalid-token"},
+		{"exp of zero", f.token(t, func(cl map[string]any) { cl["exp"] = 0 }), "invalid-token"},
+		{"fractional exp", f.token(t, func(cl map[string]any) { cl["exp"] = float64(now.Add(time.Hour).Unix()) + 0.5 }), "allowed"},
+		{"aud not a string", f.token(t, func(cl map[string]any) { cl["aud"] = 42 }), "invalid-token"},
+		{"aud list without ours", f.token(t, func(cl map[string]any) { cl["aud"] = []string{"x", "y"} }), "invalid-token"},
+		{"claims not an object", sign(t, f.ec, nil, nil), "invalid-token"},
+		{"tenant_id null", f.token(t, func(cl map[string]any) { cl["tenant_id"] = nil }), "invalid-token"},
+		{"exp null", f.token(t, func(cl map[string]any) { cl["exp"] = nil }), "invalid-token"},
+		{"client_id not a string", f.token(t, func(cl map[string]any) { cl["client_id"] = 7 }), "invalid-token"},
 		{"scope not a string", f.token(t, func(cl map[string]any) { cl["scope"] = []string{"accounts:read"} }), "invalid-token"},
 		{"typ JWT when at+jwt is required", sign(t, f.ec, map[string]any{"typ": "JWT"}, claims(now)), "invalid-token"},
 		{"no typ", func() string {
@@ -192,5 +203,31 @@ func TestRefusedTokenIsRememberedButUnknownKidIsNot(t *testing.T) {
 	f.jwks.setKeys(t, f.rsa, f.ec, f.ed, next)
 	if r := f.az.check(t, "GET", "/v1/accounts/42", false, bearer(tok)); !r.allowed {
 		t.Fatalf("after publication: %d %s", r.status, r.reason)
+	}
+}
+
+func TestJSONMembersDecodeStrictly(t *testing.T) {
+	t.Parallel()
+	for raw, want := range map[string]string{`"plain"`: "plain", `"https:\/\/issuer.test"`: "https://issuer.test", `"caf\u00e9"`: "café", `""`: ""} {
+		var got string
+		if err := jsonString(json.RawMessage(raw), &got); err != nil || got != want {
+			t.Errorf("jsonString(%s) = %q, %v; want %q", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{`null`, `1`, `["a"]`, `{}`, `true`} {
+		var got string
+		if err := jsonString(json.RawMessage(raw), &got); err == nil {
+			t.Errorf("jsonString(%s) = %q, want an error", raw, got)
+		}
+		var n float64
+		if raw != "1" && jsonNumber(json.RawMessage(raw), &n) == nil {
+			t.Errorf("jsonNumber(%s) = %v, want an error", raw, n)
+		}
+	}
+	if _, err := jsonObject([]byte(`null`)); err == nil {
+		t.Error("null taken for an object")
+	}
+	if m, err := jsonObject([]byte(`{"exp":1,"EXP":2}`)); err != nil || string(m["exp"]) != "1" {
+		t.Errorf("member names do not match exactly: %v %v", m, err)
 	}
 }

@@ -1,0 +1,84 @@
+package authz
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// TestNewTokensAreShedWhenVerificationIsSaturated: with every verification
+// slot taken and the queue full, a new token is refused at once with 503
+// and Retry-After, unverified; a cached token is still allowed; and a token
+// waiting in the queue is verified once a slot frees.
+func TestNewTokensAreShedWhenVerificationIsSaturated(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	cfg := testConfig(t, f.jwks.URL)
+	cfg.Token.MaxConcurrentVerifications, cfg.Token.VerificationQueue = 1, 1
+	az := startAuthz(t, cfg, SystemClock{})
+	az.waitReady(t)
+	v := az.srv.Verifier
+	newToken := func(i int) string {
+		return f.token(t, func(cl map[string]any) { cl["jti"] = fmt.Sprint("overload-", i) })
+	}
+	cached := newToken(0)
+	if r := az.check(t, "GET", "/v1/accounts/42", false, bearer(cached)); !r.allowed {
+		t.Fatalf("cached token: %d %s", r.status, r.reason)
+	}
+
+	v.verifying <- struct{}{} // the only slot, as a long verification would
+	queued := make(chan reply, 1)
+	go func() { queued <- az.check(t, "GET", "/v1/accounts/42", false, bearer(newToken(1))) }()
+	waitUntil(t, "a verification to wait in the queue", func() bool { return v.queued.Load() == 1 })
+
+	shedBefore := testutil.ToFloat64(v.metrics.verificationsShed)
+	r := az.check(t, "GET", "/v1/accounts/42", false, bearer(newToken(2)))
+	if r.status != 503 || r.reason != string(ReasonOverloaded) || r.headers["retry-after"] != "1" {
+		t.Fatalf("a new token beyond the queue: %d %s, Retry-After %q; want 503 overloaded, Retry-After 1", r.status, r.reason, r.headers["retry-after"])
+	}
+	if !strings.Contains(r.body, `"code":"unavailable"`) {
+		t.Errorf("overloaded body %s does not say unavailable", r.body)
+	}
+	if got := testutil.ToFloat64(v.metrics.verificationsShed) - shedBefore; got != 1 {
+		t.Errorf("shed verifications counted %v, want 1", got)
+	}
+	if r := az.check(t, "GET", "/v1/accounts/42", false, bearer(cached)); !r.allowed {
+		t.Fatalf("a cached token while verification is saturated: %d %s", r.status, r.reason)
+	}
+	select {
+	case r := <-queued:
+		t.Fatalf("the queued verification finished while no slot was free: %s", r.reason)
+	default:
+	}
+
+	<-v.verifying
+	select {
+	case r := <-queued:
+		if !r.allowed {
+			t.Fatalf("the queued token, once a slot freed: %d %s", r.status, r.reason)
+		}
+	case <-time.After(patience):
+		t.Fatal("the queued verification never ran")
+	}
+	// A shed token is not remembered as refused: it is verified when it
+	// comes back.
+	if r := az.check(t, "GET", "/v1/accounts/42", false, bearer(newToken(2))); !r.allowed {
+		t.Fatalf("the shed token, retried: %d %s", r.status, r.reason)
+	}
+}
+
+func TestVerificationSlotsDefaultToHalfTheCPUs(t *testing.T) {
+	t.Parallel()
+	v, err := NewVerifier(VerifierConfig{Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"ES256"}, CacheMaxTokens: 10}, nil, SystemClock{}, newMetrics(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if got := cap(v.verifying); got < 1 || got > max(1, runtime.GOMAXPROCS(0)/2) {
+		t.Fatalf("%d verification slots", got)
+	}
+}
