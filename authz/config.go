@@ -66,6 +66,12 @@ type TokenConfig struct {
 	// running; beyond, a new token is refused at once with 503 and
 	// Retry-After (cached tokens are never queued).
 	VerificationQueue int `yaml:"verification_queue"`
+	// RefusalDelay holds the answer to a token refused as invalid, expired
+	// or overloaded this long (0: none). A client that waits for answers —
+	// every request through Envoy does — sends forged tokens no faster than
+	// its connections times 1/RefusalDelay, while the delay costs authz a
+	// timer, not CPU.
+	RefusalDelay time.Duration `yaml:"refusal_delay"`
 	// JWKSMaxBytes bounds a JWKS (and metadata) response; a larger one is
 	// refused and the keys in use stay.
 	JWKSMaxBytes int64 `yaml:"jwks_max_bytes"`
@@ -127,6 +133,7 @@ func DefaultConfig() Config {
 			CacheMaxTokens:         100_000,
 			JWKSMaxBytes:           1 << 20,
 			VerificationQueue:      16,
+			RefusalDelay:           50 * time.Millisecond,
 		},
 		Users: UsersConfig{
 			Source:           "file",
@@ -236,6 +243,9 @@ func (c *Config) Validate() error {
 	}
 	if t.VerificationQueue < 0 {
 		bad("token.verification_queue", "must not be negative")
+	}
+	if t.RefusalDelay < 0 || t.RefusalDelay > time.Second {
+		bad("token.refusal_delay", "%s must be between 0 and 1s (Envoy's ext_authz timeout is shorter)", t.RefusalDelay)
 	}
 	if t.JWKSMaxBytes < 1<<10 {
 		bad("token.jwks_max_bytes", "%d is too small for any key set; use at least 1024", t.JWKSMaxBytes)

@@ -227,6 +227,8 @@ func testConfig(t testing.TB, jwksURL string) Config {
 	// Generous: a busy machine must not turn a slow check into a 503. Tests
 	// of the timeouts set their own.
 	cfg.Token.JWKSFetchTimeout = 10 * time.Second
+	// Refused tokens are answered at once, except in the test of the delay.
+	cfg.Token.RefusalDelay = 0
 	cfg.CheckTimeout = 30 * time.Second
 	cfg.Users.Timeout = 10 * time.Second
 	cfg.LogLevel = "error"

@@ -1,12 +1,15 @@
 package authz
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -80,5 +83,45 @@ func TestVerificationSlotsDefaultToHalfTheCPUs(t *testing.T) {
 	defer v.Close()
 	if got := cap(v.verifying); got < 1 || got > max(1, runtime.GOMAXPROCS(0)/2) {
 		t.Fatalf("%d verification slots", got)
+	}
+}
+
+// TestRefusedTokensAreAnsweredAfterTheRefusalDelay: a forged token's refusal
+// is held (here until the caller gives up), the first time and when it comes
+// back from the refusal cache; a valid token is not held.
+func TestRefusedTokensAreAnsweredAfterTheRefusalDelay(t *testing.T) {
+	t.Parallel()
+	ec := newSigningKey(t, "ec-1", jwa.ES256)
+	f := newDeciderFixture(t, []string{"ES256"}, ec)
+	cfg := f.verifier.cfg
+	cfg.RefusalDelay = time.Hour
+	v, err := NewVerifier(cfg, f.verifier.keys, SystemClock{}, f.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	valid := sign(t, ec, nil, claims(time.Now()))
+	if _, err := v.Verify(context.Background(), valid); err != nil {
+		t.Fatalf("a valid token: %v", err)
+	}
+	forged := valid[:strings.LastIndexByte(valid, '.')+1] + encodeB64(make([]byte, 64))
+	for _, attempt := range []string{"first", "from the refusal cache"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		checksBefore := testutil.ToFloat64(v.metrics.signatureChecks)
+		go func() { _, err := v.Verify(ctx, forged); done <- err }()
+		if attempt == "first" {
+			waitUntil(t, "the forged token's signature check", func() bool { return testutil.ToFloat64(v.metrics.signatureChecks) > checksBefore })
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("%s: the refusal was answered before its delay: %v", attempt, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		cancel()
+		var te *TokenError
+		if err := <-done; !errors.As(err, &te) || te.Reason != ReasonInvalidToken {
+			t.Fatalf("%s: %v, want invalid-token", attempt, err)
+		}
 	}
 }

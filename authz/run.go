@@ -74,6 +74,7 @@ func NewServer(cfg Config, clock Clock, log *slog.Logger) (*Server, error) {
 		Issuer: cfg.Token.Issuer, Audience: cfg.Token.Audience, Algorithms: cfg.Token.Algorithms,
 		AcceptJWTType: cfg.Token.AcceptJWTType, ClockSkew: cfg.Token.ClockSkew, CacheMaxTokens: cfg.Token.CacheMaxTokens,
 		MaxConcurrentVerifications: cfg.Token.MaxConcurrentVerifications, VerificationQueue: cfg.Token.VerificationQueue,
+		RefusalDelay: cfg.Token.RefusalDelay,
 	}, s.Keys, clock, m)
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)

@@ -102,6 +102,9 @@ type VerifierConfig struct {
 	// wait, and beyond that a new token is refused as overloaded.
 	MaxConcurrentVerifications int
 	VerificationQueue          int
+	// RefusalDelay holds the answer to a token refused as invalid, expired
+	// or overloaded (0: answered at once).
+	RefusalDelay time.Duration
 }
 
 // Verifier checks JWT access tokens (RFC 9068) against the issuer's keys and
@@ -191,9 +194,38 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	}
 	key := binary.LittleEndian.Uint64(sum[:8])
 	if r, ok := v.refused.Get(key); ok && r.sum == sum {
+		v.delayRefusal(ctx, r.err)
 		return Claims{}, r.err
 	}
-	return v.verifyOnce(ctx, token, sum, key)
+	claims, err := v.verifyOnce(ctx, token, sum, key)
+	if err != nil {
+		v.delayRefusal(ctx, err)
+	}
+	return claims, err
+}
+
+// delayRefusal holds the caller RefusalDelay when its token was refused as
+// invalid, expired or overloaded. Forged tokens cost an attacker nothing to
+// make, and answered at once the requests that carry them take as large a
+// share of authz as cached ones; held, they come back only as fast as the
+// delay lets each of the sender's connections. No verification slot is held
+// meanwhile.
+func (v *Verifier) delayRefusal(ctx context.Context, err error) {
+	var te *TokenError
+	if v.cfg.RefusalDelay <= 0 || !errors.As(err, &te) {
+		return
+	}
+	switch te.Reason {
+	case ReasonInvalidToken, ReasonTokenExpired, ReasonOverloaded:
+	default:
+		return
+	}
+	t := time.NewTimer(v.cfg.RefusalDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // verifyOnce verifies a token that missed the cache, apart from Verify so

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis/portcullis/authz"
@@ -15,27 +16,40 @@ import (
 
 func newLoadCommand() *cobra.Command {
 	o := loadtest.CompareOptions{Self: self}
-	var mix string
+	var mix, alg string
 	c := &cobra.Command{
 		Use:   "load",
 		Short: "Measure authz against an always-OK baseline under the same load",
 		Long: `Drive authz's Check over gRPC with a realistic mix of requests (allowed, denied for
 every reason, on-behalf-of, blocked users), and the same load against an always-OK
-ext_authz server on the same gRPC stack first. Each server runs in its own process,
-so throughput and CPU per check (read from /proc) compare like with like on a
-shared machine: report ratios, not absolute figures.`,
-		Example: "  portcullis load\n  portcullis load --duration 1m --mix allow-obo --concurrency 32\n  portcullis load --baseline=false --duration 3m --sample 15s   # a soak",
-		Args:    cli.NoArgs,
+ext_authz server on the same gRPC stack. Each server runs in its own process, so
+throughput and CPU per check (read from /proc) compare like with like on a shared
+machine; the servers are measured in rounds whose order rotates, and a measurement
+during which other processes took more than --max-noise of the machine is taken
+again. Report ratios, not absolute figures.`,
+		Example: "  portcullis load --mix allow-obo\n" +
+			"  portcullis load --mix allow-obo --tokens 100000                 # a full token cache\n" +
+			"  portcullis load --mix allow-obo --tokens 1000000 --alg ES256    # every request a new token\n" +
+			"  portcullis load --mix allow-obo --flood 16                      # forged tokens beside the hot path\n" +
+			"  portcullis load --baseline=false --repeat 1 --duration 3m --sample 15s   # a soak",
+		Args: cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if o.Duration <= 0 || o.Duration > time.Hour || o.Concurrency < 1 {
-				return cli.UsageError{Msg: "--duration must be in (0, 1h] and --concurrency at least 1", Command: c.CommandPath()}
+			if o.Duration <= 0 || o.Duration > time.Hour || o.Concurrency < 1 || o.Repeat < 1 || o.Repeat > 20 || o.Flood < 0 {
+				return cli.UsageError{Msg: "--duration must be in (0, 1h], --concurrency at least 1, --repeat in [1, 20], --flood not negative", Command: c.CommandPath()}
+			}
+			if err := o.Algorithm.Accept(alg); err != nil || (o.Algorithm != jwa.EdDSA && o.Algorithm != jwa.ES256) {
+				return cli.UsageError{Msg: "--alg must be EdDSA or ES256", Command: c.CommandPath()}
 			}
 			o.Mix = loadtest.Mix(mix)
 			return loadtest.Compare(c.Context(), o, c.OutOrStdout(), c.ErrOrStderr())
 		},
 	}
 	f := c.Flags()
-	f.DurationVar(&o.Duration, "duration", 20*time.Second, "measured time per server")
+	f.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time per server and round")
+	f.IntVar(&o.Repeat, "repeat", 3, "rounds, each measuring every server once, in rotating order")
+	f.Float64Var(&o.MaxNoise, "max-noise", 0.10, "share of the machine other processes may take during a measurement before it is taken again")
+	f.StringVar(&alg, "alg", "EdDSA", "token signing algorithm: EdDSA or ES256")
+	f.IntVar(&o.Flood, "flood", 0, "also measure authz while this many workers send forged tokens (valid kid, random signature) as fast as they are answered")
 	f.DurationVar(&o.Warmup, "warmup", 3*time.Second, "unmeasured warm-up per server")
 	f.IntVar(&o.Concurrency, "concurrency", 16, "concurrent requests in flight")
 	f.IntVar(&o.Tokens, "tokens", 1000, "distinct tokens (clients get 10 each)")
@@ -43,7 +57,7 @@ shared machine: report ratios, not absolute figures.`,
 	f.StringVar(&mix, "mix", string(loadtest.MixRealistic), "request mix: realistic or allow-obo")
 	f.StringVar(&o.Policy, "policy", "examples/policy", "policy for authz")
 	f.IntVar(&o.CacheMaxTokens, "cache-max-tokens", 100_000, "authz token.cache_max_tokens")
-	f.BoolVar(&o.Baseline, "baseline", true, "also measure the always-OK baseline")
+	f.BoolVar(&o.Baseline, "baseline", true, "also measure the always-OK baseline (ratios are to it)")
 	f.DurationVar(&o.SampleEvery, "sample", 0, "soak: sample authz's memory and goroutines this often (e.g. 10s)")
 	f.IntVar(&o.Revocations, "revocations", 0, "also measure authz following a revocation feed with this many entries (e.g. 10000)")
 	return c

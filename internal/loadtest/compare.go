@@ -2,16 +2,22 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
 
 	"github.com/portcullis/portcullis/revocation"
 
@@ -27,17 +33,31 @@ type CompareOptions struct {
 	Concurrency      int
 	Tokens, Users    int
 	Mix              Mix
+	// Algorithm signs the workload's tokens: EdDSA or ES256.
+	Algorithm jwa.SignatureAlgorithm
 	// Policy is the policy authz loads.
 	Policy         string
 	CacheMaxTokens int
-	// Baseline also measures the always-OK server first.
+	// Baseline also measures the always-OK server.
 	Baseline bool
+	// Repeat is how many rounds measure every server once each, in an
+	// order that rotates from round to round, so that a change in the
+	// machine's load falls on all of them alike.
+	Repeat int
+	// MaxNoise is the share of the machine's CPU that other processes may
+	// take during a measurement (read from /proc/stat); a noisier one is
+	// measured again, up to twice, and marked noisy if it stays so.
+	MaxNoise float64
 	// SampleEvery, when positive, samples authz's memory and goroutines (a soak).
 	SampleEvery time.Duration
 	// Revocations, when positive, also measures an authz that follows a
 	// revocation feed holding this many entries (none of which refuses the
 	// workload's tokens), in the same run.
 	Revocations int
+	// Flood, when positive, also measures authz while this many workers
+	// send it forged tokens as fast as it answers: the workload's tokens
+	// with random signatures, each new.
+	Flood int
 	// Self runs a server in its own process: Self(BaselineServer, "--listen",
 	// addr) and Self(AuthzServer) with authz's configuration in the
 	// environment. The caller's binary provides both hidden commands.
@@ -50,115 +70,294 @@ const (
 	AuthzServer    = "load-authz"
 )
 
+// server is one server process under measurement.
+type server struct {
+	name, addr string
+	// metrics is its Prometheus endpoint ("" for the baseline).
+	metrics string
+	proc    *exec.Cmd
+	client  authv3.AuthorizationClient
+	conn    *grpc.ClientConn
+}
+
+// measurement is one row of the report: a server, with or without a flood.
+type measurement struct {
+	name  string
+	srv   *server
+	flood bool
+}
+
 // Compare measures authz against an always-OK baseline server on the same
 // gRPC stack, each in its own process (so CPU per check is the server's own,
-// read from /proc), with the same load from this process, and reports both.
+// read from /proc), with the same load from this process, in interleaved
+// rounds, and reports each round's ratios.
 func Compare(ctx context.Context, o CompareOptions, stdout, stderr io.Writer) error {
 	dir, err := os.MkdirTemp("", "portcullis-load-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	iss, err := NewIssuer()
+	iss, err := NewIssuer(o.Algorithm)
 	if err != nil {
 		return err
 	}
 	defer iss.Close()
-	fmt.Fprintf(stderr, "minting %d tokens and %d users...\n", o.Tokens, o.Users)
+	fmt.Fprintf(stderr, "minting %d %s tokens and %d users...\n", o.Tokens, o.Algorithm, o.Users)
 	w, err := BuildWorkload(iss, o.Mix, o.Tokens, o.Users, dir)
 	if err != nil {
 		return err
 	}
-	opts := Options{Duration: o.Duration, Warmup: o.Warmup, Concurrency: o.Concurrency}
-	var results []Result
-
-	if o.Baseline {
-		addr, err := freePort()
-		if err != nil {
-			return err
-		}
-		proc, err := start(o.Self(BaselineServer, "--listen", addr), nil, stderr)
-		if err != nil {
-			return err
-		}
-		defer stopProcess(proc)
-		if err := waitTCP(addr); err != nil {
-			return fmt.Errorf("baseline server: %w", err)
-		}
-		res, err := runAgainst(ctx, "baseline", addr, proc.Process.Pid, w, opts, stderr)
-		if err != nil {
-			return err
-		}
-		results = append(results, res)
-		stopProcess(proc)
+	if o.Revocations > 0 {
+		iss.Revoke(o.Revocations)
 	}
 
-	res, err := measureAuthz(ctx, "authz", o, iss, w, opts, nil, stderr)
+	var servers []*server
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+	}()
+	var plan []measurement
+	if o.Baseline {
+		s, err := startBaseline(o)
+		if err != nil {
+			return err
+		}
+		servers = append(servers, s)
+		plan = append(plan, measurement{name: "baseline", srv: s})
+	}
+	az, err := startAuthz(o, "authz", iss, w, nil)
 	if err != nil {
 		return err
 	}
-	results = append(results, res)
+	servers = append(servers, az)
+	plan = append(plan, measurement{name: "authz", srv: az})
 	if o.Revocations > 0 {
-		iss.Revoke(o.Revocations)
-		res, err := measureAuthz(ctx, "authz+revocations", o, iss, w, opts, []string{
+		s, err := startAuthz(o, "authz+revocations", iss, w, []string{
 			"PORTCULLIS_AUTHZ_REVOCATION_ENABLED=true", "PORTCULLIS_AUTHZ_REVOCATION_FEED_URL=" + iss.JWKSURL + revocation.FeedPath,
 			"PORTCULLIS_AUTHZ_REVOCATION_TOKEN_URL=" + iss.JWKSURL + "/oauth2/token",
 			"PORTCULLIS_AUTHZ_REVOCATION_CLIENT_ID=load", "PORTCULLIS_AUTHZ_REVOCATION_CLIENT_SECRET=load",
 			"PORTCULLIS_AUTHZ_REVOCATION_WAIT=5s",
-		}, stderr)
+		})
 		if err != nil {
 			return err
 		}
-		results = append(results, res)
+		servers = append(servers, s)
+		plan = append(plan, measurement{name: "authz+revocations", srv: s})
 	}
-	fmt.Fprintf(stdout, "mix %s, %d distinct tokens, %d users, concurrency %d, %s per server\n\n", o.Mix, o.Tokens, o.Users, o.Concurrency, o.Duration)
-	Report(stdout, results...)
+	if o.Flood > 0 {
+		plan = append(plan, measurement{name: "authz+flood", srv: az, flood: true})
+	}
+
+	opts := Options{Duration: o.Duration, Concurrency: o.Concurrency}
+	// When the cache can hold every token, every server sees every request
+	// once before it is measured: the cache is full, as in the long run.
+	// (A workload of more tokens than the cache holds measures misses.)
+	pass := 0
+	if o.Tokens <= o.CacheMaxTokens {
+		pass = w.Len()
+	}
+	for _, s := range servers {
+		fmt.Fprintf(stderr, "warming %s up: %s and %d requests at least...\n", s.name, o.Warmup, pass)
+		if err := warmUp(ctx, s.client, w, o.Warmup, pass, o.Concurrency); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+
+	rounds := make([][]Result, max(o.Repeat, 1))
+	for r := range rounds {
+		rounds[r] = make([]Result, len(plan))
+		for k := range plan {
+			i := (k + r) % len(plan) // rotate the order from round to round
+			m := plan[i]
+			res, err := measureQuietly(ctx, m, w, opts, o, stderr, fmt.Sprintf("round %d/%d", r+1, len(rounds)))
+			if err != nil {
+				return err
+			}
+			if m.srv.metrics != "" {
+				res.HeapInUse, _ = scrapeGauge(m.srv.metrics, "go_memstats_heap_inuse_bytes")
+			}
+			rounds[r][i] = res
+		}
+	}
+	fmt.Fprintf(stdout, "mix %s, %d distinct %s tokens, %d users, concurrency %d, %d rounds of %s per server\n\n",
+		o.Mix, o.Tokens, o.Algorithm, o.Users, o.Concurrency, len(rounds), o.Duration)
+	ReportRounds(stdout, rounds)
 	return nil
 }
 
-// measureAuthz runs authz in its own process, configured for the workload
-// (and by extra settings), and measures it.
-func measureAuthz(ctx context.Context, name string, o CompareOptions, iss *Issuer, w *Workload, opts Options, extra []string, stderr io.Writer) (Result, error) {
+func startBaseline(o CompareOptions) (*server, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	proc, err := start(o.Self(BaselineServer, "--listen", addr), nil, os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{name: "baseline", addr: addr, proc: proc}
+	if err := waitTCP(addr); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("baseline server: %w", err)
+	}
+	return s, s.dial()
+}
+
+// startAuthz runs authz in its own process, configured for the workload
+// (and by extra settings).
+func startAuthz(o CompareOptions, name string, iss *Issuer, w *Workload, extra []string) (*server, error) {
 	grpcAddr, err := freePort()
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	adminAddr, err := freePort()
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	proc, err := start(o.Self(AuthzServer), append([]string{
 		"PORTCULLIS_AUTHZ_LISTEN=" + grpcAddr, "PORTCULLIS_AUTHZ_ADMIN_LISTEN=" + adminAddr,
 		"PORTCULLIS_AUTHZ_POLICY=" + o.Policy, "PORTCULLIS_AUTHZ_LOG_LEVEL=warn",
 		"PORTCULLIS_AUTHZ_TOKEN_ISSUER=" + iss.URL, "PORTCULLIS_AUTHZ_TOKEN_AUDIENCE=" + Audience,
-		"PORTCULLIS_AUTHZ_TOKEN_JWKS_URL=" + iss.JWKSURL, "PORTCULLIS_AUTHZ_TOKEN_ALGORITHMS=EdDSA",
+		"PORTCULLIS_AUTHZ_TOKEN_JWKS_URL=" + iss.JWKSURL, "PORTCULLIS_AUTHZ_TOKEN_ALGORITHMS=" + iss.Algorithm.String(),
 		"PORTCULLIS_AUTHZ_TOKEN_CACHE_MAX_TOKENS=" + strconv.Itoa(o.CacheMaxTokens),
 		"PORTCULLIS_AUTHZ_USERS_SOURCE=file", "PORTCULLIS_AUTHZ_USERS_FILE=" + w.UsersFile,
 		"PORTCULLIS_AUTHZ_USERS_CACHE_MAX_USERS=" + strconv.Itoa(max(o.Users, 1000)),
-	}, extra...), stderr)
+	}, extra...), os.Stderr)
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	defer stopProcess(proc)
+	s := &server{name: name, addr: grpcAddr, metrics: "http://" + adminAddr + "/metrics", proc: proc}
 	if err := waitReady("http://" + adminAddr + "/readyz"); err != nil {
-		return Result{}, fmt.Errorf("%s: %w", name, err)
+		s.stop()
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if o.SampleEvery > 0 {
-		opts.SampleEvery, opts.Samples = o.SampleEvery, stderr
-		opts.Gauge = func(name string) (float64, error) { return scrapeGauge("http://"+adminAddr+"/metrics", name) }
-	}
-	return runAgainst(ctx, name, grpcAddr, proc.Process.Pid, w, opts, stderr)
+	return s, s.dial()
 }
 
-func runAgainst(ctx context.Context, name, addr string, pid int, w *Workload, opts Options, stderr io.Writer) (Result, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func (s *server) dial() error {
+	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return Result{}, err
+		return err
 	}
-	defer conn.Close()
-	opts.ServerPID = pid
-	fmt.Fprintf(stderr, "measuring %s for %s (after %s warm-up)...\n", name, opts.Duration, opts.Warmup)
-	return Run(ctx, name, authv3.NewAuthorizationClient(conn), w, opts)
+	s.conn, s.client = conn, authv3.NewAuthorizationClient(conn)
+	return nil
+}
+
+func (s *server) stop() {
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	stopProcess(s.proc)
+}
+
+// warmUp drives the workload for d, and on until at least requests were sent.
+func warmUp(ctx context.Context, client authv3.AuthorizationClient, w *Workload, d time.Duration, requests, concurrency int) error {
+	start := time.Now()
+	for sent := 0; sent < requests || time.Since(start) < d; {
+		res, err := drive(ctx, client, w, max(d-time.Since(start), time.Second), concurrency, true)
+		if err != nil {
+			return err
+		}
+		sent += int(res.Checks)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// measureQuietly measures m, again when other processes took more than
+// o.MaxNoise of the machine meanwhile (up to twice more).
+func measureQuietly(ctx context.Context, m measurement, w *Workload, opts Options, o CompareOptions, stderr io.Writer, round string) (Result, error) {
+	cores := float64(runtime.NumCPU())
+	var res Result
+	for attempt := 0; attempt < 3; attempt++ {
+		busyBefore, errBusy := MachineBusy()
+		selfBefore, errSelf := ProcessCPU(os.Getpid())
+		opts.ServerPID = m.srv.proc.Process.Pid
+		if m.name == "authz" && o.SampleEvery > 0 {
+			opts.SampleEvery, opts.Samples = o.SampleEvery, stderr
+			opts.Gauge = func(name string) (float64, error) { return scrapeGauge(m.srv.metrics, name) }
+		}
+		fmt.Fprintf(stderr, "%s: measuring %s for %s...\n", round, m.name, opts.Duration)
+		var flood *floodStats
+		stopFlood := func() {}
+		if m.flood {
+			flood, stopFlood = startFlood(ctx, m.srv.client, w, o.Flood)
+		}
+		r, err := Run(ctx, m.name, m.srv.client, w, opts)
+		stopFlood()
+		if err != nil {
+			return Result{}, err
+		}
+		if flood != nil {
+			r.Flood = flood.result()
+		}
+		busyAfter, errBusy2 := MachineBusy()
+		selfAfter, errSelf2 := ProcessCPU(os.Getpid())
+		res = r
+		if errors.Join(errBusy, errSelf, errBusy2, errSelf2) != nil {
+			return res, nil // no /proc/stat: no guard
+		}
+		others := (busyAfter - busyBefore) - (selfAfter - selfBefore) - r.ServerCPU
+		res.Noise = max(others.Seconds(), 0) / (cores * r.Duration.Seconds())
+		if res.Noise <= o.MaxNoise {
+			return res, nil
+		}
+		fmt.Fprintf(stderr, "%s: other processes took %.0f%% of the machine while %s was measured; measuring again\n", round, 100*res.Noise, m.name)
+	}
+	res.Noisy = true
+	return res, nil
+}
+
+// floodStats counts what the forged tokens got.
+type floodStats struct {
+	sent, allowed, shed, refused, errors atomic.Int64
+}
+
+// FloodResult is what a flood of forged tokens got from authz.
+type FloodResult struct {
+	Sent, Allowed, Shed, Refused, Errors int64
+}
+
+func (f *floodStats) result() *FloodResult {
+	return &FloodResult{Sent: f.sent.Load(), Allowed: f.allowed.Load(), Shed: f.shed.Load(), Refused: f.refused.Load(), Errors: f.errors.Load()}
+}
+
+// startFlood sends forged tokens from workers until the returned stop is
+// called: the workload's requests with each token's signature replaced by
+// random bytes, so every one is new to authz and costs it a full check.
+func startFlood(ctx context.Context, client authv3.AuthorizationClient, w *Workload, workers int) (*floodStats, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	stats := &floodStats{}
+	var wg sync.WaitGroup
+	for k := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := k; ctx.Err() == nil; i += workers {
+				req := w.Forged(i % w.Len())
+				if req == nil {
+					continue
+				}
+				resp, err := client.Check(ctx, req)
+				stats.sent.Add(1)
+				switch {
+				case err != nil:
+					if ctx.Err() == nil {
+						stats.errors.Add(1)
+					}
+				case resp.GetOkResponse() != nil:
+					stats.allowed.Add(1)
+				case resp.GetDeniedResponse().GetStatus().GetCode() == 503:
+					stats.shed.Add(1)
+				default:
+					stats.refused.Add(1)
+				}
+			}
+		}()
+	}
+	return stats, func() { cancel(); wg.Wait() }
 }
 
 func start(cmd *exec.Cmd, env []string, stderr io.Writer) (*exec.Cmd, error) {

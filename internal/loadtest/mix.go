@@ -1,7 +1,9 @@
 package loadtest
 
 import (
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -37,13 +39,15 @@ const (
 	MixAllowOnBehalfOf Mix = "allow-obo"
 )
 
-// Issuer is the load run's token issuer: an Ed25519 key whose JWKS is served
-// on loopback, so authz verifies real signatures.
+// Issuer is the load run's token issuer: an EdDSA or ES256 key whose JWKS
+// is served on loopback, so authz verifies real signatures.
 type Issuer struct {
 	URL     string // the "iss" of the tokens
 	JWKSURL string
-	key     jwk.Key
-	server  *httptest.Server
+	// Algorithm signs the tokens.
+	Algorithm jwa.SignatureAlgorithm
+	key       jwk.Key
+	server    *httptest.Server
 
 	mu   sync.Mutex
 	feed revocation.Feed
@@ -52,9 +56,19 @@ type Issuer struct {
 // Audience is the "aud" of the load run's tokens.
 const Audience = "https://api.example.com"
 
-// NewIssuer creates the key and serves its JWKS; Close stops it.
-func NewIssuer() (*Issuer, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+// NewIssuer creates a key for alg (EdDSA or ES256) and serves its JWKS;
+// Close stops it.
+func NewIssuer(alg jwa.SignatureAlgorithm) (*Issuer, error) {
+	var priv any
+	var err error
+	switch alg {
+	case jwa.EdDSA:
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	case jwa.ES256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	default:
+		return nil, fmt.Errorf("algorithm %s: the load tool signs with EdDSA or ES256", alg)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +79,7 @@ func NewIssuer() (*Issuer, error) {
 	if err := jwk.AssignKeyID(key); err != nil {
 		return nil, err
 	}
-	key.Set(jwk.AlgorithmKey, jwa.EdDSA)
+	key.Set(jwk.AlgorithmKey, alg)
 	pub, err := key.PublicKey()
 	if err != nil {
 		return nil, err
@@ -73,7 +87,7 @@ func NewIssuer() (*Issuer, error) {
 	set := jwk.NewSet()
 	set.AddKey(pub)
 	body, _ := json.Marshal(set)
-	iss := &Issuer{URL: "https://load.test", key: key}
+	iss := &Issuer{URL: "https://load.test", Algorithm: alg, key: key}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
@@ -145,7 +159,7 @@ func (i *Issuer) Token(clientID, tenant, scope, jti string, lifetime time.Durati
 	hdr := jws.NewHeaders()
 	hdr.Set(jws.TypeKey, "at+jwt")
 	hdr.Set(jws.KeyIDKey, i.key.KeyID())
-	signed, err := jws.Sign(payload, jws.WithKey(jwa.EdDSA, i.key, jws.WithProtectedHeaders(hdr)))
+	signed, err := jws.Sign(payload, jws.WithKey(i.Algorithm, i.key, jws.WithProtectedHeaders(hdr)))
 	return string(signed), err
 }
 
@@ -174,7 +188,6 @@ func (w *Workload) Len() int { return len(w.specs) }
 // Expected is the status request i should get (0: not checked).
 func (w *Workload) Expected(i int) int { return w.specs[i].expected }
 
-// Request returns request i as Envoy would send it.
 // tamper flips one bit in the middle of the token's signature: a token
 // whose every part is still canonical base64url, certain to fail its
 // signature check. (Changing the last characters could leave the bytes as
@@ -186,6 +199,16 @@ func tamper(token string) string {
 		return token + "x"
 	}
 	sig[len(sig)/2] ^= 0x10
+	return token[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// forge returns a token with token's header and claims and a random
+// signature of the same length: what an attacker without keys can send, a
+// new cache key each time and a full signature check for authz.
+func forge(token string) string {
+	dot := strings.LastIndexByte(token, '.')
+	sig := make([]byte, base64.RawURLEncoding.DecodedLen(len(token)-dot-1))
+	rand.Read(sig)
 	return token[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
 }
 
@@ -202,6 +225,18 @@ func (w *Workload) Describe(i int) string {
 	return fmt.Sprintf("%s %s %q", cmd, s.method, s.path)
 }
 
+// Forged returns request i with a forged token (see forge), or nil when
+// request i carries no token.
+func (w *Workload) Forged(i int) *authv3.CheckRequest {
+	s := w.specs[i]
+	if s.token == "" {
+		return nil
+	}
+	s.token = forge(s.token)
+	return s.build(i)
+}
+
+// Request returns request i as Envoy would send it.
 func (w *Workload) Request(i int) *authv3.CheckRequest {
 	if w.prebuilt != nil {
 		return w.prebuilt[i]

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
 )
 
 // TestTamperedTokensAlwaysChangeTheSignature: the tampered token differs
@@ -12,7 +14,7 @@ import (
 // so authz must refuse it for its signature, never for its spelling.
 func TestTamperedTokensAlwaysChangeTheSignature(t *testing.T) {
 	t.Parallel()
-	iss, err := NewIssuer()
+	iss, err := NewIssuer(jwa.EdDSA)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,3 +54,29 @@ func ProcessRSS(pid int) (int64, error) {
 	}
 	return 0, fmt.Errorf("no VmRSS for process %d", pid)
 }
+
+// MachineBusy returns the CPU time all of the machine's cores have spent
+// busy (user, nice, system, irq, softirq) or stolen by the hypervisor, from
+// /proc/stat: what is left of it after this process and the server is the
+// neighbours' share.
+func MachineBusy() (time.Duration, error) {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return 0, fmt.Errorf("unexpected /proc/stat")
+	}
+	var busy int64
+	// user nice system idle iowait irq softirq steal
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		n, err := strconv.ParseInt(fields[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("unexpected /proc/stat: %w", err)
+		}
+		busy += n
+	}
+	return time.Duration(busy) * time.Second / clockTicks, nil
+}

@@ -32,6 +32,14 @@ type Result struct {
 	// WrongAnswers describe the first requests whose status was not the
 	// expected one, as they can be replayed.
 	WrongAnswers []string
+	// HeapInUse is the server's heap in use after the run (authz only).
+	HeapInUse float64
+	// Noise is the share of the machine other processes took meanwhile;
+	// Noisy marks a result measured again and still above the limit.
+	Noise float64
+	Noisy bool
+	// Flood is what forged tokens sent meanwhile got (nil: no flood).
+	Flood *FloodResult
 }
 
 // maxWrongAnswers bounds how many wrong answers a run describes.
@@ -232,33 +240,120 @@ func drive(ctx context.Context, client authv3.AuthorizationClient, w *Workload, 
 	return res, nil
 }
 
-// Report prints results side by side, with ratios to the first (the baseline).
-func Report(out io.Writer, results ...Result) {
-	fmt.Fprintf(out, "%-10s %10s %12s %10s %10s %10s %10s %8s %8s\n", "server", "checks/s", "cpu/check", "p50", "p99", "p99.9", "rss MB", "errors", "wrong")
-	for _, r := range results {
-		fmt.Fprintf(out, "%-10s %10.0f %12s %10s %10s %10s %10.1f %8d %8d\n", r.Name, r.Rate(), r.CPUPerCheck().Round(100*time.Nanosecond),
-			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.P999.Round(time.Microsecond), float64(r.ServerRSS)/(1<<20), r.Errors, r.Wrong)
+// ReportRounds prints each server's median over the rounds, and its ratios
+// to the first (the baseline) measured in the same round: the median and
+// the range over the rounds. A flood's row is also compared with authz's.
+func ReportRounds(out io.Writer, rounds [][]Result) {
+	if len(rounds) == 0 || len(rounds[0]) == 0 {
+		return
 	}
-	for _, r := range results {
-		if len(r.Samples) > 0 {
-			fmt.Fprintf(out, "%s %s\n", r.Name, SoakSummary(r.Samples))
+	n := len(rounds[0])
+	column := func(i int, f func(Result) float64) []float64 {
+		var v []float64
+		for _, r := range rounds {
+			v = append(v, f(r[i]))
 		}
-		if r.FirstError != nil {
-			fmt.Fprintf(out, "%s: first gRPC error: %v\n", r.Name, r.FirstError)
+		return v
+	}
+	fmt.Fprintf(out, "%-18s %10s %12s %10s %10s %10s %8s %8s %8s %8s\n", "server (median)", "checks/s", "cpu/check", "p50", "p99", "p99.9", "rss MB", "heap MB", "errors", "wrong")
+	for i := range n {
+		name := rounds[0][i].Name
+		dur := func(f func(Result) time.Duration) time.Duration {
+			return time.Duration(median(column(i, func(r Result) float64 { return float64(f(r)) })))
 		}
-		if r.Name != "baseline" { // the always-OK server is wrong by design
-			for _, d := range r.WrongAnswers {
-				fmt.Fprintf(out, "%s: wrong answer, %s\n", r.Name, d)
+		var errs, wrong int64
+		for _, r := range rounds {
+			errs += r[i].Errors
+			wrong += r[i].Wrong
+		}
+		fmt.Fprintf(out, "%-18s %10.0f %12s %10s %10s %10s %8.1f %8.1f %8d %8d\n", name,
+			median(column(i, Result.Rate)), dur(Result.CPUPerCheck).Round(100*time.Nanosecond),
+			dur(func(r Result) time.Duration { return r.P50 }).Round(time.Microsecond),
+			dur(func(r Result) time.Duration { return r.P99 }).Round(time.Microsecond),
+			dur(func(r Result) time.Duration { return r.P999 }).Round(time.Microsecond),
+			median(column(i, func(r Result) float64 { return float64(r.ServerRSS) }))/(1<<20),
+			median(column(i, func(r Result) float64 { return r.HeapInUse }))/(1<<20), errs, wrong)
+	}
+	noisy := 0
+	for _, round := range rounds {
+		for _, r := range round {
+			if r.Noisy {
+				noisy++
+			}
+			if len(r.Samples) > 0 {
+				fmt.Fprintf(out, "%s %s\n", r.Name, SoakSummary(r.Samples))
+			}
+			if r.FirstError != nil {
+				fmt.Fprintf(out, "%s: first gRPC error: %v\n", r.Name, r.FirstError)
+			}
+			if r.Name != "baseline" { // the always-OK server is wrong by design
+				for _, d := range r.WrongAnswers {
+					fmt.Fprintf(out, "%s: wrong answer, %s\n", r.Name, d)
+				}
 			}
 		}
 	}
-	if len(results) < 2 {
-		return
+	if noisy > 0 {
+		fmt.Fprintf(out, "\n%d measurements stayed noisy (other processes above the limit after two retries): read their ratios with care\n", noisy)
 	}
-	base := results[0]
-	for _, r := range results[1:] {
-		fmt.Fprintf(out, "\n%s vs %s: throughput %.2f×, server CPU per check %.2f×, p99 %.2f×\n", r.Name, base.Name,
-			r.Rate()/base.Rate(), float64(r.CPUPerCheck())/float64(max(base.CPUPerCheck(), 1)), float64(r.P99)/float64(max(base.P99, 1)))
-		fmt.Fprintf(out, "%s outcomes by HTTP status: %v\n", r.Name, r.ByStatus)
+	ratio := func(i, base int, f func(Result) float64) string {
+		v := column(i, func(r Result) float64 { return f(r) })
+		b := column(base, func(r Result) float64 { return f(r) })
+		var rs []float64
+		for k := range v {
+			if b[k] > 0 {
+				rs = append(rs, v[k]/b[k])
+			}
+		}
+		if len(rs) == 0 {
+			return "n/a"
+		}
+		lo, hi := slices.Min(rs), slices.Max(rs)
+		return fmt.Sprintf("%.2f× [%.2f–%.2f]", median(rs), lo, hi)
 	}
+	cpu := func(r Result) float64 { return float64(r.CPUPerCheck()) }
+	p99 := func(r Result) float64 { return float64(r.P99) }
+	authzAt := -1
+	for i := range n {
+		if rounds[0][i].Name == "authz" {
+			authzAt = i
+		}
+	}
+	for i := 1; i < n; i++ {
+		r := rounds[0][i]
+		fmt.Fprintf(out, "\n%s vs %s, same round (median [range]): throughput %s, server CPU per check %s, p99 %s\n",
+			r.Name, rounds[0][0].Name, ratio(i, 0, Result.Rate), ratio(i, 0, cpu), ratio(i, 0, p99))
+		byStatus := map[int]int64{}
+		for _, round := range rounds {
+			for k, v := range round[i].ByStatus {
+				byStatus[k] += v
+			}
+		}
+		fmt.Fprintf(out, "%s outcomes by HTTP status: %v\n", r.Name, byStatus)
+		if r.Flood != nil && authzAt >= 0 {
+			var f FloodResult
+			for _, round := range rounds {
+				g := round[i].Flood
+				f.Sent, f.Allowed, f.Shed, f.Refused, f.Errors = f.Sent+g.Sent, f.Allowed+g.Allowed, f.Shed+g.Shed, f.Refused+g.Refused, f.Errors+g.Errors
+			}
+			fmt.Fprintf(out, "%s vs authz, same round: hot-path throughput %s, p99 %s\n", r.Name, ratio(i, authzAt, Result.Rate), ratio(i, authzAt, p99))
+			verdict := "none allowed"
+			if f.Allowed > 0 {
+				verdict = "FORGED TOKENS ALLOWED"
+			}
+			fmt.Fprintf(out, "forged tokens: %d sent, %d allowed (%s), %d refused (401), %d shed (503 overloaded), %d errors\n", f.Sent, f.Allowed, verdict, f.Refused, f.Shed, f.Errors)
+		}
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
