@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/telemetry"
 )
 
 // Config is authz's configuration file. Every setting can be overridden by
@@ -38,6 +40,10 @@ type Config struct {
 	Headers     HeaderNames       `yaml:"headers"`
 	DecisionLog DecisionLogConfig `yaml:"decision_log"`
 	Revocation  RevocationConfig  `yaml:"revocation"`
+	// Tracing sends a span per Check (continuing Envoy's trace) and spans
+	// for token verifications, JWKS fetches and user lookups to an OTLP
+	// collector. Off by default.
+	Tracing telemetry.Config `yaml:"tracing"`
 }
 
 // TokenConfig configures token verification.
@@ -147,6 +153,7 @@ func DefaultConfig() Config {
 		Headers:     DefaultHeaderNames(),
 		DecisionLog: DecisionLogConfig{DenialsPerInterval: 100, Interval: 10 * time.Second},
 		Revocation:  RevocationConfig{Wait: 25 * time.Second, MaxStaleness: 5 * time.Minute, OnStale: "serve", MaxBytes: 16 << 20},
+		Tracing:     telemetry.DefaultConfig(),
 	}
 }
 
@@ -290,5 +297,6 @@ func (c *Config) Validate() error {
 	if c.DecisionLog.DenialsPerInterval > 0 && c.DecisionLog.Interval < time.Second {
 		bad("decision_log.interval", "%s must be at least 1s", c.DecisionLog.Interval)
 	}
+	errs = append(errs, c.Tracing.Validate("tracing")...)
 	return errors.Join(errs...)
 }

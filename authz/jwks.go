@@ -14,6 +14,7 @@ import (
 
 	"github.com/lestrrat-go/httprc"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -212,14 +213,17 @@ func (s *JWKSSource) RefetchForUnknownKID(ctx context.Context) (jwk.Set, error) 
 			return nil, nil
 		}
 		s.lastRefetch.Store(now)
+		sctx, span := childSpan(ctx, "authz.FetchJWKS")
 		// The fetch must not die with the first caller's Check deadline:
 		// others are waiting on it.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FetchTimeout)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(sctx), s.cfg.FetchTimeout)
 		defer cancel()
-		if _, err := s.cache.Refresh(fctx, *u); err != nil {
+		_, err := s.cache.Refresh(fctx, *u)
+		if err != nil {
 			s.metrics.jwksFetches.WithLabelValues("failure").Inc()
 			s.log.Warn("JWKS refetch for an unknown kid failed; keeping the keys in use", "err", err)
 		}
+		endSpan(span, err, attribute.String("jwks.trigger", "unknown-kid"))
 		return nil, nil
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/portcullis/portcullis/internal/telemetry"
 	"github.com/portcullis/portcullis/policy"
 	"github.com/portcullis/portcullis/revocation"
 )
@@ -43,6 +44,7 @@ type Server struct {
 	Service     *Service
 	health      *health.Server
 	registry    *prometheus.Registry
+	tracing     *telemetry.Tracing
 
 	grpcListener  net.Listener
 	adminListener net.Listener
@@ -127,10 +129,17 @@ func NewServer(cfg Config, clock Clock, log *slog.Logger) (*Server, error) {
 			}, func() float64 { return float64(s.Revocations.Current().Len()) }))
 	}
 	decider := NewDecider(s.Policies, s.Verifier, s.Users, dcfg)
-	s.Service = NewService(decider, ServiceConfig{
+	if s.tracing, err = telemetry.Start(context.Background(), cfg.Tracing, "portcullis-authz", log); err != nil {
+		return nil, err
+	}
+	scfg := ServiceConfig{
 		CheckTimeout: cfg.CheckTimeout, AllowSampleRate: cfg.DecisionLog.AllowSampleRate,
 		DenialsPerInterval: cfg.DecisionLog.DenialsPerInterval, DenialInterval: cfg.DecisionLog.Interval,
-	}, clock, log, m)
+	}
+	if s.tracing.Enabled {
+		scfg.Tracer, scfg.Propagator = s.tracing.Provider.Tracer(tracerName), s.tracing.Propagator
+	}
+	s.Service = NewService(decider, scfg, clock, log, m)
 
 	if s.grpcListener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -228,6 +237,9 @@ func (s *Server) Run(ctx context.Context) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = admin.Shutdown(shutdownCtx)
+	if err := s.tracing.Shutdown(context.Background()); err != nil {
+		s.log.Warn("tracing shutdown", "err", err)
+	}
 	return runErr
 }
 

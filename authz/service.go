@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -12,6 +13,9 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -48,6 +52,11 @@ type ServiceConfig struct {
 	// DenialInterval; the rest are counted in a summary line. 0 logs all.
 	DenialsPerInterval int
 	DenialInterval     time.Duration
+	// Tracer, when set, makes a span per Check that continues the trace
+	// Envoy started, read from the request's headers by Propagator. Nil:
+	// tracing is off and Check does not even look for trace headers.
+	Tracer     trace.Tracer
+	Propagator propagation.TextMapPropagator
 }
 
 // NewService returns the gRPC service around decider.
@@ -66,6 +75,10 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (resp *au
 	start := time.Now()
 	var dec Decision
 	var r Request
+	var span trace.Span
+	if s.cfg.Tracer != nil {
+		ctx, span = s.cfg.Tracer.Start(s.cfg.Propagator.Extract(ctx, checkCarrier{req}), "authz.Check", trace.WithSpanKind(trace.SpanKindServer))
+	}
 	defer func() {
 		// A panic anywhere in the decision fails closed, as a 503 denial.
 		if p := recover(); p != nil {
@@ -74,6 +87,9 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (resp *au
 			resp, err = s.response(&dec), nil
 		}
 		s.observe(&r, &dec, time.Since(start))
+		if span != nil {
+			s.endCheckSpan(span, &dec)
+		}
 	}()
 	if !requestFromCheck(req, &r) {
 		dec = Decision{Reason: ReasonInvalidPath, Denial: s.decider.denials.get(ReasonInvalidPath), Cause: fmt.Errorf("CheckRequest has no HTTP attributes")}
@@ -89,6 +105,21 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (resp *au
 		dec.Cause = fmt.Errorf("%w (check deadline: %v)", dec.Cause, ctx.Err())
 	}
 	return s.response(&dec), nil
+}
+
+// endCheckSpan records the decision on the Check's span and ends it.
+func (s *Service) endCheckSpan(span trace.Span, dec *Decision) {
+	if span.IsRecording() {
+		status := http.StatusOK
+		if !dec.Allowed() && dec.Denial != nil {
+			status = dec.Denial.Status
+		}
+		span.SetAttributes(checkSpanAttributes(dec, status)...)
+		if status >= 500 {
+			span.SetStatus(otelcodes.Error, string(dec.Reason))
+		}
+	}
+	span.End()
 }
 
 // requestFromCheck reads method, path and the headers the decision needs.

@@ -21,6 +21,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
+	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/portcullis/portcullis/revocation"
@@ -294,7 +295,12 @@ func (v *Verifier) acquireVerification() bool {
 // generic validators, which cost 50 µs a token, as much again as the
 // signature itself (BenchmarkVerifyNewToken). The signature is still jwx's
 // (jws.NewVerifier), over the key jwx parsed from the JWKS.
-func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
+func (v *Verifier) verify(ctx context.Context, token string) (_ *Claims, err error) {
+	ctx, span := childSpan(ctx, "authz.VerifyToken")
+	var hdr joseHeader
+	defer func() {
+		endSpan(span, err, attribute.String("token.alg", truncate(hdr.alg, 16)), attribute.String("token.kid", truncate(hdr.kid, 64)))
+	}()
 	if !isCompactJWS(token) {
 		return nil, invalidToken("not a compact JWS in canonical base64url")
 	}
@@ -304,8 +310,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	if err != nil {
 		return nil, invalidToken("header: %w", err)
 	}
-	hdr, err := parseHeader(headerJSON)
-	if err != nil {
+	if hdr, err = parseHeader(headerJSON); err != nil {
 		return nil, err
 	}
 	alg, key, err := v.keyFor(ctx, hdr)
@@ -339,6 +344,14 @@ func (v *Verifier) checkSignature(alg jwa.SignatureAlgorithm, key any, signingIn
 		return invalidToken("signature: %w", err)
 	}
 	return nil
+}
+
+// truncate bounds a string a token controls before it goes into a span.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // joseHeader is what authz reads of a JWS protected header.

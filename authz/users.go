@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
+	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -112,8 +113,16 @@ func (d *CachedDirectory) fetch(ctx context.Context, id string) (User, error) {
 	// One lookup per user however many checks race on it. It runs detached
 	// from the first caller (the source has its own timeout) so that caller's
 	// deadline does not fail the others; each caller still stops at its own.
-	ch := d.flight.DoChan(id, func() (any, error) {
-		user, err := d.source.LookupUser(context.WithoutCancel(ctx), id)
+	ch := d.flight.DoChan(id, func() (_ any, err error) {
+		lctx, span := childSpan(context.WithoutCancel(ctx), "authz.LookupUser")
+		defer func() {
+			if errors.Is(err, ErrUserNotFound) {
+				endSpan(span, nil, attribute.String("authz.user_lookup", "not_found"))
+				return
+			}
+			endSpan(span, err, attribute.String("authz.user_lookup", "found"))
+		}()
+		user, err := d.source.LookupUser(lctx, id)
 		switch {
 		case err == nil:
 			d.store(id, &userEntry{user: user, found: true, fetchedAt: d.clock.Now()})
