@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/telemetry"
 )
 
 // Config is the issuer's configuration file. Every setting can be overridden
@@ -37,6 +39,9 @@ type Config struct {
 	ClientCacheTTL time.Duration `yaml:"client_cache_ttl"`
 	// ShutdownTimeout bounds how long in-flight requests may finish on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Tracing sends a span per token request and admin call to an OTLP
+	// collector. Off by default.
+	Tracing telemetry.Config `yaml:"tracing"`
 }
 
 // StoreConfig selects and configures the client and key store.
@@ -174,6 +179,7 @@ func DefaultConfig() Config {
 		},
 		ClientCacheTTL:  5 * time.Second,
 		ShutdownTimeout: 15 * time.Second,
+		Tracing:         telemetry.DefaultConfig(),
 	}
 }
 
@@ -293,5 +299,6 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be positive")
 	}
+	errs = append(errs, c.Tracing.Validate("tracing")...)
 	return errors.Join(errs...)
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis/portcullis/revocation"
 )
@@ -134,6 +136,7 @@ func (s *Endpoints) handleToken(w http.ResponseWriter, r *http.Request) {
 		if !errors.As(err, &oe) {
 			oe = ErrServerError.WithCause(err)
 		}
+		traceTokenRequest(r, oe.Code, clientID)
 		level := slog.LevelInfo
 		if oe.Status >= 500 {
 			level = slog.LevelError
@@ -151,9 +154,24 @@ func (s *Endpoints) handleToken(w http.ResponseWriter, r *http.Request) {
 	h.Set("Pragma", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(resp)
+	traceTokenRequest(r, "issued", clientID)
 	s.metrics.requests.WithLabelValues("issued").Inc()
 	s.metrics.latency.Observe(time.Since(start).Seconds())
 	s.log.Debug("token issued", "client_id", clientID, "scope", resp.Scope)
+}
+
+// traceTokenRequest puts a token request's outcome on its span: the
+// RFC 6749 error code or "issued", and the client once it authenticated
+// (a refused ID may be anything a caller typed). Never a secret or a token.
+func traceTokenRequest(r *http.Request, outcome, clientID string) {
+	span := trace.SpanFromContext(r.Context())
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(attribute.String("oauth2.outcome", outcome))
+	if clientID != "" && outcome != "invalid_client" && outcome != "invalid_request" {
+		span.SetAttributes(attribute.String("oauth2.client_id", clientID))
+	}
 }
 
 // token runs the client credentials grant; clientID is returned for logging

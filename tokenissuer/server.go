@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/portcullis/portcullis/internal/telemetry"
 )
 
 // OpenStore opens the store the configuration selects, and gives tenants
@@ -91,6 +93,8 @@ type Server struct {
 	// AdminHandler is the admin API (/admin/v1/), set by the binary before
 	// Run: it lives in its own package, which imports this one.
 	AdminHandler http.Handler
+	// Tracing traces token requests and admin calls (a no-op when off).
+	Tracing *telemetry.Tracing
 }
 
 // NewServer opens the store, loads (or creates) the signing keys and binds
@@ -140,7 +144,14 @@ func NewServer(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (
 		store.Close()
 		return nil, fmt.Errorf("admin_listen: %w", err)
 	}
-	return &Server{cfg: cfg, log: log, Store: store, Keys: keys, Endpoints: srv, Hasher: hasher, Accounts: accounts, listener: ln, adminListener: adminLn}, nil
+	tracing, err := telemetry.Start(ctx, cfg.Tracing, "portcullis-issuer", log)
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		store.Close()
+		return nil, err
+	}
+	return &Server{cfg: cfg, log: log, Store: store, Keys: keys, Endpoints: srv, Hasher: hasher, Accounts: accounts, listener: ln, adminListener: adminLn, Tracing: tracing}, nil
 }
 
 // housekeeping forgets failure windows that have ended (so the limiters do
@@ -212,7 +223,8 @@ func (s *Server) Run(ctx context.Context) error {
 	if admin == nil {
 		admin = http.NotFoundHandler()
 	}
-	servers := []*http.Server{s.httpServer(s.Endpoints.Handler()), s.httpServer(admin)}
+	const scope = "github.com/portcullis/portcullis/tokenissuer"
+	servers := []*http.Server{s.httpServer(s.Tracing.HTTPHandler(scope, s.Endpoints.Handler())), s.httpServer(s.Tracing.HTTPHandler(scope, admin))}
 	errc := make(chan error, len(servers))
 	go func() { errc <- servers[0].Serve(s.listener) }()
 	go func() { errc <- servers[1].Serve(s.adminListener) }()
@@ -231,6 +243,9 @@ func (s *Server) Run(ctx context.Context) error {
 		if err := srv.Shutdown(shutdownCtx); err != nil && runErr == nil {
 			runErr = fmt.Errorf("graceful shutdown: %w", err)
 		}
+	}
+	if err := s.Tracing.Shutdown(context.WithoutCancel(ctx)); err != nil {
+		s.log.Warn("tracing shutdown", "err", err)
 	}
 	return runErr
 }

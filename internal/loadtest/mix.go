@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -171,7 +172,14 @@ type Workload struct {
 	prebuilt []*authv3.CheckRequest
 	// UsersFile is the user directory written for authz.
 	UsersFile string
+	// cursor is the next request to send. It carries on from one run to
+	// the next, so a workload of more tokens than authz caches keeps
+	// sending tokens it has not seen (or has forgotten), round after round.
+	cursor atomic.Int64
 }
+
+// next returns the index of the next request to send.
+func (w *Workload) next() int { return int((w.cursor.Add(1) - 1) % int64(len(w.specs))) }
 
 type requestSpec struct {
 	method, path, token, obo string

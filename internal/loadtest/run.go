@@ -166,7 +166,6 @@ func Run(ctx context.Context, name string, client authv3.AuthorizationClient, w 
 func drive(ctx context.Context, client authv3.AuthorizationClient, w *Workload, d time.Duration, concurrency int, measure bool) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	var next atomic.Int64
 	var firstErr atomic.Pointer[error]
 	var mu sync.Mutex
 	res := Result{ByStatus: map[int]int64{}}
@@ -182,7 +181,7 @@ func drive(ctx context.Context, client authv3.AuthorizationClient, w *Workload, 
 			var errs, wrong int64
 			var described []string
 			for ctx.Err() == nil {
-				i := int(next.Add(1)-1) % w.Len()
+				i := w.next()
 				req := w.Request(i)
 				t0 := time.Now()
 				resp, err := client.Check(ctx, req)

@@ -78,7 +78,7 @@ func Propagator() propagation.TextMapPropagator {
 // provider and exports nothing.
 func Start(ctx context.Context, cfg Config, service string, log *slog.Logger) (*Tracing, error) {
 	if !cfg.Enabled {
-		return &Tracing{Provider: noop.NewTracerProvider(), Propagator: Propagator(), shutdown: func(context.Context) error { return nil }}, nil
+		return &Tracing{Provider: noop.NewTracerProvider(), Propagator: Propagator(), shutdown: noShutdown}, nil
 	}
 	opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.Endpoint)}
 	if cfg.Insecure {
@@ -114,6 +114,8 @@ func NewProvider(processor sdktrace.SpanProcessor, ratio float64, res *resource.
 	}
 	return sdktrace.NewTracerProvider(opts...)
 }
+
+func noShutdown(context.Context) error { return nil }
 
 // Shutdown flushes the spans not yet exported, within ctx.
 func (t *Tracing) Shutdown(ctx context.Context) error {

@@ -35,7 +35,10 @@ func start(t *testing.T) *env { return startOn(t, "sqlite") }
 
 // startOn is start on a store driver: sqlite, or postgres (a fresh
 // database on the test server).
-func startOn(t *testing.T, driver string) *env {
+func startOn(t *testing.T, driver string) *env { return startWith(t, driver, nil) }
+
+// startWith is startOn with prepare called on the server before it runs.
+func startWith(t *testing.T, driver string, prepare func(*tokenissuer.Server)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := tokenissuer.DefaultConfig()
@@ -54,6 +57,9 @@ func startOn(t *testing.T, driver string) *env {
 		t.Fatal(err)
 	}
 	srv.AdminHandler = adminapi.New(srv.Admin(), srv.Store, srv, srv.Keys, log).Handler()
+	if prepare != nil {
+		prepare(srv)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
