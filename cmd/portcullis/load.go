@@ -49,6 +49,7 @@ again. Report ratios, not absolute figures.`,
 	f.IntVar(&o.Repeat, "repeat", 3, "rounds, each measuring every server once, in rotating order")
 	f.Float64Var(&o.MaxNoise, "max-noise", 0.10, "share of the machine other processes may take during a measurement before it is taken again")
 	f.StringVar(&alg, "alg", "EdDSA", "token signing algorithm: EdDSA or ES256")
+	f.BoolVar(&o.Tracing, "tracing", false, "also measure authz with tracing on (no request sampled: the cost of unrecorded spans)")
 	f.IntVar(&o.Flood, "flood", 0, "also measure authz while this many workers send forged tokens (valid kid, random signature) as fast as they are answered")
 	f.DurationVar(&o.Warmup, "warmup", 3*time.Second, "unmeasured warm-up per server")
 	f.IntVar(&o.Concurrency, "concurrency", 16, "concurrent requests in flight")

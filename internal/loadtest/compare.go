@@ -54,6 +54,10 @@ type CompareOptions struct {
 	// revocation feed holding this many entries (none of which refuses the
 	// workload's tokens), in the same run.
 	Revocations int
+	// Tracing also measures an authz with tracing on, sampling none of the
+	// load's requests (they carry no trace context): the cost of spans that
+	// are made but not recorded.
+	Tracing bool
 	// Flood, when positive, also measures authz while this many workers
 	// send it forged tokens as fast as it answers: the workload's tokens
 	// with random signatures, each new.
@@ -144,6 +148,16 @@ func Compare(ctx context.Context, o CompareOptions, stdout, stderr io.Writer) er
 		}
 		servers = append(servers, s)
 		plan = append(plan, measurement{name: "authz+revocations", srv: s})
+	}
+	if o.Tracing {
+		s, err := startAuthz(o, "authz+tracing", iss, w, []string{
+			"PORTCULLIS_AUTHZ_TRACING_ENABLED=true", "PORTCULLIS_AUTHZ_TRACING_ENDPOINT=127.0.0.1:4317", "PORTCULLIS_AUTHZ_TRACING_SAMPLE_RATIO=0",
+		})
+		if err != nil {
+			return err
+		}
+		servers = append(servers, s)
+		plan = append(plan, measurement{name: "authz+tracing", srv: s})
 	}
 	if o.Flood > 0 {
 		plan = append(plan, measurement{name: "authz+flood", srv: az, flood: true})
