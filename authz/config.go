@@ -72,8 +72,8 @@ type TokenConfig struct {
 	// running; beyond, a new token is refused at once with 503 and
 	// Retry-After (cached tokens are never queued).
 	VerificationQueue int `yaml:"verification_queue"`
-	// RefusalDelay holds the answer to a token refused as invalid, expired
-	// or overloaded this long (0: none). A client that waits for answers —
+	// RefusalDelay holds the answer to a new token refused as invalid,
+	// expired or overloaded this long (0: none). A client that waits for answers —
 	// every request through Envoy does — sends forged tokens no faster than
 	// its connections times 1/RefusalDelay, while the delay costs authz a
 	// timer, not CPU.

@@ -205,7 +205,9 @@ func (s *JWKSSource) RefetchForUnknownKID(ctx context.Context) (jwk.Set, error) 
 	if u == nil {
 		return nil, ErrKeysUnavailable
 	}
-	_, err, _ := s.refetch.Do("refetch", func() (any, error) {
+	// Each caller waits for the fetch until its own deadline; the fetch
+	// goes on for the others (and for the next caller of this kid).
+	ch := s.refetch.DoChan("refetch", func() (any, error) {
 		now := s.clock.Now().UnixNano()
 		last := s.lastRefetch.Load()
 		if last != 0 && now-last < int64(s.cfg.MinRefetchInterval) {
@@ -226,8 +228,10 @@ func (s *JWKSSource) RefetchForUnknownKID(ctx context.Context) (jwk.Set, error) 
 		endSpan(span, err, attribute.String("jwks.trigger", "unknown-kid"))
 		return nil, nil
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("JWKS refetch for an unknown kid: %w", ctx.Err())
 	}
 	return s.Keys()
 }

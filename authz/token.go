@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -22,7 +23,6 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"go.opentelemetry.io/otel/attribute"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/portcullis/portcullis/revocation"
 )
@@ -103,8 +103,8 @@ type VerifierConfig struct {
 	// wait, and beyond that a new token is refused as overloaded.
 	MaxConcurrentVerifications int
 	VerificationQueue          int
-	// RefusalDelay holds the answer to a token refused as invalid, expired
-	// or overloaded (0: answered at once).
+	// RefusalDelay holds the answer to a new token refused as invalid,
+	// expired or overloaded (0: answered at once).
 	RefusalDelay time.Duration
 }
 
@@ -122,7 +122,9 @@ type Verifier struct {
 	raw     atomic.Pointer[rawKeys]
 	cache   *tokenCache
 	refused *ristretto.Cache[uint64, *refusedToken]
-	flight  singleflight.Group
+	// mu guards inflight, the verifications running, by token hash.
+	mu       sync.Mutex
+	inflight map[[sha256.Size]byte]*verification
 	// verifying holds a slot per full verification running.
 	verifying chan struct{}
 	// queued counts verifications waiting for a slot.
@@ -147,7 +149,8 @@ const cacheMargin = time.Second
 
 // NewVerifier returns a Verifier.
 func NewVerifier(cfg VerifierConfig, keys KeySource, clock Clock, m *metrics) (*Verifier, error) {
-	v := &Verifier{cfg: cfg, keys: keys, clock: clock, metrics: m, allowed: map[jwa.SignatureAlgorithm]bool{}, signers: map[jwa.SignatureAlgorithm]jws.Verifier{}}
+	v := &Verifier{cfg: cfg, keys: keys, clock: clock, metrics: m, allowed: map[jwa.SignatureAlgorithm]bool{}, signers: map[jwa.SignatureAlgorithm]jws.Verifier{},
+		inflight: map[[sha256.Size]byte]*verification{}}
 	for _, name := range cfg.Algorithms {
 		if !contains(AllowedAlgorithms, name) {
 			return nil, fmt.Errorf("algorithm %q cannot be allowed; choose from %s", name, strings.Join(AllowedAlgorithms, ", "))
@@ -195,7 +198,6 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	}
 	key := binary.LittleEndian.Uint64(sum[:8])
 	if r, ok := v.refused.Get(key); ok && r.sum == sum {
-		v.delayRefusal(ctx, r.err)
 		return Claims{}, r.err
 	}
 	claims, err := v.verifyOnce(ctx, token, sum, key)
@@ -205,12 +207,13 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	return claims, err
 }
 
-// delayRefusal holds the caller RefusalDelay when its token was refused as
-// invalid, expired or overloaded. Forged tokens cost an attacker nothing to
-// make, and answered at once the requests that carry them take as large a
-// share of authz as cached ones; held, they come back only as fast as the
-// delay lets each of the sender's connections. No verification slot is held
-// meanwhile.
+// delayRefusal holds the caller RefusalDelay when its token, new to authz,
+// was refused as invalid, expired or overloaded. Forged tokens cost an
+// attacker nothing to make and each costs authz a signature check; answered
+// at once they come back as fast as authz answers. Held, they come back only
+// as fast as the delay lets each of the sender's connections. No
+// verification slot is held meanwhile. A refusal remembered from before is
+// answered at once: it costs a hash, like a request without a token.
 func (v *Verifier) delayRefusal(ctx context.Context, err error) {
 	var te *TokenError
 	if v.cfg.RefusalDelay <= 0 || !errors.As(err, &te) {
@@ -229,33 +232,59 @@ func (v *Verifier) delayRefusal(ctx context.Context, err error) {
 	}
 }
 
-// verifyOnce verifies a token that missed the cache, apart from Verify so
-// that the closure's captures cost nothing on a cache hit.
+// verification is one token's verification in progress, shared by the
+// requests that race on it.
+type verification struct {
+	done   chan struct{}
+	claims *Claims
+	err    error
+}
+
+// verifyOnce verifies a token that missed the cache. However many requests
+// race on a new token, it is verified once: by the first, in its own
+// goroutine (a goroutine of its own would grow a new stack for the
+// signature check on every new token), detached from its deadline so the
+// others get the result; each of the others stops at its own deadline. The
+// one slow step, a JWKS refetch for an unknown kid, lets its caller go at
+// its deadline too.
 func (v *Verifier) verifyOnce(ctx context.Context, token string, sum [sha256.Size]byte, key uint64) (Claims, error) {
-	// However many requests race on a new token, it is verified once, detached
-	// from the first caller's deadline; each caller still stops at its own.
-	ch := v.flight.DoChan(string(sum[:]), func() (any, error) {
-		claims, err := v.verify(context.WithoutCancel(ctx), token)
-		if err != nil {
-			var te *TokenError
-			if errors.As(err, &te) && te.final {
-				v.refused.SetWithTTL(key, &refusedToken{sum: sum, err: err}, 1, negativeTTL)
-				v.refused.Wait()
-			}
-			return nil, err
+	v.mu.Lock()
+	if call, ok := v.inflight[sum]; ok {
+		v.mu.Unlock()
+		select {
+		case <-call.done:
+			return call.result()
+		case <-ctx.Done():
+			return Claims{}, &TokenError{Reason: ReasonUnavailable, Cause: ctx.Err()}
 		}
-		v.cache.put(&sum, claims, v.clock.Now())
-		return claims, nil
-	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return Claims{}, r.Err
-		}
-		return *r.Val.(*Claims), nil
-	case <-ctx.Done():
-		return Claims{}, &TokenError{Reason: ReasonUnavailable, Cause: ctx.Err()}
 	}
+	call := &verification{done: make(chan struct{})}
+	v.inflight[sum] = call
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		delete(v.inflight, sum)
+		v.mu.Unlock()
+		close(call.done)
+	}()
+	call.claims, call.err = v.verify(context.WithoutCancel(ctx), token)
+	if call.err != nil {
+		var te *TokenError
+		if errors.As(call.err, &te) && te.final {
+			v.refused.SetWithTTL(key, &refusedToken{sum: sum, err: call.err}, 1, negativeTTL)
+			v.refused.Wait()
+		}
+		return call.result()
+	}
+	v.cache.put(&sum, call.claims, v.clock.Now())
+	return call.result()
+}
+
+func (c *verification) result() (Claims, error) {
+	if c.err != nil {
+		return Claims{}, c.err
+	}
+	return *c.claims, nil
 }
 
 // errOverloaded refuses a new token unverified: too many are being

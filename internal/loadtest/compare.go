@@ -190,6 +190,7 @@ func Compare(ctx context.Context, o CompareOptions, stdout, stderr io.Writer) er
 			}
 			if m.srv.metrics != "" {
 				res.HeapInUse, _ = scrapeGauge(m.srv.metrics, "go_memstats_heap_inuse_bytes")
+				res.LiveHeap, _ = scrapeGauge(m.srv.metrics, "go_gc_heap_live_bytes")
 			}
 			rounds[r][i] = res
 		}
@@ -299,8 +300,12 @@ func measureQuietly(ctx context.Context, m measurement, w *Workload, opts Option
 		if m.flood {
 			flood, stopFlood = startFlood(ctx, m.srv.client, w, o.Flood)
 		}
+		gcBefore, errGC := scrapeGauge(m.srv.metrics, gcCPUMetric)
 		r, err := Run(ctx, m.name, m.srv.client, w, opts)
 		stopFlood()
+		if gcAfter, errGC2 := scrapeGauge(m.srv.metrics, gcCPUMetric); errGC == nil && errGC2 == nil && r.ServerCPU > 0 {
+			r.GCShare = (gcAfter - gcBefore) / r.ServerCPU.Seconds()
+		}
 		if err != nil {
 			return Result{}, err
 		}
@@ -323,6 +328,10 @@ func measureQuietly(ctx context.Context, m measurement, w *Workload, opts Option
 	res.Noisy = true
 	return res, nil
 }
+
+// gcCPUMetric is authz's garbage collector CPU time (Go runtime metric
+// /cpu/classes/gc/total:cpu-seconds, an estimate the runtime keeps).
+const gcCPUMetric = "go_cpu_classes_gc_total_cpu_seconds_total"
 
 // floodStats counts what the forged tokens got.
 type floodStats struct {
