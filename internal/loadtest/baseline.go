@@ -3,9 +3,15 @@ package loadtest
 import (
 	"context"
 	"net"
+	"net/http"
+	"regexp"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -26,8 +32,18 @@ func (a *alwaysOK) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRe
 	return a.resp, nil
 }
 
-// ServeBaseline serves the always-OK server on ln until ctx ends.
-func ServeBaseline(ctx context.Context, ln net.Listener) error {
+// ServeBaseline serves the always-OK server on ln until ctx ends, and its
+// Go runtime metrics (GC CPU and live heap, as authz exports them) on
+// metrics when it is not nil.
+func ServeBaseline(ctx context.Context, ln, metrics net.Listener) error {
+	if metrics != nil {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/(gc/heap/live:bytes|cpu/classes/gc/total:cpu-seconds)$`)})))
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(metrics)
+		defer srv.Close()
+	}
 	set := func(k, v string) *corev3.HeaderValueOption {
 		return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v},
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD, Append: wrapperspb.Bool(false)}

@@ -62,6 +62,11 @@ type CompareOptions struct {
 	// send it forged tokens as fast as it answers: the workload's tokens
 	// with random signatures, each new.
 	Flood int
+	// AuthzBinary, when set, is the authz binary to measure ("serve", with
+	// its configuration in the environment) instead of this binary's own
+	// copy of authz: the same code, in the process operators run, whose
+	// memory is authz's alone.
+	AuthzBinary string
 	// Self runs a server in its own process: Self(BaselineServer, "--listen",
 	// addr) and Self(AuthzServer) with authz's configuration in the
 	// environment. The caller's binary provides both hidden commands.
@@ -77,7 +82,7 @@ const (
 // server is one server process under measurement.
 type server struct {
 	name, addr string
-	// metrics is its Prometheus endpoint ("" for the baseline).
+	// metrics is its Prometheus endpoint (the baseline's has Go runtime metrics only).
 	metrics string
 	proc    *exec.Cmd
 	client  authv3.AuthorizationClient
@@ -206,11 +211,15 @@ func startBaseline(o CompareOptions) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	proc, err := start(o.Self(BaselineServer, "--listen", addr), nil, os.Stderr)
+	metricsAddr, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: "baseline", addr: addr, proc: proc}
+	proc, err := start(o.Self(BaselineServer, "--listen", addr, "--metrics", metricsAddr), nil, os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{name: "baseline", addr: addr, metrics: "http://" + metricsAddr + "/metrics", proc: proc}
 	if err := waitTCP(addr); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("baseline server: %w", err)
@@ -229,7 +238,11 @@ func startAuthz(o CompareOptions, name string, iss *Issuer, w *Workload, extra [
 	if err != nil {
 		return nil, err
 	}
-	proc, err := start(o.Self(AuthzServer), append([]string{
+	cmd := o.Self(AuthzServer)
+	if o.AuthzBinary != "" {
+		cmd = exec.Command(o.AuthzBinary, "serve")
+	}
+	proc, err := start(cmd, append([]string{
 		"PORTCULLIS_AUTHZ_LISTEN=" + grpcAddr, "PORTCULLIS_AUTHZ_ADMIN_LISTEN=" + adminAddr,
 		"PORTCULLIS_AUTHZ_POLICY=" + o.Policy, "PORTCULLIS_AUTHZ_LOG_LEVEL=warn",
 		"PORTCULLIS_AUTHZ_TOKEN_ISSUER=" + iss.URL, "PORTCULLIS_AUTHZ_TOKEN_AUDIENCE=" + Audience,
