@@ -2,6 +2,8 @@ package authz
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -98,3 +100,72 @@ func FuzzDecide(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTokenClaims feeds claims.go's decoder (run only after a valid
+// signature, so FuzzVerifyToken rarely reaches it): whatever it accepts
+// names the trusted issuer, this API's audience, a client, and an expiry
+// still ahead.
+func FuzzTokenClaims(f *testing.F) {
+	now := time.Unix(1_900_000_000, 0)
+	for _, s := range []string{
+		`{"iss":"` + testIssuer + `","aud":"` + testAudience + `","exp":1900000600,"client_id":"app","scope":"a b","tenant_id":"acme","jti":"j","iat":1900000000}`,
+		`{"iss":"` + testIssuer + `","aud":["x","` + testAudience + `"],"exp":1900000600.5,"client_id":"app"}`,
+		`{"iss":"` + testIssuer + `","aud":"` + testAudience + `","EXP":1900000600,"client_id":"app"}`,
+		`{"iss":"` + testIssuer + `","aud":"` + testAudience + `","exp":"1900000600","client_id":"app"}`,
+		`{"iss":null,"aud":null,"exp":null}`, `[]`, `null`, `{"iss":"\u0068ttps://issuer.test"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	v, err := NewVerifier(VerifierConfig{Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"ES256"}, ClockSkew: time.Minute, CacheMaxTokens: 10}, nil, fixedClock{now}, newMetrics(nil))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		c, err := v.claimsOf(payload)
+		if err != nil {
+			var te *TokenError
+			if !errors.As(err, &te) {
+				t.Fatalf("refusal is not a TokenError: %v", err)
+			}
+			return
+		}
+		if c.ClientID == "" || !c.Expiry.Add(time.Minute).After(now) {
+			t.Fatalf("accepted claims without a client or already expired: %+v from %s", c, payload)
+		}
+		var raw map[string]any
+		if json.Unmarshal(payload, &raw) != nil || raw["iss"] != testIssuer {
+			t.Fatalf("accepted claims whose iss is not the trusted issuer: %s", payload)
+		}
+	})
+}
+
+// FuzzJOSEHeader feeds the protected header decoder: whatever it accepts
+// carries no key of its own and asks for no extension.
+func FuzzJOSEHeader(f *testing.F) {
+	for _, s := range []string{
+		`{"alg":"ES256","typ":"at+jwt","kid":"ec-1"}`, `{"alg":"none"}`, `{"alg":"ES256","jku":"https://evil.test"}`,
+		`{"alg":"ES256","JKU":"https://evil.test","kid":"k"}`, `{"alg":"ES256","crit":[]}`, `{"alg":"ES256","x5c":[]}`, `{"kid":null}`, `[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		h, err := parseHeader(raw)
+		if err != nil {
+			return
+		}
+		var members map[string]json.RawMessage
+		if json.Unmarshal(raw, &members) != nil {
+			t.Fatalf("accepted a header that is not a JSON object: %q", raw)
+		}
+		for _, name := range []string{"jku", "jwk", "x5u", "x5c", "crit"} {
+			if _, ok := members[name]; ok {
+				t.Fatalf("accepted a header with %s: %q", name, raw)
+			}
+		}
+		_ = h
+	})
+}
+
+type fixedClock struct{ t time.Time }
+
+func (c fixedClock) Now() time.Time { return c.t }
