@@ -53,28 +53,28 @@ type denialSpec struct {
 	code    string
 	message string
 	grpc    codes.Code
+	// retryAfter is the Retry-After of a denial worth retrying soon, in
+	// seconds ("" for none).
+	retryAfter string
 }
 
 var denialSpecs = map[Reason]denialSpec{
-	ReasonInvalidPath:           {http.StatusBadRequest, "invalid-request", "The request path is not valid", codes.InvalidArgument},
-	ReasonMissingToken:          {http.StatusUnauthorized, "unauthorized", "An access token is required: send Authorization: Bearer <accessToken>", codes.Unauthenticated},
-	ReasonMalformedToken:        {http.StatusUnauthorized, "unauthorized", "The Authorization header must be exactly one Bearer access token", codes.Unauthenticated},
-	ReasonInvalidToken:          {http.StatusUnauthorized, "unauthorized", "The access token is not valid", codes.Unauthenticated},
-	ReasonTokenExpired:          {http.StatusUnauthorized, "unauthorized", "The access token has expired", codes.Unauthenticated},
-	ReasonTokenRevoked:          {http.StatusUnauthorized, "unauthorized", "The access token has been revoked", codes.Unauthenticated},
-	ReasonNoMatchingRoute:       {http.StatusForbidden, "forbidden", "No route of this API allows this request", codes.PermissionDenied},
-	ReasonMissingScope:          {http.StatusForbidden, "forbidden", "The access token lacks a scope this endpoint requires", codes.PermissionDenied},
-	ReasonInvalidOnBehalfOf:     {http.StatusBadRequest, "invalid-request", "The X-On-Behalf-Of header must be exactly one value of the form: user {userId}", codes.InvalidArgument},
-	ReasonUserContextRequired:   {http.StatusBadRequest, "invalid-request", "This endpoint must be called on behalf of a user: send X-On-Behalf-Of: user {userId}", codes.InvalidArgument},
-	ReasonUserContextNotAllowed: {http.StatusBadRequest, "invalid-request", "This endpoint cannot be called on behalf of a user: remove X-On-Behalf-Of", codes.InvalidArgument},
-	ReasonUnknownUser:           {http.StatusForbidden, "forbidden", "The user is not known or not accessible to this client", codes.PermissionDenied},
-	ReasonUserBlocked:           {http.StatusConflict, "operation-not-allowed", "The current status of the user does not allow calling this endpoint", codes.FailedPrecondition},
-	ReasonUnavailable:           {http.StatusServiceUnavailable, "unavailable", "Authorization is temporarily unavailable; retry later", codes.Unavailable},
-	ReasonOverloaded:            {http.StatusServiceUnavailable, "unavailable", "Too many new access tokens are being checked; retry in a second", codes.Unavailable},
+	ReasonInvalidPath:           {http.StatusBadRequest, "invalid-request", "The request path is not valid", codes.InvalidArgument, ""},
+	ReasonMissingToken:          {http.StatusUnauthorized, "unauthorized", "An access token is required: send Authorization: Bearer <accessToken>", codes.Unauthenticated, ""},
+	ReasonMalformedToken:        {http.StatusUnauthorized, "unauthorized", "The Authorization header must be exactly one Bearer access token", codes.Unauthenticated, ""},
+	ReasonInvalidToken:          {http.StatusUnauthorized, "unauthorized", "The access token is not valid", codes.Unauthenticated, ""},
+	ReasonTokenExpired:          {http.StatusUnauthorized, "unauthorized", "The access token has expired", codes.Unauthenticated, ""},
+	ReasonTokenRevoked:          {http.StatusUnauthorized, "unauthorized", "The access token has been revoked", codes.Unauthenticated, ""},
+	ReasonNoMatchingRoute:       {http.StatusForbidden, "forbidden", "No route of this API allows this request", codes.PermissionDenied, ""},
+	ReasonMissingScope:          {http.StatusForbidden, "forbidden", "The access token lacks a scope this endpoint requires", codes.PermissionDenied, ""},
+	ReasonInvalidOnBehalfOf:     {http.StatusBadRequest, "invalid-request", "The X-On-Behalf-Of header must be exactly one value of the form: user {userId}", codes.InvalidArgument, ""},
+	ReasonUserContextRequired:   {http.StatusBadRequest, "invalid-request", "This endpoint must be called on behalf of a user: send X-On-Behalf-Of: user {userId}", codes.InvalidArgument, ""},
+	ReasonUserContextNotAllowed: {http.StatusBadRequest, "invalid-request", "This endpoint cannot be called on behalf of a user: remove X-On-Behalf-Of", codes.InvalidArgument, ""},
+	ReasonUnknownUser:           {http.StatusForbidden, "forbidden", "The user is not known or not accessible to this client", codes.PermissionDenied, ""},
+	ReasonUserBlocked:           {http.StatusConflict, "operation-not-allowed", "The current status of the user does not allow calling this endpoint", codes.FailedPrecondition, ""},
+	ReasonUnavailable:           {http.StatusServiceUnavailable, "unavailable", "Authorization is temporarily unavailable; retry later", codes.Unavailable, ""},
+	ReasonOverloaded:            {http.StatusServiceUnavailable, "unavailable", "Too many new access tokens are being checked; retry in a second", codes.Unavailable, "1"},
 }
-
-// overloadRetryAfter is the Retry-After of an overloaded denial, in seconds.
-const overloadRetryAfter = "1"
 
 // Denial is a refused request as the client will see it.
 type Denial struct {
@@ -112,14 +112,11 @@ type denialTable struct {
 func newDenialTable(realm string) *denialTable {
 	t := &denialTable{byReason: make(map[Reason]*Denial, len(denialSpecs))}
 	for reason, spec := range denialSpecs {
-		d := &Denial{Reason: reason, Status: spec.status, GRPCCode: spec.grpc}
+		d := &Denial{Reason: reason, Status: spec.status, GRPCCode: spec.grpc, RetryAfter: spec.retryAfter}
 		if reason == ReasonUserBlocked {
 			d.Body = blockedUserBody
 		} else {
 			d.Body = marshalDenialBody(denialBody{Code: spec.code, Message: spec.message, Reasons: []string{string(reason)}})
-		}
-		if reason == ReasonOverloaded {
-			d.RetryAfter = overloadRetryAfter
 		}
 		if spec.status == http.StatusUnauthorized {
 			d.WWWAuthenticate = bearerChallenge(realm, reason, spec.message)

@@ -1,6 +1,22 @@
 package authz
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"regexp"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// GoRuntimeCollector is the Go runtime's collector, with the live heap and
+// the CPU the garbage collector takes (go_gc_heap_live_bytes,
+// go_cpu_classes_gc_total_cpu_seconds_total) besides the usual memory
+// statistics: what a full token cache costs. The load tool's baseline
+// registers the same, so the two compare.
+func GoRuntimeCollector() prometheus.Collector {
+	return collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{
+		Matcher: regexp.MustCompile(`^/(gc/heap/live:bytes|cpu/classes/gc/total:cpu-seconds)$`),
+	}))
+}
 
 // metrics are authz's Prometheus metrics; reason labels are the Reason codes.
 type metrics struct {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"regexp"
 	"strings"
 	"time"
 
@@ -58,11 +57,7 @@ func NewServer(cfg Config, clock Clock, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(
-		// The live heap and the CPU the collector takes: what a full token
-		// cache costs (go_gc_heap_live_bytes, go_cpu_classes_gc_total_cpu_seconds_total).
-		collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/(gc/heap/live:bytes|cpu/classes/gc/total:cpu-seconds)$`)}),
-	), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(GoRuntimeCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
 	s := &Server{cfg: cfg, log: log, registry: reg}
 

@@ -129,6 +129,8 @@ type Verifier struct {
 	verifying chan struct{}
 	// queued counts verifications waiting for a slot.
 	queued atomic.Int64
+	// hold waits out a refusal delay (holdFor; tests see it called).
+	hold func(ctx context.Context, d time.Duration)
 }
 
 var _ TokenVerifier = (*Verifier)(nil)
@@ -150,7 +152,7 @@ const cacheMargin = time.Second
 // NewVerifier returns a Verifier.
 func NewVerifier(cfg VerifierConfig, keys KeySource, clock Clock, m *metrics) (*Verifier, error) {
 	v := &Verifier{cfg: cfg, keys: keys, clock: clock, metrics: m, allowed: map[jwa.SignatureAlgorithm]bool{}, signers: map[jwa.SignatureAlgorithm]jws.Verifier{},
-		inflight: map[[sha256.Size]byte]*verification{}}
+		inflight: map[[sha256.Size]byte]*verification{}, hold: holdFor}
 	for _, name := range cfg.Algorithms {
 		if !contains(AllowedAlgorithms, name) {
 			return nil, fmt.Errorf("algorithm %q cannot be allowed; choose from %s", name, strings.Join(AllowedAlgorithms, ", "))
@@ -224,7 +226,12 @@ func (v *Verifier) delayRefusal(ctx context.Context, err error) {
 	default:
 		return
 	}
-	t := time.NewTimer(v.cfg.RefusalDelay)
+	v.hold(ctx, v.cfg.RefusalDelay)
+}
+
+// holdFor waits d, or until ctx ends.
+func holdFor(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:

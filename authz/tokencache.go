@@ -214,23 +214,6 @@ func (c *tokenCache) stats() (hits, misses uint64) {
 	return hits, misses
 }
 
-// len counts the good entries (for tests and memory measurements).
-func (c *tokenCache) len(now time.Time) int {
-	epoch := c.grants.table.Load().epoch
-	n := 0
-	for s := range c.sets {
-		set := &c.sets[s]
-		set.mu.RLock()
-		for i := range set.ways {
-			if !set.ways[i].reusable(now.UnixNano(), epoch) {
-				n++
-			}
-		}
-		set.mu.RUnlock()
-	}
-	return n
-}
-
 // grant is what the tokens of one client with one scope share.
 type grant struct {
 	clientID, tenantID string

@@ -181,3 +181,20 @@ func TestTokenEntryHoldsNoPointers(t *testing.T) {
 		}
 	}
 }
+
+// len counts the good entries.
+func (c *tokenCache) len(now time.Time) int {
+	epoch := c.grants.table.Load().epoch
+	n := 0
+	for s := range c.sets {
+		set := &c.sets[s]
+		set.mu.RLock()
+		for i := range set.ways {
+			if !set.ways[i].reusable(now.UnixNano(), epoch) {
+				n++
+			}
+		}
+		set.mu.RUnlock()
+	}
+	return n
+}

@@ -24,10 +24,11 @@ type tokenReply struct {
 	body   map[string]any
 }
 
-// postToken sends a raw token request; authorization is sent verbatim when set.
-func postToken(t *testing.T, base, contentType, body, authorization string) tokenReply {
+// postForm sends a raw POST; contentType and authorization are sent
+// verbatim when set.
+func postForm(t *testing.T, url, contentType, body, authorization string) (int, []byte, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/oauth2/token", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,14 @@ func postToken(t *testing.T, base, contentType, body, authorization string) toke
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	reply := tokenReply{status: resp.StatusCode, header: resp.Header}
+	return resp.StatusCode, raw, resp.Header
+}
+
+// postToken sends a raw token request; authorization is sent verbatim when set.
+func postToken(t *testing.T, base, contentType, body, authorization string) tokenReply {
+	t.Helper()
+	status, raw, header := postForm(t, base+"/oauth2/token", contentType, body, authorization)
+	reply := tokenReply{status: status, header: header}
 	if err := json.Unmarshal(raw, &reply.body); err != nil {
 		t.Fatalf("response body is not JSON: %q", raw)
 	}

@@ -3,7 +3,6 @@ package tokenissuer
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,18 +14,8 @@ import (
 
 func postRevoke(t *testing.T, base, body, authorization string) (int, string, http.Header) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/oauth2/revoke", strings.NewReader(body))
-	req.Header.Set("Content-Type", formType)
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(raw), resp.Header
+	status, raw, header := postForm(t, base+"/oauth2/revoke", formType, body, authorization)
+	return status, string(raw), header
 }
 
 // TestRevocationEndpoint covers RFC 7009: a client revokes its own token;

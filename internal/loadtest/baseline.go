@@ -4,13 +4,11 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"regexp"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -38,8 +36,7 @@ func (a *alwaysOK) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRe
 func ServeBaseline(ctx context.Context, ln, metrics net.Listener) error {
 	if metrics != nil {
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
-			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/(gc/heap/live:bytes|cpu/classes/gc/total:cpu-seconds)$`)})))
+		reg.MustRegister(authz.GoRuntimeCollector())
 		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(metrics)
 		defer srv.Close()

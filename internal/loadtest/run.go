@@ -303,8 +303,7 @@ func ReportRounds(out io.Writer, rounds [][]Result) {
 		fmt.Fprintf(out, "\n%d measurements stayed noisy (other processes above the limit after two retries): read their ratios with care\n", noisy)
 	}
 	ratio := func(i, base int, f func(Result) float64) string {
-		v := column(i, func(r Result) float64 { return f(r) })
-		b := column(base, func(r Result) float64 { return f(r) })
+		v, b := column(i, f), column(base, f)
 		var rs []float64
 		for k := range v {
 			if b[k] > 0 {
