@@ -101,7 +101,7 @@ func FuzzDecide(f *testing.F) {
 	})
 }
 
-// FuzzTokenClaims feeds claims.go's decoder (run only after a valid
+// FuzzTokenClaims feeds the claims decoder (run only after a valid
 // signature, so FuzzVerifyToken rarely reaches it): whatever it accepts
 // names the trusted issuer, this API's audience, a client, and an expiry
 // still ahead.

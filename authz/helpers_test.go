@@ -185,6 +185,22 @@ func sign(t testing.TB, k signingKey, header map[string]any, cl map[string]any) 
 	return string(signed)
 }
 
+// signRaw signs a header and a payload given as JSON text, as no JOSE
+// library would write them (a member given twice, say).
+func signRaw(t testing.TB, k signingKey, header, payload string) string {
+	t.Helper()
+	input := strings.TrimRight(encodeB64([]byte(header)), "=") + "." + strings.TrimRight(encodeB64([]byte(payload)), "=")
+	signer, err := jws.NewSigner(k.alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := signer.Sign([]byte(input), k.private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + strings.TrimRight(encodeB64(sig), "=")
+}
+
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // copyDir copies the files of src into a new temporary directory.

@@ -1,17 +1,14 @@
 package authz
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/dgraph-io/ristretto/v2"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -335,14 +333,20 @@ func (v *Verifier) verify(ctx context.Context, token string) (_ *Claims, err err
 	ctx, span := childSpan(ctx, "authz.VerifyToken")
 	var hdr joseHeader
 	defer func() {
-		endSpan(span, err, attribute.String("token.alg", truncate(hdr.alg, 16)), attribute.String("token.kid", truncate(hdr.kid, 64)))
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("token.alg", truncate(hdr.alg, 16)), attribute.String("token.kid", truncate(hdr.kid, 64)))
+		}
+		endSpan(span, err)
 	}()
 	if !isCompactJWS(token) {
 		return nil, invalidToken("not a compact JWS in canonical base64url")
 	}
 	headerEnd := strings.IndexByte(token, '.')
 	payloadEnd := headerEnd + 1 + strings.IndexByte(token[headerEnd+1:], '.')
-	headerJSON, err := base64.RawURLEncoding.DecodeString(token[:headerEnd])
+	// One buffer for the three decoded parts: their decoded lengths add up
+	// to no more than the whole token's.
+	decoded := make([]byte, 0, base64.RawURLEncoding.DecodedLen(len(token)))
+	headerJSON, err := appendBase64URL(&decoded, token[:headerEnd])
 	if err != nil {
 		return nil, invalidToken("header: %w", err)
 	}
@@ -353,18 +357,33 @@ func (v *Verifier) verify(ctx context.Context, token string) (_ *Claims, err err
 	if err != nil {
 		return nil, err
 	}
-	signature, err := base64.RawURLEncoding.DecodeString(token[payloadEnd+1:])
+	signature, err := appendBase64URL(&decoded, token[payloadEnd+1:])
 	if err != nil {
 		return nil, invalidToken("signature: %w", err)
 	}
-	if err := v.checkSignature(alg, key, []byte(token[:payloadEnd]), signature); err != nil {
+	// The signing input is the token's own bytes, read in place: the
+	// signature check only reads it.
+	signingInput := unsafe.Slice(unsafe.StringData(token), payloadEnd)
+	if err := v.checkSignature(alg, key, signingInput, signature); err != nil {
 		return nil, err
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(token[headerEnd+1 : payloadEnd])
+	payload, err := appendBase64URL(&decoded, token[headerEnd+1:payloadEnd])
 	if err != nil {
 		return nil, invalidToken("payload: %w", err)
 	}
 	return v.claimsOf(payload)
+}
+
+// appendBase64URL decodes part into buf's spare capacity, which must hold
+// it, and returns the decoded bytes.
+func appendBase64URL(buf *[]byte, part string) ([]byte, error) {
+	start := len(*buf)
+	n, err := base64.RawURLEncoding.Decode((*buf)[start:cap(*buf)], []byte(part))
+	if err != nil {
+		return nil, err
+	}
+	*buf = (*buf)[:start+n]
+	return (*buf)[start : start+n], nil
 }
 
 // checkSignature checks a signature in a verification slot, or refuses the
@@ -400,29 +419,30 @@ type joseHeader struct {
 // JWKS only) or asks for extensions (crit, RFC 7515 §4.1.11: extensions we
 // do not implement, such as b64, must fail) is refused.
 func parseHeader(raw []byte) (joseHeader, error) {
-	members, err := jsonObject(raw)
+	var h joseHeader
+	err := jsonMembers(raw, headerNames, func(i int, dec *jsontext.Decoder) (err error) {
+		switch name := headerNames[i]; name {
+		case "alg":
+			h.alg, err = readString(dec)
+		case "typ":
+			h.typ, err = readString(dec)
+		case "kid":
+			h.kid, err = readString(dec)
+		case "crit":
+			return errors.New("token requires header extensions")
+		default:
+			return fmt.Errorf("token names its own key")
+		}
+		return err
+	})
 	if err != nil {
 		return joseHeader{}, invalidToken("header: %w", err)
 	}
-	for _, name := range []string{"jku", "jwk", "x5u", "x5c"} {
-		if _, ok := members[name]; ok {
-			return joseHeader{}, invalidToken("token names its own key (%s)", name)
-		}
-	}
-	if _, ok := members["crit"]; ok {
-		return joseHeader{}, invalidToken("token requires header extensions (crit)")
-	}
-	var h joseHeader
-	for _, m := range [...]struct {
-		name string
-		into *string
-	}{{"alg", &h.alg}, {"typ", &h.typ}, {"kid", &h.kid}} {
-		if err := jsonString(members[m.name], m.into); err != nil {
-			return joseHeader{}, invalidToken("header %s: %w", m.name, err)
-		}
-	}
 	return h, nil
 }
+
+// headerNames are the header members authz reads or refuses.
+var headerNames = []string{"alg", "typ", "kid", "crit", "jku", "jwk", "x5u", "x5c"}
 
 // keyFor checks a token's protected header and returns the algorithm and
 // the JWKS key to verify it with, as the crypto package's public key.
@@ -565,44 +585,37 @@ func (v *Verifier) acceptableType(typ string) bool {
 }
 
 // claimsOf decodes a verified payload's claims and validates them: iss,
-// aud, exp (required), nbf and iat, within the clock skew. Member names
-// match exactly: the payload is read as an object of raw members first,
-// since decoding straight into a struct would also take "EXP" for "exp".
+// aud, exp (required), nbf and iat, within the clock skew.
 func (v *Verifier) claimsOf(payload []byte) (*Claims, error) {
-	members, err := jsonObject(payload)
-	if err != nil {
-		return nil, invalidToken("claims: %w", err)
-	}
 	var c Claims
 	var iss, jti string
 	var aud []string
 	var exp, nbf, iat float64
-	for _, m := range [...]struct {
-		name string
-		str  *string
-	}{{"iss", &iss}, {"jti", &jti}, {"client_id", &c.ClientID}, {"scope", &c.Scope}, {"tenant_id", &c.TenantID}} {
-		if err := jsonString(members[m.name], m.str); err != nil {
-			return nil, invalidToken("claim %s: %w", m.name, err)
+	err := jsonMembers(payload, claimNames, func(i int, dec *jsontext.Decoder) (err error) {
+		switch claimNames[i] {
+		case "iss":
+			iss, err = readString(dec)
+		case "aud":
+			aud, err = readStrings(dec)
+		case "exp":
+			exp, err = readNumber(dec)
+		case "nbf":
+			nbf, err = readNumber(dec)
+		case "iat":
+			iat, err = readNumber(dec)
+		case "jti":
+			jti, err = readString(dec)
+		case "client_id":
+			c.ClientID, err = readString(dec)
+		case "scope":
+			c.Scope, err = readString(dec)
+		case "tenant_id":
+			c.TenantID, err = readString(dec)
 		}
-	}
-	for _, m := range [...]struct {
-		name string
-		num  *float64
-	}{{"exp", &exp}, {"nbf", &nbf}, {"iat", &iat}} {
-		if err := jsonNumber(members[m.name], m.num); err != nil {
-			return nil, invalidToken("claim %s: %w", m.name, err)
-		}
-	}
-	if raw, ok := members["aud"]; ok {
-		// RFC 7519 §4.1.3: one string, or an array of strings.
-		var one string
-		err := json.Unmarshal(raw, &aud)
-		if err != nil && json.Unmarshal(raw, &one) == nil {
-			aud, err = []string{one}, nil
-		}
-		if err != nil {
-			return nil, invalidToken("claim aud: %w", err)
-		}
+		return err
+	})
+	if err != nil {
+		return nil, invalidToken("claims: %w", err)
 	}
 	if iss != v.cfg.Issuer {
 		return nil, invalidToken("issuer %q is not the trusted one", iss)
@@ -637,53 +650,8 @@ func (v *Verifier) claimsOf(payload []byte) (*Claims, error) {
 	return &c, nil
 }
 
-// jsonObject decodes a JSON object into its members, undecoded. Names match
-// exactly: decoding straight into a struct would also take "EXP" for
-// "exp", and the last of "scope" and "Scope" for both.
-func jsonObject(raw []byte) (map[string]json.RawMessage, error) {
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &members); err != nil {
-		return nil, err
-	}
-	if members == nil {
-		return nil, errors.New("not a JSON object")
-	}
-	return members, nil
-}
-
-// jsonString decodes a member that must be a string, if present. A string
-// without escapes (every claim an issuer writes) is taken as it is.
-func jsonString(raw json.RawMessage, into *string) error {
-	if raw == nil {
-		return nil
-	}
-	if string(raw) == "null" { // json.Unmarshal would leave into as it is
-		return errors.New("null instead of a string")
-	}
-	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && !bytes.ContainsAny(raw[1:n-1], `"\`) {
-		*into = string(raw[1 : n-1])
-		return nil
-	}
-	return json.Unmarshal(raw, into)
-}
-
-// jsonNumber decodes a member that must be a number, if present.
-func jsonNumber(raw json.RawMessage, into *float64) error {
-	if raw == nil {
-		return nil
-	}
-	if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
-		return errors.New("not a number")
-	}
-	// The object was decoded, so raw is a valid JSON number: a subset of
-	// what ParseFloat reads.
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil {
-		return err
-	}
-	*into = f
-	return nil
-}
+// claimNames are the claims authz reads.
+var claimNames = []string{"iss", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "tenant_id"}
 
 // numericDate is a NumericDate (RFC 7519 §2): seconds since the epoch,
 // possibly with a fraction.

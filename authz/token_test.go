@@ -3,11 +3,14 @@ package authz
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -61,6 +64,10 @@ func TestTokenAttacks(t *testing.T) {
 	valid := f.token(t, nil)
 	parts := strings.Split(valid, ".")
 
+	const rawHeader = `{"alg":"ES256","typ":"at+jwt","kid":"ec-1"}`
+	rawClaims := func(more string) string {
+		return fmt.Sprintf(`{"iss":%q,"aud":%q,"exp":%d,"client_id":"app-1","scope":"accounts:read"%s}`, testIssuer, testAudience, now.Add(time.Hour).Unix(), more)
+	}
 	tests := []struct {
 		name   string
 		token  string
@@ -99,6 +106,14 @@ func TestTokenAttacks(t *testing.T) {
 		{"aud not a string", f.token(t, func(cl map[string]any) { cl["aud"] = 42 }), "invalid-token"},
 		{"aud list without ours", f.token(t, func(cl map[string]any) { cl["aud"] = []string{"x", "y"} }), "invalid-token"},
 		{"claims not an object", sign(t, f.ec, nil, nil), "invalid-token"},
+		{"raw claims as signed", signRaw(t, f.ec, rawHeader, rawClaims("")), "allowed"},
+		{"a claim given twice", signRaw(t, f.ec, rawHeader, rawClaims(`,"client_id":"admin"`)), "invalid-token"},
+		{"a claim given twice, once escaped", signRaw(t, f.ec, rawHeader, rawClaims(`,"\u0063lient_id":"admin"`)), "invalid-token"},
+		{"an unknown member given twice", signRaw(t, f.ec, rawHeader, rawClaims(`,"x":1,"x":2`)), "invalid-token"},
+		{"claims with invalid UTF-8", signRaw(t, f.ec, rawHeader, rawClaims(",\"name\":\"\xff\"")), "invalid-token"},
+		{"data after the claims", signRaw(t, f.ec, rawHeader, rawClaims("")+`{}`), "invalid-token"},
+		{"a header member given twice", signRaw(t, f.ec, `{"alg":"ES256","typ":"at+jwt","kid":"ec-1","kid":"rsa-1"}`, rawClaims("")), "invalid-token"},
+		{"an escaped jku header", signRaw(t, f.ec, `{"alg":"ES256","typ":"at+jwt","kid":"ec-1","\u006aku":"https://evil.test"}`, rawClaims("")), "invalid-token"},
 		{"tenant_id null", f.token(t, func(cl map[string]any) { cl["tenant_id"] = nil }), "invalid-token"},
 		{"exp null", f.token(t, func(cl map[string]any) { cl["exp"] = nil }), "invalid-token"},
 		{"client_id not a string", f.token(t, func(cl map[string]any) { cl["client_id"] = 7 }), "invalid-token"},
@@ -208,26 +223,50 @@ func TestRefusedTokenIsRememberedButUnknownKidIsNot(t *testing.T) {
 
 func TestJSONMembersDecodeStrictly(t *testing.T) {
 	t.Parallel()
+	names := []string{"exp", "iss"}
+	read := func(raw string) (iss string, exp float64, err error) {
+		err = jsonMembers([]byte(raw), names, func(i int, dec *jsontext.Decoder) (err error) {
+			if names[i] == "iss" {
+				iss, err = readString(dec)
+			} else {
+				exp, err = readNumber(dec)
+			}
+			return err
+		})
+		return iss, exp, err
+	}
 	for raw, want := range map[string]string{`"plain"`: "plain", `"https:\/\/issuer.test"`: "https://issuer.test", `"caf\u00e9"`: "café", `""`: ""} {
-		var got string
-		if err := jsonString(json.RawMessage(raw), &got); err != nil || got != want {
-			t.Errorf("jsonString(%s) = %q, %v; want %q", raw, got, err, want)
+		if got, _, err := read(`{"iss":` + raw + `}`); err != nil || got != want {
+			t.Errorf("iss %s = %q, %v; want %q", raw, got, err, want)
 		}
 	}
-	for _, raw := range []string{`null`, `1`, `["a"]`, `{}`, `true`} {
-		var got string
-		if err := jsonString(json.RawMessage(raw), &got); err == nil {
-			t.Errorf("jsonString(%s) = %q, want an error", raw, got)
-		}
-		var n float64
-		if raw != "1" && jsonNumber(json.RawMessage(raw), &n) == nil {
-			t.Errorf("jsonNumber(%s) = %v, want an error", raw, n)
+	if iss, exp, err := read(`{"\u0065xp":1.5, "other":{"iss":"nested"}, "i\u0073s":"x"}`); err != nil || exp != 1.5 || iss != "x" {
+		t.Errorf("escaped names or a skipped member: %q %v %v", iss, exp, err)
+	}
+	for _, raw := range []string{
+		`{"iss":null}`, `{"iss":1}`, `{"iss":["a"]}`, `{"iss":{}}`, `{"iss":true}`, `{"exp":null}`, `{"exp":"1"}`, `{"exp":[1]}`,
+		`null`, `[]`, `"x"`, ``, `{`, `{"exp":1`, `{"exp":1}{}`, `{"exp":1} x`,
+		`{"exp":1,"exp":2}`, `{"exp":1,"\u0065xp":2}`, `{"other":1,"other":2}`, // a name given twice
+		"{\"iss\":\"\xff\"}", "{\"\xff\":1}", // invalid UTF-8
+	} {
+		if iss, exp, err := read(raw); err == nil {
+			t.Errorf("%q read as iss %q, exp %v; want an error", raw, iss, exp)
 		}
 	}
-	if _, err := jsonObject([]byte(`null`)); err == nil {
-		t.Error("null taken for an object")
+	if iss, exp, err := read(`{"EXP":1,"Iss":"x"}`); err != nil || exp != 0 || iss != "" {
+		t.Errorf("member names do not match exactly: %q %v %v", iss, exp, err)
 	}
-	if m, err := jsonObject([]byte(`{"exp":1,"EXP":2}`)); err != nil || string(m["exp"]) != "1" {
-		t.Errorf("member names do not match exactly: %v %v", m, err)
+	for raw, want := range map[string][]string{`{"aud":"a"}`: {"a"}, `{"aud":["a","b"]}`: {"a", "b"}, `{"aud":[]}`: nil} {
+		var got []string
+		err := jsonMembers([]byte(raw), []string{"aud"}, func(_ int, dec *jsontext.Decoder) (err error) { got, err = readStrings(dec); return err })
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("%s = %q, %v; want %q", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{`{"aud":null}`, `{"aud":1}`, `{"aud":["a",1]}`, `{"aud":["a",null]}`, `{"aud":{"a":1}}`} {
+		err := jsonMembers([]byte(raw), []string{"aud"}, func(_ int, dec *jsontext.Decoder) error { _, err := readStrings(dec); return err })
+		if err == nil {
+			t.Errorf("%s read as an audience", raw)
+		}
 	}
 }

@@ -10,18 +10,25 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // tracerName names authz's spans' instrumentation scope.
 const tracerName = "github.com/portcullis/portcullis/authz"
 
 // childSpan starts a span under the one in ctx, from the provider of that
-// span: with tracing off the parent is a no-op span and so is the child, at
-// the cost of a context value. The Check span is the only one made with
-// authz's own tracer; the steps below it (token verification, a JWKS fetch, a
-// user lookup) find it in their context, and run only on cache misses.
+// span. The Check span is the only one made with authz's own tracer; the
+// steps below it (token verification, a JWKS fetch, a user lookup) find it
+// in their context, and run only on cache misses. Under a parent that is
+// not recorded (tracing off, or a trace not sampled) the child would not be
+// either, so none is made: a span and a context value are an eighth of what
+// a new token costs beside its signature.
 func childSpan(ctx context.Context, name string) (context.Context, trace.Span) {
-	return trace.SpanFromContext(ctx).TracerProvider().Tracer(tracerName).Start(ctx, name)
+	parent := trace.SpanFromContext(ctx)
+	if !parent.IsRecording() {
+		return ctx, noop.Span{}
+	}
+	return parent.TracerProvider().Tracer(tracerName).Start(ctx, name)
 }
 
 // endSpan ends a child span, marking it failed with err's reason (never its
