@@ -376,7 +376,7 @@ func startFlood(ctx context.Context, client authv3.AuthorizationClient, w *Workl
 				if req == nil {
 					continue
 				}
-				resp, err := client.Check(ctx, req)
+				resp, err := check(ctx, client, req)
 				stats.sent.Add(1)
 				switch {
 				case err != nil:
