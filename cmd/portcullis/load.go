@@ -31,6 +31,7 @@ again. Report ratios, not absolute figures.`,
 			"  portcullis load --mix allow-obo --tokens 100000                 # a full token cache\n" +
 			"  portcullis load --mix allow-obo --tokens 1000000 --alg ES256    # every request a new token\n" +
 			"  portcullis load --mix allow-obo --flood 16                      # forged tokens beside the hot path\n" +
+			"  portcullis load --mix allow-obo --tokens 100000 --profile prof  # CPU profiles, and the GC's share of them\n" +
 			"  portcullis load --baseline=false --repeat 1 --duration 3m --sample 15s   # a soak",
 		Args: cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -41,6 +42,11 @@ again. Report ratios, not absolute figures.`,
 				return cli.UsageError{Msg: "--alg must be EdDSA or ES256", Command: c.CommandPath()}
 			}
 			o.Mix = loadtest.Mix(mix)
+			if o.ProfileDir != "" {
+				if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
+					return err
+				}
+			}
 			return loadtest.Compare(c.Context(), o, c.OutOrStdout(), c.ErrOrStderr())
 		},
 	}
@@ -49,6 +55,7 @@ again. Report ratios, not absolute figures.`,
 	f.IntVar(&o.Repeat, "repeat", 3, "rounds, each measuring every server once, in rotating order")
 	f.Float64Var(&o.MaxNoise, "max-noise", 0.10, "share of the machine other processes may take during a measurement before it is taken again")
 	f.StringVar(&alg, "alg", "EdDSA", "token signing algorithm: EdDSA or ES256")
+	f.StringVar(&o.ProfileDir, "profile", "", "write a CPU profile of every server's measurements to this directory, and report the share the garbage collector spent marking")
 	f.StringVar(&o.AuthzBinary, "authz-binary", "", "measure this authz binary (go build -o authz ./cmd/authz) instead of this tool's own copy of authz")
 	f.BoolVar(&o.Tracing, "tracing", false, "also measure authz with tracing on (no request sampled: the cost of unrecorded spans)")
 	f.IntVar(&o.Flood, "flood", 0, "also measure authz while this many workers send forged tokens (valid kid, random signature) as fast as they are answered")

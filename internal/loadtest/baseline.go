@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -31,13 +32,16 @@ func (a *alwaysOK) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRe
 }
 
 // ServeBaseline serves the always-OK server on ln until ctx ends, and its
-// Go runtime metrics (GC CPU and live heap, as authz exports them) on
-// metrics when it is not nil.
+// Go runtime metrics (GC CPU and live heap, as authz exports them) and a
+// CPU profiler on metrics when it is not nil.
 func ServeBaseline(ctx context.Context, ln, metrics net.Listener) error {
 	if metrics != nil {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(authz.GoRuntimeCollector())
-		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc(ProfilePath, pprof.Profile)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(metrics)
 		defer srv.Close()
 	}

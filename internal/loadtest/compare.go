@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -62,6 +63,10 @@ type CompareOptions struct {
 	// send it forged tokens as fast as it answers: the workload's tokens
 	// with random signatures, each new.
 	Flood int
+	// ProfileDir, when set, takes a CPU profile of every server during
+	// each of its measurements, writes it there, and reports the share of
+	// each server's CPU the garbage collector spent marking.
+	ProfileDir string
 	// AuthzBinary, when set, is the authz binary to measure ("serve", with
 	// its configuration in the environment) instead of this binary's own
 	// copy of authz: the same code, in the process operators run, whose
@@ -82,8 +87,9 @@ const (
 // server is one server process under measurement.
 type server struct {
 	name, addr string
-	// metrics is its Prometheus endpoint (the baseline's has Go runtime metrics only).
-	metrics string
+	// metrics is its Prometheus endpoint (the baseline's has Go runtime
+	// metrics only), profile its CPU profiler.
+	metrics, profile string
 	proc    *exec.Cmd
 	client  authv3.AuthorizationClient
 	conn    *grpc.ClientConn
@@ -189,7 +195,7 @@ func Compare(ctx context.Context, o CompareOptions, stdout, stderr io.Writer) er
 		for k := range plan {
 			i := (k + r) % len(plan) // rotate the order from round to round
 			m := plan[i]
-			res, err := measureQuietly(ctx, m, w, opts, o, stderr, fmt.Sprintf("round %d/%d", r+1, len(rounds)))
+			res, err := measureQuietly(ctx, m, w, opts, o, stderr, r+1, len(rounds))
 			if err != nil {
 				return err
 			}
@@ -219,7 +225,7 @@ func startBaseline(o CompareOptions) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: "baseline", addr: addr, metrics: "http://" + metricsAddr + "/metrics", proc: proc}
+	s := &server{name: "baseline", addr: addr, metrics: "http://" + metricsAddr + "/metrics", profile: "http://" + metricsAddr + ProfilePath, proc: proc}
 	if err := waitTCP(addr); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("baseline server: %w", err)
@@ -250,11 +256,12 @@ func startAuthz(o CompareOptions, name string, iss *Issuer, w *Workload, extra [
 		"PORTCULLIS_AUTHZ_TOKEN_CACHE_MAX_TOKENS=" + strconv.Itoa(o.CacheMaxTokens),
 		"PORTCULLIS_AUTHZ_USERS_SOURCE=file", "PORTCULLIS_AUTHZ_USERS_FILE=" + w.UsersFile,
 		"PORTCULLIS_AUTHZ_USERS_CACHE_MAX_USERS=" + strconv.Itoa(max(o.Users, 1000)),
+		"PORTCULLIS_AUTHZ_ADMIN_PPROF=" + strconv.FormatBool(o.ProfileDir != ""),
 	}, extra...), os.Stderr)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: name, addr: grpcAddr, metrics: "http://" + adminAddr + "/metrics", proc: proc}
+	s := &server{name: name, addr: grpcAddr, metrics: "http://" + adminAddr + "/metrics", profile: "http://" + adminAddr + ProfilePath, proc: proc}
 	if err := waitReady("http://" + adminAddr + "/readyz"); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -296,7 +303,8 @@ func warmUp(ctx context.Context, client authv3.AuthorizationClient, w *Workload,
 
 // measureQuietly measures m, again when other processes took more than
 // o.MaxNoise of the machine meanwhile (up to twice more).
-func measureQuietly(ctx context.Context, m measurement, w *Workload, opts Options, o CompareOptions, stderr io.Writer, round string) (Result, error) {
+func measureQuietly(ctx context.Context, m measurement, w *Workload, opts Options, o CompareOptions, stderr io.Writer, roundNo, rounds int) (Result, error) {
+	round := fmt.Sprintf("round %d/%d", roundNo, rounds)
 	cores := float64(runtime.NumCPU())
 	var res Result
 	for attempt := 0; attempt < 3; attempt++ {
@@ -313,9 +321,20 @@ func measureQuietly(ctx context.Context, m measurement, w *Workload, opts Option
 		if m.flood {
 			flood, stopFlood = startFlood(ctx, m.srv.client, w, o.Flood)
 		}
+		var prof *profiling
+		if o.ProfileDir != "" {
+			prof = startProfile(ctx, m.srv.profile, opts.Duration)
+		}
 		gcBefore, errGC := scrapeGauge(m.srv.metrics, gcCPUMetric)
 		r, err := Run(ctx, m.name, m.srv.client, w, opts)
 		stopFlood()
+		if prof != nil {
+			path := filepath.Join(o.ProfileDir, fmt.Sprintf("%s-round%d.pprof", strings.ReplaceAll(m.name, "+", "-"), roundNo))
+			var errProfile error
+			if r.MarkShare, errProfile = saveProfile(prof, path); errProfile != nil {
+				fmt.Fprintf(stderr, "%s: no CPU profile of %s: %v\n", round, m.name, errProfile)
+			}
+		}
 		if gcAfter, errGC2 := scrapeGauge(m.srv.metrics, gcCPUMetric); errGC == nil && errGC2 == nil && r.ServerCPU > 0 {
 			r.GCShare = (gcAfter - gcBefore) / r.ServerCPU.Seconds()
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,9 @@ type Result struct {
 	// the last collection found live, and GCShare the share of the
 	// server's CPU the garbage collector took during the run (authz only).
 	HeapInUse, LiveHeap, GCShare float64
+	// MarkShare is the share of the server's CPU profile in which the
+	// garbage collector marked (0: not profiled).
+	MarkShare float64
 	// Noise is the share of the machine other processes took meanwhile;
 	// Noisy marks a result measured again and still above the limit.
 	Noise float64
@@ -290,6 +294,15 @@ func ReportRounds(out io.Writer, rounds [][]Result) {
 			median(column(i, func(r Result) float64 { return r.HeapInUse }))/(1<<20),
 			median(column(i, func(r Result) float64 { return r.LiveHeap }))/(1<<20),
 			100*median(column(i, func(r Result) float64 { return r.GCShare })), errs, wrong)
+	}
+	var marking []string
+	for i := range n {
+		if share := median(column(i, func(r Result) float64 { return r.MarkShare })); share > 0 {
+			marking = append(marking, fmt.Sprintf("%s %.1f%%", rounds[0][i].Name, 100*share))
+		}
+	}
+	if len(marking) > 0 {
+		fmt.Fprintf(out, "GC marking, share of each server's CPU profile (median): %s\n", strings.Join(marking, ", "))
 	}
 	noisy := 0
 	for _, round := range rounds {
