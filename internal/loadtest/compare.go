@@ -90,9 +90,9 @@ type server struct {
 	// metrics is its Prometheus endpoint (the baseline's has Go runtime
 	// metrics only), profile its CPU profiler.
 	metrics, profile string
-	proc    *exec.Cmd
-	client  authv3.AuthorizationClient
-	conn    *grpc.ClientConn
+	proc             *exec.Cmd
+	client           authv3.AuthorizationClient
+	conn             *grpc.ClientConn
 }
 
 // measurement is one row of the report: a server, with or without a flood.
