@@ -13,10 +13,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
+// blockingVerifier is a signature check that lasts until released.
+type blockingVerifier struct{ started, release chan struct{} }
+
+func (b blockingVerifier) Verify([]byte, []byte, any) error {
+	close(b.started)
+	<-b.release
+	return errors.New("released")
+}
+
 // TestNewTokensAreShedWhenVerificationIsSaturated: with every verification
-// slot taken and the queue full, a new token is refused at once with 503
+// worker busy and the queue full, a new token is refused at once with 503
 // and Retry-After, unverified; a cached token is still allowed; and a token
-// waiting in the queue is verified once a slot frees.
+// waiting in the queue is verified once a worker frees.
 func TestNewTokensAreShedWhenVerificationIsSaturated(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -33,10 +42,14 @@ func TestNewTokensAreShedWhenVerificationIsSaturated(t *testing.T) {
 		t.Fatalf("cached token: %d %s", r.status, r.reason)
 	}
 
-	v.verifying <- struct{}{} // the only slot, as a long verification would
+	// The only worker, busy as with a long verification.
+	long := blockingVerifier{started: make(chan struct{}), release: make(chan struct{})}
+	v.pending.Add(1)
+	v.checks <- &signatureCheck{verifier: long, result: make(chan error, 1)}
+	<-long.started
 	queued := make(chan reply, 1)
 	go func() { queued <- az.check(t, "GET", "/v1/accounts/42", false, bearer(newToken(1))) }()
-	waitUntil(t, "a verification to wait in the queue", func() bool { return v.queued.Load() == 1 })
+	waitUntil(t, "a verification to wait in the queue", func() bool { return len(v.checks) == 1 })
 
 	shedBefore := testutil.ToFloat64(v.metrics.verificationsShed)
 	r := az.check(t, "GET", "/v1/accounts/42", false, bearer(newToken(2)))
@@ -54,15 +67,15 @@ func TestNewTokensAreShedWhenVerificationIsSaturated(t *testing.T) {
 	}
 	select {
 	case r := <-queued:
-		t.Fatalf("the queued verification finished while no slot was free: %s", r.reason)
+		t.Fatalf("the queued verification finished while no worker was free: %s", r.reason)
 	default:
 	}
 
-	<-v.verifying
+	close(long.release)
 	select {
 	case r := <-queued:
 		if !r.allowed {
-			t.Fatalf("the queued token, once a slot freed: %d %s", r.status, r.reason)
+			t.Fatalf("the queued token, once a worker freed: %d %s", r.status, r.reason)
 		}
 	case <-time.After(patience):
 		t.Fatal("the queued verification never ran")
@@ -74,15 +87,15 @@ func TestNewTokensAreShedWhenVerificationIsSaturated(t *testing.T) {
 	}
 }
 
-func TestVerificationSlotsDefaultToHalfTheCPUs(t *testing.T) {
+func TestVerificationWorkersDefaultToHalfTheCPUs(t *testing.T) {
 	t.Parallel()
 	v, err := NewVerifier(VerifierConfig{Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"ES256"}, CacheMaxTokens: 10}, nil, SystemClock{}, newMetrics(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	if got := cap(v.verifying); got < 1 || got > max(1, runtime.GOMAXPROCS(0)/2) {
-		t.Fatalf("%d verification slots", got)
+	if got := v.workers; got != max(1, runtime.GOMAXPROCS(0)/2) {
+		t.Fatalf("%d verification workers", got)
 	}
 }
 

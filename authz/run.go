@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"runtime"
 	"strings"
 	"time"
 
@@ -252,12 +251,6 @@ func GRPCServerOptions() []grpc.ServerOption {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		// A CheckRequest is a few KB; refuse anything absurd.
 		grpc.MaxRecvMsgSize(1 << 20),
-		// Checks run on long-lived workers rather than a new goroutine per
-		// stream: a new goroutine grows its stack again for every signature
-		// check (4% of authz's CPU when every token is new). A stream that
-		// finds every worker busy (held by a slow user lookup, say) still
-		// gets a goroutine of its own.
-		grpc.NumStreamWorkers(uint32(8 * runtime.GOMAXPROCS(0))),
 	}
 }
 

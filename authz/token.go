@@ -123,10 +123,13 @@ type Verifier struct {
 	// mu guards inflight, the verifications running, by token hash.
 	mu       sync.Mutex
 	inflight map[[sha256.Size]byte]*verification
-	// verifying holds a slot per full verification running.
-	verifying chan struct{}
-	// queued counts verifications waiting for a slot.
-	queued atomic.Int64
+	// checks are the signature checks for the verification workers, of
+	// which there are workers; pending counts those running and waiting,
+	// at most workers+VerificationQueue; stop ends the workers.
+	checks  chan *signatureCheck
+	workers int
+	pending atomic.Int64
+	stop    chan struct{}
 	// hold waits out a refusal delay (holdFor; tests see it called).
 	hold func(ctx context.Context, d time.Duration)
 }
@@ -174,16 +177,22 @@ func NewVerifier(cfg VerifierConfig, keys KeySource, clock Clock, m *metrics) (*
 		return nil, fmt.Errorf("token refusal cache: %w", err)
 	}
 	v.cache, v.refused = newTokenCache(cfg.CacheMaxTokens), refused
-	slots := cfg.MaxConcurrentVerifications
-	if slots <= 0 {
-		slots = max(runtime.GOMAXPROCS(0)/2, 1)
+	v.workers = cfg.MaxConcurrentVerifications
+	if v.workers <= 0 {
+		v.workers = max(runtime.GOMAXPROCS(0)/2, 1)
 	}
-	v.verifying = make(chan struct{}, slots)
+	v.checks, v.stop = make(chan *signatureCheck, v.workers+max(cfg.VerificationQueue, 0)), make(chan struct{})
+	for range v.workers {
+		go v.checkSignatures()
+	}
 	return v, nil
 }
 
-// Close releases the caches.
-func (v *Verifier) Close() { v.refused.Close() }
+// Close stops the verification workers and releases the caches.
+func (v *Verifier) Close() {
+	close(v.stop)
+	v.refused.Close()
+}
 
 // CacheStats returns the verified-token cache's hits and misses.
 func (v *Verifier) CacheStats() (hits, misses uint64) { return v.cache.stats() }
@@ -212,7 +221,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 // attacker nothing to make and each costs authz a signature check; answered
 // at once they come back as fast as authz answers. Held, they come back only
 // as fast as the delay lets each of the sender's connections. No
-// verification slot is held meanwhile. A refusal remembered from before is
+// verification worker is held meanwhile. A refusal remembered from before is
 // answered at once: it costs a hash, like a request without a token.
 func (v *Verifier) delayRefusal(ctx context.Context, err error) {
 	var te *TokenError
@@ -296,32 +305,43 @@ func (c *verification) result() (Claims, error) {
 // verified. Not final: the same token is verified when it comes back.
 var errOverloaded = &TokenError{Reason: ReasonOverloaded, Cause: errors.New("too many token verifications running and waiting; new token shed")}
 
-// acquireVerification takes a verification slot, waiting in the queue when
-// there is room in it, and reports whether it got one.
+// signatureCheck is one token's signature, to be checked by a verification
+// worker.
+type signatureCheck struct {
+	verifier         jws.Verifier
+	key              any
+	input, signature []byte
+	result           chan error
+}
+
+// checkSignatures is a verification worker: it checks signatures until the
+// verifier is closed.
 //
 // Signature checks are the only CPU an unauthenticated caller can make authz
-// spend at will: a forged token with a known kid costs a full check. Bounded
-// like this, a flood of them takes at most the slots' cores, and requests
-// with cached tokens, which never come here, keep the rest.
-func (v *Verifier) acquireVerification() bool {
-	select {
-	case v.verifying <- struct{}{}:
-		return true
-	default:
+// spend at will: a forged token with a known kid costs a full check. Run by
+// a fixed number of workers, with a bounded queue before them, a flood of
+// them takes at most the workers' cores, and requests with cached tokens,
+// which never come here, keep the rest. Long-lived workers also keep the
+// deep stack a signature check needs: run on each request's own goroutine,
+// the stack was grown anew for every new token (4% of authz's CPU when
+// every token is new).
+func (v *Verifier) checkSignatures() {
+	for {
+		select {
+		case c := <-v.checks:
+			err := c.verifier.Verify(c.input, c.signature, c.key)
+			v.pending.Add(-1)
+			c.result <- err
+		case <-v.stop:
+			return
+		}
 	}
-	if v.queued.Add(1) > int64(v.cfg.VerificationQueue) {
-		v.queued.Add(-1)
-		return false
-	}
-	v.verifying <- struct{}{}
-	v.queued.Add(-1)
-	return true
 }
 
 // verify checks one token fully, decoding each part once: the header first
 // (algorithm allow-list, type, no keys carried by the token, no critical
-// extensions, a kid), then the key from the JWKS, then — in a verification
-// slot, the only CPU a forger can make authz spend — the signature, and last
+// extensions, a kid), then the key from the JWKS, then — on a verification
+// worker, the only CPU a forger can make authz spend — the signature, and last
 // the claims, straight into the cached form.
 //
 // It does not go through jwt.Parse: that parses the token into a generic
@@ -386,19 +406,28 @@ func appendBase64URL(buf *[]byte, part string) ([]byte, error) {
 	return (*buf)[start : start+n], nil
 }
 
-// checkSignature checks a signature in a verification slot, or refuses the
-// token as overloaded when none is to be had.
+// checkSignature has a verification worker check a signature, or refuses
+// the token as overloaded when every worker is busy and the queue is full.
+// It waits for the answer whatever its caller's deadline: the verification
+// is shared (verifyOnce).
 func (v *Verifier) checkSignature(alg jwa.SignatureAlgorithm, key any, signingInput, signature []byte) error {
-	if !v.acquireVerification() {
+	if v.pending.Add(1) > int64(cap(v.checks)) {
+		v.pending.Add(-1)
 		v.metrics.verificationsShed.Inc()
 		return errOverloaded
 	}
-	defer func() { <-v.verifying }()
 	v.metrics.signatureChecks.Inc()
-	if err := v.signers[alg].Verify(signingInput, signature, key); err != nil {
-		return invalidToken("signature: %w", err)
+	c := &signatureCheck{verifier: v.signers[alg], key: key, input: signingInput, signature: signature, result: make(chan error, 1)}
+	v.checks <- c // never blocks: the channel holds as many as may be pending
+	select {
+	case err := <-c.result:
+		if err != nil {
+			return invalidToken("signature: %w", err)
+		}
+		return nil
+	case <-v.stop:
+		return &TokenError{Reason: ReasonUnavailable, Cause: errors.New("shutting down")}
 	}
-	return nil
 }
 
 // truncate bounds a string a token controls before it goes into a span.
