@@ -255,12 +255,11 @@ type verification struct {
 }
 
 // verifyOnce verifies a token that missed the cache. However many requests
-// race on a new token, it is verified once: by the first, in its own
-// goroutine (a goroutine of its own would grow a new stack for the
-// signature check on every new token), detached from its deadline so the
-// others get the result; each of the others stops at its own deadline. The
-// one slow step, a JWKS refetch for an unknown kid, lets its caller go at
-// its deadline too.
+// race on a new token, it is verified once: by the first, detached from its
+// deadline so that the others get the result; each of the others stops at
+// its own deadline. The header and the key are read on the first's own
+// goroutine, so that a JWKS refetch for an unknown kid holds no worker; the
+// signature is checked on a verification worker.
 func (v *Verifier) verifyOnce(ctx context.Context, token string, sum [sha256.Size]byte, key uint64) (Claims, error) {
 	v.mu.Lock()
 	if call, ok := v.inflight[sum]; ok {

@@ -253,6 +253,11 @@ func TestJSONMembersDecodeStrictly(t *testing.T) {
 			t.Errorf("%q read as iss %q, exp %v; want an error", raw, iss, exp)
 		}
 	}
+	for raw, want := range map[string]float64{`4102444800`: 4102444800, `0`: 0, `-1`: -1, `1e3`: 1000, `1900000600.5`: 1900000600.5, `1234567890123456789`: 1234567890123456789} {
+		if _, exp, err := read(`{"exp":` + raw + `}`); err != nil || exp != want {
+			t.Errorf("exp %s = %v, %v; want %v", raw, exp, err, want)
+		}
+	}
 	if iss, exp, err := read(`{"EXP":1,"Iss":"x"}`); err != nil || exp != 0 || iss != "" {
 		t.Errorf("member names do not match exactly: %q %v %v", iss, exp, err)
 	}
