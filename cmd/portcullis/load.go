@@ -55,7 +55,7 @@ again. Report ratios, not absolute figures.`,
 	f.IntVar(&o.Repeat, "repeat", 3, "rounds, each measuring every server once, in rotating order")
 	f.Float64Var(&o.MaxNoise, "max-noise", 0.10, "share of the machine other processes may take during a measurement before it is taken again")
 	f.StringVar(&alg, "alg", "EdDSA", "token signing algorithm: EdDSA or ES256")
-	f.StringVar(&o.ProfileDir, "profile", "", "write a CPU profile of every server's measurements to this directory, and report the share the garbage collector spent marking")
+	f.StringVar(&o.ProfileDir, "profile", "", "write a CPU profile of every server's measurements to this directory, and report the share the garbage collector spent marking (profiling skews the CPU ratios: read those from a run without it)")
 	f.StringVar(&o.AuthzBinary, "authz-binary", "", "measure this authz binary (go build -o authz ./cmd/authz) instead of this tool's own copy of authz")
 	f.BoolVar(&o.Tracing, "tracing", false, "also measure authz with tracing on (no request sampled: the cost of unrecorded spans)")
 	f.IntVar(&o.Flood, "flood", 0, "also measure authz while this many workers send forged tokens (valid kid, random signature) as fast as they are answered")
