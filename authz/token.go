@@ -448,8 +448,8 @@ type joseHeader struct {
 // do not implement, such as b64, must fail) is refused.
 func parseHeader(raw []byte) (joseHeader, error) {
 	var h joseHeader
-	err := jsonMembers(raw, headerNames, func(i int, dec *jsontext.Decoder) (err error) {
-		switch name := headerNames[i]; name {
+	err := jsonMembers(raw, headerNames, func(name string, dec *jsontext.Decoder) (err error) {
+		switch name {
 		case "alg":
 			h.alg, err = readString(dec)
 		case "typ":
@@ -459,7 +459,7 @@ func parseHeader(raw []byte) (joseHeader, error) {
 		case "crit":
 			return errors.New("token requires header extensions")
 		default:
-			return fmt.Errorf("token names its own key")
+			return errors.New("token names its own key")
 		}
 		return err
 	})
@@ -619,8 +619,8 @@ func (v *Verifier) claimsOf(payload []byte) (*Claims, error) {
 	var iss, jti string
 	var aud []string
 	var exp, nbf, iat float64
-	err := jsonMembers(payload, claimNames, func(i int, dec *jsontext.Decoder) (err error) {
-		switch claimNames[i] {
+	err := jsonMembers(payload, claimNames, func(name string, dec *jsontext.Decoder) (err error) {
+		switch name {
 		case "iss":
 			iss, err = readString(dec)
 		case "aud":

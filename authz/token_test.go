@@ -225,8 +225,8 @@ func TestJSONMembersDecodeStrictly(t *testing.T) {
 	t.Parallel()
 	names := []string{"exp", "iss"}
 	read := func(raw string) (iss string, exp float64, err error) {
-		err = jsonMembers([]byte(raw), names, func(i int, dec *jsontext.Decoder) (err error) {
-			if names[i] == "iss" {
+		err = jsonMembers([]byte(raw), names, func(name string, dec *jsontext.Decoder) (err error) {
+			if name == "iss" {
 				iss, err = readString(dec)
 			} else {
 				exp, err = readNumber(dec)
@@ -263,13 +263,13 @@ func TestJSONMembersDecodeStrictly(t *testing.T) {
 	}
 	for raw, want := range map[string][]string{`{"aud":"a"}`: {"a"}, `{"aud":["a","b"]}`: {"a", "b"}, `{"aud":[]}`: nil} {
 		var got []string
-		err := jsonMembers([]byte(raw), []string{"aud"}, func(_ int, dec *jsontext.Decoder) (err error) { got, err = readStrings(dec); return err })
+		err := jsonMembers([]byte(raw), []string{"aud"}, func(_ string, dec *jsontext.Decoder) (err error) { got, err = readStrings(dec); return err })
 		if err != nil || !slices.Equal(got, want) {
 			t.Errorf("%s = %q, %v; want %q", raw, got, err, want)
 		}
 	}
 	for _, raw := range []string{`{"aud":null}`, `{"aud":1}`, `{"aud":["a",1]}`, `{"aud":["a",null]}`, `{"aud":{"a":1}}`} {
-		err := jsonMembers([]byte(raw), []string{"aud"}, func(_ int, dec *jsontext.Decoder) error { _, err := readStrings(dec); return err })
+		err := jsonMembers([]byte(raw), []string{"aud"}, func(_ string, dec *jsontext.Decoder) error { _, err := readStrings(dec); return err })
 		if err == nil {
 			t.Errorf("%s read as an audience", raw)
 		}

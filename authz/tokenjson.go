@@ -31,9 +31,9 @@ type jsonReader struct {
 var jsonReaders = sync.Pool{New: func() any { return new(jsonReader) }}
 
 // jsonMembers reads raw as one JSON object and calls member for each member
-// whose name is in names, with the name's index and the decoder at its
-// value, which member must read. Other members are skipped (still checked).
-func jsonMembers(raw []byte, names []string, member func(i int, dec *jsontext.Decoder) error) error {
+// whose name is in names, with that name and the decoder at its value,
+// which member must read. Other members are skipped (still checked).
+func jsonMembers(raw []byte, names []string, member func(name string, dec *jsontext.Decoder) error) error {
 	r := jsonReaders.Get().(*jsonReader)
 	defer func() {
 		r.src.Reset(nil)
@@ -67,7 +67,7 @@ func jsonMembers(raw []byte, names []string, member func(i int, dec *jsontext.De
 			}
 			continue
 		}
-		if err := member(i, dec); err != nil {
+		if err := member(names[i], dec); err != nil {
 			return fmt.Errorf("%s: %w", names[i], err)
 		}
 	}
@@ -126,23 +126,28 @@ func readNumber(dec *jsontext.Decoder) (float64, error) {
 	}
 	// NumericDates are whole seconds in practice. ParseFloat's frame is
 	// large enough to grow a request goroutine's stack, which costs more
-	// than the parse; a whole number that a float64 holds exactly does not
-	// need it.
-	if len(v) <= 15 && isDigits(v) {
-		n, err := strconv.ParseInt(string(v), 10, 64)
-		return float64(n), err
+	// than the parse; up to 15 digits, a float64 holds a whole number
+	// exactly and summing the digits cannot overflow.
+	if n, ok := wholeNumber(v); ok {
+		return n, nil
 	}
 	// A valid JSON number is a subset of what ParseFloat reads.
 	return strconv.ParseFloat(string(v), 64)
 }
 
-func isDigits(b []byte) bool {
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return false
-		}
+// wholeNumber reads up to 15 decimal digits, and nothing else.
+func wholeNumber(v []byte) (float64, bool) {
+	if len(v) > 15 {
+		return 0, false
 	}
-	return true
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return float64(n), true
 }
 
 // readStrings reads one string or an array of strings (RFC 7519 §4.1.3,
