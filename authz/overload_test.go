@@ -45,7 +45,7 @@ func TestNewTokensAreShedWhenVerificationIsSaturated(t *testing.T) {
 	// The only worker, busy as with a long verification.
 	long := blockingVerifier{started: make(chan struct{}), release: make(chan struct{})}
 	v.pending.Add(1)
-	v.checks <- &signatureCheck{verifier: long, result: make(chan error, 1)}
+	v.checks <- &signatureCheck{verifier: long, decoded: new([]byte), done: make(chan struct{})}
 	<-long.started
 	queued := make(chan reply, 1)
 	go func() { queued <- az.check(t, "GET", "/v1/accounts/42", false, bearer(newToken(1))) }()

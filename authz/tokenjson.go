@@ -36,8 +36,9 @@ var jsonReaders = sync.Pool{New: func() any { return new(jsonReader) }}
 func jsonMembers(raw []byte, names []string, member func(name string, dec *jsontext.Decoder) error) error {
 	r := jsonReaders.Get().(*jsonReader)
 	defer func() {
+		// The decoder is reset when next used: resetting it here too would
+		// deepen the request goroutine's stack for nothing.
 		r.src.Reset(nil)
-		r.dec.Reset(&r.src)
 		jsonReaders.Put(r)
 	}()
 	r.src.Reset(raw)
