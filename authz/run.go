@@ -203,8 +203,8 @@ func (s *Server) Run(ctx context.Context) error {
 		go s.Revocations.Run(bg)
 	}
 
-	grpcServer := grpc.NewServer(GRPCServerOptions()...)
-	authv3.RegisterAuthorizationServer(grpcServer, s.Service)
+	grpcServer := grpc.NewServer(append(GRPCServerOptions(), grpc.ForceServerCodecV2(newCheckCodec()))...)
+	grpcServer.RegisterService(&checkServiceDesc, s.Service)
 	s.health = health.NewServer()
 	s.setServing(false)
 	healthpb.RegisterHealthServer(grpcServer, s.health)

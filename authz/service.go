@@ -70,14 +70,25 @@ func NewService(decider *Decider, cfg ServiceConfig, clock Clock, log *slog.Logg
 // over, until ctx ends.
 func (s *Service) RunLogFlusher(ctx context.Context) { s.denials.run(ctx) }
 
-// Check implements the Authorization service.
-func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+// Check implements the Authorization service. authz's own gRPC server
+// decodes CheckRequests itself (checkHandler) and calls check with what it
+// read; Check is for a decoded message.
+func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return s.check(ctx, req, nil)
+}
+
+// check decides one Check, of the decoded req or, when req is nil, of the
+// request wire read.
+func (s *Service) check(ctx context.Context, req *authv3.CheckRequest, wire *wireCheck) (resp *authv3.CheckResponse, err error) {
 	start := time.Now()
 	var dec Decision
 	var r Request
 	var span trace.Span
 	if s.cfg.Tracer != nil {
-		ctx, span = s.cfg.Tracer.Start(s.cfg.Propagator.Extract(ctx, checkCarrier{req}), "authz.Check", trace.WithSpanKind(trace.SpanKindServer))
+		if req != nil {
+			ctx = s.cfg.Propagator.Extract(ctx, checkCarrier{req})
+		}
+		ctx, span = s.cfg.Tracer.Start(ctx, "authz.Check", trace.WithSpanKind(trace.SpanKindServer))
 	}
 	defer func() {
 		// A panic anywhere in the decision fails closed, as a 503 denial.
@@ -91,7 +102,13 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (resp *au
 			s.endCheckSpan(span, &dec)
 		}
 	}()
-	if !requestFromCheck(req, &r) {
+	hasHTTP := false
+	if req != nil {
+		hasHTTP = requestFromCheck(req, &r)
+	} else {
+		r, hasHTTP = wire.request, wire.hasHTTP
+	}
+	if !hasHTTP {
 		dec = Decision{Reason: ReasonInvalidPath, Denial: s.decider.denials.get(ReasonInvalidPath), Cause: fmt.Errorf("CheckRequest has no HTTP attributes")}
 		return s.response(&dec), nil
 	}

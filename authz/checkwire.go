@@ -1,0 +1,452 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// A CheckRequest is mostly what the decision never reads: Envoy sends every
+// header of the request, the peers' addresses, metadata. Decoded into
+// generated messages, all of it became garbage on every request, a quarter
+// of what authz allocated per Check and so of the collector's work. Check's
+// handler therefore reads the wire bytes itself, for the few fields the
+// decision reads (wireCheck), and skips the rest unread. It decodes them as
+// protobuf does — the last of a repeated scalar wins, a message given twice
+// is merged, a field of an unexpected wire type is unknown and skipped, map
+// keys repeat with the last value winning, strings must be valid UTF-8 —
+// and FuzzWireCheckRequest holds it to the generated decoder's result. It is
+// laxer in one way only: the parts it does not read (the peers, metadata,
+// TLS) are not checked for well-formedness beyond their length, as an
+// unknown field would not be.
+//
+// With tracing on, Check reads trace context from any header, so the whole
+// message is decoded as before.
+
+// Field numbers on the way to the HTTP request's attributes, from
+// envoy/service/auth/v3 and envoy/config/core/v3.
+const (
+	fieldCheckAttributes = 1 // CheckRequest.attributes
+	fieldContextRequest  = 4 // AttributeContext.request
+	fieldRequestHTTP     = 2 // AttributeContext.Request.http
+
+	// AttributeContext.HttpRequest
+	fieldHTTPID        = 1
+	fieldHTTPMethod    = 2
+	fieldHTTPHeaders   = 3 // map<string, string>
+	fieldHTTPPath      = 4
+	fieldHTTPHost      = 5
+	fieldHTTPScheme    = 6
+	fieldHTTPQuery     = 7
+	fieldHTTPFragment  = 8
+	fieldHTTPProtocol  = 10
+	fieldHTTPBody      = 11
+	fieldHTTPHeaderMap = 13
+
+	fieldHeaderMapHeaders = 1 // HeaderMap.headers
+	// HeaderValue
+	fieldHeaderKey      = 1
+	fieldHeaderValue    = 2
+	fieldHeaderRawValue = 3
+	// a map entry
+	fieldMapKey   = 1
+	fieldMapValue = 2
+)
+
+var errWireFormat = errors.New("malformed protobuf")
+
+// wireCheck is a CheckRequest as the Check handler reads it: the Request
+// for the decision, or — with tracing on — the whole message.
+type wireCheck struct {
+	request Request
+	// hasHTTP is false when the request carried no HTTP attributes.
+	hasHTTP bool
+	// full, when set, is decoded whole instead.
+	full *authv3.CheckRequest
+}
+
+// wireDecoder holds what the fields read so far say, until the message
+// ends and the Request can be put together the way requestFromCheck puts
+// it together from a decoded message. Strings are views of the wire bytes
+// until then.
+type wireDecoder struct {
+	hasHTTP      bool
+	method, path []byte
+	// From header_map, in order: what requestFromCheck reads of it.
+	listedMethod, listedPath       []byte
+	listedRequestID                []byte
+	hasListedRequestID             bool
+	authorizationN, onBehalfOfN    int
+	authorization, onBehalfOf      []byte
+	headersAuthorization           []byte
+	headersOnBehalfOf              []byte
+	headersRequestID               []byte
+	headersMethod, headersPath     []byte
+	hasHeadersAuthorization        bool
+	hasHeadersOnBehalfOf           bool
+	underscoredListed, underscored [][]byte
+}
+
+// decodeCheckRequest reads a CheckRequest's wire bytes into w.
+func decodeCheckRequest(b []byte, w *wireCheck) error {
+	var d wireDecoder
+	if err := d.message(b, d.checkRequest); err != nil {
+		return err
+	}
+	d.finish(w)
+	return nil
+}
+
+// message calls field for each field of the message in b. A field it does
+// not take (it returns -1) is skipped.
+func (d *wireDecoder) message(b []byte, field func(num protowire.Number, typ protowire.Type, b []byte) (int, error)) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errWireFormat
+		}
+		b = b[n:]
+		n, err := field(num, typ, b)
+		if err != nil {
+			return err
+		}
+		if n < 0 {
+			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+				return errWireFormat
+			}
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// embedded reads the length-delimited value at b and hands it to inner.
+func (d *wireDecoder) embedded(b []byte, inner func([]byte) error) (int, error) {
+	v, n := protowire.ConsumeBytes(b)
+	if n < 0 {
+		return 0, errWireFormat
+	}
+	return n, inner(v)
+}
+
+// str reads a string field's value, which must be valid UTF-8 (proto3).
+func str(b []byte) ([]byte, int, error) {
+	v, n := protowire.ConsumeBytes(b)
+	if n < 0 {
+		return nil, 0, errWireFormat
+	}
+	if !utf8.Valid(v) {
+		return nil, 0, errors.New("string field holds invalid UTF-8")
+	}
+	return v, n, nil
+}
+
+func (d *wireDecoder) checkRequest(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
+	if num != fieldCheckAttributes || typ != protowire.BytesType {
+		return -1, nil
+	}
+	return d.embedded(b, func(v []byte) error { return d.message(v, d.attributes) })
+}
+
+func (d *wireDecoder) attributes(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
+	if num != fieldContextRequest || typ != protowire.BytesType {
+		return -1, nil
+	}
+	return d.embedded(b, func(v []byte) error { return d.message(v, d.request) })
+}
+
+func (d *wireDecoder) request(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
+	if num != fieldRequestHTTP || typ != protowire.BytesType {
+		return -1, nil
+	}
+	d.hasHTTP = true
+	return d.embedded(b, func(v []byte) error { return d.message(v, d.http) })
+}
+
+func (d *wireDecoder) http(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
+	if typ != protowire.BytesType {
+		return -1, nil
+	}
+	switch num {
+	case fieldHTTPMethod:
+		v, n, err := str(b)
+		d.method = v
+		return n, err
+	case fieldHTTPPath:
+		v, n, err := str(b)
+		d.path = v
+		return n, err
+	case fieldHTTPID, fieldHTTPHost, fieldHTTPScheme, fieldHTTPQuery, fieldHTTPFragment, fieldHTTPProtocol, fieldHTTPBody:
+		_, n, err := str(b)
+		return n, err
+	case fieldHTTPHeaders:
+		return d.embedded(b, d.headersEntry)
+	case fieldHTTPHeaderMap:
+		return d.embedded(b, func(v []byte) error { return d.message(v, d.headerMap) })
+	}
+	return -1, nil
+}
+
+// headersEntry reads one entry of the headers map. A name given again
+// replaces the earlier entry, as in a decoded map.
+func (d *wireDecoder) headersEntry(b []byte) error {
+	var name, value []byte
+	err := d.message(b, func(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
+		if typ != protowire.BytesType {
+			return -1, nil
+		}
+		var n int
+		var err error
+		switch num {
+		case fieldMapKey:
+			name, n, err = str(b)
+		case fieldMapValue:
+			value, n, err = str(b)
+		default:
+			return -1, nil
+		}
+		return n, err
+	})
+	if err != nil {
+		return err
+	}
+	d.underscored = noteUnderscoredName(d.underscored, name)
+	switch string(name) {
+	case "authorization":
+		d.headersAuthorization, d.hasHeadersAuthorization = value, true
+	case OnBehalfOfHeader:
+		d.headersOnBehalfOf, d.hasHeadersOnBehalfOf = value, true
+	case "x-request-id":
+		d.headersRequestID = value
+	case ":method":
+		d.headersMethod = value
+	case ":path":
+		d.headersPath = value
+	}
+	return nil
+}
+
+func (d *wireDecoder) headerMap(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
+	if num != fieldHeaderMapHeaders || typ != protowire.BytesType {
+		return -1, nil
+	}
+	return d.embedded(b, d.headerValue)
+}
+
+// headerValue reads one header_map entry, in order, as requestFromCheck
+// does.
+func (d *wireDecoder) headerValue(b []byte) error {
+	var key, value, raw []byte
+	err := d.message(b, func(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
+		if typ != protowire.BytesType {
+			return -1, nil
+		}
+		var n int
+		var err error
+		switch num {
+		case fieldHeaderKey:
+			key, n, err = str(b)
+		case fieldHeaderValue:
+			value, n, err = str(b)
+		case fieldHeaderRawValue:
+			raw, n = protowire.ConsumeBytes(b)
+			if n < 0 {
+				err = errWireFormat
+			}
+		default:
+			return -1, nil
+		}
+		return n, err
+	})
+	if err != nil {
+		return err
+	}
+	// headerValue's rule: value, unless it is empty and raw_value is not.
+	if len(value) == 0 && len(raw) > 0 {
+		value = raw
+	}
+	d.underscoredListed = noteUnderscoredName(d.underscoredListed, key)
+	switch readHeaderName(key) {
+	case "authorization":
+		if d.authorizationN == 0 {
+			d.authorization = value
+		}
+		d.authorizationN++
+	case OnBehalfOfHeader:
+		if d.onBehalfOfN == 0 {
+			d.onBehalfOf = value
+		}
+		d.onBehalfOfN++
+	case "x-request-id":
+		d.listedRequestID, d.hasListedRequestID = value, true
+	case ":method":
+		if len(d.listedMethod) == 0 {
+			d.listedMethod = value
+		}
+	case ":path":
+		if len(d.listedPath) == 0 {
+			d.listedPath = value
+		}
+	}
+	return nil
+}
+
+// readHeaderName is strings.ToLower(name) when that is one of the names
+// the decision reads, or "". An ASCII name is compared folded, allocating
+// nothing: of equal length, a name can only fold onto an ASCII one if it is
+// ASCII itself. Any other goes through strings.ToLower as requestFromCheck's
+// does, which folds some non-ASCII letters onto ASCII ones (K, İ).
+func readHeaderName(name []byte) string {
+	for _, c := range name {
+		if c >= utf8.RuneSelf {
+			lower := strings.ToLower(string(name))
+			for _, want := range readHeaderNames {
+				if lower == want {
+					return want
+				}
+			}
+			return ""
+		}
+	}
+	for _, want := range readHeaderNames {
+		if len(name) == len(want) && strings.EqualFold(string(name), want) {
+			return want
+		}
+	}
+	return ""
+}
+
+var readHeaderNames = [...]string{"authorization", OnBehalfOfHeader, "x-request-id", ":method", ":path"}
+
+// noteUnderscoredName is noteUnderscored over wire bytes.
+func noteUnderscoredName(seen [][]byte, name []byte) [][]byte {
+	if !strings.Contains(string(name), "_") {
+		return seen
+	}
+	for _, s := range seen {
+		if strings.EqualFold(string(s), string(name)) {
+			return seen
+		}
+	}
+	return append(seen, name)
+}
+
+// finish puts the Request together from the fields read, in
+// requestFromCheck's order, copying the strings out of the wire bytes.
+func (d *wireDecoder) finish(w *wireCheck) {
+	w.hasHTTP = d.hasHTTP
+	if !d.hasHTTP {
+		return
+	}
+	r := &w.request
+	r.Method, r.Path = string(d.method), string(d.path)
+	if d.authorizationN > 0 {
+		r.Authorization = HeaderValues{First: string(d.authorization), Count: d.authorizationN}
+	}
+	if d.onBehalfOfN > 0 {
+		r.OnBehalfOf = HeaderValues{First: string(d.onBehalfOf), Count: d.onBehalfOfN}
+	}
+	if d.hasListedRequestID {
+		r.RequestID = string(d.listedRequestID)
+	}
+	if r.Method == "" {
+		r.Method = string(d.listedMethod)
+	}
+	if r.Path == "" {
+		r.Path = string(d.listedPath)
+	}
+	for _, name := range d.underscoredListed {
+		noteUnderscored(r, string(name))
+	}
+	for _, name := range d.underscored {
+		noteUnderscored(r, string(name))
+	}
+	if d.hasHeadersAuthorization && r.Authorization.Count == 0 {
+		r.Authorization.Add(string(d.headersAuthorization))
+	}
+	if d.hasHeadersOnBehalfOf && r.OnBehalfOf.Count == 0 {
+		r.OnBehalfOf.Add(string(d.headersOnBehalfOf))
+	}
+	if r.RequestID == "" {
+		r.RequestID = string(d.headersRequestID)
+	}
+	if r.Method == "" {
+		r.Method = string(d.headersMethod)
+	}
+	if r.Path == "" {
+		r.Path = string(d.headersPath)
+	}
+}
+
+// checkCodec is the gRPC codec of authz's server: protobuf, except that a
+// wireCheck is read by decodeCheckRequest.
+type checkCodec struct{ proto encoding.CodecV2 }
+
+func newCheckCodec() checkCodec { return checkCodec{proto: encoding.GetCodecV2(proto.Name)} }
+
+func (c checkCodec) Name() string { return proto.Name }
+
+func (c checkCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+
+func (c checkCodec) Unmarshal(data mem.BufferSlice, v any) (err error) {
+	w, ok := v.(*wireCheck)
+	if !ok {
+		return c.proto.Unmarshal(data, v)
+	}
+	if w.full != nil {
+		return c.proto.Unmarshal(data, w.full)
+	}
+	// A fault in the decoder fails this request, never the process.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoding CheckRequest: %v", p)
+		}
+	}()
+	if len(data) == 1 {
+		return decodeCheckRequest(data[0].ReadOnlyData(), w)
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	return decodeCheckRequest(buf.ReadOnlyData(), w)
+}
+
+// checkServiceDesc is envoy.service.auth.v3.Authorization with a Check
+// handler that decodes into a wireCheck (the generated handler decodes
+// into a whole CheckRequest).
+var checkServiceDesc = grpc.ServiceDesc{
+	ServiceName: authv3.Authorization_ServiceDesc.ServiceName,
+	HandlerType: (*authv3.AuthorizationServer)(nil),
+	Methods:     []grpc.MethodDesc{{MethodName: "Check", Handler: checkHandler}},
+	Metadata:    authv3.Authorization_ServiceDesc.Metadata,
+}
+
+func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	s := srv.(*Service)
+	w := new(wireCheck)
+	if s.cfg.Tracer != nil {
+		w.full = new(authv3.CheckRequest)
+	}
+	if err := dec(w); err != nil {
+		return nil, err
+	}
+	handle := func(ctx context.Context, req any) (any, error) {
+		w := req.(*wireCheck)
+		if w.full != nil {
+			return s.Check(ctx, w.full)
+		}
+		return s.check(ctx, nil, w)
+	}
+	if interceptor == nil {
+		return handle(ctx, w)
+	}
+	return interceptor(ctx, w, &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}, handle)
+}
