@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
@@ -395,7 +396,12 @@ func newCheckCodec() checkCodec { return checkCodec{proto: encoding.GetCodecV2(p
 
 func (c checkCodec) Name() string { return proto.Name }
 
-func (c checkCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+func (c checkCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if r, ok := v.(*encodedResponse); ok {
+		return mem.BufferSlice{r.buf}, nil // gRPC frees it once written
+	}
+	return c.proto.Marshal(v)
+}
 
 func (c checkCodec) Unmarshal(data mem.BufferSlice, v any) (err error) {
 	w, ok := v.(*wireCheck)
@@ -443,10 +449,194 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 		if w.full != nil {
 			return s.Check(ctx, w.full)
 		}
-		return s.check(ctx, nil, w)
+		return check(s, ctx, nil, w, (*Service).encodeResponse), nil
 	}
 	if interceptor == nil {
 		return handle(ctx, w)
 	}
 	return interceptor(ctx, w, &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}, handle)
+}
+
+// The answer is encoded the same way, straight from the Decision into a
+// buffer of gRPC's pool (encodeResponse), instead of building a
+// CheckResponse of a dozen messages to be marshalled and dropped. It is the
+// message response builds, field for field: TestEncodedResponseMatches
+// decodes one for every kind of decision and compares.
+
+// Field numbers of a CheckResponse and the messages in it, from
+// envoy/service/auth/v3, envoy/config/core/v3, envoy/type/v3,
+// google/rpc/status.proto and google/protobuf/struct.proto.
+const (
+	fieldResponseStatus   = 1 // CheckResponse.status
+	fieldResponseDenied   = 2 // CheckResponse.denied_response
+	fieldResponseOK       = 3 // CheckResponse.ok_response
+	fieldResponseMetadata = 4 // CheckResponse.dynamic_metadata
+
+	fieldStatusCode    = 1 // google.rpc.Status.code
+	fieldStatusMessage = 2 // google.rpc.Status.message
+
+	fieldOKHeaders         = 2 // OkHttpResponse.headers
+	fieldOKHeadersToRemove = 5 // OkHttpResponse.headers_to_remove
+
+	fieldDeniedStatus  = 1 // DeniedHttpResponse.status
+	fieldDeniedHeaders = 2 // DeniedHttpResponse.headers
+	fieldDeniedBody    = 3 // DeniedHttpResponse.body
+	fieldHTTPStatus    = 1 // envoy.type.v3.HttpStatus.code
+
+	fieldOptionHeader = 1 // HeaderValueOption.header
+	fieldOptionAppend = 2 // HeaderValueOption.append
+	fieldOptionAction = 3 // HeaderValueOption.append_action
+
+	fieldStructFields = 1 // Struct.fields
+	fieldValueString  = 3 // Value.string_value
+)
+
+// encodedResponse is a CheckResponse in wire bytes.
+type encodedResponse struct{ buf mem.Buffer }
+
+// encodeResponse encodes the response the decision calls for.
+func (s *Service) encodeResponse(dec *Decision) *encodedResponse {
+	var metaBuf [5]Header
+	meta := metadataFields(dec, metaBuf[:0])
+	metaSize := 0
+	for _, f := range meta {
+		metaSize += sizeMessage(fieldStructFields, metadataEntrySize(f))
+	}
+	var headerBuf [4]Header
+	var set []Header
+	var remove []string
+	var d *Denial
+	var size, innerSize, statusSize int
+	if dec.Allowed() {
+		set, remove = s.decider.UpstreamHeaders(dec, headerBuf[:0])
+		for _, h := range set {
+			innerSize += sizeMessage(fieldOKHeaders, optionSize(h))
+		}
+		for _, name := range remove {
+			innerSize += protowire.SizeTag(fieldOKHeadersToRemove) + protowire.SizeBytes(len(name))
+		}
+		size = sizeMessage(fieldResponseStatus, 0) + sizeMessage(fieldResponseOK, innerSize)
+	} else {
+		if d = dec.Denial; d == nil { // unreachable by construction; never let it become an allow
+			d = s.decider.denials.get(ReasonUnavailable)
+		}
+		set = denialHeaders(d, headerBuf[:0])
+		statusSize = sizeVarintField(fieldStatusCode, uint64(int64(d.GRPCCode))) + sizeString(fieldStatusMessage, string(d.Reason))
+		innerSize = sizeMessage(fieldDeniedStatus, sizeVarintField(fieldHTTPStatus, uint64(d.Status))) + sizeString(fieldDeniedBody, string(d.Body))
+		for _, h := range set {
+			innerSize += sizeMessage(fieldDeniedHeaders, optionSize(h))
+		}
+		size = sizeMessage(fieldResponseStatus, statusSize) + sizeMessage(fieldResponseDenied, innerSize)
+	}
+	size += sizeMessage(fieldResponseMetadata, metaSize)
+
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(size)
+	b := (*buf)[:0]
+	if d == nil {
+		b = appendMessageHeader(b, fieldResponseStatus, 0)
+		b = appendMessageHeader(b, fieldResponseOK, innerSize)
+		for _, h := range set {
+			b = appendOption(b, fieldOKHeaders, h)
+		}
+		for _, name := range remove {
+			b = protowire.AppendString(protowire.AppendTag(b, fieldOKHeadersToRemove, protowire.BytesType), name)
+		}
+	} else {
+		b = appendMessageHeader(b, fieldResponseStatus, statusSize)
+		b = appendVarintField(b, fieldStatusCode, uint64(int64(d.GRPCCode)))
+		b = appendString(b, fieldStatusMessage, string(d.Reason))
+		b = appendMessageHeader(b, fieldResponseDenied, innerSize)
+		b = appendMessageHeader(b, fieldDeniedStatus, sizeVarintField(fieldHTTPStatus, uint64(d.Status)))
+		b = appendVarintField(b, fieldHTTPStatus, uint64(d.Status))
+		for _, h := range set {
+			b = appendOption(b, fieldDeniedHeaders, h)
+		}
+		b = appendString(b, fieldDeniedBody, string(d.Body))
+	}
+	b = appendMessageHeader(b, fieldResponseMetadata, metaSize)
+	for _, f := range meta {
+		b = appendMessageHeader(b, fieldStructFields, metadataEntrySize(f))
+		b = appendString(b, fieldMapKey, f.Name)
+		b = appendMessageHeader(b, fieldMapValue, stringValueSize(f.Value))
+		b = protowire.AppendString(protowire.AppendTag(b, fieldValueString, protowire.BytesType), f.Value)
+	}
+	if len(b) != size {
+		panic(fmt.Sprintf("encoded CheckResponse is %d bytes, sized as %d", len(b), size))
+	}
+	*buf = b
+	return &encodedResponse{buf: mem.NewBuffer(buf, pool)}
+}
+
+// optionSize is the size of a HeaderValueOption that sets h, overwriting,
+// never appending, as headerOptions builds it.
+func optionSize(h Header) int {
+	return sizeMessage(fieldOptionHeader, headerSize(h)) + sizeMessage(fieldOptionAppend, 0) +
+		sizeVarintField(fieldOptionAction, uint64(corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD))
+}
+
+func appendOption(b []byte, num protowire.Number, h Header) []byte {
+	b = appendMessageHeader(b, num, optionSize(h))
+	b = appendMessageHeader(b, fieldOptionHeader, headerSize(h))
+	b = appendString(b, fieldHeaderKey, h.Name)
+	b = appendString(b, fieldHeaderValue, h.Value)
+	// append: a BoolValue of false, which is an empty message.
+	b = appendMessageHeader(b, fieldOptionAppend, 0)
+	return appendVarintField(b, fieldOptionAction, uint64(corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD))
+}
+
+func headerSize(h Header) int {
+	return sizeString(fieldHeaderKey, h.Name) + sizeString(fieldHeaderValue, h.Value)
+}
+
+// metadataEntrySize is the size of an entry of Struct.fields whose value
+// is a string. The value is a oneof, present even when empty.
+func metadataEntrySize(f Header) int {
+	return sizeString(fieldMapKey, f.Name) + sizeMessage(fieldMapValue, stringValueSize(f.Value))
+}
+
+func stringValueSize(v string) int {
+	return protowire.SizeTag(fieldValueString) + protowire.SizeBytes(len(v))
+}
+
+// sizeString and appendString are a proto3 string field: absent when empty.
+func sizeString(num protowire.Number, v string) int {
+	if v == "" {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeBytes(len(v))
+}
+
+func appendString(b []byte, num protowire.Number, v string) []byte {
+	if v == "" {
+		return b
+	}
+	return protowire.AppendString(protowire.AppendTag(b, num, protowire.BytesType), v)
+}
+
+// sizeVarintField and appendVarintField are a proto3 integer or enum
+// field: absent when zero.
+func sizeVarintField(num protowire.Number, v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeVarint(v)
+}
+
+func appendVarintField(b []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.VarintType), v)
+}
+
+// sizeMessage is the size of an embedded message field of n bytes.
+func sizeMessage(num protowire.Number, n int) int {
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+}
+
+// appendMessageHeader appends the tag and length of an embedded message
+// field of n bytes; its fields follow.
+func appendMessageHeader(b []byte, num protowire.Number, n int) []byte {
+	return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.BytesType), uint64(n))
 }

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -16,6 +17,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/portcullis/portcullis/policy"
 )
 
 // wireCheckCases are CheckRequests in the shapes Envoy sends and in the
@@ -260,4 +263,51 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// sameAnswerDecoded checks that authz's gRPC server, which reads the
+// request's wire bytes and encodes its answer itself, answers a request as
+// Service.Check does for the decoded message.
+func (ta *testAuthz) sameAnswerDecoded(t *testing.T, method, path string, raw bool, headers ...[2]string) {
+	t.Helper()
+	all := append([][2]string{{":authority", "api.example.com"}, {":method", method}, {":path", path}, {":scheme", "https"}}, headers...)
+	req := NewCheckRequest(method, path, "api.example.com", all, raw)
+	overWire, err := ta.client.Check(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := ta.srv.Service.Check(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(overWire, decoded) {
+		t.Errorf("over the wire:\n%v\ndecoded:\n%v", overWire, decoded)
+	}
+}
+
+// TestEncodedResponseMatches compares the encoded answer to every denial,
+// with everything its metadata may say, to the CheckResponse message
+// response builds. (Allows are compared end to end in TestDecisionTable.)
+func TestEncodedResponseMatches(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	svc := f.az.srv.Service
+	route := &policy.Route{Name: "accounts.read"}
+	for _, reason := range reasonsWithDenials() {
+		for _, dec := range []Decision{
+			{Reason: reason, Denial: svc.decider.denials.get(reason)},
+			{Reason: reason, Denial: svc.decider.denials.get(reason), Route: route, ClientID: "c-1", UserID: "42", Cause: errors.New("jti j-1")},
+			{Reason: reason}, // no denial: answered as unavailable, never allowed
+		} {
+			enc := svc.encodeResponse(&dec)
+			var got authv3.CheckResponse
+			if err := proto.Unmarshal(enc.buf.ReadOnlyData(), &got); err != nil {
+				t.Fatalf("%s: %v", reason, err)
+			}
+			enc.buf.Free()
+			if want := svc.response(&dec); !proto.Equal(&got, want) {
+				t.Errorf("%s: encoded\n%v\nbuilt\n%v", reason, &got, want)
+			}
+		}
+	}
 }

@@ -74,12 +74,13 @@ func (s *Service) RunLogFlusher(ctx context.Context) { s.denials.run(ctx) }
 // decodes CheckRequests itself (checkHandler) and calls check with what it
 // read; Check is for a decoded message.
 func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	return s.check(ctx, req, nil)
+	return check(s, ctx, req, nil, (*Service).response), nil
 }
 
 // check decides one Check, of the decoded req or, when req is nil, of the
-// request wire read.
-func (s *Service) check(ctx context.Context, req *authv3.CheckRequest, wire *wireCheck) (resp *authv3.CheckResponse, err error) {
+// request wire read, and answers with respond's response: a CheckResponse
+// message, or one already encoded (encodeResponse).
+func check[R any](s *Service, ctx context.Context, req *authv3.CheckRequest, wire *wireCheck, respond func(*Service, *Decision) R) (resp R) {
 	start := time.Now()
 	var dec Decision
 	var r Request
@@ -95,7 +96,7 @@ func (s *Service) check(ctx context.Context, req *authv3.CheckRequest, wire *wir
 		if p := recover(); p != nil {
 			s.log.Error("panic in Check; denied", "reason", ReasonUnavailable, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			dec = Decision{Reason: ReasonUnavailable, Denial: s.decider.denials.get(ReasonUnavailable)}
-			resp, err = s.response(&dec), nil
+			resp = respond(s, &dec)
 		}
 		s.observe(&r, &dec, time.Since(start))
 		if span != nil {
@@ -110,7 +111,7 @@ func (s *Service) check(ctx context.Context, req *authv3.CheckRequest, wire *wir
 	}
 	if !hasHTTP {
 		dec = Decision{Reason: ReasonInvalidPath, Denial: s.decider.denials.get(ReasonInvalidPath), Cause: fmt.Errorf("CheckRequest has no HTTP attributes")}
-		return s.response(&dec), nil
+		return respond(s, &dec)
 	}
 	// Envoy sends a deadline with every Check (the ext_authz filter's
 	// timeout), normally sooner than check_timeout: a second one would cost
@@ -124,7 +125,7 @@ func (s *Service) check(ctx context.Context, req *authv3.CheckRequest, wire *wir
 	if dec.Denial != nil && dec.Reason == ReasonUnavailable && ctx.Err() != nil {
 		dec.Cause = fmt.Errorf("%w (check deadline: %v)", dec.Cause, ctx.Err())
 	}
-	return s.response(&dec), nil
+	return respond(s, &dec)
 }
 
 // endCheckSpan records the decision on the Check's span and ends it.
@@ -219,15 +220,9 @@ func noteUnderscored(r *Request, name string) {
 }
 
 var (
-	okStatus      = &rpcstatus.Status{Code: int32(codes.OK)}
-	appendFalse   = wrapperspb.Bool(false)
-	jsonHeader    = headerOption("content-type", "application/json")
-	noStoreHeader = headerOption("cache-control", "no-store")
+	okStatus    = &rpcstatus.Status{Code: int32(codes.OK)}
+	appendFalse = wrapperspb.Bool(false)
 )
-
-func headerOption(name, value string) *corev3.HeaderValueOption {
-	return headerOptions([]Header{{Name: name, Value: value}})[0]
-}
 
 // headerOptions sets headers, allocating the messages of all of them at
 // once: a response is a dozen small messages, and on the hot path
@@ -263,18 +258,12 @@ func (s *Service) response(dec *Decision) *authv3.CheckResponse {
 	if d == nil { // unreachable by construction; never let it become an allow
 		d = s.decider.denials.get(ReasonUnavailable)
 	}
-	headers := []*corev3.HeaderValueOption{jsonHeader, noStoreHeader}
-	if d.WWWAuthenticate != "" {
-		headers = append(headers, headerOption("www-authenticate", d.WWWAuthenticate))
-	}
-	if d.RetryAfter != "" {
-		headers = append(headers, headerOption("retry-after", d.RetryAfter))
-	}
+	var buf [4]Header
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(d.GRPCCode), Message: string(d.Reason)},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
-			Headers: headers,
+			Headers: headerOptions(denialHeaders(d, buf[:0])),
 			Body:    string(d.Body),
 		}},
 		DynamicMetadata: s.metadata(dec),
@@ -284,33 +273,52 @@ func (s *Service) response(dec *Decision) *authv3.CheckResponse {
 // metadata is returned to Envoy for its access logs (namespace
 // envoy.filters.http.ext_authz).
 func (s *Service) metadata(dec *Decision) *structpb.Struct {
-	var fields [5]Header
-	n := 0
-	add := func(name, value string) { fields[n] = Header{Name: name, Value: value}; n++ }
-	add("reason", string(dec.Reason))
-	if dec.Route != nil {
-		add("route", dec.Route.Name)
-	}
-	if dec.ClientID != "" {
-		add("client_id", dec.ClientID)
-	}
-	if dec.UserID != "" {
-		add("user_id", dec.UserID)
-	}
-	if dec.Reason == ReasonTokenRevoked && dec.Cause != nil {
-		// Which revocation refused it: for access logs and `authz check`.
-		add("revocation", dec.Cause.Error())
-	}
+	var buf [5]Header
+	fields := metadataFields(dec, buf[:0])
+	n := len(fields)
 	// The values' messages are allocated at once, as headerOptions' are.
 	values := make([]structpb.Value, n)
 	strs := make([]structpb.Value_StringValue, n)
 	byName := make(map[string]*structpb.Value, n)
-	for i, f := range fields[:n] {
+	for i, f := range fields {
 		strs[i].StringValue = f.Value
 		values[i].Kind = &strs[i]
 		byName[f.Name] = &values[i]
 	}
 	return &structpb.Struct{Fields: byName}
+}
+
+// metadataFields appends to fields what a decision's dynamic metadata
+// says: its reason, route, client, user and, for a revoked token, which
+// revocation refused it.
+func metadataFields(dec *Decision, fields []Header) []Header {
+	fields = append(fields, Header{Name: "reason", Value: string(dec.Reason)})
+	if dec.Route != nil {
+		fields = append(fields, Header{Name: "route", Value: dec.Route.Name})
+	}
+	if dec.ClientID != "" {
+		fields = append(fields, Header{Name: "client_id", Value: dec.ClientID})
+	}
+	if dec.UserID != "" {
+		fields = append(fields, Header{Name: "user_id", Value: dec.UserID})
+	}
+	if dec.Reason == ReasonTokenRevoked && dec.Cause != nil {
+		// Which revocation refused it: for access logs and `authz check`.
+		fields = append(fields, Header{Name: "revocation", Value: dec.Cause.Error()})
+	}
+	return fields
+}
+
+// denialHeaders appends to headers those of a denial's response.
+func denialHeaders(d *Denial, headers []Header) []Header {
+	headers = append(headers, Header{Name: "content-type", Value: "application/json"}, Header{Name: "cache-control", Value: "no-store"})
+	if d.WWWAuthenticate != "" {
+		headers = append(headers, Header{Name: "www-authenticate", Value: d.WWWAuthenticate})
+	}
+	if d.RetryAfter != "" {
+		headers = append(headers, Header{Name: "retry-after", Value: d.RetryAfter})
+	}
+	return headers
 }
 
 // observe records the decision in metrics and the decision log: every
