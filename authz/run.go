@@ -203,6 +203,9 @@ func (s *Server) Run(ctx context.Context) error {
 		go s.Revocations.Run(bg)
 	}
 
+	// Check reads its requests' wire bytes and encodes its answers itself
+	// (checkwire.go): its own codec and service descriptor, not the
+	// generated ones. The codec is protobuf for every other message.
 	grpcServer := grpc.NewServer(append(GRPCServerOptions(), grpc.ForceServerCodecV2(newCheckCodec()))...)
 	grpcServer.RegisterService(&checkServiceDesc, s.Service)
 	s.health = health.NewServer()
