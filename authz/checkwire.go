@@ -9,6 +9,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
@@ -30,8 +31,9 @@ import (
 // TLS) are not checked for well-formedness beyond their length, as an
 // unknown field would not be.
 //
-// With tracing on, Check reads trace context from any header, so the whole
-// message is decoded as before.
+// With tracing on, it also keeps the values of the headers the propagator
+// reads (traceContext), found as checkCarrier finds them in a decoded
+// message.
 
 // Field numbers on the way to the HTTP request's attributes, from
 // envoy/service/auth/v3 and envoy/config/core/v3.
@@ -66,13 +68,93 @@ const (
 var errWireFormat = errors.New("malformed protobuf")
 
 // wireCheck is a CheckRequest as the Check handler reads it: the Request
-// for the decision, or — with tracing on — the whole message.
+// for the decision and, with tracing on, the trace headers.
 type wireCheck struct {
 	request Request
 	// hasHTTP is false when the request carried no HTTP attributes.
 	hasHTTP bool
-	// full, when set, is decoded whole instead.
-	full *authv3.CheckRequest
+	// trace, when it names header fields (set before decoding), is given
+	// their values.
+	trace traceContext
+}
+
+// traceContext is the trace headers of a request read from its wire
+// bytes, for the propagator: the fields it reads (its Fields, lower-cased)
+// and what the request said of them. It is a TextMapCarrier that knows of
+// no other header.
+type traceContext struct {
+	fields []string
+	// mapped are the values in the headers map (the last of a repeated
+	// name), listed the first in header_map, by field.
+	mapped, listed       []string
+	hasMapped, hasListed []bool
+}
+
+var _ propagation.TextMapCarrier = (*traceContext)(nil)
+
+// Get is checkCarrier's Get: the headers map first, then header_map.
+func (t *traceContext) Get(key string) string {
+	key = strings.ToLower(key)
+	for i, f := range t.fields {
+		if f != key {
+			continue
+		}
+		if t.hasMapped[i] {
+			return t.mapped[i]
+		}
+		return t.listed[i]
+	}
+	return ""
+}
+
+// Keys returns the trace fields the request carried.
+func (t *traceContext) Keys() []string {
+	var keys []string
+	for i, f := range t.fields {
+		if t.hasMapped[i] || t.hasListed[i] {
+			keys = append(keys, f)
+		}
+	}
+	return keys
+}
+
+// Set is never used: authz reads trace context, it does not send it.
+func (*traceContext) Set(string, string) {}
+
+// prepare sizes t for the fields.
+func (t *traceContext) prepare(fields []string) {
+	n := len(fields)
+	t.fields, t.mapped, t.listed, t.hasMapped, t.hasListed = fields, make([]string, n), make([]string, n), make([]bool, n), make([]bool, n)
+}
+
+// fieldIndex is the index of a trace field, compared as checkCarrier
+// compares: exactly for a name in the headers map, lower-cased for one in
+// header_map.
+func (t *traceContext) fieldIndex(name []byte, fold bool) int {
+	if fold && !isASCII(name) {
+		lower := strings.ToLower(string(name))
+		for i, f := range t.fields {
+			if lower == f {
+				return i
+			}
+		}
+		return -1
+	}
+	for i, f := range t.fields {
+		if string(name) == f || fold && len(name) == len(f) && strings.EqualFold(string(name), f) {
+			return i
+		}
+	}
+	return -1
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // wireDecoder holds what the fields read so far say, until the message
@@ -95,11 +177,12 @@ type wireDecoder struct {
 	hasHeadersAuthorization        bool
 	hasHeadersOnBehalfOf           bool
 	underscoredListed, underscored [][]byte
+	trace                          *traceContext
 }
 
 // decodeCheckRequest reads a CheckRequest's wire bytes into w.
 func decodeCheckRequest(b []byte, w *wireCheck) error {
-	var d wireDecoder
+	d := wireDecoder{trace: &w.trace}
 	if err := d.message(b, d.checkRequest); err != nil {
 		return err
 	}
@@ -221,6 +304,11 @@ func (d *wireDecoder) headersEntry(b []byte) error {
 		return err
 	}
 	d.underscored = noteUnderscoredName(d.underscored, name)
+	if len(d.trace.fields) > 0 {
+		if i := d.trace.fieldIndex(name, false); i >= 0 {
+			d.trace.mapped[i], d.trace.hasMapped[i] = string(value), true
+		}
+	}
 	switch string(name) {
 	case "authorization":
 		d.headersAuthorization, d.hasHeadersAuthorization = value, true
@@ -276,6 +364,11 @@ func (d *wireDecoder) headerValue(b []byte) error {
 		value = raw
 	}
 	d.underscoredListed = noteUnderscoredName(d.underscoredListed, key)
+	if len(d.trace.fields) > 0 {
+		if i := d.trace.fieldIndex(key, true); i >= 0 && !d.trace.hasListed[i] {
+			d.trace.listed[i], d.trace.hasListed[i] = string(value), true
+		}
+	}
 	switch readHeaderName(key) {
 	case "authorization":
 		if d.authorizationN == 0 {
@@ -408,9 +501,6 @@ func (c checkCodec) Unmarshal(data mem.BufferSlice, v any) (err error) {
 	if !ok {
 		return c.proto.Unmarshal(data, v)
 	}
-	if w.full != nil {
-		return c.proto.Unmarshal(data, w.full)
-	}
 	// A fault in the decoder fails this request, never the process.
 	defer func() {
 		if p := recover(); p != nil {
@@ -439,17 +529,13 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 	s := srv.(*Service)
 	w := new(wireCheck)
 	if s.cfg.Tracer != nil {
-		w.full = new(authv3.CheckRequest)
+		w.trace.prepare(s.traceFields)
 	}
 	if err := dec(w); err != nil {
 		return nil, err
 	}
 	handle := func(ctx context.Context, req any) (any, error) {
-		w := req.(*wireCheck)
-		if w.full != nil {
-			return s.Check(ctx, w.full)
-		}
-		return check(s, ctx, nil, w, (*Service).encodeResponse), nil
+		return check(s, ctx, nil, req.(*wireCheck), (*Service).encodeResponse), nil
 	}
 	if interceptor == nil {
 		return handle(ctx, w)

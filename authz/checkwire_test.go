@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/portcullis/portcullis/internal/telemetry"
 	"github.com/portcullis/portcullis/policy"
 )
 
@@ -78,6 +79,9 @@ func wireCheckCases(t testing.TB) map[string][]byte {
 		"invalid UTF-8 raw":     http(listed(&corev3.HeaderValue{Key: "authorization", RawValue: []byte("Bearer \xff")})),
 		"folded non-ASCII name": http(listed(&corev3.HeaderValue{Key: "AUTHORİZATİON", Value: "Bearer t"}, &corev3.HeaderValue{Key: "x-reque\u017ft-id", Value: "s"})),
 		"truncated":             marshal(NewCheckRequest("GET", "/v1/accounts/42", "h", browser, false))[:40],
+		"trace headers mapped":  http(entry("traceparent", "00-a-b-01"), entry("TraceParent", "upper"), entry("x-b3-traceid", "1"), entry("x-b3-traceid", "2"), entry("baggage", "k=v")),
+		"trace headers listed": http(listed(&corev3.HeaderValue{Key: "TraceParent", Value: "00-c-d-01"}, &corev3.HeaderValue{Key: "traceparent", Value: "second"},
+			&corev3.HeaderValue{Key: "b3", RawValue: []byte("1-2-1")}, &corev3.HeaderValue{Key: "X-B3-SPANİD", Value: "folded"}), entry("traceparent", "mapped wins")),
 	}
 }
 
@@ -104,6 +108,11 @@ func FuzzWireCheckRequest(f *testing.F) {
 // as through proto.Unmarshal and requestFromCheck, when protobuf accepts it.
 func compareWireCheck(t *testing.T, b []byte) {
 	var w wireCheck
+	var fields []string
+	for _, f := range telemetry.Propagator().Fields() {
+		fields = append(fields, strings.ToLower(f))
+	}
+	w.trace.prepare(fields)
 	werr := decodeCheckRequest(b, &w)
 	var msg authv3.CheckRequest
 	if perr := proto.Unmarshal(b, &msg); perr != nil {
@@ -116,6 +125,11 @@ func compareWireCheck(t *testing.T, b []byte) {
 	wantHTTP := requestFromCheck(&msg, &want)
 	if w.hasHTTP != wantHTTP {
 		t.Fatalf("HTTP attributes: wire %v, decoded %v", w.hasHTTP, wantHTTP)
+	}
+	for _, f := range fields {
+		if got, want := w.trace.Get(f), (checkCarrier{&msg}).Get(f); got != want {
+			t.Errorf("trace header %s: wire %q, decoded %q", f, got, want)
+		}
 	}
 	got := w.request
 	// The order of names from the headers map is the map's, which is

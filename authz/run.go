@@ -203,11 +203,7 @@ func (s *Server) Run(ctx context.Context) error {
 		go s.Revocations.Run(bg)
 	}
 
-	// Check reads its requests' wire bytes and encodes its answers itself
-	// (checkwire.go): its own codec and service descriptor, not the
-	// generated ones. The codec is protobuf for every other message.
-	grpcServer := grpc.NewServer(append(GRPCServerOptions(), grpc.ForceServerCodecV2(newCheckCodec()))...)
-	grpcServer.RegisterService(&checkServiceDesc, s.Service)
+	grpcServer := newGRPCServer(s.Service)
 	s.health = health.NewServer()
 	s.setServing(false)
 	healthpb.RegisterHealthServer(grpcServer, s.health)
@@ -244,6 +240,17 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("tracing shutdown", "err", err)
 	}
 	return runErr
+}
+
+// newGRPCServer returns a gRPC server with svc as its Authorization
+// service. Check reads its requests' wire bytes and encodes its answers
+// itself (checkwire.go), through its own codec and service descriptor
+// rather than the generated ones; the codec is protobuf for every other
+// message.
+func newGRPCServer(svc *Service) *grpc.Server {
+	srv := grpc.NewServer(append(GRPCServerOptions(), grpc.ForceServerCodecV2(newCheckCodec()))...)
+	srv.RegisterService(&checkServiceDesc, svc)
+	return srv
 }
 
 // GRPCServerOptions are the gRPC server settings of authz; the load tool's

@@ -37,6 +37,9 @@ type Service struct {
 	// shadowLog limits the log lines of shadow disagreements, per live
 	// reason.
 	shadowLog *denialLogLimiter
+	// traceFields are the headers the propagator reads, lower-cased (nil
+	// with tracing off).
+	traceFields []string
 }
 
 var _ authv3.AuthorizationServer = (*Service)(nil)
@@ -61,9 +64,15 @@ type ServiceConfig struct {
 
 // NewService returns the gRPC service around decider.
 func NewService(decider *Decider, cfg ServiceConfig, clock Clock, log *slog.Logger, m *metrics) *Service {
-	return &Service{decider: decider, cfg: cfg, log: log, metrics: m,
+	s := &Service{decider: decider, cfg: cfg, log: log, metrics: m,
 		denials:   newDenialLogLimiter(cfg.DenialsPerInterval, cfg.DenialInterval, clock, log),
 		shadowLog: newDenialLogLimiter(cfg.DenialsPerInterval, cfg.DenialInterval, clock, log)}
+	if cfg.Tracer != nil {
+		for _, f := range cfg.Propagator.Fields() {
+			s.traceFields = append(s.traceFields, strings.ToLower(f))
+		}
+	}
+	return s
 }
 
 // RunLogFlusher reports suppressed denial log lines once their interval is
@@ -88,6 +97,8 @@ func check[R any](s *Service, ctx context.Context, req *authv3.CheckRequest, wir
 	if s.cfg.Tracer != nil {
 		if req != nil {
 			ctx = s.cfg.Propagator.Extract(ctx, checkCarrier{req})
+		} else {
+			ctx = s.cfg.Propagator.Extract(ctx, &wire.trace)
 		}
 		ctx, span = s.cfg.Tracer.Start(ctx, "authz.Check", trace.WithSpanKind(trace.SpanKindServer))
 	}

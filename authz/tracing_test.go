@@ -39,8 +39,7 @@ func newTracedAuthz(t *testing.T) *tracedAuthz {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(GRPCServerOptions()...)
-	authv3.RegisterAuthorizationServer(srv, svc)
+	srv := newGRPCServer(svc)
 	go srv.Serve(ln)
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -53,8 +52,15 @@ func newTracedAuthz(t *testing.T) *tracedAuthz {
 
 func (a *tracedAuthz) check(t *testing.T, headers ...[2]string) {
 	t.Helper()
+	a.checkAs(t, false, headers...)
+}
+
+// checkAs sends the headers in header_map when raw, as Envoy does with
+// encode_raw_headers.
+func (a *tracedAuthz) checkAs(t *testing.T, raw bool, headers ...[2]string) {
+	t.Helper()
 	all := append([][2]string{{":method", "GET"}, {":path", "/v1/accounts/42"}}, headers...)
-	if _, err := a.client.Check(context.Background(), NewCheckRequest("GET", "/v1/accounts/42", "api.example.com", all, false)); err != nil {
+	if _, err := a.client.Check(context.Background(), NewCheckRequest("GET", "/v1/accounts/42", "api.example.com", all, raw)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -144,6 +150,12 @@ func TestTracingContinuesEnvoysTrace(t *testing.T) {
 	a.check(t, [2]string{"x-b3-traceid", envoyTraceID}, [2]string{"x-b3-spanid", envoySpanID}, [2]string{"x-b3-sampled", "1"}, bearer(token))
 	if b3 := a.spans()["authz.Check"]; b3.SpanContext.TraceID().String() != envoyTraceID || b3.Parent.SpanID().String() != envoySpanID {
 		t.Errorf("a B3 trace was not continued: trace %s, parent %s", b3.SpanContext.TraceID(), b3.Parent.SpanID())
+	}
+
+	// In header_map, its name in any case.
+	a.checkAs(t, true, [2]string{"TraceParent", sampled[1]}, bearer(token))
+	if raw := a.spans()["authz.Check"]; raw.SpanContext.TraceID().String() != envoyTraceID || raw.Parent.SpanID().String() != envoySpanID {
+		t.Errorf("a trace in header_map was not continued: trace %s, parent %s", raw.SpanContext.TraceID(), raw.Parent.SpanID())
 	}
 }
 
