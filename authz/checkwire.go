@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -527,20 +528,39 @@ var checkServiceDesc = grpc.ServiceDesc{
 
 func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	s := srv.(*Service)
-	w := new(wireCheck)
+	if interceptor != nil {
+		w := new(wireCheck)
+		if err := s.readCheck(w, dec); err != nil {
+			return nil, err
+		}
+		return interceptor(ctx, w, &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName},
+			func(ctx context.Context, req any) (any, error) { return s.checkWire(ctx, req.(*wireCheck)), nil })
+	}
+	// Without an interceptor nothing but this call sees w: it is reused.
+	w := wireChecks.Get().(*wireCheck)
+	defer func() {
+		*w = wireCheck{}
+		wireChecks.Put(w)
+	}()
+	if err := s.readCheck(w, dec); err != nil {
+		return nil, err
+	}
+	return s.checkWire(ctx, w), nil
+}
+
+var wireChecks = sync.Pool{New: func() any { return new(wireCheck) }}
+
+// readCheck decodes a request into w, with the trace headers when tracing.
+func (s *Service) readCheck(w *wireCheck, dec func(any) error) error {
 	if s.cfg.Tracer != nil {
 		w.trace.prepare(s.traceFields)
 	}
-	if err := dec(w); err != nil {
-		return nil, err
-	}
-	handle := func(ctx context.Context, req any) (any, error) {
-		return check(s, ctx, nil, req.(*wireCheck), (*Service).encodeResponse), nil
-	}
-	if interceptor == nil {
-		return handle(ctx, w)
-	}
-	return interceptor(ctx, w, &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}, handle)
+	return dec(w)
+}
+
+// checkWire decides a request read from the wire and encodes the answer.
+func (s *Service) checkWire(ctx context.Context, w *wireCheck) *encodedResponse {
+	return check(s, ctx, nil, w, func(s *Service, dec Decision) *encodedResponse { return s.encodeResponse(&dec) })
 }
 
 // The answer is encoded the same way, straight from the Decision into a

@@ -83,13 +83,15 @@ func (s *Service) RunLogFlusher(ctx context.Context) { s.denials.run(ctx) }
 // decodes CheckRequests itself (checkHandler) and calls check with what it
 // read; Check is for a decoded message.
 func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	return check(s, ctx, req, nil, (*Service).response), nil
+	return check(s, ctx, req, nil, func(s *Service, dec Decision) *authv3.CheckResponse { return s.response(&dec) }), nil
 }
 
 // check decides one Check, of the decoded req or, when req is nil, of the
 // request wire read, and answers with respond's response: a CheckResponse
-// message, or one already encoded (encodeResponse).
-func check[R any](s *Service, ctx context.Context, req *authv3.CheckRequest, wire *wireCheck, respond func(*Service, *Decision) R) (resp R) {
+// message, or one already encoded (encodeResponse). The decision is handed
+// to respond by value: through a pointer, it escaped to the heap on every
+// request.
+func check[R any](s *Service, ctx context.Context, req *authv3.CheckRequest, wire *wireCheck, respond func(*Service, Decision) R) (resp R) {
 	start := time.Now()
 	var dec Decision
 	var r Request
@@ -107,7 +109,7 @@ func check[R any](s *Service, ctx context.Context, req *authv3.CheckRequest, wir
 		if p := recover(); p != nil {
 			s.log.Error("panic in Check; denied", "reason", ReasonUnavailable, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			dec = Decision{Reason: ReasonUnavailable, Denial: s.decider.denials.get(ReasonUnavailable)}
-			resp = respond(s, &dec)
+			resp = respond(s, dec)
 		}
 		s.observe(&r, &dec, time.Since(start))
 		if span != nil {
@@ -122,7 +124,7 @@ func check[R any](s *Service, ctx context.Context, req *authv3.CheckRequest, wir
 	}
 	if !hasHTTP {
 		dec = Decision{Reason: ReasonInvalidPath, Denial: s.decider.denials.get(ReasonInvalidPath), Cause: fmt.Errorf("CheckRequest has no HTTP attributes")}
-		return respond(s, &dec)
+		return respond(s, dec)
 	}
 	// Envoy sends a deadline with every Check (the ext_authz filter's
 	// timeout), normally sooner than check_timeout: a second one would cost
@@ -136,7 +138,7 @@ func check[R any](s *Service, ctx context.Context, req *authv3.CheckRequest, wir
 	if dec.Denial != nil && dec.Reason == ReasonUnavailable && ctx.Err() != nil {
 		dec.Cause = fmt.Errorf("%w (check deadline: %v)", dec.Cause, ctx.Err())
 	}
-	return respond(s, &dec)
+	return respond(s, dec)
 }
 
 // endCheckSpan records the decision on the Check's span and ends it.
