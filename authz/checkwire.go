@@ -1,9 +1,11 @@
 package authz
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -85,10 +87,14 @@ type wireCheck struct {
 // no other header.
 type traceContext struct {
 	fields []string
-	// mapped are the values in the headers map (the last of a repeated
-	// name), listed the first in header_map, by field.
-	mapped, listed       []string
-	hasMapped, hasListed []bool
+	values []traceValue // by field
+}
+
+// traceValue is what a request said of one trace field: in the headers
+// map (the last of a repeated name) and in header_map (the first).
+type traceValue struct {
+	mapped, listed       string
+	hasMapped, hasListed bool
 }
 
 var _ propagation.TextMapCarrier = (*traceContext)(nil)
@@ -96,23 +102,21 @@ var _ propagation.TextMapCarrier = (*traceContext)(nil)
 // Get is checkCarrier's Get: the headers map first, then header_map.
 func (t *traceContext) Get(key string) string {
 	key = strings.ToLower(key)
-	for i, f := range t.fields {
-		if f != key {
-			continue
-		}
-		if t.hasMapped[i] {
-			return t.mapped[i]
-		}
-		return t.listed[i]
+	i := slices.Index(t.fields, key)
+	switch {
+	case i < 0:
+		return ""
+	case t.values[i].hasMapped:
+		return t.values[i].mapped
 	}
-	return ""
+	return t.values[i].listed
 }
 
 // Keys returns the trace fields the request carried.
 func (t *traceContext) Keys() []string {
 	var keys []string
 	for i, f := range t.fields {
-		if t.hasMapped[i] || t.hasListed[i] {
+		if t.values[i].hasMapped || t.values[i].hasListed {
 			keys = append(keys, f)
 		}
 	}
@@ -124,25 +128,21 @@ func (*traceContext) Set(string, string) {}
 
 // prepare sizes t for the fields.
 func (t *traceContext) prepare(fields []string) {
-	n := len(fields)
-	t.fields, t.mapped, t.listed, t.hasMapped, t.hasListed = fields, make([]string, n), make([]string, n), make([]bool, n), make([]bool, n)
+	t.fields, t.values = fields, make([]traceValue, len(fields))
 }
 
-// fieldIndex is the index of a trace field, compared as checkCarrier
-// compares: exactly for a name in the headers map, lower-cased for one in
-// header_map.
-func (t *traceContext) fieldIndex(name []byte, fold bool) int {
-	if fold && !isASCII(name) {
-		lower := strings.ToLower(string(name))
-		for i, f := range t.fields {
-			if lower == f {
-				return i
-			}
-		}
-		return -1
+// foldedIndex is the index in names (lower-case) of strings.ToLower(name),
+// or -1: how requestFromCheck and checkCarrier match a header_map name. An
+// ASCII name is compared folded, allocating nothing: of equal length, a
+// name can only fold onto an ASCII one if it is ASCII itself. Any other
+// goes through strings.ToLower, which folds some non-ASCII letters onto
+// ASCII ones (K, İ).
+func foldedIndex(name []byte, names []string) int {
+	if !isASCII(name) {
+		return slices.Index(names, strings.ToLower(string(name)))
 	}
-	for i, f := range t.fields {
-		if string(name) == f || fold && len(name) == len(f) && strings.EqualFold(string(name), f) {
+	for i, n := range names {
+		if len(name) == len(n) && strings.EqualFold(string(name), n) {
 			return i
 		}
 	}
@@ -166,17 +166,19 @@ type wireDecoder struct {
 	hasHTTP      bool
 	method, path []byte
 	// From header_map, in order: what requestFromCheck reads of it.
-	listedMethod, listedPath       []byte
-	listedRequestID                []byte
-	hasListedRequestID             bool
-	authorizationN, onBehalfOfN    int
-	authorization, onBehalfOf      []byte
-	headersAuthorization           []byte
-	headersOnBehalfOf              []byte
-	headersRequestID               []byte
-	headersMethod, headersPath     []byte
-	hasHeadersAuthorization        bool
-	hasHeadersOnBehalfOf           bool
+	listedMethod, listedPath    []byte
+	listedRequestID             []byte
+	hasListedRequestID          bool
+	authorizationN, onBehalfOfN int
+	authorization, onBehalfOf   []byte
+	headersAuthorization        []byte
+	headersOnBehalfOf           []byte
+	headersRequestID            []byte
+	headersMethod, headersPath  []byte
+	hasHeadersAuthorization     bool
+	hasHeadersOnBehalfOf        bool
+	// underscoredListed and underscored are the names holding an
+	// underscore, from header_map and the headers map.
 	underscoredListed, underscored [][]byte
 	trace                          *traceContext
 }
@@ -184,16 +186,16 @@ type wireDecoder struct {
 // decodeCheckRequest reads a CheckRequest's wire bytes into w.
 func decodeCheckRequest(b []byte, w *wireCheck) error {
 	d := wireDecoder{trace: &w.trace}
-	if err := d.message(b, d.checkRequest); err != nil {
+	if err := readMessage(b, d.checkRequest); err != nil {
 		return err
 	}
 	d.finish(w)
 	return nil
 }
 
-// message calls field for each field of the message in b. A field it does
-// not take (it returns -1) is skipped.
-func (d *wireDecoder) message(b []byte, field func(num protowire.Number, typ protowire.Type, b []byte) (int, error)) error {
+// readMessage calls field for each field of the message in b. A field it
+// does not take (it returns -1) is skipped.
+func readMessage(b []byte, field func(num protowire.Number, typ protowire.Type, b []byte) (int, error)) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -214,8 +216,9 @@ func (d *wireDecoder) message(b []byte, field func(num protowire.Number, typ pro
 	return nil
 }
 
-// embedded reads the length-delimited value at b and hands it to inner.
-func (d *wireDecoder) embedded(b []byte, inner func([]byte) error) (int, error) {
+// readEmbedded reads the length-delimited value at b and hands it to
+// inner.
+func readEmbedded(b []byte, inner func([]byte) error) (int, error) {
 	v, n := protowire.ConsumeBytes(b)
 	if n < 0 {
 		return 0, errWireFormat
@@ -239,14 +242,14 @@ func (d *wireDecoder) checkRequest(num protowire.Number, typ protowire.Type, b [
 	if num != fieldCheckAttributes || typ != protowire.BytesType {
 		return -1, nil
 	}
-	return d.embedded(b, func(v []byte) error { return d.message(v, d.attributes) })
+	return readEmbedded(b, func(v []byte) error { return readMessage(v, d.attributes) })
 }
 
 func (d *wireDecoder) attributes(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
 	if num != fieldContextRequest || typ != protowire.BytesType {
 		return -1, nil
 	}
-	return d.embedded(b, func(v []byte) error { return d.message(v, d.request) })
+	return readEmbedded(b, func(v []byte) error { return readMessage(v, d.request) })
 }
 
 func (d *wireDecoder) request(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
@@ -254,7 +257,7 @@ func (d *wireDecoder) request(num protowire.Number, typ protowire.Type, b []byte
 		return -1, nil
 	}
 	d.hasHTTP = true
-	return d.embedded(b, func(v []byte) error { return d.message(v, d.http) })
+	return readEmbedded(b, func(v []byte) error { return readMessage(v, d.http) })
 }
 
 func (d *wireDecoder) http(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
@@ -274,40 +277,51 @@ func (d *wireDecoder) http(num protowire.Number, typ protowire.Type, b []byte) (
 		_, n, err := str(b)
 		return n, err
 	case fieldHTTPHeaders:
-		return d.embedded(b, d.headersEntry)
+		return readEmbedded(b, d.headersEntry)
 	case fieldHTTPHeaderMap:
-		return d.embedded(b, func(v []byte) error { return d.message(v, d.headerMap) })
+		return readEmbedded(b, func(v []byte) error { return readMessage(v, d.headerMap) })
 	}
 	return -1, nil
 }
 
-// headersEntry reads one entry of the headers map. A name given again
-// replaces the earlier entry, as in a decoded map.
-func (d *wireDecoder) headersEntry(b []byte) error {
-	var name, value []byte
-	err := d.message(b, func(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
+// keyValue reads a map entry or a HeaderValue, which share field numbers:
+// key and value, strings, and — a HeaderValue's only — raw_value, bytes. In
+// a map entry a field 3 is unknown, and skipping it is reading it as bytes.
+func keyValue(b []byte) (key, value, raw []byte, err error) {
+	err = readMessage(b, func(num protowire.Number, typ protowire.Type, b []byte) (n int, err error) {
 		if typ != protowire.BytesType {
 			return -1, nil
 		}
-		var n int
-		var err error
 		switch num {
-		case fieldMapKey:
-			name, n, err = str(b)
-		case fieldMapValue:
+		case fieldHeaderKey:
+			key, n, err = str(b)
+		case fieldHeaderValue:
 			value, n, err = str(b)
+		case fieldHeaderRawValue:
+			if raw, n = protowire.ConsumeBytes(b); n < 0 {
+				err = errWireFormat
+			}
 		default:
 			return -1, nil
 		}
 		return n, err
 	})
+	return key, value, raw, err
+}
+
+// headersEntry reads one entry of the headers map. A name given again
+// replaces the earlier entry, as in a decoded map.
+func (d *wireDecoder) headersEntry(b []byte) error {
+	name, value, _, err := keyValue(b)
 	if err != nil {
 		return err
 	}
-	d.underscored = noteUnderscoredName(d.underscored, name)
+	if bytes.IndexByte(name, '_') >= 0 {
+		d.underscored = append(d.underscored, name)
+	}
 	if len(d.trace.fields) > 0 {
-		if i := d.trace.fieldIndex(name, false); i >= 0 {
-			d.trace.mapped[i], d.trace.hasMapped[i] = string(value), true
+		if i := slices.Index(d.trace.fields, string(name)); i >= 0 {
+			d.trace.values[i].mapped, d.trace.values[i].hasMapped = string(value), true
 		}
 	}
 	switch string(name) {
@@ -329,34 +343,13 @@ func (d *wireDecoder) headerMap(num protowire.Number, typ protowire.Type, b []by
 	if num != fieldHeaderMapHeaders || typ != protowire.BytesType {
 		return -1, nil
 	}
-	return d.embedded(b, d.headerValue)
+	return readEmbedded(b, d.headerValue)
 }
 
 // headerValue reads one header_map entry, in order, as requestFromCheck
 // does.
 func (d *wireDecoder) headerValue(b []byte) error {
-	var key, value, raw []byte
-	err := d.message(b, func(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
-		if typ != protowire.BytesType {
-			return -1, nil
-		}
-		var n int
-		var err error
-		switch num {
-		case fieldHeaderKey:
-			key, n, err = str(b)
-		case fieldHeaderValue:
-			value, n, err = str(b)
-		case fieldHeaderRawValue:
-			raw, n = protowire.ConsumeBytes(b)
-			if n < 0 {
-				err = errWireFormat
-			}
-		default:
-			return -1, nil
-		}
-		return n, err
-	})
+	key, value, raw, err := keyValue(b)
 	if err != nil {
 		return err
 	}
@@ -364,13 +357,19 @@ func (d *wireDecoder) headerValue(b []byte) error {
 	if len(value) == 0 && len(raw) > 0 {
 		value = raw
 	}
-	d.underscoredListed = noteUnderscoredName(d.underscoredListed, key)
+	if bytes.IndexByte(key, '_') >= 0 {
+		d.underscoredListed = append(d.underscoredListed, key)
+	}
 	if len(d.trace.fields) > 0 {
-		if i := d.trace.fieldIndex(key, true); i >= 0 && !d.trace.hasListed[i] {
-			d.trace.listed[i], d.trace.hasListed[i] = string(value), true
+		if i := foldedIndex(key, d.trace.fields); i >= 0 && !d.trace.values[i].hasListed {
+			d.trace.values[i].listed, d.trace.values[i].hasListed = string(value), true
 		}
 	}
-	switch readHeaderName(key) {
+	i := foldedIndex(key, readHeaderNames)
+	if i < 0 {
+		return nil
+	}
+	switch readHeaderNames[i] {
 	case "authorization":
 		if d.authorizationN == 0 {
 			d.authorization = value
@@ -395,45 +394,8 @@ func (d *wireDecoder) headerValue(b []byte) error {
 	return nil
 }
 
-// readHeaderName is strings.ToLower(name) when that is one of the names
-// the decision reads, or "". An ASCII name is compared folded, allocating
-// nothing: of equal length, a name can only fold onto an ASCII one if it is
-// ASCII itself. Any other goes through strings.ToLower as requestFromCheck's
-// does, which folds some non-ASCII letters onto ASCII ones (K, İ).
-func readHeaderName(name []byte) string {
-	for _, c := range name {
-		if c >= utf8.RuneSelf {
-			lower := strings.ToLower(string(name))
-			for _, want := range readHeaderNames {
-				if lower == want {
-					return want
-				}
-			}
-			return ""
-		}
-	}
-	for _, want := range readHeaderNames {
-		if len(name) == len(want) && strings.EqualFold(string(name), want) {
-			return want
-		}
-	}
-	return ""
-}
-
-var readHeaderNames = [...]string{"authorization", OnBehalfOfHeader, "x-request-id", ":method", ":path"}
-
-// noteUnderscoredName is noteUnderscored over wire bytes.
-func noteUnderscoredName(seen [][]byte, name []byte) [][]byte {
-	if !strings.Contains(string(name), "_") {
-		return seen
-	}
-	for _, s := range seen {
-		if strings.EqualFold(string(s), string(name)) {
-			return seen
-		}
-	}
-	return append(seen, name)
-}
+// readHeaderNames are the headers the decision reads.
+var readHeaderNames = []string{"authorization", OnBehalfOfHeader, "x-request-id", ":method", ":path"}
 
 // finish puts the Request together from the fields read, in
 // requestFromCheck's order, copying the strings out of the wire bytes.

@@ -125,30 +125,8 @@ func readNumber(dec *jsontext.Decoder) (float64, error) {
 	if k := v.Kind(); k != '0' {
 		return 0, fmt.Errorf("%s instead of a number", k)
 	}
-	// NumericDates are whole seconds in practice. ParseFloat's frame is
-	// large enough to grow a request goroutine's stack, which costs more
-	// than the parse; up to 15 digits, a float64 holds a whole number
-	// exactly and summing the digits cannot overflow.
-	if n, ok := wholeNumber(v); ok {
-		return n, nil
-	}
 	// A valid JSON number is a subset of what ParseFloat reads.
 	return strconv.ParseFloat(string(v), 64)
-}
-
-// wholeNumber reads up to 15 decimal digits, and nothing else.
-func wholeNumber(v []byte) (float64, bool) {
-	if len(v) > 15 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return float64(n), true
 }
 
 // readStrings reads one string or an array of strings (RFC 7519 §4.1.3,
