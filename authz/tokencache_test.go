@@ -175,9 +175,42 @@ func TestTokenEntryHoldsNoPointers(t *testing.T) {
 		}
 		return false
 	}
-	for _, ty := range []reflect.Type{reflect.TypeFor[tokenEntry](), reflect.TypeFor[tokenSet]()} {
+	index := reflect.TypeFor[grantInterner]()
+	indexField, _ := index.FieldByName("index")
+	for _, ty := range []reflect.Type{reflect.TypeFor[tokenEntry](), reflect.TypeFor[tokenSet](), reflect.TypeFor[grant](),
+		indexField.Type.Key(), indexField.Type.Elem()} {
 		if walk(ty) {
 			t.Errorf("%s holds a pointer", ty)
+		}
+	}
+}
+
+// TestGrantsThatHashAlikeStayApart makes every grant's key hash the same,
+// as a 64-bit collision would: each must still come back as itself.
+func TestGrantsThatHashAlikeStayApart(t *testing.T) {
+	t.Parallel()
+	c := newTokenCache(16)
+	keys := []grantKey{{"app", "", "a"}, {"app", "acme", "a"}, {"app", "", "a b"}, {"ap", "p", "a"}, {"", "app", "a"}}
+	index := map[grantKey]uint32{}
+	for range 2 {
+		for _, key := range keys {
+			c.grants.mu.Lock()
+			_, i := c.grants.internHashed(42, key)
+			c.grants.mu.Unlock()
+			if first, seen := index[key]; seen && first != i {
+				t.Fatalf("%+v interned twice: %d, then %d", key, first, i)
+			}
+			index[key] = i
+		}
+	}
+	table := c.grants.table.Load()
+	if len(table.grants) != len(keys) {
+		t.Fatalf("%d grants for %d keys", len(table.grants), len(keys))
+	}
+	for key, i := range index {
+		g := &table.grants[i]
+		if got := (grantKey{table.str(g.client), table.str(g.tenant), table.scopes[g.scopes].scope}); got != key {
+			t.Errorf("grant %d is %+v, want %+v", i, got, key)
 		}
 	}
 }
