@@ -175,8 +175,10 @@ func TestTokenEntryHoldsNoPointers(t *testing.T) {
 		}
 		return false
 	}
-	index := reflect.TypeFor[grantInterner]()
-	indexField, _ := index.FieldByName("index")
+	indexField, ok := reflect.TypeFor[grantInterner]().FieldByName("index")
+	if !ok {
+		t.Fatal("grantInterner has no index field to check")
+	}
 	for _, ty := range []reflect.Type{reflect.TypeFor[tokenEntry](), reflect.TypeFor[tokenSet](), reflect.TypeFor[grant](),
 		indexField.Type.Key(), indexField.Type.Elem()} {
 		if walk(ty) {
