@@ -90,7 +90,7 @@ type server struct {
 	// metrics is its Prometheus endpoint (the baseline's has Go runtime
 	// metrics only), profile its CPU profiler.
 	metrics, profile string
-	proc             *exec.Cmd
+	proc             *child
 	client           authv3.AuthorizationClient
 	conn             *grpc.ClientConn
 }
@@ -213,37 +213,30 @@ func Compare(ctx context.Context, o CompareOptions, stdout, stderr io.Writer) er
 }
 
 func startBaseline(o CompareOptions) (*server, error) {
-	addr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	metricsAddr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	proc, err := start(o.Self(BaselineServer, "--listen", addr, "--metrics", metricsAddr), nil, os.Stderr)
-	if err != nil {
-		return nil, err
-	}
-	s := &server{name: "baseline", addr: addr, metrics: "http://" + metricsAddr + "/metrics", profile: "http://" + metricsAddr + ProfilePath, proc: proc}
-	if err := waitTCP(addr); err != nil {
-		s.stop()
-		return nil, fmt.Errorf("baseline server: %w", err)
-	}
-	return s, s.dial()
+	return startOnFreePorts("baseline", func(addr, metricsAddr string) (*server, error) {
+		proc, err := start(o.Self(BaselineServer, "--listen", addr, "--metrics", metricsAddr), nil, os.Stderr)
+		if err != nil {
+			return nil, err
+		}
+		s := &server{name: "baseline", addr: addr, metrics: "http://" + metricsAddr + "/metrics", profile: "http://" + metricsAddr + ProfilePath, proc: proc}
+		// The baseline binds its gRPC address before it serves metrics.
+		if err := proc.waitReady(s.metrics); err != nil {
+			s.stop()
+			return nil, fmt.Errorf("baseline server: %w", err)
+		}
+		return s, s.dial()
+	})
 }
 
 // startAuthz runs authz in its own process, configured for the workload
 // (and by extra settings).
 func startAuthz(o CompareOptions, name string, iss *Issuer, w *Workload, extra []string) (*server, error) {
-	grpcAddr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	adminAddr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+	return startOnFreePorts(name, func(grpcAddr, adminAddr string) (*server, error) {
+		return startAuthzOn(o, name, iss, w, extra, grpcAddr, adminAddr)
+	})
+}
+
+func startAuthzOn(o CompareOptions, name string, iss *Issuer, w *Workload, extra []string, grpcAddr, adminAddr string) (*server, error) {
 	cmd := o.Self(AuthzServer)
 	if o.AuthzBinary != "" {
 		cmd = exec.Command(o.AuthzBinary, "serve")
@@ -262,7 +255,7 @@ func startAuthz(o CompareOptions, name string, iss *Issuer, w *Workload, extra [
 		return nil, err
 	}
 	s := &server{name: name, addr: grpcAddr, metrics: "http://" + adminAddr + "/metrics", profile: "http://" + adminAddr + ProfilePath, proc: proc}
-	if err := waitReady("http://" + adminAddr + "/readyz"); err != nil {
+	if err := proc.waitReady("http://" + adminAddr + "/readyz"); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -282,7 +275,7 @@ func (s *server) stop() {
 	if s.conn != nil {
 		s.conn.Close()
 	}
-	stopProcess(s.proc)
+	s.proc.stop()
 }
 
 // warmUp drives the workload for d, and on until at least requests were sent.
@@ -310,7 +303,7 @@ func measureQuietly(ctx context.Context, m measurement, w *Workload, opts Option
 	for attempt := 0; attempt < 3; attempt++ {
 		busyBefore, errBusy := MachineBusy()
 		selfBefore, errSelf := ProcessCPU(os.Getpid())
-		opts.ServerPID = m.srv.proc.Process.Pid
+		opts.ServerPID = m.srv.proc.cmd.Process.Pid
 		if m.name == "authz" && o.SampleEvery > 0 {
 			opts.SampleEvery, opts.Samples = o.SampleEvery, stderr
 			opts.Gauge = func(name string) (float64, error) { return scrapeGauge(m.srv.metrics, name) }
@@ -415,27 +408,111 @@ func startFlood(ctx context.Context, client authv3.AuthorizationClient, w *Workl
 	return stats, func() { cancel(); wg.Wait() }
 }
 
-func start(cmd *exec.Cmd, env []string, stderr io.Writer) (*exec.Cmd, error) {
+// child is a server process the load tool started.
+type child struct {
+	cmd *exec.Cmd
+	// exited is closed once the process has exited.
+	exited chan struct{}
+}
+
+// errExited is a server that exited before it was ready.
+var errExited = errors.New("exited before it was ready")
+
+func start(cmd *exec.Cmd, env []string, stderr io.Writer) (*child, error) {
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	return cmd, nil
+	c := &child{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(c.exited)
+	}()
+	return c, nil
 }
 
-func stopProcess(cmd *exec.Cmd) {
-	if cmd.ProcessState != nil || cmd.Process == nil {
-		return
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+// stop asks the process to end, and kills it if it has not within 5 s.
+func (c *child) stop() {
 	select {
-	case <-done:
+	case <-c.exited:
+		return
+	default:
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
 	case <-time.After(5 * time.Second):
-		cmd.Process.Kill()
-		<-done
+		c.cmd.Process.Kill()
+		<-c.exited
+	}
+}
+
+// waitReady polls url until it answers 200, while the process runs. A
+// process that exits meanwhile fails with errExited, and so does one that
+// has exited by the time url answered: then it was another process that
+// answered on its port.
+func (c *child) waitReady(url string) error {
+	deadline := time.After(15 * time.Second)
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	// A probe is bounded, and ends when the process does: whatever holds the
+	// port may accept and never answer.
+	probe := &http.Client{Timeout: 2 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	for {
+		if resp, err := probe.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				select {
+				case <-c.exited:
+					return fmt.Errorf("%w (exit status %d)", errExited, c.cmd.ProcessState.ExitCode())
+				default:
+					return nil
+				}
+			}
+		}
+		select {
+		case <-c.exited:
+			return fmt.Errorf("%w (exit status %d)", errExited, c.cmd.ProcessState.ExitCode())
+		case <-deadline:
+			return fmt.Errorf("not ready at %s after 15s", url)
+		case <-poll.C:
+		}
+	}
+}
+
+// startOnFreePorts starts a server on two ports that were free a moment
+// before. Between freePort closing a port and the server binding it, any
+// process on the machine may take it; the server then exits at once
+// ("address already in use"), and it is started again on two other ports.
+func startOnFreePorts(name string, launch func(addr, other string) (*server, error)) (*server, error) {
+	for attempt := 1; ; attempt++ {
+		addr, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		other, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s, err := launch(addr, other)
+		if !errors.Is(err, errExited) || attempt == 3 {
+			return s, err
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v; starting it again on other ports\n", name, err)
 	}
 }
 
@@ -446,18 +523,6 @@ func freePort() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-func waitTCP(addr string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not start listening", addr)
 }
 
 // scrapeGauge reads one unlabelled gauge from a Prometheus text endpoint.
