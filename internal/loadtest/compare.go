@@ -432,12 +432,19 @@ func start(cmd *exec.Cmd, env []string, stderr io.Writer) (*child, error) {
 	return c, nil
 }
 
-// stop asks the process to end, and kills it if it has not within 5 s.
-func (c *child) stop() {
+func (c *child) running() bool {
 	select {
 	case <-c.exited:
-		return
+		return false
 	default:
+		return true
+	}
+}
+
+// stop asks the process to end, and kills it if it has not within 5 s.
+func (c *child) stop() {
+	if !c.running() {
+		return
 	}
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -475,13 +482,8 @@ func (c *child) waitReady(url string) error {
 	for {
 		if resp, err := probe.Do(req); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				select {
-				case <-c.exited:
-					return fmt.Errorf("%w (exit status %d)", errExited, c.cmd.ProcessState.ExitCode())
-				default:
-					return nil
-				}
+			if resp.StatusCode == http.StatusOK && c.running() {
+				return nil
 			}
 		}
 		select {
