@@ -67,7 +67,7 @@ func BenchmarkDecideRevocations(b *testing.B) {
 		}
 		feed.Entries = append(feed.Entries, e)
 	}
-	set := revocation.Empty().Apply(feed, now)
+	set := revocation.Empty().Apply(feed)
 	b.Run("none", func(b *testing.B) { benchHotPath(b, func(*DeciderConfig) {}) })
 	b.Run("10000", func(b *testing.B) { benchHotPath(b, func(c *DeciderConfig) { c.Revocations = staticRevocations{set} }) })
 }

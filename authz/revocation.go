@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -63,6 +64,12 @@ type RevocationFollower struct {
 	log       *slog.Logger
 
 	set atomic.Pointer[revocation.Set]
+	// pending is a whole set arriving in pages, and more says the last
+	// answer was a page with more to come; both are Run's alone.
+	pending *revocation.Set
+	more    bool
+	// expired is when the live set was last walked for expired entries.
+	expired time.Time
 	// synced is when the feed last answered (Unix nanoseconds; 0: never).
 	synced atomic.Int64
 }
@@ -119,7 +126,8 @@ func (f *RevocationFollower) Ready() bool {
 
 // Run follows the feed until ctx ends: a long poll at a time, so a change
 // arrives as soon as the issuer has it; after a failure it retries with a
-// short backoff and keeps the last live set.
+// jittered, growing backoff (a fleet that lost its issuer does not return
+// in the same millisecond) and keeps the last live set.
 func (f *RevocationFollower) Run(ctx context.Context) {
 	backoff := time.Duration(0)
 	failing := false
@@ -128,7 +136,7 @@ func (f *RevocationFollower) Run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(jitter(backoff)):
 			}
 		}
 		err := f.poll(ctx)
@@ -147,25 +155,52 @@ func (f *RevocationFollower) Run(ctx context.Context) {
 				f.log.Error("revocation live set is stale", "staleness", f.Staleness().Round(time.Second), "max_staleness", f.cfg.MaxStaleness, "on_stale", f.cfg.OnStale, "err", err)
 			}
 			failing = true
-			backoff = min(max(2*backoff, 250*time.Millisecond), 5*time.Second)
+			backoff = min(max(2*backoff, 500*time.Millisecond), 10*time.Second)
 		}
 	}
 }
 
-// poll asks the feed for what changed after the live set's version.
+// jitter spreads a wait over [d/2, d): followers that failed together
+// retry apart.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// expireEvery is how often the live set is walked for expired entries.
+// Keeping one a little longer is harmless: every token it covers has
+// expired, and expireGrace keeps it past any configured clock skew too.
+const (
+	expireEvery = 30 * time.Second
+	expireGrace = 5 * time.Minute
+)
+
+// poll asks the feed for what changed after the live set's version. A
+// follower with nothing yet asks without a version and gets the whole set,
+// in pages when it is large; it is ready once the last page has arrived.
 func (f *RevocationFollower) poll(ctx context.Context) error {
 	cur := f.Current()
-	since := cur.Version()
-	if f.synced.Load() == 0 {
-		since = 0 // a fresh follower asks for the whole set
+	q := url.Values{}
+	wait := f.cfg.Wait
+	switch {
+	case f.pending != nil:
+		q.Set("since", strconv.FormatInt(f.pending.Version(), 10))
+		wait = 0
+	case f.synced.Load() == 0:
+		wait = 0 // no since: the whole set, at once
+	default:
+		q.Set("since", strconv.FormatInt(cur.Version(), 10))
+		if f.more {
+			wait = 0
+		}
 	}
+	q.Set("wait", strconv.Itoa(int(wait/time.Second)))
 	u, err := url.Parse(f.cfg.FeedURL)
 	if err != nil {
 		return err
 	}
-	q := u.Query()
-	q.Set("since", strconv.FormatInt(since, 10))
-	q.Set("wait", strconv.Itoa(int(f.cfg.Wait/time.Second)))
+	for k, v := range u.Query() {
+		q[k] = v
+	}
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -193,11 +228,34 @@ func (f *RevocationFollower) poll(ctx context.Context) error {
 	if feed.Version < 0 {
 		return errors.New("revocation feed: negative version")
 	}
-	next := cur.Apply(feed, f.clock.Now())
-	f.set.Store(next)
-	f.synced.Store(f.clock.Now().UnixNano())
+	now := f.clock.Now()
+	f.more = feed.More
+	switch {
+	case feed.Full && feed.More:
+		// The first page of a whole set: held apart until complete, so a
+		// half-received set never replaces the one in use.
+		f.pending = cur.Apply(feed)
+		return nil
+	case f.pending != nil:
+		f.pending = f.pending.Apply(feed)
+		if feed.More {
+			return nil
+		}
+		f.set.Store(f.pending)
+		f.pending = nil
+	default:
+		f.set.Store(cur.Apply(feed))
+	}
+	if feed.More && f.synced.Load() == 0 {
+		return nil
+	}
+	if now.Sub(f.expired) >= expireEvery {
+		f.set.Store(f.Current().Expire(now.Add(-expireGrace)))
+		f.expired = now
+	}
+	f.synced.Store(now.UnixNano())
 	if len(feed.Entries) > 0 || feed.Full {
-		f.log.Debug("revocations updated", "version", next.Version(), "entries", next.Len(), "full", feed.Full)
+		f.log.Debug("revocations updated", "version", f.Current().Version(), "entries", f.Current().Len(), "full", feed.Full)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/revocation"
 	"github.com/portcullis/portcullis/tokenissuer"
 )
 
@@ -260,4 +261,50 @@ func containsSuffix(list []string, suffix string) bool {
 		}
 	}
 	return false
+}
+
+// TestComposeFollowsTheRevocationFeed: revocation is on as shipped, and the
+// secret authz reads is the one the feed-client service writes, into a
+// volume both mount, before authz starts.
+func TestComposeFollowsTheRevocationFeed(t *testing.T) {
+	t.Parallel()
+	compose := readCompose(t)
+	cfg := authz.DefaultConfig()
+	strictYAML(t, "../examples/compose/authz.yaml", &cfg)
+	if !cfg.Revocation.Enabled || cfg.Revocation.ClientID == "" || cfg.Revocation.ClientSecretFile == "" {
+		t.Fatalf("compose's authz does not follow the feed: %+v", cfg.Revocation)
+	}
+	setup, ok := compose.Services["feed-client"]
+	if !ok {
+		t.Fatal("no feed-client service creates authz's client")
+	}
+	cmd := strings.Join(setup.Command, " ")
+	for _, want := range []string{"clients create", "--id " + cfg.Revocation.ClientID, "--scopes " + revocation.ReadScope,
+		"--secret-file " + cfg.Revocation.ClientSecretFile, "--exists-ok"} {
+		if !strings.Contains(cmd, want) {
+			t.Errorf("feed-client runs %q, without %q", cmd, want)
+		}
+	}
+	dir := filepath.Dir(cfg.Revocation.ClientSecretFile)
+	for _, svc := range []string{"feed-client", "authz"} {
+		mounted := false
+		for _, v := range compose.Services[svc].Volumes {
+			if parts := strings.Split(v, ":"); len(parts) >= 2 && parts[0] == "feed-secret" && parts[1] == dir {
+				mounted = true
+			}
+		}
+		if !mounted {
+			t.Errorf("%s does not mount the volume at %s", svc, dir)
+		}
+	}
+	if !strings.Contains(fmt.Sprint(compose.Services["authz"].DependsOn), "feed-client:map[condition:service_completed_successfully]") {
+		t.Errorf("authz does not wait for feed-client: %v", compose.Services["authz"].DependsOn)
+	}
+	for _, p := range []string{"../examples/authz.yaml"} {
+		c := authz.DefaultConfig()
+		strictYAML(t, p, &c)
+		if !c.Revocation.Enabled {
+			t.Errorf("%s ships with revocation off", p)
+		}
+	}
 }

@@ -11,8 +11,9 @@ package revocation
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
+	"hash/maphash"
 	"iter"
-	"maps"
 	"time"
 )
 
@@ -54,6 +55,8 @@ type Entry struct {
 	Expires int64 `json:"expires"`
 	// Cause is what made it (client.disable, oauth2.revoke, ...), for logs.
 	Cause string `json:"cause,omitempty"`
+	// Client is the client a revoked token (KindToken) was issued to.
+	Client string `json:"client,omitempty"`
 	// At is when it was made.
 	At time.Time `json:"at"`
 }
@@ -67,15 +70,24 @@ type Feed struct {
 	// difference (a follower ahead of the issuer's store).
 	Full    bool    `json:"full"`
 	Entries []Entry `json:"entries"`
+	// More says the answer is one page: Version is the Seq of its last
+	// entry, and the follower asks again with since=Version, at once, for
+	// the rest. A full set that arrives in pages replaces the follower's
+	// only once its last page has arrived.
+	More bool `json:"more,omitempty"`
 }
 
 // Set is the live set of revocations, immutable once built: readers on the
-// request path share it without locks, and a change builds a new one.
+// request path share it without locks, and a change builds a new one that
+// shares all but a few nodes with the old (Apply costs O(k) for k entries,
+// whatever the set's size).
 type Set struct {
 	version int64
-	tokens  map[TokenKey]Entry
-	clients map[string]Entry
-	tenants map[string]Entry
+	n       int
+	seed    maphash.Seed
+	tokens  trie[TokenKey]
+	clients trie[string]
+	tenants trie[string]
 }
 
 // TokenKey is how a token's jti is held and looked up: the first 16 bytes
@@ -94,110 +106,132 @@ func KeyOf(jti string) TokenKey {
 	return TokenKey(sum[:16])
 }
 
+// tokenHash places a TokenKey in the trie: its bytes are already a hash.
+func tokenHash(k TokenKey) uint64 { return binary.LittleEndian.Uint64(k[:8]) }
+
 // Empty is a set with nothing revoked, at version 0.
-func Empty() *Set { return &Set{} }
+func Empty() *Set { return &Set{seed: maphash.MakeSeed()} }
 
 // Version is the feed version the set reflects.
 func (s *Set) Version() int64 { return s.version }
 
 // Len is how many entries the set holds.
-func (s *Set) Len() int { return len(s.tokens) + len(s.clients) + len(s.tenants) }
+func (s *Set) Len() int { return s.n }
 
 // Revoked reports whether a token is revoked, and by which entry: its jti
 // (by its KeyOf) is revoked, or it was issued (iat, Unix seconds) before its
 // client's or its tenant's watermark.
 func (s *Set) Revoked(jti TokenKey, clientID, tenantID string, issuedAt int64) (Entry, bool) {
-	if s.Len() == 0 {
+	if s.n == 0 {
 		return Entry{}, false
 	}
-	if e, ok := s.tokens[jti]; ok && jti != (TokenKey{}) {
-		return e, true
+	if jti != (TokenKey{}) {
+		if e, ok := s.tokens.get(tokenHash(jti), jti); ok {
+			return *e, true
+		}
 	}
-	if e, ok := s.clients[clientID]; ok && issuedAt < e.Before {
-		return e, true
+	if e, ok := s.clients.get(maphash.String(s.seed, clientID), clientID); ok && issuedAt < e.Before {
+		return *e, true
 	}
-	if e, ok := s.tenants[tenantID]; ok && tenantID != "" && issuedAt < e.Before {
-		return e, true
+	if tenantID != "" {
+		if e, ok := s.tenants.get(maphash.String(s.seed, tenantID), tenantID); ok && issuedAt < e.Before {
+			return *e, true
+		}
 	}
 	return Entry{}, false
 }
 
-// Apply returns the set after f, without the entries expired at now. A
-// watermark only ever moves forward.
-func (s *Set) Apply(f Feed, now time.Time) *Set {
-	next := &Set{version: f.Version, tokens: map[TokenKey]Entry{}, clients: map[string]Entry{}, tenants: map[string]Entry{}}
-	if !f.Full {
-		if f.Version < s.version {
-			next.version = s.version
-		}
-		for e := range s.entries() {
-			next.add(e)
-		}
+// Apply returns the set after f. A difference costs O(len(f.Entries)); a
+// full answer builds a new set. A watermark only ever moves forward.
+// Expired entries are dropped by Expire, not here, so that a change does not
+// walk the whole set.
+func (s *Set) Apply(f Feed) *Set {
+	next := *s
+	if f.Full {
+		next = Set{seed: s.seed}
+	}
+	next.version = f.Version
+	if !f.Full && f.Version < s.version {
+		next.version = s.version
 	}
 	for _, e := range f.Entries {
 		next.add(e)
 	}
-	next.dropExpired(now)
-	return next
+	return &next
 }
 
 // Expire returns the set without the entries expired at now (itself when
-// none has).
+// none has). It walks the whole set: call it now and then, not per change.
 func (s *Set) Expire(now time.Time) *Set {
 	n := now.Unix()
-	for e := range s.entries() {
+	next := *s
+	changed := false
+	s.tokens.each(func(h uint64, k TokenKey, e *Entry) bool {
 		if e.Expires <= n {
-			return s.Apply(Feed{Version: s.version}, now)
+			next.tokens, _ = next.tokens.remove(h, k)
+			next.n--
+			changed = true
 		}
+		return true
+	})
+	for _, t := range []*trie[string]{&next.clients, &next.tenants} {
+		t.each(func(h uint64, k string, e *Entry) bool {
+			if e.Expires <= n {
+				*t, _ = t.remove(h, k)
+				next.n--
+				changed = true
+			}
+			return true
+		})
 	}
-	return s
+	if !changed {
+		return s
+	}
+	return &next
 }
 
-// entries yields every entry of the set.
-func (s *Set) entries() iter.Seq[Entry] {
+// Entries yields every entry of the set, in no particular order.
+func (s *Set) Entries() iter.Seq[Entry] {
 	return func(yield func(Entry) bool) {
-		for _, e := range s.tokens {
-			if !yield(e) {
-				return
-			}
+		if !s.tokens.each(func(_ uint64, _ TokenKey, e *Entry) bool { return yield(*e) }) {
+			return
 		}
-		for _, m := range []map[string]Entry{s.clients, s.tenants} {
-			for _, e := range m {
-				if !yield(e) {
-					return
-				}
+		for _, t := range []trie[string]{s.clients, s.tenants} {
+			if !t.each(func(_ uint64, _ string, e *Entry) bool { return yield(*e) }) {
+				return
 			}
 		}
 	}
 }
 
 func (s *Set) add(e Entry) {
-	var m map[string]Entry
+	var t *trie[string]
 	switch e.Kind {
 	case KindToken:
 		key := KeyOf(e.Subject)
-		if old, ok := s.tokens[key]; !ok || old.Expires < e.Expires {
-			s.tokens[key] = e
+		h := tokenHash(key)
+		if old, ok := s.tokens.get(h, key); ok && old.Expires >= e.Expires {
+			return
+		}
+		var added bool
+		if s.tokens, added = s.tokens.put(h, key, e); added {
+			s.n++
 		}
 		return
 	case KindClient:
-		m = s.clients
+		t = &s.clients
 	case KindTenant:
-		m = s.tenants
+		t = &s.tenants
 	default:
 		return // a kind from a newer issuer: ignored, never guessed at
 	}
-	if old, ok := m[e.Subject]; ok && (old.Before > e.Before || (old.Before == e.Before && old.Expires >= e.Expires)) {
+	h := maphash.String(s.seed, e.Subject)
+	if old, ok := t.get(h, e.Subject); ok && (old.Before > e.Before || (old.Before == e.Before && old.Expires >= e.Expires)) {
 		return
 	}
-	m[e.Subject] = e
-}
-
-func (s *Set) dropExpired(now time.Time) {
-	n := now.Unix()
-	maps.DeleteFunc(s.tokens, func(_ TokenKey, e Entry) bool { return e.Expires <= n })
-	for _, m := range []map[string]Entry{s.clients, s.tenants} {
-		maps.DeleteFunc(m, func(_ string, e Entry) bool { return e.Expires <= n })
+	var added bool
+	if *t, added = t.put(h, e.Subject, e); added {
+		s.n++
 	}
 }
 

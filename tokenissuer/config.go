@@ -94,9 +94,25 @@ type TokensConfig struct {
 
 // RateLimitConfig bounds failed client authentications.
 type RateLimitConfig struct {
-	// MaxFailures per client ID and per remote address within Window; 0 disables.
+	// MaxFailures per client ID and per remote address within Window; 0
+	// disables. An address past it is refused (429) until its window ends;
+	// a client ID past it still gets a token with its right secret, and
+	// further failures for it are answered after FailureDelay.
 	MaxFailures int           `yaml:"max_failures"`
 	Window      time.Duration `yaml:"window"`
+	// FailureDelay is how long a failed authentication for a client past
+	// MaxFailures is held before it is answered; 0 answers at once.
+	FailureDelay time.Duration `yaml:"failure_delay"`
+	// TokensPerMinute bounds the tokens one client gets a minute from one
+	// issuer replica; 0: no bound.
+	TokensPerMinute int `yaml:"tokens_per_minute"`
+	// RevocationsPerMinute bounds one client's RFC 7009 revocations a
+	// minute on one replica; 0: no bound.
+	RevocationsPerMinute int `yaml:"revocations_per_minute"`
+	// RevokedTokensPerClient caps one client's live single-token
+	// revocations: past it, a revocation revokes every token the client
+	// holds (its watermark) instead of growing the set every authz holds.
+	RevokedTokensPerClient int `yaml:"revoked_tokens_per_client"`
 	// MaxEntries bounds the memory of each limiter.
 	MaxEntries int `yaml:"max_entries"`
 	// TrustedProxies are the addresses or CIDRs of the proxies in front of
@@ -170,9 +186,10 @@ func DefaultConfig() Config {
 			PublishDelay:   15 * time.Minute,
 			ReloadInterval: 10 * time.Second,
 		},
-		Tokens:    TokensConfig{Lifetime: 15 * time.Minute, MaxLifetime: time.Hour},
-		RateLimit: RateLimitConfig{MaxFailures: 10, Window: time.Minute, MaxEntries: 100_000},
-		Audit:     AuditConfig{Retention: 400 * 24 * time.Hour},
+		Tokens: TokensConfig{Lifetime: 15 * time.Minute, MaxLifetime: time.Hour},
+		RateLimit: RateLimitConfig{MaxFailures: 10, Window: time.Minute, FailureDelay: time.Second, MaxEntries: 100_000,
+			TokensPerMinute: 6000, RevocationsPerMinute: 60, RevokedTokensPerClient: 1000},
+		Audit: AuditConfig{Retention: 400 * 24 * time.Hour},
 		Portal: PortalConfig{
 			SecureCookies: true, SessionIdleTimeout: 30 * time.Minute, SessionLifetime: 12 * time.Hour,
 			InviteLifetime: 72 * time.Hour, MinPasswordLength: 12, SignInMaxFailures: 5, SignInWindow: 15 * time.Minute,
@@ -260,6 +277,15 @@ func (c *Config) Validate() error {
 	}
 	if c.RateLimit.MaxFailures > 0 && c.RateLimit.Window <= 0 {
 		bad("rate_limit.window", "must be positive")
+	}
+	if c.RateLimit.FailureDelay < 0 || c.RateLimit.FailureDelay > 10*time.Second {
+		bad("rate_limit.failure_delay", "%s must be between 0 and 10s", c.RateLimit.FailureDelay)
+	}
+	for setting, n := range map[string]int{"rate_limit.tokens_per_minute": c.RateLimit.TokensPerMinute,
+		"rate_limit.revocations_per_minute": c.RateLimit.RevocationsPerMinute, "rate_limit.revoked_tokens_per_client": c.RateLimit.RevokedTokensPerClient} {
+		if n < 0 {
+			bad(setting, "must not be negative (0: no bound)")
+		}
 	}
 	if c.RateLimit.MaxFailures > 0 && c.RateLimit.MaxEntries <= 0 {
 		bad("rate_limit.max_entries", "must be positive")

@@ -28,6 +28,10 @@ import (
 // few hundred bytes.
 const maxTokenRequestBody = 8 << 10
 
+// maxSlowedAnswers bounds how many failed authentications are held back at
+// once (each is a goroutine and a connection).
+const maxSlowedAnswers = 1024
+
 // Endpoints serves the token endpoint, the JWKS and the RFC 8414 metadata.
 type Endpoints struct {
 	cfg     Config
@@ -42,7 +46,11 @@ type Endpoints struct {
 
 	byClient  failureLimit
 	byAddress *FailureLimiter
-	proxies   trustedProxies
+	// slowed holds a slot per failed answer being slowed down.
+	slowed chan struct{}
+	// issued and revoked bound what each authenticated client does a minute.
+	issued, revoked *FailureLimiter
+	proxies         trustedProxies
 	// clients caches client records and, as nil, IDs the store does not
 	// know, so a known and an unknown ID cost the same (no timing oracle).
 	clients *ristretto.Cache[string, cachedClient]
@@ -63,6 +71,8 @@ func NewEndpoints(cfg Config, store Store, keys *KeyManager, hasher *SecretHashe
 	s := &Endpoints{cfg: cfg, store: store, tenants: store, keys: keys, hasher: hasher, clock: clock, log: log, gather: reg,
 		admin: NewAdmin(store, hasher, clock, cfg.Tokens.MaxLifetime), Feed: NewRevocationFeed(store, keys, cfg.Issuer, clock, log)}
 	s.metrics = newMetrics(reg, keys)
+	s.slowed = make(chan struct{}, maxSlowedAnswers)
+	s.Feed.onEntries = s.forgetRevoked
 	rl := cfg.RateLimit
 	s.byClient = NewFailureLimiter(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
 	if cfg.Store.Driver == "postgres" {
@@ -70,6 +80,8 @@ func NewEndpoints(cfg Config, store Store, keys *KeyManager, hasher *SecretHashe
 		s.byClient = NewSharedFailureLimiter(store, rl.MaxFailures, rl.Window, rl.MaxEntries, clock, log)
 	}
 	s.byAddress = NewFailureLimiter(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
+	s.issued = NewFailureLimiter(rl.TokensPerMinute, time.Minute, max(rl.MaxEntries, 1), clock)
+	s.revoked = NewFailureLimiter(rl.RevocationsPerMinute, time.Minute, max(rl.MaxEntries, 1), clock)
 	proxies, err := parseTrustedProxies(rl.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("rate_limit.trusted_proxies: %w", err)
@@ -197,6 +209,16 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 	if err != nil {
 		return nil, loggableClientID(client.ID), err
 	}
+	if waited, err := s.waitOutWatermark(r.Context(), client); err != nil {
+		return nil, client.ID, err
+	} else if waited {
+		// The client changed a moment ago (disabled, deleted, a secret
+		// revoked): judge the request by what it is now.
+		s.InvalidateClient(client.ID)
+		if client, err = s.authenticateRequest(r, form); err != nil {
+			return nil, loggableClientID(client.ID), err
+		}
+	}
 	if client.Status != ClientActive {
 		return nil, client.ID, ErrUnauthorizedClient.WithDescription("the client is disabled")
 	}
@@ -204,6 +226,11 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 		if err := s.tenantAllows(r.Context(), client.TenantID); err != nil {
 			return nil, client.ID, err
 		}
+	}
+
+	if ok, wait := s.issued.Take(client.ID); !ok {
+		s.metrics.rateLimited.WithLabelValues("client_tokens").Inc()
+		return nil, client.ID, ErrTooManyRequests.withRetryAfter(wait).WithDescription("the client asked for more tokens a minute than rate_limit.tokens_per_minute allows")
 	}
 
 	scopes := client.Scopes
@@ -228,6 +255,13 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 // authenticateRequest authenticates the client of a token or revocation
 // request (RFC 6749 §2.3.1), under the failure limits. On failure the
 // returned client carries only the ID given, for logging.
+//
+// The limits slow the sender, never the rightful owner: an address that
+// failed too often is refused (it is the sender's own, or a trusted proxy
+// passes the real one on), but a client ID is something anyone can name, so
+// its secret is always checked, and only failures for a client that others
+// have been guessing at are answered slowly. A correct secret is never
+// refused because of what others sent.
 func (s *Endpoints) authenticateRequest(r *http.Request, form url.Values) (*Client, error) {
 	address := s.remoteAddress(r)
 	if blocked, wait := s.byAddress.Blocked(address); blocked {
@@ -244,10 +278,6 @@ func (s *Endpoints) authenticateRequest(r *http.Request, form url.Values) (*Clie
 		s.byAddress.Fail(r.Context(), address)
 		return &Client{}, creds.invalidClient().WithCause(errors.New("malformed client ID"))
 	}
-	if blocked, wait := s.byClient.Blocked(creds.id); blocked {
-		s.metrics.rateLimited.WithLabelValues("client").Inc()
-		return &Client{ID: creds.id}, ErrTooManyRequests.withRetryAfter(wait)
-	}
 	client, err := s.authenticate(r.Context(), creds)
 	if err != nil {
 		if errors.Is(err, ErrInvalidClient) {
@@ -255,12 +285,71 @@ func (s *Endpoints) authenticateRequest(r *http.Request, form url.Values) (*Clie
 			// Per-client counts only for clients that exist: unknown IDs are
 			// limited by address, so they cannot fill the limiter.
 			if !errors.Is(err, ErrClientNotFound) {
+				over, _ := s.byClient.Blocked(creds.id)
 				s.byClient.Fail(r.Context(), creds.id)
+				if over {
+					s.metrics.rateLimited.WithLabelValues("client").Inc()
+					s.log.Warn("failed authentications for one client from many places; slowing them down", "client_id", creds.id, "remote", address)
+					s.slowDown(r.Context())
+				}
 			}
 		}
 		return &Client{ID: creds.id}, err
 	}
 	return client, nil
+}
+
+// slowDown holds a failed answer for rate_limit.failure_delay, so that
+// guessing at a client from many addresses gets one answer per delay per
+// connection. Held answers are bounded: past maxSlowedAnswers the answer
+// goes at once rather than holding the issuer's memory.
+func (s *Endpoints) slowDown(ctx context.Context) {
+	if s.cfg.RateLimit.FailureDelay <= 0 {
+		return
+	}
+	select {
+	case s.slowed <- struct{}{}:
+		defer func() { <-s.slowed }()
+	default:
+		return
+	}
+	t := time.NewTimer(s.cfg.RateLimit.FailureDelay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// waitOutWatermark waits, when the client's or its tenant's revocation
+// watermark is still ahead of the clock, until it has passed: a token minted
+// now would be refused for its whole life. It reports whether it waited.
+func (s *Endpoints) waitOutWatermark(ctx context.Context, c *Client) (bool, error) {
+	now := s.clock.Now()
+	set := s.Feed.Set()
+	if set.Len() == 0 {
+		return false, nil
+	}
+	until := int64(0)
+	if e, revoked := set.Revoked(revocation.TokenKey{}, c.ID, "", now.Unix()); revoked {
+		until = e.Before
+	}
+	if e, revoked := set.Revoked(revocation.TokenKey{}, "", c.TenantID, now.Unix()); revoked {
+		until = max(until, e.Before)
+	}
+	if until == 0 {
+		return false, nil
+	}
+	wait := time.Unix(until, 0).Sub(now)
+	if wait > watermarkMargin+2*time.Second {
+		// A watermark far ahead is not ours to wait for (a clock that
+		// jumped): mint, and let the watermark decide.
+		return false, nil
+	}
+	if err := sleep(ctx, s.clock, wait); err != nil {
+		return false, ErrServerError.WithCause(err)
+	}
+	return true, nil
 }
 
 // readTokenForm reads and strictly parses the form body of a token request.
@@ -478,12 +567,43 @@ func (s *Endpoints) revoke(w http.ResponseWriter, r *http.Request) (clientID str
 	if at.ClientID != client.ID {
 		return client.ID, ErrUnauthorizedClient.WithDescription("the token was not issued to this client")
 	}
+	if ok, wait := s.revoked.Take(client.ID); !ok {
+		s.metrics.rateLimited.WithLabelValues("client_revocations").Inc()
+		return client.ID, ErrTooManyRequests.withRetryAfter(wait).WithDescription("the client revoked more tokens a minute than rate_limit.revocations_per_minute allows")
+	}
+	if _, revoked := s.Feed.Revoked(at); revoked {
+		return client.ID, nil // already: nothing to add
+	}
 	ctx := WithActor(r.Context(), Actor{ID: "client:" + client.ID, Address: s.remoteAddress(r)})
+	if limit := s.cfg.RateLimit.RevokedTokensPerClient; limit > 0 && s.Feed.TokenEntries(client.ID) >= limit {
+		// §2.1 lets a server revoke more than the one token. Past the cap,
+		// one watermark covers this token and all others of the client, and
+		// the set every authz holds stops growing.
+		s.log.Warn("a client revoked more tokens than rate_limit.revoked_tokens_per_client; revoking all its tokens instead", "client_id", client.ID, "limit", limit)
+		if err := s.admin.revoke(ctx, revocation.KindClient, client.ID, client.TenantID, "oauth2.revoke.overflow"); err != nil {
+			return client.ID, ErrServerError.WithCause(err)
+		}
+		return client.ID, nil
+	}
 	if err := s.admin.RevokeToken(ctx, at); err != nil {
 		return client.ID, ErrServerError.WithCause(err)
 	}
 	s.log.Info("token revoked", "client_id", client.ID, "jti", at.ID)
 	return client.ID, nil
+}
+
+// forgetRevoked forgets the cached records of the clients and tenants that
+// new watermarks name: a change made by another process (the CLI on SQLite)
+// reaches this one through the feed's read of the store, not its bus.
+func (s *Endpoints) forgetRevoked(entries []revocation.Entry) {
+	for _, e := range entries {
+		switch e.Kind {
+		case revocation.KindClient:
+			s.InvalidateClient(e.Subject)
+		case revocation.KindTenant:
+			s.InvalidateTenant(e.Subject)
+		}
+	}
 }
 
 // InvalidateClient forgets the cached record of a client that changed.

@@ -29,6 +29,12 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
+// Sleep moves the clock on by d: a fake clock never blocks.
+func (c *fakeClock) Sleep(_ context.Context, d time.Duration) error {
+	c.Advance(d)
+	return nil
+}
+
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
@@ -104,6 +110,7 @@ func startIssuerOn(t testing.TB, cfg Config, clock Clock, store Store) *testIssu
 	followCtx, stopFollowing := context.WithCancel(context.Background())
 	t.Cleanup(stopFollowing)
 	go FollowChanges(followCtx, store, srv)
+	go srv.Feed.Run(followCtx)
 	ti.server = srv
 	handler = srv.Handler()
 	return ti

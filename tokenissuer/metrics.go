@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer, keys *KeyManager) *metrics {
 		}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_issuer_rate_limited_total",
-			Help: "Token requests refused with 429, by the limit that applied (client or address).",
+			Help: "Token and revocation requests held back by a limit: address (refused, 429), client (a failed authentication answered slowly), client_tokens and client_revocations (a client's own bounds, 429).",
 		}, []string{"by"}),
 	}
 	published := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -129,6 +129,9 @@ var postgresMigrations = []string{
 		at BIGINT NOT NULL
 	);
 	CREATE INDEX revocations_expires ON revocations (expires_s);`,
+	// The client a revoked token was issued to, so that the feed can bound
+	// each client's token entries.
+	`ALTER TABLE revocations ADD COLUMN client_id TEXT NOT NULL DEFAULT '';`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) that serialize migrations and

@@ -24,8 +24,8 @@ func (s *PostgresStore) AppendRevocation(ctx context.Context, e *revocation.Entr
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockRevocations)); err != nil {
 			return err
 		}
-		err := tx.QueryRow(ctx, `INSERT INTO revocations (kind, subject, before_s, expires_s, cause, at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq`,
-			string(e.Kind), e.Subject, e.Before, e.Expires, e.Cause, unixNano(e.At)).Scan(&e.Seq)
+		err := tx.QueryRow(ctx, `INSERT INTO revocations (kind, subject, before_s, expires_s, cause, at, client_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq`,
+			string(e.Kind), e.Subject, e.Before, e.Expires, e.Cause, unixNano(e.At), e.Client).Scan(&e.Seq)
 		if err != nil {
 			return fmt.Errorf("append revocation: %w", err)
 		}

@@ -81,24 +81,49 @@ func (l *FailureLimiter) Fail(_ context.Context, key string) {
 	if l == nil || l.maxFailures <= 0 {
 		return
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.entry(key, l.clock.Now()).failures++
+}
+
+// Take counts one event for key if key has not used up its window, in one
+// step (two requests racing cannot both take the last one), and otherwise
+// says how long until it may. Used as a plain rate limit (events per
+// window), it bounds what an authenticated client does.
+func (l *FailureLimiter) Take(key string) (bool, time.Duration) {
+	if l == nil || l.maxFailures <= 0 {
+		return true, 0
+	}
 	now := l.clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	e := l.entry(key, now)
+	if e.failures >= l.maxFailures {
+		return false, e.windowStart.Add(l.window).Sub(now)
+	}
+	e.failures++
+	return true, 0
+}
+
+// entry returns key's current window, starting a new one when it has none
+// or its window has ended; l.mu is held.
+func (l *FailureLimiter) entry(key string, now time.Time) *failureEntry {
 	if el, ok := l.entries[key]; ok {
 		e := el.Value.(*failureEntry)
 		if !now.Before(e.windowStart.Add(l.window)) {
 			e.windowStart, e.failures = now, 0
 		}
-		e.failures++
 		l.lru.MoveToFront(el)
-		return
+		return e
 	}
 	for len(l.entries) >= l.maxEntries {
 		oldest := l.lru.Back()
 		l.lru.Remove(oldest)
 		delete(l.entries, oldest.Value.(*failureEntry).key)
 	}
-	l.entries[key] = l.lru.PushFront(&failureEntry{key: key, windowStart: now, failures: 1})
+	e := &failureEntry{key: key, windowStart: now}
+	l.entries[key] = l.lru.PushFront(e)
+	return e
 }
 
 // Prune forgets every key whose window has ended.

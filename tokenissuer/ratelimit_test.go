@@ -12,33 +12,49 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
-func TestFailedAuthenticationsAreRateLimitedPerClient(t *testing.T) {
+// TestGuessingAtAClientNeverLocksItsOwnerOut: a client ID is public (the
+// sample configs name authz's), so failures for it from anywhere must not
+// refuse its right secret. Past the limit, failures are slowed instead.
+func TestGuessingAtAClientNeverLocksItsOwnerOut(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t.TempDir())
 	cfg.RateLimit.MaxFailures = 3
 	cfg.RateLimit.Window = time.Minute
-	clock := newFakeClock()
-	ti := startIssuer(t, cfg, clock)
-	c, secret := ti.createClient(NewClient{Scopes: []string{"a"}})
-	for i := 0; i < 3; i++ {
-		if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, "guess"+strconv.Itoa(i))); r.status != 401 {
-			t.Fatalf("failure %d: %d", i, r.status)
+	cfg.RateLimit.FailureDelay = time.Millisecond
+	cfg.RateLimit.TrustedProxies = []string{"127.0.0.1"}
+	ti := startIssuer(t, cfg, newFakeClock())
+	c, secret := ti.createClient(NewClient{ID: "authz", Scopes: []string{"a"}})
+	// 100 wrong secrets from 100 addresses, each under its own limit.
+	for i := range 100 {
+		if s := postTokenFrom(t, ti, fmt.Sprintf("203.0.113.%d", i), basic(c.ID, "guess"+strconv.Itoa(i))); s != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i, s)
 		}
 	}
-	// Now even the right secret is refused: otherwise guessing could go on.
-	r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret))
-	if r.status != http.StatusTooManyRequests {
-		t.Fatalf("after 3 failures: %d %v, want 429", r.status, r.body)
+	if got := counter(t, ti.server.metrics.rateLimited.WithLabelValues("client")); got != 100-3 {
+		t.Fatalf("%v failures slowed down, want the 97 past the limit", got)
 	}
-	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra <= 0 || ra > 60 {
-		t.Fatalf("Retry-After = %q", r.header.Get("Retry-After"))
+	// The owner, from yet another address, gets a token at once.
+	if s := postTokenFrom(t, ti, "198.51.100.7", basic(c.ID, secret)); s != http.StatusOK {
+		t.Fatalf("the right secret after others' failures: %d", s)
 	}
-	clock.Advance(time.Minute)
-	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret)); r.status != 200 {
-		t.Fatalf("after the window: %d %v", r.status, r.body)
+	// Even from an address that shares the attack's client ID limit.
+	if s := postTokenFrom(t, ti, "203.0.113.5", basic(c.ID, secret)); s != http.StatusOK {
+		t.Fatalf("the right secret from an address with one failure: %d", s)
 	}
+}
+
+func counter(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
 
 func TestFailedAuthenticationsAreRateLimitedPerAddress(t *testing.T) {

@@ -1,10 +1,13 @@
 package tokenissuer
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,14 +17,29 @@ import (
 	"github.com/portcullis/portcullis/revocation"
 )
 
-// feedPollInterval is how often the feed looks at the store for entries
-// nobody announced (another process on SQLite, a lost NOTIFY).
-const feedPollInterval = time.Second
+const (
+	// feedPollInterval is how often the feed looks at the store for entries
+	// nobody announced (another process on SQLite, a lost NOTIFY).
+	feedPollInterval = time.Second
+	// feedPageEntries bounds one answer of the feed (about 1.5 MB of JSON),
+	// far below what a follower accepts: a set of any size arrives in pages.
+	feedPageEntries = 10_000
+	// feedCompactEvery is how often expired entries leave the feed's
+	// memory. Serving them a little longer is harmless: every token they
+	// cover has expired.
+	feedCompactEvery = 30 * time.Second
+	// feedTokenCacheSize bounds how many followers' access tokens are kept
+	// verified; past it, a token is verified on each poll.
+	feedTokenCacheSize = 100_000
+)
 
 // RevocationFeed serves the revocation feed (revocation.FeedPath) to the
-// authz instances that follow it, holding each long poll until something
-// changes, and keeps the issuer's own copy of the live set, which the admin
-// API's token checks read.
+// authz instances that follow it, and keeps the issuer's own copy of the
+// live set, which the admin API's token checks read.
+//
+// Followers are served from memory: one goroutine (Run) reads the store
+// once per change and publishes an immutable feedLog; every long poll reads
+// that, so the store's work does not grow with the number of followers.
 type RevocationFeed struct {
 	store  RevocationStore
 	keys   *KeyManager
@@ -30,24 +48,54 @@ type RevocationFeed struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex
-	changed chan struct{} // closed, and replaced, on every change
+	changed chan struct{} // closed, and replaced, when the log moves
 
-	set atomic.Pointer[revocation.Set]
+	state atomic.Pointer[feedLog]
+	// poke asks Run to read the store now (an announced change).
+	poke chan struct{}
 	// waiting counts the long polls being held.
 	waiting atomic.Int32
+
+	tokens  verifiedTokens
+	answers answerCache
+	// pageEntries bounds one answer (feedPageEntries; tests make it small).
+	pageEntries int
+	// clientTokens counts each client's live token entries
+	// (rate_limit.revoked_tokens_per_client); written by Run only.
+	countMu      sync.Mutex
+	clientTokens map[string]int
+	// onEntries hears of every entry the feed reads from the store after
+	// its first read, before followers do.
+	onEntries func([]revocation.Entry)
+}
+
+// feedLog is one published state of the feed: the live set and the same
+// entries in Seq order, from which any follower's difference is a slice.
+type feedLog struct {
+	version int64
+	set     *revocation.Set
+	// entries is in Seq order. Later logs may append to the same backing
+	// array past this log's length, which this log never reads.
+	entries []revocation.Entry
+	// loaded is false until the store has been read once.
+	loaded bool
+	// compacted is when expired entries were last dropped.
+	compacted time.Time
 }
 
 // NewRevocationFeed returns the feed of store; callers authenticate with
-// this issuer's access tokens holding revocation.ReadScope.
+// this issuer's access tokens holding revocation.ReadScope. It serves
+// nothing until Run has read the store.
 func NewRevocationFeed(store RevocationStore, keys *KeyManager, issuer string, clock Clock, log *slog.Logger) *RevocationFeed {
-	f := &RevocationFeed{store: store, keys: keys, issuer: issuer, clock: clock, log: log, changed: make(chan struct{})}
-	f.set.Store(revocation.Empty())
+	f := &RevocationFeed{store: store, keys: keys, issuer: issuer, clock: clock, log: log,
+		changed: make(chan struct{}), poke: make(chan struct{}, 1), pageEntries: feedPageEntries}
+	f.state.Store(&feedLog{set: revocation.Empty()})
 	return f
 }
 
-// FollowChanges wakes the feed's long polls, and makes endpoints forget
-// cached clients and tenants, as the store announces changes made by any
-// process sharing it; it returns when ctx ends.
+// FollowChanges wakes the feed, and makes endpoints forget cached clients
+// and tenants, as the store announces changes made by any process sharing
+// it; it returns when ctx ends.
 func FollowChanges(ctx context.Context, bus ChangeBus, e *Endpoints) {
 	_ = bus.ListenChanges(ctx, func(topic, subject string) {
 		switch topic {
@@ -61,12 +109,14 @@ func FollowChanges(ctx context.Context, bus ChangeBus, e *Endpoints) {
 	})
 }
 
-// Changed wakes every waiting long poll and refreshes the live set.
+// Changed tells the feed that the store has new entries: Run reads them
+// and wakes the long polls. Any number of calls before Run gets to it cost
+// one read.
 func (f *RevocationFeed) Changed() {
-	f.mu.Lock()
-	close(f.changed)
-	f.changed = make(chan struct{})
-	f.mu.Unlock()
+	select {
+	case f.poke <- struct{}{}:
+	default:
+	}
 }
 
 func (f *RevocationFeed) wait() <-chan struct{} {
@@ -75,77 +125,186 @@ func (f *RevocationFeed) wait() <-chan struct{} {
 	return f.changed
 }
 
-// Run keeps the live set current until ctx ends: at each change, and at
-// least every second.
+func (f *RevocationFeed) wake() {
+	f.mu.Lock()
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// Run keeps the feed current until ctx ends: at each announced change, and
+// at least every second for changes nobody announced. It is the only
+// writer of the feed's state, so two reads can never publish out of order.
 func (f *RevocationFeed) Run(ctx context.Context) {
 	t := time.NewTicker(feedPollInterval)
 	defer t.Stop()
+	announced := true // the first read is a full one
 	for {
-		ch := f.wait()
-		if err := f.refresh(ctx); err != nil && ctx.Err() == nil {
+		if err := f.refresh(ctx, announced); err != nil && ctx.Err() == nil {
 			f.log.Warn("reading revocations failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-ch:
+		case <-f.poke:
+			announced = true
 		case <-t.C:
+			announced = false
 		}
 	}
 }
 
-// refresh brings the live set up to the store, waking the long polls when
-// the store moved without an announcement.
-func (f *RevocationFeed) refresh(ctx context.Context) error {
-	cur := f.set.Load()
+// refresh brings the feed up to the store. After an announcement it reads
+// the new entries at once (one query); on the ticker it first asks the
+// store's version, so an idle feed costs one small query a second.
+func (f *RevocationFeed) refresh(ctx context.Context, announced bool) error {
+	cur := f.state.Load()
+	now := f.clock.Now()
+	if !cur.loaded {
+		return f.reload(ctx, now)
+	}
+	if !announced {
+		latest, err := f.store.LatestRevocation(ctx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case latest < cur.version:
+			// The store went back (restored from a backup): start again, and
+			// every follower ahead of it gets the whole set.
+			f.log.Warn("the revocation store is behind the feed; reloading it", "store_version", latest, "feed_version", cur.version)
+			return f.reload(ctx, now)
+		case latest == cur.version:
+			f.compact(cur, now)
+			return nil
+		}
+	}
+	fresh, err := f.store.Revocations(ctx, cur.version, now)
+	if err != nil {
+		return err
+	}
+	if len(fresh) == 0 {
+		f.compact(cur, now)
+		return nil
+	}
+	if f.onEntries != nil {
+		f.onEntries(fresh)
+	}
+	f.countTokens(fresh, false)
+	next := &feedLog{loaded: true, compacted: cur.compacted, version: max(cur.version, fresh[len(fresh)-1].Seq),
+		entries: append(cur.entries, fresh...)}
+	next.set = cur.set.Apply(revocation.Feed{Version: next.version, Entries: fresh})
+	f.publish(next)
+	f.compact(next, now)
+	return nil
+}
+
+// reload reads the whole live set from the store.
+func (f *RevocationFeed) reload(ctx context.Context, now time.Time) error {
 	latest, err := f.store.LatestRevocation(ctx)
 	if err != nil {
 		return err
 	}
-	now := f.clock.Now()
-	if latest == cur.Version() {
-		f.set.Store(cur.Expire(now))
-		return nil
-	}
-	feed, err := f.read(ctx, cur.Version(), latest)
+	entries, err := f.store.Revocations(ctx, 0, now)
 	if err != nil {
 		return err
 	}
-	f.set.Store(cur.Apply(feed, now))
-	if latest > cur.Version() {
-		f.Changed()
+	version := latest
+	if n := len(entries); n > 0 {
+		version = max(version, entries[n-1].Seq)
 	}
+	f.countTokens(entries, true)
+	f.publish(&feedLog{loaded: true, compacted: now, version: version, entries: entries,
+		set: revocation.Empty().Apply(revocation.Feed{Version: version, Full: true, Entries: entries})})
 	return nil
+}
+
+// countTokens adds entries' token entries to the per-client counts, or
+// makes them the counts.
+func (f *RevocationFeed) countTokens(entries []revocation.Entry, replace bool) {
+	f.countMu.Lock()
+	defer f.countMu.Unlock()
+	if replace || f.clientTokens == nil {
+		f.clientTokens = map[string]int{}
+	}
+	for _, e := range entries {
+		if e.Kind == revocation.KindToken && e.Client != "" {
+			f.clientTokens[e.Client]++
+		}
+	}
+}
+
+// TokenEntries is how many live single-token revocations the client has.
+func (f *RevocationFeed) TokenEntries(clientID string) int {
+	f.countMu.Lock()
+	defer f.countMu.Unlock()
+	return f.clientTokens[clientID]
+}
+
+func (f *RevocationFeed) publish(next *feedLog) {
+	f.state.Store(next)
+	f.answers.reset(next.version)
+	f.wake()
+}
+
+// compact drops expired entries from memory, at most every
+// feedCompactEvery: a walk of the whole set, not something to do per change.
+func (f *RevocationFeed) compact(cur *feedLog, now time.Time) {
+	if now.Sub(cur.compacted) < feedCompactEvery {
+		return
+	}
+	n := now.Unix()
+	live := make([]revocation.Entry, 0, len(cur.entries))
+	for _, e := range cur.entries {
+		if e.Expires > n {
+			live = append(live, e)
+		}
+	}
+	f.countTokens(live, true)
+	next := &feedLog{loaded: true, compacted: now, version: cur.version, entries: live, set: cur.set.Expire(now)}
+	// Followers hold the same version: nothing to wake them for.
+	f.state.Store(next)
 }
 
 // Revoked reports whether the issuer's copy of the live set revokes tok.
 func (f *RevocationFeed) Revoked(tok AccessToken) (revocation.Entry, bool) {
-	return f.set.Load().Revoked(revocation.KeyOf(tok.ID), tok.ClientID, tok.TenantID, tok.IssuedAt.Unix())
+	return f.state.Load().set.Revoked(revocation.KeyOf(tok.ID), tok.ClientID, tok.TenantID, tok.IssuedAt.Unix())
 }
 
-// read answers a follower at since, given the store's latest Seq: the
-// difference, or everything when since is 0 or ahead of the store (a store
-// restored from a backup).
-func (f *RevocationFeed) read(ctx context.Context, since, latest int64) (revocation.Feed, error) {
-	full := since == 0 || since > latest
+// Set is the issuer's copy of the live set.
+func (f *RevocationFeed) Set() *revocation.Set { return f.state.Load().set }
+
+// Waiting is how many long polls are held now.
+func (f *RevocationFeed) Waiting() int { return int(f.waiting.Load()) }
+
+// page answers a follower: the live entries after since (all of them for a
+// full answer), at most limit of them.
+func (l *feedLog) page(since int64, full bool, now time.Time, limit int) revocation.Feed {
 	after := since
 	if full {
 		after = 0
 	}
-	entries, err := f.store.Revocations(ctx, after, f.clock.Now())
-	if err != nil {
-		return revocation.Feed{}, err
+	i := sort.Search(len(l.entries), func(i int) bool { return l.entries[i].Seq > after })
+	out := revocation.Feed{Version: l.version, Full: full, Entries: make([]revocation.Entry, 0, min(len(l.entries)-i, limit))}
+	n := now.Unix()
+	for _, e := range l.entries[i:] {
+		if len(out.Entries) == limit {
+			out.More = true
+			out.Version = out.Entries[len(out.Entries)-1].Seq
+			break
+		}
+		if e.Expires > n {
+			out.Entries = append(out.Entries, e)
+		}
 	}
-	version := latest
-	if n := len(entries); n > 0 && entries[n-1].Seq > version {
-		version = entries[n-1].Seq
-	}
-	return revocation.Feed{Version: version, Full: full, Entries: entries}, nil
+	return out
 }
 
 // ServeHTTP serves GET revocation.FeedPath?since=N&wait=S: the entries
-// after version N (all of them for N=0), held up to S seconds (at most
-// revocation.MaxWait) until there is something to say.
+// after version N, held up to S seconds (at most revocation.MaxWait) until
+// there is something to say. Without since, the follower has nothing yet
+// and gets the whole set at once (in pages when it is large); since=0 is a
+// follower of a store that has revoked nothing, and it waits like any other.
 func (f *RevocationFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status, challenge := f.authorize(r); status != 0 {
 		w.Header().Set("WWW-Authenticate", challenge)
@@ -153,8 +312,9 @@ func (f *RevocationFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	full := !q.Has("since")
 	since, err := strconv.ParseInt(q.Get("since"), 10, 64)
-	if q.Get("since") == "" {
+	if full {
 		since, err = 0, nil
 	}
 	wait, werr := strconv.Atoi(q.Get("wait"))
@@ -172,21 +332,18 @@ func (f *RevocationFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer deadline.Stop()
 	for {
 		ch := f.wait()
-		latest, err := f.store.LatestRevocation(r.Context())
-		if err != nil {
-			f.log.Error("revocation feed: reading the store failed", "err", err)
-			http.Error(w, "the revocation store is unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		if latest != since || since == 0 {
-			feed, err := f.read(r.Context(), since, latest)
-			if err != nil {
-				f.log.Error("revocation feed: reading the store failed", "err", err)
-				http.Error(w, "the revocation store is unavailable", http.StatusServiceUnavailable)
+		cur := f.state.Load()
+		if cur.loaded {
+			switch {
+			case full || since > cur.version:
+				// A fresh follower, or one ahead of the store (restored from a
+				// backup): the whole set.
+				f.writeFeed(w, cur, since, true)
+				return
+			case since < cur.version:
+				f.writeFeed(w, cur, since, false)
 				return
 			}
-			writeFeed(w, feed)
-			return
 		}
 		f.waiting.Add(1)
 		select {
@@ -194,7 +351,11 @@ func (f *RevocationFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.waiting.Add(-1)
 		case <-deadline.C:
 			f.waiting.Add(-1)
-			writeFeed(w, revocation.Feed{Version: since, Entries: []revocation.Entry{}})
+			if !cur.loaded {
+				http.Error(w, "the revocation store has not been read yet", http.StatusServiceUnavailable)
+				return
+			}
+			f.writeFeed(w, cur, since, false)
 			return
 		case <-r.Context().Done():
 			f.waiting.Add(-1)
@@ -203,13 +364,21 @@ func (f *RevocationFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func writeFeed(w http.ResponseWriter, feed revocation.Feed) {
-	if feed.Entries == nil {
-		feed.Entries = []revocation.Entry{}
+// writeFeed writes l's answer to a follower at since. Followers at the same
+// version get the same bytes: the answer is encoded once per change, not
+// once per follower.
+func (f *RevocationFeed) writeFeed(w http.ResponseWriter, l *feedLog, since int64, full bool) {
+	body := f.answers.get(l.version, since, full)
+	if body == nil {
+		var buf bytes.Buffer
+		_ = json.NewEncoder(&buf).Encode(l.page(since, full, f.clock.Now(), f.pageEntries))
+		body = buf.Bytes()
+		f.answers.put(l.version, since, full, body)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(feed)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	_, _ = w.Write(body)
 }
 
 // authorize checks the follower's access token (RFC 6750): 0 when it may
@@ -219,15 +388,17 @@ func (f *RevocationFeed) authorize(r *http.Request) (int, string) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return http.StatusUnauthorized, `Bearer realm="portcullis revocations"`
 	}
-	at, err := f.keys.VerifyAccessToken(token, f.issuer, f.clock.Now())
-	if err != nil {
-		return http.StatusUnauthorized, `Bearer realm="portcullis revocations", error="invalid_token"`
+	now := f.clock.Now()
+	at, ok := f.tokens.get(token, now)
+	if !ok {
+		var err error
+		if at, err = f.keys.VerifyAccessToken(token, f.issuer, now); err != nil {
+			return http.StatusUnauthorized, `Bearer realm="portcullis revocations", error="invalid_token"`
+		}
+		f.tokens.put(token, at, now)
 	}
-	// The follower's own token may be what was just revoked: look at the
-	// store first (one query per long poll).
-	if err := f.refresh(r.Context()); err != nil {
-		f.log.Warn("reading revocations failed", "err", err)
-	}
+	// The follower's own token may have been revoked: the feed's memory
+	// has every revocation the store had at the last change or second.
 	if _, revoked := f.Revoked(at); revoked {
 		return http.StatusUnauthorized, `Bearer realm="portcullis revocations", error="invalid_token", error_description="revoked"`
 	}
@@ -235,4 +406,87 @@ func (f *RevocationFeed) authorize(r *http.Request) (int, string) {
 		return http.StatusForbidden, `Bearer realm="portcullis revocations", error="insufficient_scope", scope="` + revocation.ReadScope + `"`
 	}
 	return 0, ""
+}
+
+// verifiedTokens remembers followers' verified access tokens until they
+// expire, so that a long poll costs a hash, not a signature check: ten
+// thousand followers reconnecting after a change would otherwise verify ten
+// thousand signatures.
+type verifiedTokens struct {
+	mu sync.RWMutex
+	m  map[[sha256.Size]byte]AccessToken
+}
+
+func (c *verifiedTokens) get(token string, now time.Time) (AccessToken, bool) {
+	key := sha256.Sum256([]byte(token))
+	c.mu.RLock()
+	at, ok := c.m[key]
+	c.mu.RUnlock()
+	return at, ok && now.Before(at.Expiry)
+}
+
+func (c *verifiedTokens) put(token string, at AccessToken, now time.Time) {
+	key := sha256.Sum256([]byte(token))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[[sha256.Size]byte]AccessToken{}
+	}
+	if len(c.m) >= feedTokenCacheSize {
+		for k, v := range c.m {
+			if !now.Before(v.Expiry) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= feedTokenCacheSize {
+			return
+		}
+	}
+	c.m[key] = at
+}
+
+// answerCache holds the encoded answers of the current version, by the
+// version the follower asked from.
+type answerCache struct {
+	mu      sync.Mutex
+	version int64
+	bodies  map[answerKey][]byte
+}
+
+type answerKey struct {
+	since int64
+	full  bool
+}
+
+// maxCachedAnswers bounds the cache: followers spread over more versions
+// than this are rare, and each is encoded on its own.
+const maxCachedAnswers = 64
+
+func (c *answerCache) get(version, since int64, full bool) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.version != version {
+		return nil
+	}
+	return c.bodies[answerKey{since, full}]
+}
+
+func (c *answerCache) put(version, since int64, full bool, body []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if version < c.version {
+		return // encoded before the log moved on
+	}
+	if c.version != version || c.bodies == nil {
+		c.version, c.bodies = version, map[answerKey][]byte{}
+	}
+	if len(c.bodies) < maxCachedAnswers {
+		c.bodies[answerKey{since, full}] = body
+	}
+}
+
+func (c *answerCache) reset(version int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.version, c.bodies = version, nil
 }

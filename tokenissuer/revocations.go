@@ -47,11 +47,22 @@ type ChangeBus interface {
 // lifetime cap is configured.
 const minRevocationLifetime = 24 * time.Hour
 
+// watermarkMargin is how far past the moment of a client's or tenant's
+// revocation its watermark reaches, so that it also covers tokens minted by
+// an issuer that has not heard of the change yet: a replica or a running
+// issuer whose cached client predates a change made from the CLI (its feed
+// reads the store at least every feedPollInterval), or a replica whose
+// clock is up to a second ahead of the revoking one. A token endpoint that
+// knows of a watermark still ahead waits it out before minting
+// (Endpoints.waitOutWatermark), so the margin costs a client at most a
+// couple of seconds once, never a token that is born revoked.
+const watermarkMargin = feedPollInterval + time.Second
+
 // revoke appends a watermark entry for a client or tenant (every token it
 // holds now is revoked), announces it and records it in the audit trail.
 func (a *Admin) revoke(ctx context.Context, kind revocation.Kind, subject, tenantID, cause string) error {
 	now := a.clock.Now().UTC()
-	before := revocation.Watermark(now)
+	before := revocation.Watermark(now.Add(watermarkMargin))
 	keep := a.maxTokenLifetime
 	if keep <= 0 {
 		keep = minRevocationLifetime
@@ -60,22 +71,34 @@ func (a *Admin) revoke(ctx context.Context, kind revocation.Kind, subject, tenan
 	return a.appendRevocation(ctx, e, tenantID)
 }
 
-// RevokeToken revokes one access token (RFC 7009) until it expires.
+// RevokeToken revokes one access token (RFC 7009) until it expires. A
+// client revoking its own token is routine, like signing out, and is not
+// written to the audit trail (where thousands would bury the tenant's
+// changes): the issuer logs it, and a client that revokes too many falls
+// back to a watermark, which is audited.
 func (a *Admin) RevokeToken(ctx context.Context, tok AccessToken) error {
 	if tok.ID == "" {
 		return invalid("the token has no jti; it cannot be revoked alone")
 	}
-	e := &revocation.Entry{Kind: revocation.KindToken, Subject: tok.ID, Expires: tok.Expiry.Unix() + 1, Cause: "oauth2.revoke", At: a.clock.Now().UTC()}
-	return a.appendRevocation(ctx, e, tok.TenantID)
+	e := &revocation.Entry{Kind: revocation.KindToken, Subject: tok.ID, Client: tok.ClientID, Expires: tok.Expiry.Unix() + 1, Cause: "oauth2.revoke", At: a.clock.Now().UTC()}
+	if err := a.store.AppendRevocation(ctx, e); err != nil {
+		return fmt.Errorf("revoke token of %s: %w", tok.ClientID, err)
+	}
+	a.revocationAdded(ctx)
+	return nil
+}
+
+// revocationAdded announces a new entry. Best effort: a missed announcement
+// is caught by the feed's poll of the store within a second.
+func (a *Admin) revocationAdded(ctx context.Context) {
+	_ = a.store.NotifyChange(ctx, TopicRevocation, "")
 }
 
 func (a *Admin) appendRevocation(ctx context.Context, e *revocation.Entry, tenantID string) error {
 	if err := a.store.AppendRevocation(ctx, e); err != nil {
 		return fmt.Errorf("revoke %s %s: %w", e.Kind, e.Subject, err)
 	}
-	// Best effort: a missed announcement is caught by the feed's poll of
-	// the store within a second.
-	_ = a.store.NotifyChange(ctx, TopicRevocation, "")
+	a.revocationAdded(ctx)
 	view := map[string]any{"kind": e.Kind, "subject": e.Subject, "cause": e.Cause, "seq": e.Seq}
 	if e.Before > 0 {
 		view["tokens_issued_before"] = time.Unix(e.Before, 0).UTC()

@@ -3,9 +3,11 @@ package tokenissuer
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,8 +68,12 @@ func TestRevocationEndpoint(t *testing.T) {
 	if len(entries) != 1 || entries[0].Kind != revocation.KindToken || entries[0].Subject == "" || entries[0].Expires <= ti.clock.Now().Unix() {
 		t.Fatalf("entries: %+v", entries)
 	}
-	records, _ := ti.store.AuditRecords(ctx, AuditQuery{Actor: "client:app-a"})
-	if len(records) != 1 || records[0].Action != "revocation.token" {
+	if entries[0].Client != "app-a" {
+		t.Fatalf("the entry does not name the token's client: %+v", entries[0])
+	}
+	// A client revoking its own token is routine: it does not bury the
+	// tenant's audit trail.
+	if records, _ := ti.store.AuditRecords(ctx, AuditQuery{Actor: "client:app-a"}); len(records) != 0 {
 		t.Fatalf("audit: %+v", records)
 	}
 
@@ -126,17 +132,27 @@ func TestRevocationFeed(t *testing.T) {
 	if status, _, _ := getFeed(t, ti.http.URL, follower, "?since=x"); status != http.StatusBadRequest {
 		t.Fatalf("bad since: %d", status)
 	}
-	status, feed, _ := getFeed(t, ti.http.URL, follower, "?since=0")
-	if status != http.StatusOK || !feed.Full || feed.Version != 0 || len(feed.Entries) != 0 {
+	status, feed, _ := getFeed(t, ti.http.URL, follower, "")
+	if status != http.StatusOK || !feed.Full || feed.Version != 0 || len(feed.Entries) != 0 || feed.More {
 		t.Fatalf("empty feed: %d %+v", status, feed)
 	}
+	// A follower of a store that never revoked anything waits like any
+	// other: since=0 is a version, not a request for everything.
+	if _, feed, _ = getFeed(t, ti.http.URL, follower, "?since=0&wait=0"); feed.Full || feed.Version != 0 || len(feed.Entries) != 0 {
+		t.Fatalf("since=0 at version 0: %+v", feed)
+	}
+	held := longPoll(t, ti, follower, "?since=0&wait=30")
 
 	if err := ti.admin.RevokeClientTokens(ctx, "app"); err != nil {
 		t.Fatal(err)
 	}
-	_, feed, _ = getFeed(t, ti.http.URL, follower, "?since=0")
+	if f := receive(t, held); f.Full || f.Version != 1 || len(f.Entries) != 1 || f.Entries[0].Subject != "app" {
+		t.Fatalf("the poll held at version 0: %+v", f)
+	}
+	waitFor(t, "the feed to read the change", func() bool { return ti.server.Feed.Set().Version() == 1 })
+	_, feed, _ = getFeed(t, ti.http.URL, follower, "")
 	if !feed.Full || feed.Version != 1 || len(feed.Entries) != 1 || feed.Entries[0].Kind != revocation.KindClient || feed.Entries[0].Subject != "app" ||
-		feed.Entries[0].Before != revocation.Watermark(clock.Now()) {
+		feed.Entries[0].Before != revocation.Watermark(clock.Now())+int64(watermarkMargin/time.Second) {
 		t.Fatalf("after revoking the client: %+v", feed)
 	}
 	// Nothing new: a short poll answers at once with the same version.
@@ -149,10 +165,38 @@ func TestRevocationFeed(t *testing.T) {
 	}
 
 	// A long poll is held until something changes.
+	got := longPoll(t, ti, follower, "?since=1&wait=30")
+	if err := ti.admin.RevokeClientTokens(ctx, "app-2"); err != nil {
+		t.Fatal(err)
+	}
+	if f := receive(t, got); f.Full || f.Version != 2 || len(f.Entries) != 1 || f.Entries[0].Subject != "app-2" {
+		t.Fatalf("long poll: %+v", f)
+	}
+	// A revocation of the follower's own client covers its token.
+	if err := ti.admin.RevokeClientTokens(ctx, "authz"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the feed to read the change", func() bool { return ti.server.Feed.Set().Version() == 3 })
+	if status, _, _ := getFeed(t, ti.http.URL, follower, ""); status != http.StatusUnauthorized {
+		t.Fatalf("a revoked follower token: %d", status)
+	}
+
+	// Once every token it covers has expired, an entry is no longer served.
+	clock.Advance(ti.cfg.Tokens.MaxLifetime + watermarkMargin + 2*time.Second)
+	fresh := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("authz", followerSecret)).body["access_token"].(string)
+	if _, feed, _ = getFeed(t, ti.http.URL, fresh, ""); feed.Version != 3 || len(feed.Entries) != 0 {
+		t.Fatalf("expired entries: %+v", feed)
+	}
+}
+
+// longPoll starts a poll of the feed and waits until the issuer holds it.
+func longPoll(t *testing.T, ti *testIssuer, token, query string) <-chan revocation.Feed {
+	t.Helper()
+	before := ti.server.Feed.Waiting()
 	got := make(chan revocation.Feed, 1)
 	go func() {
-		req, _ := http.NewRequest(http.MethodGet, ti.http.URL+revocation.FeedPath+"?since=1&wait=30", nil)
-		req.Header.Set("Authorization", "Bearer "+follower)
+		req, _ := http.NewRequest(http.MethodGet, ti.http.URL+revocation.FeedPath+query, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
 		var f revocation.Feed
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			json.NewDecoder(resp.Body).Decode(&f)
@@ -160,31 +204,18 @@ func TestRevocationFeed(t *testing.T) {
 		}
 		got <- f
 	}()
-	waitFor(t, "the long poll to be held", func() bool { return ti.server.Feed.waiting.Load() == 1 })
-	if err := ti.admin.RevokeClientTokens(ctx, "app-2"); err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, "the long poll to be held", func() bool { return ti.server.Feed.Waiting() > before })
+	return got
+}
+
+func receive(t *testing.T, got <-chan revocation.Feed) revocation.Feed {
+	t.Helper()
 	select {
 	case f := <-got:
-		if f.Full || f.Version != 2 || len(f.Entries) != 1 || f.Entries[0].Subject != "app-2" {
-			t.Fatalf("long poll: %+v", f)
-		}
+		return f
 	case <-time.After(time.Minute):
 		t.Fatal("the long poll was not woken")
-	}
-	// A revocation of the follower's own client covers its token.
-	if err := ti.admin.RevokeClientTokens(ctx, "authz"); err != nil {
-		t.Fatal(err)
-	}
-	if status, _, _ := getFeed(t, ti.http.URL, follower, "?since=0"); status != http.StatusUnauthorized {
-		t.Fatalf("a revoked follower token: %d", status)
-	}
-
-	// Once every token it covers has expired, an entry is dropped.
-	clock.Advance(ti.cfg.Tokens.MaxLifetime + 2*time.Second)
-	fresh := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("authz", followerSecret)).body["access_token"].(string)
-	if _, feed, _ = getFeed(t, ti.http.URL, fresh, "?since=0"); feed.Version != 3 || len(feed.Entries) != 0 {
-		t.Fatalf("expired entries: %+v", feed)
+		return revocation.Feed{}
 	}
 }
 
@@ -260,5 +291,249 @@ func testStoreRevocations(t *testing.T, s Store) {
 		case <-deadline:
 			t.Fatal("a change was never heard")
 		}
+	}
+}
+
+// TestRevocationsPerClientAreBounded: one client cannot flood the feed. Its
+// RFC 7009 revocations are rate limited, and past the cap of live token
+// entries a revocation becomes a watermark over all its tokens.
+func TestRevocationsPerClientAreBounded(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t.TempDir())
+	cfg.RateLimit.RevocationsPerMinute = 4
+	cfg.RateLimit.RevokedTokensPerClient = 2
+	cfg.RateLimit.TokensPerMinute = 6
+	clock := newFakeClock()
+	ti := startIssuer(t, cfg, clock)
+	_, secret := ti.createClient(NewClient{ID: "app", Scopes: []string{"a"}})
+	mint := func() string {
+		t.Helper()
+		r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("app", secret))
+		if r.status != http.StatusOK {
+			t.Fatalf("token: %d %v", r.status, r.body)
+		}
+		return r.body["access_token"].(string)
+	}
+	tokens := []string{mint(), mint(), mint(), mint(), mint()}
+	for i, tok := range tokens[:2] {
+		if status, body, _ := postRevoke(t, ti.http.URL, "token="+tok, basic("app", secret)); status != http.StatusOK {
+			t.Fatalf("revoke %d: %d %s", i, status, body)
+		}
+		waitFor(t, "the feed to read the revocation", func() bool { return ti.server.Feed.TokenEntries("app") == i+1 })
+	}
+	// The third goes over the cap: a watermark instead of a third entry.
+	if status, body, _ := postRevoke(t, ti.http.URL, "token="+tokens[2], basic("app", secret)); status != http.StatusOK {
+		t.Fatalf("revoke over the cap: %d %s", status, body)
+	}
+	waitFor(t, "the feed to read the watermark", func() bool { return ti.server.Feed.Set().Len() == 3 })
+	entries, _ := ti.store.Revocations(context.Background(), 0, clock.Now())
+	if last := entries[len(entries)-1]; last.Kind != revocation.KindClient || last.Subject != "app" || last.Cause != "oauth2.revoke.overflow" {
+		t.Fatalf("over the cap: %+v", last)
+	}
+	if records, _ := ti.store.AuditRecords(context.Background(), AuditQuery{Actor: "client:app"}); len(records) != 1 || records[0].Action != "revocation.client" {
+		t.Fatalf("the fallback is audited once: %+v", records)
+	}
+	// A fourth revocation in the minute is allowed, a fifth is not.
+	if status, body, _ := postRevoke(t, ti.http.URL, "token="+tokens[3], basic("app", secret)); status != http.StatusOK {
+		t.Fatalf("fourth revocation: %d %s", status, body)
+	}
+	status, body, header := postRevoke(t, ti.http.URL, "token="+tokens[4], basic("app", secret))
+	if status != http.StatusTooManyRequests || header.Get("Retry-After") == "" {
+		t.Fatalf("fifth revocation in a minute: %d %s %v", status, body, header)
+	}
+	// Issuance is bounded too: five tokens so far, one more, then 429.
+	clock.Advance(watermarkMargin + time.Second)
+	mint()
+	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("app", secret)); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("seventh token in a minute: %d %v", r.status, r.body)
+	}
+	clock.Advance(time.Minute)
+	mint()
+}
+
+// feedReadCounter counts the feed's reads of the store.
+type feedReadCounter struct {
+	Store
+	reads atomic.Int64
+}
+
+func (s *feedReadCounter) Revocations(ctx context.Context, after int64, now time.Time) ([]revocation.Entry, error) {
+	s.reads.Add(1)
+	return s.Store.Revocations(ctx, after, now)
+}
+
+func (s *feedReadCounter) LatestRevocation(ctx context.Context) (int64, error) {
+	s.reads.Add(1)
+	return s.Store.LatestRevocation(ctx)
+}
+
+// TestFeedReadsTheStoreOncePerChangeWhateverTheFollowers: followers are
+// served from memory. With 1 and with 64 long polls held, a revocation
+// costs the same few store reads, and every follower gets it.
+func TestFeedReadsTheStoreOncePerChangeWhateverTheFollowers(t *testing.T) {
+	t.Parallel()
+	reads := map[int]int64{}
+	for _, followers := range []int{1, 64} {
+		dir := t.TempDir()
+		cfg := testConfig(dir)
+		sqlite, err := OpenSQLite(context.Background(), cfg.Store.SQLitePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sqlite.Close() })
+		store := &feedReadCounter{Store: sqlite}
+		ti := startIssuerOn(t, cfg, newFakeClock(), store)
+		_, secret := ti.createClient(NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
+		ti.createClient(NewClient{ID: "app", Scopes: []string{"a"}})
+		token := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("authz", secret)).body["access_token"].(string)
+		waitFor(t, "the first read", func() bool { return ti.server.Feed.state.Load().loaded })
+		polls := make([]<-chan revocation.Feed, followers)
+		for i := range polls {
+			polls[i] = longPoll(t, ti, token, "?since=0&wait=30")
+		}
+		before := store.reads.Load()
+		if err := ti.admin.RevokeClientTokens(context.Background(), "app"); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range polls {
+			if f := receive(t, p); f.Version != 1 || len(f.Entries) != 1 {
+				t.Fatalf("follower got %+v", f)
+			}
+		}
+		reads[followers] = store.reads.Load() - before
+	}
+	// The ticker may add a read a second; the followers add none.
+	if reads[64] > reads[1]+2 || reads[64] > 4 {
+		t.Fatalf("store reads for one change: %d with 1 follower, %d with 64", reads[1], reads[64])
+	}
+}
+
+// TestFeedServesALargeSetInPages: a fresh follower gets a set of any size,
+// page by page, each page within bounds.
+func TestFeedServesALargeSetInPages(t *testing.T) {
+	t.Parallel()
+	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti.server.Feed.pageEntries = 3
+	_, secret := ti.createClient(NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
+	token := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("authz", secret)).body["access_token"].(string)
+	for i := range 7 {
+		e := &revocation.Entry{Kind: revocation.KindToken, Subject: fmt.Sprint("jti-", i), Expires: ti.clock.Now().Unix() + 600, At: ti.clock.Now()}
+		if err := ti.store.AppendRevocation(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ti.server.Feed.Changed()
+	waitFor(t, "the feed to read the entries", func() bool { return ti.server.Feed.Set().Version() == 7 })
+	set := revocation.Empty()
+	_, page, _ := getFeed(t, ti.http.URL, token, "")
+	pages := 1
+	for {
+		if len(page.Entries) > 3 {
+			t.Fatalf("page of %d entries", len(page.Entries))
+		}
+		set = set.Apply(page)
+		if !page.More {
+			break
+		}
+		_, page, _ = getFeed(t, ti.http.URL, token, fmt.Sprintf("?since=%d", page.Version))
+		pages++
+	}
+	if pages != 3 || set.Len() != 7 || set.Version() != 7 {
+		t.Fatalf("%d pages, %d entries, version %d", pages, set.Len(), set.Version())
+	}
+}
+
+// TestChangesFromAnotherProcessLeaveNoWindow: the CLI on SQLite changes the
+// store from another process, which the running issuer's client cache does
+// not hear. Whatever the running issuer mints after the change, from its
+// cached record, must not be valid, and once its feed has read the change
+// it refuses to mint at all.
+func TestChangesFromAnotherProcessLeaveNoWindow(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		change func(a *Admin, client, secretID string) error
+		// after is the status of a request with the old secret once the
+		// change is read; other, with a second secret (0: none).
+		after, other int
+	}{
+		"clients disable": {func(a *Admin, id, _ string) error {
+			_, err := a.SetStatus(context.Background(), id, ClientDisabled)
+			return err
+		}, http.StatusBadRequest, 0},
+		"clients delete": {func(a *Admin, id, _ string) error { return a.DeleteClient(context.Background(), id) }, http.StatusUnauthorized, 0},
+		"clients revoke-secret --revoke-tokens": {func(a *Admin, id, secretID string) error {
+			if _, err := a.RevokeSecret(context.Background(), id, secretID); err != nil {
+				return err
+			}
+			return a.RevokeClientTokens(context.Background(), id)
+		}, http.StatusUnauthorized, http.StatusOK},
+		"tenants disable": {func(a *Admin, id, _ string) error {
+			_, err := a.SetTenantStatus(context.Background(), "acme", TenantDisabled)
+			return err
+		}, http.StatusBadRequest, 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t.TempDir())
+			cfg.ClientCacheTTL = time.Hour // the window, made as wide as can be
+			ti := startIssuer(t, cfg, newFakeClock())
+			c, secret := ti.createClient(NewClient{ID: "app", TenantID: "acme", Scopes: []string{"a"}})
+			_, _, secondSecret, err := ti.admin.RotateSecret(context.Background(), c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mint := func(secret string) tokenReply {
+				return postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret))
+			}
+			if r := mint(secret); r.status != http.StatusOK { // cached now
+				t.Fatalf("before: %d", r.status)
+			}
+
+			// The CLI: its own store handle and service, another process's.
+			cliStore, err := OpenSQLite(context.Background(), cfg.Store.SQLitePath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cliStore.Close()
+			hasher, _ := LoadHasher(cfg.Store)
+			if err := tc.change(NewAdmin(cliStore, hasher, ti.clock, cfg.Tokens.MaxLifetime), c.ID, c.Secrets[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			// The running issuer mints a second later, before its feed has
+			// read the store.
+			ti.clock.(*fakeClock).Advance(time.Second)
+			var minted []string
+			for range 5 {
+				if r := mint(secret); r.status == http.StatusOK {
+					minted = append(minted, r.body["access_token"].(string))
+				}
+			}
+			waitFor(t, "the feed to read the change", func() bool { return ti.server.Feed.Set().Len() > 0 })
+			for i, tok := range minted {
+				at, err := ti.keys.VerifyAccessToken(tok, ti.cfg.Issuer, ti.clock.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, revoked := ti.server.Feed.Revoked(at); !revoked {
+					t.Fatalf("token %d minted after the change is valid", i)
+				}
+			}
+			if r := mint(secret); r.status != tc.after {
+				t.Fatalf("the old secret once the change is read: %d %v, want %d", r.status, r.body, tc.after)
+			}
+			if tc.other != 0 {
+				r := mint(secondSecret)
+				if r.status != tc.other {
+					t.Fatalf("the remaining secret: %d %v", r.status, r.body)
+				}
+				at, err := ti.keys.VerifyAccessToken(r.body["access_token"].(string), ti.cfg.Issuer, ti.clock.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, revoked := ti.server.Feed.Revoked(at); revoked {
+					t.Fatal("a token minted with the remaining secret after the watermark was born revoked")
+				}
+			}
+		})
 	}
 }

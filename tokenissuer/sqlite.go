@@ -128,6 +128,9 @@ var sqliteMigrations = []string{
 		at BIGINT NOT NULL
 	);
 	CREATE INDEX revocations_expires ON revocations (expires_s);`,
+	// The client a revoked token was issued to, so that the feed can bound
+	// each client's token entries.
+	`ALTER TABLE revocations ADD COLUMN client_id TEXT NOT NULL DEFAULT '';`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and applies

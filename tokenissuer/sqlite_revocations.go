@@ -10,7 +10,7 @@ import (
 )
 
 // revocationColumns is the SELECT list scanRevocations expects.
-const revocationColumns = `seq, kind, subject, before_s, expires_s, cause, at`
+const revocationColumns = `seq, kind, subject, before_s, expires_s, cause, at, client_id`
 
 func scanRevocations(rows rowsScanner) ([]revocation.Entry, error) {
 	out := []revocation.Entry{}
@@ -18,7 +18,7 @@ func scanRevocations(rows rowsScanner) ([]revocation.Entry, error) {
 		var e revocation.Entry
 		var kind string
 		var at int64
-		if err := rows.Scan(&e.Seq, &kind, &e.Subject, &e.Before, &e.Expires, &e.Cause, &at); err != nil {
+		if err := rows.Scan(&e.Seq, &kind, &e.Subject, &e.Before, &e.Expires, &e.Cause, &at, &e.Client); err != nil {
 			return nil, fmt.Errorf("read revocations: %w", err)
 		}
 		e.Kind, e.At = revocation.Kind(kind), fromUnixNano(at)
@@ -29,8 +29,8 @@ func scanRevocations(rows rowsScanner) ([]revocation.Entry, error) {
 
 // AppendRevocation implements RevocationStore.
 func (s *SQLiteStore) AppendRevocation(ctx context.Context, e *revocation.Entry) error {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO revocations (kind, subject, before_s, expires_s, cause, at) VALUES (?, ?, ?, ?, ?, ?)`,
-		string(e.Kind), e.Subject, e.Before, e.Expires, e.Cause, unixNano(e.At))
+	res, err := s.db.ExecContext(ctx, `INSERT INTO revocations (kind, subject, before_s, expires_s, cause, at, client_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		string(e.Kind), e.Subject, e.Before, e.Expires, e.Cause, unixNano(e.At), e.Client)
 	if err != nil {
 		return fmt.Errorf("append revocation: %w", err)
 	}

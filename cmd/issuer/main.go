@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis/portcullis/cmd/internal/cli"
+	"github.com/portcullis/portcullis/internal/secretfile"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/portal"
 )
@@ -189,8 +190,8 @@ rotate-secret, and stored only as a keyed hash.`,
 		RunE: cli.Group,
 	}
 	var nc tokenissuer.NewClient
-	var scopes string
-	var noScopes bool
+	var scopes, secretFile string
+	var noScopes, existsOK bool
 	create := clientCommand(st, "create", "Create a client with one generated secret (printed once)",
 		`  issuer clients create --config FILE --id acme-app --name "Acme billing" --tenant acme --scopes "accounts:read accounts:write"`,
 		cli.NoArgs, func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, _ []string) (any, error) {
@@ -198,15 +199,38 @@ rotate-secret, and stored only as a keyed hash.`,
 			if len(nc.Scopes) == 0 && !noScopes {
 				return nil, usageError{Command: c.CommandPath(), Msg: "a client without scopes can call no protected route: give --scopes, or --no-scopes if that is what you want"}
 			}
+			if secretFile != "" {
+				if _, err := os.Stat(secretFile); err == nil {
+					if !existsOK {
+						return nil, fmt.Errorf("--secret-file %s exists; a secret is never replaced (remove it, or pass --exists-ok for a setup step that may run again)", secretFile)
+					}
+					existing, err := admin.Client(c.Context(), nc.ID)
+					if err != nil {
+						return nil, fmt.Errorf("--secret-file %s exists but client %q cannot be read: %w", secretFile, nc.ID, err)
+					}
+					return view(existing), nil
+				}
+			}
 			created, secret, err := admin.CreateClient(c.Context(), nc)
 			if err != nil {
 				return nil, err
 			}
 			v := view(created)
-			v.ClientSecret = secret
+			if secretFile == "" {
+				v.ClientSecret = secret
+				return v, nil
+			}
+			if err := secretfile.Create(secretFile, []byte(secret+"\n")); err != nil {
+				// The client exists and nobody has its secret: remove it, so that
+				// running the step again can succeed.
+				_ = admin.DeleteClient(c.Context(), created.ID)
+				return nil, fmt.Errorf("--secret-file: %w", err)
+			}
 			return v, nil
 		})
 	f := create.Flags()
+	f.StringVar(&secretFile, "secret-file", "", "write the secret to this new owner-only file instead of printing it (authz's revocation.client_secret_file)")
+	f.BoolVar(&existsOK, "exists-ok", false, "with --secret-file: when the file exists already, leave the client as it is and succeed (a setup step run again)")
 	f.StringVar(&nc.ID, "id", "", "client ID (generated when empty)")
 	f.StringVar(&nc.Name, "name", "", "human-readable name")
 	f.StringVar(&nc.TenantID, "tenant", "", "tenant the client belongs to")

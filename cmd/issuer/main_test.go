@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portcullis/portcullis/tokenissuer"
 )
 
 func issuerCmd(t *testing.T, config string, args ...string) (map[string]any, error) {
@@ -325,5 +327,52 @@ func TestRevokingTokensFromTheCLI(t *testing.T) {
 	audit, _, err := runIssuer(t, "audit", "--config", config)
 	if err != nil || strings.Count(audit, `"revocation.client"`) != 2 {
 		t.Fatalf("audit: %v\n%s", err, audit)
+	}
+}
+
+// TestCreateWritesTheSecretToAFileOnce: the documented setup of authz's
+// feed client writes its secret owner-only, prints none, and may run again.
+func TestCreateWritesTheSecretToAFileOnce(t *testing.T) {
+	dir, config := writeConfig(t, "")
+	secretPath := filepath.Join(dir, "feed", "authz.secret")
+	args := []string{"clients", "create", "--id", "authz", "--scopes", "portcullis.revocations:read", "--secret-file", secretPath, "--config", config}
+	stdout, _, err := runIssuer(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stdout, "client_secret") {
+		t.Fatalf("the secret was printed: %s", stdout)
+	}
+	info, err := os.Stat(secretPath)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file: %v %v", info, err)
+	}
+	raw, _ := os.ReadFile(secretPath)
+	// Run again: without --exists-ok it refuses; with it, nothing changes.
+	if _, _, err := runIssuer(t, args...); err == nil || !strings.Contains(err.Error(), "--exists-ok") {
+		t.Fatalf("second run without --exists-ok: %v", err)
+	}
+	if _, _, err := runIssuer(t, append(args, "--exists-ok")...); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(secretPath); string(again) != string(raw) {
+		t.Fatal("the secret file changed")
+	}
+	// The secret in the file is the client's.
+	store, err := tokenissuer.OpenSQLite(context.Background(), filepath.Join(dir, "i.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	hasher, err := tokenissuer.LoadHasher(tokenissuer.StoreConfig{SecretHashKeyFile: filepath.Join(dir, "k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := store.Client(context.Background(), "authz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasher.Matches(c.ID, strings.TrimSpace(string(raw)), c.SecretHashes()) {
+		t.Fatal("the file's secret does not authenticate the client")
 	}
 }

@@ -69,6 +69,7 @@ again. Report ratios, not absolute figures.`,
 	f.BoolVar(&o.Baseline, "baseline", true, "also measure the always-OK baseline (ratios are to it)")
 	f.DurationVar(&o.SampleEvery, "sample", 0, "soak: sample authz's memory and goroutines this often (e.g. 10s)")
 	f.IntVar(&o.Revocations, "revocations", 0, "also measure authz following a revocation feed with this many entries (e.g. 10000)")
+	c.AddCommand(newFollowersCommand())
 	return c
 }
 
@@ -122,5 +123,5 @@ func newLoadServerCommands() []*cobra.Command {
 			return srv.Run(c.Context())
 		},
 	}
-	return []*cobra.Command{baseline, server}
+	return []*cobra.Command{baseline, server, newIssuerServerCommand()}
 }

@@ -239,8 +239,9 @@ func TestReferencesResolve(t *testing.T) {
 		}
 		for _, c := range p.spec.Containers {
 			for _, e := range c.Env {
-				if r := e.ValueFrom; r != nil && r.SecretKeyRef != nil && !defined["secret/"+ns+"/"+r.SecretKeyRef.Name] {
-					t.Errorf("%s: Secret %s is not defined", p.where, r.SecretKeyRef.Name)
+				if r := e.ValueFrom; r != nil && r.SecretKeyRef != nil && !defined["secret/"+ns+"/"+r.SecretKeyRef.Name] &&
+					!strings.Contains(comments, "create secret generic "+r.SecretKeyRef.Name+" ") {
+					t.Errorf("%s: Secret %s is neither defined here nor explained", p.where, r.SecretKeyRef.Name)
 				}
 			}
 		}
@@ -318,6 +319,25 @@ func TestConfigurationsAreAccepted(t *testing.T) {
 	for _, name := range []string{"portcullis-authz-sidecar", "portcullis-authz"} {
 		cfg := authz.DefaultConfig()
 		strictYAML(t, name, configMap(t, all, name).Data["authz.yaml"], &cfg)
+		if !cfg.Revocation.Enabled {
+			t.Errorf("%s: revocation is off: a revoked token would keep working", name)
+		}
+		// The feed client's secret comes from a Secret, through the
+		// environment, in every workload that mounts this configuration.
+		for _, p := range workloads(all) {
+			for _, v := range p.spec.Volumes {
+				if v.ConfigMap == nil || v.ConfigMap.Name != name {
+					continue
+				}
+				for _, c := range p.spec.Containers {
+					for _, e := range c.Env {
+						if e.Name == "PORTCULLIS_AUTHZ_REVOCATION_CLIENT_SECRET" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+							cfg.Revocation.ClientSecret = "from the Secret " + e.ValueFrom.SecretKeyRef.Name
+						}
+					}
+				}
+			}
+		}
 		if err := cfg.Validate(); err != nil {
 			t.Errorf("%s: authz refuses its configuration: %v", name, err)
 		}

@@ -133,7 +133,7 @@ func (i *Issuer) serveFeed(w http.ResponseWriter, r *http.Request) {
 	i.mu.Lock()
 	feed := i.feed
 	i.mu.Unlock()
-	if r.URL.Query().Get("since") != "0" {
+	if r.URL.Query().Has("since") {
 		select {
 		case <-r.Context().Done():
 			return

@@ -1,0 +1,136 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/revocation"
+)
+
+// pagedFeed is the feed's wire protocol over a fixed set, served in pages
+// of pageEntries: what an issuer with a large set answers. It records the
+// queries it was asked.
+type pagedFeed struct {
+	entries     []revocation.Entry
+	pageEntries int
+
+	mu      sync.Mutex
+	queries []string
+	held    chan struct{}
+}
+
+func (p *pagedFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/oauth2/token" {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"feed-token","token_type":"Bearer","expires_in":3600}`)
+		return
+	}
+	p.mu.Lock()
+	p.queries = append(p.queries, r.URL.RawQuery)
+	p.mu.Unlock()
+	q := r.URL.Query()
+	version := int64(len(p.entries))
+	full := !q.Has("since")
+	since, _ := strconv.ParseInt(q.Get("since"), 10, 64)
+	if !full && since == version {
+		// Nothing new: held, like the issuer's long poll.
+		select {
+		case p.held <- struct{}{}:
+		default:
+		}
+		<-r.Context().Done()
+		return
+	}
+	page := revocation.Feed{Version: version, Full: full}
+	for _, e := range p.entries {
+		if e.Seq <= since {
+			continue
+		}
+		if len(page.Entries) == p.pageEntries {
+			page.More, page.Version = true, page.Entries[len(page.Entries)-1].Seq
+			break
+		}
+		page.Entries = append(page.Entries, e)
+	}
+	json.NewEncoder(w).Encode(page)
+}
+
+// TestAFreshAuthzGetsASetLargerThanOneAnswer: a set whose one document
+// would exceed revocation.max_bytes arrives in pages; authz becomes ready
+// only with the whole set, and then waits at its version (a set at version
+// 0 too: no since=0 loop).
+func TestAFreshAuthzGetsASetLargerThanOneAnswer(t *testing.T) {
+	t.Parallel()
+	const size = 30_000
+	exp := time.Now().Add(time.Hour).Unix()
+	feed := &pagedFeed{pageEntries: 5_000, held: make(chan struct{}, 1)}
+	for i := range size {
+		feed.entries = append(feed.entries, revocation.Entry{Seq: int64(i + 1), Kind: revocation.KindToken, Subject: fmt.Sprint("jti-", i), Expires: exp, Cause: "test"})
+	}
+	srv := httptest.NewServer(feed)
+	t.Cleanup(srv.Close)
+	cfg := RevocationConfig{Enabled: true, FeedURL: srv.URL + revocation.FeedPath, TokenURL: srv.URL + "/oauth2/token", ClientID: "authz", ClientSecret: "s",
+		Wait: 5 * time.Second, MaxStaleness: time.Minute, OnStale: "serve", MaxBytes: 1 << 20}
+	f, err := NewRevocationFollower(cfg, SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go f.Run(ctx)
+	select {
+	case <-feed.held:
+	case <-time.After(time.Minute):
+		t.Fatal("the follower never reached a held poll")
+	}
+	if !f.Ready() || f.Current().Len() != size || f.Current().Version() != size {
+		t.Fatalf("ready %v, %d entries at version %d", f.Ready(), f.Current().Len(), f.Current().Version())
+	}
+	if _, revoked := f.Current().Revoked(revocation.KeyOf("jti-29999"), "", "", 0); !revoked {
+		t.Fatal("the last page's entry is missing")
+	}
+	feed.mu.Lock()
+	defer feed.mu.Unlock()
+	want := []string{"wait=0", "since=5000&wait=0", "since=10000&wait=0", "since=15000&wait=0", "since=20000&wait=0", "since=25000&wait=0", "since=30000&wait=5"}
+	if fmt.Sprint(feed.queries) != fmt.Sprint(want) {
+		t.Fatalf("queries %q, want %q", feed.queries, want)
+	}
+}
+
+// TestAFollowerOfAnEmptyStoreWaits: at version 0, the follower asks
+// since=0 and is held like any other, instead of asking for the whole
+// (empty) set in a loop.
+func TestAFollowerOfAnEmptyStoreWaits(t *testing.T) {
+	t.Parallel()
+	feed := &pagedFeed{pageEntries: 10, held: make(chan struct{}, 1)}
+	srv := httptest.NewServer(feed)
+	t.Cleanup(srv.Close)
+	cfg := RevocationConfig{Enabled: true, FeedURL: srv.URL + revocation.FeedPath, TokenURL: srv.URL + "/oauth2/token", ClientID: "authz", ClientSecret: "s",
+		Wait: 5 * time.Second, MaxStaleness: time.Minute, OnStale: "serve", MaxBytes: 1 << 20}
+	f, err := NewRevocationFollower(cfg, SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go f.Run(ctx)
+	select {
+	case <-feed.held:
+	case <-time.After(time.Minute):
+		t.Fatal("the follower never waited")
+	}
+	feed.mu.Lock()
+	defer feed.mu.Unlock()
+	if want := []string{"wait=0", "since=0&wait=5"}; fmt.Sprint(feed.queries) != fmt.Sprint(want) || !f.Ready() {
+		t.Fatalf("queries %q, want %q (ready %v)", feed.queries, want, f.Ready())
+	}
+}
