@@ -64,6 +64,24 @@ func (p *pagedFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(page)
 }
 
+// followPagedFeed runs a follower of feed, with max_bytes of 1 MiB and a
+// wait of 5 s, until the test ends.
+func followPagedFeed(t *testing.T, feed *pagedFeed) *RevocationFollower {
+	t.Helper()
+	srv := httptest.NewServer(feed)
+	t.Cleanup(srv.Close)
+	cfg := RevocationConfig{Enabled: true, FeedURL: srv.URL + revocation.FeedPath, TokenURL: srv.URL + "/oauth2/token", ClientID: "authz", ClientSecret: "s",
+		Wait: 5 * time.Second, MaxStaleness: time.Minute, OnStale: "serve", MaxBytes: 1 << 20}
+	f, err := NewRevocationFollower(cfg, SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go f.Run(ctx)
+	return f
+}
+
 // TestAFreshAuthzGetsASetLargerThanOneAnswer: a set whose one document
 // would exceed revocation.max_bytes arrives in pages; authz becomes ready
 // only with the whole set, and then waits at its version (a set at version
@@ -76,17 +94,7 @@ func TestAFreshAuthzGetsASetLargerThanOneAnswer(t *testing.T) {
 	for i := range size {
 		feed.entries = append(feed.entries, revocation.Entry{Seq: int64(i + 1), Kind: revocation.KindToken, Subject: fmt.Sprint("jti-", i), Expires: exp, Cause: "test"})
 	}
-	srv := httptest.NewServer(feed)
-	t.Cleanup(srv.Close)
-	cfg := RevocationConfig{Enabled: true, FeedURL: srv.URL + revocation.FeedPath, TokenURL: srv.URL + "/oauth2/token", ClientID: "authz", ClientSecret: "s",
-		Wait: 5 * time.Second, MaxStaleness: time.Minute, OnStale: "serve", MaxBytes: 1 << 20}
-	f, err := NewRevocationFollower(cfg, SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go f.Run(ctx)
+	f := followPagedFeed(t, feed)
 	select {
 	case <-feed.held:
 	case <-time.After(time.Minute):
@@ -112,17 +120,7 @@ func TestAFreshAuthzGetsASetLargerThanOneAnswer(t *testing.T) {
 func TestAFollowerOfAnEmptyStoreWaits(t *testing.T) {
 	t.Parallel()
 	feed := &pagedFeed{pageEntries: 10, held: make(chan struct{}, 1)}
-	srv := httptest.NewServer(feed)
-	t.Cleanup(srv.Close)
-	cfg := RevocationConfig{Enabled: true, FeedURL: srv.URL + revocation.FeedPath, TokenURL: srv.URL + "/oauth2/token", ClientID: "authz", ClientSecret: "s",
-		Wait: 5 * time.Second, MaxStaleness: time.Minute, OnStale: "serve", MaxBytes: 1 << 20}
-	f, err := NewRevocationFollower(cfg, SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go f.Run(ctx)
+	f := followPagedFeed(t, feed)
 	select {
 	case <-feed.held:
 	case <-time.After(time.Minute):
