@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/portcullis/portcullis/revocation"
+	"github.com/portcullis/portcullis/tokenissuer"
 )
 
 // pagedFeed is the feed's wire protocol over a fixed set, served in pages
@@ -131,4 +133,39 @@ func TestAFollowerOfAnEmptyStoreWaits(t *testing.T) {
 	if want := []string{"wait=0", "since=0&wait=5"}; fmt.Sprint(feed.queries) != fmt.Sprint(want) || !f.Ready() {
 		t.Fatalf("queries %q, want %q (ready %v)", feed.queries, want, f.Ready())
 	}
+}
+
+// TestGuessingAtTheFeedClientLeavesAuthzCurrent: the feed client's ID is
+// in every sample configuration. A hundred wrong secrets for it from a
+// hundred addresses must not keep a new authz from becoming ready, nor from
+// following revocations.
+func TestGuessingAtTheFeedClientLeavesAuthzCurrent(t *testing.T) {
+	t.Parallel()
+	iss := startRealIssuer(t, "EdDSA", func(c *tokenissuer.Config) {
+		c.RateLimit.MaxFailures, c.RateLimit.FailureDelay = 3, time.Millisecond
+		c.RateLimit.TrustedProxies = []string{"127.0.0.1"}
+	})
+	id, secret := followerCredentials(t, iss.Server)
+	for i := range 100 {
+		req, _ := http.NewRequest(http.MethodPost, iss.URL+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i))
+		req.SetBasicAuth(id, fmt.Sprint("guess-", i))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %s", i, resp.Status)
+		}
+	}
+	az := followingAuthz(t, iss, id, secret, "")
+	az.waitReady(t)
+	leaked := iss.Token(t, "")
+	if r := az.check(t, "GET", "/v1/accounts/42", false, bearer(leaked)); !r.allowed {
+		t.Fatalf("before the revocation: %s", r.reason)
+	}
+	revokeToken(t, iss.URL, iss.ClientID, iss.ClientSecret, leaked)
+	untilAllDeny(t, time.Now(), leaked, az)
 }

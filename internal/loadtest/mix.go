@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,23 +128,37 @@ func (i *Issuer) Revoke(n int) {
 	i.mu.Unlock()
 }
 
-// serveFeed answers a fresh follower with the whole set and holds later
-// polls for their wait, as the issuer does when nothing changes.
+// serveFeed answers a fresh follower with the whole set, in pages of
+// feedPage entries as the issuer does, and holds a follower at the set's
+// version for its wait.
 func (i *Issuer) serveFeed(w http.ResponseWriter, r *http.Request) {
 	i.mu.Lock()
 	feed := i.feed
 	i.mu.Unlock()
-	if r.URL.Query().Has("since") {
+	q := r.URL.Query()
+	since, _ := strconv.ParseInt(q.Get("since"), 10, 64)
+	if q.Has("since") && since >= feed.Version {
 		select {
 		case <-r.Context().Done():
 			return
 		case <-time.After(5 * time.Second):
 		}
 		feed = revocation.Feed{Version: feed.Version, Entries: []revocation.Entry{}}
+	} else {
+		// Entries are in Seq order, Seq = index + 1.
+		rest := feed.Entries[min(int(since), len(feed.Entries)):]
+		page := revocation.Feed{Version: feed.Version, Full: !q.Has("since"), Entries: rest[:min(len(rest), feedPage)]}
+		if len(rest) > feedPage {
+			page.More, page.Version = true, page.Entries[feedPage-1].Seq
+		}
+		feed = page
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(feed)
 }
+
+// feedPage is how many entries one answer of the load run's feed holds.
+const feedPage = 10_000
 
 // Close stops the JWKS server.
 func (i *Issuer) Close() { i.server.Close() }
