@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -56,7 +57,12 @@ type Endpoints struct {
 	clients *ristretto.Cache[string, cachedClient]
 	// tenantCache holds tenant records for client_cache_ttl, which also
 	// bounds how long a disabled tenant's clients still get tokens.
-	tenantCache *ristretto.Cache[string, *Tenant]
+	tenantCache *ristretto.Cache[string, cachedTenant]
+	// cacheGen is the generation of both caches: an entry of an older
+	// generation is a miss. Forgetting everything (a change made by another
+	// process, of which this one knows only that the store moved) is one
+	// increment.
+	cacheGen atomic.Uint64
 
 	// admin records revocations made at /oauth2/revoke.
 	admin *Admin
@@ -64,7 +70,15 @@ type Endpoints struct {
 	Feed *RevocationFeed
 }
 
-type cachedClient struct{ client *Client }
+type cachedClient struct {
+	client *Client
+	gen    uint64
+}
+
+type cachedTenant struct {
+	tenant *Tenant
+	gen    uint64
+}
 
 // NewEndpoints wires a Endpoints. reg receives the issuer's metrics.
 func NewEndpoints(cfg Config, store Store, keys *KeyManager, hasher *SecretHasher, clock Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
@@ -100,7 +114,7 @@ func NewEndpoints(cfg Config, store Store, keys *KeyManager, hasher *SecretHashe
 			return nil, fmt.Errorf("client cache: %w", err)
 		}
 		s.clients = cache
-		tenants, err := ristretto.NewCache(&ristretto.Config[string, *Tenant]{
+		tenants, err := ristretto.NewCache(&ristretto.Config[string, cachedTenant]{
 			NumCounters: 10_000, MaxCost: 1_000, BufferItems: 64, IgnoreInternalCost: true,
 		})
 		if err != nil {
@@ -479,8 +493,11 @@ func (s *Endpoints) authenticate(ctx context.Context, creds credentials) (*Clien
 // cached for client_cache_ttl, so a repeated unknown ID costs a cache hit
 // like a known one, not a store round trip that timing would reveal.
 func (s *Endpoints) lookupClient(ctx context.Context, id string) (*Client, error) {
+	// The generation is read before the store: a change that lands while
+	// the store is read makes this entry stale at once.
+	gen := s.cacheGen.Load()
 	if s.clients != nil {
-		if c, ok := s.clients.Get(id); ok {
+		if c, ok := s.clients.Get(id); ok && c.gen == gen {
 			if c.client == nil {
 				return nil, ErrClientNotFound
 			}
@@ -492,16 +509,22 @@ func (s *Endpoints) lookupClient(ctx context.Context, id string) (*Client, error
 		return nil, err
 	}
 	if s.clients != nil {
-		s.clients.SetWithTTL(id, cachedClient{client: c}, 1, s.cfg.ClientCacheTTL)
+		s.clients.SetWithTTL(id, cachedClient{client: c, gen: gen}, 1, s.cfg.ClientCacheTTL)
 	}
 	return c, err
 }
 
 // tenantAllows refuses the clients of a disabled (or vanished) tenant.
 func (s *Endpoints) tenantAllows(ctx context.Context, id string) error {
+	gen := s.cacheGen.Load()
 	t, ok := (*Tenant)(nil), false
 	if s.tenantCache != nil {
-		t, ok = s.tenantCache.Get(id)
+		var c cachedTenant
+		if c, ok = s.tenantCache.Get(id); ok && c.gen == gen {
+			t = c.tenant
+		} else {
+			ok = false
+		}
 	}
 	if !ok {
 		var err error
@@ -513,7 +536,7 @@ func (s *Endpoints) tenantAllows(ctx context.Context, id string) error {
 			return ErrServerError.WithCause(err)
 		}
 		if s.tenantCache != nil {
-			s.tenantCache.SetWithTTL(id, t, 1, s.cfg.ClientCacheTTL)
+			s.tenantCache.SetWithTTL(id, cachedTenant{tenant: t, gen: gen}, 1, s.cfg.ClientCacheTTL)
 		}
 	}
 	if t.Status != TenantActive {
@@ -605,6 +628,9 @@ func (s *Endpoints) forgetRevoked(entries []revocation.Entry) {
 		}
 	}
 }
+
+// InvalidateAll forgets every cached client and tenant.
+func (s *Endpoints) InvalidateAll() { s.cacheGen.Add(1) }
 
 // InvalidateClient forgets the cached record of a client that changed.
 func (s *Endpoints) InvalidateClient(id string) {

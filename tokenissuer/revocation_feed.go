@@ -47,8 +47,10 @@ type RevocationFeed struct {
 	clock  Clock
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	changed chan struct{} // closed, and replaced, when the log moves
+	// changed is closed, and replaced, when the log moves. It is an atomic
+	// pointer, not a field behind a mutex: ten thousand polls woken at once
+	// all read it again, and a mutex would park most of them.
+	changed atomic.Pointer[chan struct{}]
 
 	state atomic.Pointer[feedLog]
 	// poke asks Run to read the store now (an announced change).
@@ -56,8 +58,7 @@ type RevocationFeed struct {
 	// waiting counts the long polls being held.
 	waiting atomic.Int32
 
-	tokens  verifiedTokens
-	answers answerCache
+	tokens verifiedTokens
 	// pageEntries bounds one answer (feedPageEntries; tests make it small).
 	pageEntries int
 	// clientTokens counts each client's live token entries
@@ -81,6 +82,20 @@ type feedLog struct {
 	loaded bool
 	// compacted is when expired entries were last dropped.
 	compacted time.Time
+	// answers holds this log's encoded answers by answerKey, each a
+	// *encodedAnswer: followers at one version share one encoding.
+	answers sync.Map
+}
+
+type answerKey struct {
+	since int64
+	full  bool
+}
+
+// encodedAnswer is encoded once, by whichever follower asks first.
+type encodedAnswer struct {
+	once sync.Once
+	body []byte
 }
 
 // NewRevocationFeed returns the feed of store; callers authenticate with
@@ -88,8 +103,10 @@ type feedLog struct {
 // nothing until Run has read the store.
 func NewRevocationFeed(store RevocationStore, keys *KeyManager, issuer string, clock Clock, log *slog.Logger) *RevocationFeed {
 	f := &RevocationFeed{store: store, keys: keys, issuer: issuer, clock: clock, log: log,
-		changed: make(chan struct{}), poke: make(chan struct{}, 1), pageEntries: feedPageEntries}
+		poke: make(chan struct{}, 1), pageEntries: feedPageEntries}
 	f.state.Store(&feedLog{set: revocation.Empty()})
+	ch := make(chan struct{})
+	f.changed.Store(&ch)
 	return f
 }
 
@@ -105,6 +122,9 @@ func FollowChanges(ctx context.Context, bus ChangeBus, e *Endpoints) {
 			e.InvalidateClient(subject)
 		case TopicTenant:
 			e.InvalidateTenant(subject)
+		case TopicAny:
+			e.InvalidateAll()
+			e.Feed.Changed()
 		}
 	})
 }
@@ -119,17 +139,14 @@ func (f *RevocationFeed) Changed() {
 	}
 }
 
-func (f *RevocationFeed) wait() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.changed
-}
+// wait is closed when the log next moves. Read it before the log: a poll
+// that reads the new log has what it waits for, and one that reads the old
+// log holds the channel the change closes.
+func (f *RevocationFeed) wait() <-chan struct{} { return *f.changed.Load() }
 
 func (f *RevocationFeed) wake() {
-	f.mu.Lock()
-	close(f.changed)
-	f.changed = make(chan struct{})
-	f.mu.Unlock()
+	next := make(chan struct{})
+	close(*f.changed.Swap(&next))
 }
 
 // Run keeps the feed current until ctx ends: at each announced change, and
@@ -243,7 +260,6 @@ func (f *RevocationFeed) TokenEntries(clientID string) int {
 
 func (f *RevocationFeed) publish(next *feedLog) {
 	f.state.Store(next)
-	f.answers.reset(next.version)
 	f.wake()
 }
 
@@ -368,17 +384,21 @@ func (f *RevocationFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // version get the same bytes: the answer is encoded once per change, not
 // once per follower.
 func (f *RevocationFeed) writeFeed(w http.ResponseWriter, l *feedLog, since int64, full bool) {
-	body := f.answers.get(l.version, since, full)
-	if body == nil {
+	v, _ := l.answers.Load(answerKey{since, full})
+	if v == nil {
+		v, _ = l.answers.LoadOrStore(answerKey{since, full}, &encodedAnswer{})
+	}
+	a := v.(*encodedAnswer)
+	a.once.Do(func() {
 		var buf bytes.Buffer
 		_ = json.NewEncoder(&buf).Encode(l.page(since, full, f.clock.Now(), f.pageEntries))
-		body = buf.Bytes()
-		f.answers.put(l.version, since, full, body)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	_, _ = w.Write(body)
+		a.body = buf.Bytes()
+	})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(a.body)))
+	_, _ = w.Write(a.body)
 }
 
 // authorize checks the follower's access token (RFC 6750): 0 when it may
@@ -443,50 +463,4 @@ func (c *verifiedTokens) put(token string, at AccessToken, now time.Time) {
 		}
 	}
 	c.m[key] = at
-}
-
-// answerCache holds the encoded answers of the current version, by the
-// version the follower asked from.
-type answerCache struct {
-	mu      sync.Mutex
-	version int64
-	bodies  map[answerKey][]byte
-}
-
-type answerKey struct {
-	since int64
-	full  bool
-}
-
-// maxCachedAnswers bounds the cache: followers spread over more versions
-// than this are rare, and each is encoded on its own.
-const maxCachedAnswers = 64
-
-func (c *answerCache) get(version, since int64, full bool) []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.version != version {
-		return nil
-	}
-	return c.bodies[answerKey{since, full}]
-}
-
-func (c *answerCache) put(version, since int64, full bool, body []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if version < c.version {
-		return // encoded before the log moved on
-	}
-	if c.version != version || c.bodies == nil {
-		c.version, c.bodies = version, map[answerKey][]byte{}
-	}
-	if len(c.bodies) < maxCachedAnswers {
-		c.bodies[answerKey{since, full}] = body
-	}
-}
-
-func (c *answerCache) reset(version int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.version, c.bodies = version, nil
 }

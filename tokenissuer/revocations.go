@@ -30,6 +30,9 @@ const (
 	TopicClient = "client"
 	// TopicTenant: the tenant named by the subject changed status.
 	TopicTenant = "tenant"
+	// TopicAny: something in the store changed, it is not known what
+	// (another process wrote to an SQLite file): forget everything cached.
+	TopicAny = "*"
 )
 
 // ChangeBus tells every issuer process sharing the store about changes: in

@@ -557,3 +557,32 @@ func TestChangesFromAnotherProcessLeaveNoWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestAnotherProcessesChangesReachTheCache: a secret revoked with the CLI
+// (another process, on the same SQLite file) stops working at the running
+// issuer within a poll of the file, not after client_cache_ttl.
+func TestAnotherProcessesChangesReachTheCache(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t.TempDir())
+	cfg.ClientCacheTTL = time.Hour
+	ti := startIssuer(t, cfg, newFakeClock())
+	c, old := ti.createClient(NewClient{ID: "app", Scopes: []string{"a"}})
+	if _, _, _, err := ti.admin.RotateSecret(context.Background(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, old)); r.status != http.StatusOK {
+		t.Fatalf("before: %d", r.status) // cached now
+	}
+	cliStore, err := OpenSQLite(context.Background(), cfg.Store.SQLitePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cliStore.Close()
+	hasher, _ := LoadHasher(cfg.Store)
+	if _, err := NewAdmin(cliStore, hasher, ti.clock, cfg.Tokens.MaxLifetime).RevokeSecret(context.Background(), c.ID, c.Secrets[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the running issuer to refuse the revoked secret", func() bool {
+		return postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, old)).status == http.StatusUnauthorized
+	})
+}

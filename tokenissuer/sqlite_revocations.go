@@ -67,9 +67,55 @@ func (s *SQLiteStore) PruneRevocations(ctx context.Context, now time.Time) error
 	return nil
 }
 
-// localBus delivers changes to the listeners of one process: an SQLite
-// store is not shared by running replicas (the CLI's changes are found by
-// polling).
+// sqliteChangePoll is how often a listener asks SQLite whether another
+// process wrote to the file.
+const sqliteChangePoll = 250 * time.Millisecond
+
+// ListenChanges implements ChangeBus. Changes this process announces arrive
+// at once. An SQLite file has no notifications, and the CLI changes it from
+// another process: PRAGMA data_version, asked on a connection of the
+// listener's own every sqliteChangePoll, moves whenever any other
+// connection committed, and then fn hears TopicAny.
+func (s *SQLiteStore) ListenChanges(ctx context.Context, fn func(topic, subject string)) error {
+	go s.watchFile(ctx, fn)
+	return s.localBus.ListenChanges(ctx, fn)
+}
+
+func (s *SQLiteStore) watchFile(ctx context.Context, fn func(topic, subject string)) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	version := func() (int64, error) {
+		var v int64
+		err := conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v)
+		return v, err
+	}
+	last, err := version()
+	if err != nil {
+		return
+	}
+	t := time.NewTicker(sqliteChangePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		v, err := version()
+		if err != nil {
+			continue
+		}
+		if v != last {
+			last = v
+			fn(TopicAny, "")
+		}
+	}
+}
+
+// localBus delivers changes to the listeners of one process.
 type localBus struct {
 	mu        sync.Mutex
 	listeners map[int]func(topic, subject string)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -24,9 +25,14 @@ import (
 // the environment, for the follower run.
 const issuerServer = "load-issuer"
 
+// profileEnv names the file the follower run's issuer writes a CPU profile
+// of its whole run to.
+const profileEnv = "PORTCULLIS_LOAD_ISSUER_CPU_PROFILE"
+
 func newFollowersCommand() *cobra.Command {
 	o := loadtest.FollowerOptions{}
 	var tokens int
+	var profile string
 	c := &cobra.Command{
 		Use:   "followers",
 		Short: "Measure one issuer serving its revocation feed to many followers",
@@ -41,7 +47,7 @@ poll held (before anything is revoked, and after), and its resident memory.`,
 			if o.Followers < 1 || o.Followers > 50_000 || o.Revocations < 1 || o.Revocations > 100 || tokens < 1 {
 				return cli.UsageError{Msg: "--followers must be in [1, 50000], --revocations in [1, 100], --tokens at least 1", Command: c.CommandPath()}
 			}
-			return followers(c.Context(), o, tokens, c.OutOrStdout(), c.ErrOrStderr())
+			return followers(c.Context(), o, tokens, profile, c.OutOrStdout(), c.ErrOrStderr())
 		},
 	}
 	f := c.Flags()
@@ -50,10 +56,11 @@ poll held (before anything is revoked, and after), and its resident memory.`,
 	f.IntVar(&tokens, "tokens", 100, "distinct follower access tokens, shared round-robin")
 	f.DurationVar(&o.Idle, "idle", 10*time.Second, "how long idle CPU is measured, before and after the revocations")
 	f.IntVar(&o.Wait, "wait", 25, "each long poll's wait, in seconds (authz's revocation.wait)")
+	f.StringVar(&profile, "profile", "", "write a CPU profile of the issuer's whole run to this file")
 	return c
 }
 
-func followers(ctx context.Context, o loadtest.FollowerOptions, tokens int, stdout, stderr io.Writer) error {
+func followers(ctx context.Context, o loadtest.FollowerOptions, tokens int, profile string, stdout, stderr io.Writer) error {
 	dir, err := os.MkdirTemp("", "portcullis-followers-")
 	if err != nil {
 		return err
@@ -80,6 +87,13 @@ func followers(ctx context.Context, o loadtest.FollowerOptions, tokens int, stdo
 		"PORTCULLIS_ISSUER_LOG_LEVEL=warn",
 		// The run revokes and mints faster than one client may by default.
 		"PORTCULLIS_ISSUER_RATE_LIMIT_TOKENS_PER_MINUTE=0", "PORTCULLIS_ISSUER_RATE_LIMIT_REVOCATIONS_PER_MINUTE=0"}
+	if profile != "" {
+		abs, err := filepath.Abs(profile)
+		if err != nil {
+			return err
+		}
+		env = append(env, profileEnv+"="+abs)
+	}
 	issuer, err := loadtest.StartProcess(self(issuerServer), env, base+"/healthz", stderr)
 	if err != nil {
 		return fmt.Errorf("issuer: %w", err)
@@ -175,6 +189,17 @@ func newIssuerServerCommand() *cobra.Command {
 			srv, err := tokenissuer.NewServer(c.Context(), cfg, tokenissuer.SystemClock{}, cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel))
 			if err != nil {
 				return err
+			}
+			if path := os.Getenv(profileEnv); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			return srv.Run(c.Context())
 		},
