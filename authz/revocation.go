@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -64,12 +65,12 @@ type RevocationFollower struct {
 	log       *slog.Logger
 
 	set atomic.Pointer[revocation.Set]
-	// pending is a whole set arriving in pages, and more says the last
-	// answer was a page with more to come; both are Run's alone.
+	// pending is a whole set arriving in pages; Run's alone.
 	pending *revocation.Set
-	more    bool
 	// expired is when the live set was last walked for expired entries.
 	expired time.Time
+	// streaming is true while a stream of the feed is open and synced.
+	streaming atomic.Bool
 	// synced is when the feed last answered (Unix nanoseconds; 0: never).
 	synced atomic.Int64
 }
@@ -109,7 +110,10 @@ func (f *RevocationFollower) Current() *revocation.Set {
 // answer: then authz is simply not ready).
 func (f *RevocationFollower) Staleness() time.Duration {
 	synced := f.synced.Load()
-	if synced == 0 {
+	if synced == 0 || f.streaming.Load() {
+		// An open stream brings each change as it happens: current, however
+		// long since the last heartbeat. A stream gone silent is given up
+		// (and then ages from its last line).
 		return 0
 	}
 	return f.clock.Now().Sub(time.Unix(0, synced))
@@ -174,26 +178,26 @@ const (
 	expireGrace = 5 * time.Minute
 )
 
-// poll asks the feed for what changed after the live set's version. A
-// follower with nothing yet asks without a version and gets the whole set,
-// in pages when it is large; it is ready once the last page has arrived.
+// poll asks the feed for what changed after the live set's version, as a
+// stream (revocation.StreamType): each change then arrives on the open
+// connection as it happens. A follower with nothing yet asks without a
+// version and gets the whole set, in pages when it is large; it is ready
+// once the last page has arrived. An issuer that answers with one JSON
+// document (an older one) is long-polled instead.
 func (f *RevocationFollower) poll(ctx context.Context) error {
 	cur := f.Current()
 	q := url.Values{}
-	wait := f.cfg.Wait
 	switch {
 	case f.pending != nil:
 		q.Set("since", strconv.FormatInt(f.pending.Version(), 10))
-		wait = 0
-	case f.synced.Load() == 0:
-		wait = 0 // no since: the whole set, at once
-	default:
+	case f.synced.Load() != 0:
 		q.Set("since", strconv.FormatInt(cur.Version(), 10))
-		if f.more {
-			wait = 0
-		}
 	}
-	q.Set("wait", strconv.Itoa(int(wait/time.Second)))
+	// The issuer answers at once while since is behind (or absent); it is
+	// how long a poll is held at the current version, or how often a
+	// silent stream sends a heartbeat.
+	q.Set("wait", strconv.Itoa(int(f.cfg.Wait/time.Second)))
+	q.Set("stream", "1")
 	u, err := url.Parse(f.cfg.FeedURL)
 	if err != nil {
 		return err
@@ -202,11 +206,22 @@ func (f *RevocationFollower) poll(ctx context.Context) error {
 		q[k] = v
 	}
 	u.RawQuery = q.Encode()
+	// A stream is ended by silence, not by a deadline on the whole answer:
+	// no line (a change, or a heartbeat, which comes within three times the
+	// wait) for three times the wait and a margin, and the connection is
+	// given up.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	silence := 3*f.cfg.Wait + 15*time.Second
+	idle := time.AfterFunc(silence, cancel)
+	defer idle.Stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return err
 	}
-	resp, err := f.client.Do(req)
+	client := *f.client
+	client.Timeout = 0
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -220,16 +235,43 @@ func (f *RevocationFollower) poll(ctx context.Context) error {
 		}
 		return fmt.Errorf("revocation feed answered %s", resp.Status)
 	}
-	var feed revocation.Feed
-	dec := json.NewDecoder(io.LimitReader(resp.Body, f.cfg.MaxBytes+1))
-	if err := dec.Decode(&feed); err != nil {
-		return fmt.Errorf("revocation feed: %w", err)
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != revocation.StreamType {
+		var feed revocation.Feed
+		if err := json.NewDecoder(io.LimitReader(resp.Body, f.cfg.MaxBytes+1)).Decode(&feed); err != nil {
+			return fmt.Errorf("revocation feed: %w", err)
+		}
+		return f.apply(feed)
 	}
+	dec := json.NewDecoder(&lineLimit{r: resp.Body, max: f.cfg.MaxBytes})
+	defer f.streaming.Store(false)
+	for {
+		var feed revocation.Feed
+		if err := dec.Decode(&feed); err != nil {
+			if errors.Is(err, io.EOF) {
+				// The issuer ended the stream (its token's lifetime, or
+				// revocation.MaxStream): current until now; connect again.
+				if f.synced.Load() != 0 {
+					f.synced.Store(f.clock.Now().UnixNano())
+				}
+				return nil
+			}
+			return fmt.Errorf("revocation feed: %w", err)
+		}
+		idle.Reset(silence)
+		if err := f.apply(feed); err != nil {
+			return err
+		}
+		f.streaming.Store(f.synced.Load() != 0 && f.pending == nil)
+	}
+}
+
+// apply takes one answer of the feed into the live set.
+func (f *RevocationFollower) apply(feed revocation.Feed) error {
 	if feed.Version < 0 {
 		return errors.New("revocation feed: negative version")
 	}
+	cur := f.Current()
 	now := f.clock.Now()
-	f.more = feed.More
 	switch {
 	case feed.Full && feed.More:
 		// The first page of a whole set: held apart until complete, so a
@@ -258,6 +300,28 @@ func (f *RevocationFollower) poll(ctx context.Context) error {
 		f.log.Debug("revocations updated", "version", f.Current().Version(), "entries", f.Current().Len(), "full", feed.Full)
 	}
 	return nil
+}
+
+// lineLimit bounds each line of a stream to max bytes: revocation.max_bytes
+// applies to one answer, whether it comes alone or as a line of a stream.
+type lineLimit struct {
+	r    io.Reader
+	max  int64
+	line int64
+}
+
+func (l *lineLimit) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for _, b := range p[:n] {
+		if b == '\n' {
+			l.line = 0
+			continue
+		}
+		if l.line++; l.line > l.max {
+			return 0, fmt.Errorf("an answer of the revocation feed is over revocation.max_bytes (%d)", l.max)
+		}
+	}
+	return n, err
 }
 
 // revokedBy says which revocation refused a token, for the decision log.

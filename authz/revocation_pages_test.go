@@ -110,7 +110,10 @@ func TestAFreshAuthzGetsASetLargerThanOneAnswer(t *testing.T) {
 	}
 	feed.mu.Lock()
 	defer feed.mu.Unlock()
-	want := []string{"wait=0", "since=5000&wait=0", "since=10000&wait=0", "since=15000&wait=0", "since=20000&wait=0", "since=25000&wait=0", "since=30000&wait=5"}
+	// It asks for a stream; this feed answers as an older issuer would,
+	// with one document each, and is long-polled.
+	want := []string{"stream=1&wait=5", "since=5000&stream=1&wait=5", "since=10000&stream=1&wait=5", "since=15000&stream=1&wait=5",
+		"since=20000&stream=1&wait=5", "since=25000&stream=1&wait=5", "since=30000&stream=1&wait=5"}
 	if fmt.Sprint(feed.queries) != fmt.Sprint(want) {
 		t.Fatalf("queries %q, want %q", feed.queries, want)
 	}
@@ -130,7 +133,7 @@ func TestAFollowerOfAnEmptyStoreWaits(t *testing.T) {
 	}
 	feed.mu.Lock()
 	defer feed.mu.Unlock()
-	if want := []string{"wait=0", "since=0&wait=5"}; fmt.Sprint(feed.queries) != fmt.Sprint(want) || !f.Ready() {
+	if want := []string{"stream=1&wait=5", "since=0&stream=1&wait=5"}; fmt.Sprint(feed.queries) != fmt.Sprint(want) || !f.Ready() {
 		t.Fatalf("queries %q, want %q (ready %v)", feed.queries, want, f.Ready())
 	}
 }

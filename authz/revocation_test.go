@@ -195,6 +195,13 @@ func newGatedFeed(t *testing.T, issuerURL string) *gatedFeed {
 	return g
 }
 
+// goDown makes the feed unreachable: new requests fail, and the streams
+// and polls in flight are cut, as when the issuer goes away.
+func (g *gatedFeed) goDown() {
+	g.down.Store(true)
+	g.CloseClientConnections()
+}
+
 func stalenessMetric(t *testing.T, az *testAuthz) float64 {
 	t.Helper()
 	families, err := az.srv.registry.Gather()
@@ -253,7 +260,7 @@ func TestRevocationFeedOutages(t *testing.T) {
 
 	// The feed goes down: the last set still decides, the staleness grows.
 	good := iss.Token(t, "")
-	feed.down.Store(true)
+	feed.goDown()
 	waitUntil(t, "the staleness to grow", func() bool { return stalenessMetric(t, az) > 2 })
 	if r := az.check(t, "GET", "/v1/accounts/42", false, bearer(revoked)); r.reason != string(ReasonTokenRevoked) {
 		t.Fatalf("during the outage, the revoked token: %s", r.reason)
@@ -272,7 +279,7 @@ func TestRevocationFeedOutages(t *testing.T) {
 		c.Wait, c.MaxStaleness, c.OnStale = time.Second, 2*time.Second, "not-ready"
 	})
 	strict.waitReady(t)
-	feed.down.Store(true)
+	feed.goDown()
 	waitUntil(t, "a stale authz to stop serving", func() bool { return !strict.srv.Ready() })
 	feed.down.Store(false)
 	strict.waitReady(t)

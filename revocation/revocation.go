@@ -23,8 +23,20 @@ const FeedPath = "/oauth2/revocations"
 // ReadScope is the scope a follower's access token needs to read the feed.
 const ReadScope = "portcullis.revocations:read"
 
-// MaxWait bounds how long one long poll of the feed is held open.
+// MaxWait bounds how long one long poll of the feed is held open; a stream
+// stays silent at most three times as long before a heartbeat.
 const MaxWait = 30 * time.Second
+
+// MaxStream bounds how long one stream of the feed lasts: the follower then
+// connects again, authenticating afresh and landing on any replica.
+const MaxStream = 10 * time.Minute
+
+// StreamType is the media type of the feed as a stream: one Feed as JSON
+// per line (newline-delimited JSON), the first answering since as a long
+// poll would, the rest each change as it happens, and a Feed with no
+// entries at the same version as a heartbeat when nothing changed for
+// between 1.5 and 3 times wait.
+const StreamType = "application/x-ndjson"
 
 // Kind is what an entry revokes.
 type Kind string

@@ -586,3 +586,87 @@ func TestAnotherProcessesChangesReachTheCache(t *testing.T) {
 		return postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, old)).status == http.StatusUnauthorized
 	})
 }
+
+// TestRevocationFeedStreams: as a stream, the feed answers like a long poll,
+// then sends each change on the open connection, a heartbeat when nothing
+// changes, and ends when the follower's token is revoked or the issuer
+// shuts down.
+func TestRevocationFeedStreams(t *testing.T) {
+	t.Parallel()
+	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ctx := context.Background()
+	_, secret := ti.createClient(NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
+	ti.createClient(NewClient{ID: "app", Scopes: []string{"a"}})
+	token := func() string {
+		return postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("authz", secret)).body["access_token"].(string)
+	}
+	open := func(tok, query string) (*json.Decoder, func()) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, ti.http.URL+revocation.FeedPath+query, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != revocation.StreamType {
+			t.Fatalf("stream: %s %q", resp.Status, resp.Header.Get("Content-Type"))
+		}
+		return json.NewDecoder(resp.Body), func() { resp.Body.Close() }
+	}
+	next := func(dec *json.Decoder) (revocation.Feed, error) {
+		var f revocation.Feed
+		err := dec.Decode(&f)
+		return f, err
+	}
+
+	// A fresh follower gets the whole set, then each change.
+	dec, closeStream := open(token(), "?stream=1&wait=30")
+	defer closeStream()
+	if f, err := next(dec); err != nil || !f.Full || f.Version != 0 {
+		t.Fatalf("first line: %+v %v", f, err)
+	}
+	waitFor(t, "the stream to be held", func() bool { return ti.server.Feed.Waiting() == 1 })
+	if err := ti.admin.RevokeClientTokens(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := next(dec); err != nil || f.Full || f.Version != 1 || len(f.Entries) != 1 || f.Entries[0].Subject != "app" {
+		t.Fatalf("the change: %+v %v", f, err)
+	}
+
+	// Nothing changes: a heartbeat at the same version.
+	beat, closeBeat := open(token(), "?since=1&stream=1&wait=1")
+	defer closeBeat()
+	if f, err := next(beat); err != nil || f.Version != 1 || len(f.Entries) != 0 {
+		t.Fatalf("heartbeat: %+v %v", f, err)
+	}
+
+	// The follower's own client revoked: the stream sends the change, then
+	// ends, and the follower must authenticate again.
+	if err := ti.admin.RevokeClientTokens(ctx, "authz"); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := next(dec); err != nil || f.Version != 2 {
+		t.Fatalf("the follower's own revocation: %+v %v", f, err)
+	}
+	for {
+		f, err := next(dec)
+		if err != nil {
+			break // the stream ended
+		}
+		if f.Version != 2 || len(f.Entries) != 0 {
+			t.Fatalf("after its token was revoked: %+v", f)
+		}
+	}
+
+	// Shutting down ends the streams at once.
+	ti.clock.(*fakeClock).Advance(watermarkMargin + time.Second)
+	live, closeLive := open(token(), "?since=2&stream=1&wait=30")
+	defer closeLive()
+	waitFor(t, "the stream to be held", func() bool { return ti.server.Feed.Waiting() >= 1 })
+	ti.server.Feed.Close()
+	if _, err := next(live); err == nil {
+		if _, err := next(live); err == nil {
+			t.Fatal("the stream outlived the shutdown")
+		}
+	}
+}

@@ -225,6 +225,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	const scope = "github.com/portcullis/portcullis/tokenissuer"
 	servers := []*http.Server{s.httpServer(s.Tracing.HTTPHandler(scope, s.Endpoints.Handler())), s.httpServer(s.Tracing.HTTPHandler(scope, admin))}
+	// Held long polls and streams of the revocation feed end at once on
+	// shutdown instead of holding it for their wait.
+	servers[0].RegisterOnShutdown(s.Endpoints.Feed.Close)
 	errc := make(chan error, len(servers))
 	go func() { errc <- servers[0].Serve(s.listener) }()
 	go func() { errc <- servers[1].Serve(s.adminListener) }()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	httppprof "net/http/pprof"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -28,6 +29,10 @@ const issuerServer = "load-issuer"
 // profileEnv names the file the follower run's issuer writes a CPU profile
 // of its whole run to.
 const profileEnv = "PORTCULLIS_LOAD_ISSUER_CPU_PROFILE"
+
+// pprofEnv names a loopback address where the follower run's issuer serves
+// net/http/pprof, for a look at its memory while the followers are held.
+const pprofEnv = "PORTCULLIS_LOAD_ISSUER_PPROF"
 
 func newFollowersCommand() *cobra.Command {
 	o := loadtest.FollowerOptions{}
@@ -87,6 +92,9 @@ func followers(ctx context.Context, o loadtest.FollowerOptions, tokens int, prof
 		"PORTCULLIS_ISSUER_LOG_LEVEL=warn",
 		// The run revokes and mints faster than one client may by default.
 		"PORTCULLIS_ISSUER_RATE_LIMIT_TOKENS_PER_MINUTE=0", "PORTCULLIS_ISSUER_RATE_LIMIT_REVOCATIONS_PER_MINUTE=0"}
+	if addr := os.Getenv(pprofEnv); addr != "" {
+		env = append(env, pprofEnv+"="+addr)
+	}
 	if profile != "" {
 		abs, err := filepath.Abs(profile)
 		if err != nil {
@@ -107,6 +115,7 @@ func followers(ctx context.Context, o loadtest.FollowerOptions, tokens int, prof
 		o.Tokens = append(o.Tokens, tok)
 	}
 	o.FeedURL = base + revocation.FeedPath
+	o.MetricsURL = base + "/metrics"
 	o.IssuerPID = issuer.PID()
 	o.Revoke = func(ctx context.Context) error {
 		tok, err := clientToken(ctx, base, "victim", victimSecret)
@@ -200,6 +209,13 @@ func newIssuerServerCommand() *cobra.Command {
 					return err
 				}
 				defer pprof.StopCPUProfile()
+			}
+			if addr := os.Getenv(pprofEnv); addr != "" {
+				// Heap and goroutine profiles of the run's issuer, on loopback.
+				mux := http.NewServeMux()
+				mux.HandleFunc("/debug/pprof/", httppprof.Index)
+				mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+				go http.ListenAndServe(addr, mux)
 			}
 			return srv.Run(c.Context())
 		},

@@ -39,6 +39,8 @@ type FollowerOptions struct {
 	Idle time.Duration
 	// Wait is each long poll's wait, in seconds.
 	Wait int
+	// MetricsURL is the issuer's Prometheus endpoint.
+	MetricsURL string
 }
 
 // FollowerReport is what a follower run measured.
@@ -55,8 +57,12 @@ type FollowerReport struct {
 	Propagation []time.Duration
 	// Everyone is how long each revocation took to reach the last follower.
 	Everyone []time.Duration
-	// RSS is the issuer's resident memory with every follower's poll held.
-	RSS int64
+	// RSS is the issuer's resident memory with every follower's poll held,
+	// and the Go runtime's account of it: heap in use, goroutine stacks,
+	// goroutines.
+	RSS                   int64
+	HeapInUse, StackInUse float64
+	Goroutines            float64
 }
 
 // follower long-polls the feed on its own connection and publishes the
@@ -84,7 +90,7 @@ func RunFollowers(ctx context.Context, o FollowerOptions, stderr io.Writer) (*Fo
 		// One transport each: every follower is its own connection, as
 		// every sidecar is.
 		tr := &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1, DisableCompression: true}
-		f := &follower{client: &http.Client{Transport: tr, Timeout: time.Duration(o.Wait+15) * time.Second}, token: o.Tokens[i%len(o.Tokens)]}
+		f := &follower{client: &http.Client{Transport: tr}, token: o.Tokens[i%len(o.Tokens)]}
 		fs[i] = f
 		wg.Add(1)
 		go func() {
@@ -149,15 +155,22 @@ func RunFollowers(ctx context.Context, o FollowerOptions, stderr io.Writer) (*Fo
 	if r.RSS, err = ProcessRSS(o.IssuerPID); err != nil {
 		return nil, err
 	}
+	for name, into := range map[string]*float64{"go_memstats_heap_inuse_bytes": &r.HeapInUse, "go_memstats_stack_inuse_bytes": &r.StackInUse, "go_goroutines": &r.Goroutines} {
+		if *into, err = scrapeGauge(o.MetricsURL, name); err != nil {
+			return nil, err
+		}
+	}
 	cancel()
 	return r, nil
 }
 
+// run follows the feed as authz does: a stream, each line a change or a
+// heartbeat, connecting again when the issuer ends it.
 func (f *follower) run(ctx context.Context, feedURL string, wait int, failures *atomic.Int64) {
 	for ctx.Err() == nil {
-		u := feedURL + "?wait=0"
+		u := feedURL + "?stream=1&wait=" + strconv.Itoa(wait)
 		if f.synced.Load() {
-			u = feedURL + "?since=" + strconv.FormatInt(f.version.Load(), 10) + "&wait=" + strconv.Itoa(wait)
+			u += "&since=" + strconv.FormatInt(f.version.Load(), 10)
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		req.Header.Set("Authorization", "Bearer "+f.token)
@@ -169,19 +182,24 @@ func (f *follower) run(ctx context.Context, feedURL string, wait int, failures *
 			}
 			continue
 		}
-		var feed revocation.Feed
-		err = json.NewDecoder(resp.Body).Decode(&feed)
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || err != nil {
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
 			failures.Add(1)
 			time.Sleep(time.Second)
 			continue
 		}
-		f.version.Store(feed.Version)
-		if !feed.More {
-			f.synced.Store(true)
+		dec := json.NewDecoder(resp.Body)
+		for {
+			var feed revocation.Feed
+			if err := dec.Decode(&feed); err != nil {
+				break
+			}
+			f.version.Store(feed.Version)
+			if !feed.More {
+				f.synced.Store(true)
+			}
 		}
+		resp.Body.Close()
 	}
 }
 
@@ -256,7 +274,7 @@ func (r *FollowerReport) Print(w io.Writer) {
 	fmt.Fprintf(w, "issuer CPU per revocation          median %s, max %s\n", quantile(r.CPUPerRevocation, 0.5).Round(time.Millisecond), slices.Max(r.CPUPerRevocation).Round(time.Millisecond))
 	fmt.Fprintf(w, "propagation to each follower       p50 %s, p99 %s, max %s\n", quantile(r.Propagation, 0.5).Round(time.Millisecond), quantile(r.Propagation, 0.99).Round(time.Millisecond), slices.Max(r.Propagation).Round(time.Millisecond))
 	fmt.Fprintf(w, "deliveries within 2 s              %d of %d\n", within, len(r.Propagation))
-	fmt.Fprintf(w, "issuer RSS, every poll held        %d MB\n", r.RSS>>20)
+	fmt.Fprintf(w, "issuer RSS, every poll held        %d MB (heap in use %.0f MB, stacks %.0f MB, %.0f goroutines)\n", r.RSS>>20, r.HeapInUse/(1<<20), r.StackInUse/(1<<20), r.Goroutines)
 }
 
 // Process is a server process the load tool started for a caller outside
