@@ -207,9 +207,8 @@ func (f *RevocationFollower) poll(ctx context.Context) error {
 	}
 	u.RawQuery = q.Encode()
 	// A stream is ended by silence, not by a deadline on the whole answer:
-	// no line (a change, or a heartbeat, which comes within three times the
-	// wait) for three times the wait and a margin, and the connection is
-	// given up.
+	// no line (a change, or a heartbeat, which comes every 1.5 waits) for
+	// three waits and a margin, and the connection is given up.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	silence := 3*f.cfg.Wait + 15*time.Second

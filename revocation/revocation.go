@@ -24,7 +24,7 @@ const FeedPath = "/oauth2/revocations"
 const ReadScope = "portcullis.revocations:read"
 
 // MaxWait bounds how long one long poll of the feed is held open; a stream
-// stays silent at most three times as long before a heartbeat.
+// beats every 1.5 waits.
 const MaxWait = 30 * time.Second
 
 // MaxStream bounds how long one stream of the feed lasts: the follower then
@@ -34,8 +34,7 @@ const MaxStream = 10 * time.Minute
 // StreamType is the media type of the feed as a stream: one Feed as JSON
 // per line (newline-delimited JSON), the first answering since as a long
 // poll would, the rest each change as it happens, and a Feed with no
-// entries at the same version as a heartbeat when nothing changed for
-// between 1.5 and 3 times wait.
+// entries at the same version as a heartbeat every 1.5 waits.
 const StreamType = "application/x-ndjson"
 
 // Kind is what an entry revokes.

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"sort"
 	"strconv"
@@ -351,13 +350,10 @@ func (f *RevocationFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	hold := min(time.Duration(wait)*time.Second, revocation.MaxWait)
 	if q.Get("stream") == "1" {
-		// A silent stream beats between 1.5 and 3 times the wait: often
-		// enough for proxies' idle timeouts (Envoy's stream idle timeout is
-		// 5 minutes) and for the follower to notice a dead connection,
-		// rarely enough that ten thousand of them cost the issuer little (a
-		// beat is one write: about 35 µs on loopback, where the write also
-		// does the receiver's work).
-		f.stream(w, r, at, since, full, 3*max(hold, time.Second))
+		// A silent stream beats every 1.5 waits: often enough for proxies'
+		// idle timeouts (Envoy's stream idle timeout is 5 minutes) and for
+		// the follower to notice a dead connection.
+		f.stream(w, r, at, since, full, 3*max(hold, time.Second)/2)
 		return
 	}
 	// A long poll outlives the server's write timeout.
@@ -422,9 +418,11 @@ func (f *RevocationFeed) stream(w http.ResponseWriter, r *http.Request, at Acces
 	_ = rc.Flush()
 	end := time.NewTimer(min(at.Expiry.Sub(f.clock.Now()), revocation.MaxStream))
 	defer end.Stop()
-	// Heartbeats come at jittered times, so that a fleet that connected at
-	// once (after a restart) does not beat in step for ever.
-	beat := time.NewTimer(jittered(heartbeat))
+	// Streams beat together, at the multiples of their period on the
+	// clock: ten thousand beats in one burst cost the issuer like one
+	// change (a write each), where beats spread over the period would each
+	// wake the idle process on their own, several times the cost.
+	beat := time.NewTimer(untilMultiple(time.Now(), heartbeat))
 	defer beat.Stop()
 	f.waiting.Add(1)
 	defer f.waiting.Add(-1)
@@ -454,7 +452,7 @@ func (f *RevocationFeed) stream(w http.ResponseWriter, r *http.Request, at Acces
 		select {
 		case <-ch:
 		case <-beat.C:
-			beat.Reset(jittered(heartbeat))
+			beat.Reset(untilMultiple(time.Now(), heartbeat))
 			if cur.loaded {
 				_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 				if _, err := w.Write(f.answer(cur, since, false).body); err != nil || rc.Flush() != nil {
@@ -487,8 +485,11 @@ func (f *RevocationFeed) answer(l *feedLog, since int64, full bool) *encodedAnsw
 	return a
 }
 
-// jittered is a time in [d/2, d).
-func jittered(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
+// untilMultiple is how long from now until the next multiple of period
+// since the Unix epoch.
+func untilMultiple(now time.Time, period time.Duration) time.Duration {
+	return period - time.Duration(now.UnixNano()%int64(period))
+}
 
 // Close ends the held long polls (answered at once) and streams, so that a
 // graceful shutdown does not wait for them.
