@@ -28,6 +28,9 @@ const (
 	// memory. Serving them a little longer is harmless: every token they
 	// cover has expired.
 	feedCompactEvery = 30 * time.Second
+	// firstReadWait is how long a follower that asks before the feed's
+	// first read of the store is held for it.
+	firstReadWait = 5 * time.Second
 	// feedTokenCacheSize bounds how many followers' access tokens are kept
 	// verified; past it, a token is verified on each poll.
 	feedTokenCacheSize = 100_000
@@ -355,6 +358,11 @@ func (f *RevocationFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// the follower to notice a dead connection.
 		f.stream(w, r, at, since, full, 3*max(hold, time.Second)/2)
 		return
+	}
+	if !f.state.Load().loaded {
+		// The first read of the store is a moment away: a follower that
+		// asks before it waits for it, whatever its wait.
+		hold = max(hold, firstReadWait)
 	}
 	// A long poll outlives the server's write timeout.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(hold + 10*time.Second))
