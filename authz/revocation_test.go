@@ -24,7 +24,7 @@ import (
 // read the revocation feed.
 func followerCredentials(t *testing.T, iss *tokenissuer.Server) (string, string) {
 	t.Helper()
-	ctx := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test"})
+	ctx := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
 	c, secret, err := iss.Admin().CreateClient(ctx, tokenissuer.NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func TestRevocationReachesEveryAuthzInSeconds(t *testing.T) {
 
 	// Disabling the client revokes every token it holds, and the token
 	// endpoint refuses it.
-	ctx := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test"})
+	ctx := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
 	start = time.Now()
 	if _, err := iss.Server.Admin().SetStatus(ctx, iss.ClientID, tokenissuer.ClientDisabled); err != nil {
 		t.Fatal(err)

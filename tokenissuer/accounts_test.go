@@ -44,7 +44,7 @@ func newAccountsFixture(t *testing.T) *accountsFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := WithActor(context.Background(), Actor{ID: "cli:test"})
+	ctx := WithActor(context.Background(), Actor{Operator: true, ID: "cli:test"})
 	for _, tn := range []NewTenant{{ID: "acme", ScopeCeiling: []string{"a"}}, {ID: "globex", ScopeCeiling: []string{"a"}}} {
 		if _, err := NewAdmin(store, hasher, clock, time.Hour).CreateTenant(ctx, tn); err != nil {
 			t.Fatal(err)

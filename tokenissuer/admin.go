@@ -44,11 +44,17 @@ func NewAdmin(store AdminStore, hasher *SecretHasher, clock Clock, maxTokenLifet
 	return &Admin{store: store, hasher: hasher, clock: clock, maxTokenLifetime: maxTokenLifetime}
 }
 
-// Actor is who makes a change, and from where, for the audit trail.
+// Actor is who makes a change, and from where: the audit trail records it,
+// and the service's rules read it.
 type Actor struct {
 	// ID is "cli:<os user>", "client:<client ID>" or "account:<email>".
 	ID      string
 	Address string
+	// Operator is a platform operator: the CLI, a token holding
+	// portcullis.admin, a platform-admin person. Only an operator grants
+	// the issuer's own scopes (portcullis.*). The zero Actor is not one, so
+	// an adapter that forgets to say grants nothing.
+	Operator bool
 }
 
 type actorKey struct{}
@@ -71,7 +77,30 @@ func CLIActor() Actor {
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		name = u.Username
 	}
-	return Actor{ID: "cli:" + name}
+	return Actor{ID: "cli:" + name, Operator: true}
+}
+
+// PlatformScopePrefix begins the issuer's own scopes (the admin API's, the
+// revocation feed's): power over the platform, not over a tenant's API.
+const PlatformScopePrefix = "portcullis."
+
+// ErrPlatformScope is a portcullis.* scope asked for by someone who is not
+// a platform operator.
+var ErrPlatformScope = errors.New("is granted by platform operators only")
+
+// mayGrant refuses platform scopes to anyone but an operator, whatever a
+// tenant's ceiling says: a tenant cannot make itself, or a bot of its own,
+// an operator.
+func mayGrant(ctx context.Context, scopes []string) error {
+	if actorFrom(ctx).Operator {
+		return nil
+	}
+	for _, s := range scopes {
+		if strings.HasPrefix(s, PlatformScopePrefix) {
+			return fmt.Errorf("scope %q %w", s, ErrPlatformScope)
+		}
+	}
+	return nil
 }
 
 // idPattern keeps client and tenant IDs safe in URLs, logs, headers and
@@ -189,6 +218,9 @@ func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string
 		return nil, "", invalid("client ID %q: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", nc.ID)
 	}
 	if err := validateScopes(nc.Scopes); err != nil {
+		return nil, "", err
+	}
+	if err := mayGrant(ctx, nc.Scopes); err != nil {
 		return nil, "", err
 	}
 	if nc.TenantID != "" {
@@ -329,6 +361,9 @@ func (a *Admin) SetScopes(ctx context.Context, id string, scopes []string) (*Cli
 	if err := validateScopes(scopes); err != nil {
 		return nil, err
 	}
+	if err := mayGrant(ctx, scopes); err != nil {
+		return nil, err
+	}
 	// The ceiling is read before the client's transaction: a store read
 	// inside it would need a second connection while holding a row lock,
 	// which a busy PostgreSQL pool may not have.
@@ -383,6 +418,9 @@ func (a *Admin) CreateTenant(ctx context.Context, nt NewTenant) (*Tenant, error)
 		return nil, invalid("tenant ID %q: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", nt.ID)
 	}
 	if err := validateScopes(nt.ScopeCeiling); err != nil {
+		return nil, err
+	}
+	if err := mayGrant(ctx, nt.ScopeCeiling); err != nil {
 		return nil, err
 	}
 	now := a.clock.Now().UTC()
@@ -450,6 +488,9 @@ func (a *Admin) SetTenantStatus(ctx context.Context, id string, status TenantSta
 // first (each change audited).
 func (a *Admin) SetTenantCeiling(ctx context.Context, id string, ceiling []string, force bool) (*Tenant, error) {
 	if err := validateScopes(ceiling); err != nil {
+		return nil, err
+	}
+	if err := mayGrant(ctx, ceiling); err != nil {
 		return nil, err
 	}
 	ceiling = dedupe(ceiling)

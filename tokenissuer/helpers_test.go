@@ -120,12 +120,13 @@ func startIssuerOn(t testing.TB, cfg Config, clock Clock, store Store) *testIssu
 // as ceiling) when the tenant does not exist yet.
 func (ti *testIssuer) createClient(nc NewClient) (*Client, string) {
 	ti.t.Helper()
+	ops := WithActor(context.Background(), Actor{ID: "cli:test", Operator: true})
 	if nc.TenantID != "" {
-		if _, err := ti.admin.CreateTenant(context.Background(), NewTenant{ID: nc.TenantID, ScopeCeiling: nc.Scopes}); err != nil && !errors.Is(err, ErrTenantExists) {
+		if _, err := ti.admin.CreateTenant(ops, NewTenant{ID: nc.TenantID, ScopeCeiling: nc.Scopes}); err != nil && !errors.Is(err, ErrTenantExists) {
 			ti.t.Fatal(err)
 		}
 	}
-	c, secret, err := ti.admin.CreateClient(context.Background(), nc)
+	c, secret, err := ti.admin.CreateClient(ops, nc)
 	if err != nil {
 		ti.t.Fatal(err)
 	}

@@ -248,7 +248,7 @@ func TestReplicasForgetChangedClientsAtOnce(t *testing.T) {
 	a := startReplica(t, dsn, clock, cache)
 	b := startReplica(t, dsn, clock, cache)
 	c, oldSecret := a.createClient(NewClient{ID: "acme-app", TenantID: "acme", Scopes: []string{"a"}})
-	ctx := WithActor(context.Background(), Actor{ID: "cli:test"})
+	ctx := WithActor(context.Background(), Actor{Operator: true, ID: "cli:test"})
 	_, _, newSecret, err := a.admin.RotateSecret(ctx, c.ID)
 	if err != nil {
 		t.Fatal(err)

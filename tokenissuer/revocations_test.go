@@ -116,7 +116,7 @@ func TestRevocationFeed(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
 	ti := startIssuer(t, testConfig(t.TempDir()), clock)
-	ctx := WithActor(context.Background(), Actor{ID: "cli:test"})
+	ctx := WithActor(context.Background(), Actor{Operator: true, ID: "cli:test"})
 	_, followerSecret := ti.createClient(NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
 	_, otherSecret := ti.createClient(NewClient{ID: "app", Scopes: []string{"a"}})
 	ti.createClient(NewClient{ID: "app-2", Scopes: []string{"a"}})

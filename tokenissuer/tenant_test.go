@@ -3,6 +3,7 @@ package tokenissuer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func TestClientScopesStayWithinTheTenantCeiling(t *testing.T) {
 func TestNarrowingACeiling(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	ctx := WithActor(context.Background(), Actor{ID: "cli:ops"})
+	ctx := WithActor(context.Background(), Actor{Operator: true, ID: "cli:ops"})
 	ti.admin.CreateTenant(ctx, NewTenant{ID: "acme", ScopeCeiling: []string{"a", "b"}})
 	ti.createClient(NewClient{ID: "c1", TenantID: "acme", Scopes: []string{"a", "b"}})
 	ti.createClient(NewClient{ID: "c2", TenantID: "acme", Scopes: []string{"a"}})
@@ -132,7 +133,7 @@ func TestEveryChangeIsAudited(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t.TempDir())
 	ti := startIssuer(t, cfg, newFakeClock())
-	ctx := WithActor(context.Background(), Actor{ID: "cli:ops", Address: "192.0.2.1"})
+	ctx := WithActor(context.Background(), Actor{Operator: true, ID: "cli:ops", Address: "192.0.2.1"})
 	a := ti.admin
 	must := func(err error) {
 		t.Helper()
@@ -185,5 +186,68 @@ func TestEveryChangeIsAudited(t *testing.T) {
 	}
 	if del := records[len(records)-2]; del.After != nil || del.Before == nil {
 		t.Errorf("delete keeps what was deleted, nothing after: %s → %s", del.Before, del.After)
+	}
+}
+
+// TestOnlyOperatorsGrantPlatformScopes is the rule on portcullis.* scopes
+// written once, in the service, as a table of actors and operations: a
+// tenant's ceiling holding such a scope (an operator put it there) still
+// lets only an operator give it to a client, and an actor that an adapter
+// forgot to describe is no operator.
+func TestOnlyOperatorsGrantPlatformScopes(t *testing.T) {
+	t.Parallel()
+	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ops := WithActor(context.Background(), Actor{ID: "cli:ops", Operator: true})
+	if _, err := ti.admin.CreateTenant(ops, NewTenant{ID: "acme", ScopeCeiling: []string{"accounts:read", "portcullis.clients:manage"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ti.admin.CreateClient(ops, NewClient{ID: "acme-app", TenantID: "acme", Scopes: []string{"accounts:read"}}); err != nil {
+		t.Fatal(err)
+	}
+	actors := map[string]context.Context{
+		"the CLI":                      WithActor(context.Background(), CLIActor()),
+		"a platform-admin person":      WithActor(context.Background(), Actor{ID: "account:olga@example.com", Operator: true}),
+		"a portcullis.admin token":     WithActor(context.Background(), Actor{ID: "client:platform-ops", Operator: true}),
+		"a tenant-admin person":        WithActor(context.Background(), Actor{ID: "account:ada@acme.example"}),
+		"a tenant's automation client": WithActor(context.Background(), Actor{ID: "client:acme-bot"}),
+		"nobody an adapter named":      context.Background(),
+	}
+	n := 0
+	operations := map[string]func(ctx context.Context) error{
+		"create a tenant client with portcullis.clients:manage": func(ctx context.Context) error {
+			n++
+			_, _, err := ti.admin.CreateClient(ctx, NewClient{ID: fmt.Sprint("bot-", n), TenantID: "acme", Scopes: []string{"portcullis.clients:manage"}})
+			return err
+		},
+		"give a client portcullis.clients:manage": func(ctx context.Context) error {
+			_, err := ti.admin.SetScopes(ctx, "acme-app", []string{"accounts:read", "portcullis.clients:manage"})
+			return err
+		},
+		"create a client with portcullis.admin": func(ctx context.Context) error {
+			n++
+			_, _, err := ti.admin.CreateClient(ctx, NewClient{ID: fmt.Sprint("ops-", n), Scopes: []string{"portcullis.admin"}})
+			return err
+		},
+		"put portcullis.admin in a ceiling": func(ctx context.Context) error {
+			_, err := ti.admin.SetTenantCeiling(ctx, "acme", []string{"accounts:read", "portcullis.clients:manage", "portcullis.admin"}, false)
+			return err
+		},
+		"create a tenant whose ceiling holds portcullis.admin": func(ctx context.Context) error {
+			n++
+			_, err := ti.admin.CreateTenant(ctx, NewTenant{ID: fmt.Sprint("t-", n), ScopeCeiling: []string{"portcullis.admin"}})
+			return err
+		},
+	}
+	for actor, ctx := range actors {
+		operator := actorFrom(ctx).Operator
+		for op, do := range operations {
+			err := do(ctx)
+			switch {
+			case operator && err != nil:
+				t.Errorf("%s may %s: %v", actor, op, err)
+			case !operator && !errors.Is(err, ErrPlatformScope):
+				t.Errorf("%s must not %s: %v", actor, op, err)
+			}
+		}
 	}
 }

@@ -156,7 +156,7 @@ func followerClients(ctx context.Context, cfg tokenissuer.Config) (follower, vic
 		return "", "", err
 	}
 	admin := tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}, cfg.Tokens.MaxLifetime)
-	ctx = tokenissuer.WithActor(ctx, tokenissuer.Actor{ID: "cli:load"})
+	ctx = tokenissuer.WithActor(ctx, tokenissuer.Actor{ID: "cli:load", Operator: true})
 	if _, follower, err = admin.CreateClient(ctx, tokenissuer.NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}}); err != nil {
 		return "", "", err
 	}

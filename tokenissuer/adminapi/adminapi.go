@@ -140,7 +140,7 @@ func (a *API) authenticated(h handler) http.Handler {
 		if err != nil {
 			host = r.RemoteAddr
 		}
-		ctx := tokenissuer.WithActor(r.Context(), tokenissuer.Actor{ID: "client:" + c.token.ClientID, Address: host})
+		ctx := tokenissuer.WithActor(r.Context(), tokenissuer.Actor{ID: "client:" + c.token.ClientID, Address: host, Operator: c.admin})
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if err := h(w, r.WithContext(ctx), c); err != nil {
 			p := problemFor(err)
@@ -282,9 +282,6 @@ func (a *API) createClient(w http.ResponseWriter, r *http.Request, c caller) err
 			return &tokenissuer.InvalidError{Msg: "tenant_id: a tenant's token creates clients of its own tenant only"}
 		}
 		nc.TenantID = c.token.TenantID
-		if err := noAdminScopes(req.Scopes); err != nil {
-			return err
-		}
 	}
 	if req.TokenLifetime != "" {
 		d, err := time.ParseDuration(req.TokenLifetime)
@@ -301,23 +298,6 @@ func (a *API) createClient(w http.ResponseWriter, r *http.Request, c caller) err
 	v.ClientSecret = secret
 	w.Header().Set("Location", "/admin/v1/clients/"+cl.ID)
 	return writeClient(w, http.StatusCreated, v, cl)
-}
-
-// noAdminScopes refuses the API's own scopes to a tenant's caller: a
-// tenant cannot make itself an operator.
-func noAdminScopes(scopes []string) error {
-	for _, s := range scopes {
-		if strings.HasPrefix(s, "portcullis.") {
-			return errForbiddenScope{scope: s}
-		}
-	}
-	return nil
-}
-
-type errForbiddenScope struct{ scope string }
-
-func (e errForbiddenScope) Error() string {
-	return fmt.Sprintf("scope %q is granted by platform operators only", e.scope)
 }
 
 func (a *API) getClient(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -428,11 +408,6 @@ func (a *API) setScopes(w http.ResponseWriter, r *http.Request, c caller) error 
 	}
 	if err := decode(r, &req); err != nil {
 		return err
-	}
-	if !c.admin {
-		if err := noAdminScopes(req.Scopes); err != nil {
-			return err
-		}
 	}
 	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
 		return err

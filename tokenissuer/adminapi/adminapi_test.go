@@ -135,7 +135,7 @@ func TestTenantAutomationManagesItsOwnClients(t *testing.T) {
 }
 
 func testTenantAutomation(t *testing.T, e *env) {
-	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:ops"})
+	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:ops"})
 	for id, ceiling := range map[string][]string{"acme": {"accounts:read", "accounts:write", adminapi.ScopeManageClients}, "globex": {"accounts:read"}} {
 		if _, err := e.operate.CreateTenant(ops, tokenissuer.NewTenant{ID: id, Name: id, ScopeCeiling: ceiling}); err != nil {
 			t.Fatal(err)
@@ -293,7 +293,7 @@ func testTenantAutomation(t *testing.T, e *env) {
 func TestOperatorsSeeEveryTenant(t *testing.T) {
 	t.Parallel()
 	e := start(t)
-	ctx := context.Background()
+	ctx := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test", Operator: true})
 	e.operate.CreateTenant(ctx, tokenissuer.NewTenant{ID: "globex", ScopeCeiling: []string{"accounts:read"}})
 	e.operate.CreateClient(ctx, tokenissuer.NewClient{ID: "globex-app", TenantID: "globex", Scopes: []string{"accounts:read"}})
 	_, opsSecret, err := e.operate.CreateClient(ctx, tokenissuer.NewClient{ID: "platform-ops", Scopes: []string{adminapi.ScopeAdmin}})
@@ -389,7 +389,7 @@ func (e *env) conforms(method, path, body string, header http.Header, resp *http
 
 func (e *env) operator() string {
 	e.t.Helper()
-	_, secret, err := e.operate.CreateClient(context.Background(), tokenissuer.NewClient{ID: "platform-ops", Scopes: []string{adminapi.ScopeAdmin}})
+	_, secret, err := e.operate.CreateClient(tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test", Operator: true}), tokenissuer.NewClient{ID: "platform-ops", Scopes: []string{adminapi.ScopeAdmin}})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -41,7 +41,6 @@ var (
 func problemFor(err error) *problem {
 	var invalid *tokenissuer.InvalidError
 	var ceiling *tokenissuer.CeilingError
-	var scope errForbiddenScope
 	switch {
 	case errors.Is(err, errKeyReused):
 		return problemKeyReused.with(err.Error())
@@ -58,8 +57,8 @@ func problemFor(err error) *problem {
 		return problemPrecondition.with("the resource changed since its ETag was read; read it again and retry")
 	case errors.As(err, &invalid):
 		return problemInvalid.with(invalid.Msg)
-	case errors.As(err, &scope):
-		return problemForbidden.with(scope.Error())
+	case errors.Is(err, tokenissuer.ErrPlatformScope):
+		return problemForbidden.with(err.Error())
 	case errors.Is(err, errTooLarge):
 		return problemTooLarge.with("the body is larger than 64 KiB")
 	}

@@ -25,7 +25,7 @@ func TestIssuerTracesTokenRequestsAndAdminCalls(t *testing.T) {
 	provider := telemetry.NewProvider(sdktrace.NewSimpleSpanProcessor(exporter), 1, nil)
 	t.Cleanup(func() { provider.Shutdown(context.Background()) })
 	e := startWith(t, "sqlite", func(s *tokenissuer.Server) { s.Tracing = telemetry.WithProvider(provider) })
-	_, secret, err := e.operate.CreateClient(context.Background(), tokenissuer.NewClient{ID: "platform-ops", Scopes: []string{"portcullis.admin"}})
+	_, secret, err := e.operate.CreateClient(tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test", Operator: true}), tokenissuer.NewClient{ID: "platform-ops", Scopes: []string{"portcullis.admin"}})
 	if err != nil {
 		t.Fatal(err)
 	}

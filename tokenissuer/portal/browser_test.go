@@ -376,7 +376,7 @@ func TestPortalWalkThrough(t *testing.T) {
 
 	// A viewer sees clients but no write buttons, and the server refuses
 	// writes anyway.
-	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test"})
+	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
 	kept, _, err := e.admin.CreateClient(op, tokenissuer.NewClient{Name: "Reporting", TenantID: "acme", Scopes: []string{"accounts:read"}})
 	if err != nil {
 		t.Fatal(err)

@@ -45,7 +45,7 @@ func start(t *testing.T, configure ...func(*tokenissuer.Config)) *env {
 
 	e := &env{t: t, srv: srv, public: "http://" + srv.Addr().String(), portal: "http://" + srv.AdminAddr().String() + "/portal/",
 		admin: srv.Admin(), accounts: srv.Accounts}
-	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test"})
+	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
 	for _, tn := range []tokenissuer.NewTenant{
 		{ID: "acme", Name: "Acme", ScopeCeiling: []string{"accounts:read", "accounts:write", "cards:read"}},
 		{ID: "globex", Name: "Globex", ScopeCeiling: []string{"accounts:read"}},

@@ -193,7 +193,7 @@ func (p *Portal) signedIn(h signedIn) http.Handler {
 			p.renderError(w, r, v, http.StatusForbidden, "This form has expired or did not come from the portal. Reload the page and try again.")
 			return
 		}
-		ctx := tokenissuer.WithActor(r.Context(), tokenissuer.Actor{ID: "account:" + acct.Email, Address: v.address})
+		ctx := tokenissuer.WithActor(r.Context(), tokenissuer.Actor{ID: "account:" + acct.Email, Address: v.address, Operator: acct.Role == tokenissuer.RolePlatformAdmin})
 		if err := h(w, r.WithContext(ctx), v); err != nil {
 			p.handleError(w, r, v, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -143,7 +144,7 @@ func TestFormsFromElsewhereAreRefused(t *testing.T) {
 	e := start(t)
 	p := newPerson(t, strings.TrimSuffix(e.portal, "/portal/"))
 	p.signIn("admin@acme.example")
-	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test"})
+	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
 	c, _, err := e.admin.CreateClient(op, tokenissuer.NewClient{Name: "App", TenantID: "acme", Scopes: []string{"accounts:read"}})
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +244,7 @@ func TestSessionsAreServedByEveryReplica(t *testing.T) {
 	_, b := replica()
 
 	// The replicas share the store: set up through the first.
-	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test"})
+	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
 	if _, err := srvA.Admin().CreateTenant(op, tokenissuer.NewTenant{ID: "acme", ScopeCeiling: []string{"accounts:read"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -298,4 +299,38 @@ func cookieValues(cs []*http.Cookie) []string {
 		out = append(out, c.Value)
 	}
 	return out
+}
+
+// TestTenantAdminsCannotMintOperators: a tenant's ceiling may hold
+// portcullis.clients:manage (an operator put it there); a tenant-admin still
+// cannot give it to a client from the portal: the service refuses it.
+func TestTenantAdminsCannotMintOperators(t *testing.T) {
+	e := start(t)
+	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
+	if _, err := e.admin.SetTenantCeiling(op, "acme", []string{"accounts:read", "accounts:write", "cards:read", "portcullis.clients:manage"}, false); err != nil {
+		t.Fatal(err)
+	}
+	ada := newPerson(t, e.portal[:len(e.portal)-len("/portal/")])
+	ada.signIn("admin@acme.example")
+	ada.get("/portal/clients/new?tenant=acme")
+	status, body := ada.post("/portal/clients", url.Values{"tenant": {"acme"}, "name": {"Sneaky bot"}, "scope": {"portcullis.clients:manage"}})
+	if status != http.StatusForbidden || !strings.Contains(body, "platform operators only") {
+		t.Fatalf("a tenant-admin gave a client portcullis.clients:manage: %d", status)
+	}
+	clients, err := e.admin.Clients(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		if slices.Contains(c.Scopes, "portcullis.clients:manage") {
+			t.Fatalf("client %s holds portcullis.clients:manage", c.ID)
+		}
+	}
+	// A platform admin may, explicitly.
+	olga := newPerson(t, e.portal[:len(e.portal)-len("/portal/")])
+	olga.signIn("ops@example.com")
+	olga.get("/portal/clients/new?tenant=acme")
+	if status, _ := olga.post("/portal/clients", url.Values{"tenant": {"acme"}, "name": {"Acme automation"}, "scope": {"portcullis.clients:manage"}}); status != http.StatusSeeOther {
+		t.Fatalf("a platform admin: %d", status)
+	}
 }
