@@ -172,3 +172,24 @@ func TestGuessingAtTheFeedClientLeavesAuthzCurrent(t *testing.T) {
 	revokeToken(t, iss.URL, iss.ClientID, iss.ClientSecret, leaked)
 	untilAllDeny(t, time.Now(), leaked, az)
 }
+
+// TestRetriesAfterAFailureAreSpread: a fleet that lost its issuer together
+// does not come back in the same millisecond.
+func TestRetriesAfterAFailureAreSpread(t *testing.T) {
+	t.Parallel()
+	for _, d := range []time.Duration{500 * time.Millisecond, 10 * time.Second} {
+		seen := map[time.Duration]bool{}
+		lo, hi := d, time.Duration(0)
+		for range 1000 {
+			j := jitter(d)
+			if j < d/2 || j > d {
+				t.Fatalf("jitter(%s) = %s, outside [%s, %s]", d, j, d/2, d)
+			}
+			seen[j] = true
+			lo, hi = min(lo, j), max(hi, j)
+		}
+		if len(seen) < 900 || hi-lo < d/3 {
+			t.Fatalf("jitter(%s): %d distinct values over [%s, %s]", d, len(seen), lo, hi)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -49,8 +50,10 @@ type Endpoints struct {
 	byAddress *FailureLimiter
 	// slowed holds a slot per failed answer being slowed down.
 	slowed chan struct{}
-	// issued and revoked bound what each authenticated client does a minute.
+	// issued and revoked bound what each authenticated client does a minute;
+	// refusals remembers whom they refused, for the portal.
 	issued, revoked *FailureLimiter
+	refusals        refusalLog
 	proxies         trustedProxies
 	// clients caches client records and, as nil, IDs the store does not
 	// know, so a known and an unknown ID cost the same (no timing oracle).
@@ -244,6 +247,7 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 
 	if ok, wait := s.issued.Take(client.ID); !ok {
 		s.metrics.rateLimited.WithLabelValues("client_tokens").Inc()
+		s.refusals.add(client.ID, false, s.clock.Now())
 		return nil, client.ID, ErrTooManyRequests.withRetryAfter(wait).WithDescription("the client asked for more tokens a minute than rate_limit.tokens_per_minute allows")
 	}
 
@@ -592,6 +596,7 @@ func (s *Endpoints) revoke(w http.ResponseWriter, r *http.Request) (clientID str
 	}
 	if ok, wait := s.revoked.Take(client.ID); !ok {
 		s.metrics.rateLimited.WithLabelValues("client_revocations").Inc()
+		s.refusals.add(client.ID, true, s.clock.Now())
 		return client.ID, ErrTooManyRequests.withRetryAfter(wait).WithDescription("the client revoked more tokens a minute than rate_limit.revocations_per_minute allows")
 	}
 	if _, revoked := s.Feed.Revoked(at); revoked {
@@ -703,4 +708,58 @@ func (s *Endpoints) handleHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = io.WriteString(w, "ok\n")
+}
+
+// ClientLimits is what the per-client bounds allow a client, and what this
+// issuer refused it in the last hour.
+type ClientLimits struct {
+	TokensPerMinute, RevocationsPerMinute int
+	// RefusedTokens and RefusedRevocations count the requests this replica
+	// answered 429 in the hour since FirstRefused.
+	RefusedTokens, RefusedRevocations int
+	FirstRefused, LastRefused         time.Time
+}
+
+// ClientLimits reports the client's bounds and this replica's refusals.
+func (s *Endpoints) ClientLimits(clientID string) ClientLimits {
+	l := s.refusals.get(clientID, s.clock.Now())
+	l.TokensPerMinute, l.RevocationsPerMinute = s.cfg.RateLimit.TokensPerMinute, s.cfg.RateLimit.RevocationsPerMinute
+	return l
+}
+
+// refusalLog counts per-client refusals over an hour. Only authenticated
+// clients that went over a bound are in it, so it is as large as the
+// clients are many at most.
+type refusalLog struct {
+	mu sync.Mutex
+	m  map[string]ClientLimits
+}
+
+func (r *refusalLog) add(clientID string, revocation bool, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]ClientLimits{}
+	}
+	l, ok := r.m[clientID]
+	if !ok || now.Sub(l.FirstRefused) >= time.Hour {
+		l = ClientLimits{FirstRefused: now}
+	}
+	if revocation {
+		l.RefusedRevocations++
+	} else {
+		l.RefusedTokens++
+	}
+	l.LastRefused = now
+	r.m[clientID] = l
+}
+
+func (r *refusalLog) get(clientID string, now time.Time) ClientLimits {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l, ok := r.m[clientID]
+	if !ok || now.Sub(l.FirstRefused) >= time.Hour {
+		return ClientLimits{}
+	}
+	return l
 }

@@ -152,6 +152,17 @@ type clientData struct {
 	Client   *tokenissuer.Client
 	CanWrite bool
 	Error    string
+	// Limits is nil when the portal does not know the bounds.
+	Limits *tokenissuer.ClientLimits
+}
+
+// limitsOf is the client's bounds and refusals, when the portal knows them.
+func (p *Portal) limitsOf(clientID string) *tokenissuer.ClientLimits {
+	if p.opts.ClientLimits == nil {
+		return nil
+	}
+	l := p.opts.ClientLimits(clientID)
+	return &l
 }
 
 func (p *Portal) clientPage(w http.ResponseWriter, r *http.Request, v *visitor) error {
@@ -159,7 +170,7 @@ func (p *Portal) clientPage(w http.ResponseWriter, r *http.Request, v *visitor) 
 	if err != nil {
 		return err
 	}
-	p.render(w, r, v, http.StatusOK, "client", c.Name, clientData{Client: c, CanWrite: v.account.Role.CanWrite()})
+	p.render(w, r, v, http.StatusOK, "client", c.Name, clientData{Client: c, CanWrite: v.account.Role.CanWrite(), Limits: p.limitsOf(c.ID)})
 	return nil
 }
 
@@ -181,7 +192,7 @@ func (p *Portal) clientAction(w http.ResponseWriter, r *http.Request, v *visitor
 		if fresh, ferr := p.admin.Client(r.Context(), c.ID); ferr == nil {
 			c = fresh
 		}
-		p.render(w, r, v, status, "client", c.Name, clientData{Client: c, CanWrite: true, Error: msg})
+		p.render(w, r, v, status, "client", c.Name, clientData{Client: c, CanWrite: true, Error: msg, Limits: p.limitsOf(c.ID)})
 	}
 	return nil
 }

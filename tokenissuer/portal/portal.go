@@ -38,7 +38,10 @@ type Options struct {
 	// TokenEndpoint is the issuer's public token endpoint, for the curl
 	// line shown with a new secret.
 	TokenEndpoint string
-	Log           *slog.Logger
+	// ClientLimits tells a client's per-client bounds and this issuer's
+	// refusals of it; nil shows none.
+	ClientLimits func(clientID string) tokenissuer.ClientLimits
+	Log          *slog.Logger
 }
 
 // Portal serves /portal/.
@@ -270,6 +273,7 @@ func Mount(svc *tokenissuer.Server, log *slog.Logger) error {
 		SecureCookies: cfg.Portal.SecureCookies,
 		BaseURL:       svc.PortalURL(),
 		TokenEndpoint: strings.TrimSuffix(cfg.Issuer, "/") + "/oauth2/token",
+		ClientLimits:  svc.Endpoints.ClientLimits,
 		Log:           log,
 	})
 	if err != nil {

@@ -334,3 +334,34 @@ func TestTenantAdminsCannotMintOperators(t *testing.T) {
 		t.Fatalf("a platform admin: %d", status)
 	}
 }
+
+// TestClientPageShowsItsLimitsAndRefusals: a client over its per-client
+// bound gets 429, and its page says so.
+func TestClientPageShowsItsLimitsAndRefusals(t *testing.T) {
+	e := start(t, func(c *tokenissuer.Config) { c.RateLimit.TokensPerMinute = 1 })
+	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
+	c, secret, err := e.admin.CreateClient(op, tokenissuer.NewClient{Name: "Chatty", TenantID: "acme", Scopes: []string{"accounts:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func() int {
+		req, _ := http.NewRequest(http.MethodPost, e.public+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(c.ID, secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if a, b := token(), token(); a != http.StatusOK || b != http.StatusTooManyRequests {
+		t.Fatalf("two tokens in a minute with a bound of one: %d, %d", a, b)
+	}
+	ada := newPerson(t, e.portal[:len(e.portal)-len("/portal/")])
+	ada.signIn("admin@acme.example")
+	status, body := ada.get("/portal/clients/" + c.ID)
+	if status != http.StatusOK || !strings.Contains(body, "1 tokens and 60 revocations a minute") || !strings.Contains(body, "refused 1 token request and 0 revocations") {
+		t.Fatalf("client page: %d\n%s", status, body)
+	}
+}
