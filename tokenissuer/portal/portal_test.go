@@ -361,7 +361,7 @@ func TestClientPageShowsItsLimitsAndRefusals(t *testing.T) {
 	ada := newPerson(t, e.portal[:len(e.portal)-len("/portal/")])
 	ada.signIn("admin@acme.example")
 	status, body := ada.get("/portal/clients/" + c.ID)
-	if status != http.StatusOK || !strings.Contains(body, "1 tokens and 60 revocations a minute") || !strings.Contains(body, "refused 1 token request and 0 revocations") {
+	if status != http.StatusOK || !strings.Contains(body, "1 token and 60 revocations a minute") || !strings.Contains(body, "refused 1 token request and 0 revocations") {
 		t.Fatalf("client page: %d\n%s", status, body)
 	}
 }
