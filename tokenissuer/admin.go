@@ -395,14 +395,10 @@ func (a *Admin) RenameClient(ctx context.Context, id, name string) (*Client, err
 
 // DeleteClient removes a client and its secrets.
 func (a *Admin) DeleteClient(ctx context.Context, id string) error {
-	c, err := a.store.Client(ctx, id)
+	// The version is compared inside the delete's transaction: a change
+	// that lands between a read and the delete cannot be lost.
+	c, err := a.store.DeleteClient(ctx, id, func(c *Client) error { return checkVersion(ctx, ClientVersion(c)) })
 	if err != nil {
-		return err
-	}
-	if err := checkVersion(ctx, ClientVersion(c)); err != nil {
-		return err
-	}
-	if err := a.store.DeleteClient(ctx, id); err != nil {
 		return err
 	}
 	a.clientChanged(ctx, id)

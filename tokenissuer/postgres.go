@@ -283,16 +283,25 @@ func (s *PostgresStore) UpdateClient(ctx context.Context, id string, update func
 	return out, err
 }
 
-// DeleteClient implements Store.
-func (s *PostgresStore) DeleteClient(ctx context.Context, id string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("delete client: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrClientNotFound
-	}
-	return nil
+// DeleteClient implements Store; the row is locked from the check to the
+// delete.
+func (s *PostgresStore) DeleteClient(ctx context.Context, id string, check func(*Client) error) (*Client, error) {
+	var out *Client
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		c, err := pgReadClient(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if err := check(c); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("delete client: %w", err)
+		}
+		out = c
+		return nil
+	})
+	return out, err
 }
 
 // SigningKeys implements Store.

@@ -328,24 +328,29 @@ func (s *SQLiteStore) UpdateClient(ctx context.Context, id string, update func(*
 	return c, nil
 }
 
-// DeleteClient implements Store.
-func (s *SQLiteStore) DeleteClient(ctx context.Context, id string) error {
+// DeleteClient implements Store. The transaction takes the write lock when
+// it begins (_txlock=immediate): nobody changes the client between the
+// check and the delete.
+func (s *SQLiteStore) DeleteClient(ctx context.Context, id string, check func(*Client) error) (*Client, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM client_secrets WHERE client_id = ?`, id); err != nil {
-		return fmt.Errorf("delete client: %w", err)
-	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
+	c, err := sqliteReadClient(ctx, tx, id)
 	if err != nil {
-		return fmt.Errorf("delete client: %w", err)
+		return nil, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrClientNotFound
+	if err := check(c); err != nil {
+		return nil, err
 	}
-	return tx.Commit()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM client_secrets WHERE client_id = ?`, id); err != nil {
+		return nil, fmt.Errorf("delete client: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id); err != nil {
+		return nil, fmt.Errorf("delete client: %w", err)
+	}
+	return c, tx.Commit()
 }
 
 // SigningKeys implements Store.

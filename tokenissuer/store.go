@@ -86,8 +86,10 @@ type ClientStore interface {
 	// UpdateClient applies update to the client atomically (read, modify,
 	// write in one transaction) and returns the result.
 	UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error)
-	// DeleteClient removes the client and its secrets, or ErrClientNotFound.
-	DeleteClient(ctx context.Context, id string) error
+	// DeleteClient removes the client and its secrets if check, run on the
+	// client in the same transaction, allows it, and returns what it
+	// removed; ErrClientNotFound when there is no such client.
+	DeleteClient(ctx context.Context, id string, check func(*Client) error) (*Client, error)
 }
 
 // KeyStore keeps signing keys for the KeyManager.

@@ -81,13 +81,20 @@ func testStoreClients(t *testing.T, s Store) {
 	if err != nil || len(all) != 2 || all[0].ID != "acme-app" || all[1].ID != "b-app" {
 		t.Fatalf("list: %v %d", err, len(all))
 	}
-	if err := s.DeleteClient(ctx, "acme-app"); err != nil {
-		t.Fatal(err)
+	refused := errors.New("refused")
+	if _, err := s.DeleteClient(ctx, "acme-app", func(*Client) error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("a delete its check refused: %v", err)
+	}
+	if _, err := s.Client(ctx, "acme-app"); err != nil {
+		t.Fatalf("a refused delete removed the client: %v", err)
+	}
+	if c, err := s.DeleteClient(ctx, "acme-app", func(*Client) error { return nil }); err != nil || c.ID != "acme-app" {
+		t.Fatal(c, err)
 	}
 	if _, err := s.Client(ctx, "acme-app"); !errors.Is(err, ErrClientNotFound) {
 		t.Fatalf("after delete: %v", err)
 	}
-	if err := s.DeleteClient(ctx, "acme-app"); !errors.Is(err, ErrClientNotFound) {
+	if _, err := s.DeleteClient(ctx, "acme-app", func(*Client) error { return nil }); !errors.Is(err, ErrClientNotFound) {
 		t.Fatalf("delete twice: %v", err)
 	}
 }

@@ -482,9 +482,18 @@ func etag(version string) string { return `"` + version + `"` }
 
 // withIfMatch makes the request's change conditional on its If-Match.
 func withIfMatch(r *http.Request) context.Context {
-	v := strings.TrimPrefix(strings.TrimSpace(r.Header.Get("If-Match")), "W/")
+	v := strings.TrimSpace(r.Header.Get("If-Match"))
 	if v == "" || v == "*" {
 		return r.Context()
 	}
+	if strings.HasPrefix(v, "W/") {
+		// If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never
+		// matches, so the change is refused (412).
+		return tokenissuer.WithExpectedVersion(r.Context(), weakTag)
+	}
 	return tokenissuer.WithExpectedVersion(r.Context(), strings.Trim(v, `"`))
 }
+
+// weakTag is the expected version of a request whose If-Match was weak: no
+// resource's version, which is base-36 digits, can equal it.
+const weakTag = "W/"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -445,8 +446,33 @@ func testConcurrentUpdates(t *testing.T, e *env) {
 		t.Fatalf("a stale ETag: %d %s", r.status, r.raw)
 	}
 	fresh := e.call("GET", "/admin/v1/clients/app", ops, "").header.Get("ETag")
+	// If-Match compares strongly: the current tag made weak is refused.
+	if r := e.callIf("POST", "/admin/v1/clients/app/disable", ops, "", "W/"+fresh); r.status != http.StatusPreconditionFailed {
+		t.Fatalf("a weak ETag: %d %s", r.status, r.raw)
+	}
 	if r := e.callIf("POST", "/admin/v1/clients/app/disable", ops, "", fresh); r.status != 200 || r.header.Get("ETag") == fresh {
 		t.Fatalf("the current ETag: %d, new ETag %q", r.status, r.header.Get("ETag"))
+	}
+
+	// A change and a delete with one ETag: never both. The delete compares
+	// the version inside its transaction, not before it.
+	for round := range 20 {
+		id := fmt.Sprint("race-", round)
+		r := e.call("POST", "/admin/v1/clients", ops, `{"client_id":"`+id+`","tenant_id":"acme","scopes":["a"]}`)
+		tag := r.header.Get("ETag")
+		results := make(chan int, 2)
+		go func() { results <- e.callIf("PUT", "/admin/v1/clients/"+id+"/scopes", ops, `{"scopes":["b"]}`, tag).status }()
+		go func() { results <- e.callIf("DELETE", "/admin/v1/clients/"+id, ops, "", tag).status }()
+		a, b := <-results, <-results
+		won := 0
+		for _, s := range []int{a, b} {
+			if s == http.StatusOK || s == http.StatusNoContent {
+				won++
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: a change and a delete with one ETag answered %d and %d", round, a, b)
+		}
 	}
 }
 
