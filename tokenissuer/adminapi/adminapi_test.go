@@ -461,7 +461,9 @@ func testConcurrentUpdates(t *testing.T, e *env) {
 		r := e.call("POST", "/admin/v1/clients", ops, `{"client_id":"`+id+`","tenant_id":"acme","scopes":["a"]}`)
 		tag := r.header.Get("ETag")
 		results := make(chan int, 2)
-		go func() { results <- e.callIf("PUT", "/admin/v1/clients/"+id+"/scopes", ops, `{"scopes":["b"]}`, tag).status }()
+		go func() {
+			results <- e.callIf("PUT", "/admin/v1/clients/"+id+"/scopes", ops, `{"scopes":["b"]}`, tag).status
+		}()
 		go func() { results <- e.callIf("DELETE", "/admin/v1/clients/"+id, ops, "", tag).status }()
 		a, b := <-results, <-results
 		won := 0
