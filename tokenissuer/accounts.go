@@ -33,6 +33,8 @@ type Accounts struct {
 	// decoyHash is verified against when the email is unknown, so a
 	// sign-in takes as long whether or not the account exists.
 	decoyHash string
+	// passwords bounds the Argon2id work running at once.
+	passwords *passwordPool
 }
 
 // AccountsConfig sets the lifetimes and the password rules.
@@ -78,7 +80,8 @@ func NewAccounts(admin *Admin, store interface {
 	if err != nil {
 		return nil, err
 	}
-	return &Accounts{admin: admin, store: store, tenants: store, encrypter: encrypter, limiter: limiter, clock: clock, cfg: cfg, log: log, decoyHash: decoy}, nil
+	return &Accounts{admin: admin, store: store, tenants: store, encrypter: encrypter, limiter: limiter, clock: clock, cfg: cfg, log: log, decoyHash: decoy,
+		passwords: newPasswordPool()}, nil
 }
 
 // NewSignInLimiter returns the limiter of failed sign-ins the configuration
@@ -209,7 +212,7 @@ func (s *Accounts) CreateAccount(ctx context.Context, na NewAccount) (*Account, 
 		if err := s.checkPassword(na.Password); err != nil {
 			return nil, err
 		}
-		hash, err := argon2id.CreateHash(na.Password, s.cfg.PasswordParams)
+		hash, err := s.passwords.hash(ctx, na.Password, s.cfg.PasswordParams)
 		if err != nil {
 			return nil, err
 		}
@@ -270,7 +273,7 @@ func (s *Accounts) AcceptInvite(ctx context.Context, token, name, password strin
 	if err := s.checkPassword(password); err != nil {
 		return nil, err
 	}
-	hash, err := argon2id.CreateHash(password, s.cfg.PasswordParams)
+	hash, err := s.passwords.hash(ctx, password, s.cfg.PasswordParams)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +327,10 @@ func (s *Accounts) SignIn(ctx context.Context, email, password, address string) 
 	if a != nil && a.PasswordHash != "" {
 		hash = a.PasswordHash
 	}
-	match, err := argon2id.ComparePasswordAndHash(password, hash)
+	match, err := s.passwords.compare(ctx, password, hash)
+	if errors.Is(err, ErrBusy) || ctx.Err() != nil {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("password hash of %s: %w", email, err)
 	}
@@ -584,7 +590,9 @@ func (s *Accounts) RemoveSecondFactor(ctx context.Context, by *Account, id, pass
 		return nil, err
 	}
 	if by != nil && by.ID == id {
-		if ok, err := argon2id.ComparePasswordAndHash(password, target.PasswordHash); err != nil || !ok {
+		if ok, err := s.passwords.compare(ctx, password, target.PasswordHash); errors.Is(err, ErrBusy) {
+			return nil, err
+		} else if err != nil || !ok {
 			return nil, ErrSignInFailed
 		}
 	} else if err := s.checkManage(by, target); err != nil {
@@ -665,13 +673,15 @@ func (s *Accounts) DeleteAccount(ctx context.Context, by *Account, id string) er
 // ChangePassword replaces the account's password after checking the
 // current one, and ends every other session of the account.
 func (s *Accounts) ChangePassword(ctx context.Context, a *Account, keepSession []byte, current, next string) error {
-	if ok, err := argon2id.ComparePasswordAndHash(current, a.PasswordHash); err != nil || !ok {
+	if ok, err := s.passwords.compare(ctx, current, a.PasswordHash); errors.Is(err, ErrBusy) {
+		return err
+	} else if err != nil || !ok {
 		return ErrSignInFailed
 	}
 	if err := s.checkPassword(next); err != nil {
 		return err
 	}
-	hash, err := argon2id.CreateHash(next, s.cfg.PasswordParams)
+	hash, err := s.passwords.hash(ctx, next, s.cfg.PasswordParams)
 	if err != nil {
 		return err
 	}

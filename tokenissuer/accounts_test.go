@@ -359,3 +359,29 @@ func TestChangingThePasswordEndsTheOtherSessions(t *testing.T) {
 		t.Fatalf("the new password: %v", err)
 	}
 }
+
+// TestPasswordWorkIsBounded: past the running and waiting password checks
+// the pool admits, a sign-in is refused at once (ErrBusy, a 503 in the
+// portal) instead of holding another Argon2id's memory; a free pool signs
+// in as before.
+func TestPasswordWorkIsBounded(t *testing.T) {
+	t.Parallel()
+	f := newAccountsFixture(t)
+	f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	pool := f.accounts.passwords
+	for range cap(pool.admitted) {
+		pool.admitted <- struct{}{}
+	}
+	if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "correct horse battery staple", "192.0.2.1"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a sign-in past the pool: %v", err)
+	}
+	for range cap(pool.admitted) {
+		<-pool.admitted
+	}
+	if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "correct horse battery staple", "192.0.2.1"); err != nil {
+		t.Fatalf("a sign-in with the pool free: %v", err)
+	}
+	if cap(pool.running) < 2 || cap(pool.admitted) <= cap(pool.running) {
+		t.Fatalf("pool of %d running, %d admitted", cap(pool.running), cap(pool.admitted))
+	}
+}

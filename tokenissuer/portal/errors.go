@@ -49,6 +49,8 @@ func userMessage(err error) (status int, msg string, ok bool) {
 		return http.StatusForbidden, "Your role does not allow this.", true
 	case errors.Is(err, tokenissuer.ErrPlatformScope):
 		return http.StatusForbidden, sentence(err) + " Ask your platform operator.", true
+	case errors.Is(err, tokenissuer.ErrBusy):
+		return http.StatusServiceUnavailable, sentence(err), true
 	case errors.Is(err, tokenissuer.ErrSignInFailed), errors.Is(err, tokenissuer.ErrSecondFactorFailed):
 		return http.StatusUnauthorized, sentence(err), true
 	case errors.Is(err, tokenissuer.ErrInviteNotFound):
