@@ -23,6 +23,8 @@ type Request struct {
 	// underscore (nil for almost every request): the ones that imitate a
 	// trusted header are removed on allow.
 	Underscored []string
+	// underscoredSeen indexes Underscored by folded name once it is long.
+	underscoredSeen map[string]struct{}
 }
 
 // Decision is the outcome of a Check. The zero value is a denial: nothing

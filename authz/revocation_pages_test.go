@@ -193,3 +193,39 @@ func TestRetriesAfterAFailureAreSpread(t *testing.T) {
 		}
 	}
 }
+
+// TestManyUnderscoredNamesAreKeptOnceEach: past the names compared one by
+// one, the map finds repeats in any case, and every distinct name is kept
+// (each may imitate a trusted header and must be removed).
+func TestManyUnderscoredNamesAreKeptOnceEach(t *testing.T) {
+	t.Parallel()
+	var r Request
+	for i := range 1000 {
+		noteUnderscored(&r, fmt.Sprintf("x_h_%d", i))
+		noteUnderscored(&r, fmt.Sprintf("X_H_%d", i))
+	}
+	noteUnderscored(&r, "x_auth_user_id")
+	noteUnderscored(&r, "X_Auth_User_Id")
+	if len(r.Underscored) != 1001 || r.Underscored[1000] != "x_auth_user_id" {
+		t.Fatalf("%d names kept, last %q", len(r.Underscored), r.Underscored[len(r.Underscored)-1])
+	}
+}
+
+// BenchmarkNoteUnderscored: the cost of a request's underscored names
+// grows with their number, not its square.
+func BenchmarkNoteUnderscored(b *testing.B) {
+	for _, n := range []int{1_000, 10_000} {
+		names := make([]string, n)
+		for i := range names {
+			names[i] = fmt.Sprintf("x_h_%d", i)
+		}
+		b.Run(fmt.Sprint("names=", n), func(b *testing.B) {
+			for b.Loop() {
+				var r Request
+				for _, name := range names {
+					noteUnderscored(&r, name)
+				}
+			}
+		})
+	}
+}
