@@ -12,12 +12,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/portcullis/portcullis/tokenissuer"
 )
@@ -456,16 +461,67 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request, c caller) error 
 
 // decode reads a strict JSON body: unknown fields are errors.
 func decode(r *http.Request, into any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(into); err != nil {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return errTooLarge
 		}
-		return &tokenissuer.InvalidError{Msg: "the body is not the expected JSON: " + err.Error()}
+		return &tokenissuer.InvalidError{Msg: "the body could not be read"}
+	}
+	// Strictly: member names exactly as documented, each once, none
+	// unknown, nothing after the object (encoding/json accepted "Scopes",
+	// a repeated member and trailing data).
+	if err := jsonv2.Unmarshal(body, into, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return &tokenissuer.InvalidError{Msg: "the body is not the expected JSON: " + jsonProblem(err)}
 	}
 	return nil
+}
+
+// jsonProblem says what is wrong with a body in the API's own words: JSON
+// pointers and JSON kinds, never the Go types it is read into.
+func jsonProblem(err error) string {
+	var syn *jsontext.SyntacticError
+	var sem *jsonv2.SemanticError
+	switch {
+	case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
+		return fmt.Sprintf("member %q appears more than once", syn.JSONPointer.LastToken())
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d", syn.ByteOffset)
+	case errors.As(err, &sem) && errors.Is(sem.Err, jsonv2.ErrUnknownName):
+		return fmt.Sprintf("unknown member %q (names are case-sensitive; see the OpenAPI document)", sem.JSONPointer.LastToken())
+	case errors.As(err, &sem):
+		where := string(sem.JSONPointer)
+		if where == "" {
+			where = "the body"
+		}
+		return fmt.Sprintf("%s must be %s", where, expectedKind(sem.GoType))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the body ends too early"
+	}
+	return "invalid JSON"
+}
+
+// expectedKind names what JSON a Go type reads.
+func expectedKind(t reflect.Type) string {
+	if t == nil {
+		return "of another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array of " + strings.TrimPrefix(expectedKind(t.Elem()), "a ") + "s"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Pointer:
+		return expectedKind(t.Elem())
+	}
+	return "of another type"
 }
 
 var errTooLarge = errors.New("request body too large")

@@ -627,3 +627,31 @@ func TestClientListIsPaged(t *testing.T) {
 		t.Fatalf("limit 0: %d", r.status)
 	}
 }
+
+// TestBodiesAreReadStrictly: member names exactly as documented, once each,
+// nothing unknown and nothing after the object; problems are told in the
+// API's terms (JSON pointers and kinds), never its Go types.
+func TestBodiesAreReadStrictly(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	ops := e.operator()
+	e.call("POST", "/admin/v1/tenants", ops, `{"tenant_id":"acme","name":"Acme","scope_ceiling":["a","b"]}`)
+	for body, want := range map[string]string{
+		`{"client_id":"x1","tenant_id":"acme","scopes":["a"],"scopes":["b"]}`: `member "scopes" appears more than once`,
+		`{"client_id":"x2","tenant_id":"acme","Scopes":["a"]}`:                `unknown member "Scopes"`,
+		`{"client_id":"x3","tenant_id":"acme","scopes":["a"],"admin":true}`:   `unknown member "admin"`,
+		`{"client_id":"x4","tenant_id":"acme","scopes":["a"]} {}`:             `invalid JSON`,
+		`{"client_id":"x5","tenant_id":"acme","scopes":"a"}`:                  `/scopes must be an array of strings`,
+	} {
+		r := e.call("POST", "/admin/v1/clients", ops, body)
+		if detail, _ := r.body["detail"].(string); r.status != http.StatusBadRequest || !strings.Contains(detail, want) {
+			t.Errorf("%s: %d %s, want 400 saying %s", body, r.status, r.raw, want)
+		}
+		if strings.Contains(r.raw, "Request") || strings.Contains(r.raw, "[]string") || strings.Contains(r.raw, "Go ") {
+			t.Errorf("%s: the problem names Go types: %s", body, r.raw)
+		}
+	}
+	if r := e.call("GET", "/admin/v1/clients/x1", ops, ""); r.status != http.StatusNotFound {
+		t.Fatalf("a refused body created a client: %d", r.status)
+	}
+}
