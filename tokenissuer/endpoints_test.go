@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -435,5 +436,37 @@ func TestPerClientTokenLifetime(t *testing.T) {
 	r = postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(long.ID, longSecret))
 	if r.body["expires_in"] != float64(3600) {
 		t.Fatalf("lifetime above tokens.max_lifetime: expires_in = %v", r.body["expires_in"])
+	}
+}
+
+// TestTheIssuersVerifierAcceptsOneSpellingOfAToken: the admin API, the
+// revocation endpoint and the feed verify this issuer's tokens as authz
+// does, refusing spellings of a valid token that are not canonical.
+func TestTheIssuersVerifierAcceptsOneSpellingOfAToken(t *testing.T) {
+	t.Parallel()
+	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	_, secret := ti.createClient(NewClient{ID: "app", Scopes: []string{"a"}})
+	tok := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("app", secret)).body["access_token"].(string)
+	if _, err := ti.keys.VerifyAccessToken(tok, ti.cfg.Issuer, ti.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(tok, ".")
+	// A signature of 64 bytes (EdDSA) ends in a character with unused bits:
+	// flipping them spells the same bytes another way.
+	sig := []byte(parts[2])
+	last := strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", sig[len(sig)-1])
+	sig[len(sig)-1] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[last|1]
+	for name, spelling := range map[string]string{
+		"padded payload":      parts[0] + "." + parts[1] + "=." + parts[2],
+		"a line break inside": parts[0] + "." + parts[1][:5] + "\n" + parts[1][5:] + "." + parts[2],
+		"unused bits set":     parts[0] + "." + parts[1] + "." + string(sig),
+		"standard alphabet":   parts[0] + "." + strings.NewReplacer("-", "+", "_", "/").Replace(parts[1]) + "." + parts[2],
+	} {
+		if spelling == tok {
+			continue // this token's bytes left nothing to change
+		}
+		if _, err := ti.keys.VerifyAccessToken(spelling, ti.cfg.Issuer, ti.clock.Now()); !errors.Is(err, ErrInvalidAccessToken) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package tokenissuer
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,6 +92,9 @@ func (m *KeyManager) VerifyAccessToken(token, issuer string, now time.Time) (Acc
 	if snap == nil {
 		return AccessToken{}, errors.New("signing keys not loaded")
 	}
+	if !canonicalCompact(token) {
+		return AccessToken{}, fmt.Errorf("%w: not three parts of canonical base64url", ErrInvalidAccessToken)
+	}
 	msg, err := jws.ParseString(token)
 	if err != nil || len(msg.Signatures()) != 1 || msg.Signatures()[0].ProtectedHeaders().Type() != accessTokenType {
 		return AccessToken{}, ErrInvalidAccessToken
@@ -115,4 +119,27 @@ func (m *KeyManager) VerifyAccessToken(token, issuer string, now time.Time) (Acc
 		return AccessToken{}, fmt.Errorf("%w: no client_id", ErrInvalidAccessToken)
 	}
 	return at, nil
+}
+
+// canonicalCompact reports whether token is three dot-separated parts in
+// canonical base64url (RFC 7515 §2: no padding, and, as authz demands, zero
+// unused bits and nothing outside the alphabet): one token, one spelling,
+// so that the issuer accepts exactly the tokens authz does.
+func canonicalCompact(token string) bool {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	for _, p := range parts {
+		for i := 0; i < len(p); i++ {
+			c := p[i]
+			if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+		if _, err := base64.RawURLEncoding.Strict().DecodeString(p); err != nil {
+			return false
+		}
+	}
+	return true
 }
