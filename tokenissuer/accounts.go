@@ -337,9 +337,26 @@ func (s *Accounts) SignIn(ctx context.Context, email, password, address string) 
 	if !match || a == nil || a.PasswordHash == "" || a.Status != AccountActive {
 		s.limiter.Fail(ctx, "portal-account:"+email)
 		s.limiter.Fail(ctx, "portal-address:"+address)
+		s.signInFailed(ctx, a, address)
 		return nil, ErrSignInFailed
 	}
 	return s.startSession(ctx, a, a.SecondFactor(), address)
+}
+
+// signInFailed logs a refused sign-in and, when it named an account,
+// records it in that account's tenant's audit trail: a person guessing at
+// an account shows there. An email with no account writes nothing (anyone
+// could fill the trail with made-up ones); the limits bound the rest.
+func (s *Accounts) signInFailed(ctx context.Context, a *Account, address string) {
+	if a == nil {
+		s.log.Info("portal sign-in refused", "reason", "unknown-email", "remote", address)
+		return
+	}
+	s.log.Info("portal sign-in refused", "reason", "wrong-password-or-disabled", "account", a.ID, "remote", address)
+	ctx = WithActor(ctx, Actor{ID: "anonymous", Address: address})
+	if err := s.admin.audit(ctx, "account.sign_in_failed", a.TenantID, "account", a.ID, nil, nil); err != nil {
+		s.log.Warn("auditing a refused sign-in failed", "account", a.ID, "err", err)
+	}
 }
 
 func (s *Accounts) checkLimits(keys ...string) error {

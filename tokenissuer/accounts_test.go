@@ -112,6 +112,12 @@ func TestFailedSignInsAreLimitedPerAccountAndPerAddress(t *testing.T) {
 	if _, err := f.accounts.SignIn(f.ctx, "other@example.com", "guess", "203.0.113.7"); !errors.As(err, &limited) {
 		t.Fatalf("an address after 3 failures: %v", err)
 	}
+	// Each refusal is in the tenant's audit trail, from where it came, with
+	// no password; an unknown email writes nothing there.
+	records, err := f.store.AuditRecords(context.Background(), AuditQuery{Actor: "anonymous"})
+	if err != nil || len(records) != 3 || records[0].Action != "account.sign_in_failed" || records[0].TenantID != "acme" || records[0].Address != "192.0.2.1" {
+		t.Fatalf("audit of refused sign-ins: %v %+v", err, records)
+	}
 	f.clock.Advance(16 * time.Minute)
 	if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "correct horse battery staple", "198.51.100.9"); err != nil {
 		t.Fatalf("after the window: %v", err)

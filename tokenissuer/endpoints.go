@@ -656,6 +656,11 @@ func (s *Endpoints) remoteAddress(r *http.Request) string {
 	return limiterKey(s.proxies.clientAddress(r))
 }
 
+// ClientAddress is who sent r, as every per-address limit of the issuer
+// counts it: the peer, or what a proxy of rate_limit.trusted_proxies says,
+// an IPv6 address by its /64.
+func (s *Endpoints) ClientAddress(r *http.Request) string { return s.remoteAddress(r) }
+
 // PruneLimiters forgets failure windows that have ended.
 func (s *Endpoints) PruneLimiters() {
 	s.byAddress.Prune()

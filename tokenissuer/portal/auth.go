@@ -55,7 +55,7 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email := r.PostForm.Get("email")
-	in, err := p.accounts.SignIn(r.Context(), email, r.PostForm.Get("password"), remoteAddress(r))
+	in, err := p.accounts.SignIn(r.Context(), email, r.PostForm.Get("password"), p.remoteAddress(r))
 	if err != nil {
 		p.signInFailed(w, r, "sign-in", "Sign in", p.formToken(w, r), signInData{Email: email}, err)
 		return
@@ -65,7 +65,7 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/portal/sign-in/code", http.StatusSeeOther)
 		return
 	}
-	p.opts.Log.Info("portal sign-in", "account", in.Account.ID, "address", remoteAddress(r))
+	p.opts.Log.Info("portal sign-in", "account", in.Account.ID, "address", p.remoteAddress(r))
 	http.Redirect(w, r, "/portal/clients", http.StatusSeeOther)
 }
 
@@ -112,13 +112,13 @@ func (p *Portal) code(w http.ResponseWriter, r *http.Request) {
 		p.renderError(w, r, nil, http.StatusForbidden, "This form has expired or did not come from the portal. Sign in again.")
 		return
 	}
-	in, err := p.accounts.CompleteSignIn(r.Context(), token, r.PostForm.Get("code"), remoteAddress(r))
+	in, err := p.accounts.CompleteSignIn(r.Context(), token, r.PostForm.Get("code"), p.remoteAddress(r))
 	if err != nil {
 		p.signInFailed(w, r, "sign-in-code", "Second factor", sess.CSRFToken, signInData{}, err)
 		return
 	}
 	p.setSessionCookie(w, in.Token)
-	p.opts.Log.Info("portal sign-in", "account", in.Account.ID, "address", remoteAddress(r), "second_factor", true)
+	p.opts.Log.Info("portal sign-in", "account", in.Account.ID, "address", p.remoteAddress(r), "second_factor", true)
 	http.Redirect(w, r, "/portal/clients", http.StatusSeeOther)
 }
 
@@ -194,7 +194,7 @@ func (p *Portal) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 		p.renderForm(w, r, http.StatusUnprocessableEntity, "invitation", "Create your account", p.formToken(w, r), data)
 		return
 	}
-	a, err := p.accounts.AcceptInvite(tokenissuer.WithActor(r.Context(), tokenissuer.Actor{Address: remoteAddress(r)}), token, name, password)
+	a, err := p.accounts.AcceptInvite(tokenissuer.WithActor(r.Context(), tokenissuer.Actor{Address: p.remoteAddress(r)}), token, name, password)
 	if err != nil {
 		status, msg, ok := userMessage(err)
 		if !ok {

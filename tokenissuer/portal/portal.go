@@ -41,7 +41,11 @@ type Options struct {
 	// ClientLimits tells a client's per-client bounds and this issuer's
 	// refusals of it; nil shows none.
 	ClientLimits func(clientID string) tokenissuer.ClientLimits
-	Log          *slog.Logger
+	// ClientAddress is who sent a request, as the sign-in limits count
+	// it (the issuer's trusted proxies honoured, IPv6 by its /64); nil:
+	// the peer.
+	ClientAddress func(*http.Request) string
+	Log           *slog.Logger
 }
 
 // Portal serves /portal/.
@@ -161,7 +165,10 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-func remoteAddress(r *http.Request) string {
+func (p *Portal) remoteAddress(r *http.Request) string {
+	if p.opts.ClientAddress != nil {
+		return p.opts.ClientAddress(r)
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -174,7 +181,7 @@ func remoteAddress(r *http.Request) string {
 // actor of the changes the handler makes.
 func (p *Portal) signedIn(h signedIn) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v := &visitor{address: remoteAddress(r)}
+		v := &visitor{address: p.remoteAddress(r)}
 		if c, err := r.Cookie(p.sessionCookie()); err == nil {
 			v.token = c.Value
 		}
@@ -274,6 +281,7 @@ func Mount(svc *tokenissuer.Server, log *slog.Logger) error {
 		BaseURL:       svc.PortalURL(),
 		TokenEndpoint: strings.TrimSuffix(cfg.Issuer, "/") + "/oauth2/token",
 		ClientLimits:  svc.Endpoints.ClientLimits,
+		ClientAddress: svc.Endpoints.ClientAddress,
 		Log:           log,
 	})
 	if err != nil {

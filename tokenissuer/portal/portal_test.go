@@ -3,6 +3,7 @@ package portal_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -363,5 +364,30 @@ func TestClientPageShowsItsLimitsAndRefusals(t *testing.T) {
 	status, body := ada.get("/portal/clients/" + c.ID)
 	if status != http.StatusOK || !strings.Contains(body, "1 token and 60 revocations a minute") || !strings.Contains(body, "refused 1 token request and 0 revocations") {
 		t.Fatalf("client page: %d\n%s", status, body)
+	}
+}
+
+// TestSignInLimitsCountTheSenderBehindTheProxy: behind the proxy the README
+// recommends, the sign-in limit counts the address the proxy names, not the
+// proxy: failures from one sender do not lock every person out.
+func TestSignInLimitsCountTheSenderBehindTheProxy(t *testing.T) {
+	t.Parallel()
+	e := start(t, func(c *tokenissuer.Config) {
+		c.Portal.SignInMaxFailures = 3
+		c.RateLimit.TrustedProxies = []string{"127.0.0.1"}
+	})
+	attacker := newPerson(t, strings.TrimSuffix(e.portal, "/portal/"))
+	attacker.get("/portal/sign-in")
+	for i := range 5 {
+		attacker.post("/portal/sign-in", url.Values{"email": {fmt.Sprintf("guess-%d@acme.example", i)}, "password": {"wrong password"}},
+			"X-Forwarded-For", "203.0.113.9")
+	}
+	if status, _ := attacker.post("/portal/sign-in", url.Values{"email": {"nobody@acme.example"}, "password": {"x"}}, "X-Forwarded-For", "203.0.113.9"); status != http.StatusTooManyRequests {
+		t.Fatalf("the guessing sender is not limited: %d", status)
+	}
+	ada := newPerson(t, strings.TrimSuffix(e.portal, "/portal/"))
+	ada.get("/portal/sign-in")
+	if status, body := ada.post("/portal/sign-in", url.Values{"email": {"admin@acme.example"}, "password": {testPassword}}, "X-Forwarded-For", "198.51.100.2"); status != http.StatusSeeOther {
+		t.Fatalf("someone else behind the same proxy: %d\n%s", status, body)
 	}
 }
