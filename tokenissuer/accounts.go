@@ -334,13 +334,35 @@ func (s *Accounts) SignIn(ctx context.Context, email, password, address string) 
 	if err != nil {
 		return nil, fmt.Errorf("password hash of %s: %w", email, err)
 	}
-	if !match || a == nil || a.PasswordHash == "" || a.Status != AccountActive {
+	active := false
+	if match && a != nil && a.Status == AccountActive {
+		if active, err = s.tenantActive(ctx, a); err != nil {
+			return nil, err
+		}
+	}
+	if !match || a == nil || a.PasswordHash == "" || !active {
 		s.limiter.Fail(ctx, "portal-account:"+email)
 		s.limiter.Fail(ctx, "portal-address:"+address)
 		s.signInFailed(ctx, a, address)
 		return nil, ErrSignInFailed
 	}
 	return s.startSession(ctx, a, a.SecondFactor(), address)
+}
+
+// tenantActive reports whether a's tenant (if any) is active: a disabled
+// or vanished tenant's people may not sign in or stay signed in.
+func (s *Accounts) tenantActive(ctx context.Context, a *Account) (bool, error) {
+	if a.TenantID == "" {
+		return true, nil
+	}
+	t, err := s.tenants.Tenant(ctx, a.TenantID)
+	if errors.Is(err, ErrTenantNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return t.Status == TenantActive, nil
 }
 
 // signInFailed logs a refused sign-in and, when it named an account,
@@ -511,6 +533,13 @@ func (s *Accounts) session(ctx context.Context, token string, pending bool) (*Se
 		return nil, nil, err
 	}
 	if a.Status != AccountActive {
+		return nil, nil, ErrSessionNotFound
+	}
+	// Authority is read when it is used: the people of a tenant disabled
+	// since they signed in are signed out at their next page.
+	if active, err := s.tenantActive(ctx, a); err != nil {
+		return nil, nil, err
+	} else if !active {
 		return nil, nil, ErrSessionNotFound
 	}
 	if now.Sub(sess.LastSeenAt) >= sessionTouchInterval {

@@ -391,3 +391,31 @@ func TestPasswordWorkIsBounded(t *testing.T) {
 		t.Fatalf("pool of %d running, %d admitted", cap(pool.running), cap(pool.admitted))
 	}
 }
+
+// TestADisabledTenantsPeopleAreSignedOut: disabling a tenant ends its
+// people's sessions at their next page and refuses their sign-ins; enabling
+// it lets them sign in again.
+func TestADisabledTenantsPeopleAreSignedOut(t *testing.T) {
+	t.Parallel()
+	f := newAccountsFixture(t)
+	a := f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	in, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.accounts.admin.SetTenantStatus(f.ctx, "acme", TenantDisabled); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.accounts.Session(f.ctx, in.Token); !errors.Is(err, ErrSessionNotFound) {
+		t.Fatalf("a session of a disabled tenant: %v", err)
+	}
+	if _, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.1"); !errors.Is(err, ErrSignInFailed) {
+		t.Fatalf("signing in to a disabled tenant: %v", err)
+	}
+	if _, err := f.accounts.admin.SetTenantStatus(f.ctx, "acme", TenantActive); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.2"); err != nil {
+		t.Fatalf("signing in once the tenant is enabled: %v", err)
+	}
+}
