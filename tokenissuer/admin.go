@@ -689,3 +689,45 @@ func dedupe(in []string) []string {
 	}
 	return out
 }
+
+// ErrAuthorityGone is an access token whose client is gone, disabled, or no
+// longer of the token's tenant, or whose tenant is disabled.
+var ErrAuthorityGone = errors.New("the token's client or tenant no longer holds this authority; get a new token")
+
+// CurrentGrant is what an access token may do now: the scopes it was issued
+// that its client still holds, while the client is active and of the
+// token's tenant, and that tenant is active. Authority is read when it is
+// used: a scope removed, a client or tenant disabled, takes effect at the
+// next call, not when the token expires.
+func (a *Admin) CurrentGrant(ctx context.Context, at AccessToken) (AccessToken, error) {
+	c, err := a.store.Client(ctx, at.ClientID)
+	if errors.Is(err, ErrClientNotFound) {
+		return AccessToken{}, ErrAuthorityGone
+	}
+	if err != nil {
+		return AccessToken{}, err
+	}
+	if c.Status != ClientActive || c.TenantID != at.TenantID {
+		return AccessToken{}, ErrAuthorityGone
+	}
+	if c.TenantID != "" {
+		t, err := a.store.Tenant(ctx, c.TenantID)
+		if errors.Is(err, ErrTenantNotFound) {
+			return AccessToken{}, ErrAuthorityGone
+		}
+		if err != nil {
+			return AccessToken{}, err
+		}
+		if t.Status != TenantActive {
+			return AccessToken{}, ErrAuthorityGone
+		}
+	}
+	held := make([]string, 0, len(at.Scopes))
+	for _, s := range at.Scopes {
+		if slices.Contains(c.Scopes, s) {
+			held = append(held, s)
+		}
+	}
+	at.Scopes = held
+	return at, nil
+}

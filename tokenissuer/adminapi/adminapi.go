@@ -166,6 +166,13 @@ func (a *API) authenticate(r *http.Request) (caller, *problem) {
 	if err != nil {
 		return caller{}, problemUnauthorized.with("the access token is not valid")
 	}
+	// What the token may do is what its client may do now, not when the
+	// token was issued.
+	if at, err = a.admin.CurrentGrant(r.Context(), at); errors.Is(err, tokenissuer.ErrAuthorityGone) {
+		return caller{}, problemUnauthorized.with(err.Error())
+	} else if err != nil {
+		return caller{}, problemInternal.with("the request could not be completed; retry later")
+	}
 	c := caller{token: at, admin: at.HasScope(ScopeAdmin)}
 	switch {
 	case c.admin:

@@ -655,3 +655,41 @@ func TestBodiesAreReadStrictly(t *testing.T) {
 		t.Fatalf("a refused body created a client: %d", r.status)
 	}
 }
+
+// TestAuthorityIsReadWhenUsed: a token's admin rights are its client's now.
+// Removing the scope, disabling the client or its tenant takes effect at the
+// next call, not when the token expires.
+func TestAuthorityIsReadWhenUsed(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test", Operator: true})
+	if _, err := e.operate.CreateTenant(ops, tokenissuer.NewTenant{ID: "acme", ScopeCeiling: []string{"accounts:read", adminapi.ScopeManageClients}}); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := e.operate.CreateClient(ops, tokenissuer.NewClient{ID: "acme-bot", TenantID: "acme", Scopes: []string{adminapi.ScopeManageClients}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := e.mustToken("acme-bot", secret)
+	if r := e.call("GET", "/admin/v1/clients", token, ""); r.status != http.StatusOK {
+		t.Fatalf("before: %d %s", r.status, r.raw)
+	}
+	if _, err := e.operate.SetScopes(ops, "acme-bot", []string{"accounts:read"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.call("GET", "/admin/v1/clients", token, ""); r.status != http.StatusForbidden {
+		t.Fatalf("after the scope was removed: %d %s", r.status, r.raw)
+	}
+	if _, err := e.operate.SetScopes(ops, "acme-bot", []string{adminapi.ScopeManageClients}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.call("GET", "/admin/v1/clients", token, ""); r.status != http.StatusOK {
+		t.Fatalf("the scope given back: %d %s", r.status, r.raw)
+	}
+	if _, err := e.operate.SetTenantStatus(ops, "acme", tokenissuer.TenantDisabled); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.call("GET", "/admin/v1/clients", token, ""); r.status != http.StatusUnauthorized {
+		t.Fatalf("after the tenant was disabled: %d %s", r.status, r.raw)
+	}
+}
