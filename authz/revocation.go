@@ -90,10 +90,10 @@ func NewRevocationFollower(cfg RevocationConfig, clock Clock, log *slog.Logger) 
 	}
 	cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: secret, TokenURL: cfg.TokenURL, Scopes: []string{revocation.ReadScope}}
 	newClient := func() *http.Client {
+		// The token request is bounded by base's timeout; a feed request
+		// has none, since a stream lasts minutes: silence ends it (poll).
 		base := &http.Client{Timeout: cfg.Wait + 10*time.Second}
-		client := cc.Client(context.WithValue(context.Background(), oauth2.HTTPClient, base))
-		client.Timeout = cfg.Wait + 10*time.Second
-		return client
+		return cc.Client(context.WithValue(context.Background(), oauth2.HTTPClient, base))
 	}
 	return &RevocationFollower{cfg: cfg, newClient: newClient, client: newClient(), clock: clock, log: log}, nil
 }
@@ -128,8 +128,9 @@ func (f *RevocationFollower) Ready() bool {
 	return f.cfg.OnStale != "not-ready" || f.Staleness() <= f.cfg.MaxStaleness
 }
 
-// Run follows the feed until ctx ends: a long poll at a time, so a change
-// arrives as soon as the issuer has it; after a failure it retries with a
+// Run follows the feed until ctx ends, one stream (or long poll) at a time,
+// so a change arrives as soon as the issuer has it; after a failure it
+// retries with a
 // jittered, growing backoff (a fleet that lost its issuer does not return
 // in the same millisecond) and keeps the last live set.
 func (f *RevocationFollower) Run(ctx context.Context) {
@@ -218,9 +219,7 @@ func (f *RevocationFollower) poll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client := *f.client
-	client.Timeout = 0
-	resp, err := client.Do(req)
+	resp, err := f.client.Do(req)
 	if err != nil {
 		return err
 	}

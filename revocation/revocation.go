@@ -13,7 +13,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"hash/maphash"
-	"iter"
 	"time"
 )
 
@@ -199,20 +198,6 @@ func (s *Set) Expire(now time.Time) *Set {
 		return s
 	}
 	return &next
-}
-
-// Entries yields every entry of the set, in no particular order.
-func (s *Set) Entries() iter.Seq[Entry] {
-	return func(yield func(Entry) bool) {
-		if !s.tokens.each(func(_ uint64, _ TokenKey, e *Entry) bool { return yield(*e) }) {
-			return
-		}
-		for _, t := range []trie[string]{s.clients, s.tenants} {
-			if !t.each(func(_ uint64, _ string, e *Entry) bool { return yield(*e) }) {
-				return
-			}
-		}
-	}
 }
 
 func (s *Set) add(e Entry) {

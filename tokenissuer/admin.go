@@ -80,9 +80,9 @@ func CLIActor() Actor {
 	return Actor{ID: "cli:" + name, Operator: true}
 }
 
-// PlatformScopePrefix begins the issuer's own scopes (the admin API's, the
+// platformScopePrefix begins the issuer's own scopes (the admin API's, the
 // revocation feed's): power over the platform, not over a tenant's API.
-const PlatformScopePrefix = "portcullis."
+const platformScopePrefix = "portcullis."
 
 // ErrPlatformScope is a portcullis.* scope asked for by someone who is not
 // a platform operator.
@@ -96,7 +96,7 @@ func mayGrant(ctx context.Context, scopes []string) error {
 		return nil
 	}
 	for _, s := range scopes {
-		if strings.HasPrefix(s, PlatformScopePrefix) {
+		if strings.HasPrefix(s, platformScopePrefix) {
 			return fmt.Errorf("scope %q %w", s, ErrPlatformScope)
 		}
 	}

@@ -621,8 +621,8 @@ func (s *Endpoints) revoke(w http.ResponseWriter, r *http.Request) (clientID str
 }
 
 // forgetRevoked forgets the cached records of the clients and tenants that
-// new watermarks name: a change made by another process (the CLI on SQLite)
-// reaches this one through the feed's read of the store, not its bus.
+// new watermarks name: a change whose announcement was lost (a dropped
+// NOTIFY) still reaches this issuer through the feed's read of the store.
 func (s *Endpoints) forgetRevoked(entries []revocation.Entry) {
 	for _, e := range entries {
 		switch e.Kind {
@@ -664,6 +664,8 @@ func (s *Endpoints) ClientAddress(r *http.Request) string { return s.remoteAddre
 // PruneLimiters forgets failure windows that have ended.
 func (s *Endpoints) PruneLimiters() {
 	s.byAddress.Prune()
+	s.issued.Prune()
+	s.revoked.Prune()
 	if l, ok := s.byClient.(*FailureLimiter); ok {
 		l.Prune()
 	}

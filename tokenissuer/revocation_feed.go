@@ -61,7 +61,7 @@ type RevocationFeed struct {
 	// closing is closed when the issuer shuts down.
 	closing   chan struct{}
 	closeOnce sync.Once
-	// waiting counts the long polls being held.
+	// waiting counts the long polls and streams being held.
 	waiting atomic.Int32
 
 	tokens verifiedTokens
@@ -299,7 +299,7 @@ func (f *RevocationFeed) Revoked(tok AccessToken) (revocation.Entry, bool) {
 // Set is the issuer's copy of the live set.
 func (f *RevocationFeed) Set() *revocation.Set { return f.state.Load().set }
 
-// Waiting is how many long polls are held now.
+// Waiting is how many long polls and streams are held now.
 func (f *RevocationFeed) Waiting() int { return int(f.waiting.Load()) }
 
 // page answers a follower: the live entries after since (all of them for a

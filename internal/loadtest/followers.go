@@ -103,7 +103,7 @@ func RunFollowers(ctx context.Context, o FollowerOptions, stderr io.Writer) (*Fo
 		}
 	}
 	defer wg.Wait()
-	if err := waitAll(ctx, fs, 0, 2*time.Minute); err != nil {
+	if err := waitAll(ctx, fs, 2*time.Minute); err != nil {
 		return nil, fmt.Errorf("followers never all synced (%d failed polls): %w", failures.Load(), err)
 	}
 	fmt.Fprintf(stderr, "%d followers hold the set; measuring idle CPU\n", o.Followers)
@@ -203,13 +203,13 @@ func (f *follower) run(ctx context.Context, feedURL string, wait int, failures *
 	}
 }
 
-// waitAll waits until every follower is synced at a version above min-1.
-func waitAll(ctx context.Context, fs []*follower, min int64, limit time.Duration) error {
+// waitAll waits until every follower holds the whole set.
+func waitAll(ctx context.Context, fs []*follower, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
 		done := 0
 		for _, f := range fs {
-			if f.synced.Load() && f.version.Load() >= min {
+			if f.synced.Load() {
 				done++
 			}
 		}
