@@ -26,7 +26,7 @@ type Accounts struct {
 	store     AccountStore
 	tenants   TenantStore
 	encrypter *KeyEncrypter
-	limiter   failureLimit
+	guard     *signInGuard
 	clock     Clock
 	cfg       AccountsConfig
 	log       *slog.Logger
@@ -48,6 +48,12 @@ type AccountsConfig struct {
 	PasswordParams *argon2id.Params
 	// TOTPIssuer names the service in authenticator apps.
 	TOTPIssuer string
+	// Sign-in limits (signInGuard): failures per address and per account
+	// in a window, and the first delay of an account past them.
+	SignInMaxFailures int
+	SignInWindow      time.Duration
+	SignInDelay       time.Duration
+	MaxLimiterEntries int
 }
 
 // DefaultPasswordParams follow OWASP's Argon2id minimum (19 MiB, two
@@ -61,12 +67,12 @@ var DefaultPasswordParams = &argon2id.Params{Memory: 19 * 1024, Iterations: 2, P
 const sessionTouchInterval = time.Minute
 
 // NewAccounts returns the account service. encrypter protects TOTP secrets
-// at rest; limiter counts failed sign-ins (shared by replicas when it is
-// store-backed).
+// at rest; the store counts sign-in attempts, shared by replicas.
 func NewAccounts(admin *Admin, store interface {
 	AccountStore
 	TenantStore
-}, encrypter *KeyEncrypter, limiter failureLimit, clock Clock, cfg AccountsConfig, log *slog.Logger) (*Accounts, error) {
+	FailureStore
+}, encrypter *KeyEncrypter, clock Clock, cfg AccountsConfig, log *slog.Logger) (*Accounts, error) {
 	if encrypter == nil {
 		return nil, errors.New("portal accounts need a key-encryption key for their second factors (keys.encryption_key_file)")
 	}
@@ -76,22 +82,19 @@ func NewAccounts(admin *Admin, store interface {
 	if cfg.TOTPIssuer == "" {
 		cfg.TOTPIssuer = "Portcullis"
 	}
+	if cfg.SignInMaxFailures <= 0 || cfg.SignInWindow <= 0 {
+		return nil, errors.New("portal sign-ins must be limited: set portal.sign_in_max_failures and portal.sign_in_window")
+	}
+	if cfg.MaxLimiterEntries <= 0 {
+		cfg.MaxLimiterEntries = 100_000
+	}
 	decoy, err := argon2id.CreateHash(newID(16), cfg.PasswordParams)
 	if err != nil {
 		return nil, err
 	}
-	return &Accounts{admin: admin, store: store, tenants: store, encrypter: encrypter, limiter: limiter, clock: clock, cfg: cfg, log: log, decoyHash: decoy,
-		passwords: newPasswordPool()}, nil
-}
-
-// NewSignInLimiter returns the limiter of failed sign-ins the configuration
-// asks for: in the store, shared by replicas, on PostgreSQL.
-func NewSignInLimiter(cfg Config, store FailureStore, clock Clock, log *slog.Logger) failureLimit {
-	p := cfg.Portal
-	if cfg.Store.Driver == "postgres" {
-		return NewSharedFailureLimiter(store, p.SignInMaxFailures, p.SignInWindow, cfg.RateLimit.MaxEntries, clock, log)
-	}
-	return NewFailureLimiter(p.SignInMaxFailures, p.SignInWindow, cfg.RateLimit.MaxEntries, clock)
+	return &Accounts{admin: admin, store: store, tenants: store, encrypter: encrypter, clock: clock, cfg: cfg, log: log, decoyHash: decoy,
+		passwords: newPasswordPool(),
+		guard:     newSignInGuard(store, cfg.SignInMaxFailures, cfg.SignInWindow, cfg.SignInDelay, cfg.MaxLimiterEntries, clock, log)}, nil
 }
 
 // Errors of account management and sign-in. ErrSignInFailed never says
@@ -302,21 +305,20 @@ type SignIn struct {
 	Account *Account
 }
 
-// SignIn checks a password. Failures are counted per account and per
-// address and answered alike (ErrSignInFailed), whether or not the email
-// exists; past the limit, *RateLimitedError.
+// SignIn checks a password. Failures are answered alike (ErrSignInFailed),
+// whether or not the email exists; an address past its limit gets
+// *RateLimitedError, an account past its limit is slowed (signInGuard).
 func (s *Accounts) SignIn(ctx context.Context, email, password, address string) (*SignIn, error) {
 	email = NormalizeEmail(email)
 	if len(email) > 254 || len(password) > 1024 {
 		// No account has such an email: only the address pays, so huge
-		// made-up emails cannot fill the limiter with huge keys.
-		if err := s.checkLimits("portal-address:" + address); err != nil {
+		// made-up emails cannot fill the store with huge keys.
+		if err := s.guard.admit(ctx, "", address); err != nil {
 			return nil, err
 		}
-		s.limiter.Fail(ctx, "portal-address:"+address)
 		return nil, ErrSignInFailed
 	}
-	if err := s.checkLimits("portal-account:"+email, "portal-address:"+address); err != nil {
+	if err := s.guard.admit(ctx, email, address); err != nil {
 		return nil, err
 	}
 	a, err := s.store.AccountByEmail(ctx, email)
@@ -341,11 +343,10 @@ func (s *Accounts) SignIn(ctx context.Context, email, password, address string) 
 		}
 	}
 	if !match || a == nil || a.PasswordHash == "" || !active {
-		s.limiter.Fail(ctx, "portal-account:"+email)
-		s.limiter.Fail(ctx, "portal-address:"+address)
 		s.signInFailed(ctx, a, address)
 		return nil, ErrSignInFailed
 	}
+	s.guard.passed(ctx, email, address, !a.SecondFactor())
 	return s.startSession(ctx, a, a.SecondFactor(), address)
 }
 
@@ -381,13 +382,21 @@ func (s *Accounts) signInFailed(ctx context.Context, a *Account, address string)
 	}
 }
 
-func (s *Accounts) checkLimits(keys ...string) error {
-	for _, k := range keys {
-		if blocked, wait := s.limiter.Blocked(k); blocked {
-			return &RateLimitedError{RetryAfter: wait}
-		}
+// ClearSignInFailures forgets the failed sign-ins counted against an
+// account, so that its attempts are no longer slowed: an operator's or the
+// account's admin's answer to someone guessing at it.
+func (s *Accounts) ClearSignInFailures(ctx context.Context, by *Account, id string) error {
+	target, err := s.store.Account(ctx, id)
+	if err != nil {
+		return err
 	}
-	return nil
+	if err := s.checkManage(by, target); err != nil {
+		return err
+	}
+	if err := s.guard.clear(ctx, target.Email); err != nil {
+		return err
+	}
+	return s.admin.audit(ctx, "account.clear_sign_in_failures", target.TenantID, "account", target.ID, nil, nil)
 }
 
 func (s *Accounts) startSession(ctx context.Context, a *Account, pending bool, address string) (*SignIn, error) {
@@ -421,17 +430,13 @@ func (s *Accounts) CompleteSignIn(ctx context.Context, pendingToken, code, addre
 	if err != nil {
 		return nil, err
 	}
-	key := "portal-account:" + a.Email
-	if err := s.checkLimits(key, "portal-address:"+address); err != nil {
+	if err := s.guard.admit(ctx, a.Email, address); err != nil {
 		return nil, err
 	}
 	if _, err := s.useSecondFactor(ctx, a, code); err != nil {
-		if errors.Is(err, ErrSecondFactorFailed) {
-			s.limiter.Fail(ctx, key)
-			s.limiter.Fail(ctx, "portal-address:"+address)
-		}
 		return nil, err
 	}
+	s.guard.passed(ctx, a.Email, address, true)
 	if err := s.store.DeleteSession(ctx, sess.IDHash); err != nil {
 		return nil, err
 	}

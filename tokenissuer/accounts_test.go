@@ -3,7 +3,10 @@ package tokenissuer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,9 +41,10 @@ func newAccountsFixture(t *testing.T) *accountsFixture {
 	}
 	clock := newFakeClock()
 	cfg := DefaultConfig()
-	accounts, err := NewAccounts(NewAdmin(store, hasher, clock, time.Hour), store, enc, NewFailureLimiter(3, 15*time.Minute, 1000, clock),
+	accounts, err := NewAccounts(NewAdmin(store, hasher, clock, time.Hour), store, enc,
 		clock, AccountsConfig{SessionIdleTimeout: 30 * time.Minute, SessionLifetime: 12 * time.Hour, InviteLifetime: 72 * time.Hour,
-			MinPasswordLength: cfg.Portal.MinPasswordLength, PasswordParams: testPasswordParams}, discardLogger())
+			MinPasswordLength: cfg.Portal.MinPasswordLength, PasswordParams: testPasswordParams,
+			SignInMaxFailures: 3, SignInWindow: 15 * time.Minute, SignInDelay: time.Second}, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,22 +94,71 @@ func TestSignInNeverTellsWhetherTheEmailExists(t *testing.T) {
 	}
 }
 
-func TestFailedSignInsAreLimitedPerAccountAndPerAddress(t *testing.T) {
+// TestSignInLimitsSlowGuessersAndNeverLockOutTheOwner: failures past the
+// limit slow an account's attempts, progressively, but the owner with the
+// right password still gets in; the sender's own address is refused.
+func TestSignInLimitsSlowGuessersAndNeverLockOutTheOwner(t *testing.T) {
 	t.Parallel()
 	f := newAccountsFixture(t)
-	f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
-	for i := range 3 {
-		if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "guess", "192.0.2."+string(rune('1'+i))); err != ErrSignInFailed {
-			t.Fatal(err)
+	ada := f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	const password = "correct horse battery staple"
+	guess := func(address string) {
+		t.Helper()
+		if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "guess", address); err != ErrSignInFailed {
+			t.Fatalf("a wrong guess from %s: %v", address, err)
 		}
 	}
-	// The account is limited from every address, even with the password.
-	var limited *RateLimitedError
-	if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "correct horse battery staple", "198.51.100.9"); !errors.As(err, &limited) {
-		t.Fatalf("after 3 failures: %v", err)
+	waited := func(sign func()) time.Duration {
+		before := f.clock.Now()
+		sign()
+		return f.clock.Now().Sub(before)
 	}
-	// An address that failed on many accounts is limited too, for unknown
-	// emails as for known ones.
+	for i := range 3 {
+		if d := waited(func() { guess(fmt.Sprintf("192.0.2.%d", i+1)) }); d != 0 {
+			t.Fatalf("guess %d within the limit waited %s", i+1, d)
+		}
+	}
+	// Past the limit each attempt for the account waits, longer each time.
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		if d := waited(func() { guess(fmt.Sprintf("198.51.100.%d", i+1)) }); d != want {
+			t.Fatalf("guess %d past the limit waited %s, want %s", i+1, d, want)
+		}
+	}
+	// The owner, from an address of their own, is slowed but let in; that
+	// clears the account's count.
+	var in *SignIn
+	d := waited(func() {
+		var err error
+		if in, err = f.accounts.SignIn(f.ctx, "ada@acme.example", password, "203.0.113.50"); err != nil {
+			t.Fatalf("the owner after others' failures: %v", err)
+		}
+	})
+	if d != 8*time.Second || in.Account.ID != ada.ID {
+		t.Fatalf("the owner waited %s", d)
+	}
+	if d := waited(func() { guess("192.0.2.77") }); d != 0 {
+		t.Fatalf("after the owner signed in, a guess waited %s", d)
+	}
+
+	// An operator clears the count (an unlock), and it is audited.
+	for i := range 4 {
+		guess(fmt.Sprintf("192.0.2.%d", 100+i))
+	}
+	if err := f.accounts.ClearSignInFailures(f.ctx, nil, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	if d := waited(func() { guess("192.0.2.200") }); d != 0 {
+		t.Fatalf("after an operator cleared the count, a guess waited %s", d)
+	}
+	if records, err := f.store.AuditRecords(context.Background(), AuditQuery{TargetID: ada.ID}); err != nil || !slices.ContainsFunc(records, func(r AuditRecord) bool {
+		return r.Action == "account.clear_sign_in_failures" && r.Actor == "cli:test"
+	}) {
+		t.Fatalf("the clearing is not audited: %v %+v", err, records)
+	}
+
+	// An address is the sender's own: past the limit it is refused, for
+	// unknown emails as for known ones.
+	var limited *RateLimitedError
 	for _, email := range []string{"x@example.com", "y@example.com", "z@example.com"} {
 		f.accounts.SignIn(f.ctx, email, "guess", "203.0.113.7")
 	}
@@ -115,12 +168,41 @@ func TestFailedSignInsAreLimitedPerAccountAndPerAddress(t *testing.T) {
 	// Each refusal is in the tenant's audit trail, from where it came, with
 	// no password; an unknown email writes nothing there.
 	records, err := f.store.AuditRecords(context.Background(), AuditQuery{Actor: "anonymous"})
-	if err != nil || len(records) != 3 || records[0].Action != "account.sign_in_failed" || records[0].TenantID != "acme" || records[0].Address != "192.0.2.1" {
-		t.Fatalf("audit of refused sign-ins: %v %+v", err, records)
+	if err != nil || len(records) != 12 || records[0].Action != "account.sign_in_failed" || records[0].TenantID != "acme" || records[0].Address != "192.0.2.1" {
+		t.Fatalf("audit of refused sign-ins: %v %d %+v", err, len(records), records)
 	}
-	f.clock.Advance(16 * time.Minute)
-	if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "correct horse battery staple", "198.51.100.9"); err != nil {
-		t.Fatalf("after the window: %v", err)
+}
+
+// TestSignInAttemptsAreCountedBeforeThePasswordIsChecked: attempts racing
+// from one address cannot all pass a limit each checked alone.
+func TestSignInAttemptsAreCountedBeforeThePasswordIsChecked(t *testing.T) {
+	t.Parallel()
+	f := newAccountsFixture(t)
+	f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failed, limited := 0, 0
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.accounts.SignIn(f.ctx, fmt.Sprintf("guess-%d@acme.example", i), "guess", "203.0.113.7")
+			mu.Lock()
+			defer mu.Unlock()
+			var rl *RateLimitedError
+			switch {
+			case err == ErrSignInFailed:
+				failed++
+			case errors.As(err, &rl):
+				limited++
+			default:
+				t.Errorf("attempt %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if failed != 3 || limited != 17 {
+		t.Fatalf("20 racing attempts with a limit of 3: %d checked, %d refused", failed, limited)
 	}
 }
 

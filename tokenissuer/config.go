@@ -148,9 +148,13 @@ type PortalConfig struct {
 	InviteLifetime time.Duration `yaml:"invite_lifetime"`
 	// MinPasswordLength is the shortest password accepted.
 	MinPasswordLength int `yaml:"min_password_length"`
-	// SignInMaxFailures per account and per address within SignInWindow.
+	// SignInMaxFailures per account and per address within SignInWindow:
+	// past it an address is refused until its window ends, and an
+	// account's attempts wait SignInDelay, doubling per further failure up
+	// to 16 times (an account is never refused: anyone can name one).
 	SignInMaxFailures int           `yaml:"sign_in_max_failures"`
 	SignInWindow      time.Duration `yaml:"sign_in_window"`
+	SignInDelay       time.Duration `yaml:"sign_in_delay"`
 }
 
 // PortalURL is the portal's base URL, ending in "/portal/".
@@ -164,7 +168,8 @@ func (c *Config) PortalURL() string {
 // AccountsConfig is the account service's part of the configuration.
 func (c *Config) AccountsConfig() AccountsConfig {
 	return AccountsConfig{SessionIdleTimeout: c.Portal.SessionIdleTimeout, SessionLifetime: c.Portal.SessionLifetime,
-		InviteLifetime: c.Portal.InviteLifetime, MinPasswordLength: c.Portal.MinPasswordLength, TOTPIssuer: "Portcullis " + c.Issuer}
+		InviteLifetime: c.Portal.InviteLifetime, MinPasswordLength: c.Portal.MinPasswordLength, TOTPIssuer: "Portcullis " + c.Issuer,
+		SignInMaxFailures: c.Portal.SignInMaxFailures, SignInWindow: c.Portal.SignInWindow, SignInDelay: c.Portal.SignInDelay, MaxLimiterEntries: c.RateLimit.MaxEntries}
 }
 
 // DefaultConfig returns the settings used when the file does not say otherwise.
@@ -192,7 +197,7 @@ func DefaultConfig() Config {
 		Audit: AuditConfig{Retention: 400 * 24 * time.Hour},
 		Portal: PortalConfig{
 			SecureCookies: true, SessionIdleTimeout: 30 * time.Minute, SessionLifetime: 12 * time.Hour,
-			InviteLifetime: 72 * time.Hour, MinPasswordLength: 12, SignInMaxFailures: 5, SignInWindow: 15 * time.Minute,
+			InviteLifetime: 72 * time.Hour, MinPasswordLength: 12, SignInMaxFailures: 5, SignInWindow: 15 * time.Minute, SignInDelay: time.Second,
 		},
 		ClientCacheTTL:  5 * time.Second,
 		ShutdownTimeout: 15 * time.Second,
@@ -318,6 +323,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Portal.SignInMaxFailures <= 0 || c.Portal.SignInWindow <= 0 {
 		bad("portal.sign_in_max_failures", "failed sign-ins must be limited: set it and portal.sign_in_window positive")
+	}
+	if c.Portal.SignInDelay < 0 || c.Portal.SignInDelay > 10*time.Second {
+		bad("portal.sign_in_delay", "%s must be between 0 and 10s (it doubles up to 16 times that)", c.Portal.SignInDelay)
 	}
 	if c.ClientCacheTTL < 0 {
 		bad("client_cache_ttl", "must not be negative (0 disables the cache)")

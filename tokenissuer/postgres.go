@@ -369,6 +369,22 @@ func (s *PostgresStore) RecordFailure(ctx context.Context, key string, now time.
 	return failures, fromUnixNano(start), nil
 }
 
+// ForgiveFailure implements Store.
+func (s *PostgresStore) ForgiveFailure(ctx context.Context, key string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE auth_failures SET failures = failures - 1 WHERE key = $1 AND failures > 0`, key); err != nil {
+		return fmt.Errorf("forgive an authentication failure: %w", err)
+	}
+	return nil
+}
+
+// ClearFailures implements Store.
+func (s *PostgresStore) ClearFailures(ctx context.Context, key string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM auth_failures WHERE key = $1`, key); err != nil {
+		return fmt.Errorf("clear authentication failures: %w", err)
+	}
+	return nil
+}
+
 // PruneFailures implements Store.
 func (s *PostgresStore) PruneFailures(ctx context.Context, before time.Time) error {
 	_, err := s.pool.Exec(ctx, `DELETE FROM auth_failures WHERE window_start < $1`, before.UnixNano())

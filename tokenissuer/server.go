@@ -128,7 +128,7 @@ func NewServer(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (
 		return nil, err
 	}
 	accounts, err := NewAccounts(NewAdmin(store, hasher, clock, cfg.Tokens.MaxLifetime), store, keys.Encrypter(),
-		NewSignInLimiter(cfg, store, clock, log), clock, cfg.AccountsConfig(), log)
+		clock, cfg.AccountsConfig(), log)
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -406,6 +406,22 @@ func (s *SQLiteStore) RecordFailure(ctx context.Context, key string, now time.Ti
 	return failures, fromUnixNano(start), nil
 }
 
+// ForgiveFailure implements Store.
+func (s *SQLiteStore) ForgiveFailure(ctx context.Context, key string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE auth_failures SET failures = failures - 1 WHERE key = ? AND failures > 0`, key); err != nil {
+		return fmt.Errorf("forgive an authentication failure: %w", err)
+	}
+	return nil
+}
+
+// ClearFailures implements Store.
+func (s *SQLiteStore) ClearFailures(ctx context.Context, key string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM auth_failures WHERE key = ?`, key); err != nil {
+		return fmt.Errorf("clear authentication failures: %w", err)
+	}
+	return nil
+}
+
 // PruneFailures implements Store.
 func (s *SQLiteStore) PruneFailures(ctx context.Context, before time.Time) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM auth_failures WHERE window_start < ?`, before.UnixNano())

@@ -115,6 +115,10 @@ type FailureStore interface {
 	// that started at most window ago (a new window starts otherwise), and
 	// returns the count and the window's start. Shared by every replica.
 	RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration) (failures int, windowStart time.Time, err error)
+	// ForgiveFailure takes one back from key's count (an attempt that
+	// turned out rightful); ClearFailures forgets key's count.
+	ForgiveFailure(ctx context.Context, key string) error
+	ClearFailures(ctx context.Context, key string) error
 	// PruneFailures forgets windows that started before t.
 	PruneFailures(ctx context.Context, before time.Time) error
 }

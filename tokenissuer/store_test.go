@@ -195,6 +195,23 @@ func testStoreFailures(t *testing.T, s Store) {
 	if n, _, _ := s.RecordFailure(ctx, "client:y", t0.Add(time.Second), time.Minute); n != 1 {
 		t.Fatalf("pruned key counted from %d", n)
 	}
+	// A rightful attempt is given back; an operator's clear forgets all.
+	if err := s.ForgiveFailure(ctx, "client:y"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ForgiveFailure(ctx, "client:y"); err != nil { // never below zero
+		t.Fatal(err)
+	}
+	if n, _, _ := s.RecordFailure(ctx, "client:y", t0.Add(2*time.Second), time.Minute); n != 1 {
+		t.Fatalf("after forgiving: %d", n)
+	}
+	s.RecordFailure(ctx, "client:y", t0.Add(3*time.Second), time.Minute)
+	if err := s.ClearFailures(ctx, "client:y"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := s.RecordFailure(ctx, "client:y", t0.Add(4*time.Second), time.Minute); n != 1 {
+		t.Fatalf("after clearing: %d", n)
+	}
 }
 
 func testStoreTenants(t *testing.T, s Store) {

@@ -49,7 +49,7 @@ func (s *state) openAccounts(c *cobra.Command) (*tokenissuer.Accounts, tokenissu
 	if err == nil {
 		var accounts *tokenissuer.Accounts
 		accounts, err = tokenissuer.NewAccounts(tokenissuer.NewAdmin(store, hasher, clock, cfg.Tokens.MaxLifetime), store, km.Encrypter(),
-			tokenissuer.NewSignInLimiter(cfg, store, clock, log), clock, cfg.AccountsConfig(), log)
+			clock, cfg.AccountsConfig(), log)
 		if err == nil {
 			return accounts, cfg, func() { store.Close() }, nil
 		}
@@ -176,6 +176,11 @@ Every change is audited.`,
 			"  issuer accounts remove-second-factor ada@acme.example --config FILE", cli.ExactArgs(1, "EMAIL"),
 			byEmail(func(c *cobra.Command, accounts *tokenissuer.Accounts, a *tokenissuer.Account) (*tokenissuer.Account, error) {
 				return accounts.RemoveSecondFactor(c.Context(), nil, a.ID, "")
+			})),
+		accountCommand(st, "clear-sign-in-failures EMAIL", "Forget an account's failed sign-ins, so its sign-ins are no longer slowed",
+			"  issuer accounts clear-sign-in-failures ada@acme.example --config FILE", cli.ExactArgs(1, "EMAIL"),
+			byEmail(func(c *cobra.Command, accounts *tokenissuer.Accounts, a *tokenissuer.Account) (*tokenissuer.Account, error) {
+				return a, accounts.ClearSignInFailures(c.Context(), nil, a.ID)
 			})),
 		accountCommand(st, "delete EMAIL", "Delete an account and its sessions", "  issuer accounts delete ada@acme.example --config FILE",
 			cli.ExactArgs(1, "EMAIL"), byEmail(func(c *cobra.Command, accounts *tokenissuer.Accounts, a *tokenissuer.Account) (*tokenissuer.Account, error) {

@@ -125,6 +125,19 @@ func (p *Portal) removeOthersSecondFactor(w http.ResponseWriter, r *http.Request
 	return nil
 }
 
+// clearSignInFailures forgets the failed sign-ins counted against an
+// account, so its attempts are no longer slowed.
+func (p *Portal) clearSignInFailures(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	if err := writer(v); err != nil {
+		return err
+	}
+	if err := p.accounts.ClearSignInFailures(r.Context(), v.account, r.PathValue("id")); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/portal/people?notice=sign-in-failures-cleared", http.StatusSeeOther)
+	return nil
+}
+
 type accountData struct {
 	MinLen int
 	Error  string

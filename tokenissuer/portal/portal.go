@@ -128,6 +128,7 @@ func (p *Portal) Handler() http.Handler {
 		"POST /portal/people/{id}/enable":            p.setAccountStatus(tokenissuer.AccountActive),
 		"POST /portal/people/{id}/delete":            p.deleteAccount,
 		"POST /portal/people/{id}/remove-2fa":        p.removeOthersSecondFactor,
+		"POST /portal/people/{id}/clear-sign-in":     p.clearSignInFailures,
 		"GET /portal/account":                        p.accountPage,
 		"POST /portal/account/password":              p.changePassword,
 		"POST /portal/account/second-factor":         p.beginSecondFactor,

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/pgtest"
 	"github.com/portcullis/portcullis/tokenissuer"
@@ -369,15 +370,21 @@ func TestClientPageShowsItsLimitsAndRefusals(t *testing.T) {
 
 // TestSignInLimitsCountTheSenderBehindTheProxy: behind the proxy the README
 // recommends, the sign-in limit counts the address the proxy names, not the
-// proxy: failures from one sender do not lock every person out.
+// proxy, and failures aimed at an account slow it without locking its
+// owner out: failures from one sender lock nobody out.
 func TestSignInLimitsCountTheSenderBehindTheProxy(t *testing.T) {
 	t.Parallel()
 	e := start(t, func(c *tokenissuer.Config) {
 		c.Portal.SignInMaxFailures = 3
+		c.Portal.SignInDelay = time.Millisecond
 		c.RateLimit.TrustedProxies = []string{"127.0.0.1"}
 	})
 	attacker := newPerson(t, strings.TrimSuffix(e.portal, "/portal/"))
 	attacker.get("/portal/sign-in")
+	for i := range 5 {
+		attacker.post("/portal/sign-in", url.Values{"email": {"admin@acme.example"}, "password": {"wrong password"}},
+			"X-Forwarded-For", fmt.Sprintf("203.0.113.%d", 20+i))
+	}
 	for i := range 5 {
 		attacker.post("/portal/sign-in", url.Values{"email": {fmt.Sprintf("guess-%d@acme.example", i)}, "password": {"wrong password"}},
 			"X-Forwarded-For", "203.0.113.9")

@@ -94,20 +94,21 @@ type view struct {
 // notices are the confirmations a redirect may ask for (?notice=...): fixed
 // texts, so a link cannot put words in the portal's mouth.
 var notices = map[string]string{
-	"client-disabled":  "The client is disabled: the token endpoint refuses it, and the API refuses the tokens it held within seconds.",
-	"client-enabled":   "The client is enabled again.",
-	"client-deleted":   "The client is deleted.",
-	"secret-revoked":   "The secret is revoked: it no longer gets tokens.",
-	"tokens-revoked":   "Every token the client held is revoked: the API refuses them within seconds. New tokens work.",
-	"tenant-created":   "The tenant is created.",
-	"tenant-updated":   "The tenant is updated.",
-	"key-rotated":      "A new signing key is published; it starts signing once verifiers have had time to fetch it.",
-	"account-updated":  "The account is updated.",
-	"account-deleted":  "The account is deleted.",
-	"password-changed": "Your password is changed; your other sessions are signed out.",
-	"2fa-removed":      "The second factor is removed.",
-	"signed-out":       "You are signed out.",
-	"invitation-used":  "Your account is ready. Sign in with your email and new password.",
+	"client-disabled":          "The client is disabled: the token endpoint refuses it, and the API refuses the tokens it held within seconds.",
+	"client-enabled":           "The client is enabled again.",
+	"client-deleted":           "The client is deleted.",
+	"secret-revoked":           "The secret is revoked: it no longer gets tokens.",
+	"tokens-revoked":           "Every token the client held is revoked: the API refuses them within seconds. New tokens work.",
+	"tenant-created":           "The tenant is created.",
+	"tenant-updated":           "The tenant is updated.",
+	"key-rotated":              "A new signing key is published; it starts signing once verifiers have had time to fetch it.",
+	"account-updated":          "The account is updated.",
+	"account-deleted":          "The account is deleted.",
+	"password-changed":         "Your password is changed; your other sessions are signed out.",
+	"2fa-removed":              "The second factor is removed.",
+	"sign-in-failures-cleared": "Failed sign-ins are forgotten: that person's sign-ins are no longer slowed.",
+	"signed-out":               "You are signed out.",
+	"invitation-used":          "Your account is ready. Sign in with your email and new password.",
 }
 
 func (p *Portal) render(w http.ResponseWriter, r *http.Request, v *visitor, status int, name, title string, data any) {
