@@ -2,7 +2,6 @@ package tokenissuer
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -10,7 +9,7 @@ import (
 )
 
 func testStoreAccounts(t *testing.T, s Store) {
-	ctx := context.Background()
+	ctx := operatorContext()
 	now := time.Unix(1_800_000_000, 0).UTC()
 	a := &Account{ID: "acct-1", Email: "ada@example.com", Name: "Ada", Role: RoleTenantAdmin, TenantID: "acme", Status: AccountActive,
 		PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", CreatedAt: now, UpdatedAt: now}
@@ -67,7 +66,7 @@ func testStoreAccounts(t *testing.T, s Store) {
 }
 
 func testStoreSessions(t *testing.T, s Store) {
-	ctx := context.Background()
+	ctx := operatorContext()
 	now := time.Unix(1_800_000_000, 0).UTC()
 	for _, id := range []string{"acct-1", "acct-2"} {
 		if err := s.CreateAccount(ctx, &Account{ID: id, Email: id + "@example.com", Role: RolePlatformAdmin, Status: AccountActive, CreatedAt: now, UpdatedAt: now}); err != nil {
@@ -124,7 +123,7 @@ func testStoreSessions(t *testing.T, s Store) {
 }
 
 func testStoreInvites(t *testing.T, s Store) {
-	ctx := context.Background()
+	ctx := operatorContext()
 	now := time.Unix(1_800_000_000, 0).UTC()
 	inv := &Invite{IDHash: tokenHash("tok"), Email: "bob@example.com", Name: "Bob", Role: RoleTenantViewer, TenantID: "acme", CreatedBy: "account:ada@example.com", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 	if err := s.CreateInvite(ctx, inv); err != nil {

@@ -41,7 +41,7 @@ func newAccountsFixture(t *testing.T) *accountsFixture {
 	}
 	clock := newFakeClock()
 	cfg := DefaultConfig()
-	accounts, err := NewAccounts(NewAdmin(store, hasher, clock, time.Hour), store, enc,
+	accounts, err := NewAccounts(NewAdmin(store, hasher, clock, AdminLimits{MaxTokenLifetime: time.Hour}), store, enc,
 		clock, AccountsConfig{SessionIdleTimeout: 30 * time.Minute, SessionLifetime: 12 * time.Hour, InviteLifetime: 72 * time.Hour,
 			MinPasswordLength: cfg.Portal.MinPasswordLength, PasswordParams: testPasswordParams,
 			SignInMaxFailures: 3, SignInWindow: 15 * time.Minute, SignInDelay: time.Second}, discardLogger())
@@ -50,7 +50,7 @@ func newAccountsFixture(t *testing.T) *accountsFixture {
 	}
 	ctx := WithActor(context.Background(), Actor{Operator: true, ID: "cli:test"})
 	for _, tn := range []NewTenant{{ID: "acme", ScopeCeiling: []string{"a"}}, {ID: "globex", ScopeCeiling: []string{"a"}}} {
-		if _, err := NewAdmin(store, hasher, clock, time.Hour).CreateTenant(ctx, tn); err != nil {
+		if _, err := NewAdmin(store, hasher, clock, AdminLimits{MaxTokenLifetime: time.Hour}).CreateTenant(ctx, tn); err != nil {
 			t.Fatal(err)
 		}
 	}

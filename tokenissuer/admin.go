@@ -17,9 +17,11 @@ import (
 )
 
 // Admin is the one place the rules of client and tenant management live:
-// the CLI (and later the admin API and the portal) are adapters over it.
-// Every change it makes is recorded in the audit trail with the actor the
-// context carries (WithActor).
+// the CLI, the admin API and the portal are adapters over it. Every
+// operation reads who acts from the context (WithActor) and decides what
+// that actor may see and change: another tenant's objects do not exist for
+// it, and a context without an actor may do nothing. Every change is
+// recorded in the audit trail with that actor.
 type Admin struct {
 	store  AdminStore
 	hasher *SecretHasher
@@ -28,6 +30,16 @@ type Admin struct {
 	// 0: no cap). Old keys stay published only that long, so a longer
 	// lifetime would outlive its key.
 	maxTokenLifetime time.Duration
+	// maxClientsPerTenant is tenants.max_clients (0: no quota).
+	maxClientsPerTenant int
+}
+
+// AdminLimits are the bounds Admin enforces.
+type AdminLimits struct {
+	// MaxTokenLifetime caps per-client token lifetimes (0: no cap).
+	MaxTokenLifetime time.Duration
+	// MaxClientsPerTenant bounds each tenant's clients (0: no quota).
+	MaxClientsPerTenant int
 }
 
 // AdminStore is what Admin changes and records changes in.
@@ -40,8 +52,8 @@ type AdminStore interface {
 }
 
 // NewAdmin returns an Admin on store.
-func NewAdmin(store AdminStore, hasher *SecretHasher, clock Clock, maxTokenLifetime time.Duration) *Admin {
-	return &Admin{store: store, hasher: hasher, clock: clock, maxTokenLifetime: maxTokenLifetime}
+func NewAdmin(store AdminStore, hasher *SecretHasher, clock Clock, limits AdminLimits) *Admin {
+	return &Admin{store: store, hasher: hasher, clock: clock, maxTokenLifetime: limits.MaxTokenLifetime, maxClientsPerTenant: limits.MaxClientsPerTenant}
 }
 
 // Actor is who makes a change, and from where: the audit trail records it,
@@ -51,10 +63,50 @@ type Actor struct {
 	ID      string
 	Address string
 	// Operator is a platform operator: the CLI, a token holding
-	// portcullis.admin, a platform-admin person. Only an operator grants
-	// the issuer's own scopes (portcullis.*). The zero Actor is not one, so
-	// an adapter that forgets to say grants nothing.
+	// portcullis.admin, a platform-admin person. An operator sees every
+	// tenant, manages tenants and keys, and alone grants the issuer's own
+	// scopes (portcullis.*). The zero Actor is not one, so an adapter that
+	// forgets to say grants nothing.
 	Operator bool
+	// TenantID is the tenant a tenant's person or client token acts in: it
+	// sees that tenant's clients, tenant record and audit trail, and
+	// nothing of any other tenant.
+	TenantID string
+	// ReadOnly is an actor that may look but not change (a tenant viewer).
+	ReadOnly bool
+}
+
+// sees reports whether the actor may know of an object of tenantID.
+func (a Actor) sees(tenantID string) bool {
+	return a.Operator || (a.TenantID != "" && a.TenantID == tenantID)
+}
+
+// mayKnowClient hides a client the actor may not see: to it, the client
+// does not exist.
+func mayKnowClient(ctx context.Context, c *Client) error {
+	if !actorFrom(ctx).sees(c.TenantID) {
+		return ErrClientNotFound
+	}
+	return nil
+}
+
+// mayChangeClient is mayKnowClient, and refuses read-only actors.
+func mayChangeClient(ctx context.Context, c *Client) error {
+	if err := mayKnowClient(ctx, c); err != nil {
+		return err
+	}
+	if actorFrom(ctx).ReadOnly {
+		return ErrNotPermitted
+	}
+	return nil
+}
+
+// operatorOnly refuses what only platform operators do: tenants and keys.
+func operatorOnly(ctx context.Context) error {
+	if a := actorFrom(ctx); !a.Operator || a.ReadOnly {
+		return ErrNotPermitted
+	}
+	return nil
 }
 
 type actorKey struct{}
@@ -186,6 +238,11 @@ var (
 	ErrSecretNotFound = errors.New("the client has no secret with this ID")
 )
 
+// QuotaError is a change refused because it would pass a quota.
+type QuotaError struct{ Msg string }
+
+func (e *QuotaError) Error() string { return e.Msg }
+
 // CeilingError is a scope ceiling narrowed below what some of the tenant's
 // clients hold: nothing changed. Force narrows those clients too.
 type CeilingError struct {
@@ -211,6 +268,19 @@ func (e *CeilingError) Error() string {
 // in clear text: it is never stored nor shown again. A client of a tenant
 // holds only scopes within the tenant's ceiling.
 func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string, error) {
+	if actor := actorFrom(ctx); !actor.Operator {
+		switch {
+		case actor.ReadOnly || actor.TenantID == "":
+			return nil, "", ErrNotPermitted
+		case nc.TenantID != "" && nc.TenantID != actor.TenantID:
+			return nil, "", fmt.Errorf("tenant %q: %w", nc.TenantID, ErrTenantNotFound) // another tenant does not exist for it
+		case nc.ID != "":
+			// Client IDs are global: a chosen one that another tenant uses
+			// would be refused, and the refusal would tell of that tenant.
+			return nil, "", invalid("client_id: the issuer chooses the IDs of a tenant's clients; give the client a name instead")
+		}
+		nc.TenantID = actor.TenantID
+	}
 	if nc.ID == "" {
 		nc.ID = "client-" + newID(12)
 	}
@@ -244,7 +314,9 @@ func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string
 		TokenLifetime: nc.TokenLifetime, CreatedAt: now, UpdatedAt: now,
 		Secrets: []Secret{{ID: newID(6), Hash: a.hasher.Hash(nc.ID, secret), CreatedAt: now}},
 	}
-	if err := a.store.CreateClient(ctx, c); err != nil {
+	if err := a.store.CreateClient(ctx, c, a.maxClientsPerTenant); errors.Is(err, ErrClientQuota) {
+		return nil, "", &QuotaError{Msg: fmt.Sprintf("tenant %q has %d clients, as many as tenants.max_clients allows; delete one first", c.TenantID, a.maxClientsPerTenant)}
+	} else if err != nil {
 		return nil, "", fmt.Errorf("client %q: %w", nc.ID, err)
 	}
 	return c, secret, a.audit(ctx, "client.create", c.TenantID, "client", c.ID, nil, clientAudit(c))
@@ -279,6 +351,9 @@ func scopesOutside(scopes, ceiling []string) []string {
 func (a *Admin) updateClient(ctx context.Context, action, id string, change func(c *Client) error) (*Client, error) {
 	var before *Client
 	c, err := a.store.UpdateClient(ctx, id, func(c *Client) error {
+		if err := mayChangeClient(ctx, c); err != nil {
+			return err
+		}
 		if err := checkVersion(ctx, ClientVersion(c)); err != nil {
 			return err
 		}
@@ -397,7 +472,12 @@ func (a *Admin) RenameClient(ctx context.Context, id, name string) (*Client, err
 func (a *Admin) DeleteClient(ctx context.Context, id string) error {
 	// The version is compared inside the delete's transaction: a change
 	// that lands between a read and the delete cannot be lost.
-	c, err := a.store.DeleteClient(ctx, id, func(c *Client) error { return checkVersion(ctx, ClientVersion(c)) })
+	c, err := a.store.DeleteClient(ctx, id, func(c *Client) error {
+		if err := mayChangeClient(ctx, c); err != nil {
+			return err
+		}
+		return checkVersion(ctx, ClientVersion(c))
+	})
 	if err != nil {
 		return err
 	}
@@ -410,6 +490,9 @@ func (a *Admin) DeleteClient(ctx context.Context, id string) error {
 
 // CreateTenant creates an active tenant with its scope ceiling.
 func (a *Admin) CreateTenant(ctx context.Context, nt NewTenant) (*Tenant, error) {
+	if err := operatorOnly(ctx); err != nil {
+		return nil, err
+	}
 	if !idPattern.MatchString(nt.ID) {
 		return nil, invalid("tenant ID %q: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", nt.ID)
 	}
@@ -429,6 +512,9 @@ func (a *Admin) CreateTenant(ctx context.Context, nt NewTenant) (*Tenant, error)
 
 // updateTenant applies change to a tenant and records it.
 func (a *Admin) updateTenant(ctx context.Context, action, id string, change func(t *Tenant) error) (*Tenant, error) {
+	if err := operatorOnly(ctx); err != nil {
+		return nil, err
+	}
 	var before Tenant
 	t, err := a.store.UpdateTenant(ctx, id, func(t *Tenant) error {
 		if err := checkVersion(ctx, TenantVersion(t)); err != nil {
@@ -483,6 +569,9 @@ func (a *Admin) SetTenantStatus(ctx context.Context, id string, status TenantSta
 // *CeilingError naming them, unless force, which narrows those clients
 // first (each change audited).
 func (a *Admin) SetTenantCeiling(ctx context.Context, id string, ceiling []string, force bool) (*Tenant, error) {
+	if err := operatorOnly(ctx); err != nil {
+		return nil, err
+	}
 	if err := validateScopes(ceiling); err != nil {
 		return nil, err
 	}
@@ -490,16 +579,14 @@ func (a *Admin) SetTenantCeiling(ctx context.Context, id string, ceiling []strin
 		return nil, err
 	}
 	ceiling = dedupe(ceiling)
-	clients, err := a.store.Clients(ctx)
+	clients, err := a.store.Clients(ctx, ClientQuery{TenantID: id})
 	if err != nil {
 		return nil, err
 	}
 	exceeding := map[string][]string{}
 	for _, c := range clients {
-		if c.TenantID == id {
-			if outside := scopesOutside(c.Scopes, ceiling); len(outside) > 0 {
-				exceeding[c.ID] = outside
-			}
+		if outside := scopesOutside(c.Scopes, ceiling); len(outside) > 0 {
+			exceeding[c.ID] = outside
 		}
 	}
 	if len(exceeding) > 0 && !force {
@@ -525,6 +612,9 @@ func (a *Admin) SetTenantCeiling(ctx context.Context, id string, ceiling []strin
 // RotateSigningKey rotates the signing keys (see KeyManager.Rotate) and
 // records it.
 func (a *Admin) RotateSigningKey(ctx context.Context, keys *KeyManager) (SigningKey, error) {
+	if err := operatorOnly(ctx); err != nil {
+		return SigningKey{}, err
+	}
 	key, err := keys.Rotate(ctx)
 	if err != nil {
 		return SigningKey{}, err
@@ -533,9 +623,21 @@ func (a *Admin) RotateSigningKey(ctx context.Context, keys *KeyManager) (Signing
 	return key, a.audit(ctx, "key.rotate", "", "key", key.KID, nil, after)
 }
 
+// SigningKeys lists the signing keys (public parts and dates): for
+// operators.
+func (a *Admin) SigningKeys(ctx context.Context, keys *KeyManager) ([]KeyInfo, error) {
+	if err := operatorOnly(ctx); err != nil {
+		return nil, err
+	}
+	return keys.Keys(), nil
+}
+
 // EncryptStoredKeys encrypts the signing keys stored in clear (see
 // KeyManager.EncryptStoredKeys) and records it when there were any.
 func (a *Admin) EncryptStoredKeys(ctx context.Context, keys *KeyManager) (int, error) {
+	if err := operatorOnly(ctx); err != nil {
+		return 0, err
+	}
 	n, err := keys.EncryptStoredKeys(ctx)
 	if n > 0 {
 		if aerr := a.audit(ctx, "key.encrypt", "", "key", "", nil, map[string]int{"encrypted": n}); aerr != nil && err == nil {
@@ -545,37 +647,65 @@ func (a *Admin) EncryptStoredKeys(ctx context.Context, keys *KeyManager) (int, e
 	return n, err
 }
 
-// Client returns the client with the ID.
+// Client returns the client with the ID, if the actor may see it.
 func (a *Admin) Client(ctx context.Context, id string) (*Client, error) {
-	return a.store.Client(ctx, id)
+	c, err := a.store.Client(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return c, mayKnowClient(ctx, c)
 }
 
-// Clients returns the clients of tenantID, or every client when tenantID
-// is empty.
-func (a *Admin) Clients(ctx context.Context, tenantID string) ([]*Client, error) {
-	all, err := a.store.Clients(ctx)
-	if err != nil || tenantID == "" {
-		return all, err
-	}
-	out := all[:0]
-	for _, c := range all {
-		if c.TenantID == tenantID {
-			out = append(out, c)
+// Clients returns a page of the clients the actor may see: of q.TenantID,
+// or of every tenant for an operator when it is empty. A tenant's actor
+// asking for another tenant gets an empty page, read from no row.
+func (a *Admin) Clients(ctx context.Context, q ClientQuery) ([]*Client, error) {
+	if actor := actorFrom(ctx); !actor.Operator {
+		if actor.TenantID == "" || (q.TenantID != "" && q.TenantID != actor.TenantID) {
+			return nil, nil
 		}
+		q.TenantID = actor.TenantID
 	}
-	return out, nil
+	return a.store.Clients(ctx, q)
 }
 
-// Tenant returns the tenant with the ID.
+// Tenant returns the tenant with the ID, if the actor may see it.
 func (a *Admin) Tenant(ctx context.Context, id string) (*Tenant, error) {
+	if !actorFrom(ctx).sees(id) {
+		return nil, ErrTenantNotFound
+	}
 	return a.store.Tenant(ctx, id)
 }
 
-// Tenants returns every tenant.
-func (a *Admin) Tenants(ctx context.Context) ([]*Tenant, error) { return a.store.Tenants(ctx) }
+// Tenants returns the tenants the actor may see: every one for an
+// operator, its own for a tenant's actor.
+func (a *Admin) Tenants(ctx context.Context) ([]*Tenant, error) {
+	actor := actorFrom(ctx)
+	if actor.Operator {
+		return a.store.Tenants(ctx)
+	}
+	if actor.TenantID == "" {
+		return nil, nil
+	}
+	t, err := a.store.Tenant(ctx, actor.TenantID)
+	if errors.Is(err, ErrTenantNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []*Tenant{t}, nil
+}
 
-// Audit returns audit records matching q.
+// Audit returns audit records matching q that the actor may see: a
+// tenant's actor sees its tenant's records only.
 func (a *Admin) Audit(ctx context.Context, q AuditQuery) ([]AuditRecord, error) {
+	if actor := actorFrom(ctx); !actor.Operator {
+		if actor.TenantID == "" || (q.TenantID != "" && q.TenantID != actor.TenantID) {
+			return nil, nil
+		}
+		q.TenantID = actor.TenantID
+	}
 	return a.store.AuditRecords(ctx, q)
 }
 
@@ -635,7 +765,7 @@ func marshalAudit(v any) (json.RawMessage, error) {
 // has none: stores written before tenants were records. Idempotent, and safe
 // with replicas starting together.
 func EnsureTenantRecords(ctx context.Context, store AdminStore, clock Clock) error {
-	clients, err := store.Clients(ctx)
+	clients, err := store.Clients(ctx, ClientQuery{})
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ import (
 // openForTest opens the store and keys as `issuer serve` does.
 func openForTest(t *testing.T, cfg Config) (Store, *KeyManager, error) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := operatorContext()
 	if _, err := LoadHasher(cfg.Store); err != nil {
 		return nil, nil, err
 	}
@@ -50,7 +50,7 @@ func TestStoreAndKeyFilesAreOwnerOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A write makes sure the WAL and shared-memory files exist.
-	if _, _, err := NewAdmin(store, mustHasher(t, cfg), newFakeClock(), cfg.Tokens.MaxLifetime).CreateClient(context.Background(), NewClient{ID: "c", Scopes: []string{"a"}}); err != nil {
+	if _, _, err := NewAdmin(store, mustHasher(t, cfg), newFakeClock(), cfg.AdminLimits()).CreateClient(operatorContext(), NewClient{ID: "c", Scopes: []string{"a"}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range append(sqliteFiles(cfg.Store.SQLitePath), cfg.Store.SecretHashKeyFile, DefaultKeyEncryptionKeyFile(cfg.Store)) {

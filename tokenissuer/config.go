@@ -34,6 +34,7 @@ type Config struct {
 	RateLimit RateLimitConfig `yaml:"rate_limit"`
 	Audit     AuditConfig     `yaml:"audit"`
 	Portal    PortalConfig    `yaml:"portal"`
+	Tenants   TenantsConfig   `yaml:"tenants"`
 	// ClientCacheTTL is how long a client record is reused without reading the
 	// store; it bounds how long a disabled client or revoked secret still works.
 	ClientCacheTTL time.Duration `yaml:"client_cache_ttl"`
@@ -90,6 +91,19 @@ type TokensConfig struct {
 	// MaxLifetime caps per-client lifetimes; old keys stay published this long
 	// after rotation.
 	MaxLifetime time.Duration `yaml:"max_lifetime"`
+}
+
+// TenantsConfig bounds what each tenant holds.
+type TenantsConfig struct {
+	// MaxClients is the quota of clients per tenant: creating one more is
+	// refused (the admin API's 409, the portal's message), so that one
+	// tenant's bot cannot slow every other tenant's lists. 0: no quota.
+	MaxClients int `yaml:"max_clients"`
+}
+
+// AdminLimits are the bounds the service layer enforces.
+func (c *Config) AdminLimits() AdminLimits {
+	return AdminLimits{MaxTokenLifetime: c.Tokens.MaxLifetime, MaxClientsPerTenant: c.Tenants.MaxClients}
 }
 
 // RateLimitConfig bounds failed client authentications.
@@ -191,7 +205,8 @@ func DefaultConfig() Config {
 			PublishDelay:   15 * time.Minute,
 			ReloadInterval: 10 * time.Second,
 		},
-		Tokens: TokensConfig{Lifetime: 15 * time.Minute, MaxLifetime: time.Hour},
+		Tokens:  TokensConfig{Lifetime: 15 * time.Minute, MaxLifetime: time.Hour},
+		Tenants: TenantsConfig{MaxClients: 1000},
 		RateLimit: RateLimitConfig{MaxFailures: 10, Window: time.Minute, FailureDelay: time.Second, MaxEntries: 100_000,
 			TokensPerMinute: 6000, RevocationsPerMinute: 60, RevokedTokensPerClient: 1000},
 		Audit: AuditConfig{Retention: 400 * 24 * time.Hour},
@@ -326,6 +341,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Portal.SignInDelay < 0 || c.Portal.SignInDelay > 10*time.Second {
 		bad("portal.sign_in_delay", "%s must be between 0 and 10s (it doubles up to 16 times that)", c.Portal.SignInDelay)
+	}
+	if c.Tenants.MaxClients < 0 {
+		bad("tenants.max_clients", "must not be negative (0: no quota)")
 	}
 	if c.ClientCacheTTL < 0 {
 		bad("client_cache_ttl", "must not be negative (0 disables the cache)")

@@ -86,7 +86,7 @@ type cachedTenant struct {
 // NewEndpoints wires a Endpoints. reg receives the issuer's metrics.
 func NewEndpoints(cfg Config, store Store, keys *KeyManager, hasher *SecretHasher, clock Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
 	s := &Endpoints{cfg: cfg, store: store, tenants: store, keys: keys, hasher: hasher, clock: clock, log: log, gather: reg,
-		admin: NewAdmin(store, hasher, clock, cfg.Tokens.MaxLifetime), Feed: NewRevocationFeed(store, keys, cfg.Issuer, clock, log)}
+		admin: NewAdmin(store, hasher, clock, cfg.AdminLimits()), Feed: NewRevocationFeed(store, keys, cfg.Issuer, clock, log)}
 	s.metrics = newMetrics(reg, keys)
 	s.slowed = make(chan struct{}, maxSlowedAnswers)
 	s.Feed.onEntries = s.forgetRevoked

@@ -229,7 +229,7 @@ func TestTokenRequestErrors(t *testing.T) {
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
 	c, secret := ti.createClient(NewClient{Scopes: []string{"a"}})
 	disabled, disabledSecret := ti.createClient(NewClient{Scopes: []string{"a"}})
-	if _, err := ti.admin.SetStatus(context.Background(), disabled.ID, ClientDisabled); err != nil {
+	if _, err := ti.admin.SetStatus(operatorContext(), disabled.ID, ClientDisabled); err != nil {
 		t.Fatal(err)
 	}
 	good := basic(c.ID, secret)
@@ -303,7 +303,7 @@ func TestSecretRotation(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
 	ti := startIssuer(t, testConfig(t.TempDir()), clock)
-	ctx := context.Background()
+	ctx := operatorContext()
 	c, oldSecret := ti.createClient(NewClient{Scopes: []string{"a"}})
 	clock.Advance(time.Hour)
 	_, added, newSecret, err := ti.admin.RotateSecret(ctx, c.ID)
@@ -424,12 +424,12 @@ func TestPerClientTokenLifetime(t *testing.T) {
 	}
 	// A client created when tokens.max_lifetime was longer: the endpoint
 	// still caps its tokens.
-	if _, _, err := ti.admin.CreateClient(context.Background(), NewClient{Scopes: []string{"a"}, TokenLifetime: 48 * time.Hour}); err == nil {
+	if _, _, err := ti.admin.CreateClient(operatorContext(), NewClient{Scopes: []string{"a"}, TokenLifetime: 48 * time.Hour}); err == nil {
 		t.Fatal("created a client whose tokens would outlive tokens.max_lifetime")
 	}
 	uncapped := *ti.admin
 	uncapped.maxTokenLifetime = 0
-	long, longSecret, err := uncapped.CreateClient(context.Background(), NewClient{Scopes: []string{"a"}, TokenLifetime: 48 * time.Hour})
+	long, longSecret, err := uncapped.CreateClient(operatorContext(), NewClient{Scopes: []string{"a"}, TokenLifetime: 48 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

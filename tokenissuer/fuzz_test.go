@@ -23,7 +23,7 @@ func FuzzTokenRequest(f *testing.F) {
 	cfg := testConfig(f.TempDir())
 	cfg.RateLimit.MaxFailures = 0
 	ti := startIssuer(f, cfg, newFakeClock())
-	if _, _, err := ti.admin.CreateClient(f.Context(), NewClient{ID: "fuzz-client", Scopes: []string{"a", "b"}}); err != nil {
+	if _, _, err := ti.admin.CreateClient(WithActor(f.Context(), testOperator), NewClient{ID: "fuzz-client", Scopes: []string{"a", "b"}}); err != nil {
 		f.Fatal(err)
 	}
 	handler := ti.server.Handler()

@@ -68,7 +68,7 @@ func testConfig(dir string) Config {
 // configuration is replaced by the test server's.
 func startIssuer(t testing.TB, cfg Config, clock Clock) *testIssuer {
 	t.Helper()
-	ctx := context.Background()
+	ctx := operatorContext()
 	store, err := OpenSQLite(ctx, cfg.Store.SQLitePath)
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +79,7 @@ func startIssuer(t testing.TB, cfg Config, clock Clock) *testIssuer {
 
 func startIssuerOn(t testing.TB, cfg Config, clock Clock, store Store) *testIssuer {
 	t.Helper()
-	ctx := context.Background()
+	ctx := operatorContext()
 	hasher, err := LoadHasher(cfg.Store)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func startIssuerOn(t testing.TB, cfg Config, clock Clock, store Store) *testIssu
 	if err := keys.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ti := &testIssuer{t: t, clock: clock, store: store, keys: keys, admin: NewAdmin(store, hasher, clock, cfg.Tokens.MaxLifetime)}
+	ti := &testIssuer{t: t, clock: clock, store: store, keys: keys, admin: NewAdmin(store, hasher, clock, cfg.AdminLimits())}
 	// The handler is installed after the server exists so that the issuer
 	// URL in the tokens is the test server's own.
 	var handler http.Handler
@@ -132,3 +132,10 @@ func (ti *testIssuer) createClient(nc NewClient) (*Client, string) {
 	}
 	return c, secret
 }
+
+// testOperator is the platform operator the tests act as, as the CLI does.
+var testOperator = Actor{ID: "cli:test", Operator: true}
+
+// operatorContext is a context in which testOperator acts: the service
+// layer lets a context without an actor do nothing.
+func operatorContext() context.Context { return WithActor(context.Background(), testOperator) }

@@ -44,7 +44,7 @@ func TestKeyRotationTimeline(t *testing.T) {
 	cfg.Tokens.MaxLifetime = time.Hour
 	clock := newFakeClock()
 	ti := startIssuer(t, cfg, clock)
-	ctx := context.Background()
+	ctx := operatorContext()
 	c, secret := ti.createClient(NewClient{Scopes: []string{"a"}})
 
 	oldKID := signingKID(t, ti, c.ID, secret)

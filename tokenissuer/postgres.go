@@ -132,6 +132,8 @@ var postgresMigrations = []string{
 	// The client a revoked token was issued to, so that the feed can bound
 	// each client's token entries.
 	`ALTER TABLE revocations ADD COLUMN client_id TEXT NOT NULL DEFAULT '';`,
+	// Lists of one tenant's clients read only that tenant's rows.
+	`CREATE INDEX clients_tenant ON clients (tenant_id, id);`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) that serialize migrations and
@@ -139,6 +141,9 @@ var postgresMigrations = []string{
 const (
 	lockMigrations = 0x706f7274_00000001
 	lockKeys       = 0x706f7274_00000002
+	// lockTenantClients, with a hash of the tenant ID as the second key,
+	// serializes creating a tenant's clients (its quota).
+	lockTenantClients int32 = 0x706f7274
 )
 
 // OpenPostgres connects to dsn and applies pending migrations; replicas
@@ -195,8 +200,22 @@ type pgQueryer interface {
 }
 
 // CreateClient implements Store.
-func (s *PostgresStore) CreateClient(ctx context.Context, c *Client) error {
+func (s *PostgresStore) CreateClient(ctx context.Context, c *Client, maxPerTenant int) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if c.TenantID != "" && maxPerTenant > 0 {
+			// One creation per tenant at a time, across replicas: the count
+			// holds until this transaction ends.
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockTenantClients, c.TenantID); err != nil {
+				return fmt.Errorf("create client: %w", err)
+			}
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM clients WHERE tenant_id = $1`, c.TenantID).Scan(&n); err != nil {
+				return fmt.Errorf("create client: %w", err)
+			}
+			if n >= maxPerTenant {
+				return ErrClientQuota
+			}
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO clients (id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			c.ID, c.Name, c.TenantID, joinScopes(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.CreatedAt), unixNano(c.UpdatedAt))
 		var pgErr *pgconn.PgError
@@ -250,8 +269,9 @@ func pgReadClient(ctx context.Context, q pgQueryer, id string, forUpdate bool) (
 }
 
 // Clients implements Store.
-func (s *PostgresStore) Clients(ctx context.Context) ([]*Client, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id FROM clients ORDER BY id`)
+func (s *PostgresStore) Clients(ctx context.Context, q ClientQuery) ([]*Client, error) {
+	where, args := q.where(func(n int) string { return fmt.Sprintf("$%d", n) })
+	rows, err := s.pool.Query(ctx, `SELECT id FROM clients`+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}

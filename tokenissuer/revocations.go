@@ -80,6 +80,9 @@ func (a *Admin) revoke(ctx context.Context, kind revocation.Kind, subject, tenan
 // changes): the issuer logs it, and a client that revokes too many falls
 // back to a watermark, which is audited.
 func (a *Admin) RevokeToken(ctx context.Context, tok AccessToken) error {
+	if actor := actorFrom(ctx); actor.ID != "client:"+tok.ClientID && (!actor.sees(tok.TenantID) || actor.ReadOnly) {
+		return ErrNotPermitted
+	}
 	if tok.ID == "" {
 		return invalid("the token has no jti; it cannot be revoked alone")
 	}
@@ -114,6 +117,9 @@ func (a *Admin) appendRevocation(ctx context.Context, e *revocation.Entry, tenan
 func (a *Admin) RevokeClientTokens(ctx context.Context, id string) error {
 	c, err := a.store.Client(ctx, id)
 	if err != nil {
+		return err
+	}
+	if err := mayChangeClient(ctx, c); err != nil {
 		return err
 	}
 	return a.revoke(ctx, revocation.KindClient, id, c.TenantID, "client.revoke_tokens")

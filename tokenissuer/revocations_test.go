@@ -26,7 +26,7 @@ func postRevoke(t *testing.T, base, body, authorization string) (int, string, ht
 func TestRevocationEndpoint(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	ctx := context.Background()
+	ctx := operatorContext()
 	_, secretA := ti.createClient(NewClient{ID: "app-a", Scopes: []string{"a"}})
 	_, secretB := ti.createClient(NewClient{ID: "app-b", Scopes: []string{"a"}})
 	tok := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("app-a", secretA)).body["access_token"].(string)
@@ -232,7 +232,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func testStoreRevocations(t *testing.T, s Store) {
-	ctx := context.Background()
+	ctx := operatorContext()
 	now := time.Unix(1_800_000_000, 0).UTC()
 	if v, err := s.LatestRevocation(ctx); err != nil || v != 0 {
 		t.Fatalf("empty store: %d %v", v, err)
@@ -409,7 +409,7 @@ func TestFeedReadsTheStoreOncePerChangeWhateverTheFollowers(t *testing.T) {
 					polls[i] = longPoll(t, served, token, fmt.Sprintf("?since=%d&wait=30", since))
 				}
 				before := store.reads.Load()
-				if err := revoker.admin.RevokeClientTokens(context.Background(), fmt.Sprint("app-", followers)); err != nil {
+				if err := revoker.admin.RevokeClientTokens(operatorContext(), fmt.Sprint("app-", followers)); err != nil {
 					t.Fatal(err)
 				}
 				for _, p := range polls {
@@ -477,18 +477,18 @@ func TestChangesFromAnotherProcessLeaveNoWindow(t *testing.T) {
 		after, other int
 	}{
 		"clients disable": {func(a *Admin, id, _ string) error {
-			_, err := a.SetStatus(context.Background(), id, ClientDisabled)
+			_, err := a.SetStatus(operatorContext(), id, ClientDisabled)
 			return err
 		}, http.StatusBadRequest, 0},
-		"clients delete": {func(a *Admin, id, _ string) error { return a.DeleteClient(context.Background(), id) }, http.StatusUnauthorized, 0},
+		"clients delete": {func(a *Admin, id, _ string) error { return a.DeleteClient(operatorContext(), id) }, http.StatusUnauthorized, 0},
 		"clients revoke-secret --revoke-tokens": {func(a *Admin, id, secretID string) error {
-			if _, err := a.RevokeSecret(context.Background(), id, secretID); err != nil {
+			if _, err := a.RevokeSecret(operatorContext(), id, secretID); err != nil {
 				return err
 			}
-			return a.RevokeClientTokens(context.Background(), id)
+			return a.RevokeClientTokens(operatorContext(), id)
 		}, http.StatusUnauthorized, http.StatusOK},
 		"tenants disable": {func(a *Admin, id, _ string) error {
-			_, err := a.SetTenantStatus(context.Background(), "acme", TenantDisabled)
+			_, err := a.SetTenantStatus(operatorContext(), "acme", TenantDisabled)
 			return err
 		}, http.StatusBadRequest, 0},
 	} {
@@ -498,7 +498,7 @@ func TestChangesFromAnotherProcessLeaveNoWindow(t *testing.T) {
 			cfg.ClientCacheTTL = time.Hour // the window, made as wide as can be
 			ti := startIssuer(t, cfg, newFakeClock())
 			c, secret := ti.createClient(NewClient{ID: "app", TenantID: "acme", Scopes: []string{"a"}})
-			_, _, secondSecret, err := ti.admin.RotateSecret(context.Background(), c.ID)
+			_, _, secondSecret, err := ti.admin.RotateSecret(operatorContext(), c.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -516,7 +516,7 @@ func TestChangesFromAnotherProcessLeaveNoWindow(t *testing.T) {
 			}
 			defer cliStore.Close()
 			hasher, _ := LoadHasher(cfg.Store)
-			if err := tc.change(NewAdmin(cliStore, hasher, ti.clock, cfg.Tokens.MaxLifetime), c.ID, c.Secrets[0].ID); err != nil {
+			if err := tc.change(NewAdmin(cliStore, hasher, ti.clock, cfg.AdminLimits()), c.ID, c.Secrets[0].ID); err != nil {
 				t.Fatal(err)
 			}
 			// The running issuer mints a second later, before its feed has
@@ -567,7 +567,7 @@ func TestAnotherProcessesChangesReachTheCache(t *testing.T) {
 	cfg.ClientCacheTTL = time.Hour
 	ti := startIssuer(t, cfg, newFakeClock())
 	c, old := ti.createClient(NewClient{ID: "app", Scopes: []string{"a"}})
-	if _, _, _, err := ti.admin.RotateSecret(context.Background(), c.ID); err != nil {
+	if _, _, _, err := ti.admin.RotateSecret(operatorContext(), c.ID); err != nil {
 		t.Fatal(err)
 	}
 	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, old)); r.status != http.StatusOK {
@@ -579,7 +579,7 @@ func TestAnotherProcessesChangesReachTheCache(t *testing.T) {
 	}
 	defer cliStore.Close()
 	hasher, _ := LoadHasher(cfg.Store)
-	if _, err := NewAdmin(cliStore, hasher, ti.clock, cfg.Tokens.MaxLifetime).RevokeSecret(context.Background(), c.ID, c.Secrets[0].ID); err != nil {
+	if _, err := NewAdmin(cliStore, hasher, ti.clock, cfg.AdminLimits()).RevokeSecret(operatorContext(), c.ID, c.Secrets[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the running issuer to refuse the revoked secret", func() bool {
@@ -594,7 +594,7 @@ func TestAnotherProcessesChangesReachTheCache(t *testing.T) {
 func TestRevocationFeedStreams(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	ctx := context.Background()
+	ctx := operatorContext()
 	_, secret := ti.createClient(NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
 	ti.createClient(NewClient{ID: "app", Scopes: []string{"a"}})
 	token := func() string {

@@ -127,7 +127,7 @@ func NewServer(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (
 		store.Close()
 		return nil, err
 	}
-	accounts, err := NewAccounts(NewAdmin(store, hasher, clock, cfg.Tokens.MaxLifetime), store, keys.Encrypter(),
+	accounts, err := NewAccounts(NewAdmin(store, hasher, clock, cfg.AdminLimits()), store, keys.Encrypter(),
 		clock, cfg.AccountsConfig(), log)
 	if err != nil {
 		store.Close()
@@ -189,7 +189,7 @@ func (s *Server) housekeeping(ctx context.Context) {
 
 // Admin returns client management on this issuer's store, with its rules.
 func (s *Server) Admin() *Admin {
-	return NewAdmin(s.Store, s.Hasher, SystemClock{}, s.cfg.Tokens.MaxLifetime)
+	return NewAdmin(s.Store, s.Hasher, SystemClock{}, s.cfg.AdminLimits())
 }
 
 // Config is the configuration the server runs with.

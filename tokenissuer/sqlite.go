@@ -131,6 +131,8 @@ var sqliteMigrations = []string{
 	// The client a revoked token was issued to, so that the feed can bound
 	// each client's token entries.
 	`ALTER TABLE revocations ADD COLUMN client_id TEXT NOT NULL DEFAULT '';`,
+	// Lists of one tenant's clients read only that tenant's rows.
+	`CREATE INDEX clients_tenant ON clients (tenant_id, id);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and applies
@@ -221,7 +223,7 @@ type sqlQueryer interface {
 }
 
 // CreateClient implements Store.
-func (s *SQLiteStore) CreateClient(ctx context.Context, c *Client) error {
+func (s *SQLiteStore) CreateClient(ctx context.Context, c *Client, maxPerTenant int) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -233,6 +235,17 @@ func (s *SQLiteStore) CreateClient(ctx context.Context, c *Client) error {
 	}
 	if exists > 0 {
 		return ErrClientExists
+	}
+	if c.TenantID != "" && maxPerTenant > 0 {
+		// The transaction took the write lock as it began (_txlock=immediate):
+		// the count cannot change under it.
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM clients WHERE tenant_id = ?`, c.TenantID).Scan(&n); err != nil {
+			return fmt.Errorf("create client: %w", err)
+		}
+		if n >= maxPerTenant {
+			return ErrClientQuota
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO clients (id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.TenantID, joinScopes(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.CreatedAt), unixNano(c.UpdatedAt)); err != nil {
@@ -280,8 +293,9 @@ func sqliteReadClient(ctx context.Context, q sqlQueryer, id string) (*Client, er
 }
 
 // Clients implements Store.
-func (s *SQLiteStore) Clients(ctx context.Context) ([]*Client, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM clients ORDER BY id`)
+func (s *SQLiteStore) Clients(ctx context.Context, q ClientQuery) ([]*Client, error) {
+	where, args := q.where(func(int) string { return "?" })
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM clients`+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}

@@ -71,18 +71,24 @@ type SigningKey struct {
 var (
 	ErrClientNotFound = errors.New("client not found")
 	ErrClientExists   = errors.New("a client with this ID already exists")
-	ErrKeyChanged     = errors.New("the signing key changed meanwhile, or is gone")
+	// ErrClientQuota is a tenant at its quota of clients (tenants.max_clients).
+	ErrClientQuota = errors.New("the tenant has as many clients as tenants.max_clients allows; delete one first")
+	ErrKeyChanged  = errors.New("the signing key changed meanwhile, or is gone")
 )
 
 // ClientStore keeps clients; the token endpoint reads them and Admin
 // changes them.
 type ClientStore interface {
-	// CreateClient stores a new client; ErrClientExists if the ID is taken.
-	CreateClient(ctx context.Context, c *Client) error
+	// CreateClient stores a new client; ErrClientExists if the ID is taken,
+	// ErrClientQuota if its tenant already has maxPerTenant clients (0: no
+	// quota), counted in the same transaction so that racing creations
+	// cannot pass it together.
+	CreateClient(ctx context.Context, c *Client, maxPerTenant int) error
 	// Client returns the client with the ID, or ErrClientNotFound.
 	Client(ctx context.Context, id string) (*Client, error)
-	// Clients returns every client ordered by ID.
-	Clients(ctx context.Context) ([]*Client, error)
+	// Clients returns a page of clients ordered by ID: it reads only the
+	// rows it returns.
+	Clients(ctx context.Context, q ClientQuery) ([]*Client, error)
 	// UpdateClient applies update to the client atomically (read, modify,
 	// write in one transaction) and returns the result.
 	UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error)
@@ -90,6 +96,40 @@ type ClientStore interface {
 	// client in the same transaction, allows it, and returns what it
 	// removed; ErrClientNotFound when there is no such client.
 	DeleteClient(ctx context.Context, id string, check func(*Client) error) (*Client, error)
+}
+
+// ClientQuery selects a page of clients.
+type ClientQuery struct {
+	// TenantID selects one tenant's clients; empty selects every client.
+	TenantID string
+	// After continues after this client ID.
+	After string
+	// Limit bounds the page; 0 returns every client selected.
+	Limit int
+}
+
+// where returns the query's WHERE clause and arguments, ph naming the
+// dialect's n-th placeholder.
+func (q ClientQuery) where(ph func(n int) string) (string, []any) {
+	var conds []string
+	var args []any
+	if q.TenantID != "" {
+		args = append(args, q.TenantID)
+		conds = append(conds, "tenant_id = "+ph(len(args)))
+	}
+	if q.After != "" {
+		args = append(args, q.After)
+		conds = append(conds, "id > "+ph(len(args)))
+	}
+	sql := ""
+	if len(conds) > 0 {
+		sql = " WHERE " + strings.Join(conds, " AND ")
+	}
+	sql += " ORDER BY id"
+	if q.Limit > 0 {
+		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	return sql, args
 }
 
 // KeyStore keeps signing keys for the KeyManager.

@@ -1,9 +1,9 @@
 package tokenissuer
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +21,7 @@ func TestStoreConformance(t *testing.T) {
 			t.Run("signing keys", func(t *testing.T) { testStoreKeys(t, open(t)) })
 			t.Run("concurrent rotation adds one key", func(t *testing.T) { testStoreRotationRace(t, open(t)) })
 			t.Run("failure counts", func(t *testing.T) { testStoreFailures(t, open(t)) })
+			t.Run("client quota", func(t *testing.T) { testStoreClientQuota(t, open(t)) })
 			t.Run("tenants", func(t *testing.T) { testStoreTenants(t, open(t)) })
 			t.Run("audit", func(t *testing.T) { testStoreAudit(t, open(t)) })
 			t.Run("idempotency keys", func(t *testing.T) { testStoreIdempotency(t, open(t)) })
@@ -33,15 +34,15 @@ func TestStoreConformance(t *testing.T) {
 }
 
 func testStoreClients(t *testing.T, s Store) {
-	ctx := context.Background()
+	ctx := operatorContext()
 	now := time.Unix(1_800_000_000, 0).UTC()
 	c := &Client{ID: "acme-app", Name: "Acme", TenantID: "acme", Scopes: []string{"a", "b"}, Status: ClientActive,
 		TokenLifetime: 5 * time.Minute, CreatedAt: now, UpdatedAt: now,
 		Secrets: []Secret{{ID: "s1", Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: now}}}
-	if err := s.CreateClient(ctx, c); err != nil {
+	if err := s.CreateClient(ctx, c, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateClient(ctx, c); !errors.Is(err, ErrClientExists) {
+	if err := s.CreateClient(ctx, c, 0); !errors.Is(err, ErrClientExists) {
 		t.Fatalf("duplicate: %v", err)
 	}
 	got, err := s.Client(ctx, "acme-app")
@@ -76,10 +77,16 @@ func testStoreClients(t *testing.T, s Store) {
 	if _, err := s.UpdateClient(ctx, "nobody", func(*Client) error { return nil }); !errors.Is(err, ErrClientNotFound) {
 		t.Fatalf("update unknown: %v", err)
 	}
-	s.CreateClient(ctx, &Client{ID: "b-app", Status: ClientActive, Scopes: []string{}, Secrets: []Secret{}})
-	all, err := s.Clients(ctx)
+	s.CreateClient(ctx, &Client{ID: "b-app", Status: ClientActive, Scopes: []string{}, Secrets: []Secret{}}, 0)
+	all, err := s.Clients(ctx, ClientQuery{})
 	if err != nil || len(all) != 2 || all[0].ID != "acme-app" || all[1].ID != "b-app" {
 		t.Fatalf("list: %v %d", err, len(all))
+	}
+	if page, err := s.Clients(ctx, ClientQuery{After: "acme-app", Limit: 1}); err != nil || len(page) != 1 || page[0].ID != "b-app" {
+		t.Fatalf("a page after acme-app: %v %v", err, page)
+	}
+	if page, err := s.Clients(ctx, ClientQuery{TenantID: c.TenantID}); err != nil || len(page) != 1 || page[0].ID != "acme-app" {
+		t.Fatalf("one tenant's clients: %v %v", err, page)
 	}
 	refused := errors.New("refused")
 	if _, err := s.DeleteClient(ctx, "acme-app", func(*Client) error { return refused }); !errors.Is(err, refused) {
@@ -100,7 +107,7 @@ func testStoreClients(t *testing.T, s Store) {
 }
 
 func testStoreKeys(t *testing.T, s Store) {
-	ctx := context.Background()
+	ctx := operatorContext()
 	t0 := time.Unix(1_800_000_000, 0)
 	key := func(kid string, at time.Time) SigningKey {
 		return SigningKey{KID: kid, Algorithm: "ES256", PrivateJWK: []byte(`{"kid":"` + kid + `"}`), CreatedAt: at, ActiveAt: at}
@@ -147,7 +154,7 @@ func testStoreKeys(t *testing.T, s Store) {
 }
 
 func testStoreRotationRace(t *testing.T, s Store) {
-	ctx := context.Background()
+	ctx := operatorContext()
 	t0 := time.Unix(1_800_000_000, 0)
 	s.AddSigningKey(ctx, SigningKey{KID: "old", Algorithm: "ES256", PrivateJWK: []byte("{}"), CreatedAt: t0, ActiveAt: t0}, time.Time{}, time.Time{})
 	var added atomic.Int32
@@ -173,8 +180,39 @@ func testStoreRotationRace(t *testing.T, s Store) {
 	}
 }
 
+func testStoreClientQuota(t *testing.T, s Store) {
+	ctx := operatorContext()
+	// Racing creations cannot pass the quota together: it is counted in
+	// the creation's transaction.
+	var wg sync.WaitGroup
+	var created, refused atomic.Int32
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &Client{ID: fmt.Sprintf("quota-%d", i), TenantID: "quota", Status: ClientActive, Scopes: []string{}, Secrets: []Secret{}}
+			switch err := s.CreateClient(ctx, c, 3); {
+			case err == nil:
+				created.Add(1)
+			case errors.Is(err, ErrClientQuota):
+				refused.Add(1)
+			default:
+				t.Errorf("create %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if created.Load() != 3 || refused.Load() != 5 {
+		t.Fatalf("8 racing creations with a quota of 3: %d created, %d refused", created.Load(), refused.Load())
+	}
+	// Another tenant, and a client of no tenant, have their own room.
+	if err := s.CreateClient(ctx, &Client{ID: "quota-other", TenantID: "other", Status: ClientActive, Scopes: []string{}, Secrets: []Secret{}}, 3); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func testStoreFailures(t *testing.T, s Store) {
-	ctx := context.Background()
+	ctx := operatorContext()
 	t0 := time.Unix(1_800_000_000, 0)
 	for i := 1; i <= 3; i++ {
 		n, start, err := s.RecordFailure(ctx, "client:x", t0.Add(time.Duration(i)*time.Second), time.Minute)
@@ -215,7 +253,7 @@ func testStoreFailures(t *testing.T, s Store) {
 }
 
 func testStoreTenants(t *testing.T, s Store) {
-	ctx := context.Background()
+	ctx := operatorContext()
 	t0 := time.Unix(1_800_000_000, 0).UTC()
 	acme := &Tenant{ID: "acme", Name: "Acme", Status: TenantActive, ScopeCeiling: []string{"a", "b"}, CreatedAt: t0, UpdatedAt: t0}
 	if err := s.CreateTenant(ctx, acme); err != nil {
@@ -255,7 +293,7 @@ func testStoreTenants(t *testing.T, s Store) {
 }
 
 func testStoreAudit(t *testing.T, s Store) {
-	ctx := context.Background()
+	ctx := operatorContext()
 	t0 := time.Unix(1_800_000_000, 0).UTC()
 	var seqs []int64
 	for i, r := range []AuditRecord{
@@ -310,7 +348,7 @@ func testStoreAudit(t *testing.T, s Store) {
 }
 
 func testStoreIdempotency(t *testing.T, s Store) {
-	ctx := context.Background()
+	ctx := operatorContext()
 	t0 := time.Unix(1_800_000_000, 0).UTC()
 	rec := IdempotencyRecord{Scope: "acme-bot", Key: "k1", Fingerprint: "POST /clients abc", CreatedAt: t0}
 	if existing, err := s.ClaimIdempotencyKey(ctx, rec); err != nil || existing != nil {

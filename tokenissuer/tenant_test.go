@@ -12,7 +12,7 @@ import (
 func TestClientScopesStayWithinTheTenantCeiling(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	ctx := context.Background()
+	ctx := operatorContext()
 	if _, err := ti.admin.CreateTenant(ctx, NewTenant{ID: "acme", Name: "Acme", ScopeCeiling: []string{"a", "b"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -79,14 +79,14 @@ func TestDisabledTenantsClientsGetNoToken(t *testing.T) {
 	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret)); r.status != http.StatusOK {
 		t.Fatalf("active tenant: %d %v", r.status, r.body)
 	}
-	if _, err := ti.admin.SetTenantStatus(context.Background(), "acme", TenantDisabled); err != nil {
+	if _, err := ti.admin.SetTenantStatus(operatorContext(), "acme", TenantDisabled); err != nil {
 		t.Fatal(err)
 	}
 	r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret))
 	if r.status != http.StatusBadRequest || r.body["error"] != "unauthorized_client" || !strings.Contains(r.body["error_description"].(string), "tenant is disabled") {
 		t.Fatalf("disabled tenant: %d %v", r.status, r.body)
 	}
-	ti.admin.SetTenantStatus(context.Background(), "acme", TenantActive)
+	ti.admin.SetTenantStatus(operatorContext(), "acme", TenantActive)
 	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret)); r.status != http.StatusOK {
 		t.Fatalf("enabled again: %d %v", r.status, r.body)
 	}
@@ -99,7 +99,7 @@ func TestStoresMigrateTenantsNamedOnClients(t *testing.T) {
 	t.Parallel()
 	for name, open := range storeFactories() {
 		t.Run(name, func(t *testing.T) {
-			ctx := context.Background()
+			ctx := operatorContext()
 			s := open(t)
 			now := newFakeClock().Now()
 			for _, c := range []*Client{
@@ -107,7 +107,7 @@ func TestStoresMigrateTenantsNamedOnClients(t *testing.T) {
 				{ID: "old-2", TenantID: "legacy", Scopes: []string{"c", "b"}, Status: ClientActive, CreatedAt: now, UpdatedAt: now},
 				{ID: "old-3", Scopes: []string{"x"}, Status: ClientActive, CreatedAt: now, UpdatedAt: now},
 			} {
-				if err := s.CreateClient(ctx, c); err != nil {
+				if err := s.CreateClient(ctx, c, 0); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -161,7 +161,7 @@ func TestEveryChangeIsAudited(t *testing.T) {
 	must(err)
 	must(a.DeleteClient(ctx, "c1"))
 
-	records, err := a.Audit(context.Background(), AuditQuery{TenantID: "acme"})
+	records, err := a.Audit(operatorContext(), AuditQuery{TenantID: "acme"})
 	must(err)
 	var actions []string
 	for _, r := range records {
@@ -208,15 +208,14 @@ func TestOnlyOperatorsGrantPlatformScopes(t *testing.T) {
 		"the CLI":                      WithActor(context.Background(), CLIActor()),
 		"a platform-admin person":      WithActor(context.Background(), Actor{ID: "account:olga@example.com", Operator: true}),
 		"a portcullis.admin token":     WithActor(context.Background(), Actor{ID: "client:platform-ops", Operator: true}),
-		"a tenant-admin person":        WithActor(context.Background(), Actor{ID: "account:ada@acme.example"}),
-		"a tenant's automation client": WithActor(context.Background(), Actor{ID: "client:acme-bot"}),
+		"a tenant-admin person":        WithActor(context.Background(), Actor{ID: "account:ada@acme.example", TenantID: "acme"}),
+		"a tenant's automation client": WithActor(context.Background(), Actor{ID: "client:acme-bot", TenantID: "acme"}),
 		"nobody an adapter named":      context.Background(),
 	}
 	n := 0
 	operations := map[string]func(ctx context.Context) error{
 		"create a tenant client with portcullis.clients:manage": func(ctx context.Context) error {
-			n++
-			_, _, err := ti.admin.CreateClient(ctx, NewClient{ID: fmt.Sprint("bot-", n), TenantID: "acme", Scopes: []string{"portcullis.clients:manage"}})
+			_, _, err := ti.admin.CreateClient(ctx, NewClient{TenantID: "acme", Scopes: []string{"portcullis.clients:manage"}})
 			return err
 		},
 		"give a client portcullis.clients:manage": func(ctx context.Context) error {
@@ -224,8 +223,7 @@ func TestOnlyOperatorsGrantPlatformScopes(t *testing.T) {
 			return err
 		},
 		"create a client with portcullis.admin": func(ctx context.Context) error {
-			n++
-			_, _, err := ti.admin.CreateClient(ctx, NewClient{ID: fmt.Sprint("ops-", n), Scopes: []string{"portcullis.admin"}})
+			_, _, err := ti.admin.CreateClient(ctx, NewClient{Scopes: []string{"portcullis.admin"}})
 			return err
 		},
 		"put portcullis.admin in a ceiling": func(ctx context.Context) error {
@@ -245,7 +243,9 @@ func TestOnlyOperatorsGrantPlatformScopes(t *testing.T) {
 			switch {
 			case operator && err != nil:
 				t.Errorf("%s may %s: %v", actor, op, err)
-			case !operator && !errors.Is(err, ErrPlatformScope):
+			case !operator && !errors.Is(err, ErrPlatformScope) && !errors.Is(err, ErrNotPermitted):
+				// Refused for the scope, or before it: tenants are the
+				// operators' to manage at all.
 				t.Errorf("%s must not %s: %v", actor, op, err)
 			}
 		}

@@ -48,7 +48,7 @@ func (s *state) openAccounts(c *cobra.Command) (*tokenissuer.Accounts, tokenissu
 	km, err := tokenissuer.NewKeyManagerFor(cfg, store, clock, log)
 	if err == nil {
 		var accounts *tokenissuer.Accounts
-		accounts, err = tokenissuer.NewAccounts(tokenissuer.NewAdmin(store, hasher, clock, cfg.Tokens.MaxLifetime), store, km.Encrypter(),
+		accounts, err = tokenissuer.NewAccounts(tokenissuer.NewAdmin(store, hasher, clock, cfg.AdminLimits()), store, km.Encrypter(),
 			clock, cfg.AccountsConfig(), log)
 		if err == nil {
 			return accounts, cfg, func() { store.Close() }, nil

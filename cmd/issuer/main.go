@@ -103,7 +103,7 @@ func (s *state) openAdmin(c *cobra.Command) (*tokenissuer.Admin, tokenissuer.Sto
 	if err != nil {
 		return nil, nil, err
 	}
-	return tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}, cfg.Tokens.MaxLifetime), store, nil
+	return tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}, cfg.AdminLimits()), store, nil
 }
 
 func newServeCommand(st *state) *cobra.Command {
@@ -267,22 +267,25 @@ rotate-secret, and stored only as a keyed hash.`,
 			return viewOrErr(args[0], cl, err)
 		}
 	}
+	list := clientCommand(st, "list", "List every client, or a tenant's with --tenant", "  issuer clients list --config FILE\n  issuer clients list --tenant acme --config FILE", cli.NoArgs,
+		func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, _ []string) (any, error) {
+			tenant, _ := c.Flags().GetString("tenant")
+			all, err := admin.Clients(c.Context(), tokenissuer.ClientQuery{TenantID: tenant})
+			if err != nil {
+				return nil, err
+			}
+			views := make([]clientView, len(all))
+			for i, cl := range all {
+				views[i] = view(cl)
+			}
+			return views, nil
+		})
+	list.Flags().String("tenant", "", "list only this tenant's clients")
 	c.AddCommand(create, revoke, revokeTokens,
-		clientCommand(st, "list", "List every client", "  issuer clients list --config FILE", cli.NoArgs,
-			func(c *cobra.Command, _ *tokenissuer.Admin, store tokenissuer.Store, _ []string) (any, error) {
-				all, err := store.Clients(c.Context())
-				if err != nil {
-					return nil, err
-				}
-				views := make([]clientView, len(all))
-				for i, cl := range all {
-					views[i] = view(cl)
-				}
-				return views, nil
-			}),
+		list,
 		clientCommand(st, "show CLIENT_ID", "Show a client (never its secrets)", "  issuer clients show acme-app --config FILE", cli.ExactArgs(1, "CLIENT_ID"),
-			func(c *cobra.Command, _ *tokenissuer.Admin, store tokenissuer.Store, args []string) (any, error) {
-				cl, err := store.Client(c.Context(), args[0])
+			func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, args []string) (any, error) {
+				cl, err := admin.Client(c.Context(), args[0])
 				return viewOrErr(args[0], cl, err)
 			}),
 		clientCommand(st, "rotate-secret CLIENT_ID", "Add a second secret (printed once); both work until one is revoked",
@@ -352,7 +355,7 @@ func newKeysCommand(st *state) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				admin := tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}, cfg.Tokens.MaxLifetime)
+				admin := tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}, cfg.AdminLimits())
 				if before != nil {
 					if err := before(c, km, admin); err != nil {
 						return err

@@ -155,7 +155,7 @@ func followerClients(ctx context.Context, cfg tokenissuer.Config) (follower, vic
 	if err != nil {
 		return "", "", err
 	}
-	admin := tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}, cfg.Tokens.MaxLifetime)
+	admin := tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}, cfg.AdminLimits())
 	ctx = tokenissuer.WithActor(ctx, tokenissuer.Actor{ID: "cli:load", Operator: true})
 	if _, follower, err = admin.CreateClient(ctx, tokenissuer.NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}}); err != nil {
 		return "", "", err

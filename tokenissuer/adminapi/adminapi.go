@@ -51,44 +51,26 @@ func (f VerifierFunc) VerifyAccessToken(token string) (tokenissuer.AccessToken, 
 	return f(token)
 }
 
-// Reader is what the API reads directly; every change goes through Admin.
-type Reader interface {
-	Client(ctx context.Context, id string) (*tokenissuer.Client, error)
-	Clients(ctx context.Context) ([]*tokenissuer.Client, error)
-	Tenant(ctx context.Context, id string) (*tokenissuer.Tenant, error)
-	Tenants(ctx context.Context) ([]*tokenissuer.Tenant, error)
-}
-
-// Store is what the API reads directly, and its memory of idempotency
-// keys; every change goes through Admin.
-type Store interface {
-	Reader
-	tokenissuer.IdempotencyStore
-}
-
-// API serves /admin/v1/.
+// API serves /admin/v1/. It reads and changes everything through Admin,
+// which decides what the caller may see and do; the API only translates.
 type API struct {
 	admin  *tokenissuer.Admin
-	read   Reader
-	store  Store
+	store  tokenissuer.IdempotencyStore
 	tokens TokenVerifier
 	keys   *tokenissuer.KeyManager
 	log    *slog.Logger
 }
 
-// New returns the admin API.
-func New(admin *tokenissuer.Admin, store Store, tokens TokenVerifier, keys *tokenissuer.KeyManager, log *slog.Logger) *API {
-	return &API{admin: admin, read: store, store: store, tokens: tokens, keys: keys, log: log}
+// New returns the admin API; store remembers idempotency keys.
+func New(admin *tokenissuer.Admin, store tokenissuer.IdempotencyStore, tokens TokenVerifier, keys *tokenissuer.KeyManager, log *slog.Logger) *API {
+	return &API{admin: admin, store: store, tokens: tokens, keys: keys, log: log}
 }
 
-// caller is who calls: a verified token, and what it may see.
+// caller is who calls: a verified token, and whether it is an operator's.
 type caller struct {
 	token tokenissuer.AccessToken
 	admin bool
 }
-
-// sees reports whether the caller may know of an object of tenantID.
-func (c caller) sees(tenantID string) bool { return c.admin || tenantID == c.token.TenantID }
 
 type handler func(w http.ResponseWriter, r *http.Request, c caller) error
 
@@ -108,15 +90,15 @@ func (a *API) Handler() http.Handler {
 		"POST /admin/v1/clients/{id}/enable":        a.setStatus(tokenissuer.ClientActive),
 		"PUT /admin/v1/clients/{id}/scopes":         a.setScopes,
 		"GET /admin/v1/audit":                       a.listAudit,
-		"GET /admin/v1/tenants":                     operatorsOnly(a.listTenants),
-		"POST /admin/v1/tenants":                    operatorsOnly(a.idempotent(a.createTenant, a.replayTenant)),
+		"GET /admin/v1/tenants":                     a.listTenants,
+		"POST /admin/v1/tenants":                    a.idempotent(a.createTenant, a.replayTenant),
 		"GET /admin/v1/tenants/{id}":                a.getTenant,
-		"PATCH /admin/v1/tenants/{id}":              operatorsOnly(a.renameTenant),
-		"PUT /admin/v1/tenants/{id}/scope-ceiling":  operatorsOnly(a.setCeiling),
-		"POST /admin/v1/tenants/{id}/disable":       operatorsOnly(a.setTenantStatus(tokenissuer.TenantDisabled)),
-		"POST /admin/v1/tenants/{id}/enable":        operatorsOnly(a.setTenantStatus(tokenissuer.TenantActive)),
-		"GET /admin/v1/keys":                        operatorsOnly(a.listKeys),
-		"POST /admin/v1/keys/rotate":                operatorsOnly(a.idempotent(a.rotateKeys, a.replayKeys)),
+		"PATCH /admin/v1/tenants/{id}":              a.renameTenant,
+		"PUT /admin/v1/tenants/{id}/scope-ceiling":  a.setCeiling,
+		"POST /admin/v1/tenants/{id}/disable":       a.setTenantStatus(tokenissuer.TenantDisabled),
+		"POST /admin/v1/tenants/{id}/enable":        a.setTenantStatus(tokenissuer.TenantActive),
+		"GET /admin/v1/keys":                        a.listKeys,
+		"POST /admin/v1/keys/rotate":                a.idempotent(a.rotateKeys, a.replayKeys),
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, a.authenticated(h))
@@ -145,7 +127,11 @@ func (a *API) authenticated(h handler) http.Handler {
 		if err != nil {
 			host = r.RemoteAddr
 		}
-		ctx := tokenissuer.WithActor(r.Context(), tokenissuer.Actor{ID: "client:" + c.token.ClientID, Address: host, Operator: c.admin})
+		actor := tokenissuer.Actor{ID: "client:" + c.token.ClientID, Address: host, Operator: c.admin}
+		if !c.admin {
+			actor.TenantID = c.token.TenantID
+		}
+		ctx := tokenissuer.WithActor(r.Context(), actor)
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if err := h(w, r.WithContext(ctx), c); err != nil {
 			p := problemFor(err)
@@ -223,19 +209,6 @@ func viewOf(c *tokenissuer.Client) clientView {
 	return v
 }
 
-// visibleClient returns the client if the caller may see it, else
-// ErrClientNotFound: another tenant's client does not exist for the caller.
-func (a *API) visibleClient(ctx context.Context, c caller, id string) (*tokenissuer.Client, error) {
-	cl, err := a.read.Client(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if !c.sees(cl.TenantID) {
-		return nil, tokenissuer.ErrClientNotFound
-	}
-	return cl, nil
-}
-
 // Client list pages: at most maxPage clients, 100 unless ?limit= says.
 const (
 	defaultPage = 100
@@ -254,17 +227,14 @@ func (a *API) listClients(w http.ResponseWriter, r *http.Request, c caller) erro
 		}
 		limit = n
 	}
-	all, err := a.read.Clients(r.Context()) // ordered by ID
+	// One more than the page tells whether another page follows.
+	clients, err := a.admin.Clients(r.Context(), tokenissuer.ClientQuery{TenantID: q.Get("tenant_id"), After: q.Get("after"), Limit: limit + 1})
 	if err != nil {
 		return err
 	}
-	tenant, after := q.Get("tenant_id"), q.Get("after")
 	page := map[string]any{}
 	out := []clientView{}
-	for _, cl := range all {
-		if cl.ID <= after || !c.sees(cl.TenantID) || (tenant != "" && cl.TenantID != tenant) {
-			continue
-		}
+	for _, cl := range clients {
 		if len(out) == limit {
 			page["next_after"] = out[len(out)-1].ClientID
 			break
@@ -289,12 +259,6 @@ func (a *API) createClient(w http.ResponseWriter, r *http.Request, c caller) err
 		return err
 	}
 	nc := tokenissuer.NewClient{ID: req.ID, Name: req.Name, TenantID: req.TenantID, Scopes: req.Scopes}
-	if !c.admin {
-		if req.TenantID != "" && req.TenantID != c.token.TenantID {
-			return &tokenissuer.InvalidError{Msg: "tenant_id: a tenant's token creates clients of its own tenant only"}
-		}
-		nc.TenantID = c.token.TenantID
-	}
 	if req.TokenLifetime != "" {
 		d, err := time.ParseDuration(req.TokenLifetime)
 		if err != nil {
@@ -313,7 +277,7 @@ func (a *API) createClient(w http.ResponseWriter, r *http.Request, c caller) err
 }
 
 func (a *API) getClient(w http.ResponseWriter, r *http.Request, c caller) error {
-	cl, err := a.visibleClient(r.Context(), c, r.PathValue("id"))
+	cl, err := a.admin.Client(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -327,9 +291,6 @@ func (a *API) renameClient(w http.ResponseWriter, r *http.Request, c caller) err
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
-		return err
-	}
 	cl, err := a.admin.RenameClient(withIfMatch(r), r.PathValue("id"), req.Name)
 	if err != nil {
 		return err
@@ -338,9 +299,6 @@ func (a *API) renameClient(w http.ResponseWriter, r *http.Request, c caller) err
 }
 
 func (a *API) deleteClient(w http.ResponseWriter, r *http.Request, c caller) error {
-	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
-		return err
-	}
 	if err := a.admin.DeleteClient(withIfMatch(r), r.PathValue("id")); err != nil {
 		return err
 	}
@@ -349,9 +307,6 @@ func (a *API) deleteClient(w http.ResponseWriter, r *http.Request, c caller) err
 }
 
 func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request, c caller) error {
-	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
-		return err
-	}
 	cl, _, secret, err := a.admin.RotateSecret(withIfMatch(r), r.PathValue("id"))
 	if err != nil {
 		return err
@@ -373,9 +328,6 @@ func (a *API) revokeSecret(w http.ResponseWriter, r *http.Request, c caller) err
 			return err
 		}
 	}
-	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
-		return err
-	}
 	cl, err := a.admin.RevokeSecret(withIfMatch(r), r.PathValue("id"), req.SecretID)
 	if err != nil {
 		return err
@@ -391,9 +343,6 @@ func (a *API) revokeSecret(w http.ResponseWriter, r *http.Request, c caller) err
 // revokeTokens revokes every token the client holds now; authz refuses
 // them within seconds. Tokens it gets afterwards work.
 func (a *API) revokeTokens(w http.ResponseWriter, r *http.Request, c caller) error {
-	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
-		return err
-	}
 	if err := a.admin.RevokeClientTokens(r.Context(), r.PathValue("id")); err != nil {
 		return err
 	}
@@ -403,9 +352,6 @@ func (a *API) revokeTokens(w http.ResponseWriter, r *http.Request, c caller) err
 
 func (a *API) setStatus(status tokenissuer.ClientStatus) handler {
 	return func(w http.ResponseWriter, r *http.Request, c caller) error {
-		if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
-			return err
-		}
 		cl, err := a.admin.SetStatus(withIfMatch(r), r.PathValue("id"), status)
 		if err != nil {
 			return err
@@ -421,9 +367,6 @@ func (a *API) setScopes(w http.ResponseWriter, r *http.Request, c caller) error 
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if _, err := a.visibleClient(r.Context(), c, r.PathValue("id")); err != nil {
-		return err
-	}
 	cl, err := a.admin.SetScopes(withIfMatch(r), r.PathValue("id"), req.Scopes)
 	if err != nil {
 		return err
@@ -436,9 +379,6 @@ func (a *API) setScopes(w http.ResponseWriter, r *http.Request, c caller) error 
 func (a *API) listAudit(w http.ResponseWriter, r *http.Request, c caller) error {
 	q := r.URL.Query()
 	aq := tokenissuer.AuditQuery{TenantID: q.Get("tenant_id"), TargetID: q.Get("target"), Actor: q.Get("actor")}
-	if !c.admin {
-		aq.TenantID = c.token.TenantID
-	}
 	for name, dst := range map[string]*int64{"after": &aq.AfterSeq} {
 		if v := q.Get(name); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -458,6 +398,9 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request, c caller) error 
 	records, err := a.admin.Audit(r.Context(), aq)
 	if err != nil {
 		return err
+	}
+	if records == nil {
+		records = []tokenissuer.AuditRecord{}
 	}
 	page := map[string]any{"records": records}
 	if len(records) > 0 {

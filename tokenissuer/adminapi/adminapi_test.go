@@ -152,19 +152,21 @@ func testTenantAutomation(t *testing.T, e *env) {
 	bot := e.mustToken("acme-bot", botSecret)
 
 	// Create a client: the secret is in this answer only, and it works.
-	created := e.call("POST", "/admin/v1/clients", bot, `{"client_id":"acme-billing","name":"Billing","scopes":["accounts:read"]}`)
-	if created.status != http.StatusCreated || created.body["client_secret"] == nil || created.body["tenant_id"] != "acme" || created.header.Get("Location") != "/admin/v1/clients/acme-billing" {
+	// The issuer chooses the ID of a tenant's client.
+	created := e.call("POST", "/admin/v1/clients", bot, `{"name":"Billing","scopes":["accounts:read"]}`)
+	billingID, _ := created.body["client_id"].(string)
+	if created.status != http.StatusCreated || created.body["client_secret"] == nil || created.body["tenant_id"] != "acme" || billingID == "" || created.header.Get("Location") != "/admin/v1/clients/"+billingID {
 		t.Fatalf("create: %d %s", created.status, created.raw)
 	}
 	secret := created.body["client_secret"].(string)
-	billing := e.mustToken("acme-billing", secret)
-	if got := e.call("GET", "/admin/v1/clients/acme-billing", bot, ""); got.status != 200 || got.body["client_secret"] != nil || strings.Contains(got.raw, secret) {
+	billing := e.mustToken(billingID, secret)
+	if got := e.call("GET", "/admin/v1/clients/"+billingID, bot, ""); got.status != 200 || got.body["client_secret"] != nil || strings.Contains(got.raw, secret) {
 		t.Fatalf("get shows the secret or fails: %d %s", got.status, got.raw)
 	}
 
 	// Only its own tenant exists for it.
 	list := e.call("GET", "/admin/v1/clients", bot, "")
-	if list.status != 200 || strings.Contains(list.raw, "globex-app") || !strings.Contains(list.raw, "acme-billing") {
+	if list.status != 200 || strings.Contains(list.raw, "globex-app") || !strings.Contains(list.raw, billingID) {
 		t.Fatalf("list: %d %s", list.status, list.raw)
 	}
 	for _, c := range []struct{ method, path string }{
@@ -178,28 +180,28 @@ func testTenantAutomation(t *testing.T, e *env) {
 	}
 
 	// Rotation: both secrets work until the old one is revoked.
-	rotated := e.call("POST", "/admin/v1/clients/acme-billing/rotate-secret", bot, "")
+	rotated := e.call("POST", "/admin/v1/clients/"+billingID+"/rotate-secret", bot, "")
 	if rotated.status != 200 || rotated.body["client_secret"] == nil {
 		t.Fatalf("rotate: %d %s", rotated.status, rotated.raw)
 	}
 	newSecret := rotated.body["client_secret"].(string)
-	e.mustToken("acme-billing", secret)
-	e.mustToken("acme-billing", newSecret)
-	if r := e.call("POST", "/admin/v1/clients/acme-billing/revoke-secret", bot, ""); r.status != 200 {
+	e.mustToken(billingID, secret)
+	e.mustToken(billingID, newSecret)
+	if r := e.call("POST", "/admin/v1/clients/"+billingID+"/revoke-secret", bot, ""); r.status != 200 {
 		t.Fatalf("revoke: %d %s", r.status, r.raw)
 	}
-	if status, _ := e.token("acme-billing", secret); status != http.StatusUnauthorized {
+	if status, _ := e.token(billingID, secret); status != http.StatusUnauthorized {
 		t.Fatalf("revoked secret: %d", status)
 	}
-	e.mustToken("acme-billing", newSecret)
+	e.mustToken(billingID, newSecret)
 
 	// What a tenant may not do.
 	for body, want := range map[string]string{
-		`{"name":"x","scopes":["portcullis.admin"]}`:              "forbidden",
-		`{"name":"x","scopes":["transactions:read"]}`:             "invalid-request",
-		`{"name":"x","scopes":["accounts:read"],"oops":1}`:        "invalid-request",
-		`{"name":"x","tenant_id":"globex","scopes":[]}`:           "invalid-request",
-		`{"client_id":"acme-billing","scopes":["accounts:read"]}`: "conflict",
+		`{"name":"x","scopes":["portcullis.admin"]}`:            "forbidden",
+		`{"name":"x","scopes":["transactions:read"]}`:           "invalid-request",
+		`{"name":"x","scopes":["accounts:read"],"oops":1}`:      "invalid-request",
+		`{"name":"x","tenant_id":"globex","scopes":[]}`:         "not-found",
+		`{"client_id":"globex-app","scopes":["accounts:read"]}`: "invalid-request", // not "conflict": IDs tell nothing of other tenants
 	} {
 		if r := e.call("POST", "/admin/v1/clients", bot, body); r.problemType(t) != want {
 			t.Errorf("%s: %d %s, want %s", body, r.status, r.raw, want)
@@ -219,14 +221,14 @@ func testTenantAutomation(t *testing.T, e *env) {
 	}
 
 	// A disabled client, and a disabled tenant, get no token.
-	if r := e.call("POST", "/admin/v1/clients/acme-billing/disable", bot, ""); r.status != 200 || r.body["status"] != "disabled" {
+	if r := e.call("POST", "/admin/v1/clients/"+billingID+"/disable", bot, ""); r.status != 200 || r.body["status"] != "disabled" {
 		t.Fatalf("disable: %d %s", r.status, r.raw)
 	}
-	if status, _ := e.token("acme-billing", newSecret); status != http.StatusBadRequest {
+	if status, _ := e.token(billingID, newSecret); status != http.StatusBadRequest {
 		t.Fatalf("disabled client: %d", status)
 	}
-	e.call("POST", "/admin/v1/clients/acme-billing/enable", bot, "")
-	e.mustToken("acme-billing", newSecret)
+	e.call("POST", "/admin/v1/clients/"+billingID+"/enable", bot, "")
+	e.mustToken(billingID, newSecret)
 
 	// Every change is in the tenant's audit trail, by the automation, with
 	// no secret.
@@ -240,7 +242,7 @@ func testTenantAutomation(t *testing.T, e *env) {
 		if r["tenant_id"] != "acme" {
 			t.Errorf("another tenant's record: %v", r)
 		}
-		if strings.HasPrefix(r["action"].(string), "client.") && r["target_id"] == "acme-billing" {
+		if strings.HasPrefix(r["action"].(string), "client.") && r["target_id"] == billingID {
 			actions = append(actions, r["action"].(string))
 			if r["actor"] != "client:acme-bot" || r["address"] != "127.0.0.1" {
 				t.Errorf("actor %v from %v", r["actor"], r["address"])
@@ -255,17 +257,17 @@ func testTenantAutomation(t *testing.T, e *env) {
 	}
 
 	// A leaked secret: revoke it and every token the client holds.
-	again := e.call("POST", "/admin/v1/clients/acme-billing/rotate-secret", bot, "")
+	again := e.call("POST", "/admin/v1/clients/"+billingID+"/rotate-secret", bot, "")
 	if again.status != 200 {
 		t.Fatalf("rotate again: %d %s", again.status, again.raw)
 	}
-	if r := e.call("POST", "/admin/v1/clients/acme-billing/revoke-secret", bot, `{"revoke_tokens":true}`); r.status != 200 {
+	if r := e.call("POST", "/admin/v1/clients/"+billingID+"/revoke-secret", bot, `{"revoke_tokens":true}`); r.status != 200 {
 		t.Fatalf("revoke with tokens: %d %s", r.status, r.raw)
 	}
-	if r := e.call("POST", "/admin/v1/clients/acme-billing/revoke-tokens", bot, ""); r.status != http.StatusNoContent {
+	if r := e.call("POST", "/admin/v1/clients/"+billingID+"/revoke-tokens", bot, ""); r.status != http.StatusNoContent {
 		t.Fatalf("revoke tokens: %d %s", r.status, r.raw)
 	}
-	records, err := e.operate.Audit(context.Background(), tokenissuer.AuditQuery{TargetID: "acme-billing"})
+	records, err := e.operate.Audit(tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test", Operator: true}), tokenissuer.AuditQuery{TargetID: billingID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,13 +281,13 @@ func testTenantAutomation(t *testing.T, e *env) {
 		t.Fatalf("%d client revocations audited, want 3", revocations)
 	}
 
-	if r := e.call("PATCH", "/admin/v1/clients/acme-billing", bot, `{"name":"Billing (EU)"}`); r.status != 200 || r.body["name"] != "Billing (EU)" {
+	if r := e.call("PATCH", "/admin/v1/clients/"+billingID, bot, `{"name":"Billing (EU)"}`); r.status != 200 || r.body["name"] != "Billing (EU)" {
 		t.Fatalf("rename: %d %s", r.status, r.raw)
 	}
-	if r := e.call("DELETE", "/admin/v1/clients/acme-billing", bot, ""); r.status != http.StatusNoContent {
+	if r := e.call("DELETE", "/admin/v1/clients/"+billingID, bot, ""); r.status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", r.status, r.raw)
 	}
-	if status, _ := e.token("acme-billing", newSecret); status != http.StatusUnauthorized {
+	if status, _ := e.token(billingID, newSecret); status != http.StatusUnauthorized {
 		t.Fatalf("deleted client: %d", status)
 	}
 }
@@ -499,8 +501,11 @@ func TestOperatorsManageTenantsAndKeys(t *testing.T) {
 	if r := e.call("GET", "/admin/v1/tenants/globex", botToken, ""); r.status != 404 {
 		t.Fatalf("another tenant: %d", r.status)
 	}
+	if r := e.call("GET", "/admin/v1/tenants", botToken, ""); r.status != 200 || strings.Contains(r.raw, "globex") || !strings.Contains(r.raw, `"acme"`) {
+		t.Fatalf("a tenant's list of tenants is its own: %d %s", r.status, r.raw)
+	}
 	for _, c := range []struct{ method, path, body string }{
-		{"GET", "/admin/v1/tenants", ""}, {"POST", "/admin/v1/tenants", `{"tenant_id":"x"}`},
+		{"POST", "/admin/v1/tenants", `{"tenant_id":"x"}`},
 		{"POST", "/admin/v1/tenants/acme/disable", ""}, {"GET", "/admin/v1/keys", ""}, {"POST", "/admin/v1/keys/rotate", ""},
 	} {
 		if r := e.call(c.method, c.path, botToken, c.body); r.status != 403 || r.problemType(t) != "forbidden" {

@@ -103,8 +103,8 @@ var (
 	errKeyInProgress = errors.New("a request with this Idempotency-Key is still being made; retry shortly")
 )
 
-func (a *API) replayClient(w http.ResponseWriter, r *http.Request, c caller, id string, status int) error {
-	cl, err := a.visibleClient(r.Context(), c, id)
+func (a *API) replayClient(w http.ResponseWriter, r *http.Request, _ caller, id string, status int) error {
+	cl, err := a.admin.Client(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -112,13 +112,17 @@ func (a *API) replayClient(w http.ResponseWriter, r *http.Request, c caller, id 
 }
 
 func (a *API) replayTenant(w http.ResponseWriter, r *http.Request, _ caller, id string, status int) error {
-	t, err := a.store.Tenant(r.Context(), id)
+	t, err := a.admin.Tenant(r.Context(), id)
 	if err != nil {
 		return err
 	}
 	return writeTenant(w, status, t)
 }
 
-func (a *API) replayKeys(w http.ResponseWriter, _ *http.Request, _ caller, _ string, status int) error {
-	return writeJSON(w, status, map[string]any{"keys": a.keys.Keys()})
+func (a *API) replayKeys(w http.ResponseWriter, r *http.Request, _ caller, _ string, status int) error {
+	keys, err := a.admin.SigningKeys(r.Context(), a.keys)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, status, map[string]any{"keys": keys})
 }

@@ -6,24 +6,6 @@ import (
 	"github.com/portcullis/portcullis/tokenissuer"
 )
 
-// operatorsOnly admits portcullis.admin callers only.
-func operatorsOnly(h handler) handler {
-	return func(w http.ResponseWriter, r *http.Request, c caller) error {
-		if !c.admin {
-			return errOperatorsOnly
-		}
-		return h(w, r, c)
-	}
-}
-
-type operatorsOnlyError struct{}
-
-func (operatorsOnlyError) Error() string {
-	return "this resource is for platform operators (scope " + ScopeAdmin + ")"
-}
-
-var errOperatorsOnly = operatorsOnlyError{}
-
 // writeTenant answers with a tenant and its version as ETag.
 func writeTenant(w http.ResponseWriter, status int, t *tokenissuer.Tenant) error {
 	w.Header().Set("ETag", etag(tokenissuer.TenantVersion(t)))
@@ -31,9 +13,12 @@ func writeTenant(w http.ResponseWriter, status int, t *tokenissuer.Tenant) error
 }
 
 func (a *API) listTenants(w http.ResponseWriter, r *http.Request, _ caller) error {
-	all, err := a.read.Tenants(r.Context())
+	all, err := a.admin.Tenants(r.Context())
 	if err != nil {
 		return err
+	}
+	if all == nil {
+		all = []*tokenissuer.Tenant{}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"tenants": all})
 }
@@ -57,12 +42,8 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request, _ caller) err
 
 // getTenant shows a tenant to operators, and to its own tenant's callers
 // (who see their scope ceiling); another tenant does not exist for them.
-func (a *API) getTenant(w http.ResponseWriter, r *http.Request, c caller) error {
-	id := r.PathValue("id")
-	if !c.sees(id) {
-		return tokenissuer.ErrTenantNotFound
-	}
-	t, err := a.read.Tenant(r.Context(), id)
+func (a *API) getTenant(w http.ResponseWriter, r *http.Request, _ caller) error {
+	t, err := a.admin.Tenant(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -109,8 +90,12 @@ func (a *API) setTenantStatus(status tokenissuer.TenantStatus) handler {
 	}
 }
 
-func (a *API) listKeys(w http.ResponseWriter, _ *http.Request, _ caller) error {
-	return writeJSON(w, http.StatusOK, map[string]any{"keys": a.keys.Keys()})
+func (a *API) listKeys(w http.ResponseWriter, r *http.Request, _ caller) error {
+	keys, err := a.admin.SigningKeys(r.Context(), a.keys)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
 }
 
 func (a *API) rotateKeys(w http.ResponseWriter, r *http.Request, _ caller) error {

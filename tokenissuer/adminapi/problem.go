@@ -41,17 +41,18 @@ var (
 func problemFor(err error) *problem {
 	var invalid *tokenissuer.InvalidError
 	var ceiling *tokenissuer.CeilingError
+	var quota *tokenissuer.QuotaError
 	switch {
 	case errors.Is(err, errKeyReused):
 		return problemKeyReused.with(err.Error())
 	case errors.Is(err, errKeyInProgress):
 		return problemConflict.with(err.Error())
-	case errors.Is(err, errOperatorsOnly):
-		return problemForbidden.with(err.Error())
+	case errors.Is(err, tokenissuer.ErrNotPermitted):
+		return problemForbidden.with("the token does not allow this: tenants and keys are for platform operators (scope " + ScopeAdmin + ")")
 	case errors.Is(err, tokenissuer.ErrClientNotFound), errors.Is(err, tokenissuer.ErrTenantNotFound), errors.Is(err, tokenissuer.ErrSecretNotFound):
 		return problemNotFound.with(err.Error())
 	case errors.Is(err, tokenissuer.ErrClientExists), errors.Is(err, tokenissuer.ErrTenantExists),
-		errors.Is(err, tokenissuer.ErrTooManySecrets), errors.Is(err, tokenissuer.ErrLastSecret), errors.As(err, &ceiling):
+		errors.Is(err, tokenissuer.ErrTooManySecrets), errors.Is(err, tokenissuer.ErrLastSecret), errors.As(err, &ceiling), errors.As(err, &quota):
 		return problemConflict.with(err.Error())
 	case errors.Is(err, tokenissuer.ErrVersionMismatch):
 		return problemPrecondition.with("the resource changed since its ETag was read; read it again and retry")

@@ -65,12 +65,13 @@ func Start(t testing.TB, opts Options) *Issuer {
 		t.Fatal(err)
 	}
 	admin := svc.Admin()
+	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test", Operator: true})
 	if opts.TenantID != "" {
-		if _, err := admin.CreateTenant(context.Background(), tokenissuer.NewTenant{ID: opts.TenantID, Name: opts.TenantID, ScopeCeiling: opts.Scopes}); err != nil {
+		if _, err := admin.CreateTenant(ops, tokenissuer.NewTenant{ID: opts.TenantID, Name: opts.TenantID, ScopeCeiling: opts.Scopes}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c, secret, err := admin.CreateClient(context.Background(), tokenissuer.NewClient{ID: "acme-app", TenantID: opts.TenantID, Scopes: opts.Scopes})
+	c, secret, err := admin.CreateClient(ops, tokenissuer.NewClient{ID: "acme-app", TenantID: opts.TenantID, Scopes: opts.Scopes})
 	if err != nil {
 		t.Fatal(err)
 	}

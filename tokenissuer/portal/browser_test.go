@@ -265,7 +265,7 @@ func TestPortalWalkThrough(t *testing.T) {
 	}
 
 	// Revoke the old secret: it fails, the new one works.
-	c, err := e.admin.Client(context.Background(), clientID)
+	c, err := e.admin.Client(asOperator(), clientID)
 	if err != nil || len(c.Secrets) != 2 {
 		t.Fatalf("client after rotation: %v %+v", err, c)
 	}
@@ -284,7 +284,7 @@ func TestPortalWalkThrough(t *testing.T) {
 	// Revoke every token the client holds: recorded as a revocation.
 	b.do("revoke all tokens", follow(chromedp.ID("revoke-tokens")), chromedp.WaitVisible(chromedp.CSS(`p.notice`)))
 	b.expectText("Every token the client held is revoked")
-	if records, _ := e.admin.Audit(context.Background(), tokenissuer.AuditQuery{TargetID: clientID}); !strings.Contains(fmt.Sprint(records), "revocation.client") {
+	if records, _ := e.admin.Audit(asOperator(), tokenissuer.AuditQuery{TargetID: clientID}); !strings.Contains(fmt.Sprint(records), "revocation.client") {
 		t.Fatal("no revocation in the audit trail")
 	}
 
@@ -295,7 +295,7 @@ func TestPortalWalkThrough(t *testing.T) {
 	if s := b.status(); s != http.StatusForbidden {
 		t.Errorf("no CSRF token: status %d", s)
 	}
-	if c, _ := e.admin.Client(context.Background(), clientID); c.Status != tokenissuer.ClientActive {
+	if c, _ := e.admin.Client(asOperator(), clientID); c.Status != tokenissuer.ClientActive {
 		t.Fatal("a form without its CSRF token disabled the client")
 	}
 
@@ -332,7 +332,7 @@ func TestPortalWalkThrough(t *testing.T) {
 	b.do("delete confirmation", chromedp.Navigate(e.portal+"clients/"+clientID+"/delete"), chromedp.WaitVisible(chromedp.ID("confirm-delete")))
 	b.expectText("Delete “Billing sync”?")
 	b.do("delete", follow(chromedp.ID("confirm-delete")), chromedp.WaitVisible(chromedp.CSS("p.notice")))
-	if _, err := e.admin.Client(context.Background(), clientID); err == nil {
+	if _, err := e.admin.Client(asOperator(), clientID); err == nil {
 		t.Fatal("the client is still there")
 	}
 
@@ -397,7 +397,7 @@ func TestPortalWalkThrough(t *testing.T) {
 			t.Errorf("a viewer's %s: status %d, want 403", action, got)
 		}
 	}
-	if c, err := e.admin.Client(context.Background(), kept.ID); err != nil || c.Status != tokenissuer.ClientActive || len(c.Secrets) != 1 {
+	if c, err := e.admin.Client(asOperator(), kept.ID); err != nil || c.Status != tokenissuer.ClientActive || len(c.Secrets) != 1 {
 		t.Fatalf("a viewer changed the client: %v %+v", err, c)
 	}
 }
@@ -422,11 +422,11 @@ func TestPortalPlatformAdminAndInvitations(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("ceiling"), "accounts:read"),
 		follow(chromedp.CSS(`form[action$="/ceiling"] button`)),
 		chromedp.WaitVisible(chromedp.CSS("p.notice")))
-	if tn, err := e.admin.Tenant(context.Background(), "initech"); err != nil || strings.Join(tn.ScopeCeiling, " ") != "accounts:read" {
+	if tn, err := e.admin.Tenant(asOperator(), "initech"); err != nil || strings.Join(tn.ScopeCeiling, " ") != "accounts:read" {
 		t.Fatalf("ceiling: %v %+v", err, tn)
 	}
 	b.do("disable the tenant", follow(chromedp.CSS(`form[action$="/disable"] button`)), chromedp.WaitVisible(chromedp.CSS(`form[action$="/enable"]`)))
-	if tn, _ := e.admin.Tenant(context.Background(), "initech"); tn.Status != tokenissuer.TenantDisabled {
+	if tn, _ := e.admin.Tenant(asOperator(), "initech"); tn.Status != tokenissuer.TenantDisabled {
 		t.Fatal("the tenant is not disabled")
 	}
 

@@ -11,11 +11,12 @@ import (
 	"github.com/portcullis/portcullis/tokenissuer"
 )
 
-// visibleClient returns the client if the visitor may know of it; a client
-// of another tenant is as absent as one that does not exist.
-func (p *Portal) visibleClient(ctx context.Context, v *visitor, id string) (*tokenissuer.Client, error) {
+// visibleClient returns the client if the service shows it to the
+// visitor; a client of another tenant is as absent as one that does not
+// exist.
+func (p *Portal) visibleClient(ctx context.Context, _ *visitor, id string) (*tokenissuer.Client, error) {
 	c, err := p.admin.Client(ctx, id)
-	if errors.Is(err, tokenissuer.ErrClientNotFound) || (err == nil && !v.sees(c.TenantID)) {
+	if errors.Is(err, tokenissuer.ErrClientNotFound) {
 		return nil, errNotFound
 	}
 	return c, err
@@ -27,18 +28,29 @@ type clientsData struct {
 	Clients  []*tokenissuer.Client
 	TenantID string
 	CanWrite bool
+	// Next continues the list after the last client shown; "": no more.
+	Next string
 }
 
+// clientsPageSize is how many clients a page lists.
+const clientsPageSize = 100
+
 func (p *Portal) clientsPage(w http.ResponseWriter, r *http.Request, v *visitor) error {
-	tenantID := v.account.TenantID
-	if v.account.Role == tokenissuer.RolePlatformAdmin {
-		tenantID = r.URL.Query().Get("tenant")
+	q := r.URL.Query()
+	tenantID := q.Get("tenant")
+	if v.account.Role.TenantBound() {
+		tenantID = v.account.TenantID
 	}
-	clients, err := p.admin.Clients(r.Context(), tenantID)
+	clients, err := p.admin.Clients(r.Context(), tokenissuer.ClientQuery{TenantID: tenantID, After: q.Get("after"), Limit: clientsPageSize + 1})
 	if err != nil {
 		return err
 	}
-	p.render(w, r, v, http.StatusOK, "clients", "Clients", clientsData{Clients: clients, TenantID: tenantID, CanWrite: v.account.Role.CanWrite()})
+	data := clientsData{Clients: clients, TenantID: tenantID, CanWrite: v.account.Role.CanWrite()}
+	if len(clients) > clientsPageSize {
+		data.Clients = clients[:clientsPageSize]
+		data.Next = data.Clients[clientsPageSize-1].ID
+	}
+	p.render(w, r, v, http.StatusOK, "clients", "Clients", data)
 	return nil
 }
 
@@ -50,12 +62,12 @@ type newClientData struct {
 	Error   string
 }
 
-// newClientTenant is the tenant a new client is for: the visitor's own, or
-// the one a platform admin chose.
+// newClientTenant is the tenant a new client is for: the one chosen, else
+// the visitor's own; the service says whether the visitor may see it.
 func (p *Portal) newClientTenant(ctx context.Context, v *visitor, chosen string) (*tokenissuer.Tenant, error) {
-	id := v.account.TenantID
-	if v.account.Role == tokenissuer.RolePlatformAdmin {
-		id = chosen
+	id := chosen
+	if id == "" {
+		id = v.account.TenantID
 	}
 	if id == "" {
 		return nil, nil
@@ -279,10 +291,7 @@ type auditData struct {
 const auditPageSize = 100
 
 func (p *Portal) auditPage(w http.ResponseWriter, r *http.Request, v *visitor) error {
-	q := tokenissuer.AuditQuery{Limit: auditPageSize + 1}
-	if v.account.Role != tokenissuer.RolePlatformAdmin {
-		q.TenantID = v.account.TenantID
-	}
+	q := tokenissuer.AuditQuery{Limit: auditPageSize + 1} // the service keeps a tenant's people to their tenant
 	q.AfterSeq, _ = strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
 	records, err := p.admin.Audit(r.Context(), q)
 	if err != nil {

@@ -31,6 +31,7 @@ func userMessage(err error) (status int, msg string, ok bool) {
 	var inv *tokenissuer.InvalidError
 	var ceiling *tokenissuer.CeilingError
 	var limited *tokenissuer.RateLimitedError
+	var quota *tokenissuer.QuotaError
 	switch {
 	case errors.As(err, &pe):
 		return pe.status, pe.msg, true
@@ -38,6 +39,8 @@ func userMessage(err error) (status int, msg string, ok bool) {
 		return http.StatusUnprocessableEntity, inv.Msg, true
 	case errors.As(err, &ceiling):
 		return http.StatusConflict, ceiling.Error(), true
+	case errors.As(err, &quota):
+		return http.StatusConflict, quota.Msg + ".", true
 	case errors.As(err, &limited):
 		return http.StatusTooManyRequests, limited.Error(), true
 	case errors.Is(err, tokenissuer.ErrClientNotFound), errors.Is(err, tokenissuer.ErrTenantNotFound), errors.Is(err, tokenissuer.ErrAccountNotFound):

@@ -113,14 +113,14 @@ func (p *Portal) Handler() http.Handler {
 		"GET /portal/clients/{id}/delete":            p.deleteClientPage,
 		"POST /portal/clients/{id}/delete":           p.deleteClient,
 		"GET /portal/audit":                          p.auditPage,
-		"GET /portal/tenants":                        platformOnly(p.tenantsPage),
-		"POST /portal/tenants":                       platformOnly(p.createTenant),
-		"GET /portal/tenants/{id}":                   platformOnly(p.tenantPage),
-		"POST /portal/tenants/{id}/ceiling":          platformOnly(p.setCeiling),
-		"POST /portal/tenants/{id}/disable":          platformOnly(p.setTenantStatus(tokenissuer.TenantDisabled)),
-		"POST /portal/tenants/{id}/enable":           platformOnly(p.setTenantStatus(tokenissuer.TenantActive)),
-		"GET /portal/keys":                           platformOnly(p.keysPage),
-		"POST /portal/keys/rotate":                   platformOnly(p.rotateKeys),
+		"GET /portal/tenants":                        p.tenantsPage,
+		"POST /portal/tenants":                       p.createTenant,
+		"GET /portal/tenants/{id}":                   p.tenantPage,
+		"POST /portal/tenants/{id}/ceiling":          p.setCeiling,
+		"POST /portal/tenants/{id}/disable":          p.setTenantStatus(tokenissuer.TenantDisabled),
+		"POST /portal/tenants/{id}/enable":           p.setTenantStatus(tokenissuer.TenantActive),
+		"GET /portal/keys":                           p.keysPage,
+		"POST /portal/keys/rotate":                   p.rotateKeys,
 		"GET /portal/people":                         p.peoplePage,
 		"POST /portal/people/invite":                 p.invite,
 		"GET /portal/people/invited":                 p.invitedOnce,
@@ -204,7 +204,7 @@ func (p *Portal) signedIn(h signedIn) http.Handler {
 			p.renderError(w, r, v, http.StatusForbidden, "This form has expired or did not come from the portal. Reload the page and try again.")
 			return
 		}
-		ctx := tokenissuer.WithActor(r.Context(), tokenissuer.Actor{ID: "account:" + acct.Email, Address: v.address, Operator: acct.Role == tokenissuer.RolePlatformAdmin})
+		ctx := tokenissuer.WithActor(r.Context(), actorOf(acct, v.address))
 		if err := h(w, r.WithContext(ctx), v); err != nil {
 			p.handleError(w, r, v, err)
 		}
@@ -226,16 +226,6 @@ func (p *Portal) validCSRF(r *http.Request, want string) bool {
 	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// platformOnly keeps a page for platform admins.
-func platformOnly(h signedIn) signedIn {
-	return func(w http.ResponseWriter, r *http.Request, v *visitor) error {
-		if v.account.Role != tokenissuer.RolePlatformAdmin {
-			return errForbidden("This page is for platform admins.")
-		}
-		return h(w, r, v)
-	}
-}
-
 // writer refuses a change to read-only roles, whatever the page showed.
 func writer(v *visitor) error {
 	if !v.account.Role.CanWrite() {
@@ -244,9 +234,12 @@ func writer(v *visitor) error {
 	return nil
 }
 
-// sees reports whether the visitor may know of an object of tenantID.
-func (v *visitor) sees(tenantID string) bool {
-	return v.account.Role == tokenissuer.RolePlatformAdmin || tenantID == v.account.TenantID
+// actorOf is who a signed-in person is to the service layer, which decides
+// what they see and change: a platform admin is an operator, a tenant's
+// person acts in that tenant, a viewer only reads.
+func actorOf(a *tokenissuer.Account, address string) tokenissuer.Actor {
+	return tokenissuer.Actor{ID: "account:" + a.Email, Address: address, Operator: a.Role == tokenissuer.RolePlatformAdmin,
+		TenantID: a.TenantID, ReadOnly: !a.Role.CanWrite()}
 }
 
 func (p *Portal) home(w http.ResponseWriter, r *http.Request, v *visitor) error {

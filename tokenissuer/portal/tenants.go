@@ -61,7 +61,7 @@ func (p *Portal) showTenant(w http.ResponseWriter, r *http.Request, v *visitor, 
 	if err != nil {
 		return err
 	}
-	clients, err := p.admin.Clients(r.Context(), t.ID)
+	clients, err := p.admin.Clients(r.Context(), tokenissuer.ClientQuery{TenantID: t.ID, Limit: clientsPageSize})
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func (p *Portal) setCeiling(w http.ResponseWriter, r *http.Request, v *visitor) 
 	ceiling := r.PostForm.Get("ceiling")
 	if _, err := p.admin.SetTenantCeiling(r.Context(), id, strings.Fields(ceiling), r.PostForm.Get("force") == "yes"); err != nil {
 		status, msg, ok := userMessage(err)
-		if !ok || status == http.StatusNotFound {
+		if !ok || status == http.StatusNotFound || status == http.StatusForbidden {
 			return err
 		}
 		_, force := err.(*tokenissuer.CeilingError)
@@ -100,7 +100,11 @@ func (p *Portal) setTenantStatus(status tokenissuer.TenantStatus) signedIn {
 }
 
 func (p *Portal) keysPage(w http.ResponseWriter, r *http.Request, v *visitor) error {
-	p.render(w, r, v, http.StatusOK, "keys", "Signing keys", p.keys.Keys())
+	keys, err := p.admin.SigningKeys(r.Context(), p.keys)
+	if err != nil {
+		return err
+	}
+	p.render(w, r, v, http.StatusOK, "keys", "Signing keys", keys)
 	return nil
 }
 

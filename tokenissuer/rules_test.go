@@ -1,0 +1,167 @@
+package tokenissuer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/issuertest"
+)
+
+// TestTheServiceDecidesWhoMayDoWhat runs the table of actors × operations
+// against the service layer itself: whatever adapter calls it, and whatever
+// that adapter forgets to check, these are the outcomes.
+func TestTheServiceDecidesWhoMayDoWhat(t *testing.T) {
+	t.Parallel()
+	iss := issuertest.Start(t, issuertest.Options{TenantID: "acme", Scopes: []string{"a"}})
+	admin := iss.Server.Admin()
+	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:ops", Operator: true})
+	if _, err := admin.CreateTenant(ops, tokenissuer.NewTenant{ID: "globex", ScopeCeiling: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	actors := map[issuertest.Role]context.Context{
+		issuertest.Operator:    ops,
+		issuertest.AcmeAdmin:   tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "account:ada@acme.example", TenantID: "acme"}),
+		issuertest.AcmeViewer:  tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "account:vic@acme.example", TenantID: "acme", ReadOnly: true}),
+		issuertest.AcmeBot:     tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "client:acme-bot", TenantID: "acme"}),
+		issuertest.GlobexAdmin: tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "account:gus@globex.example", TenantID: "globex"}),
+		issuertest.Nobody:      context.Background(),
+	}
+	n := 0
+	// fresh is a client of acme for one operation, so that operations do
+	// not depend on one another.
+	fresh := func() string {
+		n++
+		c, _, err := admin.CreateClient(ops, tokenissuer.NewClient{ID: fmt.Sprint("acme-", n), TenantID: "acme", Scopes: []string{"a"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.ID
+	}
+	do := map[issuertest.Op]func(ctx context.Context) (shown bool, err error){
+		issuertest.ReadClient: func(ctx context.Context) (bool, error) {
+			_, err := admin.Client(ctx, fresh())
+			return true, err
+		},
+		issuertest.ListClients: func(ctx context.Context) (bool, error) {
+			id := fresh()
+			list, err := admin.Clients(ctx, tokenissuer.ClientQuery{TenantID: "acme"})
+			return slices.ContainsFunc(list, func(c *tokenissuer.Client) bool { return c.ID == id }), err
+		},
+		issuertest.CreateClient: func(ctx context.Context) (bool, error) {
+			_, _, err := admin.CreateClient(ctx, tokenissuer.NewClient{TenantID: "acme", Scopes: []string{"a"}})
+			return true, err
+		},
+		issuertest.RotateSecret: func(ctx context.Context) (bool, error) {
+			_, _, _, err := admin.RotateSecret(ctx, fresh())
+			return true, err
+		},
+		issuertest.DisableAClient: func(ctx context.Context) (bool, error) {
+			_, err := admin.SetStatus(ctx, fresh(), tokenissuer.ClientDisabled)
+			return true, err
+		},
+		issuertest.RevokeTokens: func(ctx context.Context) (bool, error) {
+			return true, admin.RevokeClientTokens(ctx, fresh())
+		},
+		issuertest.DeleteClient: func(ctx context.Context) (bool, error) {
+			return true, admin.DeleteClient(ctx, fresh())
+		},
+		issuertest.ReadTenant: func(ctx context.Context) (bool, error) {
+			_, err := admin.Tenant(ctx, "acme")
+			return true, err
+		},
+		issuertest.ChangeTenant: func(ctx context.Context) (bool, error) {
+			_, err := admin.SetTenantCeiling(ctx, "acme", []string{"a", "b"}, false)
+			return true, err
+		},
+		issuertest.ReadAudit: func(ctx context.Context) (bool, error) {
+			records, err := admin.Audit(ctx, tokenissuer.AuditQuery{TenantID: "acme"})
+			return len(records) > 0, err
+		},
+		issuertest.RotateKeys: func(ctx context.Context) (bool, error) {
+			_, err := admin.RotateSigningKey(ctx, iss.Server.Keys)
+			return true, err
+		},
+	}
+	for op, want := range issuertest.Rules {
+		for _, role := range issuertest.Roles {
+			shown, err := do[op](actors[role])
+			if got := outcomeOf(t, shown, err); got != want[role] {
+				t.Errorf("%s may %s: got %s (%v), want %s", role, op, got, err, want[role])
+			}
+		}
+	}
+}
+
+// TestAnotherTenantsTenantListIsItsOwn: a tenant's actor listing tenants
+// sees its own alone.
+func TestAnotherTenantsTenantListIsItsOwn(t *testing.T) {
+	t.Parallel()
+	iss := issuertest.Start(t, issuertest.Options{TenantID: "acme", Scopes: []string{"a"}})
+	admin := iss.Server.Admin()
+	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:ops", Operator: true})
+	if _, err := admin.CreateTenant(ops, tokenissuer.NewTenant{ID: "globex", ScopeCeiling: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := admin.Tenants(tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "client:acme-bot", TenantID: "acme"}))
+	if err != nil || len(list) != 1 || list[0].ID != "acme" {
+		t.Fatalf("acme's list of tenants: %v %v", err, list)
+	}
+	if list, err := admin.Tenants(context.Background()); err != nil || len(list) != 0 {
+		t.Fatalf("an unnamed actor's list of tenants: %v %v", err, list)
+	}
+}
+
+func outcomeOf(t *testing.T, shown bool, err error) issuertest.Outcome {
+	t.Helper()
+	var invalid *tokenissuer.InvalidError
+	switch {
+	case err == nil && shown:
+		return issuertest.Allowed
+	case err == nil:
+		return issuertest.Hidden
+	case errors.Is(err, tokenissuer.ErrClientNotFound), errors.Is(err, tokenissuer.ErrTenantNotFound):
+		return issuertest.Hidden
+	case errors.Is(err, tokenissuer.ErrNotPermitted), errors.Is(err, tokenissuer.ErrPlatformScope), errors.As(err, &invalid):
+		return issuertest.Refused
+	}
+	t.Fatalf("an unexpected error: %v", err)
+	return ""
+}
+
+// TestATenantsClientsAreBoundedByAQuota: one tenant's bot cannot fill the
+// store (and slow every other tenant's lists); other tenants and operators
+// keep their room.
+func TestATenantsClientsAreBoundedByAQuota(t *testing.T) {
+	t.Parallel()
+	iss := issuertest.Start(t, issuertest.Options{TenantID: "acme", Scopes: []string{"a"}, Configure: func(c *tokenissuer.Config) { c.Tenants.MaxClients = 3 }})
+	admin := iss.Server.Admin()
+	bot := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "client:acme-bot", TenantID: "acme"})
+	for i := range 2 { // acme-app is the first
+		if _, _, err := admin.CreateClient(bot, tokenissuer.NewClient{Name: fmt.Sprint("bot ", i), Scopes: []string{"a"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var quota *tokenissuer.QuotaError
+	if _, _, err := admin.CreateClient(bot, tokenissuer.NewClient{Name: "one too many", Scopes: []string{"a"}}); !errors.As(err, &quota) {
+		t.Fatalf("past the quota: %v", err)
+	}
+	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:ops", Operator: true})
+	if _, _, err := admin.CreateClient(ops, tokenissuer.NewClient{Name: "a platform client", Scopes: []string{"a"}}); err != nil {
+		t.Fatalf("a client of no tenant: %v", err)
+	}
+	// Deleting one makes room.
+	list, err := admin.Clients(bot, tokenissuer.ClientQuery{Limit: 1})
+	if err != nil || len(list) != 1 {
+		t.Fatal(err, list)
+	}
+	if err := admin.DeleteClient(bot, list[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := admin.CreateClient(bot, tokenissuer.NewClient{Name: "in its place", Scopes: []string{"a"}}); err != nil {
+		t.Fatalf("after a delete: %v", err)
+	}
+}
