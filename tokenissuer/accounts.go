@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 
@@ -237,8 +238,14 @@ func (s *Accounts) Invite(ctx context.Context, by *Account, ni NewInvite) (strin
 	if err := s.checkGrant(ctx, by, ni.Role, ni.TenantID); err != nil {
 		return "", nil, err
 	}
-	if _, err := s.store.AccountByEmail(ctx, ni.Email); err == nil {
-		return "", nil, ErrAccountExists
+	// An account of the inviter's own tenant is one the inviter sees on
+	// the People page; one of another tenant must not be told apart from
+	// no account at all, so that invitation goes out like any other (and
+	// cannot be accepted: AcceptInvite).
+	if existing, err := s.store.AccountByEmail(ctx, ni.Email); err == nil {
+		if by == nil || by.Role == RolePlatformAdmin || existing.TenantID == by.TenantID {
+			return "", nil, ErrAccountExists
+		}
 	} else if !errors.Is(err, ErrAccountNotFound) {
 		return "", nil, err
 	}
@@ -289,7 +296,11 @@ func (s *Accounts) AcceptInvite(ctx context.Context, token, name, password strin
 	now := s.clock.Now().UTC()
 	a := &Account{ID: "acct-" + newID(9), Email: inv.Email, Name: name, Role: inv.Role, TenantID: inv.TenantID,
 		Status: AccountActive, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
-	if err := s.store.AcceptInvite(ctx, inv.IDHash, now, a); err != nil {
+	if err := s.store.AcceptInvite(ctx, inv.IDHash, now, a); errors.Is(err, ErrAccountExists) {
+		// The email has an account in another tenant: the link answers
+		// as a spent one does, whoever holds it (possibly the inviter).
+		return nil, ErrInviteNotFound
+	} else if err != nil {
 		return nil, err
 	}
 	ctx = WithActor(ctx, Actor{ID: "account:" + a.Email, Address: actorFrom(ctx).Address})
@@ -580,16 +591,57 @@ type TOTPEnrollment struct {
 	Sealed string
 }
 
-// BeginTOTP generates a TOTP secret for the account to enroll.
-func (s *Accounts) BeginTOTP(a *Account) (*TOTPEnrollment, error) {
+// totpEnrollmentLifetime is how long an enrollment form can be confirmed:
+// a form left open on a shared screen is worth nothing after it.
+const totpEnrollmentLifetime = 10 * time.Minute
+
+// ErrSecondFactorOn is an enrollment for an account that has a second
+// factor: replacing it needs the current one (RemoveSecondFactor first).
+var ErrSecondFactorOn = errors.New("a second factor is on already; remove it first, with your password and a code from it")
+
+// BeginTOTP generates a TOTP secret for the account to enroll, once the
+// person has given their password again: a session left open is not
+// enough to bind an attacker's phone to the account.
+func (s *Accounts) BeginTOTP(ctx context.Context, a *Account, password string) (*TOTPEnrollment, error) {
+	if a.SecondFactor() {
+		return nil, ErrSecondFactorOn
+	}
+	if err := s.reauthenticate(ctx, a, password); err != nil {
+		return nil, err
+	}
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: s.cfg.TOTPIssuer, AccountName: a.Email, Period: totpPeriod,
 		Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 	if err != nil {
 		return nil, err
 	}
-	sealed := s.encrypter.seal("totp-enrollment:"+a.ID, []byte(key.Secret()))
-	return &TOTPEnrollment{Key: key, Sealed: base32.StdEncoding.EncodeToString(sealed)}, nil
+	expires := strconv.FormatInt(s.clock.Now().Add(totpEnrollmentLifetime).Unix(), 10)
+	// The expiry is bound into the seal: changing it breaks the seal.
+	sealed := s.encrypter.seal("totp-enrollment:"+a.ID+":"+expires, []byte(key.Secret()))
+	return &TOTPEnrollment{Key: key, Sealed: expires + "." + base32.StdEncoding.EncodeToString(sealed)}, nil
 }
+
+// reauthenticate checks the password of a signed-in person before a
+// sensitive change, under the sign-in limits.
+func (s *Accounts) reauthenticate(ctx context.Context, a *Account, password string) error {
+	address := actorFrom(ctx).Address
+	if err := s.guard.admit(ctx, a.Email, address); err != nil {
+		return err
+	}
+	ok, err := s.passwords.compare(ctx, password, a.PasswordHash)
+	if errors.Is(err, ErrBusy) || ctx.Err() != nil {
+		return err
+	}
+	if err != nil || !ok {
+		s.signInFailed(ctx, a, address)
+		return ErrPasswordWrong
+	}
+	s.guard.passed(ctx, a.Email, address, false)
+	return nil
+}
+
+// ErrPasswordWrong is a signed-in person's password, asked again, that
+// is not right.
+var ErrPasswordWrong = errors.New("the password is not right")
 
 // recoveryCodeCount is how many recovery codes an enrollment gives.
 const recoveryCodeCount = 10
@@ -597,13 +649,17 @@ const recoveryCodeCount = 10
 // ConfirmTOTP enrolls the secret of a BeginTOTP when code comes from it,
 // and returns the recovery codes, shown once.
 func (s *Accounts) ConfirmTOTP(ctx context.Context, a *Account, sealed, code string) ([]string, error) {
-	raw, err := base32.StdEncoding.DecodeString(sealed)
+	expires, encoded, _ := strings.Cut(sealed, ".")
+	raw, err := base32.StdEncoding.DecodeString(encoded)
 	if err != nil {
 		return nil, invalid("the enrollment form was altered; start again")
 	}
-	secret, err := openStoredKey(s.encrypter, "totp-enrollment:"+a.ID, raw)
+	secret, err := openStoredKey(s.encrypter, "totp-enrollment:"+a.ID+":"+expires, raw)
 	if err != nil {
 		return nil, invalid("the enrollment form was altered; start again")
+	}
+	if at, _ := strconv.ParseInt(expires, 10, 64); !s.clock.Now().Before(time.Unix(at, 0)) {
+		return nil, invalid("the enrollment form expired; start again")
 	}
 	step, ok := matchTOTP(string(secret), strings.TrimSpace(code), s.clock.Now())
 	if !ok {
@@ -620,6 +676,9 @@ func (s *Accounts) ConfirmTOTP(ctx context.Context, a *Account, sealed, code str
 	}
 	before := accountAudit(a)
 	updated, err := s.store.UpdateAccount(ctx, a.ID, func(cur *Account) error {
+		if cur.SecondFactor() {
+			return ErrSecondFactorOn // a form rendered before never replaces one
+		}
 		cur.TOTPSecret = s.encrypter.seal("totp:"+cur.ID, secret)
 		cur.TOTPLastStep = step
 		cur.RecoveryCodes = hashes
@@ -633,18 +692,22 @@ func (s *Accounts) ConfirmTOTP(ctx context.Context, a *Account, sealed, code str
 }
 
 // RemoveSecondFactor removes the account's TOTP second factor and recovery
-// codes: by the person (who proves it with their password) or by an
-// operator or platform admin (password empty, by not the account).
-func (s *Accounts) RemoveSecondFactor(ctx context.Context, by *Account, id, password string) (*Account, error) {
+// codes: by the person, who proves it with their password and a code of
+// the factor (or a recovery code), or by an admin who manages the account
+// (password and code empty: a lost phone).
+func (s *Accounts) RemoveSecondFactor(ctx context.Context, by *Account, id, password, code string) (*Account, error) {
 	target, err := s.store.Account(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if by != nil && by.ID == id {
-		if ok, err := s.passwords.compare(ctx, password, target.PasswordHash); errors.Is(err, ErrBusy) {
+		if err := s.reauthenticate(ctx, target, password); err != nil {
 			return nil, err
-		} else if err != nil || !ok {
-			return nil, ErrSignInFailed
+		}
+		if target.SecondFactor() {
+			if _, err := s.useSecondFactor(ctx, target, code); err != nil {
+				return nil, err
+			}
 		}
 	} else if err := s.checkManage(by, target); err != nil {
 		return nil, err
@@ -660,7 +723,10 @@ func (s *Accounts) checkManage(by, target *Account) error {
 	if by == nil || by.Role == RolePlatformAdmin {
 		return nil
 	}
-	if by.Role == RoleTenantAdmin && target.TenantID == by.TenantID {
+	if target.TenantID != by.TenantID {
+		return ErrAccountNotFound // another tenant's people do not exist for them
+	}
+	if by.Role == RoleTenantAdmin {
 		return nil
 	}
 	return ErrNotPermitted

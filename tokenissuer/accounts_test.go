@@ -268,7 +268,32 @@ func TestSecondFactorCodesAreGoodOnce(t *testing.T) {
 	t.Parallel()
 	f := newAccountsFixture(t)
 	a := f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
-	enrollment, err := f.accounts.BeginTOTP(a)
+	const password = "correct horse battery staple"
+	// Enrollment asks for the password again, and its form expires.
+	if _, err := f.accounts.BeginTOTP(f.ctx, a, "wrong"); !errors.Is(err, ErrPasswordWrong) {
+		t.Fatalf("enrollment without the password: %v", err)
+	}
+	stale, err := f.accounts.BeginTOTP(f.ctx, a, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(11 * time.Minute)
+	staleCode, _ := totp.GenerateCode(stale.Key.Secret(), f.clock.Now())
+	var inv *InvalidError
+	if _, err := f.accounts.ConfirmTOTP(f.ctx, a, stale.Sealed, staleCode); !errors.As(err, &inv) || !strings.Contains(inv.Msg, "expired") {
+		t.Fatalf("an expired enrollment form: %v", err)
+	}
+	// Its expiry is sealed with it: a later one written in does not open.
+	if _, after, ok := strings.Cut(stale.Sealed, "."); !ok {
+		t.Fatal("no expiry in the form")
+	} else if _, err := f.accounts.ConfirmTOTP(f.ctx, a, fmt.Sprint(f.clock.Now().Add(time.Hour).Unix())+"."+after, staleCode); !errors.As(err, &inv) || !strings.Contains(inv.Msg, "altered") {
+		t.Fatalf("an enrollment form with its expiry moved: %v", err)
+	}
+	enrollment, err := f.accounts.BeginTOTP(f.ctx, a, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	earlier, err := f.accounts.BeginTOTP(f.ctx, a, password) // another tab
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,6 +312,14 @@ func TestSecondFactorCodesAreGoodOnce(t *testing.T) {
 	stored, _ := f.store.Account(f.ctx, a.ID)
 	if strings.Contains(string(stored.TOTPSecret), secret) {
 		t.Fatal("the TOTP secret is stored in clear")
+	}
+	// A form rendered earlier, confirmed now, replaces nothing.
+	earlierCode, _ := totp.GenerateCode(earlier.Key.Secret(), f.clock.Now())
+	if _, err := f.accounts.ConfirmTOTP(f.ctx, a, earlier.Sealed, earlierCode); !errors.Is(err, ErrSecondFactorOn) {
+		t.Fatalf("an earlier enrollment form replaced the factor: %v", err)
+	}
+	if _, err := f.accounts.BeginTOTP(f.ctx, stored, password); !errors.Is(err, ErrSecondFactorOn) {
+		t.Fatalf("a second enrollment over an active factor: %v", err)
 	}
 
 	pending := func() string {
@@ -324,11 +357,14 @@ func TestSecondFactorCodesAreGoodOnce(t *testing.T) {
 	if _, err := f.accounts.CompleteSignIn(f.ctx, pending(), codes[3], "192.0.2.1"); !errors.Is(err, ErrSecondFactorFailed) {
 		t.Fatalf("a used recovery code: %v", err)
 	}
-	// Removing it needs the password.
-	if _, err := f.accounts.RemoveSecondFactor(f.ctx, a, a.ID, "wrong"); err == nil {
+	// Removing it needs the password and the factor itself.
+	if _, err := f.accounts.RemoveSecondFactor(f.ctx, a, a.ID, "wrong", codes[5]); err == nil {
 		t.Fatal("removed the second factor without the password")
 	}
-	if got, err := f.accounts.RemoveSecondFactor(f.ctx, a, a.ID, "correct horse battery staple"); err != nil || got.SecondFactor() {
+	if _, err := f.accounts.RemoveSecondFactor(f.ctx, a, a.ID, password, "000000"); !errors.Is(err, ErrSecondFactorFailed) {
+		t.Fatalf("removed the second factor without a code of it: %v", err)
+	}
+	if got, err := f.accounts.RemoveSecondFactor(f.ctx, a, a.ID, password, codes[5]); err != nil || got.SecondFactor() {
 		t.Fatalf("remove: %v", err)
 	}
 }
@@ -352,13 +388,28 @@ func TestWhoMayInviteAndManageWhom(t *testing.T) {
 		"a viewer invites":                                {viewer, NewInvite{Email: "y@acme.example", Role: RoleTenantViewer, TenantID: "acme"}, ErrNotPermitted},
 		"a platform admin invites anyone":                 {ops, NewInvite{Email: "z@globex.example", Role: RoleTenantAdmin, TenantID: "globex"}, nil},
 		"an invitation for an existing account":           {ops, NewInvite{Email: "ada@acme.example", Role: RoleTenantViewer, TenantID: "acme"}, ErrAccountExists},
+		"a tenant admin invites a colleague twice":        {acmeAdmin, NewInvite{Email: "vic@acme.example", Role: RoleTenantViewer, TenantID: "acme"}, ErrAccountExists},
+		// Another tenant's account is not told apart from no account.
+		"a tenant admin invites another tenant's person": {acmeAdmin, NewInvite{Email: "gus@globex.example", Role: RoleTenantViewer, TenantID: "acme"}, nil},
 	} {
 		_, _, err := f.accounts.Invite(f.ctx, tc.by, tc.inv)
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		}
 	}
-	if _, err := f.accounts.SetAccountStatus(f.ctx, acmeAdmin, globex.ID, AccountDisabled); !errors.Is(err, ErrNotPermitted) {
+	// ...and the link, whoever holds it, answers as a spent one: it makes
+	// no account and tells nothing.
+	token, _, err := f.accounts.Invite(f.ctx, acmeAdmin, NewInvite{Email: "gus@globex.example", Role: RoleTenantAdmin, TenantID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.accounts.AcceptInvite(f.ctx, token, "Gus", "a long enough passphrase"); !errors.Is(err, ErrInviteNotFound) {
+		t.Fatalf("accepting an invitation for another tenant's person: %v", err)
+	}
+	if a, err := f.accounts.FindAccount(f.ctx, "gus@globex.example"); err != nil || a.TenantID != "globex" || a.Role != RoleTenantViewer {
+		t.Fatalf("the other tenant's account changed: %v %+v", err, a)
+	}
+	if _, err := f.accounts.SetAccountStatus(f.ctx, acmeAdmin, globex.ID, AccountDisabled); !errors.Is(err, ErrAccountNotFound) {
 		t.Errorf("a tenant admin disabled another tenant's account: %v", err)
 	}
 	if err := f.accounts.DeleteAccount(f.ctx, viewer, acmeAdmin.ID); !errors.Is(err, ErrNotPermitted) {
@@ -370,7 +421,7 @@ func TestWhoMayInviteAndManageWhom(t *testing.T) {
 	}
 
 	// An invitation works once, and not after it expires.
-	token, _, err := f.accounts.Invite(f.ctx, acmeAdmin, NewInvite{Email: "nina@acme.example", Role: RoleTenantViewer, TenantID: "acme"})
+	token, _, err = f.accounts.Invite(f.ctx, acmeAdmin, NewInvite{Email: "nina@acme.example", Role: RoleTenantViewer, TenantID: "acme"})
 	if err != nil {
 		t.Fatal(err)
 	}

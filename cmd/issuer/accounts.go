@@ -175,7 +175,7 @@ Every change is audited.`,
 		accountCommand(st, "remove-second-factor EMAIL", "Remove an account's TOTP second factor (a lost phone)",
 			"  issuer accounts remove-second-factor ada@acme.example --config FILE", cli.ExactArgs(1, "EMAIL"),
 			byEmail(func(c *cobra.Command, accounts *tokenissuer.Accounts, a *tokenissuer.Account) (*tokenissuer.Account, error) {
-				return accounts.RemoveSecondFactor(c.Context(), nil, a.ID, "")
+				return accounts.RemoveSecondFactor(c.Context(), nil, a.ID, "", "")
 			})),
 		accountCommand(st, "clear-sign-in-failures EMAIL", "Forget an account's failed sign-ins, so its sign-ins are no longer slowed",
 			"  issuer accounts clear-sign-in-failures ada@acme.example --config FILE", cli.ExactArgs(1, "EMAIL"),

@@ -339,7 +339,8 @@ func TestPortalWalkThrough(t *testing.T) {
 	// A second factor: enroll, get recovery codes once, then sign-in asks
 	// for a code.
 	b.do("account page", chromedp.Navigate(e.portal+"account"), chromedp.WaitVisible(chromedp.ID("enroll")))
-	b.do("start enrollment", follow(chromedp.ID("enroll")), chromedp.WaitVisible(chromedp.ID("totp-secret")))
+	b.do("start enrollment", chromedp.SendKeys(chromedp.ID("enroll-password"), testPassword), follow(chromedp.ID("enroll")),
+		chromedp.WaitVisible(chromedp.ID("totp-secret")))
 	totpSecret := run(b, "TOTP key", chromedp.Text(chromedp.ID("totp-secret")))
 	code, err := totp.GenerateCode(totpSecret, time.Now())
 	if err != nil {

@@ -54,6 +54,10 @@ func userMessage(err error) (status int, msg string, ok bool) {
 		return http.StatusForbidden, sentence(err) + " Ask your platform operator.", true
 	case errors.Is(err, tokenissuer.ErrBusy):
 		return http.StatusServiceUnavailable, sentence(err), true
+	case errors.Is(err, tokenissuer.ErrSecondFactorOn):
+		return http.StatusConflict, sentence(err), true
+	case errors.Is(err, tokenissuer.ErrPasswordWrong):
+		return http.StatusUnprocessableEntity, sentence(err), true
 	case errors.Is(err, tokenissuer.ErrSignInFailed), errors.Is(err, tokenissuer.ErrSecondFactorFailed):
 		return http.StatusUnauthorized, sentence(err), true
 	case errors.Is(err, tokenissuer.ErrInviteNotFound):

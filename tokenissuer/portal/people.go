@@ -118,7 +118,7 @@ func (p *Portal) removeOthersSecondFactor(w http.ResponseWriter, r *http.Request
 		http.Redirect(w, r, "/portal/account", http.StatusSeeOther)
 		return nil
 	}
-	if _, err := p.accounts.RemoveSecondFactor(r.Context(), v.account, r.PathValue("id"), ""); err != nil {
+	if _, err := p.accounts.RemoveSecondFactor(r.Context(), v.account, r.PathValue("id"), "", ""); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/portal/people?notice=2fa-removed", http.StatusSeeOther)
@@ -187,9 +187,9 @@ func (p *Portal) beginSecondFactor(w http.ResponseWriter, r *http.Request, v *vi
 		http.Redirect(w, r, "/portal/account", http.StatusSeeOther)
 		return nil
 	}
-	enrollment, err := p.accounts.BeginTOTP(v.account)
+	enrollment, err := p.accounts.BeginTOTP(r.Context(), v.account, r.PostForm.Get("password"))
 	if err != nil {
-		return err
+		return p.refused(w, r, v, accountData{}, err)
 	}
 	return p.showEnrollment(w, r, v, http.StatusOK, enrollment.Key.Secret(), enrollment.Sealed, "", enrollment)
 }
@@ -227,7 +227,7 @@ func (p *Portal) confirmSecondFactor(w http.ResponseWriter, r *http.Request, v *
 }
 
 func (p *Portal) removeSecondFactor(w http.ResponseWriter, r *http.Request, v *visitor) error {
-	if _, err := p.accounts.RemoveSecondFactor(r.Context(), v.account, v.account.ID, r.PostForm.Get("password")); err != nil {
+	if _, err := p.accounts.RemoveSecondFactor(r.Context(), v.account, v.account.ID, r.PostForm.Get("password"), r.PostForm.Get("code")); err != nil {
 		return p.refused(w, r, v, accountData{}, err)
 	}
 	http.Redirect(w, r, "/portal/account?notice=2fa-removed", http.StatusSeeOther)
