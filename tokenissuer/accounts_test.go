@@ -552,3 +552,28 @@ func TestADisabledTenantsPeopleAreSignedOut(t *testing.T) {
 		t.Fatalf("signing in once the tenant is enabled: %v", err)
 	}
 }
+
+// TestPasswordsAnAttackerWouldTryEarlyAreRefused: NIST SP 800-63B
+// §5.1.1.2: long enough is not enough.
+func TestPasswordsAnAttackerWouldTryEarlyAreRefused(t *testing.T) {
+	t.Parallel()
+	f := newAccountsFixture(t)
+	for _, weak := range []string{
+		"aaaaaaaaaaaa",     // repetitive
+		"abcdefghijklmn",   // a sequence
+		"password1234",     // common
+		"qwertyuiop12",     // a keyboard walk
+		"ada@acme.example", // the account's own email
+		"lovelace1234",     // the account's name and digits
+		"iloveyouiloveyou", // common, repeated
+	} {
+		_, err := f.accounts.CreateAccount(f.ctx, NewAccount{Email: "ada@acme.example", Name: "Ada Lovelace", Role: RoleTenantAdmin, TenantID: "acme", Password: weak})
+		var inv *InvalidError
+		if !errors.As(err, &inv) || !strings.Contains(inv.Msg, "too easy to guess") {
+			t.Errorf("%q: %v", weak, err)
+		}
+	}
+	if _, err := f.accounts.CreateAccount(f.ctx, NewAccount{Email: "ada@acme.example", Name: "Ada Lovelace", Role: RoleTenantAdmin, TenantID: "acme", Password: "lantern orbit velvet cactus"}); err != nil {
+		t.Fatalf("a passphrase of unrelated words: %v", err)
+	}
+}
