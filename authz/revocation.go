@@ -39,7 +39,7 @@ type RevocationConfig struct {
 	// ClientSecretFile holds the secret (one line); ClientSecret gives it
 	// inline (for the environment) and wins.
 	ClientSecretFile string `yaml:"client_secret_file"`
-	ClientSecret     string `yaml:"client_secret"`
+	ClientSecret     string `yaml:"client_secret" secret:"inline"`
 	// Wait is how long one long poll of the feed may be held open.
 	Wait time.Duration `yaml:"wait"`
 	// MaxStaleness is how old the live set may get while the feed cannot

@@ -52,12 +52,12 @@ type StoreConfig struct {
 	// SQLitePath is the SQLite database file.
 	SQLitePath string `yaml:"sqlite_path"`
 	// PostgresDSN is the PostgreSQL connection string.
-	PostgresDSN string `yaml:"postgres_dsn"`
+	PostgresDSN string `yaml:"postgres_dsn" secret:"dsn"`
 	// SecretHashKeyFile holds the key of the client secret hash; it is created
 	// on first use. Keep it apart from the database backups.
 	SecretHashKeyFile string `yaml:"secret_hash_key_file"`
 	// SecretHashKey is the same key given inline (base64); it wins over the file.
-	SecretHashKey string `yaml:"secret_hash_key"`
+	SecretHashKey string `yaml:"secret_hash_key" secret:"inline"`
 }
 
 // KeysConfig configures token signing keys.
@@ -81,7 +81,7 @@ type KeysConfig struct {
 	EncryptionKeyFile string `yaml:"encryption_key_file"`
 	// EncryptionKey is the same key given inline (for the environment:
 	// PORTCULLIS_ISSUER_KEYS_ENCRYPTION_KEY); it wins over the file.
-	EncryptionKey string `yaml:"encryption_key"`
+	EncryptionKey string `yaml:"encryption_key" secret:"inline"`
 }
 
 // TokensConfig configures issued access tokens.

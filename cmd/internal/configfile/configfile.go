@@ -5,6 +5,7 @@ package configfile
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"reflect"
 	"sort"
@@ -14,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/portcullis/portcullis/internal/secretfile"
 	"github.com/portcullis/portcullis/internal/suggest"
 	"github.com/portcullis/portcullis/internal/yamlsyntax"
 )
@@ -28,6 +30,12 @@ import (
 // in the words of the file, not of Go: an unknown setting with the closest
 // known one, a duration that does not parse with examples, a YAML syntax
 // error at the line to fix.
+//
+// A setting tagged `secret:"inline"` (a key, a client secret) or
+// `secret:"dsn"` (a connection string, when it carries a password) may be
+// written in the file only if the file is owner-only, as the *_file forms
+// of those secrets must be: a world-readable file with a key in it is as
+// exposed as a world-readable key file.
 func Load(path, prefix string, dst any) error {
 	if path != "" {
 		raw, err := os.ReadFile(path)
@@ -54,6 +62,17 @@ func decode(path string, raw []byte, dst any) error {
 	}
 	c := checker{path: path}
 	c.check(doc.Content[0], reflect.TypeOf(dst).Elem(), "")
+	if len(c.secrets) > 0 {
+		var exposed *secretfile.ExposedError
+		if err := secretfile.Check(path); errors.As(err, &exposed) {
+			for _, n := range c.secrets {
+				c.add(n.node, "%s holds a secret, and this file is readable by group or others (mode %04o): run `chmod 600 %s`, or move the secret to its *_file setting or the environment",
+					n.setting, exposed.Mode.Perm(), path)
+			}
+		} else if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	if len(c.problems) > 0 {
 		return errors.Join(c.problems...)
 	}
@@ -67,6 +86,31 @@ func decode(path string, raw []byte, dst any) error {
 type checker struct {
 	path     string
 	problems []error
+	// secrets are the settings of the file that hold secrets inline.
+	secrets []inlineSecret
+}
+
+type inlineSecret struct {
+	node    *yaml.Node
+	setting string
+}
+
+// holdsSecret reports whether value, of a setting tagged secret:kind, is a
+// secret: any non-empty value inline, a connection string only with a
+// password in it.
+func holdsSecret(kind, value string) bool {
+	switch {
+	case value == "":
+		return false
+	case kind == "dsn":
+		if u, err := url.Parse(value); err == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				return true
+			}
+		}
+		return strings.Contains(value, "password=")
+	}
+	return true
 }
 
 func (c *checker) add(n *yaml.Node, format string, args ...any) {
@@ -102,6 +146,9 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, setting string) {
 				continue
 			}
 			c.check(value, field.Type, join(setting, key.Value))
+			if kind := field.Tag.Get("secret"); kind != "" && value.Kind == yaml.ScalarNode && holdsSecret(kind, value.Value) {
+				c.secrets = append(c.secrets, inlineSecret{node: key, setting: join(setting, key.Value)})
+			}
 		}
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {

@@ -96,3 +96,47 @@ func TestLoadSpeaksTheFilesLanguage(t *testing.T) {
 		t.Errorf("empty file: %v", err)
 	}
 }
+
+type withSecrets struct {
+	Key string `yaml:"key" secret:"inline"`
+	DSN string `yaml:"dsn" secret:"dsn"`
+}
+
+// TestInlineSecretsNeedAnOwnerOnlyFile: a key written in a file anyone can
+// read is as exposed as a key file anyone can read, which is refused.
+func TestInlineSecretsNeedAnOwnerOnlyFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+		return path
+	}
+	for _, tc := range []struct {
+		name, body string
+		mode       os.FileMode
+		refused    string
+	}{
+		{"a key in a readable file", "key: c2VjcmV0\n", 0o644, "c.yaml:1:1: key holds a secret, and this file is readable by group or others (mode 0644): run `chmod 600"},
+		{"a password in a readable DSN", "dsn: postgres://app:hunter2@db/issuer\n", 0o640, "c.yaml:1:1: dsn holds a secret"},
+		{"a password keyword in a readable DSN", "dsn: host=db password=hunter2\n", 0o604, "dsn holds a secret"},
+		{"a key in an owner-only file", "key: c2VjcmV0\n", 0o600, ""},
+		{"a DSN without a password", "dsn: postgres://app@db/issuer\n", 0o644, ""},
+		{"no secret", "key: \"\"\n", 0o644, ""},
+	} {
+		path := write(strings.ReplaceAll(tc.name, " ", "-")+"-c.yaml", tc.body, tc.mode)
+		var s withSecrets
+		err := Load(path, "TEST", &s)
+		switch {
+		case tc.refused == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.refused != "" && (err == nil || !strings.Contains(err.Error(), tc.refused) || !strings.Contains(err.Error(), path)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.refused)
+		}
+	}
+}
