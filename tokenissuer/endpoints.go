@@ -300,16 +300,16 @@ func (s *Endpoints) authenticateRequest(r *http.Request, form url.Values) (*Clie
 	if err != nil {
 		if errors.Is(err, ErrInvalidClient) {
 			s.byAddress.Fail(r.Context(), address)
-			// Per-client counts only for clients that exist: unknown IDs are
-			// limited by address, so they cannot fill the limiter.
-			if !errors.Is(err, ErrClientNotFound) {
-				over, _ := s.byClient.Blocked(creds.id)
-				s.byClient.Fail(r.Context(), creds.id)
-				if over {
-					s.metrics.rateLimited.WithLabelValues("client").Inc()
-					s.log.Warn("failed authentications for one client from many places; slowing them down", "client_id", creds.id, "remote", address)
-					s.slowDown(r.Context())
-				}
+			// Counted per client ID whether or not the client exists: an
+			// answer slowed for a known ID only would tell which IDs are
+			// known. The per-address limit bounds how fast anyone adds
+			// keys, and the limiter's memory is bounded anyway.
+			over, _ := s.byClient.Blocked(creds.id)
+			s.byClient.Fail(r.Context(), creds.id)
+			if over {
+				s.metrics.rateLimited.WithLabelValues("client").Inc()
+				s.log.Warn("failed authentications for one client ID from many places; slowing them down", "client_id", creds.id, "remote", address)
+				s.slowDown(r.Context())
 			}
 		}
 		return &Client{ID: creds.id}, err
