@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis/portcullis/cmd/internal/cli"
-	"github.com/portcullis/portcullis/internal/loadtest"
+	"github.com/portcullis/portcullis/cmd/portcullis/loadtest"
 	"github.com/portcullis/portcullis/revocation"
 	"github.com/portcullis/portcullis/tokenissuer"
 )

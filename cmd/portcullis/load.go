@@ -11,7 +11,7 @@ import (
 
 	"github.com/portcullis/portcullis/authz"
 	"github.com/portcullis/portcullis/cmd/internal/cli"
-	"github.com/portcullis/portcullis/internal/loadtest"
+	"github.com/portcullis/portcullis/cmd/portcullis/loadtest"
 )
 
 func newLoadCommand() *cobra.Command {
