@@ -24,11 +24,26 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis/portcullis/revocation"
+	"github.com/portcullis/portcullis/tokenissuer/limit"
 )
 
 // maxTokenRequestBody bounds the token request body; a legitimate one is a
 // few hundred bytes.
 const maxTokenRequestBody = 8 << 10
+
+// failureLimit limits failed client authentications for a key: one
+// replica's count, or the store's shared by every replica.
+type failureLimit interface {
+	// Blocked reports whether key must wait, and for how long.
+	Blocked(key string) (bool, time.Duration)
+	// Fail records a failed authentication.
+	Fail(ctx context.Context, key string)
+}
+
+var (
+	_ failureLimit = (*limit.Failures)(nil)
+	_ failureLimit = (*limit.SharedFailures)(nil)
+)
 
 // maxSlowedAnswers bounds how many failed authentications are held back at
 // once (each is a goroutine and a connection).
@@ -47,12 +62,12 @@ type Endpoints struct {
 	gather  prometheus.Gatherer
 
 	byClient  failureLimit
-	byAddress *FailureLimiter
+	byAddress *limit.Failures
 	// slowed holds a slot per failed answer being slowed down.
 	slowed chan struct{}
 	// issued and revoked bound what each authenticated client does a minute;
 	// refusals remembers whom they refused, for the portal.
-	issued, revoked *FailureLimiter
+	issued, revoked *limit.Failures
 	refusals        refusalLog
 	proxies         trustedProxies
 	// clients caches client records and, as nil, IDs the store does not
@@ -91,14 +106,14 @@ func NewEndpoints(cfg Config, store Store, keys *KeyManager, hasher *SecretHashe
 	s.slowed = make(chan struct{}, maxSlowedAnswers)
 	s.Feed.onEntries = s.forgetRevoked
 	rl := cfg.RateLimit
-	s.byClient = NewFailureLimiter(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
+	s.byClient = limit.NewFailures(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
 	if cfg.Store.Driver == "postgres" {
 		// Several replicas: the per-client count must be shared.
-		s.byClient = NewSharedFailureLimiter(store, rl.MaxFailures, rl.Window, rl.MaxEntries, clock, log)
+		s.byClient = limit.NewSharedFailures(store, rl.MaxFailures, rl.Window, rl.MaxEntries, clock, log)
 	}
-	s.byAddress = NewFailureLimiter(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
-	s.issued = NewFailureLimiter(rl.TokensPerMinute, time.Minute, max(rl.MaxEntries, 1), clock)
-	s.revoked = NewFailureLimiter(rl.RevocationsPerMinute, time.Minute, max(rl.MaxEntries, 1), clock)
+	s.byAddress = limit.NewFailures(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
+	s.issued = limit.NewFailures(rl.TokensPerMinute, time.Minute, max(rl.MaxEntries, 1), clock)
+	s.revoked = limit.NewFailures(rl.RevocationsPerMinute, time.Minute, max(rl.MaxEntries, 1), clock)
 	proxies, err := parseTrustedProxies(rl.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("rate_limit.trusted_proxies: %w", err)
@@ -666,7 +681,7 @@ func (s *Endpoints) PruneLimiters() {
 	s.byAddress.Prune()
 	s.issued.Prune()
 	s.revoked.Prune()
-	if l, ok := s.byClient.(*FailureLimiter); ok {
+	if l, ok := s.byClient.(*limit.Failures); ok {
 		l.Prune()
 	}
 }

@@ -1,6 +1,8 @@
 package tokenissuer
 
 import (
+	"github.com/portcullis/portcullis/tokenissuer/limit"
+
 	"context"
 	"errors"
 	"fmt"
@@ -95,23 +97,6 @@ func TestFailedAuthenticationsAreRateLimitedPerAddress(t *testing.T) {
 	r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret))
 	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
 		t.Fatalf("address limit: %d %v", r.status, r.body)
-	}
-}
-
-func TestFailureLimiterMemoryIsBounded(t *testing.T) {
-	t.Parallel()
-	clock := newFakeClock()
-	l := NewFailureLimiter(2, time.Minute, 100, clock)
-	for i := 0; i < 10_000; i++ {
-		l.Fail(context.Background(), fmt.Sprintf("attacker-%d", i))
-	}
-	if n := l.Len(); n > 100 {
-		t.Fatalf("tracking %d keys, bound is 100", n)
-	}
-	// A recently failing key survives the flood.
-	l.Fail(context.Background(), "attacker-9999")
-	if blocked, _ := l.Blocked("attacker-9999"); !blocked {
-		t.Fatal("most recent key was evicted")
 	}
 }
 
@@ -231,7 +216,7 @@ func TestFailedRequestsLeaveLimiterMemoryBounded(t *testing.T) {
 	cfg.ClientCacheTTL = 5 * time.Second
 	ti := startIssuer(t, cfg, newFakeClock())
 	h := ti.server.Handler()
-	limiter := ti.server.byClient.(*FailureLimiter)
+	limiter := ti.server.byClient.(*limit.Failures)
 
 	const requests = 100_000
 	longID := strings.Repeat("i", 7<<10)

@@ -1,4 +1,8 @@
-package tokenissuer
+// Package limit counts events per key in fixed windows, in bounded memory:
+// failed authentications (to refuse an address or slow a guesser) and an
+// authenticated client's own bounds. The issuer decides what a limit does;
+// this package only counts.
+package limit
 
 import (
 	"container/list"
@@ -8,25 +12,23 @@ import (
 	"time"
 )
 
-// failureLimit limits failed client authentications for a key.
-type failureLimit interface {
-	// Blocked reports whether key must wait, and for how long.
-	Blocked(key string) (bool, time.Duration)
-	// Fail records a failed authentication.
-	Fail(ctx context.Context, key string)
+// Clock tells the time; tests drive a fake one.
+type Clock interface{ Now() time.Time }
+
+// Store counts failures shared by every replica (the issuer's SQL store).
+type Store interface {
+	// RecordFailure counts a failure for key in the window that started
+	// at most window ago (a new window starts otherwise), and returns the
+	// count and the window's start.
+	RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration) (failures int, windowStart time.Time, err error)
 }
 
-var (
-	_ failureLimit = (*FailureLimiter)(nil)
-	_ failureLimit = (*SharedFailureLimiter)(nil)
-)
-
-// FailureLimiter counts failed client authentications per key (a client ID or
+// Failures counts failed client authentications per key (a client ID or
 // a remote address) in a fixed window and refuses a key that has failed too
 // often until its window ends. Memory is bounded: at most maxEntries keys are
 // tracked and the least recently failed key is forgotten first, so a flood of
 // distinct keys cannot exhaust memory; each of those keys is itself limited.
-type FailureLimiter struct {
+type Failures struct {
 	maxFailures int
 	window      time.Duration
 	maxEntries  int
@@ -43,16 +45,16 @@ type failureEntry struct {
 	failures    int
 }
 
-// NewFailureLimiter returns a limiter allowing maxFailures failures per window
+// NewFailures returns a limiter allowing maxFailures failures per window
 // for each key, tracking at most maxEntries keys.
-func NewFailureLimiter(maxFailures int, window time.Duration, maxEntries int, clock Clock) *FailureLimiter {
-	return &FailureLimiter{maxFailures: maxFailures, window: window, maxEntries: maxEntries, clock: clock,
+func NewFailures(maxFailures int, window time.Duration, maxEntries int, clock Clock) *Failures {
+	return &Failures{maxFailures: maxFailures, window: window, maxEntries: maxEntries, clock: clock,
 		entries: make(map[string]*list.Element), lru: list.New()}
 }
 
 // Blocked reports whether key has used up its failures, and if so how long
 // until it may try again.
-func (l *FailureLimiter) Blocked(key string) (bool, time.Duration) {
+func (l *Failures) Blocked(key string) (bool, time.Duration) {
 	if l == nil || l.maxFailures <= 0 {
 		return false, 0
 	}
@@ -77,7 +79,7 @@ func (l *FailureLimiter) Blocked(key string) (bool, time.Duration) {
 }
 
 // Fail records a failed authentication for key.
-func (l *FailureLimiter) Fail(_ context.Context, key string) {
+func (l *Failures) Fail(_ context.Context, key string) {
 	if l == nil || l.maxFailures <= 0 {
 		return
 	}
@@ -90,7 +92,7 @@ func (l *FailureLimiter) Fail(_ context.Context, key string) {
 // step (two requests racing cannot both take the last one), and otherwise
 // says how long until it may. Used as a plain rate limit (events per
 // window), it bounds what an authenticated client does.
-func (l *FailureLimiter) Take(key string) (bool, time.Duration) {
+func (l *Failures) Take(key string) (bool, time.Duration) {
 	if l == nil || l.maxFailures <= 0 {
 		return true, 0
 	}
@@ -107,7 +109,7 @@ func (l *FailureLimiter) Take(key string) (bool, time.Duration) {
 
 // entry returns key's current window, starting a new one when it has none
 // or its window has ended; l.mu is held.
-func (l *FailureLimiter) entry(key string, now time.Time) *failureEntry {
+func (l *Failures) entry(key string, now time.Time) *failureEntry {
 	if el, ok := l.entries[key]; ok {
 		e := el.Value.(*failureEntry)
 		if !now.Before(e.windowStart.Add(l.window)) {
@@ -127,7 +129,7 @@ func (l *FailureLimiter) entry(key string, now time.Time) *failureEntry {
 }
 
 // Prune forgets every key whose window has ended.
-func (l *FailureLimiter) Prune() {
+func (l *Failures) Prune() {
 	if l == nil {
 		return
 	}
@@ -146,21 +148,21 @@ func (l *FailureLimiter) Prune() {
 }
 
 // Len returns how many keys are tracked.
-func (l *FailureLimiter) Len() int {
+func (l *Failures) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.entries)
 }
 
-// SharedFailureLimiter counts failures in the Store, so that replicas share
+// SharedFailures counts failures in the Store, so that replicas share
 // one count per key: an attacker spreading guesses over N replicas does not
 // get N times the limit. Each replica remembers locally which keys the shared
 // count has blocked, so allowed requests cost no database round trip; a key
 // that crosses the limit on one replica is blocked on another at its next
 // failure there, so a window allows at most max_failures + replicas − 1
 // guesses in all.
-type SharedFailureLimiter struct {
-	store       FailureStore
+type SharedFailures struct {
+	store       Store
 	maxFailures int
 	window      time.Duration
 	maxEntries  int
@@ -171,13 +173,13 @@ type SharedFailureLimiter struct {
 	blocked map[string]time.Time
 }
 
-// NewSharedFailureLimiter returns a store-backed limiter.
-func NewSharedFailureLimiter(store FailureStore, maxFailures int, window time.Duration, maxEntries int, clock Clock, log *slog.Logger) *SharedFailureLimiter {
-	return &SharedFailureLimiter{store: store, maxFailures: maxFailures, window: window, maxEntries: maxEntries, clock: clock, log: log, blocked: map[string]time.Time{}}
+// NewSharedFailures returns a store-backed limiter.
+func NewSharedFailures(store Store, maxFailures int, window time.Duration, maxEntries int, clock Clock, log *slog.Logger) *SharedFailures {
+	return &SharedFailures{store: store, maxFailures: maxFailures, window: window, maxEntries: maxEntries, clock: clock, log: log, blocked: map[string]time.Time{}}
 }
 
-// Blocked implements failureLimit from the local memory of blocked keys.
-func (l *SharedFailureLimiter) Blocked(key string) (bool, time.Duration) {
+// Blocked reports, from the local memory of blocked keys.
+func (l *SharedFailures) Blocked(key string) (bool, time.Duration) {
 	if l.maxFailures <= 0 {
 		return false, 0
 	}
@@ -195,9 +197,9 @@ func (l *SharedFailureLimiter) Blocked(key string) (bool, time.Duration) {
 	return true, until.Sub(now)
 }
 
-// Fail implements failureLimit: the shared count is incremented atomically
+// Fail counts a failure: the shared count is incremented atomically
 // and, past the limit, the key is blocked here until its window ends.
-func (l *SharedFailureLimiter) Fail(ctx context.Context, key string) {
+func (l *SharedFailures) Fail(ctx context.Context, key string) {
 	if l.maxFailures <= 0 {
 		return
 	}
