@@ -27,46 +27,6 @@ func scanRevocations(rows rowsScanner) ([]revocation.Entry, error) {
 	return out, rows.Err()
 }
 
-// AppendRevocation implements RevocationStore.
-func (s *SQLiteStore) AppendRevocation(ctx context.Context, e *revocation.Entry) error {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO revocations (kind, subject, before_s, expires_s, cause, at, client_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		string(e.Kind), e.Subject, e.Before, e.Expires, e.Cause, unixNano(e.At), e.Client)
-	if err != nil {
-		return fmt.Errorf("append revocation: %w", err)
-	}
-	e.Seq, err = res.LastInsertId()
-	return err
-}
-
-// Revocations implements RevocationStore.
-func (s *SQLiteStore) Revocations(ctx context.Context, afterSeq int64, now time.Time) ([]revocation.Entry, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+revocationColumns+` FROM revocations WHERE seq > ? AND expires_s > ? ORDER BY seq`, afterSeq, now.Unix())
-	if err != nil {
-		return nil, fmt.Errorf("read revocations: %w", err)
-	}
-	defer rows.Close()
-	return scanRevocations(rows)
-}
-
-// LatestRevocation implements RevocationStore. AUTOINCREMENT never reuses
-// a Seq, even after the newest entries are pruned.
-func (s *SQLiteStore) LatestRevocation(ctx context.Context) (int64, error) {
-	var seq int64
-	err := s.db.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'revocations'), 0)`).Scan(&seq)
-	if err != nil {
-		return 0, fmt.Errorf("read revocation version: %w", err)
-	}
-	return seq, nil
-}
-
-// PruneRevocations implements RevocationStore.
-func (s *SQLiteStore) PruneRevocations(ctx context.Context, now time.Time) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM revocations WHERE expires_s <= ?`, now.Unix()); err != nil {
-		return fmt.Errorf("prune revocations: %w", err)
-	}
-	return nil
-}
-
 // sqliteChangePoll is how often a listener asks SQLite whether another
 // process wrote to the file.
 const sqliteChangePoll = 250 * time.Millisecond
