@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-
 )
 
 // lockRevocations serializes appends, so that entries commit in Seq order
