@@ -52,8 +52,7 @@ const maxSlowedAnswers = 1024
 // Endpoints serves the token endpoint, the JWKS and the RFC 8414 metadata.
 type Endpoints struct {
 	cfg     Config
-	store   ClientStore
-	tenants TenantStore
+	store   EndpointStore
 	keys    *KeyManager
 	hasher  *SecretHasher
 	clock   Clock
@@ -98,10 +97,23 @@ type cachedTenant struct {
 	gen    uint64
 }
 
-// NewEndpoints wires a Endpoints. reg receives the issuer's metrics.
-func NewEndpoints(cfg Config, store Store, keys *KeyManager, hasher *SecretHasher, clock Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
-	s := &Endpoints{cfg: cfg, store: store, tenants: store, keys: keys, hasher: hasher, clock: clock, log: log, gather: reg,
-		admin: NewAdmin(store, hasher, clock, cfg.AdminLimits()), Feed: NewRevocationFeed(store, keys, cfg.Issuer, clock, log)}
+// EndpointStore is what the token, revocation and feed endpoints read:
+// clients and tenants to authenticate, failure counts shared by replicas,
+// the revocation log and the announcements of changes. What they change
+// (an RFC 7009 revocation) goes through the Admin they are given.
+type EndpointStore interface {
+	Client(ctx context.Context, id string) (*Client, error)
+	Tenant(ctx context.Context, id string) (*Tenant, error)
+	limit.Store
+	RevocationStore
+	ChangeBus
+}
+
+// NewEndpoints wires the Endpoints over store, changing through admin.
+// reg receives the issuer's metrics.
+func NewEndpoints(cfg Config, store EndpointStore, admin *Admin, keys *KeyManager, hasher *SecretHasher, clock Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
+	s := &Endpoints{cfg: cfg, store: store, keys: keys, hasher: hasher, clock: clock, log: log, gather: reg,
+		admin: admin, Feed: NewRevocationFeed(store, keys, cfg.Issuer, clock, log)}
 	s.metrics = newMetrics(reg, keys)
 	s.slowed = make(chan struct{}, maxSlowedAnswers)
 	s.Feed.onEntries = s.forgetRevoked
@@ -547,7 +559,7 @@ func (s *Endpoints) tenantAllows(ctx context.Context, id string) error {
 	}
 	if !ok {
 		var err error
-		t, err = s.tenants.Tenant(ctx, id)
+		t, err = s.store.Tenant(ctx, id)
 		if errors.Is(err, ErrTenantNotFound) {
 			return ErrUnauthorizedClient.WithDescription("the client's tenant does not exist")
 		}

@@ -102,7 +102,7 @@ func startIssuerOn(t testing.TB, cfg Config, clock Clock, store Store) *testIssu
 		t.Fatal(err)
 	}
 	ti.cfg = cfg
-	srv, err := NewEndpoints(cfg, store, keys, hasher, clock, discardLogger(), prometheus.NewRegistry())
+	srv, err := NewEndpoints(cfg, store, NewAdmin(store, hasher, clock, cfg.AdminLimits()), keys, hasher, clock, discardLogger(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,6 +81,8 @@ func NewKeyManagerFor(cfg Config, store KeyStore, clock Clock, log *slog.Logger)
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
+	clock     Clock
+	admin     *Admin
 	Store     Store
 	Keys      *KeyManager
 	Endpoints *Endpoints
@@ -122,13 +124,14 @@ func NewServer(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := NewEndpoints(cfg, store, keys, hasher, clock, log, reg)
+	// One service layer for the endpoints, the accounts and the adapters.
+	admin := NewAdmin(store, hasher, clock, cfg.AdminLimits())
+	srv, err := NewEndpoints(cfg, store, admin, keys, hasher, clock, log, reg)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	accounts, err := NewAccounts(NewAdmin(store, hasher, clock, cfg.AdminLimits()), store, keys.Encrypter(),
-		clock, cfg.AccountsConfig(), log)
+	accounts, err := NewAccounts(admin, store, keys.Encrypter(), clock, cfg.AccountsConfig(), log)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -151,7 +154,7 @@ func NewServer(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (
 		store.Close()
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, Store: store, Keys: keys, Endpoints: srv, Hasher: hasher, Accounts: accounts, listener: ln, adminListener: adminLn, Tracing: tracing}, nil
+	return &Server{cfg: cfg, log: log, clock: clock, admin: admin, Store: store, Keys: keys, Endpoints: srv, Hasher: hasher, Accounts: accounts, listener: ln, adminListener: adminLn, Tracing: tracing}, nil
 }
 
 // housekeeping forgets failure windows that have ended (so the limiters do
@@ -167,20 +170,20 @@ func (s *Server) housekeeping(ctx context.Context) {
 			return
 		case <-t.C:
 			s.Endpoints.PruneLimiters()
-			if err := s.Store.PruneFailures(ctx, time.Now().Add(-window)); err != nil {
+			if err := s.Store.PruneFailures(ctx, s.clock.Now().Add(-window)); err != nil {
 				s.log.Warn("pruning failure counts failed", "err", err)
 			}
-			if err := s.Store.PruneAudit(ctx, time.Now().Add(-s.cfg.Audit.Retention)); err != nil {
+			if err := s.Store.PruneAudit(ctx, s.clock.Now().Add(-s.cfg.Audit.Retention)); err != nil {
 				s.log.Warn("pruning the audit trail failed", "err", err)
 			}
-			if err := s.Store.PruneRevocations(ctx, time.Now()); err != nil {
+			if err := s.Store.PruneRevocations(ctx, s.clock.Now()); err != nil {
 				s.log.Warn("pruning expired revocations failed", "err", err)
 			}
 			if err := s.Accounts.Prune(ctx); err != nil {
 				s.log.Warn("pruning portal sessions and invitations failed", "err", err)
 			}
 			// The admin API's Idempotency-Keys are remembered for a day.
-			if err := s.Store.PruneIdempotency(ctx, time.Now().Add(-24*time.Hour)); err != nil {
+			if err := s.Store.PruneIdempotency(ctx, s.clock.Now().Add(-24*time.Hour)); err != nil {
 				s.log.Warn("pruning idempotency keys failed", "err", err)
 			}
 		}
@@ -189,7 +192,7 @@ func (s *Server) housekeeping(ctx context.Context) {
 
 // Admin returns client management on this issuer's store, with its rules.
 func (s *Server) Admin() *Admin {
-	return NewAdmin(s.Store, s.Hasher, SystemClock{}, s.cfg.AdminLimits())
+	return s.admin
 }
 
 // Config is the configuration the server runs with.
@@ -271,7 +274,7 @@ func (s *Server) AdminAddr() net.Addr { return s.adminListener.Addr() }
 // VerifyAccessToken verifies an access token this issuer minted, for the
 // admin API.
 func (s *Server) VerifyAccessToken(token string) (AccessToken, error) {
-	at, err := s.Keys.VerifyAccessToken(token, s.cfg.Issuer, time.Now())
+	at, err := s.Keys.VerifyAccessToken(token, s.cfg.Issuer, s.clock.Now())
 	if err != nil {
 		return at, err
 	}
