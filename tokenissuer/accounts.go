@@ -8,6 +8,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"log/slog"
 	"net/mail"
 	"strconv"
@@ -28,7 +29,7 @@ type Accounts struct {
 	admin     *Admin
 	store     AccountStore
 	tenants   TenantStore
-	encrypter *KeyEncrypter
+	encrypter *keys.Encrypter
 	guard     *signInGuard
 	clock     Clock
 	cfg       AccountsConfig
@@ -75,7 +76,7 @@ func NewAccounts(admin *Admin, store interface {
 	AccountStore
 	TenantStore
 	FailureStore
-}, encrypter *KeyEncrypter, clock Clock, cfg AccountsConfig, log *slog.Logger) (*Accounts, error) {
+}, encrypter *keys.Encrypter, clock Clock, cfg AccountsConfig, log *slog.Logger) (*Accounts, error) {
 	if encrypter == nil {
 		return nil, errors.New("portal accounts need a key-encryption key for their second factors (keys.encryption_key_file)")
 	}
@@ -546,7 +547,7 @@ func matchTOTP(secret, code string, now time.Time) (int64, bool) {
 }
 
 func (s *Accounts) openTOTPSecret(a *Account) (string, error) {
-	plain, err := openStoredKey(s.encrypter, "totp:"+a.ID, a.TOTPSecret)
+	plain, err := keys.OpenStored(s.encrypter, "totp:"+a.ID, a.TOTPSecret)
 	if err != nil {
 		return "", fmt.Errorf("second factor of %s: %w", a.Email, err)
 	}
@@ -647,7 +648,7 @@ func (s *Accounts) BeginTOTP(ctx context.Context, a *Account, password string) (
 	}
 	expires := strconv.FormatInt(s.clock.Now().Add(totpEnrollmentLifetime).Unix(), 10)
 	// The expiry is bound into the seal: changing it breaks the seal.
-	sealed := s.encrypter.seal("totp-enrollment:"+a.ID+":"+expires, []byte(key.Secret()))
+	sealed := s.encrypter.Seal("totp-enrollment:"+a.ID+":"+expires, []byte(key.Secret()))
 	return &TOTPEnrollment{Key: key, Sealed: expires + "." + base32.StdEncoding.EncodeToString(sealed)}, nil
 }
 
@@ -685,7 +686,7 @@ func (s *Accounts) ConfirmTOTP(ctx context.Context, a *Account, sealed, code str
 	if err != nil {
 		return nil, invalid("the enrollment form was altered; start again")
 	}
-	secret, err := openStoredKey(s.encrypter, "totp-enrollment:"+a.ID+":"+expires, raw)
+	secret, err := keys.OpenStored(s.encrypter, "totp-enrollment:"+a.ID+":"+expires, raw)
 	if err != nil {
 		return nil, invalid("the enrollment form was altered; start again")
 	}
@@ -710,7 +711,7 @@ func (s *Accounts) ConfirmTOTP(ctx context.Context, a *Account, sealed, code str
 		if cur.SecondFactor() {
 			return ErrSecondFactorOn // a form rendered before never replaces one
 		}
-		cur.TOTPSecret = s.encrypter.seal("totp:"+cur.ID, secret)
+		cur.TOTPSecret = s.encrypter.Seal("totp:"+cur.ID, secret)
 		cur.TOTPLastStep = step
 		cur.RecoveryCodes = hashes
 		cur.UpdatedAt = nextVersionTime(s.clock.Now().UTC(), cur.UpdatedAt)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"slices"
 	"strings"
 	"sync"
@@ -35,7 +36,7 @@ func newAccountsFixture(t *testing.T) *accountsFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := NewKeyEncrypter([]byte("fedcba9876543210fedcba9876543210")) // for tests only
+	enc, err := keys.NewEncrypter([]byte("fedcba9876543210fedcba9876543210")) // for tests only
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"os/user"
 	"regexp"
 	"slices"
@@ -609,15 +610,15 @@ func (a *Admin) SetTenantCeiling(ctx context.Context, id string, ceiling []strin
 	})
 }
 
-// RotateSigningKey rotates the signing keys (see KeyManager.Rotate) and
+// RotateSigningKey rotates the signing keys (see keys.Manager.Rotate) and
 // records it.
-func (a *Admin) RotateSigningKey(ctx context.Context, keys *KeyManager) (SigningKey, error) {
+func (a *Admin) RotateSigningKey(ctx context.Context, km *keys.Manager) (keys.SigningKey, error) {
 	if err := operatorOnly(ctx); err != nil {
-		return SigningKey{}, err
+		return keys.SigningKey{}, err
 	}
-	key, err := keys.Rotate(ctx)
+	key, err := km.Rotate(ctx)
 	if err != nil {
-		return SigningKey{}, err
+		return keys.SigningKey{}, err
 	}
 	after := map[string]any{"kid": key.KID, "alg": key.Algorithm, "active_at": key.ActiveAt}
 	return key, a.audit(ctx, "key.rotate", "", "key", key.KID, nil, after)
@@ -625,20 +626,20 @@ func (a *Admin) RotateSigningKey(ctx context.Context, keys *KeyManager) (Signing
 
 // SigningKeys lists the signing keys (public parts and dates): for
 // operators.
-func (a *Admin) SigningKeys(ctx context.Context, keys *KeyManager) ([]KeyInfo, error) {
+func (a *Admin) SigningKeys(ctx context.Context, km *keys.Manager) ([]keys.Info, error) {
 	if err := operatorOnly(ctx); err != nil {
 		return nil, err
 	}
-	return keys.Keys(), nil
+	return km.Keys(), nil
 }
 
 // EncryptStoredKeys encrypts the signing keys stored in clear (see
-// KeyManager.EncryptStoredKeys) and records it when there were any.
-func (a *Admin) EncryptStoredKeys(ctx context.Context, keys *KeyManager) (int, error) {
+// keys.Manager.EncryptStoredKeys) and records it when there were any.
+func (a *Admin) EncryptStoredKeys(ctx context.Context, km *keys.Manager) (int, error) {
 	if err := operatorOnly(ctx); err != nil {
 		return 0, err
 	}
-	n, err := keys.EncryptStoredKeys(ctx)
+	n, err := km.EncryptStoredKeys(ctx)
 	if n > 0 {
 		if aerr := a.audit(ctx, "key.encrypt", "", "key", "", nil, map[string]int{"encrypted": n}); aerr != nil && err == nil {
 			err = aerr
@@ -829,27 +830,27 @@ var ErrAuthorityGone = errors.New("the token's client or tenant no longer holds 
 // token's tenant, and that tenant is active. Authority is read when it is
 // used: a scope removed, a client or tenant disabled, takes effect at the
 // next call, not when the token expires.
-func (a *Admin) CurrentGrant(ctx context.Context, at AccessToken) (AccessToken, error) {
+func (a *Admin) CurrentGrant(ctx context.Context, at keys.AccessToken) (keys.AccessToken, error) {
 	c, err := a.store.Client(ctx, at.ClientID)
 	if errors.Is(err, ErrClientNotFound) {
-		return AccessToken{}, ErrAuthorityGone
+		return keys.AccessToken{}, ErrAuthorityGone
 	}
 	if err != nil {
-		return AccessToken{}, err
+		return keys.AccessToken{}, err
 	}
 	if c.Status != ClientActive || c.TenantID != at.TenantID {
-		return AccessToken{}, ErrAuthorityGone
+		return keys.AccessToken{}, ErrAuthorityGone
 	}
 	if c.TenantID != "" {
 		t, err := a.store.Tenant(ctx, c.TenantID)
 		if errors.Is(err, ErrTenantNotFound) {
-			return AccessToken{}, ErrAuthorityGone
+			return keys.AccessToken{}, ErrAuthorityGone
 		}
 		if err != nil {
-			return AccessToken{}, err
+			return keys.AccessToken{}, err
 		}
 		if t.Status != TenantActive {
-			return AccessToken{}, ErrAuthorityGone
+			return keys.AccessToken{}, ErrAuthorityGone
 		}
 	}
 	held := make([]string, 0, len(at.Scopes))

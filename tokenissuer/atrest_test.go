@@ -2,15 +2,19 @@ package tokenissuer
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
@@ -18,7 +22,7 @@ import (
 )
 
 // openForTest opens the store and keys as `issuer serve` does.
-func openForTest(t *testing.T, cfg Config) (Store, *KeyManager, error) {
+func openForTest(t *testing.T, cfg Config) (Store, *keys.Manager, error) {
 	t.Helper()
 	ctx := operatorContext()
 	if _, err := LoadHasher(cfg.Store); err != nil {
@@ -127,7 +131,7 @@ func TestSigningKeysAreEncryptedOnSQLiteByDefault(t *testing.T) {
 		t.Fatalf("%d keys, %v", len(stored), err)
 	}
 	for _, sk := range stored {
-		if !isSealed(sk.PrivateJWK) || strings.Contains(string(sk.PrivateJWK), `"d"`) {
+		if !keys.IsSealed(sk.PrivateJWK) || strings.Contains(string(sk.PrivateJWK), `"d"`) {
 			t.Errorf("key %s is stored in clear", sk.KID)
 		}
 	}
@@ -141,23 +145,32 @@ func TestSigningKeysAreEncryptedOnSQLiteByDefault(t *testing.T) {
 // sealed, under kid.
 func plantKey(t *testing.T, store Store, kid string, jwkJSON []byte) {
 	t.Helper()
-	if _, err := store.AddSigningKey(context.Background(), SigningKey{KID: kid, Algorithm: "ES256", PrivateJWK: jwkJSON, CreatedAt: newFakeClock().Now(), ActiveAt: newFakeClock().Now()}, newFakeClock().Now().Add(1<<40), always); err != nil {
+	if _, err := store.AddSigningKey(context.Background(), keys.SigningKey{KID: kid, Algorithm: "ES256", PrivateJWK: jwkJSON, CreatedAt: newFakeClock().Now(), ActiveAt: newFakeClock().Now()}, newFakeClock().Now().Add(1<<40), time.Unix(1<<40, 0)); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// clearKey is an issuer-generated key as older versions stored it.
+// clearKey is an issuer-generated key as older versions stored it: a P-256
+// private JWK in clear, under its RFC 7638 thumbprint.
 func clearKey(t *testing.T) (kid string, jwkJSON []byte) {
 	t.Helper()
-	plain, err := NewKeyManager(nil, KeyManagerConfig{Algorithm: "ES256"}, newFakeClock(), discardLogger())
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := plain.generate(newFakeClock().Now(), newFakeClock().Now())
+	key, err := jwk.FromRaw(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k.KID, k.PrivateJWK
+	if err := jwk.AssignKeyID(key); err != nil {
+		t.Fatal(err)
+	}
+	key.Set(jwk.AlgorithmKey, "ES256")
+	encoded, err := json.Marshal(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key.KeyID(), encoded
 }
 
 // TestKeysInClearAreRefusedThenEncryptedByTheCLI: with a key-encryption
@@ -173,7 +186,7 @@ func TestKeysInClearAreRefusedThenEncryptedByTheCLI(t *testing.T) {
 	kid, jwkJSON := clearKey(t)
 	plantKey(t, store, kid, jwkJSON)
 	_, km, err := openForTest(t, cfg)
-	if !errors.Is(err, ErrKeyInClear) || !strings.Contains(err.Error(), kid) || !strings.Contains(err.Error(), "issuer keys encrypt") {
+	if !errors.Is(err, keys.ErrKeyInClear) || !strings.Contains(err.Error(), kid) || !strings.Contains(err.Error(), "issuer keys encrypt") {
 		t.Fatalf("a key in clear: %v", err)
 	}
 	n, err := km.EncryptStoredKeys(context.Background())
@@ -198,7 +211,7 @@ func TestKeyWhoseKidIsNotItsThumbprintIsRefused(t *testing.T) {
 	key, _ := jwk.ParseKey(jwkJSON)
 	key.Set(jwk.KeyIDKey, "chosen-kid")
 	relabelled, _ := json.Marshal(key)
-	plantKey(t, store, "chosen-kid", km.encrypter.seal("chosen-kid", relabelled))
+	plantKey(t, store, "chosen-kid", km.Encrypter().Seal("chosen-kid", relabelled))
 	if _, _, err := openForTest(t, cfg); err == nil || !strings.Contains(err.Error(), "RFC 7638 thumbprint") {
 		t.Fatalf("relabelled key: %v", err)
 	}
@@ -211,17 +224,17 @@ func TestKeyEncryptionKeyMustBe32Bytes(t *testing.T) {
 	for _, n := range []int{16, 31, 33, 48, 64} {
 		raw := make([]byte, n)
 		rand.Read(raw)
-		_, err := LoadKeyEncrypter(base64.StdEncoding.EncodeToString(raw), "")
+		_, err := keys.LoadEncrypter(base64.StdEncoding.EncodeToString(raw), "")
 		if err == nil || !strings.Contains(err.Error(), "keys.encryption_key") || !strings.Contains(err.Error(), "key-encryption key must be 32 bytes") || strings.Contains(err.Error(), "hashing") {
 			t.Errorf("%d bytes: %v", n, err)
 		}
 	}
-	if _, err := LoadKeyEncrypter("not base64!", ""); err == nil || !strings.Contains(err.Error(), "key-encryption key is not valid base64") {
+	if _, err := keys.LoadEncrypter("not base64!", ""); err == nil || !strings.Contains(err.Error(), "key-encryption key is not valid base64") {
 		t.Errorf("garbage: %v", err)
 	}
 	file := filepath.Join(t.TempDir(), "kek")
 	os.WriteFile(file, []byte(base64.StdEncoding.EncodeToString(make([]byte, 16))), 0o600)
-	if _, err := LoadKeyEncrypter("", file); err == nil || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "got 16") {
+	if _, err := keys.LoadEncrypter("", file); err == nil || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "got 16") {
 		t.Errorf("short key in a file: %v", err)
 	}
 }

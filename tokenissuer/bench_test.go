@@ -1,6 +1,7 @@
 package tokenissuer
 
 import (
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +14,7 @@ import (
 // real HTTP with keep-alive and parallel clients, for each signing algorithm.
 // Compare against BenchmarkSign to see how much of the cost is signing.
 func BenchmarkTokenEndpoint(b *testing.B) {
-	for _, alg := range SupportedAlgorithms {
+	for _, alg := range keys.SupportedAlgorithms {
 		b.Run(alg, func(b *testing.B) {
 			cfg := testConfig(b.TempDir())
 			cfg.Keys.Algorithm = alg
@@ -49,7 +50,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 
 // BenchmarkSign measures minting alone: the floor of the endpoint's cost.
 func BenchmarkSign(b *testing.B) {
-	for _, alg := range SupportedAlgorithms {
+	for _, alg := range keys.SupportedAlgorithms {
 		b.Run(alg, func(b *testing.B) {
 			cfg := testConfig(b.TempDir())
 			cfg.Keys.Algorithm = alg

@@ -3,9 +3,11 @@ package tokenissuer
 import (
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -268,8 +270,8 @@ func (c *Config) Validate() error {
 	if c.Store.SecretHashKey == "" && c.Store.SecretHashKeyFile == "" {
 		bad("store.secret_hash_key_file", "set it or store.secret_hash_key")
 	}
-	if !isSupportedAlgorithm(c.Keys.Algorithm) {
-		bad("keys.algorithm", "%q is not supported; use one of %s", c.Keys.Algorithm, strings.Join(SupportedAlgorithms, ", "))
+	if !keys.IsSupportedAlgorithm(c.Keys.Algorithm) {
+		bad("keys.algorithm", "%q is not supported; use one of %s", c.Keys.Algorithm, strings.Join(keys.SupportedAlgorithms, ", "))
 	}
 	if c.Keys.JWKSMaxAge <= 0 {
 		bad("keys.jwks_max_age", "must be positive")
@@ -353,4 +355,15 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Tracing.Validate("tracing")...)
 	return errors.Join(errs...)
+}
+
+// DefaultKeyEncryptionKeyFile is where an SQLite issuer keeps the
+// key-encryption key it creates when none is configured: beside the secret
+// hashing key (or the database when that key is given inline).
+func DefaultKeyEncryptionKeyFile(cfg StoreConfig) string {
+	beside := cfg.SecretHashKeyFile
+	if cfg.SecretHashKey != "" || beside == "" {
+		beside = cfg.SQLitePath
+	}
+	return filepath.Join(filepath.Dir(beside), "issuer-key-encryption.key")
 }

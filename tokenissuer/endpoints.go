@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"io"
 	"log/slog"
 	"mime"
@@ -53,7 +54,7 @@ const maxSlowedAnswers = 1024
 type Endpoints struct {
 	cfg     Config
 	store   EndpointStore
-	keys    *KeyManager
+	keys    *keys.Manager
 	hasher  *SecretHasher
 	clock   Clock
 	log     *slog.Logger
@@ -111,10 +112,10 @@ type EndpointStore interface {
 
 // NewEndpoints wires the Endpoints over store, changing through admin.
 // reg receives the issuer's metrics.
-func NewEndpoints(cfg Config, store EndpointStore, admin *Admin, keys *KeyManager, hasher *SecretHasher, clock Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
-	s := &Endpoints{cfg: cfg, store: store, keys: keys, hasher: hasher, clock: clock, log: log, gather: reg,
-		admin: admin, Feed: NewRevocationFeed(store, keys, cfg.Issuer, clock, log)}
-	s.metrics = newMetrics(reg, keys)
+func NewEndpoints(cfg Config, store EndpointStore, admin *Admin, km *keys.Manager, hasher *SecretHasher, clock Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
+	s := &Endpoints{cfg: cfg, store: store, keys: km, hasher: hasher, clock: clock, log: log, gather: reg,
+		admin: admin, Feed: NewRevocationFeed(store, km, cfg.Issuer, clock, log)}
+	s.metrics = newMetrics(reg, km)
 	s.slowed = make(chan struct{}, maxSlowedAnswers)
 	s.Feed.onEntries = s.forgetRevoked
 	rl := cfg.RateLimit
@@ -736,7 +737,7 @@ func (s *Endpoints) handleMetadata(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Endpoints) handleHealth(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.keys.signer(s.clock.Now()); err != nil {
+	if err := s.keys.Ready(s.clock.Now()); err != nil {
 		http.Error(w, "no signing key: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}

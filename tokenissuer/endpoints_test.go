@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"io"
 	"net/http"
 	"net/url"
@@ -88,7 +89,7 @@ func verifyToken(t *testing.T, ti *testIssuer, token string) (jwt.Token, jws.Hea
 
 func TestTokenIssuedWithBasicAuthAndVerifiedAgainstJWKS(t *testing.T) {
 	t.Parallel()
-	for _, alg := range SupportedAlgorithms {
+	for _, alg := range keys.SupportedAlgorithms {
 		t.Run(alg, func(t *testing.T) {
 			t.Parallel()
 			cfg := testConfig(t.TempDir())
@@ -465,7 +466,7 @@ func TestTheIssuersVerifierAcceptsOneSpellingOfAToken(t *testing.T) {
 		if spelling == tok {
 			continue // this token's bytes left nothing to change
 		}
-		if _, err := ti.keys.VerifyAccessToken(spelling, ti.cfg.Issuer, ti.clock.Now()); !errors.Is(err, ErrInvalidAccessToken) {
+		if _, err := ti.keys.VerifyAccessToken(spelling, ti.cfg.Issuer, ti.clock.Now()); !errors.Is(err, keys.ErrInvalidAccessToken) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

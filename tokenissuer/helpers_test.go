@@ -3,6 +3,7 @@ package tokenissuer
 import (
 	"context"
 	"errors"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"io"
 	"log/slog"
 	"net/http"
@@ -49,7 +50,7 @@ type testIssuer struct {
 	cfg    Config
 	clock  Clock
 	store  Store
-	keys   *KeyManager
+	keys   *keys.Manager
 	admin  *Admin
 	server *Endpoints
 	http   *httptest.Server

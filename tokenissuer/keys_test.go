@@ -2,6 +2,7 @@ package tokenissuer
 
 import (
 	"context"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"net/http"
 	"testing"
 	"time"
@@ -9,7 +10,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
-func publishedKIDs(t *testing.T, km *KeyManager) map[string]bool {
+func publishedKIDs(t *testing.T, km *keys.Manager) map[string]bool {
 	t.Helper()
 	set, err := jwk.Parse(km.JWKS())
 	if err != nil {
@@ -92,7 +93,7 @@ func TestKeyRotationTimeline(t *testing.T) {
 	}
 }
 
-// TestRotationByAnotherProcessIsPickedUp rotates through a second KeyManager on
+// TestRotationByAnotherProcessIsPickedUp rotates through a second keys.Manager on
 // the same store, as `issuer keys rotate` does, and checks the running issuer
 // serves the new key after its reload.
 func TestRotationByAnotherProcessIsPickedUp(t *testing.T) {

@@ -1,6 +1,7 @@
 package tokenissuer
 
 import (
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,7 +13,7 @@ type metrics struct {
 	rateLimited *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, keys *KeyManager) *metrics {
+func newMetrics(reg prometheus.Registerer, km *keys.Manager) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_issuer_token_requests_total",
@@ -31,12 +32,12 @@ func newMetrics(reg prometheus.Registerer, keys *KeyManager) *metrics {
 	published := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "portcullis_issuer_published_keys",
 		Help: "Signing keys currently published in the JWKS.",
-	}, func() float64 { return float64(len(keys.Keys())) })
+	}, func() float64 { return float64(len(km.Keys())) })
 	signingAge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "portcullis_issuer_signing_key_age_seconds",
 		Help: "How long the key that signs now has been signing: alert when rotation is overdue.",
 	}, func() float64 {
-		for _, k := range keys.Keys() {
+		for _, k := range km.Keys() {
 			if k.Signing {
 				return time.Since(k.ActiveAt).Seconds()
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"net/http"
 	"strings"
 	"sync"
@@ -76,12 +77,12 @@ func TestPrivateKeysAreEncryptedAtRest(t *testing.T) {
 	t.Parallel()
 	dsn := freshPostgres(t)
 	a := startReplica(t, dsn, newFakeClock(), nil)
-	keys, err := a.store.SigningKeys(context.Background())
-	if err != nil || len(keys) == 0 {
+	stored, err := a.store.SigningKeys(context.Background())
+	if err != nil || len(stored) == 0 {
 		t.Fatal(err)
 	}
-	for _, k := range keys {
-		if !bytes.HasPrefix(k.PrivateJWK, encryptedKeyMagic) || bytes.Contains(k.PrivateJWK, []byte(`"d"`)) {
+	for _, k := range stored {
+		if !keys.IsSealed(k.PrivateJWK) || bytes.Contains(k.PrivateJWK, []byte(`"d"`)) {
 			t.Fatalf("key %s is stored in clear", k.KID)
 		}
 	}
@@ -96,8 +97,8 @@ func TestPrivateKeysAreEncryptedAtRest(t *testing.T) {
 		t.Fatalf("wrong key-encryption key: %v", err)
 	}
 	// A ciphertext moved to another key's row does not decrypt.
-	enc, _ := LoadKeyEncrypter(replicaConfig(t, dsn).Keys.EncryptionKey, "")
-	if _, err := openStoredKey(enc, "another-kid", keys[0].PrivateJWK); err == nil {
+	enc, _ := keys.LoadEncrypter(replicaConfig(t, dsn).Keys.EncryptionKey, "")
+	if _, err := keys.OpenStored(enc, "another-kid", stored[0].PrivateJWK); err == nil {
 		t.Fatal("a key decrypted under another kid")
 	}
 }
@@ -134,9 +135,9 @@ func TestScheduledRotationHappensOnceAcrossReplicas(t *testing.T) {
 			n++
 		}
 	}
-	keys, _ := a.store.SigningKeys(context.Background())
-	if n != 1 || len(keys) != 2 {
-		t.Fatalf("%d replicas rotated, %d keys stored; want 1 and 2", n, len(keys))
+	stored, _ := a.store.SigningKeys(context.Background())
+	if n != 1 || len(stored) != 2 {
+		t.Fatalf("%d replicas rotated, %d keys stored; want 1 and 2", n, len(stored))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -45,7 +46,7 @@ const (
 // that, so the store's work does not grow with the number of followers.
 type RevocationFeed struct {
 	store  RevocationStore
-	keys   *KeyManager
+	keys   *keys.Manager
 	issuer string
 	clock  Clock
 	log    *slog.Logger
@@ -110,8 +111,8 @@ type encodedAnswer struct {
 // NewRevocationFeed returns the feed of store; callers authenticate with
 // this issuer's access tokens holding revocation.ReadScope. It serves
 // nothing until Run has read the store.
-func NewRevocationFeed(store RevocationStore, keys *KeyManager, issuer string, clock Clock, log *slog.Logger) *RevocationFeed {
-	f := &RevocationFeed{store: store, keys: keys, issuer: issuer, clock: clock, log: log,
+func NewRevocationFeed(store RevocationStore, km *keys.Manager, issuer string, clock Clock, log *slog.Logger) *RevocationFeed {
+	f := &RevocationFeed{store: store, keys: km, issuer: issuer, clock: clock, log: log,
 		poke: make(chan struct{}, 1), closing: make(chan struct{}), pageEntries: feedPageEntries}
 	f.state.Store(&feedLog{set: revocation.Empty()})
 	ch := make(chan struct{})
@@ -292,7 +293,7 @@ func (f *RevocationFeed) compact(cur *feedLog, now time.Time) {
 }
 
 // Revoked reports whether the issuer's copy of the live set revokes tok.
-func (f *RevocationFeed) Revoked(tok AccessToken) (revocation.Entry, bool) {
+func (f *RevocationFeed) Revoked(tok keys.AccessToken) (revocation.Entry, bool) {
 	return f.state.Load().set.Revoked(revocation.KeyOf(tok.ID), tok.ClientID, tok.TenantID, tok.IssuedAt.Unix())
 }
 
@@ -416,7 +417,7 @@ func (f *RevocationFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // new request and its authentication. The stream ends when the follower's
 // token expires or is revoked, after revocation.MaxStream, or when the
 // issuer shuts down; the follower connects again.
-func (f *RevocationFeed) stream(w http.ResponseWriter, r *http.Request, at AccessToken, since int64, full bool, heartbeat time.Duration) {
+func (f *RevocationFeed) stream(w http.ResponseWriter, r *http.Request, at keys.AccessToken, since int64, full bool, heartbeat time.Duration) {
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", revocation.StreamType)
@@ -520,27 +521,27 @@ func (f *RevocationFeed) writeFeed(w http.ResponseWriter, l *feedLog, since int6
 // authorize checks the follower's access token (RFC 6750): the token and
 // 0 when it may read the feed, else the status and the WWW-Authenticate
 // challenge.
-func (f *RevocationFeed) authorize(r *http.Request) (AccessToken, int, string) {
+func (f *RevocationFeed) authorize(r *http.Request) (keys.AccessToken, int, string) {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return AccessToken{}, http.StatusUnauthorized, `Bearer realm="portcullis revocations"`
+		return keys.AccessToken{}, http.StatusUnauthorized, `Bearer realm="portcullis revocations"`
 	}
 	now := f.clock.Now()
 	at, ok := f.tokens.get(token, now)
 	if !ok {
 		var err error
 		if at, err = f.keys.VerifyAccessToken(token, f.issuer, now); err != nil {
-			return AccessToken{}, http.StatusUnauthorized, `Bearer realm="portcullis revocations", error="invalid_token"`
+			return keys.AccessToken{}, http.StatusUnauthorized, `Bearer realm="portcullis revocations", error="invalid_token"`
 		}
 		f.tokens.put(token, at, now)
 	}
 	// The follower's own token may have been revoked: the feed's memory
 	// has every revocation the store had at the last change or second.
 	if _, revoked := f.Revoked(at); revoked {
-		return AccessToken{}, http.StatusUnauthorized, `Bearer realm="portcullis revocations", error="invalid_token", error_description="revoked"`
+		return keys.AccessToken{}, http.StatusUnauthorized, `Bearer realm="portcullis revocations", error="invalid_token", error_description="revoked"`
 	}
 	if !at.HasScope(revocation.ReadScope) {
-		return AccessToken{}, http.StatusForbidden, `Bearer realm="portcullis revocations", error="insufficient_scope", scope="` + revocation.ReadScope + `"`
+		return keys.AccessToken{}, http.StatusForbidden, `Bearer realm="portcullis revocations", error="insufficient_scope", scope="` + revocation.ReadScope + `"`
 	}
 	return at, 0, ""
 }
@@ -551,10 +552,10 @@ func (f *RevocationFeed) authorize(r *http.Request) (AccessToken, int, string) {
 // thousand signatures.
 type verifiedTokens struct {
 	mu sync.RWMutex
-	m  map[[sha256.Size]byte]AccessToken
+	m  map[[sha256.Size]byte]keys.AccessToken
 }
 
-func (c *verifiedTokens) get(token string, now time.Time) (AccessToken, bool) {
+func (c *verifiedTokens) get(token string, now time.Time) (keys.AccessToken, bool) {
 	key := sha256.Sum256([]byte(token))
 	c.mu.RLock()
 	at, ok := c.m[key]
@@ -562,12 +563,12 @@ func (c *verifiedTokens) get(token string, now time.Time) (AccessToken, bool) {
 	return at, ok && now.Before(at.Expiry)
 }
 
-func (c *verifiedTokens) put(token string, at AccessToken, now time.Time) {
+func (c *verifiedTokens) put(token string, at keys.AccessToken, now time.Time) {
 	key := sha256.Sum256([]byte(token))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = map[[sha256.Size]byte]AccessToken{}
+		c.m = map[[sha256.Size]byte]keys.AccessToken{}
 	}
 	if len(c.m) >= feedTokenCacheSize {
 		for k, v := range c.m {

@@ -3,6 +3,7 @@ package tokenissuer
 import (
 	"context"
 	"fmt"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"time"
 
 	"github.com/portcullis/portcullis/revocation"
@@ -79,7 +80,7 @@ func (a *Admin) revoke(ctx context.Context, kind revocation.Kind, subject, tenan
 // written to the audit trail (where thousands would bury the tenant's
 // changes): the issuer logs it, and a client that revokes too many falls
 // back to a watermark, which is audited.
-func (a *Admin) RevokeToken(ctx context.Context, tok AccessToken) error {
+func (a *Admin) RevokeToken(ctx context.Context, tok keys.AccessToken) error {
 	if actor := actorFrom(ctx); actor.ID != "client:"+tok.ClientID && (!actor.sees(tok.TenantID) || actor.ReadOnly) {
 		return ErrNotPermitted
 	}

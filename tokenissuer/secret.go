@@ -8,8 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/portcullis/portcullis/internal/secretfile"
 )
@@ -63,37 +61,16 @@ func NewSecretHasher(key []byte) (*SecretHasher, error) {
 // 256 random bits (owner-only) when the file does not exist yet. A key file
 // that group or others can read is refused.
 func LoadOrCreateHashKey(path string) ([]byte, error) {
-	raw, _, err := loadOrCreateKeyFile(path)
+	raw, _, err := secretfile.LoadOrCreateKey(path)
 	if err != nil {
 		return nil, fmt.Errorf("secret hashing key: %w", err)
 	}
 	return DecodeHashKey(raw)
 }
 
-// loadOrCreateKeyFile returns the base64 key held in path, first creating
-// the file with 256 fresh random bits when it does not exist.
-func loadOrCreateKeyFile(path string) (key string, created bool, err error) {
-	raw, err := secretfile.Read(path)
-	if errors.Is(err, os.ErrNotExist) {
-		b := make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			return "", false, err
-		}
-		enc := base64.RawURLEncoding.EncodeToString(b)
-		if err := secretfile.Create(path, []byte(enc+"\n")); err != nil {
-			return "", false, err
-		}
-		return enc, true, nil
-	}
-	if err != nil {
-		return "", false, err
-	}
-	return strings.TrimSpace(string(raw)), false, nil
-}
-
 // DecodeHashKey decodes a base64url (or standard base64) secret hashing key.
 func DecodeHashKey(s string) ([]byte, error) {
-	key, err := decodeBase64Key(s)
+	key, err := secretfile.DecodeKey(s)
 	if err != nil {
 		return nil, fmt.Errorf("secret hashing key: %w", err)
 	}
@@ -101,17 +78,6 @@ func DecodeHashKey(s string) ([]byte, error) {
 		return nil, fmt.Errorf("secret hashing key must decode to at least 32 bytes, got %d", len(key))
 	}
 	return key, nil
-}
-
-// decodeBase64Key decodes a key written in any of the base64 alphabets,
-// padded or not.
-func decodeBase64Key(s string) ([]byte, error) {
-	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.StdEncoding} {
-		if key, err := enc.DecodeString(s); err == nil {
-			return key, nil
-		}
-	}
-	return nil, errors.New("not valid base64")
 }
 
 // Hash returns the stored form of secret for clientID.

@@ -3,6 +3,7 @@ package tokenissuer
 import (
 	"context"
 	"fmt"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,25 +54,25 @@ func LoadHasher(cfg StoreConfig) (*SecretHasher, error) {
 	return NewSecretHasher(key)
 }
 
-// NewKeyManagerFor builds the KeyManager the configuration describes.
+// NewKeyManagerFor builds the keys.Manager the configuration describes.
 // Private keys are always encrypted at rest: with no key-encryption key
 // configured, an SQLite issuer creates one beside its secret hashing key.
-func NewKeyManagerFor(cfg Config, store KeyStore, clock Clock, log *slog.Logger) (*KeyManager, error) {
-	enc, err := LoadKeyEncrypter(cfg.Keys.EncryptionKey, cfg.Keys.EncryptionKeyFile)
+func NewKeyManagerFor(cfg Config, store keys.Store, clock Clock, log *slog.Logger) (*keys.Manager, error) {
+	enc, err := keys.LoadEncrypter(cfg.Keys.EncryptionKey, cfg.Keys.EncryptionKeyFile)
 	if err != nil {
 		return nil, err
 	}
 	if enc == nil && cfg.Store.Driver == "sqlite" {
 		file := DefaultKeyEncryptionKeyFile(cfg.Store)
 		var created bool
-		if enc, created, err = loadOrCreateKeyEncrypter(file); err != nil {
+		if enc, created, err = keys.LoadOrCreateEncrypter(file); err != nil {
 			return nil, err
 		}
 		if created {
 			log.Info("created a key-encryption key for the signing keys; keep it apart from database backups", "path", file)
 		}
 	}
-	return NewKeyManager(store, KeyManagerConfig{
+	return keys.NewManager(store, keys.Config{
 		Algorithm: cfg.Keys.Algorithm, PublishDelay: cfg.Keys.PublishDelay, MaxTokenLifetime: cfg.Tokens.MaxLifetime,
 		RotateEvery: cfg.Keys.RotateEvery, Encrypter: enc,
 	}, clock, log)
@@ -84,7 +85,7 @@ type Server struct {
 	clock     Clock
 	admin     *Admin
 	Store     Store
-	Keys      *KeyManager
+	Keys      *keys.Manager
 	Endpoints *Endpoints
 	Hasher    *SecretHasher
 	// Accounts is the service of portal accounts.
@@ -273,13 +274,13 @@ func (s *Server) AdminAddr() net.Addr { return s.adminListener.Addr() }
 
 // VerifyAccessToken verifies an access token this issuer minted, for the
 // admin API.
-func (s *Server) VerifyAccessToken(token string) (AccessToken, error) {
+func (s *Server) VerifyAccessToken(token string) (keys.AccessToken, error) {
 	at, err := s.Keys.VerifyAccessToken(token, s.cfg.Issuer, s.clock.Now())
 	if err != nil {
 		return at, err
 	}
 	if e, revoked := s.Endpoints.Feed.Revoked(at); revoked {
-		return AccessToken{}, fmt.Errorf("%w: revoked (%s)", ErrInvalidAccessToken, e.Cause)
+		return keys.AccessToken{}, fmt.Errorf("%w: revoked (%s)", keys.ErrInvalidAccessToken, e.Cause)
 	}
 	return at, nil
 }

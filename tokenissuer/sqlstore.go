@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"strconv"
 	"time"
 
@@ -234,7 +235,7 @@ func (s *sqlStore) DeleteClient(ctx context.Context, id string, check func(*Clie
 // Signing keys.
 
 // SigningKeys implements KeyStore.
-func (s *sqlStore) SigningKeys(ctx context.Context) ([]SigningKey, error) {
+func (s *sqlStore) SigningKeys(ctx context.Context) ([]keys.SigningKey, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+signingKeyColumns+` FROM signing_keys ORDER BY created_at, kid`)
 	if err != nil {
 		return nil, fmt.Errorf("read signing keys: %w", err)
@@ -245,7 +246,7 @@ func (s *sqlStore) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 
 // AddSigningKey implements KeyStore: replicas take turns, so of several
 // rotating at once one adds a key.
-func (s *sqlStore) AddSigningKey(ctx context.Context, key SigningKey, retireOthersAt, onlyIfNewestBefore time.Time) (bool, error) {
+func (s *sqlStore) AddSigningKey(ctx context.Context, key keys.SigningKey, retireOthersAt, onlyIfNewestBefore time.Time) (bool, error) {
 	added := false
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := s.lock(ctx, tx, lockSigningKeys); err != nil {
@@ -288,7 +289,7 @@ func (s *sqlStore) ReplaceSigningKeyPrivate(ctx context.Context, kid string, old
 		return fmt.Errorf("replace signing key %s: %w", kid, err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return ErrKeyChanged
+		return keys.ErrKeyChanged
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"strings"
 	"time"
 )
@@ -52,28 +53,12 @@ func (c *Client) SecretHashes() [][]byte {
 	return hashes
 }
 
-// SigningKey is a token signing key as stored.
-type SigningKey struct {
-	KID       string
-	Algorithm string
-	// PrivateJWK is the private key as a JWK (JSON).
-	PrivateJWK []byte
-	CreatedAt  time.Time
-	// ActiveAt is when the key starts signing; it is published in the JWKS
-	// from CreatedAt on, so verifiers learn it before they meet its tokens.
-	ActiveAt time.Time
-	// RetireAt, when set, is when the key leaves the JWKS: after every token
-	// it can have signed has expired.
-	RetireAt time.Time
-}
-
 // Store errors.
 var (
 	ErrClientNotFound = errors.New("client not found")
 	ErrClientExists   = errors.New("a client with this ID already exists")
 	// ErrClientQuota is a tenant at its quota of clients (tenants.max_clients).
 	ErrClientQuota = errors.New("the tenant has as many clients as tenants.max_clients allows; delete one first")
-	ErrKeyChanged  = errors.New("the signing key changed meanwhile, or is gone")
 )
 
 // ClientStore keeps clients; the token endpoint reads them and Admin
@@ -132,23 +117,6 @@ func (q ClientQuery) where(ph func(n int) string) (string, []any) {
 	return sql, args
 }
 
-// KeyStore keeps signing keys for the KeyManager.
-type KeyStore interface {
-	// SigningKeys returns every stored signing key, oldest first.
-	SigningKeys(ctx context.Context) ([]SigningKey, error)
-	// AddSigningKey stores key and, in the same transaction, sets RetireAt to
-	// retireOthersAt on every other key that has none yet, but only when no
-	// key was created at or after onlyIfNewestBefore (zero: only when there is
-	// no key at all). Replicas racing to create or rotate keys are serialized,
-	// and all but the first find the condition false and add nothing.
-	AddSigningKey(ctx context.Context, key SigningKey, retireOthersAt, onlyIfNewestBefore time.Time) (added bool, err error)
-	// DeleteSigningKeysRetiredBefore removes keys whose RetireAt is before t.
-	DeleteSigningKeysRetiredBefore(ctx context.Context, t time.Time) error
-	// ReplaceSigningKeyPrivate replaces the stored private key material of
-	// kid with replacement, only if it is still old (ErrKeyChanged if not).
-	ReplaceSigningKeyPrivate(ctx context.Context, kid string, old, replacement []byte) error
-}
-
 // FailureStore counts failed authentications for the shared failure limit.
 type FailureStore interface {
 	// RecordFailure counts a failed authentication for key in the window
@@ -171,16 +139,13 @@ type Store interface {
 	TenantStore
 	AuditStore
 	IdempotencyStore
-	KeyStore
+	keys.Store
 	FailureStore
 	AccountStore
 	RevocationStore
 	ChangeBus
 	Close() error
 }
-
-// always is an onlyIfNewestBefore that every key satisfies: rotate now.
-var always = time.Unix(1<<40, 0)
 
 func joinScopes(scopes []string) string { return strings.Join(scopes, " ") }
 
@@ -253,18 +218,18 @@ func scanSecrets(rows rowsScanner) ([]Secret, error) {
 // signingKeyColumns is the SELECT list scanSigningKeys expects.
 const signingKeyColumns = `kid, algorithm, private_jwk, created_at, active_at, retire_at`
 
-func scanSigningKeys(rows rowsScanner) ([]SigningKey, error) {
-	var keys []SigningKey
+func scanSigningKeys(rows rowsScanner) ([]keys.SigningKey, error) {
+	var out []keys.SigningKey
 	for rows.Next() {
-		var k SigningKey
+		var k keys.SigningKey
 		var created, active, retire int64
 		if err := rows.Scan(&k.KID, &k.Algorithm, &k.PrivateJWK, &created, &active, &retire); err != nil {
 			return nil, fmt.Errorf("read signing keys: %w", err)
 		}
 		k.CreatedAt, k.ActiveAt, k.RetireAt = fromUnixNano(created), fromUnixNano(active), fromUnixNano(retire)
-		keys = append(keys, k)
+		out = append(out, k)
 	}
-	return keys, rows.Err()
+	return out, rows.Err()
 }
 
 // clientsByID loads each listed client, skipping any deleted meanwhile.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,8 +110,8 @@ func testStoreClients(t *testing.T, s Store) {
 func testStoreKeys(t *testing.T, s Store) {
 	ctx := operatorContext()
 	t0 := time.Unix(1_800_000_000, 0)
-	key := func(kid string, at time.Time) SigningKey {
-		return SigningKey{KID: kid, Algorithm: "ES256", PrivateJWK: []byte(`{"kid":"` + kid + `"}`), CreatedAt: at, ActiveAt: at}
+	key := func(kid string, at time.Time) keys.SigningKey {
+		return keys.SigningKey{KID: kid, Algorithm: "ES256", PrivateJWK: []byte(`{"kid":"` + kid + `"}`), CreatedAt: at, ActiveAt: at}
 	}
 	if added, err := s.AddSigningKey(ctx, key("k1", t0), time.Time{}, time.Time{}); err != nil || !added {
 		t.Fatalf("first key: %v %v", added, err)
@@ -125,38 +126,38 @@ func testStoreKeys(t *testing.T, s Store) {
 	if added, err := s.AddSigningKey(ctx, key("k2", t0.Add(time.Hour)), t0.Add(2*time.Hour), t0.Add(time.Minute)); err != nil || !added {
 		t.Fatalf("rotation: %v %v", added, err)
 	}
-	keys, err := s.SigningKeys(ctx)
-	if err != nil || len(keys) != 2 || keys[0].KID != "k1" || keys[1].KID != "k2" {
-		t.Fatalf("keys: %v %+v", err, keys)
+	stored, err := s.SigningKeys(ctx)
+	if err != nil || len(stored) != 2 || stored[0].KID != "k1" || stored[1].KID != "k2" {
+		t.Fatalf("keys: %v %+v", err, stored)
 	}
-	if !keys[0].RetireAt.Equal(t0.Add(2*time.Hour)) || !keys[1].RetireAt.IsZero() || string(keys[1].PrivateJWK) != `{"kid":"k2"}` {
-		t.Fatalf("retirement: %+v", keys)
+	if !stored[0].RetireAt.Equal(t0.Add(2*time.Hour)) || !stored[1].RetireAt.IsZero() || string(stored[1].PrivateJWK) != `{"kid":"k2"}` {
+		t.Fatalf("retirement: %+v", stored)
 	}
 	if err := s.DeleteSigningKeysRetiredBefore(ctx, t0.Add(3*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if keys, _ := s.SigningKeys(ctx); len(keys) != 1 || keys[0].KID != "k2" {
-		t.Fatalf("after prune: %+v", keys)
+	if stored, _ := s.SigningKeys(ctx); len(stored) != 1 || stored[0].KID != "k2" {
+		t.Fatalf("after prune: %+v", stored)
 	}
 	// Replacing key material is compare-and-swap: only from what was read.
 	if err := s.ReplaceSigningKeyPrivate(ctx, "k2", []byte(`{"kid":"k2"}`), []byte("sealed")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ReplaceSigningKeyPrivate(ctx, "k2", []byte(`{"kid":"k2"}`), []byte("again")); !errors.Is(err, ErrKeyChanged) {
+	if err := s.ReplaceSigningKeyPrivate(ctx, "k2", []byte(`{"kid":"k2"}`), []byte("again")); !errors.Is(err, keys.ErrKeyChanged) {
 		t.Fatalf("replace from stale material: %v", err)
 	}
-	if err := s.ReplaceSigningKeyPrivate(ctx, "gone", []byte("x"), []byte("y")); !errors.Is(err, ErrKeyChanged) {
+	if err := s.ReplaceSigningKeyPrivate(ctx, "gone", []byte("x"), []byte("y")); !errors.Is(err, keys.ErrKeyChanged) {
 		t.Fatalf("replace a missing key: %v", err)
 	}
-	if keys, _ := s.SigningKeys(ctx); string(keys[0].PrivateJWK) != "sealed" {
-		t.Fatalf("after replace: %q", keys[0].PrivateJWK)
+	if stored, _ := s.SigningKeys(ctx); string(stored[0].PrivateJWK) != "sealed" {
+		t.Fatalf("after replace: %q", stored[0].PrivateJWK)
 	}
 }
 
 func testStoreRotationRace(t *testing.T, s Store) {
 	ctx := operatorContext()
 	t0 := time.Unix(1_800_000_000, 0)
-	s.AddSigningKey(ctx, SigningKey{KID: "old", Algorithm: "ES256", PrivateJWK: []byte("{}"), CreatedAt: t0, ActiveAt: t0}, time.Time{}, time.Time{})
+	s.AddSigningKey(ctx, keys.SigningKey{KID: "old", Algorithm: "ES256", PrivateJWK: []byte("{}"), CreatedAt: t0, ActiveAt: t0}, time.Time{}, time.Time{})
 	var added atomic.Int32
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
@@ -164,7 +165,7 @@ func testStoreRotationRace(t *testing.T, s Store) {
 		go func(i int) {
 			defer wg.Done()
 			at := t0.Add(time.Hour)
-			k := SigningKey{KID: "new-" + string(rune('a'+i)), Algorithm: "ES256", PrivateJWK: []byte("{}"), CreatedAt: at, ActiveAt: at}
+			k := keys.SigningKey{KID: "new-" + string(rune('a'+i)), Algorithm: "ES256", PrivateJWK: []byte("{}"), CreatedAt: at, ActiveAt: at}
 			ok, err := s.AddSigningKey(ctx, k, at.Add(time.Hour), t0.Add(time.Minute))
 			if err != nil {
 				t.Error(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/internal/secretfile"
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"github.com/portcullis/portcullis/tokenissuer/portal"
 )
 
@@ -334,7 +335,7 @@ func newKeysCommand(st *state) *cobra.Command {
 		RunE:  cli.Group,
 	}
 	// Changes to keys go through Admin, so they are audited.
-	keyCommand := func(use, short, long, example string, before func(*cobra.Command, *tokenissuer.KeyManager, *tokenissuer.Admin) error) *cobra.Command {
+	keyCommand := func(use, short, long, example string, before func(*cobra.Command, *keys.Manager, *tokenissuer.Admin) error) *cobra.Command {
 		return &cobra.Command{
 			Use: use, Short: short, Long: long, Example: example, Args: cli.NoArgs,
 			RunE: func(c *cobra.Command, _ []string) error {
@@ -386,7 +387,7 @@ signed has expired.`, "  issuer keys rotate --config FILE", nil),
 			`Seal, under the key-encryption key, every signing key the store holds in clear.
 An issuer with a key-encryption key refuses keys in clear, since whoever can write
 the database could have planted them; run this once after upgrading.`, "  issuer keys encrypt --config FILE",
-			func(c *cobra.Command, km *tokenissuer.KeyManager, admin *tokenissuer.Admin) error {
+			func(c *cobra.Command, km *keys.Manager, admin *tokenissuer.Admin) error {
 				n, err := admin.EncryptStoredKeys(c.Context(), km)
 				if err != nil {
 					return err

@@ -4,11 +4,14 @@
 package secretfile
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Mode is the permission of a file holding secrets; DirMode of a directory
@@ -115,4 +118,36 @@ func Read(path string) ([]byte, error) {
 		return nil, err
 	}
 	return os.ReadFile(path)
+}
+
+// LoadOrCreateKey returns the base64 key held in path, first creating the
+// file (owner-only) with 256 fresh random bits when it does not exist.
+func LoadOrCreateKey(path string) (key string, created bool, err error) {
+	raw, err := Read(path)
+	if errors.Is(err, os.ErrNotExist) {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return "", false, err
+		}
+		enc := base64.RawURLEncoding.EncodeToString(b)
+		if err := Create(path, []byte(enc+"\n")); err != nil {
+			return "", false, err
+		}
+		return enc, true, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return strings.TrimSpace(string(raw)), false, nil
+}
+
+// DecodeKey decodes a key written in any of the base64 alphabets, padded
+// or not.
+func DecodeKey(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.StdEncoding} {
+		if key, err := enc.DecodeString(s); err == nil {
+			return key, nil
+		}
+	}
+	return nil, errors.New("not valid base64")
 }

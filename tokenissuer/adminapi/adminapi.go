@@ -25,6 +25,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 )
 
 // The scopes of the admin API. Only an operator grants them (issuer clients
@@ -40,14 +41,14 @@ const maxBody = 64 << 10
 
 // TokenVerifier verifies this issuer's access tokens.
 type TokenVerifier interface {
-	VerifyAccessToken(token string) (tokenissuer.AccessToken, error)
+	VerifyAccessToken(token string) (keys.AccessToken, error)
 }
 
 // VerifierFunc adapts a function to TokenVerifier.
-type VerifierFunc func(token string) (tokenissuer.AccessToken, error)
+type VerifierFunc func(token string) (keys.AccessToken, error)
 
 // VerifyAccessToken implements TokenVerifier.
-func (f VerifierFunc) VerifyAccessToken(token string) (tokenissuer.AccessToken, error) {
+func (f VerifierFunc) VerifyAccessToken(token string) (keys.AccessToken, error) {
 	return f(token)
 }
 
@@ -57,18 +58,18 @@ type API struct {
 	admin  *tokenissuer.Admin
 	store  tokenissuer.IdempotencyStore
 	tokens TokenVerifier
-	keys   *tokenissuer.KeyManager
+	keys   *keys.Manager
 	log    *slog.Logger
 }
 
 // New returns the admin API; store remembers idempotency keys.
-func New(admin *tokenissuer.Admin, store tokenissuer.IdempotencyStore, tokens TokenVerifier, keys *tokenissuer.KeyManager, log *slog.Logger) *API {
+func New(admin *tokenissuer.Admin, store tokenissuer.IdempotencyStore, tokens TokenVerifier, keys *keys.Manager, log *slog.Logger) *API {
 	return &API{admin: admin, store: store, tokens: tokens, keys: keys, log: log}
 }
 
 // caller is who calls: a verified token, and whether it is an operator's.
 type caller struct {
-	token tokenissuer.AccessToken
+	token keys.AccessToken
 	admin bool
 }
 

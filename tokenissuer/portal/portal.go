@@ -25,6 +25,7 @@ import (
 
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/adminapi"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 )
 
 // Options configure the portal.
@@ -52,13 +53,13 @@ type Options struct {
 type Portal struct {
 	admin    *tokenissuer.Admin
 	accounts *tokenissuer.Accounts
-	keys     *tokenissuer.KeyManager
+	keys     *keys.Manager
 	opts     Options
 	pages    *pages
 }
 
 // New returns the portal.
-func New(admin *tokenissuer.Admin, accounts *tokenissuer.Accounts, keys *tokenissuer.KeyManager, opts Options) (*Portal, error) {
+func New(admin *tokenissuer.Admin, accounts *tokenissuer.Accounts, keys *keys.Manager, opts Options) (*Portal, error) {
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err

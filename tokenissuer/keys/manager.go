@@ -1,4 +1,8 @@
-package tokenissuer
+// Package keys owns the issuer's signing keys: generating them, keeping
+// them encrypted at rest, rotating them without failed requests (published
+// before they sign, kept until what they signed has expired), the JWKS, and
+// the access tokens they sign and verify (RFC 9068).
+package keys
 
 import (
 	"context"
@@ -20,6 +24,48 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
+
+// Clock tells the time; tests drive a fake one.
+type Clock interface{ Now() time.Time }
+
+// SigningKey is a token signing key as stored.
+type SigningKey struct {
+	KID       string
+	Algorithm string
+	// PrivateJWK is the private key as a JWK (JSON), sealed by the
+	// Encrypter when one is configured.
+	PrivateJWK []byte
+	CreatedAt  time.Time
+	// ActiveAt is when the key starts signing; it is published in the JWKS
+	// from CreatedAt on, so verifiers learn it before they meet its tokens.
+	ActiveAt time.Time
+	// RetireAt, when set, is when the key leaves the JWKS: after every token
+	// it can have signed has expired.
+	RetireAt time.Time
+}
+
+// ErrKeyChanged is a stored key replaced meanwhile by someone else, or gone.
+var ErrKeyChanged = errors.New("the signing key changed meanwhile, or is gone")
+
+// Store keeps signing keys, shared by every replica.
+type Store interface {
+	// SigningKeys returns every stored signing key, oldest first.
+	SigningKeys(ctx context.Context) ([]SigningKey, error)
+	// AddSigningKey stores key and, in the same transaction, sets RetireAt to
+	// retireOthersAt on every other key that has none yet, but only when no
+	// key was created at or after onlyIfNewestBefore (zero: only when there is
+	// no key at all). Replicas racing to create or rotate keys are serialized,
+	// and all but the first find the condition false and add nothing.
+	AddSigningKey(ctx context.Context, key SigningKey, retireOthersAt, onlyIfNewestBefore time.Time) (added bool, err error)
+	// DeleteSigningKeysRetiredBefore removes keys whose RetireAt is before t.
+	DeleteSigningKeysRetiredBefore(ctx context.Context, t time.Time) error
+	// ReplaceSigningKeyPrivate replaces the stored private key material of
+	// kid with replacement, only if it is still old (ErrKeyChanged if not).
+	ReplaceSigningKeyPrivate(ctx context.Context, kid string, old, replacement []byte) error
+}
+
+// always is an onlyIfNewestBefore that every key satisfies: rotate now.
+var always = time.Unix(1<<40, 0)
 
 // SupportedAlgorithms are the token signing algorithms the issuer offers.
 var SupportedAlgorithms = []string{"RS256", "ES256", "EdDSA"}
@@ -46,12 +92,12 @@ type keySnapshot struct {
 	public jwk.Set
 }
 
-// KeyManager owns the signing keys: it creates the first one, rotates them,
+// Manager owns the signing keys: it creates the first one, rotates them,
 // publishes the JWKS and picks the key that signs at a given moment. Keys live
 // in the Store so that a restart, another process (the CLI) or another replica
 // sees the same keys.
-type KeyManager struct {
-	store     KeyStore
+type Manager struct {
+	store     Store
 	clock     Clock
 	log       *slog.Logger
 	algorithm string
@@ -63,32 +109,32 @@ type KeyManager struct {
 	maxTokenLifetime time.Duration
 	// rotateEvery, when positive, rotates keys on a schedule.
 	rotateEvery time.Duration
-	encrypter   *KeyEncrypter
+	encrypter   *Encrypter
 	snapshot    atomic.Pointer[keySnapshot]
 }
 
-// KeyManagerConfig configures a KeyManager.
-type KeyManagerConfig struct {
+// Config configures a Manager.
+type Config struct {
 	Algorithm        string
 	PublishDelay     time.Duration
 	MaxTokenLifetime time.Duration
 	// RotateEvery, when positive, rotates the keys automatically.
 	RotateEvery time.Duration
 	// Encrypter, when set, encrypts private keys at rest.
-	Encrypter *KeyEncrypter
+	Encrypter *Encrypter
 }
 
-// NewKeyManager returns a KeyManager; call Load before use.
-func NewKeyManager(store KeyStore, cfg KeyManagerConfig, clock Clock, log *slog.Logger) (*KeyManager, error) {
-	if !isSupportedAlgorithm(cfg.Algorithm) {
+// NewManager returns a Manager; call Load before use.
+func NewManager(store Store, cfg Config, clock Clock, log *slog.Logger) (*Manager, error) {
+	if !IsSupportedAlgorithm(cfg.Algorithm) {
 		return nil, fmt.Errorf("signing algorithm %q is not supported; use one of %v", cfg.Algorithm, SupportedAlgorithms)
 	}
-	return &KeyManager{store: store, clock: clock, log: log, algorithm: cfg.Algorithm,
+	return &Manager{store: store, clock: clock, log: log, algorithm: cfg.Algorithm,
 		publishDelay: cfg.PublishDelay, maxTokenLifetime: cfg.MaxTokenLifetime,
 		rotateEvery: cfg.RotateEvery, encrypter: cfg.Encrypter}, nil
 }
 
-func isSupportedAlgorithm(alg string) bool {
+func IsSupportedAlgorithm(alg string) bool {
 	for _, a := range SupportedAlgorithms {
 		if a == alg {
 			return true
@@ -99,7 +145,7 @@ func isSupportedAlgorithm(alg string) bool {
 
 // Load reads the keys from the store, creating the first key when there is
 // none. The first key signs at once: no verifier can have cached a JWKS yet.
-func (m *KeyManager) Load(ctx context.Context) error {
+func (m *Manager) Load(ctx context.Context) error {
 	stored, err := m.store.SigningKeys(ctx)
 	if err != nil {
 		return err
@@ -134,14 +180,14 @@ func (m *KeyManager) Load(ctx context.Context) error {
 // publishDelay on. Every older key keeps being published until the new key
 // has signed for maxTokenLifetime, so every token an old key signed has
 // expired before its public key disappears.
-func (m *KeyManager) Rotate(ctx context.Context) (SigningKey, error) {
+func (m *Manager) Rotate(ctx context.Context) (SigningKey, error) {
 	key, _, err := m.rotate(ctx, always)
 	return key, err
 }
 
 // rotate adds a new key unless one was created at or after
 // onlyIfNewestBefore (by another replica).
-func (m *KeyManager) rotate(ctx context.Context, onlyIfNewestBefore time.Time) (SigningKey, bool, error) {
+func (m *Manager) rotate(ctx context.Context, onlyIfNewestBefore time.Time) (SigningKey, bool, error) {
 	now := m.clock.Now()
 	key, err := m.generate(now, now.Add(m.publishDelay))
 	if err != nil {
@@ -159,7 +205,7 @@ func (m *KeyManager) rotate(ctx context.Context, onlyIfNewestBefore time.Time) (
 // RotateIfDue rotates when scheduled rotation is on and the newest key is
 // older than the interval. Across replicas only one rotation happens: the
 // store adds the key only if no replica has added one since.
-func (m *KeyManager) RotateIfDue(ctx context.Context) (bool, error) {
+func (m *Manager) RotateIfDue(ctx context.Context) (bool, error) {
 	snap := m.snapshot.Load()
 	if m.rotateEvery <= 0 || snap == nil {
 		return false, nil
@@ -183,7 +229,7 @@ func (m *KeyManager) RotateIfDue(ctx context.Context) (bool, error) {
 
 // Run reloads the keys every interval until ctx ends, so rotations made by the
 // CLI or another replica are picked up, and prunes keys that have retired.
-func (m *KeyManager) Run(ctx context.Context, interval time.Duration) {
+func (m *Manager) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -204,7 +250,7 @@ func (m *KeyManager) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-func (m *KeyManager) generate(createdAt, activeAt time.Time) (SigningKey, error) {
+func (m *Manager) generate(createdAt, activeAt time.Time) (SigningKey, error) {
 	var raw any
 	var err error
 	switch m.algorithm {
@@ -237,12 +283,12 @@ func (m *KeyManager) generate(createdAt, activeAt time.Time) (SigningKey, error)
 		return SigningKey{}, fmt.Errorf("encode key: %w", err)
 	}
 	if m.encrypter != nil {
-		encoded = m.encrypter.seal(key.KeyID(), encoded)
+		encoded = m.encrypter.Seal(key.KeyID(), encoded)
 	}
 	return SigningKey{KID: key.KeyID(), Algorithm: m.algorithm, PrivateJWK: encoded, CreatedAt: createdAt, ActiveAt: activeAt}, nil
 }
 
-func (m *KeyManager) buildSnapshot(stored []SigningKey) (*keySnapshot, error) {
+func (m *Manager) buildSnapshot(stored []SigningKey) (*keySnapshot, error) {
 	now := m.clock.Now()
 	snap := &keySnapshot{}
 	public := jwk.NewSet()
@@ -250,7 +296,7 @@ func (m *KeyManager) buildSnapshot(stored []SigningKey) (*keySnapshot, error) {
 		if !sk.RetireAt.IsZero() && !now.Before(sk.RetireAt) {
 			continue // every token it signed has expired
 		}
-		plain, err := openStoredKey(m.encrypter, sk.KID, sk.PrivateJWK)
+		plain, err := OpenStored(m.encrypter, sk.KID, sk.PrivateJWK)
 		if err != nil {
 			return nil, fmt.Errorf("signing key %s: %w", sk.KID, err)
 		}
@@ -307,7 +353,7 @@ func parseStoredKey(kid string, plain []byte) (jwk.Key, error) {
 // key the store holds in clear (written before keys were encrypted by
 // default), and returns how many it encrypted. Each key is checked before
 // it is sealed, so a planted key is not laundered.
-func (m *KeyManager) EncryptStoredKeys(ctx context.Context) (int, error) {
+func (m *Manager) EncryptStoredKeys(ctx context.Context) (int, error) {
 	if m.encrypter == nil {
 		return 0, errors.New("no key-encryption key is configured (keys.encryption_key_file or keys.encryption_key)")
 	}
@@ -317,13 +363,13 @@ func (m *KeyManager) EncryptStoredKeys(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, sk := range stored {
-		if isSealed(sk.PrivateJWK) {
+		if IsSealed(sk.PrivateJWK) {
 			continue
 		}
 		if _, err := parseStoredKey(sk.KID, sk.PrivateJWK); err != nil {
 			return n, fmt.Errorf("signing key %s: %w; not encrypted", sk.KID, err)
 		}
-		sealed := m.encrypter.seal(sk.KID, sk.PrivateJWK)
+		sealed := m.encrypter.Seal(sk.KID, sk.PrivateJWK)
 		if err := m.store.ReplaceSigningKeyPrivate(ctx, sk.KID, sk.PrivateJWK, sealed); err != nil {
 			return n, fmt.Errorf("signing key %s: %w", sk.KID, err)
 		}
@@ -332,9 +378,15 @@ func (m *KeyManager) EncryptStoredKeys(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// Ready reports whether a key signs at now (the issuer's health).
+func (m *Manager) Ready(now time.Time) error {
+	_, err := m.signer(now)
+	return err
+}
+
 // signer returns the key that signs at now: the most recently activated key
 // whose activation time has come.
-func (m *KeyManager) signer(now time.Time) (signingKey, error) {
+func (m *Manager) signer(now time.Time) (signingKey, error) {
 	snap := m.snapshot.Load()
 	if snap == nil {
 		return signingKey{}, errors.New("signing keys not loaded")
@@ -348,7 +400,7 @@ func (m *KeyManager) signer(now time.Time) (signingKey, error) {
 }
 
 // JWKS returns the public key set as served at /.well-known/jwks.json.
-func (m *KeyManager) JWKS() []byte {
+func (m *Manager) JWKS() []byte {
 	snap := m.snapshot.Load()
 	if snap == nil {
 		return []byte(`{"keys":[]}`)
@@ -356,8 +408,8 @@ func (m *KeyManager) JWKS() []byte {
 	return snap.jwks
 }
 
-// KeyInfo describes a key for the CLI; it never includes private material.
-type KeyInfo struct {
+// Info describes a key for the CLI; it never includes private material.
+type Info struct {
 	KID       string    `json:"kid"`
 	Algorithm string    `json:"alg"`
 	CreatedAt time.Time `json:"created_at"`
@@ -367,19 +419,19 @@ type KeyInfo struct {
 }
 
 // Keys describes the published keys and which one signs now.
-func (m *KeyManager) Keys() []KeyInfo {
+func (m *Manager) Keys() []Info {
 	snap := m.snapshot.Load()
 	if snap == nil {
 		return nil
 	}
 	current, _ := m.signer(m.clock.Now())
-	infos := make([]KeyInfo, 0, len(snap.byActivation))
+	infos := make([]Info, 0, len(snap.byActivation))
 	for _, k := range snap.byActivation {
-		infos = append(infos, KeyInfo{KID: k.kid, Algorithm: k.alg.String(), CreatedAt: k.createdAt, ActiveAt: k.activeAt, RetireAt: k.retireAt, Signing: k.kid == current.kid})
+		infos = append(infos, Info{KID: k.kid, Algorithm: k.alg.String(), CreatedAt: k.createdAt, ActiveAt: k.activeAt, RetireAt: k.retireAt, Signing: k.kid == current.kid})
 	}
 	return infos
 }
 
 // Encrypter is the key-encryption key's encrypter, which also protects the
 // portal accounts' second factors.
-func (m *KeyManager) Encrypter() *KeyEncrypter { return m.encrypter }
+func (m *Manager) Encrypter() *Encrypter { return m.encrypter }

@@ -1,4 +1,4 @@
-package tokenissuer
+package keys
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/portcullis/portcullis/internal/secretfile"
@@ -18,18 +17,18 @@ import (
 // additional data so a ciphertext cannot be moved to another key's row.
 var encryptedKeyMagic = []byte("PCX1")
 
-// KeyEncrypter encrypts signing keys at rest with a key-encryption key that
+// Encrypter encrypts signing keys at rest with a key-encryption key that
 // is kept apart from the store (a file or the environment), so a copy of the
 // database alone yields no private key.
-type KeyEncrypter struct {
+type Encrypter struct {
 	aead cipher.AEAD
 }
 
 // kekBytes is the length of the key-encryption key: AES-256.
 const kekBytes = 32
 
-// NewKeyEncrypter returns an encrypter for a 32-byte key.
-func NewKeyEncrypter(kek []byte) (*KeyEncrypter, error) {
+// NewEncrypter returns an encrypter for a 32-byte key.
+func NewEncrypter(kek []byte) (*Encrypter, error) {
 	if len(kek) != kekBytes {
 		return nil, fmt.Errorf("the key-encryption key must be %d bytes (base64 of %d random bytes), got %d", kekBytes, kekBytes, len(kek))
 	}
@@ -41,13 +40,13 @@ func NewKeyEncrypter(kek []byte) (*KeyEncrypter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &KeyEncrypter{aead: aead}, nil
+	return &Encrypter{aead: aead}, nil
 }
 
-// LoadKeyEncrypter reads the key-encryption key given inline (base64) or in
+// LoadEncrypter reads the key-encryption key given inline (base64) or in
 // a file; it returns nil when neither is set. A key file that group or
 // others can read is refused, and so is a key of any length but 32 bytes.
-func LoadKeyEncrypter(inline, file string) (*KeyEncrypter, error) {
+func LoadEncrypter(inline, file string) (*Encrypter, error) {
 	raw, setting := inline, "keys.encryption_key"
 	if raw == "" && file != "" {
 		data, err := secretfile.Read(file)
@@ -62,33 +61,22 @@ func LoadKeyEncrypter(inline, file string) (*KeyEncrypter, error) {
 	return decodeKEK(raw, setting)
 }
 
-func decodeKEK(raw, setting string) (*KeyEncrypter, error) {
-	kek, err := decodeBase64Key(raw)
+func decodeKEK(raw, setting string) (*Encrypter, error) {
+	kek, err := secretfile.DecodeKey(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: the key-encryption key is %w", setting, err)
 	}
-	enc, err := NewKeyEncrypter(kek)
+	enc, err := NewEncrypter(kek)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", setting, err)
 	}
 	return enc, nil
 }
 
-// DefaultKeyEncryptionKeyFile is where an SQLite issuer keeps the
-// key-encryption key it creates when none is configured: beside the secret
-// hashing key (or the database when that key is given inline).
-func DefaultKeyEncryptionKeyFile(cfg StoreConfig) string {
-	beside := cfg.SecretHashKeyFile
-	if cfg.SecretHashKey != "" || beside == "" {
-		beside = cfg.SQLitePath
-	}
-	return filepath.Join(filepath.Dir(beside), "issuer-key-encryption.key")
-}
-
-// loadOrCreateKeyEncrypter reads the key-encryption key file, creating it
+// LoadOrCreateEncrypter reads the key-encryption key file, creating it
 // with 256 random bits when it does not exist.
-func loadOrCreateKeyEncrypter(file string) (*KeyEncrypter, bool, error) {
-	raw, created, err := loadOrCreateKeyFile(file)
+func LoadOrCreateEncrypter(file string) (*Encrypter, bool, error) {
+	raw, created, err := secretfile.LoadOrCreateKey(file)
 	if err != nil {
 		return nil, false, fmt.Errorf("key-encryption key %s: %w", file, err)
 	}
@@ -96,7 +84,7 @@ func loadOrCreateKeyEncrypter(file string) (*KeyEncrypter, bool, error) {
 	return enc, created, err
 }
 
-func (e *KeyEncrypter) seal(kid string, plain []byte) []byte {
+func (e *Encrypter) Seal(kid string, plain []byte) []byte {
 	nonce := make([]byte, e.aead.NonceSize())
 	_, _ = rand.Read(nonce)
 	out := append(append([]byte{}, encryptedKeyMagic...), nonce...)
@@ -107,13 +95,13 @@ func (e *KeyEncrypter) seal(kid string, plain []byte) []byte {
 // key is configured: whoever can write the database could have planted it.
 var ErrKeyInClear = errors.New("the key is stored in clear although a key-encryption key is configured; if you did not plant it, run `issuer keys encrypt` to encrypt the store's keys")
 
-// isSealed reports whether a stored key is encrypted.
-func isSealed(stored []byte) bool { return bytes.HasPrefix(stored, encryptedKeyMagic) }
+// IsSealed reports whether a stored key is encrypted.
+func IsSealed(stored []byte) bool { return bytes.HasPrefix(stored, encryptedKeyMagic) }
 
-// openStoredKey returns the plaintext JWK of a stored key, decrypting it.
+// OpenStored returns the plaintext JWK of a stored key, decrypting it.
 // With an encrypter, a key in clear is refused.
-func openStoredKey(e *KeyEncrypter, kid string, stored []byte) ([]byte, error) {
-	if !isSealed(stored) {
+func OpenStored(e *Encrypter, kid string, stored []byte) ([]byte, error) {
+	if !IsSealed(stored) {
 		if e != nil {
 			return nil, ErrKeyInClear
 		}
