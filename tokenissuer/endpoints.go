@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/tokenissuer/feed"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"io"
 	"log/slog"
@@ -85,7 +86,7 @@ type Endpoints struct {
 	// admin records revocations made at /oauth2/revoke.
 	admin *Admin
 	// Feed serves the revocation feed.
-	Feed *RevocationFeed
+	Feed *feed.Feed
 }
 
 type cachedClient struct {
@@ -114,10 +115,10 @@ type EndpointStore interface {
 // reg receives the issuer's metrics.
 func NewEndpoints(cfg Config, store EndpointStore, admin *Admin, km *keys.Manager, hasher *SecretHasher, clock Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
 	s := &Endpoints{cfg: cfg, store: store, keys: km, hasher: hasher, clock: clock, log: log, gather: reg,
-		admin: admin, Feed: NewRevocationFeed(store, km, cfg.Issuer, clock, log)}
+		admin: admin, Feed: feed.New(store, km, cfg.Issuer, clock, log)}
 	s.metrics = newMetrics(reg, km)
 	s.slowed = make(chan struct{}, maxSlowedAnswers)
-	s.Feed.onEntries = s.forgetRevoked
+	s.Feed.OnEntries = s.forgetRevoked
 	rl := cfg.RateLimit
 	s.byClient = limit.NewFailures(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
 	if cfg.Store.Driver == "postgres" {
@@ -797,4 +798,23 @@ func (r *refusalLog) get(clientID string, now time.Time) ClientLimits {
 		return ClientLimits{}
 	}
 	return l
+}
+
+// FollowChanges wakes the feed, and makes endpoints forget cached clients
+// and tenants, as the store announces changes made by any process sharing
+// it; it returns when ctx ends.
+func FollowChanges(ctx context.Context, bus ChangeBus, e *Endpoints) {
+	_ = bus.ListenChanges(ctx, func(topic, subject string) {
+		switch topic {
+		case TopicRevocation:
+			e.Feed.Changed()
+		case TopicClient:
+			e.InvalidateClient(subject)
+		case TopicTenant:
+			e.InvalidateTenant(subject)
+		case TopicAny:
+			e.InvalidateAll()
+			e.Feed.Changed()
+		}
+	})
 }

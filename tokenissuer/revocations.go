@@ -3,6 +3,7 @@ package tokenissuer
 import (
 	"context"
 	"fmt"
+	"github.com/portcullis/portcullis/tokenissuer/feed"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"time"
 
@@ -55,12 +56,12 @@ const minRevocationLifetime = 24 * time.Hour
 // revocation its watermark reaches, so that it also covers tokens minted by
 // an issuer that has not heard of the change yet: a replica or a running
 // issuer whose cached client predates a change made from the CLI (its feed
-// reads the store at least every feedPollInterval), or a replica whose
+// reads the store at least every feed.PollInterval), or a replica whose
 // clock is up to a second ahead of the revoking one. A token endpoint that
 // knows of a watermark still ahead waits it out before minting
 // (Endpoints.waitOutWatermark), so the margin costs a client at most a
 // couple of seconds once, never a token that is born revoked.
-const watermarkMargin = feedPollInterval + time.Second
+const watermarkMargin = feed.PollInterval + time.Second
 
 // revoke appends a watermark entry for a client or tenant (every token it
 // holds now is revoked), announces it and records it in the audit trail.

@@ -402,7 +402,7 @@ func TestFeedReadsTheStoreOncePerChangeWhateverTheFollowers(t *testing.T) {
 				_, secret := served.createClient(NewClient{ID: fmt.Sprint("authz-", followers), Scopes: []string{revocation.ReadScope}})
 				revoker.createClient(NewClient{ID: fmt.Sprint("app-", followers), Scopes: []string{"a"}})
 				token := postToken(t, served.http.URL, formType, "grant_type=client_credentials", basic(fmt.Sprint("authz-", followers), secret)).body["access_token"].(string)
-				waitFor(t, "the first read", func() bool { return served.server.Feed.state.Load().loaded })
+				waitFor(t, "the first read", func() bool { return served.server.Feed.Loaded() })
 				since := served.server.Feed.Set().Version()
 				polls := make([]<-chan revocation.Feed, followers)
 				for i := range polls {
@@ -433,7 +433,7 @@ func TestFeedReadsTheStoreOncePerChangeWhateverTheFollowers(t *testing.T) {
 func TestFeedServesALargeSetInPages(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	ti.server.Feed.pageEntries = 3
+	ti.server.Feed.PageEntries = 3
 	_, secret := ti.createClient(NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
 	token := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("authz", secret)).body["access_token"].(string)
 	for i := range 7 {

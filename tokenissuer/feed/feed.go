@@ -1,11 +1,15 @@
-package tokenissuer
+// Package feed serves the revocation feed (revocation.FeedPath) to the
+// authz instances that follow it, from memory: one goroutine reads the
+// store once per change and publishes an immutable log that every long
+// poll and stream reads, so the store's work does not grow with the
+// number of followers.
+package feed
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -16,12 +20,25 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/revocation"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 )
 
+// Store is the revocation log the feed reads.
+type Store interface {
+	// Revocations returns the entries after afterSeq not expired at now,
+	// in Seq order.
+	Revocations(ctx context.Context, afterSeq int64, now time.Time) ([]revocation.Entry, error)
+	// LatestRevocation returns the highest Seq (0: none yet).
+	LatestRevocation(ctx context.Context) (int64, error)
+}
+
+// Clock tells the time; tests drive a fake one.
+type Clock interface{ Now() time.Time }
+
 const (
-	// feedPollInterval is how often the feed looks at the store for entries
+	// PollInterval is how often the feed looks at the store for entries
 	// nobody announced (another process on SQLite, a lost NOTIFY).
-	feedPollInterval = time.Second
+	PollInterval = time.Second
 	// feedPageEntries bounds one answer of the feed (about 1.5 MB of JSON),
 	// far below what a follower accepts: a set of any size arrives in pages.
 	feedPageEntries = 10_000
@@ -37,15 +54,15 @@ const (
 	feedTokenCacheSize = 100_000
 )
 
-// RevocationFeed serves the revocation feed (revocation.FeedPath) to the
+// Feed serves the revocation feed (revocation.FeedPath) to the
 // authz instances that follow it, and keeps the issuer's own copy of the
 // live set, which the admin API's token checks read.
 //
 // Followers are served from memory: one goroutine (Run) reads the store
 // once per change and publishes an immutable feedLog; every long poll reads
 // that, so the store's work does not grow with the number of followers.
-type RevocationFeed struct {
-	store  RevocationStore
+type Feed struct {
+	store  Store
 	keys   *keys.Manager
 	issuer string
 	clock  Clock
@@ -66,15 +83,15 @@ type RevocationFeed struct {
 	waiting atomic.Int32
 
 	tokens verifiedTokens
-	// pageEntries bounds one answer (feedPageEntries; tests make it small).
-	pageEntries int
+	// PageEntries bounds one answer (feedPageEntries; tests make it small).
+	PageEntries int
 	// clientTokens counts each client's live token entries
 	// (rate_limit.revoked_tokens_per_client); written by Run only.
 	countMu      sync.Mutex
 	clientTokens map[string]int
-	// onEntries hears of every entry the feed reads from the store after
+	// OnEntries hears of every entry the feed reads from the store after
 	// its first read, before followers do.
-	onEntries func([]revocation.Entry)
+	OnEntries func([]revocation.Entry)
 }
 
 // feedLog is one published state of the feed: the live set and the same
@@ -108,41 +125,22 @@ type encodedAnswer struct {
 	more    bool
 }
 
-// NewRevocationFeed returns the feed of store; callers authenticate with
+// New returns the feed of store; callers authenticate with
 // this issuer's access tokens holding revocation.ReadScope. It serves
 // nothing until Run has read the store.
-func NewRevocationFeed(store RevocationStore, km *keys.Manager, issuer string, clock Clock, log *slog.Logger) *RevocationFeed {
-	f := &RevocationFeed{store: store, keys: km, issuer: issuer, clock: clock, log: log,
-		poke: make(chan struct{}, 1), closing: make(chan struct{}), pageEntries: feedPageEntries}
+func New(store Store, km *keys.Manager, issuer string, clock Clock, log *slog.Logger) *Feed {
+	f := &Feed{store: store, keys: km, issuer: issuer, clock: clock, log: log,
+		poke: make(chan struct{}, 1), closing: make(chan struct{}), PageEntries: feedPageEntries}
 	f.state.Store(&feedLog{set: revocation.Empty()})
 	ch := make(chan struct{})
 	f.changed.Store(&ch)
 	return f
 }
 
-// FollowChanges wakes the feed, and makes endpoints forget cached clients
-// and tenants, as the store announces changes made by any process sharing
-// it; it returns when ctx ends.
-func FollowChanges(ctx context.Context, bus ChangeBus, e *Endpoints) {
-	_ = bus.ListenChanges(ctx, func(topic, subject string) {
-		switch topic {
-		case TopicRevocation:
-			e.Feed.Changed()
-		case TopicClient:
-			e.InvalidateClient(subject)
-		case TopicTenant:
-			e.InvalidateTenant(subject)
-		case TopicAny:
-			e.InvalidateAll()
-			e.Feed.Changed()
-		}
-	})
-}
-
 // Changed tells the feed that the store has new entries: Run reads them
 // and wakes the long polls. Any number of calls before Run gets to it cost
 // one read.
-func (f *RevocationFeed) Changed() {
+func (f *Feed) Changed() {
 	select {
 	case f.poke <- struct{}{}:
 	default:
@@ -152,9 +150,9 @@ func (f *RevocationFeed) Changed() {
 // wait is closed when the log next moves. Read it before the log: a poll
 // that reads the new log has what it waits for, and one that reads the old
 // log holds the channel the change closes.
-func (f *RevocationFeed) wait() <-chan struct{} { return *f.changed.Load() }
+func (f *Feed) wait() <-chan struct{} { return *f.changed.Load() }
 
-func (f *RevocationFeed) wake() {
+func (f *Feed) wake() {
 	next := make(chan struct{})
 	close(*f.changed.Swap(&next))
 }
@@ -162,8 +160,8 @@ func (f *RevocationFeed) wake() {
 // Run keeps the feed current until ctx ends: at each announced change, and
 // at least every second for changes nobody announced. It is the only
 // writer of the feed's state, so two reads can never publish out of order.
-func (f *RevocationFeed) Run(ctx context.Context) {
-	t := time.NewTicker(feedPollInterval)
+func (f *Feed) Run(ctx context.Context) {
+	t := time.NewTicker(PollInterval)
 	defer t.Stop()
 	announced := true // the first read is a full one
 	for {
@@ -184,7 +182,7 @@ func (f *RevocationFeed) Run(ctx context.Context) {
 // refresh brings the feed up to the store. After an announcement it reads
 // the new entries at once (one query); on the ticker it first asks the
 // store's version, so an idle feed costs one small query a second.
-func (f *RevocationFeed) refresh(ctx context.Context, announced bool) error {
+func (f *Feed) refresh(ctx context.Context, announced bool) error {
 	cur := f.state.Load()
 	now := f.clock.Now()
 	if !cur.loaded {
@@ -214,8 +212,8 @@ func (f *RevocationFeed) refresh(ctx context.Context, announced bool) error {
 		f.compact(cur, now)
 		return nil
 	}
-	if f.onEntries != nil {
-		f.onEntries(fresh)
+	if f.OnEntries != nil {
+		f.OnEntries(fresh)
 	}
 	f.countTokens(fresh, false)
 	next := &feedLog{loaded: true, compacted: cur.compacted, version: max(cur.version, fresh[len(fresh)-1].Seq),
@@ -227,7 +225,7 @@ func (f *RevocationFeed) refresh(ctx context.Context, announced bool) error {
 }
 
 // reload reads the whole live set from the store.
-func (f *RevocationFeed) reload(ctx context.Context, now time.Time) error {
+func (f *Feed) reload(ctx context.Context, now time.Time) error {
 	latest, err := f.store.LatestRevocation(ctx)
 	if err != nil {
 		return err
@@ -248,7 +246,7 @@ func (f *RevocationFeed) reload(ctx context.Context, now time.Time) error {
 
 // countTokens adds entries' token entries to the per-client counts, or
 // makes them the counts.
-func (f *RevocationFeed) countTokens(entries []revocation.Entry, replace bool) {
+func (f *Feed) countTokens(entries []revocation.Entry, replace bool) {
 	f.countMu.Lock()
 	defer f.countMu.Unlock()
 	if replace || f.clientTokens == nil {
@@ -262,20 +260,20 @@ func (f *RevocationFeed) countTokens(entries []revocation.Entry, replace bool) {
 }
 
 // TokenEntries is how many live single-token revocations the client has.
-func (f *RevocationFeed) TokenEntries(clientID string) int {
+func (f *Feed) TokenEntries(clientID string) int {
 	f.countMu.Lock()
 	defer f.countMu.Unlock()
 	return f.clientTokens[clientID]
 }
 
-func (f *RevocationFeed) publish(next *feedLog) {
+func (f *Feed) publish(next *feedLog) {
 	f.state.Store(next)
 	f.wake()
 }
 
 // compact drops expired entries from memory, at most every
 // feedCompactEvery: a walk of the whole set, not something to do per change.
-func (f *RevocationFeed) compact(cur *feedLog, now time.Time) {
+func (f *Feed) compact(cur *feedLog, now time.Time) {
 	if now.Sub(cur.compacted) < feedCompactEvery {
 		return
 	}
@@ -293,15 +291,19 @@ func (f *RevocationFeed) compact(cur *feedLog, now time.Time) {
 }
 
 // Revoked reports whether the issuer's copy of the live set revokes tok.
-func (f *RevocationFeed) Revoked(tok keys.AccessToken) (revocation.Entry, bool) {
+func (f *Feed) Revoked(tok keys.AccessToken) (revocation.Entry, bool) {
 	return f.state.Load().set.Revoked(revocation.KeyOf(tok.ID), tok.ClientID, tok.TenantID, tok.IssuedAt.Unix())
 }
 
 // Set is the issuer's copy of the live set.
-func (f *RevocationFeed) Set() *revocation.Set { return f.state.Load().set }
+func (f *Feed) Set() *revocation.Set { return f.state.Load().set }
 
 // Waiting is how many long polls and streams are held now.
-func (f *RevocationFeed) Waiting() int { return int(f.waiting.Load()) }
+func (f *Feed) Waiting() int { return int(f.waiting.Load()) }
+
+// Loaded reports whether the feed has read the store once: until then it
+// holds followers rather than serve them an empty set.
+func (f *Feed) Loaded() bool { return f.state.Load().loaded }
 
 // page answers a follower: the live entries after since (all of them for a
 // full answer), at most limit of them.
@@ -331,7 +333,7 @@ func (l *feedLog) page(since int64, full bool, now time.Time, limit int) revocat
 // there is something to say. Without since, the follower has nothing yet
 // and gets the whole set at once (in pages when it is large); since=0 is a
 // follower of a store that has revoked nothing, and it waits like any other.
-func (f *RevocationFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	at, status, challenge := f.authorize(r)
 	if status != 0 {
 		w.Header().Set("WWW-Authenticate", challenge)
@@ -417,7 +419,7 @@ func (f *RevocationFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // new request and its authentication. The stream ends when the follower's
 // token expires or is revoked, after revocation.MaxStream, or when the
 // issuer shuts down; the follower connects again.
-func (f *RevocationFeed) stream(w http.ResponseWriter, r *http.Request, at keys.AccessToken, since int64, full bool, heartbeat time.Duration) {
+func (f *Feed) stream(w http.ResponseWriter, r *http.Request, at keys.AccessToken, since int64, full bool, heartbeat time.Duration) {
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", revocation.StreamType)
@@ -479,7 +481,7 @@ func (f *RevocationFeed) stream(w http.ResponseWriter, r *http.Request, at keys.
 }
 
 // answer is l's answer to a follower at since, encoded once per log.
-func (f *RevocationFeed) answer(l *feedLog, since int64, full bool) *encodedAnswer {
+func (f *Feed) answer(l *feedLog, since int64, full bool) *encodedAnswer {
 	v, _ := l.answers.Load(answerKey{since, full})
 	if v == nil {
 		v, _ = l.answers.LoadOrStore(answerKey{since, full}, &encodedAnswer{})
@@ -487,7 +489,7 @@ func (f *RevocationFeed) answer(l *feedLog, since int64, full bool) *encodedAnsw
 	a := v.(*encodedAnswer)
 	a.once.Do(func() {
 		var buf bytes.Buffer
-		page := l.page(since, full, f.clock.Now(), f.pageEntries)
+		page := l.page(since, full, f.clock.Now(), f.PageEntries)
 		_ = json.NewEncoder(&buf).Encode(page) // one line: Encode ends it with a newline
 		a.body, a.version, a.more = buf.Bytes(), page.Version, page.More
 	})
@@ -502,14 +504,14 @@ func untilMultiple(now time.Time, period time.Duration) time.Duration {
 
 // Close ends the held long polls (answered at once) and streams, so that a
 // graceful shutdown does not wait for them.
-func (f *RevocationFeed) Close() {
+func (f *Feed) Close() {
 	f.closeOnce.Do(func() { close(f.closing) })
 }
 
 // writeFeed writes l's answer to a follower at since. Followers at the same
 // version get the same bytes: the answer is encoded once per change, not
 // once per follower.
-func (f *RevocationFeed) writeFeed(w http.ResponseWriter, l *feedLog, since int64, full bool) {
+func (f *Feed) writeFeed(w http.ResponseWriter, l *feedLog, since int64, full bool) {
 	a := f.answer(l, since, full)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -521,7 +523,7 @@ func (f *RevocationFeed) writeFeed(w http.ResponseWriter, l *feedLog, since int6
 // authorize checks the follower's access token (RFC 6750): the token and
 // 0 when it may read the feed, else the status and the WWW-Authenticate
 // challenge.
-func (f *RevocationFeed) authorize(r *http.Request) (keys.AccessToken, int, string) {
+func (f *Feed) authorize(r *http.Request) (keys.AccessToken, int, string) {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return keys.AccessToken{}, http.StatusUnauthorized, `Bearer realm="portcullis revocations"`
