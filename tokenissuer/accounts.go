@@ -8,13 +8,14 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"log/slog"
 	"net/mail"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/alexedwards/argon2id"
 	"github.com/pquerna/otp"

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/alexedwards/argon2id"
 	"github.com/pquerna/otp/totp"

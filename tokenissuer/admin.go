@@ -5,14 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"os/user"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/portcullis/portcullis/revocation"
 )
@@ -154,20 +154,6 @@ func mayGrant(ctx context.Context, scopes []string) error {
 		}
 	}
 	return nil
-}
-
-// idPattern keeps client and tenant IDs safe in URLs, logs, headers and
-// Basic credentials.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
-// maxClientIDLength is the longest client ID idPattern allows.
-const maxClientIDLength = 128
-
-// ValidClientID reports whether id is a client ID the issuer could have
-// created: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter
-// or digit. The length is checked first, so an 8 KB ID costs nothing.
-func ValidClientID(id string) bool {
-	return len(id) > 0 && len(id) <= maxClientIDLength && idPattern.MatchString(id)
 }
 
 // NewClient describes a client to create.

@@ -1,13 +1,14 @@
 package tokenissuer
 
 import (
-	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 )
 
 // BenchmarkTokenEndpoint measures full client credentials token requests over

@@ -3,13 +3,14 @@ package tokenissuer
 import (
 	"errors"
 	"fmt"
-	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/portcullis/portcullis/internal/telemetry"
 )

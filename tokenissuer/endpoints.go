@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/portcullis/portcullis/tokenissuer/feed"
-	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"io"
 	"log/slog"
 	"mime"
@@ -18,6 +16,9 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/portcullis/portcullis/tokenissuer/feed"
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/prometheus/client_golang/prometheus"

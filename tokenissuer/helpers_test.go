@@ -3,7 +3,6 @@ package tokenissuer
 import (
 	"context"
 	"errors"
-	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/prometheus/client_golang/prometheus"
 )

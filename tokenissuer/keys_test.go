@@ -2,10 +2,11 @@ package tokenissuer
 
 import (
 	"context"
-	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )

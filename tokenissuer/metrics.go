@@ -1,8 +1,9 @@
 package tokenissuer
 
 import (
-	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/prometheus/client_golang/prometheus"
 )

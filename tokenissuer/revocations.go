@@ -3,9 +3,10 @@ package tokenissuer
 import (
 	"context"
 	"fmt"
+	"time"
+
 	"github.com/portcullis/portcullis/tokenissuer/feed"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
-	"time"
 
 	"github.com/portcullis/portcullis/revocation"
 )

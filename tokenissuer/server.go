@@ -3,11 +3,12 @@ package tokenissuer
 import (
 	"context"
 	"fmt"
-	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"

@@ -7,8 +7,9 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/portcullis/portcullis/internal/secretfile"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go, no cgo)
+
+	"github.com/portcullis/portcullis/internal/secretfile"
 )
 
 // SQLiteStore is the embedded Store: one SQLite file, no server to run.

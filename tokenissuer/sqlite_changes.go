@@ -2,30 +2,9 @@ package tokenissuer
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
-
-	"github.com/portcullis/portcullis/revocation"
 )
-
-// revocationColumns is the SELECT list scanRevocations expects.
-const revocationColumns = `seq, kind, subject, before_s, expires_s, cause, at, client_id`
-
-func scanRevocations(rows rowsScanner) ([]revocation.Entry, error) {
-	out := []revocation.Entry{}
-	for rows.Next() {
-		var e revocation.Entry
-		var kind string
-		var at int64
-		if err := rows.Scan(&e.Seq, &kind, &e.Subject, &e.Before, &e.Expires, &e.Cause, &at, &e.Client); err != nil {
-			return nil, fmt.Errorf("read revocations: %w", err)
-		}
-		e.Kind, e.At = revocation.Kind(kind), fromUnixNano(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
-}
 
 // sqliteChangePoll is how often a listener asks SQLite whether another
 // process wrote to the file.

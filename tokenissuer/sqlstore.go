@@ -5,9 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"strconv"
 	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/portcullis/portcullis/revocation"
 )

@@ -1,0 +1,131 @@
+package tokenissuer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// ClientStatus says whether a client may obtain tokens.
+type ClientStatus string
+
+// Client statuses.
+const (
+	ClientActive   ClientStatus = "active"
+	ClientDisabled ClientStatus = "disabled"
+)
+
+// MaxSecretsPerClient is how many secrets a client may hold at once: two, so a
+// new secret can be rolled out before the old one is revoked.
+const MaxSecretsPerClient = 2
+
+// Client is an OAuth2 client allowed to use the client credentials grant.
+type Client struct {
+	ID       string       `json:"client_id"`
+	Name     string       `json:"name"`
+	TenantID string       `json:"tenant_id,omitempty"`
+	Scopes   []string     `json:"scopes"`
+	Status   ClientStatus `json:"status"`
+	// TokenLifetime overrides the configured default when positive.
+	TokenLifetime time.Duration `json:"-"`
+	Secrets       []Secret      `json:"secrets"`
+	CreatedAt     time.Time     `json:"created_at"`
+	UpdatedAt     time.Time     `json:"updated_at"`
+}
+
+// Secret is one stored client secret: only its keyed hash is kept.
+type Secret struct {
+	ID        string    `json:"id"`
+	Hash      []byte    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// SecretHashes returns the hashes of every secret the client holds.
+func (c *Client) SecretHashes() [][]byte {
+	hashes := make([][]byte, len(c.Secrets))
+	for i, s := range c.Secrets {
+		hashes[i] = s.Hash
+	}
+	return hashes
+}
+
+// Store errors.
+var (
+	ErrClientNotFound = errors.New("client not found")
+	ErrClientExists   = errors.New("a client with this ID already exists")
+	// ErrClientQuota is a tenant at its quota of clients (tenants.max_clients).
+	ErrClientQuota = errors.New("the tenant has as many clients as tenants.max_clients allows; delete one first")
+)
+
+// ClientStore keeps clients; the token endpoint reads them and Admin
+// changes them.
+type ClientStore interface {
+	// CreateClient stores a new client; ErrClientExists if the ID is taken,
+	// ErrClientQuota if its tenant already has maxPerTenant clients (0: no
+	// quota), counted in the same transaction so that racing creations
+	// cannot pass it together.
+	CreateClient(ctx context.Context, c *Client, maxPerTenant int) error
+	// Client returns the client with the ID, or ErrClientNotFound.
+	Client(ctx context.Context, id string) (*Client, error)
+	// Clients returns a page of clients ordered by ID: it reads only the
+	// rows it returns.
+	Clients(ctx context.Context, q ClientQuery) ([]*Client, error)
+	// UpdateClient applies update to the client atomically (read, modify,
+	// write in one transaction) and returns the result.
+	UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error)
+	// DeleteClient removes the client and its secrets if check, run on the
+	// client in the same transaction, allows it, and returns what it
+	// removed; ErrClientNotFound when there is no such client.
+	DeleteClient(ctx context.Context, id string, check func(*Client) error) (*Client, error)
+}
+
+// ClientQuery selects a page of clients.
+type ClientQuery struct {
+	// TenantID selects one tenant's clients; empty selects every client.
+	TenantID string
+	// After continues after this client ID.
+	After string
+	// Limit bounds the page; 0 returns every client selected.
+	Limit int
+}
+
+// where returns the query's WHERE clause and arguments, ph naming the
+// dialect's n-th placeholder.
+func (q ClientQuery) where(ph func(n int) string) (string, []any) {
+	var conds []string
+	var args []any
+	if q.TenantID != "" {
+		args = append(args, q.TenantID)
+		conds = append(conds, "tenant_id = "+ph(len(args)))
+	}
+	if q.After != "" {
+		args = append(args, q.After)
+		conds = append(conds, "id > "+ph(len(args)))
+	}
+	sql := ""
+	if len(conds) > 0 {
+		sql = " WHERE " + strings.Join(conds, " AND ")
+	}
+	sql += " ORDER BY id"
+	if q.Limit > 0 {
+		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	return sql, args
+}
+
+// idPattern keeps client and tenant IDs safe in URLs, logs, headers and
+// Basic credentials.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// maxClientIDLength is the longest client ID idPattern allows.
+const maxClientIDLength = 128
+
+// ValidClientID reports whether id is a client ID the issuer could have
+// created: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter
+// or digit. The length is checked first, so an 8 KB ID costs nothing.
+func ValidClientID(id string) bool {
+	return len(id) > 0 && len(id) <= maxClientIDLength && idPattern.MatchString(id)
+}
