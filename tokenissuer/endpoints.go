@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/portcullis/portcullis/internal/buildinfo"
 	"github.com/portcullis/portcullis/tokenissuer/feed"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 
@@ -259,9 +260,12 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 	if waited, err := s.waitOutWatermark(r.Context(), client); err != nil {
 		return nil, client.ID, err
 	} else if waited {
-		// The client changed a moment ago (disabled, deleted, a secret
-		// revoked): judge the request by what it is now.
-		s.InvalidateClient(client.ID)
+		// The client or its tenant changed a moment ago (disabled,
+		// deleted, a secret revoked): judge the request by what both are
+		// now. Forgetting every cached record is synchronous (a single
+		// cache's delete is not), and a watermark ahead of the clock is
+		// rare enough that the cost is nothing.
+		s.InvalidateAll()
 		if client, err = s.authenticateRequest(r, form); err != nil {
 			return nil, loggableClientID(client.ID), err
 		}
@@ -744,7 +748,7 @@ func (s *Endpoints) handleHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")
-	_, _ = io.WriteString(w, "ok\n")
+	_, _ = io.WriteString(w, "ok\nversion: "+buildinfo.Get().String()+"\n")
 }
 
 // ClientLimits is what the per-client bounds allow a client, and what this
