@@ -27,8 +27,8 @@ func TestAdminEndpointsAndMetrics(t *testing.T) {
 	if s, _ := get("/healthz"); s != 200 {
 		t.Fatalf("/healthz %d", s)
 	}
-	if s, _ := get("/readyz"); s != 200 {
-		t.Fatalf("/readyz %d", s)
+	if s, body := get("/readyz"); s != 200 || !strings.Contains(body, "version: ") {
+		t.Fatalf("/readyz %d %q: ready, and which build", s, body)
 	}
 	_, body := get("/metrics")
 	for _, want := range []string{
@@ -45,6 +45,7 @@ func TestAdminEndpointsAndMetrics(t *testing.T) {
 		`portcullis_authz_user_cache_misses_total 1`,
 		`portcullis_policy_reloads_total{result="success"} 1`,
 		`portcullis_policy_routes 22`,
+		`portcullis_build_info{go_version="go1.`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/portcullis/portcullis/internal/buildinfo"
 	"github.com/portcullis/portcullis/internal/telemetry"
 	"github.com/portcullis/portcullis/policy"
 	"github.com/portcullis/portcullis/revocation"
@@ -57,7 +58,7 @@ func NewServer(cfg Config, clock Clock, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(GoRuntimeCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(GoRuntimeCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector("authz"))
 	m := newMetrics(reg)
 	s := &Server{cfg: cfg, log: log, registry: reg}
 
@@ -311,7 +312,7 @@ func (s *Server) adminHandler() http.Handler {
 			http.Error(w, "not ready: "+errors.Join(problems...).Error(), http.StatusServiceUnavailable)
 			return
 		}
-		io.WriteString(w, "ready\n")
+		io.WriteString(w, "ready\nversion: "+buildinfo.Get().String()+"\n")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	if s.cfg.AdminPprof {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/portcullis/portcullis/internal/buildinfo"
 	"github.com/portcullis/portcullis/internal/telemetry"
 )
 
@@ -125,7 +126,7 @@ func NewServer(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector("issuer"))
 	// One service layer for the endpoints, the accounts and the adapters.
 	admin := NewAdmin(store, hasher, clock, cfg.AdminLimits())
 	srv, err := NewEndpoints(cfg, store, admin, keys, hasher, clock, log, reg)

@@ -44,6 +44,7 @@ the store its configuration names.`,
 	}
 	root.PersistentFlags().StringVar(&configPath, "config", "", "configuration file (YAML; default $"+envPrefix+"_CONFIG)")
 	st := &state{configPath: &configPath}
+	cli.AddVersion(root)
 	root.AddCommand(newServeCommand(st), newClientsCommand(st), newTenantsCommand(st), newAuditCommand(st), newKeysCommand(st), newAccountsCommand(st), cli.EnvCommand(envPrefix, new(tokenissuer.DefaultConfig())))
 	return cli.Execute(ctx, root, args, stdout, stderr)
 }

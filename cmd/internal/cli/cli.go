@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis/portcullis/cmd/internal/configfile"
+	"github.com/portcullis/portcullis/internal/buildinfo"
 )
 
 // UsageError is a mistake in the command line: exit code 2, with a pointer
@@ -174,4 +176,32 @@ func EnvCommand(envPrefix string, defaults any) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// AddVersion gives root a `version` command and a --version flag, both
+// naming this build (buildinfo): an operator can tell which build a
+// sidecar runs, as with kubectl, opa and istioctl.
+func AddVersion(root *cobra.Command) {
+	v := buildinfo.Get()
+	root.Version = v.String()
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	var output string
+	c := &cobra.Command{
+		Use:     "version",
+		Short:   "Print which build this is",
+		Example: "  " + root.Name() + " version\n  " + root.Name() + " version -o json",
+		Args:    NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			switch output {
+			case "", "text":
+				_, err := fmt.Fprintf(c.OutOrStdout(), "%s %s\n", root.Name(), v)
+				return err
+			case "json":
+				return json.NewEncoder(c.OutOrStdout()).Encode(v)
+			}
+			return UsageError{Msg: fmt.Sprintf("--output %q: use text or json", output), Command: c.CommandPath()}
+		},
+	}
+	c.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	root.AddCommand(c)
 }
