@@ -21,16 +21,8 @@ func runCmd(t *testing.T, args ...string) (string, string, error) {
 	return stdout.String(), stderr.String(), err
 }
 
-func exitCode(err error) int {
-	var ee exitError
-	if errors.As(err, &ee) {
-		return ee.Code
-	}
-	if err != nil {
-		return -1
-	}
-	return 0
-}
+// exitCode is the status the binary would exit with.
+func exitCode(err error) int { return cli.Code(err) }
 
 func TestPolicyLint(t *testing.T) {
 	out, _, err := runCmd(t, "policy", "lint", "../../examples/policy")
@@ -238,5 +230,34 @@ func TestInternalPackagesImportNoProductPackage(t *testing.T) {
 				t.Errorf("internal/ links %s", dep)
 			}
 		}
+	}
+}
+
+// TestMissingInputsAreUsageErrors: a mistyped path exits 2 on every policy
+// command, so a CI gate never reads it as "the policy changed" or "a case
+// failed"; a diff whose policy does not load exits 2 too.
+func TestMissingInputsAreUsageErrors(t *testing.T) {
+	const pol, cases = "../../examples/policy", "../../examples/policy-tests/cases.yaml"
+	for _, args := range [][]string{
+		{"policy", "lint", "no/such/policy"},
+		{"policy", "explain", "no/such/policy", "GET", "/v1/accounts"},
+		{"policy", "test", "no/such/policy", cases},
+		{"policy", "test", pol, "no/such/cases.yaml"},
+		{"policy", "diff", pol, "no/such/policy"},
+		{"policy", "diff", "no/such/policy", pol},
+		{"policy", "diff", pol, "../../policy/testdata/errors/bad-method-and-conflict.yaml"},
+		{"policy", "coverage", "--openapi", "../../policy/coverage/testdata/api.yaml", "no/such/policy"},
+	} {
+		_, stderr, err := runCmd(t, args...)
+		if code := exitCode(err); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (%v)\n%s", args, code, err, stderr)
+		}
+	}
+	// Unchanged: 0; a problem in the policy linted: 1.
+	if _, _, err := runCmd(t, "policy", "diff", pol, pol); exitCode(err) != 0 {
+		t.Errorf("diff of a policy with itself: %v", err)
+	}
+	if _, _, err := runCmd(t, "policy", "lint", "../../policy/testdata/errors/bad-method-and-conflict.yaml"); exitCode(err) != 1 {
+		t.Errorf("lint of a bad policy: %v", err)
 	}
 }

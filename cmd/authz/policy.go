@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -30,6 +31,9 @@ a usage error.`,
 		Example: "  authz policy lint examples/policy",
 		Args:    cli.ExactArgs(1, "POLICY (a file or directory)"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := missingInput(c, "POLICY", args[0]); err != nil {
+				return err
+			}
 			p, err := loadPolicy(args[0], c.ErrOrStderr())
 			if err != nil {
 				return err
@@ -51,6 +55,9 @@ is reported with the reason.`,
 			if err := policy.CheckMethod(args[1]); err != nil {
 				return usageError{Msg: err.Error(), Command: c.CommandPath()}
 			}
+			if err := missingInput(c, "POLICY", args[0]); err != nil {
+				return err
+			}
 			p, err := loadPolicy(args[0], c.ErrOrStderr())
 			if err != nil {
 				return err
@@ -70,6 +77,14 @@ when a case fails (or, with --require-coverage, when a route has no case).`,
 		Example: "  authz policy test examples/policy examples/policy-tests/cases.yaml\n  authz policy test --require-coverage POLICY CASES   # also fail when a route has no case",
 		Args:    cli.ExactArgs(2, "POLICY CASES"),
 		RunE: func(c *cobra.Command, args []string) error {
+			for i, what := range []string{"POLICY", "CASES"} {
+				if err := missingInput(c, what, args[i]); err != nil {
+					return err
+				}
+			}
+			if err := missingInput(c, "POLICY", args[0]); err != nil {
+				return err
+			}
 			p, err := loadPolicy(args[0], c.ErrOrStderr())
 			if err != nil {
 				return err
@@ -91,6 +106,16 @@ when a case fails (or, with --require-coverage, when a route has no case).`,
 	test.Flags().BoolVar(&requireCoverage, "require-coverage", false, "exit 1 when a route is exercised by no case")
 	c.AddCommand(test, newCoverageCommand(), newDiffCommand())
 	return c
+}
+
+// missingInput is exit status 2 for an input path that cannot be read: a
+// mistyped path is a usage error, never "the policy changed" or "a case
+// failed" to the CI gate reading the status.
+func missingInput(c *cobra.Command, what, path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return cli.UsageError{Msg: fmt.Sprintf("%s %s: %v", what, path, errors.Unwrap(err)), Command: c.CommandPath()}
+	}
+	return nil
 }
 
 // loadPolicy loads the policy, printing every problem on its own line.
@@ -130,6 +155,9 @@ Exit status 0 when policy and document agree, 1 when there are findings.`,
 		RunE: func(c *cobra.Command, args []string) error {
 			if openAPI == "" {
 				return usageError{Command: c.CommandPath(), Msg: "--openapi is required: the API's OpenAPI document"}
+			}
+			if err := missingInput(c, "POLICY", args[0]); err != nil {
+				return err
 			}
 			p, err := loadPolicy(args[0], c.ErrOrStderr())
 			if err != nil {
@@ -187,17 +215,25 @@ now public or no longer public, fewer, more or other scopes, a changed user rule
 with the routes and file:line:col on both sides. The requests are derived from both
 policies' templates (each template instantiated, and at each position every literal
 another route has there: the boundaries between overlapping routes), not sampled.
-Exit status 0 when nothing changes, 1 when something does: for a pull request.`,
+Exit status 0 when nothing changes, 1 when something does (for a pull request),
+2 when a policy cannot be read or loaded.`,
 		Example: "  authz policy diff main-branch/policy policy\n  authz policy diff --json old/ new/ | jq '.[] | select(.kind == \"now-public\")'",
 		Args:    cli.ExactArgs(2, "OLD NEW"),
 		RunE: func(c *cobra.Command, args []string) error {
+			for i, what := range []string{"OLD", "NEW"} {
+				if err := missingInput(c, what, args[i]); err != nil {
+					return err
+				}
+			}
+			// A policy that does not load cannot be compared: exit 2, not
+			// the 1 that means "decisions change".
 			old, err := loadPolicy(args[0], c.ErrOrStderr())
 			if err != nil {
-				return err
+				return exitError{Code: 2}
 			}
 			next, err := loadPolicy(args[1], c.ErrOrStderr())
 			if err != nil {
-				return err
+				return exitError{Code: 2}
 			}
 			changes := policy.Diff(old, next)
 			if asJSON {

@@ -65,32 +65,40 @@ func Execute(ctx context.Context, root *cobra.Command, args []string, stdout, st
 	return root.ExecuteContext(ctx)
 }
 
-// Exit ends the program as err says: 0 for nil, the code of an ExitError,
-// 2 for a usage error (and how to get help) or an unreachable server, else 1,
-// with the error on one line.
-func Exit(program string, err error) {
+// Code is the exit status err means: 0 for nil, the code of an ExitError,
+// 2 for a usage error or an unreachable server, else 1.
+func Code(err error) int {
 	var ue UsageError
 	var ee ExitError
 	var unreachable UnreachableError
 	switch {
 	case err == nil:
-		os.Exit(0)
+		return 0
 	case errors.As(err, &ee):
-		os.Exit(ee.Code)
+		return ee.Code
+	case errors.As(err, &ue), errors.As(err, &unreachable):
+		return 2
+	}
+	return 1
+}
+
+// Exit ends the program with Code(err), printing the error on one line
+// (and, for a usage error, how to get help).
+func Exit(program string, err error) {
+	var ue UsageError
+	var ee ExitError
+	switch {
+	case err == nil, errors.As(err, &ee):
 	case errors.As(err, &ue):
 		cmd := ue.Command
 		if cmd == "" {
 			cmd = program
 		}
 		fmt.Fprintf(os.Stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd, err, cmd)
-		os.Exit(2)
-	case errors.As(err, &unreachable):
-		fmt.Fprintf(os.Stderr, "%s: %v\n", program, err)
-		os.Exit(2)
 	default:
 		fmt.Fprintf(os.Stderr, "%s: %v\n", program, err)
-		os.Exit(1)
 	}
+	os.Exit(Code(err))
 }
 
 // Group is the RunE of a command that only holds subcommands: run bare or
