@@ -368,3 +368,25 @@ func DefaultKeyEncryptionKeyFile(cfg StoreConfig) string {
 	}
 	return filepath.Join(filepath.Dir(beside), "issuer-key-encryption.key")
 }
+
+// Describe names the store for people and logs: the driver and the SQLite
+// file's absolute path, or the PostgreSQL host and database, never a
+// password.
+func (c StoreConfig) Describe() string {
+	if c.Driver == "sqlite" {
+		path, err := filepath.Abs(c.SQLitePath)
+		if err != nil {
+			path = c.SQLitePath
+		}
+		return "sqlite " + path
+	}
+	where := c.PostgresDSN
+	if u, err := url.Parse(where); err == nil && u.Host != "" {
+		where = u.Host + u.Path
+	} else if i := strings.LastIndexByte(where, '@'); i >= 0 {
+		where = where[i+1:]
+	} else {
+		where = "(connection string not shown)"
+	}
+	return c.Driver + " " + where
+}

@@ -237,7 +237,7 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, len(servers))
 	go func() { errc <- servers[0].Serve(s.listener) }()
 	go func() { errc <- servers[1].Serve(s.adminListener) }()
-	s.log.Info("issuer listening", "addr", s.listener.Addr().String(), "admin", s.adminListener.Addr().String(), "issuer", s.cfg.Issuer)
+	s.log.Info("issuer listening", "addr", s.listener.Addr().String(), "admin", s.adminListener.Addr().String(), "issuer", s.cfg.Issuer, "store", s.cfg.Store.Describe())
 
 	var runErr error
 	select {

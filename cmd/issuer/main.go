@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -72,13 +71,7 @@ func (s *state) configForState(c *cobra.Command) (tokenissuer.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	where := cfg.Store.PostgresDSN
-	if cfg.Store.Driver == "sqlite" {
-		where, _ = filepath.Abs(cfg.Store.SQLitePath)
-	} else if i := strings.LastIndexByte(where, '@'); i >= 0 {
-		where = where[i+1:] // never print a password
-	}
-	fmt.Fprintf(c.ErrOrStderr(), "store: %s %s\n", cfg.Store.Driver, where)
+	fmt.Fprintf(c.ErrOrStderr(), "store: %s\n", cfg.Store.Describe())
 	return cfg, nil
 }
 
@@ -117,7 +110,8 @@ GET /healthz and GET /metrics on listen. SIGTERM drains in-flight requests.`,
 		Example: "  issuer serve --config examples/issuer.yaml",
 		Args:    cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cfg, err := st.config()
+			// Never a store made silently in the current directory.
+			cfg, err := st.configForState(c)
 			if err != nil {
 				return err
 			}

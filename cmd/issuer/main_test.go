@@ -376,3 +376,18 @@ func TestCreateWritesTheSecretToAFileOnce(t *testing.T) {
 		t.Fatal("the file's secret does not authenticate the client")
 	}
 }
+
+// TestServeNeedsAConfiguration: `issuer serve` never makes a store in the
+// current directory unasked.
+func TestServeNeedsAConfiguration(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("PORTCULLIS_ISSUER_CONFIG", "")
+	_, stderr, err := runIssuer(t, "serve")
+	var ue usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--config") {
+		t.Fatalf("serve without a configuration: %v\n%s", err, stderr)
+	}
+	if _, err := os.Stat("issuer.db"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("serve made ./issuer.db: %v", err)
+	}
+}
