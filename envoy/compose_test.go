@@ -29,7 +29,14 @@ type composeFile struct {
 		Environment map[string]string `yaml:"environment"`
 		DependsOn   any               `yaml:"depends_on"`
 		Profiles    []string          `yaml:"profiles"`
-		Networks    map[string]struct {
+		Restart     string            `yaml:"restart"`
+		Healthcheck *struct {
+			Test     []string `yaml:"test"`
+			Interval string   `yaml:"interval"`
+			Timeout  string   `yaml:"timeout"`
+			Retries  int      `yaml:"retries"`
+		} `yaml:"healthcheck"`
+		Networks map[string]struct {
 			IPv4Address string `yaml:"ipv4_address"`
 		} `yaml:"networks"`
 	} `yaml:"services"`
@@ -305,6 +312,28 @@ func TestComposeFollowsTheRevocationFeed(t *testing.T) {
 		strictYAML(t, p, &c)
 		if !c.Revocation.Enabled {
 			t.Errorf("%s ships with revocation off", p)
+		}
+	}
+}
+
+// TestComposePostgresProfileWaitsForTheDatabase: the replicas start once
+// PostgreSQL answers (a healthcheck and depends_on service_healthy), and
+// restart if they still lose the race.
+func TestComposePostgresProfileWaitsForTheDatabase(t *testing.T) {
+	c := readCompose(t)
+	pg := c.Services["postgres"]
+	if pg.Healthcheck == nil || len(pg.Healthcheck.Test) < 2 || pg.Healthcheck.Test[1] != "pg_isready" {
+		t.Fatalf("postgres has no pg_isready healthcheck: %+v", pg.Healthcheck)
+	}
+	for _, name := range []string{"issuer-replica-a", "issuer-replica-b"} {
+		svc, ok := c.Services[name]
+		if !ok {
+			t.Fatalf("no service %s", name)
+		}
+		deps, _ := svc.DependsOn.(map[string]any)
+		cond, _ := deps["postgres"].(map[string]any)
+		if cond["condition"] != "service_healthy" || svc.Restart == "" {
+			t.Errorf("%s: depends_on %v, restart %q; want postgres service_healthy and a restart policy", name, svc.DependsOn, svc.Restart)
 		}
 	}
 }

@@ -61,6 +61,9 @@ type StoreConfig struct {
 	SecretHashKeyFile string `yaml:"secret_hash_key_file"`
 	// SecretHashKey is the same key given inline (base64); it wins over the file.
 	SecretHashKey string `yaml:"secret_hash_key" secret:"inline"`
+	// ConnectTimeout is how long the issuer keeps trying to reach
+	// PostgreSQL at start (a database starting beside it) before giving up.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 }
 
 // KeysConfig configures token signing keys.
@@ -201,6 +204,7 @@ func DefaultConfig() Config {
 			Driver:            "sqlite",
 			SQLitePath:        "issuer.db",
 			SecretHashKeyFile: "issuer-secret-hash.key",
+			ConnectTimeout:    30 * time.Second,
 		},
 		Keys: KeysConfig{
 			Algorithm:      "ES256",
@@ -344,6 +348,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Portal.SignInDelay < 0 || c.Portal.SignInDelay > 10*time.Second {
 		bad("portal.sign_in_delay", "%s must be between 0 and 10s (it doubles up to 16 times that)", c.Portal.SignInDelay)
+	}
+	if c.Store.ConnectTimeout < 0 {
+		bad("store.connect_timeout", "must not be negative (0: try once)")
 	}
 	if c.Tenants.MaxClients < 0 {
 		bad("tenants.max_clients", "must not be negative (0: no quota)")

@@ -17,6 +17,30 @@ import (
 	"github.com/portcullis/portcullis/internal/telemetry"
 )
 
+// openPostgresRetrying opens the PostgreSQL store, retrying with a growing
+// pause for store.connect_timeout: a database that starts beside the issuer
+// (compose, a Kubernetes rollout) is often not accepting connections yet,
+// and an issuer that exits at once only adds a restart loop.
+func openPostgresRetrying(ctx context.Context, cfg StoreConfig) (*PostgresStore, error) {
+	deadline := time.Now().Add(cfg.ConnectTimeout)
+	pause := 250 * time.Millisecond
+	for {
+		s, err := OpenPostgres(ctx, cfg.PostgresDSN)
+		if err == nil || ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
+			if err != nil && cfg.ConnectTimeout > 0 {
+				err = fmt.Errorf("%w (tried for store.connect_timeout, %s)", err, cfg.ConnectTimeout)
+			}
+			return s, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
+}
+
 // OpenStore opens the store the configuration selects, and gives tenants
 // that clients name but that have no record yet one (stores written before
 // tenants were records).
@@ -27,7 +51,7 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (Store, error) {
 	case "sqlite":
 		s, err = OpenSQLite(ctx, cfg.SQLitePath)
 	case "postgres":
-		s, err = OpenPostgres(ctx, cfg.PostgresDSN)
+		s, err = openPostgresRetrying(ctx, cfg)
 	default:
 		return nil, fmt.Errorf("store.driver %q is not supported by this build", cfg.Driver)
 	}

@@ -3,6 +3,7 @@ package tokenissuer
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -64,5 +65,27 @@ func TestBadConfigFailsAtStartup(t *testing.T) {
 	cfg.Keys.Algorithm = "none"
 	if _, err := NewServer(context.Background(), cfg, SystemClock{}, discardLogger()); err == nil || !strings.Contains(err.Error(), "keys.algorithm") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// TestPostgresIsRetriedAtStart: a database that is not accepting
+// connections yet is tried again until store.connect_timeout, and the
+// error then says so.
+func TestPostgresIsRetriedAtStart(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	cfg := StoreConfig{Driver: "postgres", PostgresDSN: "postgres://portcullis@" + addr + "/portcullis?sslmode=disable&connect_timeout=1", ConnectTimeout: 600 * time.Millisecond}
+	_, err = OpenStore(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "store.connect_timeout") {
+		t.Fatalf("an unreachable database: %v", err)
+	}
+	cfg.ConnectTimeout = 0
+	if _, err := OpenStore(context.Background(), cfg); err == nil || strings.Contains(err.Error(), "store.connect_timeout") {
+		t.Fatalf("with no connect timeout, one try: %v", err)
 	}
 }
