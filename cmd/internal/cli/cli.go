@@ -156,6 +156,9 @@ func ConfigPath(flag, envPrefix string) string {
 // ConfigPath), applies the environment overrides and validates the result,
 // naming the file in the error.
 func LoadConfig(path, envPrefix string, dst Validator) error {
+	if err := configfile.CheckEnv(envPrefix, dst, os.Environ()); err != nil {
+		return err
+	}
 	if err := configfile.Load(path, envPrefix, dst); err != nil {
 		return err
 	}

@@ -310,3 +310,31 @@ func setFromString(fv reflect.Value, raw string) error {
 	}
 	return nil
 }
+
+// CheckEnv refuses variables that begin with prefix + "_" but name no
+// setting of dst (nor prefix_CONFIG): a misspelt variable would otherwise
+// be ignored in silence, while a misspelt key in the file is an error.
+// Each comes with the closest real name.
+func CheckEnv(prefix string, dst any, environ []string) error {
+	known := map[string]reflect.StructField{prefix + "_CONFIG": {}}
+	for _, name := range EnvNames(prefix, dst) {
+		known[name] = reflect.StructField{}
+	}
+	var problems []error
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, prefix+"_") {
+			continue
+		}
+		if _, ok := known[name]; ok {
+			continue
+		}
+		msg := fmt.Sprintf("environment variable %s names no setting", name)
+		if near := closest(name, known); near != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", near)
+		}
+		problems = append(problems, errors.New(msg+"; `env` lists them all"))
+	}
+	sort.Slice(problems, func(i, j int) bool { return problems[i].Error() < problems[j].Error() })
+	return errors.Join(problems...)
+}

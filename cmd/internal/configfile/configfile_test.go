@@ -140,3 +140,16 @@ func TestInlineSecretsNeedAnOwnerOnlyFile(t *testing.T) {
 		}
 	}
 }
+
+// TestMisspeltVariablesAreRefused: as a misspelt key in the file is.
+func TestMisspeltVariablesAreRefused(t *testing.T) {
+	t.Parallel()
+	var s settings
+	err := CheckEnv("TEST", &s, []string{"TEST_KEYS_ALGORITM=EdDSA", "TEST_LISTEN=x", "TEST_CONFIG=f.yaml", "OTHER_THING=1", "TESTING=1"})
+	if err == nil || !strings.Contains(err.Error(), "TEST_KEYS_ALGORITM names no setting (did you mean TEST_KEYS_ALGORITHM?)") {
+		t.Fatalf("%v", err)
+	}
+	if err := CheckEnv("TEST", &s, []string{"TEST_LISTEN=x", "TEST_CONFIG=f.yaml", "PATH=/bin"}); err != nil {
+		t.Fatalf("only real names: %v", err)
+	}
+}
