@@ -13,7 +13,10 @@ pg_bin_dir() {
 
 PG_BIN="$(pg_bin_dir)"
 if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
-	echo "PostgreSQL server binaries not found; installing them"
+	echo "PostgreSQL server binaries not found; installing Debian's postgresql package with apt-get" >&2
+	if [ "$(id -u)" != 0 ]; then
+		echo "(this asks sudo; to avoid it, install postgresql yourself, or skip the PostgreSQL tests by not sourcing this file)" >&2
+	fi
 	if [ "$(id -u)" = 0 ]; then
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 	else
