@@ -48,7 +48,7 @@ secret) lives in the state directory, owner-only. Ctrl-C stops both.
 It listens on loopback: the issuer on 8080 (its admin API and portal on 8081)
 and authz on 9001 (admin 9002), or, with --listen-base N, on N to N+3. When one
 of them is taken it takes free ports instead and says which.`,
-		Example: "  go run ./cmd/portcullis local\n  portcullis local --state /tmp/portcullis --listen-base 18080",
+		Example: "  portcullis local\n  portcullis local --state /tmp/portcullis --listen-base 18080",
 		Args:    cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if base < 0 || base > 65532 {
@@ -285,7 +285,7 @@ func ensureDemoAccounts(ctx context.Context, issuer *tokenissuer.Server, path st
 }
 
 func printLocalHelp(w io.Writer, stateDir string, icfg tokenissuer.Config, acfg authz.Config, demo demoClient, people []demoAccount) {
-	check := "go run ./cmd/authz check"
+	check := "authz check"
 	if acfg.Listen != "127.0.0.1:9001" {
 		check += " --addr " + acfg.Listen
 	}
@@ -310,7 +310,7 @@ Revoke the token (RFC 7009); authz refuses it within a second (401 token-revoked
   curl -s -u %s:%s -d token="$TOKEN" %s/oauth2/revoke
   CHECK --token "$TOKEN" GET /v1/accounts/42
 
-Explain a route:  go run ./cmd/authz policy explain %s GET /v1/accounts/42
+Explain a route:  authz policy explain %s GET /v1/accounts/42
 `, icfg.Issuer, stateDir, acfg.Listen, acfg.AdminListen, acfg.Policy, acfg.Users.File, demo.ClientID, demo.ClientSecret, icfg.Issuer, demo.ClientID, demo.ClientSecret, icfg.Issuer, acfg.Policy)
 	_, _ = io.WriteString(w, strings.ReplaceAll(text, "  CHECK", "  "+check))
 	fmt.Fprintf(w, "\nThe Enterprise Portal: %s\n", icfg.PortalURL())

@@ -97,4 +97,3 @@ func TestLocalRunsFromAnyDirectoryWithAPortTaken(t *testing.T) {
 		t.Fatalf("local after Ctrl-C: %v", err)
 	}
 }
-

@@ -147,7 +147,7 @@ func TestAlertRulesParseAndQueryExportedMetrics(t *testing.T) {
 	if err := dec.Decode(&rules); err != nil {
 		t.Fatalf("alerts.yaml: %v", err)
 	}
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestAlertRulesParseAndQueryExportedMetrics(t *testing.T) {
 				t.Errorf("%s: needs a summary and a description (what to do)", r.Alert)
 			}
 			if !bytes.Contains(readme, []byte(r.Alert)) {
-				t.Errorf("%s is not explained in README.md (Operating it)", r.Alert)
+				t.Errorf("%s is not explained in docs/operations.md", r.Alert)
 			}
 		}
 	}
