@@ -38,6 +38,10 @@ const (
 	ReasonOverloaded Reason = "overloaded"
 )
 
+// DenialReasons lists every reason answered with a denial: the codes of
+// the decision log, the metrics and the policy test cases' expect.
+func DenialReasons() []Reason { return reasonsWithDenials() }
+
 // reasonsWithDenials lists every reason that is answered with a denial.
 func reasonsWithDenials() []Reason {
 	out := make([]Reason, 0, len(denialSpecs))

@@ -4,18 +4,20 @@
 package policycases
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/internal/configfile"
+	"github.com/portcullis/portcullis/internal/suggest"
 	"github.com/portcullis/portcullis/policy"
 )
 
@@ -71,6 +73,16 @@ type Result struct {
 	Route *policy.Route
 }
 
+// expectations are what a case may expect: allow, public, or a reason.
+func expectations() []string {
+	out := []string{"allow", "public"}
+	for _, r := range authz.DenialReasons() {
+		out = append(out, string(r))
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Load reads and checks a cases file.
 func Load(path string) ([]Case, error) {
 	data, err := os.ReadFile(path)
@@ -81,11 +93,11 @@ func Load(path string) ([]Case, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	// Strictly, in the file's words: an unknown key with the closest known
+	// one, a value of the wrong kind, each at its line and column.
 	var f File
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := configfile.Decode(path, data, &f); err != nil {
+		return nil, err
 	}
 	if f.Version != 1 {
 		return nil, fmt.Errorf("%s: write `version: 1` at the top", path)
@@ -106,6 +118,12 @@ func Load(path string) ([]Case, error) {
 		}
 		if c.Expect == "" {
 			errs = append(errs, fmt.Errorf("%s: case %q needs expect: allow, or a denial reason such as missing-scope", where, c.Name))
+		} else if !slices.Contains(expectations(), c.Expect) {
+			msg := fmt.Sprintf("%s: case %q: expect %q is not allow, public or a denial reason", where, c.Name, c.Expect)
+			if near := suggest.Closest(c.Expect, expectations()); near != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", near)
+			}
+			errs = append(errs, errors.New(msg))
 		}
 		if c.User != nil {
 			switch c.User.Status {

@@ -83,3 +83,28 @@ func TestBadCasesFileIsRejected(t *testing.T) {
 		}
 	}
 }
+
+// TestCasesFileProblemsSpeakTheFilesLanguage: a cases file is held to the
+// configuration files' standard: file:line:col, the closest known name,
+// never a Go type; and an expect that is no outcome is refused.
+func TestCasesFileProblemsSpeakTheFilesLanguage(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, tc := range map[string]struct{ content, want string }{
+		"misspelt key": {"version: 1\ncases:\n  - name: x\n    methd: GET\n    path: /\n    expect: allow\n",
+			`:4:5: unknown setting "cases.methd" (did you mean "cases.method"?)`},
+		"wrong kind": {"version: one\ncases: []\n", `:1:10: version: "one" is`},
+		"misspelt expect": {"version: 1\ncases:\n  - {name: x, method: GET, path: /, expect: publik}\n",
+			`expect "publik" is not allow, public or a denial reason (did you mean "public"?)`},
+	} {
+		file := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yaml")
+		os.WriteFile(file, []byte(tc.content), 0o644)
+		_, err := Load(file)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), file) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "policycases.") || strings.Contains(err.Error(), "!!str")) {
+			t.Errorf("%s: a Go type or YAML tag in %q", name, err)
+		}
+	}
+}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/portcullis/portcullis/cmd/internal/configfile"
+	"github.com/portcullis/portcullis/internal/configfile"
 	"github.com/portcullis/portcullis/internal/buildinfo"
 )
 

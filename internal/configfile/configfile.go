@@ -49,6 +49,12 @@ func Load(path, prefix string, dst any) error {
 	return applyEnv(reflect.ValueOf(dst).Elem(), prefix, os.LookupEnv)
 }
 
+// Decode reads YAML raw (from path) into dst strictly, as Load reads a
+// configuration file: every problem at once, each as path:line:col in the
+// file's own words, never Go's. Other YAML inputs (policy test cases) are
+// held to the same standard through it.
+func Decode(path string, raw []byte, dst any) error { return decode(path, raw, dst) }
+
 func decode(path string, raw []byte, dst any) error {
 	if serr := yamlsyntax.Check(raw); serr != nil {
 		return fmt.Errorf("%s:%d: YAML syntax error: %s", path, serr.Line, serr.Message)
@@ -120,6 +126,9 @@ func (c *checker) add(n *yaml.Node, format string, args ...any) {
 func (c *checker) check(n *yaml.Node, t reflect.Type, setting string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
 	}
 	switch {
 	case t == durationType:

@@ -1,4 +1,4 @@
-package configfile
+package examples
 
 import (
 	"os"
@@ -7,6 +7,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/internal/configfile"
 	"github.com/portcullis/portcullis/tokenissuer"
 )
 
@@ -18,8 +19,8 @@ var retired = map[string]bool{"rate_limit.trust_forwarded_for": true}
 // line, each line is a setting, and the file loads and validates.
 func TestExamplesDocumentEverySetting(t *testing.T) {
 	for file, cfg := range map[string]interface{ Validate() error }{
-		"../../../examples/authz.yaml":  new(authz.DefaultConfig()),
-		"../../../examples/issuer.yaml": new(tokenissuer.DefaultConfig()),
+		"authz.yaml":  new(authz.DefaultConfig()),
+		"issuer.yaml": new(tokenissuer.DefaultConfig()),
 	} {
 		raw, err := os.ReadFile(file)
 		if err != nil {
@@ -33,7 +34,10 @@ func TestExamplesDocumentEverySetting(t *testing.T) {
 		var walk func(n *yaml.Node, prefix string)
 		walk = func(n *yaml.Node, prefix string) {
 			for i := 0; i+1 < len(n.Content); i += 2 {
-				path := join(prefix, n.Content[i].Value)
+				path := n.Content[i].Value
+				if prefix != "" {
+					path = prefix + "." + path
+				}
 				if n.Content[i+1].Kind == yaml.MappingNode {
 					walk(n.Content[i+1], path)
 					continue
@@ -42,15 +46,15 @@ func TestExamplesDocumentEverySetting(t *testing.T) {
 			}
 		}
 		walk(doc.Content[0], "")
-		if paths, names := SettingPaths(cfg), EnvNames("P", cfg); len(paths) != len(names) {
+		if paths, names := configfile.SettingPaths(cfg), configfile.EnvNames("P", cfg); len(paths) != len(names) {
 			t.Errorf("%d settings but %d environment variables", len(paths), len(names))
 		}
-		for _, path := range SettingPaths(cfg) {
+		for _, path := range configfile.SettingPaths(cfg) {
 			if !documented[path] && !retired[path] {
 				t.Errorf("%s does not document %s", file, path)
 			}
 		}
-		if err := Load(file, "PORTCULLIS_EXAMPLE_UNUSED", cfg); err != nil {
+		if err := configfile.Load(file, "PORTCULLIS_EXAMPLE_UNUSED", cfg); err != nil {
 			t.Errorf("%s: %v", file, err)
 		}
 		if err := cfg.Validate(); err != nil {
