@@ -16,8 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/portcullis/portcullis/internal/configfile"
 	"github.com/portcullis/portcullis/internal/buildinfo"
+	"github.com/portcullis/portcullis/internal/configfile"
 )
 
 // UsageError is a mistake in the command line: exit code 2, with a pointer
