@@ -38,6 +38,7 @@ allows (with trusted headers for the upstream) or denies with a precise JSON bod
 		Args: cobra.ArbitraryArgs,
 		RunE: cli.Group,
 	}
+	cli.AddOutput(root)
 	cli.AddVersion(root)
 	root.AddCommand(newServeCommand(), newCheckCommand(), newPolicyCommand(), cli.EnvCommand(envPrefix, new(authz.DefaultConfig())))
 	return root

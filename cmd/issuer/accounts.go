@@ -74,7 +74,7 @@ func accountCommand(st *state, use, short, example string, args cobra.Positional
 			if err != nil {
 				return err
 			}
-			return printJSON(c.OutOrStdout(), out)
+			return cli.Print(c, out)
 		},
 	}
 }

@@ -109,7 +109,7 @@ before and after. Never a secret. Page with --after SEQ (the last seq seen).`,
 			if err != nil {
 				return err
 			}
-			return printJSON(c.OutOrStdout(), records)
+			return cli.Print(c, records)
 		},
 	}
 	f := c.Flags()

@@ -22,6 +22,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Args:  cobra.ArbitraryArgs,
 		RunE:  cli.Group,
 	}
+	cli.AddOutput(root)
 	cli.AddVersion(root)
 	root.AddCommand(newLocalCommand(), newLoadCommand())
 	root.AddCommand(newLoadServerCommands()...)

@@ -5,19 +5,21 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/portcullis/portcullis/internal/buildinfo"
 	"github.com/portcullis/portcullis/internal/configfile"
+	"github.com/portcullis/portcullis/internal/suggest"
 )
 
 // UsageError is a mistake in the command line: exit code 2, with a pointer
@@ -60,8 +62,10 @@ func Execute(ctx context.Context, root *cobra.Command, args []string, stdout, st
 	root.SetErr(stderr)
 	root.SilenceErrors, root.SilenceUsage = true, true
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return UsageError{Msg: err.Error(), Command: c.CommandPath()}
+		return UsageError{Msg: err.Error() + flagSuggestion(c, err), Command: c.CommandPath()}
 	})
+	// A mistyped command gets the closest one, as a mistyped key does.
+	root.SuggestionsMinimumDistance = 2
 	return root.ExecuteContext(ctx)
 }
 
@@ -113,7 +117,11 @@ func Group(c *cobra.Command, args []string) error {
 	if len(args) == 0 {
 		return UsageError{Msg: fmt.Sprintf("a command is required: %v", names), Command: c.CommandPath()}
 	}
-	return UsageError{Msg: fmt.Sprintf("unknown command %q; choose from %v", args[0], names), Command: c.CommandPath()}
+	msg := fmt.Sprintf("unknown command %q; choose from %v", args[0], names)
+	if near := suggest.Closest(args[0], names); near != "" {
+		msg = fmt.Sprintf("unknown command %q (did you mean %q?); choose from %v", args[0], near, names)
+	}
+	return UsageError{Msg: msg, Command: c.CommandPath()}
 }
 
 // ExactArgs requires n positional arguments, named in what ("METHOD PATH").
@@ -191,28 +199,44 @@ func EnvCommand(envPrefix string, defaults any) *cobra.Command {
 
 // AddVersion gives root a `version` command and a --version flag, both
 // naming this build (buildinfo): an operator can tell which build a
-// sidecar runs, as with kubectl, opa and istioctl.
+// sidecar runs, as with kubectl, opa and istioctl. `version -o json|yaml`
+// prints it for scripts.
 func AddVersion(root *cobra.Command) {
 	v := buildinfo.Get()
 	root.Version = v.String()
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
-	var output string
-	c := &cobra.Command{
+	root.AddCommand(&cobra.Command{
 		Use:     "version",
 		Short:   "Print which build this is",
 		Example: "  " + root.Name() + " version\n  " + root.Name() + " version -o json",
 		Args:    NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			switch output {
-			case "", "text":
-				_, err := fmt.Fprintf(c.OutOrStdout(), "%s %s\n", root.Name(), v)
-				return err
-			case "json":
-				return json.NewEncoder(c.OutOrStdout()).Encode(v)
+			if f := c.Flag("output"); f != nil && (f.Value.String() == "json" || f.Value.String() == "yaml") {
+				return Print(c, v)
 			}
-			return UsageError{Msg: fmt.Sprintf("--output %q: use text or json", output), Command: c.CommandPath()}
+			_, err := fmt.Fprintf(c.OutOrStdout(), "%s %s\n", root.Name(), v)
+			return err
 		},
+	})
+}
+
+// flagSuggestion is " (did you mean --x?)" for an unknown flag near a real
+// one of c.
+func flagSuggestion(c *cobra.Command, err error) string {
+	msg := err.Error()
+	i := strings.Index(msg, "unknown flag: --")
+	if i < 0 {
+		return ""
 	}
-	c.Flags().StringVarP(&output, "output", "o", "text", "text or json")
-	root.AddCommand(c)
+	name := strings.Fields(msg[i+len("unknown flag: --"):])
+	if len(name) == 0 {
+		return ""
+	}
+	var known []string
+	c.Flags().VisitAll(func(f *pflag.Flag) { known = append(known, f.Name) })
+	c.InheritedFlags().VisitAll(func(f *pflag.Flag) { known = append(known, f.Name) })
+	if near := suggest.Closest(name[0], known); near != "" {
+		return " (did you mean --" + near + "?)"
+	}
+	return ""
 }
