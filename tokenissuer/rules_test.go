@@ -16,12 +16,7 @@ import (
 // that adapter forgets to check, these are the outcomes.
 func TestTheServiceDecidesWhoMayDoWhat(t *testing.T) {
 	t.Parallel()
-	iss := issuertest.Start(t, issuertest.Options{TenantID: "acme", Scopes: []string{"a"}})
-	admin := iss.Server.Admin()
-	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:ops", Operator: true})
-	if _, err := admin.CreateTenant(ops, tokenissuer.NewTenant{ID: "globex", ScopeCeiling: []string{"a"}}); err != nil {
-		t.Fatal(err)
-	}
+	iss, admin, ops := twoTenants(t)
 	actors := map[issuertest.Role]context.Context{
 		issuertest.Operator:    ops,
 		issuertest.AcmeAdmin:   tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "account:ada@acme.example", TenantID: "acme"}),
@@ -100,12 +95,7 @@ func TestTheServiceDecidesWhoMayDoWhat(t *testing.T) {
 // sees its own alone.
 func TestAnotherTenantsTenantListIsItsOwn(t *testing.T) {
 	t.Parallel()
-	iss := issuertest.Start(t, issuertest.Options{TenantID: "acme", Scopes: []string{"a"}})
-	admin := iss.Server.Admin()
-	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:ops", Operator: true})
-	if _, err := admin.CreateTenant(ops, tokenissuer.NewTenant{ID: "globex", ScopeCeiling: []string{"a"}}); err != nil {
-		t.Fatal(err)
-	}
+	_, admin, _ := twoTenants(t)
 	list, err := admin.Tenants(tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "client:acme-bot", TenantID: "acme"}))
 	if err != nil || len(list) != 1 || list[0].ID != "acme" {
 		t.Fatalf("acme's list of tenants: %v %v", err, list)
@@ -164,4 +154,17 @@ func TestATenantsClientsAreBoundedByAQuota(t *testing.T) {
 	if _, _, err := admin.CreateClient(bot, tokenissuer.NewClient{Name: "in its place", Scopes: []string{"a"}}); err != nil {
 		t.Fatalf("after a delete: %v", err)
 	}
+}
+
+// twoTenants is an issuer with tenants acme (and its client acme-app) and
+// globex, its service, and an operator's context.
+func twoTenants(t *testing.T) (*issuertest.Issuer, *tokenissuer.Admin, context.Context) {
+	t.Helper()
+	iss := issuertest.Start(t, issuertest.Options{TenantID: "acme", Scopes: []string{"a"}})
+	admin := iss.Server.Admin()
+	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:ops", Operator: true})
+	if _, err := admin.CreateTenant(ops, tokenissuer.NewTenant{ID: "globex", ScopeCeiling: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	return iss, admin, ops
 }
