@@ -10,7 +10,9 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/portcullis/portcullis/authz"
@@ -82,7 +84,7 @@ func check(ctx context.Context, o checkOptions, method, path string, stdout io.W
 	defer cancel()
 	resp, err := authv3.NewAuthorizationClient(conn).Check(cctx, req)
 	if err != nil {
-		return cli.UnreachableError{Err: fmt.Errorf("authz at %s did not answer: %w", o.addr, err)}
+		return cli.UnreachableError{Err: unreachable(o.addr, o.timeout, err)}
 	}
 	if o.showJSON {
 		fmt.Fprintln(stdout, protojson.Format(resp))
@@ -117,3 +119,31 @@ func printDecision(w io.Writer, resp *authv3.CheckResponse) {
 		fmt.Fprintf(w, "  metadata %s\n", protojson.Format(md))
 	}
 }
+
+// unreachable says in people's words why authz did not answer, keeping the
+// gRPC error underneath for errors.Is.
+func unreachable(addr string, timeout time.Duration, err error) error {
+	var why string
+	switch st, _ := status.FromError(err); {
+	case st.Code() == codes.Unavailable && strings.Contains(st.Message(), "connection refused"):
+		why = "nothing listens there; is authz running (authz serve), and is --addr its listen address?"
+	case st.Code() == codes.Unavailable:
+		why = "it cannot be reached (" + st.Message() + ")"
+	case st.Code() == codes.DeadlineExceeded:
+		why = fmt.Sprintf("no answer within --timeout %s", timeout)
+	case st.Code() == codes.Unimplemented:
+		why = "what listens there is not an ext_authz server"
+	default:
+		why = st.Message()
+	}
+	return notAnswered{msg: fmt.Sprintf("authz at %s did not answer: %s", addr, why), err: err}
+}
+
+// notAnswered prints people's words and unwraps to the gRPC error.
+type notAnswered struct {
+	msg string
+	err error
+}
+
+func (e notAnswered) Error() string { return e.msg }
+func (e notAnswered) Unwrap() error { return e.err }

@@ -108,6 +108,10 @@ func TestCheckTellsAnOutageFromADenial(t *testing.T) {
 	if !errors.As(err, &unreachable) {
 		t.Fatalf("unreachable authz: %v, want an UnreachableError (exit 2)", err)
 	}
+	// In people's words, not gRPC's.
+	if msg := err.Error(); !strings.Contains(msg, "is authz running") || strings.Contains(msg, "rpc error") {
+		t.Fatalf("unreachable authz: %q", msg)
+	}
 }
 
 func TestExplainRefusesAnUnknownMethod(t *testing.T) {
