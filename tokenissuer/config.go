@@ -142,7 +142,7 @@ type RateLimitConfig struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// TrustForwardedFor is the setting TrustedProxies replaced: trusting
 	// X-Forwarded-For from anyone let clients pick their address.
-	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
+	TrustForwardedFor bool `yaml:"trust_forwarded_for" retired:"true"`
 }
 
 // AuditConfig configures the audit trail of client and tenant changes.

@@ -347,3 +347,70 @@ func CheckEnv(prefix string, dst any, environ []string) error {
 	sort.Slice(problems, func(i, j int) bool { return problems[i].Error() < problems[j].Error() })
 	return errors.Join(problems...)
 }
+
+// EnvVar is one environment variable that overrides a setting.
+type EnvVar struct {
+	Name    string `json:"name"`
+	Setting string `json:"setting"`
+	// Syntax says how a value is written: a duration, a number, true or
+	// false, a comma-separated list, text.
+	Syntax  string `json:"syntax"`
+	Default string `json:"default"`
+}
+
+// EnvVars lists every variable of prefix that overrides a setting of
+// defaults (a pointer to the settings struct holding its defaults).
+func EnvVars(prefix string, defaults any) []EnvVar {
+	var out []EnvVar
+	var walk func(v reflect.Value, name, setting string)
+	walk = func(v reflect.Value, name, setting string) {
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			field := t.Field(i)
+			tag := strings.Split(field.Tag.Get("yaml"), ",")[0]
+			if tag == "" || tag == "-" || !field.IsExported() {
+				continue
+			}
+			if field.Tag.Get("retired") != "" {
+				continue // kept only to refuse it with its replacement
+			}
+			fv := v.Field(i)
+			n, s := name+"_"+strings.ToUpper(tag), join(setting, tag)
+			if fv.Kind() == reflect.Struct && fv.Type() != durationType {
+				walk(fv, n, s)
+				continue
+			}
+			out = append(out, EnvVar{Name: n, Setting: s, Syntax: syntaxOf(fv.Type()), Default: defaultOf(fv)})
+		}
+	}
+	walk(reflect.ValueOf(defaults).Elem(), prefix, "")
+	return out
+}
+
+func syntaxOf(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "duration (1s, 500ms, 5m)"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Float64:
+		return "number"
+	case t.Kind() == reflect.Slice:
+		return "comma-separated list"
+	}
+	return "text"
+}
+
+func defaultOf(v reflect.Value) string {
+	switch {
+	case v.Type() == durationType:
+		return time.Duration(v.Int()).String()
+	case v.Kind() == reflect.Slice:
+		parts := make([]string, v.Len())
+		for i := range parts {
+			parts[i] = fmt.Sprint(v.Index(i).Interface())
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v.Interface())
+}

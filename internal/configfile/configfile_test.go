@@ -153,3 +153,21 @@ func TestMisspeltVariablesAreRefused(t *testing.T) {
 		t.Fatalf("only real names: %v", err)
 	}
 }
+
+// TestEnvVarsSayHowToWriteThem: each variable with its setting, syntax and
+// default; a retired setting is not offered.
+func TestEnvVarsSayHowToWriteThem(t *testing.T) {
+	t.Parallel()
+	type withRetired struct {
+		Keys nested `yaml:"keys"`
+		Old  bool   `yaml:"old" retired:"true"`
+	}
+	got := EnvVars("TEST", &withRetired{Keys: nested{Algorithm: "ES256", Delay: 5 * time.Minute}})
+	want := []EnvVar{
+		{Name: "TEST_KEYS_ALGORITHM", Setting: "keys.algorithm", Syntax: "text", Default: "ES256"},
+		{Name: "TEST_KEYS_DELAY", Setting: "keys.delay", Syntax: "duration (1s, 500ms, 5m)", Default: "5m0s"},
+	}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("%+v", got)
+	}
+}

@@ -188,11 +188,12 @@ func EnvCommand(envPrefix string, defaults any) *cobra.Command {
 		Long: "Every setting of the configuration file can be overridden by an environment variable:\n" +
 			envPrefix + "_ and the setting's path in capitals. " + envPrefix + "_CONFIG names the file.",
 		Args: NoArgs,
+		Example: "  " + strings.ToLower(strings.TrimPrefix(envPrefix, "PORTCULLIS_")) + " env\n  " +
+			strings.ToLower(strings.TrimPrefix(envPrefix, "PORTCULLIS_")) + " env -o json",
 		RunE: func(c *cobra.Command, _ []string) error {
-			for _, name := range configfile.EnvNames(envPrefix, defaults) {
-				fmt.Fprintln(c.OutOrStdout(), name)
-			}
-			return nil
+			vars := append([]configfile.EnvVar{{Name: envPrefix + "_CONFIG", Setting: "(the configuration file)", Syntax: "path"}},
+				configfile.EnvVars(envPrefix, defaults)...)
+			return Print(c, vars)
 		},
 	}
 }
