@@ -90,9 +90,15 @@ func TestBadConfigNamesTheSetting(t *testing.T) {
 	config := filepath.Join(dir, "issuer.yaml")
 	os.WriteFile(config, []byte("keys:\n  algorithm: HS256\n"), 0o644)
 	_, err := issuerCmd(t, config, "clients", "list")
-	if err == nil || !strings.Contains(err.Error(), "keys.algorithm") {
-		t.Fatalf("error %v", err)
+	if err == nil || !strings.Contains(err.Error(), config+`:2:3: keys.algorithm: "HS256" is not supported`) {
+		t.Fatalf("a bad value in the file names the file's line: %v", err)
 	}
+	// A bad value from the environment is blamed on its variable, not the file.
+	t.Setenv("PORTCULLIS_ISSUER_LISTEN", "nonsense")
+	if _, err := issuerCmd(t, config, "clients", "list"); err == nil || !strings.Contains(err.Error(), `PORTCULLIS_ISSUER_LISTEN (listen: "nonsense" is not host:port)`) {
+		t.Fatalf("a bad value from the environment: %v", err)
+	}
+	os.Unsetenv("PORTCULLIS_ISSUER_LISTEN")
 	t.Setenv("PORTCULLIS_ISSUER_KEYS_ALGORITHM", "EdDSA")
 	os.WriteFile(config, []byte("store:\n  sqlite_path: "+filepath.Join(dir, "i.db")+"\n  secret_hash_key_file: "+filepath.Join(dir, "k")+"\n"), 0o644)
 	if _, err := issuerCmd(t, config, "clients", "list"); err != nil {

@@ -414,3 +414,57 @@ func defaultOf(v reflect.Value) string {
 	}
 	return fmt.Sprint(v.Interface())
 }
+
+// Source says where each setting of a validation problem came from, for
+// problems written "setting: message": the environment variable that set
+// it, else the file's line and column, else nothing (a default).
+func Source(path, prefix string, dst any, problems string, lookup func(string) (string, bool)) string {
+	vars := map[string]string{}
+	for _, v := range EnvVars(prefix, dst) {
+		vars[v.Setting] = v.Name
+	}
+	var positions map[string][2]int
+	if raw, err := os.ReadFile(path); path != "" && err == nil {
+		positions = settingPositions(raw)
+	}
+	lines := strings.Split(problems, "\n")
+	for i, l := range lines {
+		setting, _, ok := strings.Cut(l, ": ")
+		if !ok || strings.Contains(setting, " ") {
+			continue
+		}
+		if name, ok := vars[setting]; ok {
+			if _, set := lookup(name); set {
+				lines[i] = name + " (" + l + ")"
+				continue
+			}
+		}
+		if pos, ok := positions[setting]; ok {
+			lines[i] = fmt.Sprintf("%s:%d:%d: %s", path, pos[0], pos[1], l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// settingPositions maps each setting written in a YAML file to its line
+// and column.
+func settingPositions(raw []byte) map[string][2]int {
+	var doc yaml.Node
+	out := map[string][2]int{}
+	if yaml.Unmarshal(raw, &doc) != nil || len(doc.Content) == 0 {
+		return out
+	}
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := join(prefix, n.Content[i].Value)
+			out[key] = [2]int{n.Content[i].Line, n.Content[i].Column}
+			walk(n.Content[i+1], key)
+		}
+	}
+	walk(doc.Content[0], "")
+	return out
+}

@@ -171,11 +171,9 @@ func LoadConfig(path, envPrefix string, dst Validator) error {
 		return err
 	}
 	if err := dst.Validate(); err != nil {
-		where := "configuration"
-		if path != "" {
-			where = path
-		}
-		return fmt.Errorf("invalid %s:\n%w", where, err)
+		// Each problem names where its value came from: the variable
+		// that set it, or the file's line.
+		return fmt.Errorf("invalid configuration:\n%s", configfile.Source(path, envPrefix, dst, err.Error(), os.LookupEnv))
 	}
 	return nil
 }
