@@ -214,7 +214,7 @@ func TestComposeEnvoyDockerfileAndConfigsAgree(t *testing.T) {
 // its listener is published, its admin stays on loopback, and the issuer
 // believes X-Forwarded-For from Envoy's fixed address only, so a client can
 // neither choose its address for the failure limit nor lock out another's.
-func TestComposePublishesOnlyEnvoy(t *testing.T) {
+func TestComposePublishesOnlyEnvoyAndTheLoopbackPortal(t *testing.T) {
 	t.Parallel()
 	compose := readCompose(t)
 	bs := loadConfig(t)
@@ -224,6 +224,15 @@ func TestComposePublishesOnlyEnvoy(t *testing.T) {
 		case name == "envoy":
 			if len(svc.Ports) != 1 || !strings.HasSuffix(svc.Ports[0], ":"+listenerPort) {
 				t.Errorf("envoy publishes %v; only its listener (%s) may be", svc.Ports, listenerPort)
+			}
+		case name == "issuer":
+			// The admin API and portal, for the person at this machine.
+			icfg := tokenissuer.DefaultConfig()
+			strictYAML(t, "../examples/compose/issuer.yaml", &icfg)
+			_, adminPort, _ := net.SplitHostPort(icfg.AdminListen)
+			if len(svc.Ports) != 1 || svc.Ports[0] != "127.0.0.1:"+adminPort+":"+adminPort || !strings.HasPrefix(icfg.PortalURL(), "http://127.0.0.1:"+adminPort+"/") {
+				t.Errorf("the issuer publishes %v, its admin listener is %s and its portal %s; only the admin listener, on the host's loopback, may be published",
+					svc.Ports, icfg.AdminListen, icfg.PortalURL())
 			}
 		case len(svc.Ports) > 0:
 			t.Errorf("service %s publishes %v: it must be reached through Envoy only", name, svc.Ports)
