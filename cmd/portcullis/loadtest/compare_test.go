@@ -109,3 +109,12 @@ func TestServerWhosePortWasTakenStartsAgainOnOthers(t *testing.T) {
 	default:
 	}
 }
+
+func TestStatusCountsReadAsPeopleWrite(t *testing.T) {
+	if got := statusCounts(map[int]int64{401: 3, 200: 97}); got != "200: 97, 401: 3" {
+		t.Fatalf("%q", got)
+	}
+	if got := statusCounts(nil); got != "none" {
+		t.Fatalf("%q", got)
+	}
+}
