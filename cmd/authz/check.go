@@ -41,6 +41,7 @@ Exit status: 0 allowed, 1 denied, 2 authz could not be reached (or a usage error
   authz check --raw-headers --header "authorization: Bearer a" --header "authorization: Bearer b" GET /v1/accounts`,
 		Args: cli.ExactArgs(2, "METHOD PATH"),
 		RunE: func(c *cobra.Command, args []string) error {
+			o.showJSON = o.showJSON || wantsJSON(c)
 			return check(c.Context(), o, args[0], args[1], c.OutOrStdout())
 		},
 	}

@@ -265,3 +265,14 @@ func TestMissingInputsAreUsageErrors(t *testing.T) {
 		t.Errorf("lint of a bad policy: %v", err)
 	}
 }
+
+// TestOutputJSONIsTheSameAsTheJSONFlag: -o json, the convention across the
+// three binaries, is honoured where --json was.
+func TestOutputJSONIsTheSameAsTheJSONFlag(t *testing.T) {
+	const pol = "../../examples/policy"
+	a, _, errA := runCmd(t, "policy", "diff", "--json", pol, pol)
+	b, _, errB := runCmd(t, "policy", "diff", "-o", "json", pol, pol)
+	if errA != nil || errB != nil || a != b || !strings.HasPrefix(strings.TrimSpace(a), "[") {
+		t.Fatalf("--json %v %q; -o json %v %q", errA, a, errB, b)
+	}
+}

@@ -169,7 +169,7 @@ Exit status 0 when policy and document agree, 1 when there are findings.`,
 				return exitError{Code: 2}
 			}
 			rep := coverage.Check(doc, p, coverage.Options{IgnoreRoutes: ignore})
-			if asJSON {
+			if asJSON || wantsJSON(c) {
 				enc := json.NewEncoder(c.OutOrStdout())
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(rep); err != nil {
@@ -236,7 +236,7 @@ Exit status 0 when nothing changes, 1 when something does (for a pull request),
 				return exitError{Code: 2}
 			}
 			changes := policy.Diff(old, next)
-			if asJSON {
+			if asJSON || wantsJSON(c) {
 				if changes == nil {
 					changes = []policy.Change{}
 				}
@@ -259,4 +259,10 @@ Exit status 0 when nothing changes, 1 when something does (for a pull request),
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print the changes as JSON")
 	return c
+}
+
+// wantsJSON reports whether -o json was asked for (the same as --json).
+func wantsJSON(c *cobra.Command) bool {
+	f := c.Flag("output")
+	return f != nil && f.Value.String() == "json"
 }
