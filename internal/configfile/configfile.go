@@ -247,6 +247,22 @@ func SettingPaths(dst any) []string {
 var durationType = reflect.TypeOf(time.Duration(0))
 
 func applyEnv(v reflect.Value, prefix string, lookup func(string) (string, bool)) error {
+	return eachSetting(v, prefix, "", func(name, _ string, _ reflect.StructField, fv reflect.Value) error {
+		raw, ok := lookup(name)
+		if !ok {
+			return nil
+		}
+		if err := setFromString(fv, raw); err != nil {
+			return fmt.Errorf("environment variable %s=%q: %w", name, raw, err)
+		}
+		return nil
+	})
+}
+
+// eachSetting calls fn for every setting of the struct v (nested structs
+// walked into, a duration is a setting): its variable name under prefix,
+// its path, its field and its value.
+func eachSetting(v reflect.Value, prefix, setting string, fn func(name, setting string, f reflect.StructField, fv reflect.Value) error) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		field := t.Field(i)
@@ -254,20 +270,15 @@ func applyEnv(v reflect.Value, prefix string, lookup func(string) (string, bool)
 		if tag == "" || tag == "-" || !field.IsExported() {
 			continue
 		}
-		name := prefix + "_" + strings.ToUpper(tag)
-		fv := v.Field(i)
-		if fv.Kind() == reflect.Struct {
-			if err := applyEnv(fv, name, lookup); err != nil {
-				return err
-			}
-			continue
+		name, path, fv := prefix+"_"+strings.ToUpper(tag), join(setting, tag), v.Field(i)
+		var err error
+		if fv.Kind() == reflect.Struct && fv.Type() != durationType {
+			err = eachSetting(fv, name, path, fn)
+		} else {
+			err = fn(name, path, field, fv)
 		}
-		raw, ok := lookup(name)
-		if !ok {
-			continue
-		}
-		if err := setFromString(fv, raw); err != nil {
-			return fmt.Errorf("environment variable %s=%q: %w", name, raw, err)
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -362,28 +373,12 @@ type EnvVar struct {
 // defaults (a pointer to the settings struct holding its defaults).
 func EnvVars(prefix string, defaults any) []EnvVar {
 	var out []EnvVar
-	var walk func(v reflect.Value, name, setting string)
-	walk = func(v reflect.Value, name, setting string) {
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			field := t.Field(i)
-			tag := strings.Split(field.Tag.Get("yaml"), ",")[0]
-			if tag == "" || tag == "-" || !field.IsExported() {
-				continue
-			}
-			if field.Tag.Get("retired") != "" {
-				continue // kept only to refuse it with its replacement
-			}
-			fv := v.Field(i)
-			n, s := name+"_"+strings.ToUpper(tag), join(setting, tag)
-			if fv.Kind() == reflect.Struct && fv.Type() != durationType {
-				walk(fv, n, s)
-				continue
-			}
-			out = append(out, EnvVar{Name: n, Setting: s, Syntax: syntaxOf(fv.Type()), Default: defaultOf(fv)})
+	_ = eachSetting(reflect.ValueOf(defaults).Elem(), prefix, "", func(name, setting string, f reflect.StructField, fv reflect.Value) error {
+		if f.Tag.Get("retired") == "" { // a retired setting is kept only to refuse it with its replacement
+			out = append(out, EnvVar{Name: name, Setting: setting, Syntax: syntaxOf(fv.Type()), Default: defaultOf(fv)})
 		}
-	}
-	walk(reflect.ValueOf(defaults).Elem(), prefix, "")
+		return nil
+	})
 	return out
 }
 
