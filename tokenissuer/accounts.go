@@ -430,11 +430,8 @@ func (s *Accounts) signInFailed(ctx context.Context, a *Account, address string)
 // account, so that its attempts are no longer slowed: an operator's or the
 // account's admin's answer to someone guessing at it.
 func (s *Accounts) ClearSignInFailures(ctx context.Context, by *Account, id string) error {
-	target, err := s.store.Account(ctx, id)
+	target, err := s.managed(ctx, by, id)
 	if err != nil {
-		return err
-	}
-	if err := s.checkManage(by, target); err != nil {
 		return err
 	}
 	if err := s.guard.clear(ctx, target.Email); err != nil {
@@ -750,6 +747,15 @@ func (s *Accounts) RemoveSecondFactor(ctx context.Context, by *Account, id, pass
 	})
 }
 
+// managed returns the account id if by may manage it (checkManage).
+func (s *Accounts) managed(ctx context.Context, by *Account, id string) (*Account, error) {
+	target, err := s.store.Account(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return target, s.checkManage(by, target)
+}
+
 // checkManage checks that by may manage target: the operator (nil) and
 // platform admins any account, tenant admins those of their tenant.
 func (s *Accounts) checkManage(by, target *Account) error {
@@ -781,11 +787,8 @@ func (s *Accounts) updateAccount(ctx context.Context, action string, target *Acc
 // SetAccountStatus enables or disables an account; disabling ends its
 // sessions.
 func (s *Accounts) SetAccountStatus(ctx context.Context, by *Account, id string, status AccountStatus) (*Account, error) {
-	target, err := s.store.Account(ctx, id)
+	target, err := s.managed(ctx, by, id)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.checkManage(by, target); err != nil {
 		return nil, err
 	}
 	if by != nil && by.ID == id {
@@ -807,11 +810,8 @@ func (s *Accounts) SetAccountStatus(ctx context.Context, by *Account, id string,
 
 // DeleteAccount removes an account and its sessions.
 func (s *Accounts) DeleteAccount(ctx context.Context, by *Account, id string) error {
-	target, err := s.store.Account(ctx, id)
+	target, err := s.managed(ctx, by, id)
 	if err != nil {
-		return err
-	}
-	if err := s.checkManage(by, target); err != nil {
 		return err
 	}
 	if err := s.store.DeleteAccount(ctx, id); err != nil {

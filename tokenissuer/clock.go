@@ -37,3 +37,29 @@ func sleep(ctx context.Context, clock Clock, d time.Duration) error {
 		return nil
 	}
 }
+
+// maxHeldAnswers bounds how many answers a heldBack holds at once (each is
+// a goroutine and a connection).
+const maxHeldAnswers = 1024
+
+// heldBack holds answers back for a while (failures being slowed down),
+// boundedly: past maxHeldAnswers an answer goes at once rather than
+// holding the issuer's memory.
+type heldBack chan struct{}
+
+func newHeldBack() heldBack { return make(heldBack, maxHeldAnswers) }
+
+// wait holds the caller for d, or returns at once when d is not positive,
+// ctx ends, or maxHeldAnswers are held already.
+func (h heldBack) wait(ctx context.Context, clock Clock, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	select {
+	case h <- struct{}{}:
+		defer func() { <-h }()
+	default:
+		return
+	}
+	_ = sleep(ctx, clock, d)
+}

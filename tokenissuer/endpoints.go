@@ -49,10 +49,6 @@ var (
 	_ failureLimit = (*limit.SharedFailures)(nil)
 )
 
-// maxSlowedAnswers bounds how many failed authentications are held back at
-// once (each is a goroutine and a connection).
-const maxSlowedAnswers = 1024
-
 // Endpoints serves the token endpoint, the JWKS and the RFC 8414 metadata.
 type Endpoints struct {
 	cfg     Config
@@ -66,8 +62,8 @@ type Endpoints struct {
 
 	byClient  failureLimit
 	byAddress *limit.Failures
-	// slowed holds a slot per failed answer being slowed down.
-	slowed chan struct{}
+	// slowed holds back failed answers (rate_limit.failure_delay).
+	slowed heldBack
 	// issued and revoked bound what each authenticated client does a minute;
 	// refusals remembers whom they refused, for the portal.
 	issued, revoked *limit.Failures
@@ -119,7 +115,7 @@ func NewEndpoints(cfg Config, store EndpointStore, admin *Admin, km *keys.Manage
 	s := &Endpoints{cfg: cfg, store: store, keys: km, hasher: hasher, clock: clock, log: log, gather: reg,
 		admin: admin, Feed: feed.New(store, km, cfg.Issuer, clock, log)}
 	s.metrics = newMetrics(reg, km)
-	s.slowed = make(chan struct{}, maxSlowedAnswers)
+	s.slowed = newHeldBack()
 	s.Feed.OnEntries = s.forgetRevoked
 	rl := cfg.RateLimit
 	s.byClient = limit.NewFailures(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
@@ -353,24 +349,9 @@ func (s *Endpoints) authenticateRequest(r *http.Request, form url.Values) (*Clie
 
 // slowDown holds a failed answer for rate_limit.failure_delay, so that
 // guessing at a client from many addresses gets one answer per delay per
-// connection. Held answers are bounded: past maxSlowedAnswers the answer
-// goes at once rather than holding the issuer's memory.
+// connection.
 func (s *Endpoints) slowDown(ctx context.Context) {
-	if s.cfg.RateLimit.FailureDelay <= 0 {
-		return
-	}
-	select {
-	case s.slowed <- struct{}{}:
-		defer func() { <-s.slowed }()
-	default:
-		return
-	}
-	t := time.NewTimer(s.cfg.RateLimit.FailureDelay)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	s.slowed.wait(ctx, s.clock, s.cfg.RateLimit.FailureDelay)
 }
 
 // waitOutWatermark waits, when the client's or its tenant's revocation

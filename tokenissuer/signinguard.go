@@ -38,10 +38,9 @@ type signInGuard struct {
 	// refused remembers addresses over their limit until their window
 	// ends, so a flood from one costs no store write per request.
 	refused map[string]time.Time
-	// held is a slot per attempt being held back; past its size an attempt
-	// goes on at once rather than holding the issuer's memory (the password
-	// pool still bounds the work).
-	held chan struct{}
+	// held holds attempts back; past its bound an attempt goes on at once
+	// (the password pool still bounds the work).
+	held heldBack
 }
 
 // maxSignInDelayFactor caps the progressive delay at 16 times the first.
@@ -49,7 +48,7 @@ const maxSignInDelayFactor = 16
 
 func newSignInGuard(store FailureStore, max int, window, delay time.Duration, maxEntries int, clock Clock, log *slog.Logger) *signInGuard {
 	return &signInGuard{store: store, max: max, window: window, delay: delay, clock: clock, log: log, maxMemos: maxEntries,
-		refused: map[string]time.Time{}, held: make(chan struct{}, maxSlowedAnswers)}
+		refused: map[string]time.Time{}, held: newHeldBack()}
 }
 
 func signInAddressKey(address string) string { return "portal-address:" + address }
@@ -80,7 +79,7 @@ func (g *signInGuard) admit(ctx context.Context, account, address string) error 
 	}
 	if n > g.max {
 		g.log.Warn("failed sign-ins for one account past the limit; slowing its attempts down", "account_email", account, "remote", address, "failures", n-1)
-		g.hold(ctx, g.delayFor(n-g.max))
+		g.held.wait(ctx, g.clock, g.delayFor(n-g.max))
 	}
 	return ctx.Err()
 }
@@ -92,19 +91,6 @@ func (g *signInGuard) delayFor(k int) time.Duration {
 		factor *= 2
 	}
 	return g.delay * time.Duration(factor)
-}
-
-func (g *signInGuard) hold(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	select {
-	case g.held <- struct{}{}:
-		defer func() { <-g.held }()
-	default:
-		return
-	}
-	sleep(ctx, g.clock, d)
 }
 
 // passed gives back the attempt of a right password: the address's count,

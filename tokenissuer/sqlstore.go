@@ -87,13 +87,11 @@ type sqlExecer interface {
 
 func placeholder(n int) string { return "$" + strconv.Itoa(n) }
 
-// exec runs a statement that must change a row; none changed is missing.
-func affected(res sql.Result, err error, missing error) error {
-	if err != nil {
-		return err
-	}
+// affected is none when the statement res answers changed no row (a
+// conflict it did nothing about, a row that is not there).
+func affected(res sql.Result, none error) error {
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return missing
+		return none
 	}
 	return nil
 }
@@ -119,11 +117,11 @@ func (s *sqlStore) CreateClient(ctx context.Context, c *Client, maxPerTenant int
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO clients (id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
 			c.ID, c.Name, c.TenantID, joinScopes(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.CreatedAt), unixNano(c.UpdatedAt))
-		if err := affected(res, err, ErrClientExists); err != nil {
-			if errors.Is(err, ErrClientExists) {
-				return err
-			}
+		if err != nil {
 			return fmt.Errorf("create client: %w", err)
+		}
+		if err := affected(res, ErrClientExists); err != nil {
+			return err
 		}
 		return writeSecrets(ctx, tx, c)
 	})
@@ -345,7 +343,7 @@ func (s *sqlStore) CreateTenant(ctx context.Context, t *Tenant) error {
 	if err != nil {
 		return fmt.Errorf("create tenant: %w", err)
 	}
-	return affected(res, nil, ErrTenantExists)
+	return affected(res, ErrTenantExists)
 }
 
 // Tenant implements TenantStore.
@@ -479,7 +477,7 @@ func insertAccountRow(ctx context.Context, db sqlExecer, a *Account) error {
 	if err != nil {
 		return fmt.Errorf("create account: %w", err)
 	}
-	return affected(res, nil, ErrAccountExists)
+	return affected(res, ErrAccountExists)
 }
 
 // Account implements AccountStore.
@@ -542,7 +540,7 @@ func (s *sqlStore) DeleteAccount(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete account: %w", err)
 	}
-	return affected(res, nil, ErrAccountNotFound)
+	return affected(res, ErrAccountNotFound)
 }
 
 // CreateSession implements AccountStore.
@@ -625,7 +623,7 @@ func (s *sqlStore) AcceptInvite(ctx context.Context, idHash []byte, now time.Tim
 		if err != nil {
 			return fmt.Errorf("accept invitation: %w", err)
 		}
-		if err := affected(res, nil, ErrInviteNotFound); err != nil {
+		if err := affected(res, ErrInviteNotFound); err != nil {
 			return err
 		}
 		return insertAccountRow(ctx, tx, a)

@@ -545,17 +545,3 @@ func scrapeGauge(url, name string) (float64, error) {
 	}
 	return 0, fmt.Errorf("no %s in %s", name, url)
 }
-
-func waitReady(url string) error {
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("not ready at %s", url)
-}
