@@ -1,4 +1,4 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/alexedwards/argon2id"
@@ -20,20 +21,21 @@ import (
 var testPasswordParams = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 
 type accountsFixture struct {
-	accounts *Accounts
-	store    Store
+	accounts *tokenissuer.Accounts
+	admin    *tokenissuer.Admin
+	store    tokenissuer.Store
 	clock    *fakeClock
 	ctx      context.Context
 }
 
 func newAccountsFixture(t *testing.T) *accountsFixture {
 	t.Helper()
-	store, err := OpenSQLite(context.Background(), t.TempDir()+"/store.db")
+	store, err := tokenissuer.OpenSQLite(context.Background(), t.TempDir()+"/store.db")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	hasher, err := NewSecretHasher([]byte("0123456789abcdef0123456789abcdef")) // for tests only
+	hasher, err := tokenissuer.NewSecretHasher([]byte("0123456789abcdef0123456789abcdef")) // for tests only
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,26 +44,27 @@ func newAccountsFixture(t *testing.T) *accountsFixture {
 		t.Fatal(err)
 	}
 	clock := newFakeClock()
-	cfg := DefaultConfig()
-	accounts, err := NewAccounts(NewAdmin(store, hasher, clock, AdminLimits{MaxTokenLifetime: time.Hour}), store, enc,
-		clock, AccountsConfig{SessionIdleTimeout: 30 * time.Minute, SessionLifetime: 12 * time.Hour, InviteLifetime: 72 * time.Hour,
+	cfg := tokenissuer.DefaultConfig()
+	admin := tokenissuer.NewAdmin(store, hasher, clock, tokenissuer.AdminLimits{MaxTokenLifetime: time.Hour})
+	accounts, err := tokenissuer.NewAccounts(admin, store, enc,
+		clock, tokenissuer.AccountsConfig{SessionIdleTimeout: 30 * time.Minute, SessionLifetime: 12 * time.Hour, InviteLifetime: 72 * time.Hour,
 			MinPasswordLength: cfg.Portal.MinPasswordLength, PasswordParams: testPasswordParams,
 			SignInMaxFailures: 3, SignInWindow: 15 * time.Minute, SignInDelay: time.Second}, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := WithActor(context.Background(), Actor{Operator: true, ID: "cli:test"})
-	for _, tn := range []NewTenant{{ID: "acme", ScopeCeiling: []string{"a"}}, {ID: "globex", ScopeCeiling: []string{"a"}}} {
-		if _, err := NewAdmin(store, hasher, clock, AdminLimits{MaxTokenLifetime: time.Hour}).CreateTenant(ctx, tn); err != nil {
+	ctx := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
+	for _, tn := range []tokenissuer.NewTenant{{ID: "acme", ScopeCeiling: []string{"a"}}, {ID: "globex", ScopeCeiling: []string{"a"}}} {
+		if _, err := admin.CreateTenant(ctx, tn); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return &accountsFixture{accounts: accounts, store: store, clock: clock, ctx: ctx}
+	return &accountsFixture{accounts: accounts, admin: admin, store: store, clock: clock, ctx: ctx}
 }
 
-func (f *accountsFixture) create(t *testing.T, email string, role Role, tenant string) *Account {
+func (f *accountsFixture) create(t *testing.T, email string, role tokenissuer.Role, tenant string) *tokenissuer.Account {
 	t.Helper()
-	a, err := f.accounts.CreateAccount(f.ctx, NewAccount{Email: email, Role: role, TenantID: tenant, Password: "correct horse battery staple"})
+	a, err := f.accounts.CreateAccount(f.ctx, tokenissuer.NewAccount{Email: email, Role: role, TenantID: tenant, Password: "correct horse battery staple"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,9 +74,9 @@ func (f *accountsFixture) create(t *testing.T, email string, role Role, tenant s
 func TestSignInNeverTellsWhetherTheEmailExists(t *testing.T) {
 	t.Parallel()
 	f := newAccountsFixture(t)
-	f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
-	disabled := f.create(t, "gone@acme.example", RoleTenantAdmin, "acme")
-	if _, err := f.accounts.SetAccountStatus(f.ctx, nil, disabled.ID, AccountDisabled); err != nil {
+	f.create(t, "ada@acme.example", tokenissuer.RoleTenantAdmin, "acme")
+	disabled := f.create(t, "gone@acme.example", tokenissuer.RoleTenantAdmin, "acme")
+	if _, err := f.accounts.SetAccountStatus(f.ctx, nil, disabled.ID, tokenissuer.AccountDisabled); err != nil {
 		t.Fatal(err)
 	}
 	for name, try := range map[string][2]string{
@@ -81,13 +84,13 @@ func TestSignInNeverTellsWhetherTheEmailExists(t *testing.T) {
 		"unknown email":    {"nobody@acme.example", "correct horse battery staple"},
 		"disabled account": {"gone@acme.example", "correct horse battery staple"},
 	} {
-		if _, err := f.accounts.SignIn(f.ctx, try[0], try[1], "192.0.2.1"); err != ErrSignInFailed {
+		if _, err := f.accounts.SignIn(f.ctx, try[0], try[1], "192.0.2.1"); err != tokenissuer.ErrSignInFailed {
 			t.Errorf("%s: %v, want exactly ErrSignInFailed", name, err)
 		}
 	}
 	// A made-up email of 10 KB is refused alike, before any limiter key is
 	// made of it.
-	if _, err := f.accounts.SignIn(f.ctx, strings.Repeat("a", 10<<10)+"@acme.example", "x", "192.0.2.3"); err != ErrSignInFailed {
+	if _, err := f.accounts.SignIn(f.ctx, strings.Repeat("a", 10<<10)+"@acme.example", "x", "192.0.2.3"); err != tokenissuer.ErrSignInFailed {
 		t.Errorf("huge email: %v", err)
 	}
 	in, err := f.accounts.SignIn(f.ctx, "  ADA@acme.example ", "correct horse battery staple", "192.0.2.2")
@@ -102,11 +105,11 @@ func TestSignInNeverTellsWhetherTheEmailExists(t *testing.T) {
 func TestSignInLimitsSlowGuessersAndNeverLockOutTheOwner(t *testing.T) {
 	t.Parallel()
 	f := newAccountsFixture(t)
-	ada := f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	ada := f.create(t, "ada@acme.example", tokenissuer.RoleTenantAdmin, "acme")
 	const password = "correct horse battery staple"
 	guess := func(address string) {
 		t.Helper()
-		if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "guess", address); err != ErrSignInFailed {
+		if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "guess", address); err != tokenissuer.ErrSignInFailed {
 			t.Fatalf("a wrong guess from %s: %v", address, err)
 		}
 	}
@@ -128,7 +131,7 @@ func TestSignInLimitsSlowGuessersAndNeverLockOutTheOwner(t *testing.T) {
 	}
 	// The owner, from an address of their own, is slowed but let in; that
 	// clears the account's count.
-	var in *SignIn
+	var in *tokenissuer.SignIn
 	d := waited(func() {
 		var err error
 		if in, err = f.accounts.SignIn(f.ctx, "ada@acme.example", password, "203.0.113.50"); err != nil {
@@ -152,7 +155,7 @@ func TestSignInLimitsSlowGuessersAndNeverLockOutTheOwner(t *testing.T) {
 	if d := waited(func() { guess("192.0.2.200") }); d != 0 {
 		t.Fatalf("after an operator cleared the count, a guess waited %s", d)
 	}
-	if records, err := f.store.AuditRecords(context.Background(), AuditQuery{TargetID: ada.ID}); err != nil || !slices.ContainsFunc(records, func(r AuditRecord) bool {
+	if records, err := f.store.AuditRecords(context.Background(), tokenissuer.AuditQuery{TargetID: ada.ID}); err != nil || !slices.ContainsFunc(records, func(r tokenissuer.AuditRecord) bool {
 		return r.Action == "account.clear_sign_in_failures" && r.Actor == "cli:test"
 	}) {
 		t.Fatalf("the clearing is not audited: %v %+v", err, records)
@@ -160,7 +163,7 @@ func TestSignInLimitsSlowGuessersAndNeverLockOutTheOwner(t *testing.T) {
 
 	// An address is the sender's own: past the limit it is refused, for
 	// unknown emails as for known ones.
-	var limited *RateLimitedError
+	var limited *tokenissuer.RateLimitedError
 	for _, email := range []string{"x@example.com", "y@example.com", "z@example.com"} {
 		f.accounts.SignIn(f.ctx, email, "guess", "203.0.113.7")
 	}
@@ -169,7 +172,7 @@ func TestSignInLimitsSlowGuessersAndNeverLockOutTheOwner(t *testing.T) {
 	}
 	// Each refusal is in the tenant's audit trail, from where it came, with
 	// no password; an unknown email writes nothing there.
-	records, err := f.store.AuditRecords(context.Background(), AuditQuery{Actor: "anonymous"})
+	records, err := f.store.AuditRecords(context.Background(), tokenissuer.AuditQuery{Actor: "anonymous"})
 	if err != nil || len(records) != 12 || records[0].Action != "account.sign_in_failed" || records[0].TenantID != "acme" || records[0].Address != "192.0.2.1" {
 		t.Fatalf("audit of refused sign-ins: %v %d %+v", err, len(records), records)
 	}
@@ -180,7 +183,7 @@ func TestSignInLimitsSlowGuessersAndNeverLockOutTheOwner(t *testing.T) {
 func TestSignInAttemptsAreCountedBeforeThePasswordIsChecked(t *testing.T) {
 	t.Parallel()
 	f := newAccountsFixture(t)
-	f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	f.create(t, "ada@acme.example", tokenissuer.RoleTenantAdmin, "acme")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	failed, limited := 0, 0
@@ -191,9 +194,9 @@ func TestSignInAttemptsAreCountedBeforeThePasswordIsChecked(t *testing.T) {
 			_, err := f.accounts.SignIn(f.ctx, fmt.Sprintf("guess-%d@acme.example", i), "guess", "203.0.113.7")
 			mu.Lock()
 			defer mu.Unlock()
-			var rl *RateLimitedError
+			var rl *tokenissuer.RateLimitedError
 			switch {
-			case err == ErrSignInFailed:
+			case err == tokenissuer.ErrSignInFailed:
 				failed++
 			case errors.As(err, &rl):
 				limited++
@@ -211,7 +214,7 @@ func TestSignInAttemptsAreCountedBeforeThePasswordIsChecked(t *testing.T) {
 func TestSessionsEndOnIdleAbsoluteTimeoutSignOutAndDisable(t *testing.T) {
 	t.Parallel()
 	f := newAccountsFixture(t)
-	a := f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	a := f.create(t, "ada@acme.example", tokenissuer.RoleTenantAdmin, "acme")
 	signIn := func() string {
 		t.Helper()
 		in, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.1")
@@ -254,8 +257,8 @@ func TestSessionsEndOnIdleAbsoluteTimeoutSignOutAndDisable(t *testing.T) {
 	}
 
 	other := signIn()
-	admin := f.create(t, "boss@acme.example", RoleTenantAdmin, "acme")
-	if _, err := f.accounts.SetAccountStatus(f.ctx, admin, a.ID, AccountDisabled); err != nil {
+	admin := f.create(t, "boss@acme.example", tokenissuer.RoleTenantAdmin, "acme")
+	if _, err := f.accounts.SetAccountStatus(f.ctx, admin, a.ID, tokenissuer.AccountDisabled); err != nil {
 		t.Fatal(err)
 	}
 	if alive(other) {
@@ -269,10 +272,10 @@ func TestSessionsEndOnIdleAbsoluteTimeoutSignOutAndDisable(t *testing.T) {
 func TestSecondFactorCodesAreGoodOnce(t *testing.T) {
 	t.Parallel()
 	f := newAccountsFixture(t)
-	a := f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	a := f.create(t, "ada@acme.example", tokenissuer.RoleTenantAdmin, "acme")
 	const password = "correct horse battery staple"
 	// Enrollment asks for the password again, and its form expires.
-	if _, err := f.accounts.BeginTOTP(f.ctx, a, "wrong"); !errors.Is(err, ErrPasswordWrong) {
+	if _, err := f.accounts.BeginTOTP(f.ctx, a, "wrong"); !errors.Is(err, tokenissuer.ErrPasswordWrong) {
 		t.Fatalf("enrollment without the password: %v", err)
 	}
 	stale, err := f.accounts.BeginTOTP(f.ctx, a, password)
@@ -281,7 +284,7 @@ func TestSecondFactorCodesAreGoodOnce(t *testing.T) {
 	}
 	f.clock.Advance(11 * time.Minute)
 	staleCode, _ := totp.GenerateCode(stale.Key.Secret(), f.clock.Now())
-	var inv *InvalidError
+	var inv *tokenissuer.InvalidError
 	if _, err := f.accounts.ConfirmTOTP(f.ctx, a, stale.Sealed, staleCode); !errors.As(err, &inv) || !strings.Contains(inv.Msg, "expired") {
 		t.Fatalf("an expired enrollment form: %v", err)
 	}
@@ -300,7 +303,7 @@ func TestSecondFactorCodesAreGoodOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := enrollment.Key.Secret()
-	if _, err := f.accounts.ConfirmTOTP(f.ctx, a, enrollment.Sealed, "123456"); !errors.Is(err, ErrSecondFactorFailed) && err == nil {
+	if _, err := f.accounts.ConfirmTOTP(f.ctx, a, enrollment.Sealed, "123456"); !errors.Is(err, tokenissuer.ErrSecondFactorFailed) && err == nil {
 		t.Fatal("a wrong enrollment code was accepted")
 	}
 	if _, err := f.accounts.ConfirmTOTP(f.ctx, a, enrollment.Sealed[:len(enrollment.Sealed)-8]+"AAAAAAAA", "123456"); err == nil {
@@ -317,10 +320,10 @@ func TestSecondFactorCodesAreGoodOnce(t *testing.T) {
 	}
 	// A form rendered earlier, confirmed now, replaces nothing.
 	earlierCode, _ := totp.GenerateCode(earlier.Key.Secret(), f.clock.Now())
-	if _, err := f.accounts.ConfirmTOTP(f.ctx, a, earlier.Sealed, earlierCode); !errors.Is(err, ErrSecondFactorOn) {
+	if _, err := f.accounts.ConfirmTOTP(f.ctx, a, earlier.Sealed, earlierCode); !errors.Is(err, tokenissuer.ErrSecondFactorOn) {
 		t.Fatalf("an earlier enrollment form replaced the factor: %v", err)
 	}
-	if _, err := f.accounts.BeginTOTP(f.ctx, stored, password); !errors.Is(err, ErrSecondFactorOn) {
+	if _, err := f.accounts.BeginTOTP(f.ctx, stored, password); !errors.Is(err, tokenissuer.ErrSecondFactorOn) {
 		t.Fatalf("a second enrollment over an active factor: %v", err)
 	}
 
@@ -336,7 +339,7 @@ func TestSecondFactorCodesAreGoodOnce(t *testing.T) {
 		return in.Token
 	}
 	// The enrollment's code cannot be replayed at sign-in.
-	if _, err := f.accounts.CompleteSignIn(f.ctx, pending(), code, "192.0.2.1"); !errors.Is(err, ErrSecondFactorFailed) {
+	if _, err := f.accounts.CompleteSignIn(f.ctx, pending(), code, "192.0.2.1"); !errors.Is(err, tokenissuer.ErrSecondFactorFailed) {
 		t.Fatalf("replayed code: %v", err)
 	}
 	f.clock.Advance(30 * time.Second)
@@ -356,14 +359,14 @@ func TestSecondFactorCodesAreGoodOnce(t *testing.T) {
 	if _, err := f.accounts.CompleteSignIn(f.ctx, pending(), strings.ToUpper(codes[3]), "192.0.2.1"); err != nil {
 		t.Fatalf("recovery code: %v", err)
 	}
-	if _, err := f.accounts.CompleteSignIn(f.ctx, pending(), codes[3], "192.0.2.1"); !errors.Is(err, ErrSecondFactorFailed) {
+	if _, err := f.accounts.CompleteSignIn(f.ctx, pending(), codes[3], "192.0.2.1"); !errors.Is(err, tokenissuer.ErrSecondFactorFailed) {
 		t.Fatalf("a used recovery code: %v", err)
 	}
 	// Removing it needs the password and the factor itself.
 	if _, err := f.accounts.RemoveSecondFactor(f.ctx, a, a.ID, "wrong", codes[5]); err == nil {
 		t.Fatal("removed the second factor without the password")
 	}
-	if _, err := f.accounts.RemoveSecondFactor(f.ctx, a, a.ID, password, "000000"); !errors.Is(err, ErrSecondFactorFailed) {
+	if _, err := f.accounts.RemoveSecondFactor(f.ctx, a, a.ID, password, "000000"); !errors.Is(err, tokenissuer.ErrSecondFactorFailed) {
 		t.Fatalf("removed the second factor without a code of it: %v", err)
 	}
 	if got, err := f.accounts.RemoveSecondFactor(f.ctx, a, a.ID, password, codes[5]); err != nil || got.SecondFactor() {
@@ -374,25 +377,25 @@ func TestSecondFactorCodesAreGoodOnce(t *testing.T) {
 func TestWhoMayInviteAndManageWhom(t *testing.T) {
 	t.Parallel()
 	f := newAccountsFixture(t)
-	acmeAdmin := f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
-	viewer := f.create(t, "vic@acme.example", RoleTenantViewer, "acme")
-	globex := f.create(t, "gus@globex.example", RoleTenantViewer, "globex")
-	ops := f.create(t, "ops@example.com", RolePlatformAdmin, "")
+	acmeAdmin := f.create(t, "ada@acme.example", tokenissuer.RoleTenantAdmin, "acme")
+	viewer := f.create(t, "vic@acme.example", tokenissuer.RoleTenantViewer, "acme")
+	globex := f.create(t, "gus@globex.example", tokenissuer.RoleTenantViewer, "globex")
+	ops := f.create(t, "ops@example.com", tokenissuer.RolePlatformAdmin, "")
 
 	for name, tc := range map[string]struct {
-		by   *Account
-		inv  NewInvite
+		by   *tokenissuer.Account
+		inv  tokenissuer.NewInvite
 		want error
 	}{
-		"a tenant admin invites a viewer of their tenant": {acmeAdmin, NewInvite{Email: "new@acme.example", Role: RoleTenantViewer, TenantID: "acme"}, nil},
-		"a tenant admin invites into another tenant":      {acmeAdmin, NewInvite{Email: "x@globex.example", Role: RoleTenantViewer, TenantID: "globex"}, ErrNotPermitted},
-		"a tenant admin invites a platform admin":         {acmeAdmin, NewInvite{Email: "x@acme.example", Role: RolePlatformAdmin}, ErrNotPermitted},
-		"a viewer invites":                                {viewer, NewInvite{Email: "y@acme.example", Role: RoleTenantViewer, TenantID: "acme"}, ErrNotPermitted},
-		"a platform admin invites anyone":                 {ops, NewInvite{Email: "z@globex.example", Role: RoleTenantAdmin, TenantID: "globex"}, nil},
-		"an invitation for an existing account":           {ops, NewInvite{Email: "ada@acme.example", Role: RoleTenantViewer, TenantID: "acme"}, ErrAccountExists},
-		"a tenant admin invites a colleague twice":        {acmeAdmin, NewInvite{Email: "vic@acme.example", Role: RoleTenantViewer, TenantID: "acme"}, ErrAccountExists},
+		"a tenant admin invites a viewer of their tenant": {acmeAdmin, tokenissuer.NewInvite{Email: "new@acme.example", Role: tokenissuer.RoleTenantViewer, TenantID: "acme"}, nil},
+		"a tenant admin invites into another tenant":      {acmeAdmin, tokenissuer.NewInvite{Email: "x@globex.example", Role: tokenissuer.RoleTenantViewer, TenantID: "globex"}, tokenissuer.ErrNotPermitted},
+		"a tenant admin invites a platform admin":         {acmeAdmin, tokenissuer.NewInvite{Email: "x@acme.example", Role: tokenissuer.RolePlatformAdmin}, tokenissuer.ErrNotPermitted},
+		"a viewer invites":                                {viewer, tokenissuer.NewInvite{Email: "y@acme.example", Role: tokenissuer.RoleTenantViewer, TenantID: "acme"}, tokenissuer.ErrNotPermitted},
+		"a platform admin invites anyone":                 {ops, tokenissuer.NewInvite{Email: "z@globex.example", Role: tokenissuer.RoleTenantAdmin, TenantID: "globex"}, nil},
+		"an invitation for an existing account":           {ops, tokenissuer.NewInvite{Email: "ada@acme.example", Role: tokenissuer.RoleTenantViewer, TenantID: "acme"}, tokenissuer.ErrAccountExists},
+		"a tenant admin invites a colleague twice":        {acmeAdmin, tokenissuer.NewInvite{Email: "vic@acme.example", Role: tokenissuer.RoleTenantViewer, TenantID: "acme"}, tokenissuer.ErrAccountExists},
 		// Another tenant's account is not told apart from no account.
-		"a tenant admin invites another tenant's person": {acmeAdmin, NewInvite{Email: "gus@globex.example", Role: RoleTenantViewer, TenantID: "acme"}, nil},
+		"a tenant admin invites another tenant's person": {acmeAdmin, tokenissuer.NewInvite{Email: "gus@globex.example", Role: tokenissuer.RoleTenantViewer, TenantID: "acme"}, nil},
 	} {
 		_, _, err := f.accounts.Invite(f.ctx, tc.by, tc.inv)
 		if !errors.Is(err, tc.want) {
@@ -401,20 +404,20 @@ func TestWhoMayInviteAndManageWhom(t *testing.T) {
 	}
 	// ...and the link, whoever holds it, answers as a spent one: it makes
 	// no account and tells nothing.
-	token, _, err := f.accounts.Invite(f.ctx, acmeAdmin, NewInvite{Email: "gus@globex.example", Role: RoleTenantAdmin, TenantID: "acme"})
+	token, _, err := f.accounts.Invite(f.ctx, acmeAdmin, tokenissuer.NewInvite{Email: "gus@globex.example", Role: tokenissuer.RoleTenantAdmin, TenantID: "acme"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.accounts.AcceptInvite(f.ctx, token, "Gus", "a long enough passphrase"); !errors.Is(err, ErrInviteNotFound) {
+	if _, err := f.accounts.AcceptInvite(f.ctx, token, "Gus", "a long enough passphrase"); !errors.Is(err, tokenissuer.ErrInviteNotFound) {
 		t.Fatalf("accepting an invitation for another tenant's person: %v", err)
 	}
-	if a, err := f.accounts.FindAccount(f.ctx, "gus@globex.example"); err != nil || a.TenantID != "globex" || a.Role != RoleTenantViewer {
+	if a, err := f.accounts.FindAccount(f.ctx, "gus@globex.example"); err != nil || a.TenantID != "globex" || a.Role != tokenissuer.RoleTenantViewer {
 		t.Fatalf("the other tenant's account changed: %v %+v", err, a)
 	}
-	if _, err := f.accounts.SetAccountStatus(f.ctx, acmeAdmin, globex.ID, AccountDisabled); !errors.Is(err, ErrAccountNotFound) {
+	if _, err := f.accounts.SetAccountStatus(f.ctx, acmeAdmin, globex.ID, tokenissuer.AccountDisabled); !errors.Is(err, tokenissuer.ErrAccountNotFound) {
 		t.Errorf("a tenant admin disabled another tenant's account: %v", err)
 	}
-	if err := f.accounts.DeleteAccount(f.ctx, viewer, acmeAdmin.ID); !errors.Is(err, ErrNotPermitted) {
+	if err := f.accounts.DeleteAccount(f.ctx, viewer, acmeAdmin.ID); !errors.Is(err, tokenissuer.ErrNotPermitted) {
 		t.Errorf("a viewer deleted an admin: %v", err)
 	}
 	list, err := f.accounts.Accounts(f.ctx, acmeAdmin)
@@ -423,31 +426,31 @@ func TestWhoMayInviteAndManageWhom(t *testing.T) {
 	}
 
 	// An invitation works once, and not after it expires.
-	token, _, err = f.accounts.Invite(f.ctx, acmeAdmin, NewInvite{Email: "nina@acme.example", Role: RoleTenantViewer, TenantID: "acme"})
+	token, _, err = f.accounts.Invite(f.ctx, acmeAdmin, tokenissuer.NewInvite{Email: "nina@acme.example", Role: tokenissuer.RoleTenantViewer, TenantID: "acme"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var inv *InvalidError
+	var inv *tokenissuer.InvalidError
 	if _, err := f.accounts.AcceptInvite(f.ctx, token, "Nina", "short"); !errors.As(err, &inv) {
 		t.Fatalf("a short password: %v", err)
 	}
-	if a, err := f.accounts.AcceptInvite(f.ctx, token, "Nina", "a long enough passphrase"); err != nil || a.Role != RoleTenantViewer || a.TenantID != "acme" {
+	if a, err := f.accounts.AcceptInvite(f.ctx, token, "Nina", "a long enough passphrase"); err != nil || a.Role != tokenissuer.RoleTenantViewer || a.TenantID != "acme" {
 		t.Fatalf("accept: %v %+v", err, a)
 	}
-	if _, err := f.accounts.AcceptInvite(f.ctx, token, "Nina", "a long enough passphrase"); !errors.Is(err, ErrInviteNotFound) {
+	if _, err := f.accounts.AcceptInvite(f.ctx, token, "Nina", "a long enough passphrase"); !errors.Is(err, tokenissuer.ErrInviteNotFound) {
 		t.Fatalf("accepting twice: %v", err)
 	}
-	late, _, err := f.accounts.Invite(f.ctx, acmeAdmin, NewInvite{Email: "late@acme.example", Role: RoleTenantViewer, TenantID: "acme"})
+	late, _, err := f.accounts.Invite(f.ctx, acmeAdmin, tokenissuer.NewInvite{Email: "late@acme.example", Role: tokenissuer.RoleTenantViewer, TenantID: "acme"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(73 * time.Hour)
-	if _, err := f.accounts.AcceptInvite(f.ctx, late, "", "a long enough passphrase"); !errors.Is(err, ErrInviteNotFound) {
+	if _, err := f.accounts.AcceptInvite(f.ctx, late, "", "a long enough passphrase"); !errors.Is(err, tokenissuer.ErrInviteNotFound) {
 		t.Fatalf("an expired invitation: %v", err)
 	}
 
 	// Every change is audited, never with a password or hash.
-	records, err := f.store.AuditRecords(f.ctx, AuditQuery{})
+	records, err := f.store.AuditRecords(f.ctx, tokenissuer.AuditQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +471,7 @@ func TestWhoMayInviteAndManageWhom(t *testing.T) {
 func TestChangingThePasswordEndsTheOtherSessions(t *testing.T) {
 	t.Parallel()
 	f := newAccountsFixture(t)
-	a := f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	a := f.create(t, "ada@acme.example", tokenissuer.RoleTenantAdmin, "acme")
 	here, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.1")
 	if err != nil {
 		t.Fatal(err)
@@ -477,10 +480,10 @@ func TestChangingThePasswordEndsTheOtherSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.accounts.ChangePassword(f.ctx, a, here.Session.IDHash, "wrong current", "a brand new passphrase"); !errors.Is(err, ErrSignInFailed) {
+	if err := f.accounts.ChangePassword(f.ctx, a, here.Session.IDHash, "wrong current", "a brand new passphrase"); !errors.Is(err, tokenissuer.ErrSignInFailed) {
 		t.Fatalf("without the current password: %v", err)
 	}
-	var inv *InvalidError
+	var inv *tokenissuer.InvalidError
 	if err := f.accounts.ChangePassword(f.ctx, a, here.Session.IDHash, "correct horse battery staple", "short"); !errors.As(err, &inv) {
 		t.Fatalf("a short new password: %v", err)
 	}
@@ -493,7 +496,7 @@ func TestChangingThePasswordEndsTheOtherSessions(t *testing.T) {
 	if _, _, err := f.accounts.Session(f.ctx, elsewhere.Token); err == nil {
 		t.Fatal("another session outlived the password change")
 	}
-	if _, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.1"); err != ErrSignInFailed {
+	if _, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.1"); err != tokenissuer.ErrSignInFailed {
 		t.Fatalf("the old password: %v", err)
 	}
 	if _, err := f.accounts.SignIn(f.ctx, a.Email, "a brand new passphrase", "192.0.2.1"); err != nil {
@@ -508,22 +511,17 @@ func TestChangingThePasswordEndsTheOtherSessions(t *testing.T) {
 func TestPasswordWorkIsBounded(t *testing.T) {
 	t.Parallel()
 	f := newAccountsFixture(t)
-	f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
-	pool := f.accounts.passwords
-	for range cap(pool.admitted) {
-		pool.admitted <- struct{}{}
-	}
-	if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "correct horse battery staple", "192.0.2.1"); !errors.Is(err, ErrBusy) {
+	f.create(t, "ada@acme.example", tokenissuer.RoleTenantAdmin, "acme")
+	release, running, admitted := f.accounts.OccupyPasswordWork()
+	if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "correct horse battery staple", "192.0.2.1"); !errors.Is(err, tokenissuer.ErrBusy) {
 		t.Fatalf("a sign-in past the pool: %v", err)
 	}
-	for range cap(pool.admitted) {
-		<-pool.admitted
-	}
+	release()
 	if _, err := f.accounts.SignIn(f.ctx, "ada@acme.example", "correct horse battery staple", "192.0.2.1"); err != nil {
 		t.Fatalf("a sign-in with the pool free: %v", err)
 	}
-	if cap(pool.running) < 2 || cap(pool.admitted) <= cap(pool.running) {
-		t.Fatalf("pool of %d running, %d admitted", cap(pool.running), cap(pool.admitted))
+	if running < 2 || admitted <= running {
+		t.Fatalf("pool of %d running, %d admitted", running, admitted)
 	}
 }
 
@@ -533,21 +531,21 @@ func TestPasswordWorkIsBounded(t *testing.T) {
 func TestADisabledTenantsPeopleAreSignedOut(t *testing.T) {
 	t.Parallel()
 	f := newAccountsFixture(t)
-	a := f.create(t, "ada@acme.example", RoleTenantAdmin, "acme")
+	a := f.create(t, "ada@acme.example", tokenissuer.RoleTenantAdmin, "acme")
 	in, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.accounts.admin.SetTenantStatus(f.ctx, "acme", TenantDisabled); err != nil {
+	if _, err := f.admin.SetTenantStatus(f.ctx, "acme", tokenissuer.TenantDisabled); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.accounts.Session(f.ctx, in.Token); !errors.Is(err, ErrSessionNotFound) {
+	if _, _, err := f.accounts.Session(f.ctx, in.Token); !errors.Is(err, tokenissuer.ErrSessionNotFound) {
 		t.Fatalf("a session of a disabled tenant: %v", err)
 	}
-	if _, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.1"); !errors.Is(err, ErrSignInFailed) {
+	if _, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.1"); !errors.Is(err, tokenissuer.ErrSignInFailed) {
 		t.Fatalf("signing in to a disabled tenant: %v", err)
 	}
-	if _, err := f.accounts.admin.SetTenantStatus(f.ctx, "acme", TenantActive); err != nil {
+	if _, err := f.admin.SetTenantStatus(f.ctx, "acme", tokenissuer.TenantActive); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.accounts.SignIn(f.ctx, a.Email, "correct horse battery staple", "192.0.2.2"); err != nil {
@@ -569,13 +567,13 @@ func TestPasswordsAnAttackerWouldTryEarlyAreRefused(t *testing.T) {
 		"lovelace1234",     // the account's name and digits
 		"iloveyouiloveyou", // common, repeated
 	} {
-		_, err := f.accounts.CreateAccount(f.ctx, NewAccount{Email: "ada@acme.example", Name: "Ada Lovelace", Role: RoleTenantAdmin, TenantID: "acme", Password: weak})
-		var inv *InvalidError
+		_, err := f.accounts.CreateAccount(f.ctx, tokenissuer.NewAccount{Email: "ada@acme.example", Name: "Ada Lovelace", Role: tokenissuer.RoleTenantAdmin, TenantID: "acme", Password: weak})
+		var inv *tokenissuer.InvalidError
 		if !errors.As(err, &inv) || !strings.Contains(inv.Msg, "too easy to guess") {
 			t.Errorf("%q: %v", weak, err)
 		}
 	}
-	if _, err := f.accounts.CreateAccount(f.ctx, NewAccount{Email: "ada@acme.example", Name: "Ada Lovelace", Role: RoleTenantAdmin, TenantID: "acme", Password: "lantern orbit velvet cactus"}); err != nil {
+	if _, err := f.accounts.CreateAccount(f.ctx, tokenissuer.NewAccount{Email: "ada@acme.example", Name: "Ada Lovelace", Role: tokenissuer.RoleTenantAdmin, TenantID: "acme", Password: "lantern orbit velvet cactus"}); err != nil {
 		t.Fatalf("a passphrase of unrelated words: %v", err)
 	}
 }

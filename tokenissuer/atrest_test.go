@@ -1,4 +1,4 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -23,18 +24,18 @@ import (
 )
 
 // openForTest opens the store and keys as `issuer serve` does.
-func openForTest(t *testing.T, cfg Config) (Store, *keys.Manager, error) {
+func openForTest(t *testing.T, cfg tokenissuer.Config) (tokenissuer.Store, *keys.Manager, error) {
 	t.Helper()
 	ctx := operatorContext()
-	if _, err := LoadHasher(cfg.Store); err != nil {
+	if _, err := tokenissuer.LoadHasher(cfg.Store); err != nil {
 		return nil, nil, err
 	}
-	store, err := OpenStore(ctx, cfg.Store)
+	store, err := tokenissuer.OpenStore(ctx, cfg.Store)
 	if err != nil {
 		return nil, nil, err
 	}
 	t.Cleanup(func() { store.Close() })
-	km, err := NewKeyManagerFor(cfg, store, newFakeClock(), discardLogger())
+	km, err := tokenissuer.NewKeyManagerFor(cfg, store, newFakeClock(), discardLogger())
 	if err != nil {
 		return store, nil, err
 	}
@@ -55,10 +56,10 @@ func TestStoreAndKeyFilesAreOwnerOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A write makes sure the WAL and shared-memory files exist.
-	if _, _, err := NewAdmin(store, mustHasher(t, cfg), newFakeClock(), cfg.AdminLimits()).CreateClient(operatorContext(), NewClient{ID: "c", Scopes: []string{"a"}}); err != nil {
+	if _, _, err := tokenissuer.NewAdmin(store, mustHasher(t, cfg), newFakeClock(), cfg.AdminLimits()).CreateClient(operatorContext(), tokenissuer.NewClient{ID: "c", Scopes: []string{"a"}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range append(sqliteFiles(cfg.Store.SQLitePath), cfg.Store.SecretHashKeyFile, DefaultKeyEncryptionKeyFile(cfg.Store)) {
+	for _, p := range append(tokenissuer.SQLiteFiles(cfg.Store.SQLitePath), cfg.Store.SecretHashKeyFile, tokenissuer.DefaultKeyEncryptionKeyFile(cfg.Store)) {
 		info, err := os.Stat(p)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
@@ -72,8 +73,8 @@ func TestStoreAndKeyFilesAreOwnerOnly(t *testing.T) {
 	}
 }
 
-func mustHasher(t *testing.T, cfg Config) *SecretHasher {
-	h, err := LoadHasher(cfg.Store)
+func mustHasher(t *testing.T, cfg tokenissuer.Config) *tokenissuer.SecretHasher {
+	h, err := tokenissuer.LoadHasher(cfg.Store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestExposedStoreOrKeyFilesAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	store.Close()
-	for _, p := range append(sqliteFiles(cfg.Store.SQLitePath)[:2], cfg.Store.SecretHashKeyFile, DefaultKeyEncryptionKeyFile(cfg.Store)) {
+	for _, p := range append(tokenissuer.SQLiteFiles(cfg.Store.SQLitePath)[:2], cfg.Store.SecretHashKeyFile, tokenissuer.DefaultKeyEncryptionKeyFile(cfg.Store)) {
 		t.Run(filepath.Base(p), func(t *testing.T) {
 			if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 				if err := os.WriteFile(p, nil, 0o600); err != nil { // an empty WAL left by a clean close
@@ -124,8 +125,8 @@ func TestSigningKeysAreEncryptedOnSQLiteByDefault(t *testing.T) {
 	if _, err := km.Rotate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if filepath.Dir(DefaultKeyEncryptionKeyFile(cfg.Store)) != filepath.Dir(cfg.Store.SecretHashKeyFile) {
-		t.Fatalf("the key-encryption key is not beside the secret hashing key: %s", DefaultKeyEncryptionKeyFile(cfg.Store))
+	if filepath.Dir(tokenissuer.DefaultKeyEncryptionKeyFile(cfg.Store)) != filepath.Dir(cfg.Store.SecretHashKeyFile) {
+		t.Fatalf("the key-encryption key is not beside the secret hashing key: %s", tokenissuer.DefaultKeyEncryptionKeyFile(cfg.Store))
 	}
 	stored, err := store.SigningKeys(context.Background())
 	if err != nil || len(stored) != 2 {
@@ -144,7 +145,7 @@ func TestSigningKeysAreEncryptedOnSQLiteByDefault(t *testing.T) {
 
 // plantKey stores a private key as a database writer could: in clear, or
 // sealed, under kid.
-func plantKey(t *testing.T, store Store, kid string, jwkJSON []byte) {
+func plantKey(t *testing.T, store tokenissuer.Store, kid string, jwkJSON []byte) {
 	t.Helper()
 	if _, err := store.AddSigningKey(context.Background(), keys.SigningKey{KID: kid, Algorithm: "ES256", PrivateJWK: jwkJSON, CreatedAt: newFakeClock().Now(), ActiveAt: newFakeClock().Now()}, newFakeClock().Now().Add(1<<40), time.Unix(1<<40, 0)); err != nil {
 		t.Fatal(err)

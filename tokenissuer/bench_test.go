@@ -1,4 +1,4 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
 	"io"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 )
 
@@ -19,9 +20,9 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 		b.Run(alg, func(b *testing.B) {
 			cfg := testConfig(b.TempDir())
 			cfg.Keys.Algorithm = alg
-			cfg.ClientCacheTTL = DefaultConfig().ClientCacheTTL
-			ti := startIssuer(b, cfg, SystemClock{})
-			c, secret := ti.createClient(NewClient{Scopes: []string{"accounts:read", "accounts:write"}})
+			cfg.ClientCacheTTL = tokenissuer.DefaultConfig().ClientCacheTTL
+			ti := startIssuer(b, cfg, tokenissuer.SystemClock{})
+			c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"accounts:read", "accounts:write"}})
 			auth := basic(c.ID, secret)
 			transport := &http.Transport{MaxIdleConnsPerHost: 64}
 			client := &http.Client{Transport: transport}
@@ -55,13 +56,13 @@ func BenchmarkSign(b *testing.B) {
 		b.Run(alg, func(b *testing.B) {
 			cfg := testConfig(b.TempDir())
 			cfg.Keys.Algorithm = alg
-			ti := startIssuer(b, cfg, SystemClock{})
-			c, _ := ti.createClient(NewClient{Scopes: []string{"a"}})
+			ti := startIssuer(b, cfg, tokenissuer.SystemClock{})
+			c, _ := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, _, err := ti.server.mint(c, c.Scopes, ti.clock.Now()); err != nil {
+					if _, _, err := ti.server.Mint(c, c.Scopes, ti.clock.Now()); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -81,8 +82,8 @@ func BenchmarkFailedAuthentication(b *testing.B) {
 	cfg := testConfig(b.TempDir())
 	cfg.ClientCacheTTL = time.Hour
 	cfg.RateLimit.MaxFailures = 0
-	ti := startIssuer(b, cfg, SystemClock{})
-	c, _ := ti.createClient(NewClient{ID: "known-client-0001", Scopes: []string{"a"}})
+	ti := startIssuer(b, cfg, tokenissuer.SystemClock{})
+	c, _ := ti.createClient(tokenissuer.NewClient{ID: "known-client-0001", Scopes: []string{"a"}})
 	h := ti.server.Handler()
 	for _, tc := range []struct{ name, id string }{{"known client, wrong secret", c.ID}, {"unknown client", "nobody-client-001"}} {
 		b.Run(tc.name, func(b *testing.B) {

@@ -1,4 +1,4 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -97,7 +98,7 @@ func TestTokenIssuedWithBasicAuthAndVerifiedAgainstJWKS(t *testing.T) {
 			cfg.Keys.Algorithm = alg
 			clock := newFakeClock()
 			ti := startIssuer(t, cfg, clock)
-			c, secret := ti.createClient(NewClient{ID: "acme.billing-1", Name: "Billing", TenantID: "acme", Scopes: []string{"accounts:read", "accounts:write"}})
+			c, secret := ti.createClient(tokenissuer.NewClient{ID: "acme.billing-1", Name: "Billing", TenantID: "acme", Scopes: []string{"accounts:read", "accounts:write"}})
 
 			r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret))
 			if r.status != http.StatusOK {
@@ -145,7 +146,7 @@ func TestTokenIssuedWithBasicAuthAndVerifiedAgainstJWKS(t *testing.T) {
 func TestBasicCredentialsAreFormURLDecoded(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	c, secret := ti.createClient(NewClient{ID: "team.a_b-c", Scopes: []string{"x"}})
+	c, secret := ti.createClient(tokenissuer.NewClient{ID: "team.a_b-c", Scopes: []string{"x"}})
 	// RFC 6749 §2.3.1: the ID and secret are form-urlencoded before base64,
 	// so every character may arrive percent-encoded.
 	var encID strings.Builder
@@ -178,7 +179,7 @@ func hexByte(b byte) string {
 func TestClientSecretPost(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	c, secret := ti.createClient(NewClient{Scopes: []string{"a", "b"}})
+	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a", "b"}})
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ID}, "client_secret": {secret}}
 	r := postToken(t, ti.http.URL, formType+"; charset=UTF-8", form.Encode(), "")
 	if r.status != http.StatusOK {
@@ -190,7 +191,7 @@ func TestClientSecretPost(t *testing.T) {
 func TestScopeNarrowing(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	c, secret := ti.createClient(NewClient{Scopes: []string{"accounts:read", "accounts:write", "cards:read"}})
+	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"accounts:read", "accounts:write", "cards:read"}})
 	tests := []struct {
 		name      string
 		scope     string
@@ -229,9 +230,9 @@ func TestScopeNarrowing(t *testing.T) {
 func TestTokenRequestErrors(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	c, secret := ti.createClient(NewClient{Scopes: []string{"a"}})
-	disabled, disabledSecret := ti.createClient(NewClient{Scopes: []string{"a"}})
-	if _, err := ti.admin.SetStatus(operatorContext(), disabled.ID, ClientDisabled); err != nil {
+	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
+	disabled, disabledSecret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
+	if _, err := ti.admin.SetStatus(operatorContext(), disabled.ID, tokenissuer.ClientDisabled); err != nil {
 		t.Fatal(err)
 	}
 	good := basic(c.ID, secret)
@@ -306,7 +307,7 @@ func TestSecretRotation(t *testing.T) {
 	clock := newFakeClock()
 	ti := startIssuer(t, testConfig(t.TempDir()), clock)
 	ctx := operatorContext()
-	c, oldSecret := ti.createClient(NewClient{Scopes: []string{"a"}})
+	c, oldSecret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	clock.Advance(time.Hour)
 	_, added, newSecret, err := ti.admin.RotateSecret(ctx, c.ID)
 	if err != nil {
@@ -317,7 +318,7 @@ func TestSecretRotation(t *testing.T) {
 			t.Fatalf("%s secret during rotation: %d %v", name, r.status, r.body)
 		}
 	}
-	if _, _, _, err := ti.admin.RotateSecret(ctx, c.ID); err != ErrTooManySecrets {
+	if _, _, _, err := ti.admin.RotateSecret(ctx, c.ID); err != tokenissuer.ErrTooManySecrets {
 		t.Fatalf("third secret: %v, want ErrTooManySecrets", err)
 	}
 	after, err := ti.admin.RevokeSecret(ctx, c.ID, "")
@@ -333,7 +334,7 @@ func TestSecretRotation(t *testing.T) {
 	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, newSecret)); r.status != 200 {
 		t.Fatalf("new secret after revoke: %d %v", r.status, r.body)
 	}
-	if _, err := ti.admin.RevokeSecret(ctx, c.ID, ""); err != ErrLastSecret {
+	if _, err := ti.admin.RevokeSecret(ctx, c.ID, ""); err != tokenissuer.ErrLastSecret {
 		t.Fatalf("revoking the last secret: %v", err)
 	}
 }
@@ -341,7 +342,7 @@ func TestSecretRotation(t *testing.T) {
 func TestSecretsAreStoredOnlyAsHashes(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	c, secret := ti.createClient(NewClient{Scopes: []string{"a"}})
+	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	raw, err := base64.RawURLEncoding.DecodeString(secret)
 	if err != nil || len(raw) < 32 {
 		t.Fatalf("secret %q has fewer than 256 bits", secret)
@@ -400,7 +401,7 @@ func TestRestartKeepsKeys(t *testing.T) {
 	cfg := testConfig(dir)
 	clock := newFakeClock()
 	first := startIssuer(t, cfg, clock)
-	c, secret := first.createClient(NewClient{Scopes: []string{"a"}})
+	c, secret := first.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	jwksBefore := string(first.keys.JWKS())
 	token := postToken(t, first.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret)).body["access_token"].(string)
 	first.store.Close()
@@ -419,19 +420,18 @@ func TestRestartKeepsKeys(t *testing.T) {
 func TestPerClientTokenLifetime(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	c, secret := ti.createClient(NewClient{Scopes: []string{"a"}, TokenLifetime: 2 * time.Minute})
+	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}, TokenLifetime: 2 * time.Minute})
 	r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret))
 	if r.body["expires_in"] != float64(120) {
 		t.Fatalf("expires_in = %v", r.body["expires_in"])
 	}
 	// A client created when tokens.max_lifetime was longer: the endpoint
 	// still caps its tokens.
-	if _, _, err := ti.admin.CreateClient(operatorContext(), NewClient{Scopes: []string{"a"}, TokenLifetime: 48 * time.Hour}); err == nil {
+	if _, _, err := ti.admin.CreateClient(operatorContext(), tokenissuer.NewClient{Scopes: []string{"a"}, TokenLifetime: 48 * time.Hour}); err == nil {
 		t.Fatal("created a client whose tokens would outlive tokens.max_lifetime")
 	}
-	uncapped := *ti.admin
-	uncapped.maxTokenLifetime = 0
-	long, longSecret, err := uncapped.CreateClient(operatorContext(), NewClient{Scopes: []string{"a"}, TokenLifetime: 48 * time.Hour})
+	uncapped := ti.admin.WithoutLifetimeCap()
+	long, longSecret, err := uncapped.CreateClient(operatorContext(), tokenissuer.NewClient{Scopes: []string{"a"}, TokenLifetime: 48 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +447,7 @@ func TestPerClientTokenLifetime(t *testing.T) {
 func TestTheIssuersVerifierAcceptsOneSpellingOfAToken(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	_, secret := ti.createClient(NewClient{ID: "app", Scopes: []string{"a"}})
+	_, secret := ti.createClient(tokenissuer.NewClient{ID: "app", Scopes: []string{"a"}})
 	tok := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("app", secret)).body["access_token"].(string)
 	if _, err := ti.keys.VerifyAccessToken(tok, ti.cfg.Issuer, ti.clock.Now()); err != nil {
 		t.Fatal(err)

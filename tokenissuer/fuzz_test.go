@@ -1,4 +1,4 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
 	"encoding/json"
@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/portcullis/portcullis/tokenissuer"
 )
 
 // FuzzTokenRequest throws arbitrary bodies, content types and Authorization
@@ -23,7 +25,7 @@ func FuzzTokenRequest(f *testing.F) {
 	cfg := testConfig(f.TempDir())
 	cfg.RateLimit.MaxFailures = 0
 	ti := startIssuer(f, cfg, newFakeClock())
-	if _, _, err := ti.admin.CreateClient(WithActor(f.Context(), testOperator), NewClient{ID: "fuzz-client", Scopes: []string{"a", "b"}}); err != nil {
+	if _, _, err := ti.admin.CreateClient(tokenissuer.WithActor(f.Context(), testOperator), tokenissuer.NewClient{ID: "fuzz-client", Scopes: []string{"a", "b"}}); err != nil {
 		f.Fatal(err)
 	}
 	handler := ti.server.Handler()

@@ -1,4 +1,4 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,18 +49,19 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 // testIssuer is an issuer served over real HTTP on loopback.
 type testIssuer struct {
 	t      testing.TB
-	cfg    Config
-	clock  Clock
-	store  Store
+	cfg    tokenissuer.Config
+	clock  tokenissuer.Clock
+	store  tokenissuer.Store
 	keys   *keys.Manager
-	admin  *Admin
-	server *Endpoints
+	hasher *tokenissuer.SecretHasher
+	admin  *tokenissuer.Admin
+	server *tokenissuer.Endpoints
 	http   *httptest.Server
 }
 
 // testConfig returns a configuration whose files live in dir.
-func testConfig(dir string) Config {
-	cfg := DefaultConfig()
+func testConfig(dir string) tokenissuer.Config {
+	cfg := tokenissuer.DefaultConfig()
 	cfg.Store.SQLitePath = filepath.Join(dir, "issuer.db")
 	cfg.Store.SecretHashKeyFile = filepath.Join(dir, "hash.key")
 	cfg.ClientCacheTTL = 0 // tests change clients and expect the next request to see it
@@ -68,10 +70,10 @@ func testConfig(dir string) Config {
 
 // startIssuer serves an issuer built from cfg; the issuer URL in the
 // configuration is replaced by the test server's.
-func startIssuer(t testing.TB, cfg Config, clock Clock) *testIssuer {
+func startIssuer(t testing.TB, cfg tokenissuer.Config, clock tokenissuer.Clock) *testIssuer {
 	t.Helper()
 	ctx := operatorContext()
-	store, err := OpenSQLite(ctx, cfg.Store.SQLitePath)
+	store, err := tokenissuer.OpenSQLite(ctx, cfg.Store.SQLitePath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,21 +81,21 @@ func startIssuer(t testing.TB, cfg Config, clock Clock) *testIssuer {
 	return startIssuerOn(t, cfg, clock, store)
 }
 
-func startIssuerOn(t testing.TB, cfg Config, clock Clock, store Store) *testIssuer {
+func startIssuerOn(t testing.TB, cfg tokenissuer.Config, clock tokenissuer.Clock, store tokenissuer.Store) *testIssuer {
 	t.Helper()
 	ctx := operatorContext()
-	hasher, err := LoadHasher(cfg.Store)
+	hasher, err := tokenissuer.LoadHasher(cfg.Store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := NewKeyManagerFor(cfg, store, clock, discardLogger())
+	keys, err := tokenissuer.NewKeyManagerFor(cfg, store, clock, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := keys.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ti := &testIssuer{t: t, clock: clock, store: store, keys: keys, admin: NewAdmin(store, hasher, clock, cfg.AdminLimits())}
+	ti := &testIssuer{t: t, clock: clock, store: store, keys: keys, hasher: hasher, admin: tokenissuer.NewAdmin(store, hasher, clock, cfg.AdminLimits())}
 	// The handler is installed after the server exists so that the issuer
 	// URL in the tokens is the test server's own.
 	var handler http.Handler
@@ -104,14 +106,14 @@ func startIssuerOn(t testing.TB, cfg Config, clock Clock, store Store) *testIssu
 		t.Fatal(err)
 	}
 	ti.cfg = cfg
-	srv, err := NewEndpoints(cfg, store, NewAdmin(store, hasher, clock, cfg.AdminLimits()), keys, hasher, clock, discardLogger(), prometheus.NewRegistry())
+	srv, err := tokenissuer.NewEndpoints(cfg, store, tokenissuer.NewAdmin(store, hasher, clock, cfg.AdminLimits()), keys, hasher, clock, discardLogger(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
 	followCtx, stopFollowing := context.WithCancel(context.Background())
 	t.Cleanup(stopFollowing)
-	go FollowChanges(followCtx, store, srv)
+	go tokenissuer.FollowChanges(followCtx, store, srv)
 	go srv.Feed.Run(followCtx)
 	ti.server = srv
 	handler = srv.Handler()
@@ -120,11 +122,11 @@ func startIssuerOn(t testing.TB, cfg Config, clock Clock, store Store) *testIssu
 
 // createClient creates a client, and its tenant (with the client's scopes
 // as ceiling) when the tenant does not exist yet.
-func (ti *testIssuer) createClient(nc NewClient) (*Client, string) {
+func (ti *testIssuer) createClient(nc tokenissuer.NewClient) (*tokenissuer.Client, string) {
 	ti.t.Helper()
-	ops := WithActor(context.Background(), Actor{ID: "cli:test", Operator: true})
+	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test", Operator: true})
 	if nc.TenantID != "" {
-		if _, err := ti.admin.CreateTenant(ops, NewTenant{ID: nc.TenantID, ScopeCeiling: nc.Scopes}); err != nil && !errors.Is(err, ErrTenantExists) {
+		if _, err := ti.admin.CreateTenant(ops, tokenissuer.NewTenant{ID: nc.TenantID, ScopeCeiling: nc.Scopes}); err != nil && !errors.Is(err, tokenissuer.ErrTenantExists) {
 			ti.t.Fatal(err)
 		}
 	}
@@ -136,8 +138,10 @@ func (ti *testIssuer) createClient(nc NewClient) (*Client, string) {
 }
 
 // testOperator is the platform operator the tests act as, as the CLI does.
-var testOperator = Actor{ID: "cli:test", Operator: true}
+var testOperator = tokenissuer.Actor{ID: "cli:test", Operator: true}
 
 // operatorContext is a context in which testOperator acts: the service
 // layer lets a context without an actor do nothing.
-func operatorContext() context.Context { return WithActor(context.Background(), testOperator) }
+func operatorContext() context.Context {
+	return tokenissuer.WithActor(context.Background(), testOperator)
+}

@@ -1,4 +1,4 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -47,7 +48,7 @@ func TestKeyRotationTimeline(t *testing.T) {
 	clock := newFakeClock()
 	ti := startIssuer(t, cfg, clock)
 	ctx := operatorContext()
-	c, secret := ti.createClient(NewClient{Scopes: []string{"a"}})
+	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 
 	oldKID := signingKID(t, ti, c.ID, secret)
 	newKey, err := ti.keys.Rotate(ctx)
@@ -104,7 +105,7 @@ func TestRotationByAnotherProcessIsPickedUp(t *testing.T) {
 	ti := startIssuer(t, cfg, clock)
 	cliCfg := cfg
 	cliCfg.Keys.Algorithm = "EdDSA"
-	cli, err := NewKeyManagerFor(cliCfg, ti.store, clock, discardLogger())
+	cli, err := tokenissuer.NewKeyManagerFor(cliCfg, ti.store, clock, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/pgtest"
+	"github.com/portcullis/portcullis/tokenissuer"
 )
 
 // freshPostgres is a new, empty database on the test server (see
@@ -13,11 +14,11 @@ import (
 // locally and fail in CI).
 func freshPostgres(t testing.TB) string { return pgtest.FreshDatabase(t) }
 
-func openPostgresForTest(t testing.TB, dsn string) *PostgresStore {
+func openPostgresForTest(t testing.TB, dsn string) *tokenissuer.PostgresStore {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := OpenPostgres(ctx, dsn)
+	s, err := tokenissuer.OpenPostgres(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,17 +27,17 @@ func openPostgresForTest(t testing.TB, dsn string) *PostgresStore {
 }
 
 // storeFactories are the stores every conformance test runs against.
-func storeFactories() map[string]func(t *testing.T) Store {
-	return map[string]func(t *testing.T) Store{
-		"sqlite": func(t *testing.T) Store {
-			s, err := OpenSQLite(context.Background(), t.TempDir()+"/store.db")
+func storeFactories() map[string]func(t *testing.T) tokenissuer.Store {
+	return map[string]func(t *testing.T) tokenissuer.Store{
+		"sqlite": func(t *testing.T) tokenissuer.Store {
+			s, err := tokenissuer.OpenSQLite(context.Background(), t.TempDir()+"/store.db")
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Close() })
 			return s
 		},
-		"postgres": func(t *testing.T) Store {
+		"postgres": func(t *testing.T) tokenissuer.Store {
 			return openPostgresForTest(t, freshPostgres(t))
 		},
 	}

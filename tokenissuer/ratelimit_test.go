@@ -1,7 +1,7 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
-	"github.com/portcullis/portcullis/tokenissuer/limit"
+	"github.com/portcullis/portcullis/tokenissuer"
 
 	"context"
 	"errors"
@@ -30,14 +30,14 @@ func TestGuessingAtAClientNeverLocksItsOwnerOut(t *testing.T) {
 	cfg.RateLimit.FailureDelay = time.Millisecond
 	cfg.RateLimit.TrustedProxies = []string{"127.0.0.1"}
 	ti := startIssuer(t, cfg, newFakeClock())
-	c, secret := ti.createClient(NewClient{ID: "authz", Scopes: []string{"a"}})
+	c, secret := ti.createClient(tokenissuer.NewClient{ID: "authz", Scopes: []string{"a"}})
 	// 100 wrong secrets from 100 addresses, each under its own limit.
 	for i := range 100 {
 		if s := postTokenFrom(t, ti, fmt.Sprintf("203.0.113.%d", i), basic(c.ID, "guess"+strconv.Itoa(i))); s != http.StatusUnauthorized {
 			t.Fatalf("failure %d: %d", i, s)
 		}
 	}
-	if got := counter(t, ti.server.metrics.rateLimited.WithLabelValues("client")); got != 100-3 {
+	if got := counter(t, ti.server.RateLimited("client")); got != 100-3 {
 		t.Fatalf("%v failures slowed down, want the 97 past the limit", got)
 	}
 	// The owner, from yet another address, gets a token at once.
@@ -60,8 +60,8 @@ func TestUnknownClientIDsAreSlowedAlike(t *testing.T) {
 	cfg.RateLimit.FailureDelay = time.Millisecond
 	cfg.RateLimit.TrustedProxies = []string{"127.0.0.1"}
 	ti := startIssuer(t, cfg, newFakeClock())
-	c, _ := ti.createClient(NewClient{ID: "real-app", Scopes: []string{"a"}})
-	slowed := ti.server.metrics.rateLimited.WithLabelValues("client")
+	c, _ := ti.createClient(tokenissuer.NewClient{ID: "real-app", Scopes: []string{"a"}})
+	slowed := ti.server.RateLimited("client")
 	for _, id := range []string{c.ID, "no-such-app"} {
 		before := counter(t, slowed)
 		for i := range 5 {
@@ -89,7 +89,7 @@ func TestFailedAuthenticationsAreRateLimitedPerAddress(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.RateLimit.MaxFailures = 5
 	ti := startIssuer(t, cfg, newFakeClock())
-	c, secret := ti.createClient(NewClient{Scopes: []string{"a"}})
+	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	// Spraying many client IDs from one address trips the address limit.
 	for i := 0; i < 5; i++ {
 		postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(fmt.Sprintf("victim-%d", i), "guess"))
@@ -106,7 +106,7 @@ func TestAddressLimitUsesTheProxysForwardedFor(t *testing.T) {
 	cfg.RateLimit.MaxFailures = 3
 	cfg.RateLimit.TrustedProxies = []string{"127.0.0.1"}
 	ti := startIssuer(t, cfg, newFakeClock())
-	c, secret := ti.createClient(NewClient{Scopes: []string{"a"}})
+	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	post := func(xff, auth string) int { return postTokenFrom(t, ti, xff, auth) }
 	// The attacker forges the first entries; the proxy appends the real
 	// address last, and that is what counts.
@@ -130,7 +130,7 @@ func TestForwardedForIsBelievedOnlyFromTrustedProxies(t *testing.T) {
 	cfg.RateLimit.MaxFailures = 3
 	cfg.RateLimit.TrustedProxies = []string{"192.0.2.10"} // not the test client
 	ti := startIssuer(t, cfg, newFakeClock())
-	c, secret := ti.createClient(NewClient{Scopes: []string{"a"}})
+	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	for i := 0; i < 3; i++ {
 		r := postTokenFrom(t, ti, fmt.Sprintf("203.0.113.%d", i), basic(fmt.Sprintf("spray-%d", i), "guess"))
 		if r != http.StatusUnauthorized {
@@ -158,10 +158,6 @@ func postTokenFrom(t *testing.T, ti *testIssuer, xff, auth string) int {
 
 func TestClientAddress(t *testing.T) {
 	t.Parallel()
-	proxies, err := parseTrustedProxies([]string{"10.0.0.0/8", "192.0.2.1", "::1"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name, peer string
 		xff        []string
@@ -183,11 +179,15 @@ func TestClientAddress(t *testing.T) {
 		for _, v := range tt.xff {
 			r.Header.Add("X-Forwarded-For", v)
 		}
-		if got := limiterKey(proxies.clientAddress(r)); got != tt.want {
+		got, err := tokenissuer.LimiterKeyBehind([]string{"10.0.0.0/8", "192.0.2.1", "::1"}, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tt.want {
 			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
 		}
 	}
-	if _, err := parseTrustedProxies([]string{"envoy"}); err == nil {
+	if _, err := tokenissuer.LimiterKeyBehind([]string{"envoy"}, &http.Request{}); err == nil {
 		t.Error("a host name is not a trusted proxy")
 	}
 }
@@ -216,7 +216,6 @@ func TestFailedRequestsLeaveLimiterMemoryBounded(t *testing.T) {
 	cfg.ClientCacheTTL = 5 * time.Second
 	ti := startIssuer(t, cfg, newFakeClock())
 	h := ti.server.Handler()
-	limiter := ti.server.byClient.(*limit.Failures)
 
 	const requests = 100_000
 	longID := strings.Repeat("i", 7<<10)
@@ -268,11 +267,12 @@ func TestFailedRequestsLeaveLimiterMemoryBounded(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
-	t.Logf("heap growth after %d failed requests: %.1f MB; %d address keys, %d client keys", requests, float64(growth)/(1<<20), ti.server.byAddress.Len(), limiter.Len())
-	if n := limiter.Len(); n > requests/10 {
+	addressKeys, clientKeys := ti.server.LimiterSizes()
+	t.Logf("heap growth after %d failed requests: %.1f MB; %d address keys, %d client keys", requests, float64(growth)/(1<<20), addressKeys, clientKeys)
+	if n := clientKeys; n > requests/10 {
 		t.Errorf("%d per-client keys, more than the %d well-formed IDs sent", n, requests/10)
 	}
-	if n := ti.server.byAddress.Len(); n > requests/2+1 {
+	if n := addressKeys; n > requests/2+1 {
 		t.Errorf("%d address keys", n)
 	}
 	if growth > 32<<20 {
@@ -282,11 +282,11 @@ func TestFailedRequestsLeaveLimiterMemoryBounded(t *testing.T) {
 
 // countingStore counts client lookups that reach the real store.
 type countingStore struct {
-	Store
+	tokenissuer.Store
 	lookups atomic.Int64
 }
 
-func (s *countingStore) Client(ctx context.Context, id string) (*Client, error) {
+func (s *countingStore) Client(ctx context.Context, id string) (*tokenissuer.Client, error) {
 	s.lookups.Add(1)
 	return s.Store.Client(ctx, id)
 }
@@ -299,21 +299,21 @@ func TestUnknownClientIDsAreCachedLikeKnownOnes(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.ClientCacheTTL = time.Hour
 	cfg.RateLimit.MaxFailures = 0
-	sqlite, err := OpenSQLite(context.Background(), cfg.Store.SQLitePath)
+	sqlite, err := tokenissuer.OpenSQLite(context.Background(), cfg.Store.SQLitePath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sqlite.Close() })
 	store := &countingStore{Store: sqlite}
 	ti := startIssuerOn(t, cfg, newFakeClock(), store)
-	c, _ := ti.createClient(NewClient{Scopes: []string{"a"}})
+	c, _ := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	for _, id := range []string{c.ID, "no-such-client"} {
 		before := store.lookups.Load()
 		for i := 0; i < 5; i++ {
 			if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(id, "guess")); r.status != http.StatusUnauthorized {
 				t.Fatalf("%s: %d", id, r.status)
 			}
-			ti.server.clients.Wait()
+			ti.server.WaitForClientCache()
 		}
 		if n := store.lookups.Load() - before; n != 1 {
 			t.Errorf("%s: %d store lookups for 5 requests, want 1", id, n)

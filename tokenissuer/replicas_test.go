@@ -1,4 +1,4 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -19,7 +20,7 @@ import (
 
 // replicaConfig is one replica's configuration on a shared PostgreSQL
 // database: the same secret hashing key and key-encryption key everywhere.
-func replicaConfig(t *testing.T, dsn string) Config {
+func replicaConfig(t *testing.T, dsn string) tokenissuer.Config {
 	cfg := testConfig(t.TempDir())
 	cfg.Store.Driver, cfg.Store.PostgresDSN = "postgres", dsn
 	cfg.Store.SecretHashKey = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
@@ -27,7 +28,7 @@ func replicaConfig(t *testing.T, dsn string) Config {
 	return cfg
 }
 
-func startReplica(t *testing.T, dsn string, clock Clock, mutate func(*Config)) *testIssuer {
+func startReplica(t *testing.T, dsn string, clock tokenissuer.Clock, mutate func(*tokenissuer.Config)) *testIssuer {
 	cfg := replicaConfig(t, dsn)
 	if mutate != nil {
 		mutate(&cfg)
@@ -41,7 +42,7 @@ func TestReplicasShareClientsAndKeys(t *testing.T) {
 	clock := newFakeClock()
 	a := startReplica(t, dsn, clock, nil)
 	b := startReplica(t, dsn, clock, nil)
-	c, secret := a.createClient(NewClient{ID: "acme-app", Scopes: []string{"a"}})
+	c, secret := a.createClient(tokenissuer.NewClient{ID: "acme-app", Scopes: []string{"a"}})
 
 	if string(a.keys.JWKS()) != string(b.keys.JWKS()) {
 		t.Fatal("replicas serve different JWKS")
@@ -90,7 +91,7 @@ func TestPrivateKeysAreEncryptedAtRest(t *testing.T) {
 	// Another key-encryption key cannot read them.
 	cfg := replicaConfig(t, dsn)
 	cfg.Keys.EncryptionKey = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
-	km, err := NewKeyManagerFor(cfg, a.store, newFakeClock(), discardLogger())
+	km, err := tokenissuer.NewKeyManagerFor(cfg, a.store, newFakeClock(), discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +109,7 @@ func TestScheduledRotationHappensOnceAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	dsn := freshPostgres(t)
 	clock := newFakeClock()
-	every := func(c *Config) { c.Keys.RotateEvery = 24 * time.Hour }
+	every := func(c *tokenissuer.Config) { c.Keys.RotateEvery = 24 * time.Hour }
 	a := startReplica(t, dsn, clock, every)
 	b := startReplica(t, dsn, clock, every)
 	if rotated, _ := a.keys.RotateIfDue(context.Background()); rotated {
@@ -146,13 +147,13 @@ func TestFailureLimitHoldsAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	dsn := freshPostgres(t)
 	clock := newFakeClock()
-	limit := func(c *Config) {
+	limit := func(c *tokenissuer.Config) {
 		c.RateLimit.MaxFailures, c.RateLimit.Window, c.RateLimit.FailureDelay = 4, time.Minute, time.Millisecond
 		c.RateLimit.TrustedProxies = []string{"127.0.0.1"}
 	}
 	a := startReplica(t, dsn, clock, limit)
 	b := startReplica(t, dsn, clock, limit)
-	c, secret := a.createClient(NewClient{ID: "victim", Scopes: []string{"a"}})
+	c, secret := a.createClient(tokenissuer.NewClient{ID: "victim", Scopes: []string{"a"}})
 	// Guesses alternate between replicas, as behind a load balancer, each
 	// from its own address to isolate the client limit.
 	for i := 0; i < 20; i++ {
@@ -163,7 +164,7 @@ func TestFailureLimitHoldsAcrossReplicas(t *testing.T) {
 	}
 	// The count is shared: each replica slows the failures past the limit
 	// of both together, not past its own.
-	slowed := counter(t, a.server.metrics.rateLimited.WithLabelValues("client")) + counter(t, b.server.metrics.rateLimited.WithLabelValues("client"))
+	slowed := counter(t, a.server.RateLimited("client")) + counter(t, b.server.RateLimited("client"))
 	if slowed < 20-4-1 {
 		t.Fatalf("%v of 20 failures slowed across two replicas, want all past the shared limit of 4 (+1 for the second replica)", slowed)
 	}
@@ -180,15 +181,15 @@ func TestFailureLimitHoldsAcrossReplicas(t *testing.T) {
 func TestRotationUnderLoadAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	dsn := freshPostgres(t)
-	fast := func(c *Config) {
+	fast := func(c *tokenissuer.Config) {
 		c.Keys.JWKSMaxAge, c.Keys.PublishDelay = 100*time.Millisecond, 400*time.Millisecond
 	}
-	a := startReplica(t, dsn, SystemClock{}, fast)
-	b := startReplica(t, dsn, SystemClock{}, fast)
+	a := startReplica(t, dsn, tokenissuer.SystemClock{}, fast)
+	b := startReplica(t, dsn, tokenissuer.SystemClock{}, fast)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go b.keys.Run(ctx, 50*time.Millisecond) // B learns of A's rotation by reloading
-	c, secret := a.createClient(NewClient{ID: "acme-app", Scopes: []string{"a"}})
+	c, secret := a.createClient(tokenissuer.NewClient{ID: "acme-app", Scopes: []string{"a"}})
 
 	fetchB := func() jwk.Set {
 		set, err := jwk.Fetch(context.Background(), b.http.URL+"/.well-known/jwks.json")
@@ -246,11 +247,11 @@ func TestReplicasForgetChangedClientsAtOnce(t *testing.T) {
 	t.Parallel()
 	dsn := freshPostgres(t)
 	clock := newFakeClock()
-	cache := func(c *Config) { c.ClientCacheTTL = time.Hour }
+	cache := func(c *tokenissuer.Config) { c.ClientCacheTTL = time.Hour }
 	a := startReplica(t, dsn, clock, cache)
 	b := startReplica(t, dsn, clock, cache)
-	c, oldSecret := a.createClient(NewClient{ID: "acme-app", TenantID: "acme", Scopes: []string{"a"}})
-	ctx := WithActor(context.Background(), Actor{Operator: true, ID: "cli:test"})
+	c, oldSecret := a.createClient(tokenissuer.NewClient{ID: "acme-app", TenantID: "acme", Scopes: []string{"a"}})
+	ctx := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
 	_, _, newSecret, err := a.admin.RotateSecret(ctx, c.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -268,7 +269,7 @@ func TestReplicasForgetChangedClientsAtOnce(t *testing.T) {
 	if status(newSecret) != http.StatusOK {
 		t.Fatal("the remaining secret stopped working")
 	}
-	if _, err := a.admin.SetTenantStatus(ctx, "acme", TenantDisabled); err != nil {
+	if _, err := a.admin.SetTenantStatus(ctx, "acme", tokenissuer.TenantDisabled); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "replica B to refuse the disabled tenant's client", func() bool { return status(newSecret) == http.StatusBadRequest })

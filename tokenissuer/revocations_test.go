@@ -1,4 +1,4 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/revocation"
+	"github.com/portcullis/portcullis/tokenissuer"
 )
 
 func postRevoke(t *testing.T, base, body, authorization string) (int, string, http.Header) {
@@ -27,8 +28,8 @@ func TestRevocationEndpoint(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
 	ctx := operatorContext()
-	_, secretA := ti.createClient(NewClient{ID: "app-a", Scopes: []string{"a"}})
-	_, secretB := ti.createClient(NewClient{ID: "app-b", Scopes: []string{"a"}})
+	_, secretA := ti.createClient(tokenissuer.NewClient{ID: "app-a", Scopes: []string{"a"}})
+	_, secretB := ti.createClient(tokenissuer.NewClient{ID: "app-b", Scopes: []string{"a"}})
 	tok := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("app-a", secretA)).body["access_token"].(string)
 	revoked := func() int {
 		entries, err := ti.store.Revocations(ctx, 0, ti.clock.Now())
@@ -73,7 +74,7 @@ func TestRevocationEndpoint(t *testing.T) {
 	}
 	// A client revoking its own token is routine: it does not bury the
 	// tenant's audit trail.
-	if records, _ := ti.store.AuditRecords(ctx, AuditQuery{Actor: "client:app-a"}); len(records) != 0 {
+	if records, _ := ti.store.AuditRecords(ctx, tokenissuer.AuditQuery{Actor: "client:app-a"}); len(records) != 0 {
 		t.Fatalf("audit: %+v", records)
 	}
 
@@ -116,10 +117,10 @@ func TestRevocationFeed(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
 	ti := startIssuer(t, testConfig(t.TempDir()), clock)
-	ctx := WithActor(context.Background(), Actor{Operator: true, ID: "cli:test"})
-	_, followerSecret := ti.createClient(NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
-	_, otherSecret := ti.createClient(NewClient{ID: "app", Scopes: []string{"a"}})
-	ti.createClient(NewClient{ID: "app-2", Scopes: []string{"a"}})
+	ctx := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
+	_, followerSecret := ti.createClient(tokenissuer.NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
+	_, otherSecret := ti.createClient(tokenissuer.NewClient{ID: "app", Scopes: []string{"a"}})
+	ti.createClient(tokenissuer.NewClient{ID: "app-2", Scopes: []string{"a"}})
 	follower := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("authz", followerSecret)).body["access_token"].(string)
 	other := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("app", otherSecret)).body["access_token"].(string)
 
@@ -152,7 +153,7 @@ func TestRevocationFeed(t *testing.T) {
 	waitFor(t, "the feed to read the change", func() bool { return ti.server.Feed.Set().Version() == 1 })
 	_, feed, _ = getFeed(t, ti.http.URL, follower, "")
 	if !feed.Full || feed.Version != 1 || len(feed.Entries) != 1 || feed.Entries[0].Kind != revocation.KindClient || feed.Entries[0].Subject != "app" ||
-		feed.Entries[0].Before != revocation.Watermark(clock.Now())+int64(watermarkMargin/time.Second) {
+		feed.Entries[0].Before != revocation.Watermark(clock.Now())+int64(tokenissuer.WatermarkMargin/time.Second) {
 		t.Fatalf("after revoking the client: %+v", feed)
 	}
 	// Nothing new: a short poll answers at once with the same version.
@@ -182,7 +183,7 @@ func TestRevocationFeed(t *testing.T) {
 	}
 
 	// Once every token it covers has expired, an entry is no longer served.
-	clock.Advance(ti.cfg.Tokens.MaxLifetime + watermarkMargin + 2*time.Second)
+	clock.Advance(ti.cfg.Tokens.MaxLifetime + tokenissuer.WatermarkMargin + 2*time.Second)
 	fresh := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("authz", followerSecret)).body["access_token"].(string)
 	if _, feed, _ = getFeed(t, ti.http.URL, fresh, ""); feed.Version != 3 || len(feed.Entries) != 0 {
 		t.Fatalf("expired entries: %+v", feed)
@@ -231,7 +232,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func testStoreRevocations(t *testing.T, s Store) {
+func testStoreRevocations(t *testing.T, s tokenissuer.Store) {
 	ctx := operatorContext()
 	now := time.Unix(1_800_000_000, 0).UTC()
 	if v, err := s.LatestRevocation(ctx); err != nil || v != 0 {
@@ -278,7 +279,7 @@ func testStoreRevocations(t *testing.T, s Store) {
 	deadline := time.After(time.Minute)
 	for {
 		// LISTEN takes effect asynchronously: announce until heard.
-		if err := s.NotifyChange(ctx, TopicClient, "app-1"); err != nil {
+		if err := s.NotifyChange(ctx, tokenissuer.TopicClient, "app-1"); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -305,7 +306,7 @@ func TestRevocationsPerClientAreBounded(t *testing.T) {
 	cfg.RateLimit.TokensPerMinute = 6
 	clock := newFakeClock()
 	ti := startIssuer(t, cfg, clock)
-	_, secret := ti.createClient(NewClient{ID: "app", Scopes: []string{"a"}})
+	_, secret := ti.createClient(tokenissuer.NewClient{ID: "app", Scopes: []string{"a"}})
 	mint := func() string {
 		t.Helper()
 		r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("app", secret))
@@ -330,7 +331,7 @@ func TestRevocationsPerClientAreBounded(t *testing.T) {
 	if last := entries[len(entries)-1]; last.Kind != revocation.KindClient || last.Subject != "app" || last.Cause != "oauth2.revoke.overflow" {
 		t.Fatalf("over the cap: %+v", last)
 	}
-	if records, _ := ti.store.AuditRecords(context.Background(), AuditQuery{Actor: "client:app"}); len(records) != 1 || records[0].Action != "revocation.client" {
+	if records, _ := ti.store.AuditRecords(context.Background(), tokenissuer.AuditQuery{Actor: "client:app"}); len(records) != 1 || records[0].Action != "revocation.client" {
 		t.Fatalf("the fallback is audited once: %+v", records)
 	}
 	// A fourth revocation in the minute is allowed, a fifth is not.
@@ -342,7 +343,7 @@ func TestRevocationsPerClientAreBounded(t *testing.T) {
 		t.Fatalf("fifth revocation in a minute: %d %s %v", status, body, header)
 	}
 	// Issuance is bounded too: five tokens so far, one more, then 429.
-	clock.Advance(watermarkMargin + time.Second)
+	clock.Advance(tokenissuer.WatermarkMargin + time.Second)
 	mint()
 	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("app", secret)); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
 		t.Fatalf("seventh token in a minute: %d %v", r.status, r.body)
@@ -353,7 +354,7 @@ func TestRevocationsPerClientAreBounded(t *testing.T) {
 
 // feedReadCounter counts the feed's reads of the store.
 type feedReadCounter struct {
-	Store
+	tokenissuer.Store
 	reads atomic.Int64
 }
 
@@ -377,7 +378,7 @@ func TestFeedReadsTheStoreOncePerChangeWhateverTheFollowers(t *testing.T) {
 	engines := map[string]func(t *testing.T) (revoker, served *testIssuer, store *feedReadCounter){
 		"sqlite": func(t *testing.T) (*testIssuer, *testIssuer, *feedReadCounter) {
 			cfg := testConfig(t.TempDir())
-			sqlite, err := OpenSQLite(context.Background(), cfg.Store.SQLitePath)
+			sqlite, err := tokenissuer.OpenSQLite(context.Background(), cfg.Store.SQLitePath)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -399,8 +400,8 @@ func TestFeedReadsTheStoreOncePerChangeWhateverTheFollowers(t *testing.T) {
 			reads := map[int]int64{}
 			for _, followers := range []int{1, 64} {
 				revoker, served, store := start(t)
-				_, secret := served.createClient(NewClient{ID: fmt.Sprint("authz-", followers), Scopes: []string{revocation.ReadScope}})
-				revoker.createClient(NewClient{ID: fmt.Sprint("app-", followers), Scopes: []string{"a"}})
+				_, secret := served.createClient(tokenissuer.NewClient{ID: fmt.Sprint("authz-", followers), Scopes: []string{revocation.ReadScope}})
+				revoker.createClient(tokenissuer.NewClient{ID: fmt.Sprint("app-", followers), Scopes: []string{"a"}})
 				token := postToken(t, served.http.URL, formType, "grant_type=client_credentials", basic(fmt.Sprint("authz-", followers), secret)).body["access_token"].(string)
 				waitFor(t, "the first read", func() bool { return served.server.Feed.Loaded() })
 				since := served.server.Feed.Set().Version()
@@ -434,7 +435,7 @@ func TestFeedServesALargeSetInPages(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
 	ti.server.Feed.PageEntries = 3
-	_, secret := ti.createClient(NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
+	_, secret := ti.createClient(tokenissuer.NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
 	token := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("authz", secret)).body["access_token"].(string)
 	for i := range 7 {
 		e := &revocation.Entry{Kind: revocation.KindToken, Subject: fmt.Sprint("jti-", i), Expires: ti.clock.Now().Unix() + 600, At: ti.clock.Now()}
@@ -471,24 +472,24 @@ func TestFeedServesALargeSetInPages(t *testing.T) {
 func TestChangesFromAnotherProcessLeaveNoWindow(t *testing.T) {
 	t.Parallel()
 	for name, tc := range map[string]struct {
-		change func(a *Admin, client, secretID string) error
+		change func(a *tokenissuer.Admin, client, secretID string) error
 		// after is the status of a request with the old secret once the
 		// change is read; other, with a second secret (0: none).
 		after, other int
 	}{
-		"clients disable": {func(a *Admin, id, _ string) error {
-			_, err := a.SetStatus(operatorContext(), id, ClientDisabled)
+		"clients disable": {func(a *tokenissuer.Admin, id, _ string) error {
+			_, err := a.SetStatus(operatorContext(), id, tokenissuer.ClientDisabled)
 			return err
 		}, http.StatusBadRequest, 0},
-		"clients delete": {func(a *Admin, id, _ string) error { return a.DeleteClient(operatorContext(), id) }, http.StatusUnauthorized, 0},
-		"clients revoke-secret --revoke-tokens": {func(a *Admin, id, secretID string) error {
+		"clients delete": {func(a *tokenissuer.Admin, id, _ string) error { return a.DeleteClient(operatorContext(), id) }, http.StatusUnauthorized, 0},
+		"clients revoke-secret --revoke-tokens": {func(a *tokenissuer.Admin, id, secretID string) error {
 			if _, err := a.RevokeSecret(operatorContext(), id, secretID); err != nil {
 				return err
 			}
 			return a.RevokeClientTokens(operatorContext(), id)
 		}, http.StatusUnauthorized, http.StatusOK},
-		"tenants disable": {func(a *Admin, id, _ string) error {
-			_, err := a.SetTenantStatus(operatorContext(), "acme", TenantDisabled)
+		"tenants disable": {func(a *tokenissuer.Admin, id, _ string) error {
+			_, err := a.SetTenantStatus(operatorContext(), "acme", tokenissuer.TenantDisabled)
 			return err
 		}, http.StatusBadRequest, 0},
 	} {
@@ -497,7 +498,7 @@ func TestChangesFromAnotherProcessLeaveNoWindow(t *testing.T) {
 			cfg := testConfig(t.TempDir())
 			cfg.ClientCacheTTL = time.Hour // the window, made as wide as can be
 			ti := startIssuer(t, cfg, newFakeClock())
-			c, secret := ti.createClient(NewClient{ID: "app", TenantID: "acme", Scopes: []string{"a"}})
+			c, secret := ti.createClient(tokenissuer.NewClient{ID: "app", TenantID: "acme", Scopes: []string{"a"}})
 			_, _, secondSecret, err := ti.admin.RotateSecret(operatorContext(), c.ID)
 			if err != nil {
 				t.Fatal(err)
@@ -510,13 +511,13 @@ func TestChangesFromAnotherProcessLeaveNoWindow(t *testing.T) {
 			}
 
 			// The CLI: its own store handle and service, another process's.
-			cliStore, err := OpenSQLite(context.Background(), cfg.Store.SQLitePath)
+			cliStore, err := tokenissuer.OpenSQLite(context.Background(), cfg.Store.SQLitePath)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer cliStore.Close()
-			hasher, _ := LoadHasher(cfg.Store)
-			if err := tc.change(NewAdmin(cliStore, hasher, ti.clock, cfg.AdminLimits()), c.ID, c.Secrets[0].ID); err != nil {
+			hasher, _ := tokenissuer.LoadHasher(cfg.Store)
+			if err := tc.change(tokenissuer.NewAdmin(cliStore, hasher, ti.clock, cfg.AdminLimits()), c.ID, c.Secrets[0].ID); err != nil {
 				t.Fatal(err)
 			}
 			// The running issuer mints a second later, before its feed has
@@ -566,20 +567,20 @@ func TestAnotherProcessesChangesReachTheCache(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.ClientCacheTTL = time.Hour
 	ti := startIssuer(t, cfg, newFakeClock())
-	c, old := ti.createClient(NewClient{ID: "app", Scopes: []string{"a"}})
+	c, old := ti.createClient(tokenissuer.NewClient{ID: "app", Scopes: []string{"a"}})
 	if _, _, _, err := ti.admin.RotateSecret(operatorContext(), c.ID); err != nil {
 		t.Fatal(err)
 	}
 	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, old)); r.status != http.StatusOK {
 		t.Fatalf("before: %d", r.status) // cached now
 	}
-	cliStore, err := OpenSQLite(context.Background(), cfg.Store.SQLitePath)
+	cliStore, err := tokenissuer.OpenSQLite(context.Background(), cfg.Store.SQLitePath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cliStore.Close()
-	hasher, _ := LoadHasher(cfg.Store)
-	if _, err := NewAdmin(cliStore, hasher, ti.clock, cfg.AdminLimits()).RevokeSecret(operatorContext(), c.ID, c.Secrets[0].ID); err != nil {
+	hasher, _ := tokenissuer.LoadHasher(cfg.Store)
+	if _, err := tokenissuer.NewAdmin(cliStore, hasher, ti.clock, cfg.AdminLimits()).RevokeSecret(operatorContext(), c.ID, c.Secrets[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the running issuer to refuse the revoked secret", func() bool {
@@ -595,8 +596,8 @@ func TestRevocationFeedStreams(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
 	ctx := operatorContext()
-	_, secret := ti.createClient(NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
-	ti.createClient(NewClient{ID: "app", Scopes: []string{"a"}})
+	_, secret := ti.createClient(tokenissuer.NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
+	ti.createClient(tokenissuer.NewClient{ID: "app", Scopes: []string{"a"}})
 	token := func() string {
 		return postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("authz", secret)).body["access_token"].(string)
 	}
@@ -669,7 +670,7 @@ func TestRevocationFeedStreams(t *testing.T) {
 	}
 
 	// Shutting down ends the streams at once.
-	ti.clock.(*fakeClock).Advance(watermarkMargin + time.Second)
+	ti.clock.(*fakeClock).Advance(tokenissuer.WatermarkMargin + time.Second)
 	live, closeLive := open(token(), "?since=2&stream=1&wait=30")
 	defer closeLive()
 	waitFor(t, "the stream to be held", func() bool { return ti.server.Feed.Waiting() >= 1 })

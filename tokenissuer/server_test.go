@@ -1,4 +1,4 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer"
 )
 
 // TestServiceServesAndShutsDownGracefully runs the issuer as `issuer serve`
@@ -16,11 +18,11 @@ import (
 func TestServiceServesAndShutsDownGracefully(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cfg := DefaultConfig()
+	cfg := tokenissuer.DefaultConfig()
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Store.SQLitePath = filepath.Join(dir, "issuer.db")
 	cfg.Store.SecretHashKeyFile = filepath.Join(dir, "hash.key")
-	svc, err := NewServer(context.Background(), cfg, SystemClock{}, discardLogger())
+	svc, err := tokenissuer.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,9 +63,9 @@ func TestServiceServesAndShutsDownGracefully(t *testing.T) {
 
 func TestBadConfigFailsAtStartup(t *testing.T) {
 	t.Parallel()
-	cfg := DefaultConfig()
+	cfg := tokenissuer.DefaultConfig()
 	cfg.Keys.Algorithm = "none"
-	if _, err := NewServer(context.Background(), cfg, SystemClock{}, discardLogger()); err == nil || !strings.Contains(err.Error(), "keys.algorithm") {
+	if _, err := tokenissuer.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, discardLogger()); err == nil || !strings.Contains(err.Error(), "keys.algorithm") {
 		t.Fatalf("error %v", err)
 	}
 }
@@ -79,13 +81,13 @@ func TestPostgresIsRetriedAtStart(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	cfg := StoreConfig{Driver: "postgres", PostgresDSN: "postgres://portcullis@" + addr + "/portcullis?sslmode=disable&connect_timeout=1", ConnectTimeout: 600 * time.Millisecond}
-	_, err = OpenStore(context.Background(), cfg)
+	cfg := tokenissuer.StoreConfig{Driver: "postgres", PostgresDSN: "postgres://portcullis@" + addr + "/portcullis?sslmode=disable&connect_timeout=1", ConnectTimeout: 600 * time.Millisecond}
+	_, err = tokenissuer.OpenStore(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "store.connect_timeout") {
 		t.Fatalf("an unreachable database: %v", err)
 	}
 	cfg.ConnectTimeout = 0
-	if _, err := OpenStore(context.Background(), cfg); err == nil || strings.Contains(err.Error(), "store.connect_timeout") {
+	if _, err := tokenissuer.OpenStore(context.Background(), cfg); err == nil || strings.Contains(err.Error(), "store.connect_timeout") {
 		t.Fatalf("with no connect timeout, one try: %v", err)
 	}
 }

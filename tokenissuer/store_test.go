@@ -1,4 +1,4 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 )
 
@@ -35,16 +36,16 @@ func TestStoreConformance(t *testing.T) {
 	}
 }
 
-func testStoreClients(t *testing.T, s Store) {
+func testStoreClients(t *testing.T, s tokenissuer.Store) {
 	ctx := operatorContext()
 	now := time.Unix(1_800_000_000, 0).UTC()
-	c := &Client{ID: "acme-app", Name: "Acme", TenantID: "acme", Scopes: []string{"a", "b"}, Status: ClientActive,
+	c := &tokenissuer.Client{ID: "acme-app", Name: "Acme", TenantID: "acme", Scopes: []string{"a", "b"}, Status: tokenissuer.ClientActive,
 		TokenLifetime: 5 * time.Minute, CreatedAt: now, UpdatedAt: now,
-		Secrets: []Secret{{ID: "s1", Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: now}}}
+		Secrets: []tokenissuer.Secret{{ID: "s1", Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: now}}}
 	if err := s.CreateClient(ctx, c, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateClient(ctx, c, 0); !errors.Is(err, ErrClientExists) {
+	if err := s.CreateClient(ctx, c, 0); !errors.Is(err, tokenissuer.ErrClientExists) {
 		t.Fatalf("duplicate: %v", err)
 	}
 	got, err := s.Client(ctx, "acme-app")
@@ -55,60 +56,60 @@ func testStoreClients(t *testing.T, s Store) {
 		t.Fatalf("round trip: %+v", got)
 	}
 	later := now.Add(time.Hour)
-	upd, err := s.UpdateClient(ctx, "acme-app", func(c *Client) error {
-		c.Status = ClientDisabled
+	upd, err := s.UpdateClient(ctx, "acme-app", func(c *tokenissuer.Client) error {
+		c.Status = tokenissuer.ClientDisabled
 		c.Scopes = []string{"x"}
-		c.Secrets = append(c.Secrets, Secret{ID: "s2", Hash: []byte("fedcba9876543210fedcba9876543210"), CreatedAt: later})
+		c.Secrets = append(c.Secrets, tokenissuer.Secret{ID: "s2", Hash: []byte("fedcba9876543210fedcba9876543210"), CreatedAt: later})
 		c.UpdatedAt = later
 		return nil
 	})
-	if err != nil || upd.Status != ClientDisabled {
+	if err != nil || upd.Status != tokenissuer.ClientDisabled {
 		t.Fatalf("update: %v %+v", err, upd)
 	}
 	got, _ = s.Client(ctx, "acme-app")
-	if got.Status != ClientDisabled || len(got.Scopes) != 1 || len(got.Secrets) != 2 || got.Secrets[0].ID != "s1" || got.Secrets[1].ID != "s2" {
+	if got.Status != tokenissuer.ClientDisabled || len(got.Scopes) != 1 || len(got.Secrets) != 2 || got.Secrets[0].ID != "s1" || got.Secrets[1].ID != "s2" {
 		t.Fatalf("after update: %+v", got)
 	}
 	boom := errors.New("refused")
-	if _, err := s.UpdateClient(ctx, "acme-app", func(c *Client) error { c.Name = "changed"; return boom }); !errors.Is(err, boom) {
+	if _, err := s.UpdateClient(ctx, "acme-app", func(c *tokenissuer.Client) error { c.Name = "changed"; return boom }); !errors.Is(err, boom) {
 		t.Fatalf("update error: %v", err)
 	}
 	if got, _ := s.Client(ctx, "acme-app"); got.Name != "Acme" {
 		t.Fatal("a failed update was written")
 	}
-	if _, err := s.UpdateClient(ctx, "nobody", func(*Client) error { return nil }); !errors.Is(err, ErrClientNotFound) {
+	if _, err := s.UpdateClient(ctx, "nobody", func(*tokenissuer.Client) error { return nil }); !errors.Is(err, tokenissuer.ErrClientNotFound) {
 		t.Fatalf("update unknown: %v", err)
 	}
-	s.CreateClient(ctx, &Client{ID: "b-app", Status: ClientActive, Scopes: []string{}, Secrets: []Secret{}}, 0)
-	all, err := s.Clients(ctx, ClientQuery{})
+	s.CreateClient(ctx, &tokenissuer.Client{ID: "b-app", Status: tokenissuer.ClientActive, Scopes: []string{}, Secrets: []tokenissuer.Secret{}}, 0)
+	all, err := s.Clients(ctx, tokenissuer.ClientQuery{})
 	if err != nil || len(all) != 2 || all[0].ID != "acme-app" || all[1].ID != "b-app" {
 		t.Fatalf("list: %v %d", err, len(all))
 	}
-	if page, err := s.Clients(ctx, ClientQuery{After: "acme-app", Limit: 1}); err != nil || len(page) != 1 || page[0].ID != "b-app" {
+	if page, err := s.Clients(ctx, tokenissuer.ClientQuery{After: "acme-app", Limit: 1}); err != nil || len(page) != 1 || page[0].ID != "b-app" {
 		t.Fatalf("a page after acme-app: %v %v", err, page)
 	}
-	if page, err := s.Clients(ctx, ClientQuery{TenantID: c.TenantID}); err != nil || len(page) != 1 || page[0].ID != "acme-app" {
+	if page, err := s.Clients(ctx, tokenissuer.ClientQuery{TenantID: c.TenantID}); err != nil || len(page) != 1 || page[0].ID != "acme-app" {
 		t.Fatalf("one tenant's clients: %v %v", err, page)
 	}
 	refused := errors.New("refused")
-	if _, err := s.DeleteClient(ctx, "acme-app", func(*Client) error { return refused }); !errors.Is(err, refused) {
+	if _, err := s.DeleteClient(ctx, "acme-app", func(*tokenissuer.Client) error { return refused }); !errors.Is(err, refused) {
 		t.Fatalf("a delete its check refused: %v", err)
 	}
 	if _, err := s.Client(ctx, "acme-app"); err != nil {
 		t.Fatalf("a refused delete removed the client: %v", err)
 	}
-	if c, err := s.DeleteClient(ctx, "acme-app", func(*Client) error { return nil }); err != nil || c.ID != "acme-app" {
+	if c, err := s.DeleteClient(ctx, "acme-app", func(*tokenissuer.Client) error { return nil }); err != nil || c.ID != "acme-app" {
 		t.Fatal(c, err)
 	}
-	if _, err := s.Client(ctx, "acme-app"); !errors.Is(err, ErrClientNotFound) {
+	if _, err := s.Client(ctx, "acme-app"); !errors.Is(err, tokenissuer.ErrClientNotFound) {
 		t.Fatalf("after delete: %v", err)
 	}
-	if _, err := s.DeleteClient(ctx, "acme-app", func(*Client) error { return nil }); !errors.Is(err, ErrClientNotFound) {
+	if _, err := s.DeleteClient(ctx, "acme-app", func(*tokenissuer.Client) error { return nil }); !errors.Is(err, tokenissuer.ErrClientNotFound) {
 		t.Fatalf("delete twice: %v", err)
 	}
 }
 
-func testStoreKeys(t *testing.T, s Store) {
+func testStoreKeys(t *testing.T, s tokenissuer.Store) {
 	ctx := operatorContext()
 	t0 := time.Unix(1_800_000_000, 0)
 	key := func(kid string, at time.Time) keys.SigningKey {
@@ -155,7 +156,7 @@ func testStoreKeys(t *testing.T, s Store) {
 	}
 }
 
-func testStoreRotationRace(t *testing.T, s Store) {
+func testStoreRotationRace(t *testing.T, s tokenissuer.Store) {
 	ctx := operatorContext()
 	t0 := time.Unix(1_800_000_000, 0)
 	s.AddSigningKey(ctx, keys.SigningKey{KID: "old", Algorithm: "ES256", PrivateJWK: []byte("{}"), CreatedAt: t0, ActiveAt: t0}, time.Time{}, time.Time{})
@@ -182,7 +183,7 @@ func testStoreRotationRace(t *testing.T, s Store) {
 	}
 }
 
-func testStoreClientQuota(t *testing.T, s Store) {
+func testStoreClientQuota(t *testing.T, s tokenissuer.Store) {
 	ctx := operatorContext()
 	// Racing creations cannot pass the quota together: it is counted in
 	// the creation's transaction.
@@ -192,11 +193,11 @@ func testStoreClientQuota(t *testing.T, s Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &Client{ID: fmt.Sprintf("quota-%d", i), TenantID: "quota", Status: ClientActive, Scopes: []string{}, Secrets: []Secret{}}
+			c := &tokenissuer.Client{ID: fmt.Sprintf("quota-%d", i), TenantID: "quota", Status: tokenissuer.ClientActive, Scopes: []string{}, Secrets: []tokenissuer.Secret{}}
 			switch err := s.CreateClient(ctx, c, 3); {
 			case err == nil:
 				created.Add(1)
-			case errors.Is(err, ErrClientQuota):
+			case errors.Is(err, tokenissuer.ErrClientQuota):
 				refused.Add(1)
 			default:
 				t.Errorf("create %d: %v", i, err)
@@ -208,12 +209,12 @@ func testStoreClientQuota(t *testing.T, s Store) {
 		t.Fatalf("8 racing creations with a quota of 3: %d created, %d refused", created.Load(), refused.Load())
 	}
 	// Another tenant, and a client of no tenant, have their own room.
-	if err := s.CreateClient(ctx, &Client{ID: "quota-other", TenantID: "other", Status: ClientActive, Scopes: []string{}, Secrets: []Secret{}}, 3); err != nil {
+	if err := s.CreateClient(ctx, &tokenissuer.Client{ID: "quota-other", TenantID: "other", Status: tokenissuer.ClientActive, Scopes: []string{}, Secrets: []tokenissuer.Secret{}}, 3); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func testStoreFailures(t *testing.T, s Store) {
+func testStoreFailures(t *testing.T, s tokenissuer.Store) {
 	ctx := operatorContext()
 	t0 := time.Unix(1_800_000_000, 0)
 	for i := 1; i <= 3; i++ {
@@ -254,51 +255,51 @@ func testStoreFailures(t *testing.T, s Store) {
 	}
 }
 
-func testStoreTenants(t *testing.T, s Store) {
+func testStoreTenants(t *testing.T, s tokenissuer.Store) {
 	ctx := operatorContext()
 	t0 := time.Unix(1_800_000_000, 0).UTC()
-	acme := &Tenant{ID: "acme", Name: "Acme", Status: TenantActive, ScopeCeiling: []string{"a", "b"}, CreatedAt: t0, UpdatedAt: t0}
+	acme := &tokenissuer.Tenant{ID: "acme", Name: "Acme", Status: tokenissuer.TenantActive, ScopeCeiling: []string{"a", "b"}, CreatedAt: t0, UpdatedAt: t0}
 	if err := s.CreateTenant(ctx, acme); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateTenant(ctx, &Tenant{ID: "acme", Name: "again", Status: TenantActive, CreatedAt: t0, UpdatedAt: t0}); !errors.Is(err, ErrTenantExists) {
+	if err := s.CreateTenant(ctx, &tokenissuer.Tenant{ID: "acme", Name: "again", Status: tokenissuer.TenantActive, CreatedAt: t0, UpdatedAt: t0}); !errors.Is(err, tokenissuer.ErrTenantExists) {
 		t.Fatalf("duplicate tenant: %v", err)
 	}
-	if err := s.CreateTenant(ctx, &Tenant{ID: "globex", Name: "Globex", Status: TenantActive, CreatedAt: t0, UpdatedAt: t0}); err != nil {
+	if err := s.CreateTenant(ctx, &tokenissuer.Tenant{ID: "globex", Name: "Globex", Status: tokenissuer.TenantActive, CreatedAt: t0, UpdatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Tenant(ctx, "acme")
-	if err != nil || got.Name != "Acme" || strings.Join(got.ScopeCeiling, " ") != "a b" || !got.CreatedAt.Equal(t0) || got.Status != TenantActive {
+	if err != nil || got.Name != "Acme" || strings.Join(got.ScopeCeiling, " ") != "a b" || !got.CreatedAt.Equal(t0) || got.Status != tokenissuer.TenantActive {
 		t.Fatalf("read: %+v %v", got, err)
 	}
-	if _, err := s.Tenant(ctx, "nobody"); !errors.Is(err, ErrTenantNotFound) {
+	if _, err := s.Tenant(ctx, "nobody"); !errors.Is(err, tokenissuer.ErrTenantNotFound) {
 		t.Fatalf("missing tenant: %v", err)
 	}
-	updated, err := s.UpdateTenant(ctx, "acme", func(t *Tenant) error {
-		t.Status, t.ScopeCeiling, t.UpdatedAt = TenantDisabled, []string{"a"}, t0.Add(time.Hour)
+	updated, err := s.UpdateTenant(ctx, "acme", func(t *tokenissuer.Tenant) error {
+		t.Status, t.ScopeCeiling, t.UpdatedAt = tokenissuer.TenantDisabled, []string{"a"}, t0.Add(time.Hour)
 		return nil
 	})
-	if err != nil || updated.Status != TenantDisabled {
+	if err != nil || updated.Status != tokenissuer.TenantDisabled {
 		t.Fatalf("update: %+v %v", updated, err)
 	}
 	refused := errors.New("refused")
-	if _, err := s.UpdateTenant(ctx, "acme", func(*Tenant) error { return refused }); !errors.Is(err, refused) {
+	if _, err := s.UpdateTenant(ctx, "acme", func(*tokenissuer.Tenant) error { return refused }); !errors.Is(err, refused) {
 		t.Fatalf("an update that fails changes nothing: %v", err)
 	}
 	all, err := s.Tenants(ctx)
-	if err != nil || len(all) != 2 || all[0].ID != "acme" || all[0].Status != TenantDisabled || strings.Join(all[0].ScopeCeiling, " ") != "a" || all[1].ID != "globex" || len(all[1].ScopeCeiling) != 0 {
+	if err != nil || len(all) != 2 || all[0].ID != "acme" || all[0].Status != tokenissuer.TenantDisabled || strings.Join(all[0].ScopeCeiling, " ") != "a" || all[1].ID != "globex" || len(all[1].ScopeCeiling) != 0 {
 		t.Fatalf("list: %+v %v", all, err)
 	}
-	if _, err := s.UpdateTenant(ctx, "nobody", func(*Tenant) error { return nil }); !errors.Is(err, ErrTenantNotFound) {
+	if _, err := s.UpdateTenant(ctx, "nobody", func(*tokenissuer.Tenant) error { return nil }); !errors.Is(err, tokenissuer.ErrTenantNotFound) {
 		t.Fatalf("update a missing tenant: %v", err)
 	}
 }
 
-func testStoreAudit(t *testing.T, s Store) {
+func testStoreAudit(t *testing.T, s tokenissuer.Store) {
 	ctx := operatorContext()
 	t0 := time.Unix(1_800_000_000, 0).UTC()
 	var seqs []int64
-	for i, r := range []AuditRecord{
+	for i, r := range []tokenissuer.AuditRecord{
 		{At: t0, Actor: "cli:ops", Action: "tenant.create", TargetType: "tenant", TargetID: "acme", TenantID: "acme", After: json.RawMessage(`{"name":"Acme"}`)},
 		{At: t0.Add(time.Minute), Actor: "client:acme-bot", Address: "192.0.2.7", Action: "client.create", TargetType: "client", TargetID: "c1", TenantID: "acme"},
 		{At: t0.Add(2 * time.Minute), Actor: "cli:ops", Action: "client.update", TargetType: "client", TargetID: "c2", TenantID: "globex", Before: json.RawMessage(`{"scopes":["a"]}`), After: json.RawMessage(`{"scopes":["a","b"]}`)},
@@ -313,7 +314,7 @@ func testStoreAudit(t *testing.T, s Store) {
 		}
 		seqs = append(seqs, rec.Seq)
 	}
-	count := func(q AuditQuery) []AuditRecord {
+	count := func(q tokenissuer.AuditQuery) []tokenissuer.AuditRecord {
 		t.Helper()
 		got, err := s.AuditRecords(ctx, q)
 		if err != nil {
@@ -321,46 +322,46 @@ func testStoreAudit(t *testing.T, s Store) {
 		}
 		return got
 	}
-	if got := count(AuditQuery{}); len(got) != 4 || got[0].Action != "tenant.create" || string(got[0].After) != `{"name":"Acme"}` || got[1].Address != "192.0.2.7" || !got[2].At.Equal(t0.Add(2*time.Minute)) {
+	if got := count(tokenissuer.AuditQuery{}); len(got) != 4 || got[0].Action != "tenant.create" || string(got[0].After) != `{"name":"Acme"}` || got[1].Address != "192.0.2.7" || !got[2].At.Equal(t0.Add(2*time.Minute)) {
 		t.Fatalf("all: %+v", got)
 	}
-	if got := count(AuditQuery{TenantID: "acme"}); len(got) != 3 {
+	if got := count(tokenissuer.AuditQuery{TenantID: "acme"}); len(got) != 3 {
 		t.Fatalf("by tenant: %d", len(got))
 	}
-	if got := count(AuditQuery{TargetID: "c1"}); len(got) != 2 {
+	if got := count(tokenissuer.AuditQuery{TargetID: "c1"}); len(got) != 2 {
 		t.Fatalf("by target: %d", len(got))
 	}
-	if got := count(AuditQuery{Actor: "client:acme-bot"}); len(got) != 1 {
+	if got := count(tokenissuer.AuditQuery{Actor: "client:acme-bot"}); len(got) != 1 {
 		t.Fatalf("by actor: %d", len(got))
 	}
-	if got := count(AuditQuery{Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)}); len(got) != 2 {
+	if got := count(tokenissuer.AuditQuery{Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)}); len(got) != 2 {
 		t.Fatalf("by time: %d", len(got))
 	}
-	page := count(AuditQuery{Limit: 3})
-	next := count(AuditQuery{Limit: 3, AfterSeq: page[len(page)-1].Seq})
+	page := count(tokenissuer.AuditQuery{Limit: 3})
+	next := count(tokenissuer.AuditQuery{Limit: 3, AfterSeq: page[len(page)-1].Seq})
 	if len(page) != 3 || len(next) != 1 || next[0].Action != "client.delete" {
 		t.Fatalf("pages: %d then %d", len(page), len(next))
 	}
 	if err := s.PruneAudit(ctx, t0.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if got := count(AuditQuery{}); len(got) != 2 || got[0].Seq != seqs[2] {
+	if got := count(tokenissuer.AuditQuery{}); len(got) != 2 || got[0].Seq != seqs[2] {
 		t.Fatalf("after prune: %+v", got)
 	}
 }
 
-func testStoreIdempotency(t *testing.T, s Store) {
+func testStoreIdempotency(t *testing.T, s tokenissuer.Store) {
 	ctx := operatorContext()
 	t0 := time.Unix(1_800_000_000, 0).UTC()
-	rec := IdempotencyRecord{Scope: "acme-bot", Key: "k1", Fingerprint: "POST /clients abc", CreatedAt: t0}
+	rec := tokenissuer.IdempotencyRecord{Scope: "acme-bot", Key: "k1", Fingerprint: "POST /clients abc", CreatedAt: t0}
 	if existing, err := s.ClaimIdempotencyKey(ctx, rec); err != nil || existing != nil {
 		t.Fatalf("first claim: %v %v", existing, err)
 	}
 	existing, err := s.ClaimIdempotencyKey(ctx, rec)
-	if !errors.Is(err, ErrIdempotencyKeyTaken) || existing == nil || existing.Done || existing.Fingerprint != rec.Fingerprint {
+	if !errors.Is(err, tokenissuer.ErrIdempotencyKeyTaken) || existing == nil || existing.Done || existing.Fingerprint != rec.Fingerprint {
 		t.Fatalf("second claim while pending: %+v %v", existing, err)
 	}
-	if existing, err := s.ClaimIdempotencyKey(ctx, IdempotencyRecord{Scope: "globex-bot", Key: "k1", Fingerprint: "x", CreatedAt: t0}); err != nil || existing != nil {
+	if existing, err := s.ClaimIdempotencyKey(ctx, tokenissuer.IdempotencyRecord{Scope: "globex-bot", Key: "k1", Fingerprint: "x", CreatedAt: t0}); err != nil || existing != nil {
 		t.Fatalf("the same key of another caller: %v %v", existing, err)
 	}
 	if err := s.CompleteIdempotencyKey(ctx, "acme-bot", "k1", 201, "acme-app"); err != nil {
@@ -370,13 +371,13 @@ func testStoreIdempotency(t *testing.T, s Store) {
 		t.Fatal(err)
 	}
 	existing, err = s.ClaimIdempotencyKey(ctx, rec)
-	if !errors.Is(err, ErrIdempotencyKeyTaken) || !existing.Done || existing.Status != 201 || existing.ResourceID != "acme-app" || !existing.CreatedAt.Equal(t0) {
+	if !errors.Is(err, tokenissuer.ErrIdempotencyKeyTaken) || !existing.Done || existing.Status != 201 || existing.ResourceID != "acme-app" || !existing.CreatedAt.Equal(t0) {
 		t.Fatalf("a completed key is kept, release or not: %+v %v", existing, err)
 	}
 	if err := s.ReleaseIdempotencyKey(ctx, "globex-bot", "k1"); err != nil {
 		t.Fatal(err)
 	}
-	if existing, err := s.ClaimIdempotencyKey(ctx, IdempotencyRecord{Scope: "globex-bot", Key: "k1", Fingerprint: "y", CreatedAt: t0.Add(time.Hour)}); err != nil || existing != nil {
+	if existing, err := s.ClaimIdempotencyKey(ctx, tokenissuer.IdempotencyRecord{Scope: "globex-bot", Key: "k1", Fingerprint: "y", CreatedAt: t0.Add(time.Hour)}); err != nil || existing != nil {
 		t.Fatalf("a released claim may be made again: %v %v", existing, err)
 	}
 	if err := s.PruneIdempotency(ctx, t0.Add(time.Minute)); err != nil {

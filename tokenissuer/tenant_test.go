@@ -1,4 +1,4 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
 	"context"
@@ -7,22 +7,24 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/portcullis/portcullis/tokenissuer"
 )
 
 func TestClientScopesStayWithinTheTenantCeiling(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
 	ctx := operatorContext()
-	if _, err := ti.admin.CreateTenant(ctx, NewTenant{ID: "acme", Name: "Acme", ScopeCeiling: []string{"a", "b"}}); err != nil {
+	if _, err := ti.admin.CreateTenant(ctx, tokenissuer.NewTenant{ID: "acme", Name: "Acme", ScopeCeiling: []string{"a", "b"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := ti.admin.CreateClient(ctx, NewClient{ID: "c1", TenantID: "acme", Scopes: []string{"a", "c"}}); err == nil || !strings.Contains(err.Error(), "scopes c are outside the scope ceiling") {
+	if _, _, err := ti.admin.CreateClient(ctx, tokenissuer.NewClient{ID: "c1", TenantID: "acme", Scopes: []string{"a", "c"}}); err == nil || !strings.Contains(err.Error(), "scopes c are outside the scope ceiling") {
 		t.Fatalf("scope above the ceiling: %v", err)
 	}
-	if _, _, err := ti.admin.CreateClient(ctx, NewClient{ID: "c1", TenantID: "nobody", Scopes: []string{"a"}}); err == nil || !strings.Contains(err.Error(), `tenant "nobody" does not exist`) {
+	if _, _, err := ti.admin.CreateClient(ctx, tokenissuer.NewClient{ID: "c1", TenantID: "nobody", Scopes: []string{"a"}}); err == nil || !strings.Contains(err.Error(), `tenant "nobody" does not exist`) {
 		t.Fatalf("unknown tenant: %v", err)
 	}
-	if _, _, err := ti.admin.CreateClient(ctx, NewClient{ID: "c1", TenantID: "acme", Scopes: []string{"a"}}); err != nil {
+	if _, _, err := ti.admin.CreateClient(ctx, tokenissuer.NewClient{ID: "c1", TenantID: "acme", Scopes: []string{"a"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ti.admin.SetScopes(ctx, "c1", []string{"a", "b"}); err != nil {
@@ -31,7 +33,7 @@ func TestClientScopesStayWithinTheTenantCeiling(t *testing.T) {
 	if _, err := ti.admin.SetScopes(ctx, "c1", []string{"a", "z"}); err == nil || !strings.Contains(err.Error(), "scopes z are outside") {
 		t.Fatalf("set scopes above the ceiling: %v", err)
 	}
-	if _, err := ti.admin.CreateTenant(ctx, NewTenant{ID: "acme"}); !errors.Is(err, ErrTenantExists) || !strings.Contains(err.Error(), `tenant "acme"`) {
+	if _, err := ti.admin.CreateTenant(ctx, tokenissuer.NewTenant{ID: "acme"}); !errors.Is(err, tokenissuer.ErrTenantExists) || !strings.Contains(err.Error(), `tenant "acme"`) {
 		t.Fatalf("duplicate tenant: %v", err)
 	}
 }
@@ -41,13 +43,13 @@ func TestClientScopesStayWithinTheTenantCeiling(t *testing.T) {
 func TestNarrowingACeiling(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	ctx := WithActor(context.Background(), Actor{Operator: true, ID: "cli:ops"})
-	ti.admin.CreateTenant(ctx, NewTenant{ID: "acme", ScopeCeiling: []string{"a", "b"}})
-	ti.createClient(NewClient{ID: "c1", TenantID: "acme", Scopes: []string{"a", "b"}})
-	ti.createClient(NewClient{ID: "c2", TenantID: "acme", Scopes: []string{"a"}})
+	ctx := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:ops"})
+	ti.admin.CreateTenant(ctx, tokenissuer.NewTenant{ID: "acme", ScopeCeiling: []string{"a", "b"}})
+	ti.createClient(tokenissuer.NewClient{ID: "c1", TenantID: "acme", Scopes: []string{"a", "b"}})
+	ti.createClient(tokenissuer.NewClient{ID: "c2", TenantID: "acme", Scopes: []string{"a"}})
 
 	_, err := ti.admin.SetTenantCeiling(ctx, "acme", []string{"a"}, false)
-	var ce *CeilingError
+	var ce *tokenissuer.CeilingError
 	if !errors.As(err, &ce) || len(ce.Exceeding) != 1 || strings.Join(ce.Exceeding["c1"], " ") != "b" || !strings.Contains(err.Error(), "c1 (b)") {
 		t.Fatalf("narrowing below a client: %v", err)
 	}
@@ -66,7 +68,7 @@ func TestNarrowingACeiling(t *testing.T) {
 	if c, _ := ti.store.Client(ctx, "c2"); strings.Join(c.Scopes, " ") != "a" {
 		t.Fatalf("widening the ceiling widened c2: %v", c.Scopes)
 	}
-	records, _ := ti.admin.Audit(ctx, AuditQuery{TargetID: "c1"})
+	records, _ := ti.admin.Audit(ctx, tokenissuer.AuditQuery{TargetID: "c1"})
 	if last := records[len(records)-1]; last.Action != "client.set_scopes" || last.Actor != "cli:ops" || !strings.Contains(string(last.Before), `"b"`) {
 		t.Fatalf("forced narrowing of c1 is not audited: %+v", last)
 	}
@@ -75,18 +77,18 @@ func TestNarrowingACeiling(t *testing.T) {
 func TestDisabledTenantsClientsGetNoToken(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	c, secret := ti.createClient(NewClient{TenantID: "acme", Scopes: []string{"a"}})
+	c, secret := ti.createClient(tokenissuer.NewClient{TenantID: "acme", Scopes: []string{"a"}})
 	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret)); r.status != http.StatusOK {
 		t.Fatalf("active tenant: %d %v", r.status, r.body)
 	}
-	if _, err := ti.admin.SetTenantStatus(operatorContext(), "acme", TenantDisabled); err != nil {
+	if _, err := ti.admin.SetTenantStatus(operatorContext(), "acme", tokenissuer.TenantDisabled); err != nil {
 		t.Fatal(err)
 	}
 	r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret))
 	if r.status != http.StatusBadRequest || r.body["error"] != "unauthorized_client" || !strings.Contains(r.body["error_description"].(string), "tenant is disabled") {
 		t.Fatalf("disabled tenant: %d %v", r.status, r.body)
 	}
-	ti.admin.SetTenantStatus(operatorContext(), "acme", TenantActive)
+	ti.admin.SetTenantStatus(operatorContext(), "acme", tokenissuer.TenantActive)
 	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret)); r.status != http.StatusOK {
 		t.Fatalf("enabled again: %d %v", r.status, r.body)
 	}
@@ -102,25 +104,25 @@ func TestStoresMigrateTenantsNamedOnClients(t *testing.T) {
 			ctx := operatorContext()
 			s := open(t)
 			now := newFakeClock().Now()
-			for _, c := range []*Client{
-				{ID: "old-1", TenantID: "legacy", Scopes: []string{"b", "a"}, Status: ClientActive, CreatedAt: now, UpdatedAt: now},
-				{ID: "old-2", TenantID: "legacy", Scopes: []string{"c", "b"}, Status: ClientActive, CreatedAt: now, UpdatedAt: now},
-				{ID: "old-3", Scopes: []string{"x"}, Status: ClientActive, CreatedAt: now, UpdatedAt: now},
+			for _, c := range []*tokenissuer.Client{
+				{ID: "old-1", TenantID: "legacy", Scopes: []string{"b", "a"}, Status: tokenissuer.ClientActive, CreatedAt: now, UpdatedAt: now},
+				{ID: "old-2", TenantID: "legacy", Scopes: []string{"c", "b"}, Status: tokenissuer.ClientActive, CreatedAt: now, UpdatedAt: now},
+				{ID: "old-3", Scopes: []string{"x"}, Status: tokenissuer.ClientActive, CreatedAt: now, UpdatedAt: now},
 			} {
 				if err := s.CreateClient(ctx, c, 0); err != nil {
 					t.Fatal(err)
 				}
 			}
 			for i := 0; i < 2; i++ { // idempotent
-				if err := EnsureTenantRecords(ctx, s, newFakeClock()); err != nil {
+				if err := tokenissuer.EnsureTenantRecords(ctx, s, newFakeClock()); err != nil {
 					t.Fatal(err)
 				}
 			}
 			tenants, err := s.Tenants(ctx)
-			if err != nil || len(tenants) != 1 || tenants[0].ID != "legacy" || strings.Join(tenants[0].ScopeCeiling, " ") != "a b c" || tenants[0].Status != TenantActive {
+			if err != nil || len(tenants) != 1 || tenants[0].ID != "legacy" || strings.Join(tenants[0].ScopeCeiling, " ") != "a b c" || tenants[0].Status != tokenissuer.TenantActive {
 				t.Fatalf("migrated tenants: %+v %v", tenants, err)
 			}
-			if records, _ := s.AuditRecords(ctx, AuditQuery{TargetID: "legacy"}); len(records) != 1 || records[0].Actor != "migration" {
+			if records, _ := s.AuditRecords(ctx, tokenissuer.AuditQuery{TargetID: "legacy"}); len(records) != 1 || records[0].Actor != "migration" {
 				t.Fatalf("migration audit: %+v", records)
 			}
 		})
@@ -133,7 +135,7 @@ func TestEveryChangeIsAudited(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t.TempDir())
 	ti := startIssuer(t, cfg, newFakeClock())
-	ctx := WithActor(context.Background(), Actor{Operator: true, ID: "cli:ops", Address: "192.0.2.1"})
+	ctx := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:ops", Address: "192.0.2.1"})
 	a := ti.admin
 	must := func(err error) {
 		t.Helper()
@@ -141,27 +143,27 @@ func TestEveryChangeIsAudited(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err := a.CreateTenant(ctx, NewTenant{ID: "acme", Name: "Acme", ScopeCeiling: []string{"a", "b"}})
+	_, err := a.CreateTenant(ctx, tokenissuer.NewTenant{ID: "acme", Name: "Acme", ScopeCeiling: []string{"a", "b"}})
 	must(err)
-	_, secret, err := a.CreateClient(ctx, NewClient{ID: "c1", TenantID: "acme", Scopes: []string{"a"}})
+	_, secret, err := a.CreateClient(ctx, tokenissuer.NewClient{ID: "c1", TenantID: "acme", Scopes: []string{"a"}})
 	must(err)
 	_, _, rotated, err := a.RotateSecret(ctx, "c1")
 	must(err)
 	_, err = a.RevokeSecret(ctx, "c1", "")
 	must(err)
-	_, err = a.SetStatus(ctx, "c1", ClientDisabled)
+	_, err = a.SetStatus(ctx, "c1", tokenissuer.ClientDisabled)
 	must(err)
-	_, err = a.SetStatus(ctx, "c1", ClientActive)
+	_, err = a.SetStatus(ctx, "c1", tokenissuer.ClientActive)
 	must(err)
 	_, err = a.SetScopes(ctx, "c1", []string{"a", "b"})
 	must(err)
 	_, err = a.RenameTenant(ctx, "acme", "Acme Corp")
 	must(err)
-	_, err = a.SetTenantStatus(ctx, "acme", TenantDisabled)
+	_, err = a.SetTenantStatus(ctx, "acme", tokenissuer.TenantDisabled)
 	must(err)
 	must(a.DeleteClient(ctx, "c1"))
 
-	records, err := a.Audit(operatorContext(), AuditQuery{TenantID: "acme"})
+	records, err := a.Audit(operatorContext(), tokenissuer.AuditQuery{TenantID: "acme"})
 	must(err)
 	var actions []string
 	for _, r := range records {
@@ -170,7 +172,7 @@ func TestEveryChangeIsAudited(t *testing.T) {
 			t.Errorf("%s: actor %q from %q at %v", r.Action, r.Actor, r.Address, r.At)
 		}
 		all := string(r.Before) + string(r.After)
-		hash := ti.admin.hasher.Hash("c1", secret)
+		hash := ti.hasher.Hash("c1", secret)
 		if strings.Contains(all, secret) || strings.Contains(all, rotated) || strings.Contains(all, "hash") || strings.Contains(all, string(hash)) {
 			t.Errorf("%s: the audit record holds a secret: %s", r.Action, all)
 		}
@@ -197,25 +199,25 @@ func TestEveryChangeIsAudited(t *testing.T) {
 func TestOnlyOperatorsGrantPlatformScopes(t *testing.T) {
 	t.Parallel()
 	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
-	ops := WithActor(context.Background(), Actor{ID: "cli:ops", Operator: true})
-	if _, err := ti.admin.CreateTenant(ops, NewTenant{ID: "acme", ScopeCeiling: []string{"accounts:read", "portcullis.clients:manage"}}); err != nil {
+	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:ops", Operator: true})
+	if _, err := ti.admin.CreateTenant(ops, tokenissuer.NewTenant{ID: "acme", ScopeCeiling: []string{"accounts:read", "portcullis.clients:manage"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := ti.admin.CreateClient(ops, NewClient{ID: "acme-app", TenantID: "acme", Scopes: []string{"accounts:read"}}); err != nil {
+	if _, _, err := ti.admin.CreateClient(ops, tokenissuer.NewClient{ID: "acme-app", TenantID: "acme", Scopes: []string{"accounts:read"}}); err != nil {
 		t.Fatal(err)
 	}
 	actors := map[string]context.Context{
-		"the CLI":                      WithActor(context.Background(), CLIActor()),
-		"a platform-admin person":      WithActor(context.Background(), Actor{ID: "account:olga@example.com", Operator: true}),
-		"a portcullis.admin token":     WithActor(context.Background(), Actor{ID: "client:platform-ops", Operator: true}),
-		"a tenant-admin person":        WithActor(context.Background(), Actor{ID: "account:ada@acme.example", TenantID: "acme"}),
-		"a tenant's automation client": WithActor(context.Background(), Actor{ID: "client:acme-bot", TenantID: "acme"}),
+		"the CLI":                      tokenissuer.WithActor(context.Background(), tokenissuer.CLIActor()),
+		"a platform-admin person":      tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "account:olga@example.com", Operator: true}),
+		"a portcullis.admin token":     tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "client:platform-ops", Operator: true}),
+		"a tenant-admin person":        tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "account:ada@acme.example", TenantID: "acme"}),
+		"a tenant's automation client": tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "client:acme-bot", TenantID: "acme"}),
 		"nobody an adapter named":      context.Background(),
 	}
 	n := 0
 	operations := map[string]func(ctx context.Context) error{
 		"create a tenant client with portcullis.clients:manage": func(ctx context.Context) error {
-			_, _, err := ti.admin.CreateClient(ctx, NewClient{TenantID: "acme", Scopes: []string{"portcullis.clients:manage"}})
+			_, _, err := ti.admin.CreateClient(ctx, tokenissuer.NewClient{TenantID: "acme", Scopes: []string{"portcullis.clients:manage"}})
 			return err
 		},
 		"give a client portcullis.clients:manage": func(ctx context.Context) error {
@@ -223,7 +225,7 @@ func TestOnlyOperatorsGrantPlatformScopes(t *testing.T) {
 			return err
 		},
 		"create a client with portcullis.admin": func(ctx context.Context) error {
-			_, _, err := ti.admin.CreateClient(ctx, NewClient{Scopes: []string{"portcullis.admin"}})
+			_, _, err := ti.admin.CreateClient(ctx, tokenissuer.NewClient{Scopes: []string{"portcullis.admin"}})
 			return err
 		},
 		"put portcullis.admin in a ceiling": func(ctx context.Context) error {
@@ -232,18 +234,18 @@ func TestOnlyOperatorsGrantPlatformScopes(t *testing.T) {
 		},
 		"create a tenant whose ceiling holds portcullis.admin": func(ctx context.Context) error {
 			n++
-			_, err := ti.admin.CreateTenant(ctx, NewTenant{ID: fmt.Sprint("t-", n), ScopeCeiling: []string{"portcullis.admin"}})
+			_, err := ti.admin.CreateTenant(ctx, tokenissuer.NewTenant{ID: fmt.Sprint("t-", n), ScopeCeiling: []string{"portcullis.admin"}})
 			return err
 		},
 	}
 	for actor, ctx := range actors {
-		operator := actorFrom(ctx).Operator
+		operator := tokenissuer.ActorFrom(ctx).Operator
 		for op, do := range operations {
 			err := do(ctx)
 			switch {
 			case operator && err != nil:
 				t.Errorf("%s may %s: %v", actor, op, err)
-			case !operator && !errors.Is(err, ErrPlatformScope) && !errors.Is(err, ErrNotPermitted):
+			case !operator && !errors.Is(err, tokenissuer.ErrPlatformScope) && !errors.Is(err, tokenissuer.ErrNotPermitted):
 				// Refused for the scope, or before it: tenants are the
 				// operators' to manage at all.
 				t.Errorf("%s must not %s: %v", actor, op, err)

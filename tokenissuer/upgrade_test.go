@@ -1,4 +1,4 @@
-package tokenissuer
+package tokenissuer_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for a store as an older release left it
+
+	"github.com/portcullis/portcullis/tokenissuer"
 )
 
 // TestStoresUpgradeInPlace: a store as the previous schema left it, with
@@ -18,9 +20,9 @@ func TestStoresUpgradeInPlace(t *testing.T) {
 	t.Parallel()
 	for name, tc := range map[string]struct {
 		migrations []string
-		prepare    func(t *testing.T) (raw *sql.DB, open func() (Store, error))
+		prepare    func(t *testing.T) (raw *sql.DB, open func() (tokenissuer.Store, error))
 	}{
-		"sqlite": {sqliteMigrations, func(t *testing.T) (*sql.DB, func() (Store, error)) {
+		"sqlite": {tokenissuer.SQLiteMigrations, func(t *testing.T) (*sql.DB, func() (tokenissuer.Store, error)) {
 			path := filepath.Join(t.TempDir(), "old.db")
 			f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
 			if err != nil {
@@ -31,15 +33,15 @@ func TestStoresUpgradeInPlace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return raw, func() (Store, error) { return OpenSQLite(context.Background(), path) }
+			return raw, func() (tokenissuer.Store, error) { return tokenissuer.OpenSQLite(context.Background(), path) }
 		}},
-		"postgres": {postgresMigrations, func(t *testing.T) (*sql.DB, func() (Store, error)) {
+		"postgres": {tokenissuer.PostgresMigrations, func(t *testing.T) (*sql.DB, func() (tokenissuer.Store, error)) {
 			dsn := freshPostgres(t)
 			raw, err := sql.Open("pgx", dsn)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return raw, func() (Store, error) { return OpenPostgres(context.Background(), dsn) }
+			return raw, func() (tokenissuer.Store, error) { return tokenissuer.OpenPostgres(context.Background(), dsn) }
 		}},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -83,7 +85,7 @@ func TestStoresUpgradeInPlace(t *testing.T) {
 			if err != nil || c.TenantID != "acme" || len(c.Secrets) != 1 || string(c.Secrets[0].Hash) != "hash" {
 				t.Fatalf("the client after the upgrade: %v %+v", err, c)
 			}
-			if page, err := s.Clients(ctx, ClientQuery{TenantID: "acme", Limit: 10}); err != nil || len(page) != 1 {
+			if page, err := s.Clients(ctx, tokenissuer.ClientQuery{TenantID: "acme", Limit: 10}); err != nil || len(page) != 1 {
 				t.Fatalf("a tenant's clients after the upgrade: %v %v", err, page)
 			}
 			if v, err := s.LatestRevocation(ctx); err != nil || v != 1 {
