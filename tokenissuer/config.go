@@ -90,15 +90,6 @@ type KeysConfig struct {
 	EncryptionKey string `yaml:"encryption_key" secret:"inline"`
 }
 
-// TokensConfig configures issued access tokens.
-type TokensConfig struct {
-	// Lifetime is the default token lifetime.
-	Lifetime time.Duration `yaml:"lifetime"`
-	// MaxLifetime caps per-client lifetimes; old keys stay published this long
-	// after rotation.
-	MaxLifetime time.Duration `yaml:"max_lifetime"`
-}
-
 // TenantsConfig bounds what each tenant holds.
 type TenantsConfig struct {
 	// MaxClients is the quota of clients per tenant: creating one more is
@@ -110,39 +101,6 @@ type TenantsConfig struct {
 // AdminLimits are the bounds the service layer enforces.
 func (c *Config) AdminLimits() AdminLimits {
 	return AdminLimits{MaxTokenLifetime: c.Tokens.MaxLifetime, MaxClientsPerTenant: c.Tenants.MaxClients}
-}
-
-// RateLimitConfig bounds failed client authentications.
-type RateLimitConfig struct {
-	// MaxFailures per client ID and per remote address within Window; 0
-	// disables. An address past it is refused (429) until its window ends;
-	// a client ID past it still gets a token with its right secret, and
-	// further failures for it are answered after FailureDelay.
-	MaxFailures int           `yaml:"max_failures"`
-	Window      time.Duration `yaml:"window"`
-	// FailureDelay is how long a failed authentication for a client past
-	// MaxFailures is held before it is answered; 0 answers at once.
-	FailureDelay time.Duration `yaml:"failure_delay"`
-	// TokensPerMinute bounds the tokens one client gets a minute from one
-	// issuer replica; 0: no bound.
-	TokensPerMinute int `yaml:"tokens_per_minute"`
-	// RevocationsPerMinute bounds one client's RFC 7009 revocations a
-	// minute on one replica; 0: no bound.
-	RevocationsPerMinute int `yaml:"revocations_per_minute"`
-	// RevokedTokensPerClient caps one client's live single-token
-	// revocations: past it, a revocation revokes every token the client
-	// holds (its watermark) instead of growing the set every authz holds.
-	RevokedTokensPerClient int `yaml:"revoked_tokens_per_client"`
-	// MaxEntries bounds the memory of each limiter.
-	MaxEntries int `yaml:"max_entries"`
-	// TrustedProxies are the addresses or CIDRs of the proxies in front of
-	// the issuer (Envoy): only from them is X-Forwarded-For read for the
-	// client's address. Empty: the peer address counts, and a client cannot
-	// choose its own.
-	TrustedProxies []string `yaml:"trusted_proxies"`
-	// TrustForwardedFor is the setting TrustedProxies replaced: trusting
-	// X-Forwarded-For from anyone let clients pick their address.
-	TrustForwardedFor bool `yaml:"trust_forwarded_for" retired:"true"`
 }
 
 // AuditConfig configures the audit trail of client and tenant changes.
@@ -183,6 +141,12 @@ func (c *Config) PortalURL() string {
 		return strings.TrimSuffix(c.Portal.URL, "/") + "/"
 	}
 	return "http://" + c.AdminListen + "/portal/"
+}
+
+// Endpoints is the public endpoints' part of the configuration.
+func (c *Config) Endpoints() EndpointsConfig {
+	return EndpointsConfig{Issuer: c.Issuer, Audience: c.Audience, Tokens: c.Tokens, RateLimit: c.RateLimit,
+		SharedFailures: c.Store.Driver == "postgres", ClientCacheTTL: c.ClientCacheTTL, JWKSMaxAge: c.Keys.JWKSMaxAge}
 }
 
 // AccountsConfig is the account service's part of the configuration.
@@ -299,30 +263,7 @@ func (c *Config) Validate() error {
 	if c.Tokens.MaxLifetime < c.Tokens.Lifetime {
 		bad("tokens.max_lifetime", "%s is shorter than tokens.lifetime (%s)", c.Tokens.MaxLifetime, c.Tokens.Lifetime)
 	}
-	if c.RateLimit.MaxFailures < 0 {
-		bad("rate_limit.max_failures", "must not be negative (0 disables)")
-	}
-	if c.RateLimit.MaxFailures > 0 && c.RateLimit.Window <= 0 {
-		bad("rate_limit.window", "must be positive")
-	}
-	if c.RateLimit.FailureDelay < 0 || c.RateLimit.FailureDelay > 10*time.Second {
-		bad("rate_limit.failure_delay", "%s must be between 0 and 10s", c.RateLimit.FailureDelay)
-	}
-	for setting, n := range map[string]int{"rate_limit.tokens_per_minute": c.RateLimit.TokensPerMinute,
-		"rate_limit.revocations_per_minute": c.RateLimit.RevocationsPerMinute, "rate_limit.revoked_tokens_per_client": c.RateLimit.RevokedTokensPerClient} {
-		if n < 0 {
-			bad(setting, "must not be negative (0: no bound)")
-		}
-	}
-	if c.RateLimit.MaxFailures > 0 && c.RateLimit.MaxEntries <= 0 {
-		bad("rate_limit.max_entries", "must be positive")
-	}
-	if _, err := parseTrustedProxies(c.RateLimit.TrustedProxies); err != nil {
-		bad("rate_limit.trusted_proxies", "%v", err)
-	}
-	if c.RateLimit.TrustForwardedFor {
-		bad("rate_limit.trust_forwarded_for", "was replaced by rate_limit.trusted_proxies: list the addresses or CIDRs of the proxies in front of the issuer, whose X-Forwarded-For is then believed")
-	}
+	errs = append(errs, c.RateLimit.Validate()...)
 	if c.Audit.Retention < 24*time.Hour {
 		bad("audit.retention", "%s is shorter than a day; keep the trail long enough to investigate (e.g. 9600h, about 400 days)", c.Audit.Retention)
 	}

@@ -51,7 +51,7 @@ var (
 
 // Endpoints serves the token endpoint, the JWKS and the RFC 8414 metadata.
 type Endpoints struct {
-	cfg     Config
+	cfg     EndpointsConfig
 	store   EndpointStore
 	keys    *keys.Manager
 	hasher  *SecretHasher
@@ -111,7 +111,7 @@ type EndpointStore interface {
 
 // NewEndpoints wires the Endpoints over store, changing through admin.
 // reg receives the issuer's metrics.
-func NewEndpoints(cfg Config, store EndpointStore, admin *Admin, km *keys.Manager, hasher *SecretHasher, clock Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
+func NewEndpoints(cfg EndpointsConfig, store EndpointStore, admin *Admin, km *keys.Manager, hasher *SecretHasher, clock Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
 	s := &Endpoints{cfg: cfg, store: store, keys: km, hasher: hasher, clock: clock, log: log, gather: reg,
 		admin: admin, Feed: feed.New(store, km, cfg.Issuer, clock, log)}
 	s.metrics = newMetrics(reg, km)
@@ -119,7 +119,7 @@ func NewEndpoints(cfg Config, store EndpointStore, admin *Admin, km *keys.Manage
 	s.Feed.OnEntries = s.forgetRevoked
 	rl := cfg.RateLimit
 	s.byClient = limit.NewFailures(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
-	if cfg.Store.Driver == "postgres" {
+	if cfg.SharedFailures {
 		// Several replicas: the per-client count must be shared.
 		s.byClient = limit.NewSharedFailures(store, rl.MaxFailures, rl.Window, rl.MaxEntries, clock, log)
 	}
@@ -689,7 +689,7 @@ func (s *Endpoints) PruneLimiters() {
 func (s *Endpoints) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/jwk-set+json")
-	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(s.cfg.Keys.JWKSMaxAge/time.Second)))
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(s.cfg.JWKSMaxAge/time.Second)))
 	_, _ = w.Write(s.keys.JWKS())
 }
 

@@ -106,7 +106,7 @@ func startIssuerOn(t testing.TB, cfg tokenissuer.Config, clock tokenissuer.Clock
 		t.Fatal(err)
 	}
 	ti.cfg = cfg
-	srv, err := tokenissuer.NewEndpoints(cfg, store, tokenissuer.NewAdmin(store, hasher, clock, cfg.AdminLimits()), keys, hasher, clock, discardLogger(), prometheus.NewRegistry())
+	srv, err := tokenissuer.NewEndpoints(cfg.Endpoints(), store, tokenissuer.NewAdmin(store, hasher, clock, cfg.AdminLimits()), keys, hasher, clock, discardLogger(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

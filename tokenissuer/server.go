@@ -153,7 +153,7 @@ func NewServer(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector("issuer"))
 	// One service layer for the endpoints, the accounts and the adapters.
 	admin := NewAdmin(store, hasher, clock, cfg.AdminLimits())
-	srv, err := NewEndpoints(cfg, store, admin, keys, hasher, clock, log, reg)
+	srv, err := NewEndpoints(cfg.Endpoints(), store, admin, keys, hasher, clock, log, reg)
 	if err != nil {
 		store.Close()
 		return nil, err
