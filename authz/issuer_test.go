@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/issuertest"
 	issuerkeys "github.com/portcullis/portcullis/tokenissuer/keys"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
-func startRealIssuer(t *testing.T, alg string, configure func(*tokenissuer.Config)) *issuertest.Issuer {
+func startRealIssuer(t *testing.T, alg string, configure func(*server.Config)) *issuertest.Issuer {
 	return issuertest.Start(t, issuertest.Options{Algorithm: alg, Audience: testAudience, TenantID: "acme",
 		Scopes: []string{"accounts:read", "accounts:write", ActOnBehalfOfScope}, Configure: configure})
 }
@@ -43,7 +43,7 @@ func TestTokensFromTheRealIssuer(t *testing.T) {
 // clients keep getting tokens and calling: no check may fail.
 func TestIssuerKeyRotationWithoutFailedRequests(t *testing.T) {
 	t.Parallel()
-	iss := startRealIssuer(t, "ES256", func(c *tokenissuer.Config) {
+	iss := startRealIssuer(t, "ES256", func(c *server.Config) {
 		c.Keys.JWKSMaxAge, c.Keys.PublishDelay, c.Keys.ReloadInterval = time.Second, 1500*time.Millisecond, 100*time.Millisecond
 	})
 	cfg := testConfig(t, "")

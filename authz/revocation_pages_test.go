@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/revocation"
-	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // pagedFeed is the feed's wire protocol over a fixed set, served in pages
@@ -144,7 +144,7 @@ func TestAFollowerOfAnEmptyStoreWaits(t *testing.T) {
 // following revocations.
 func TestGuessingAtTheFeedClientLeavesAuthzCurrent(t *testing.T) {
 	t.Parallel()
-	iss := startRealIssuer(t, "EdDSA", func(c *tokenissuer.Config) {
+	iss := startRealIssuer(t, "EdDSA", func(c *server.Config) {
 		c.RateLimit.MaxFailures, c.RateLimit.FailureDelay = 3, time.Millisecond
 		c.RateLimit.TrustedProxies = []string{"127.0.0.1"}
 	})

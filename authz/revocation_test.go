@@ -18,11 +18,12 @@ import (
 	"github.com/portcullis/portcullis/revocation"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/issuertest"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // followerCredentials creates authz's own client at the issuer, allowed to
 // read the revocation feed.
-func followerCredentials(t *testing.T, iss *tokenissuer.Server) (string, string) {
+func followerCredentials(t *testing.T, iss *server.Server) (string, string) {
 	t.Helper()
 	ctx := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
 	c, secret, err := iss.Admin().CreateClient(ctx, tokenissuer.NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
@@ -291,14 +292,14 @@ func TestRevocationFeedOutages(t *testing.T) {
 func TestRevocationCrossesPostgresReplicas(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.FreshDatabase(t)
-	a := startRealIssuer(t, "ES256", func(c *tokenissuer.Config) {
+	a := startRealIssuer(t, "ES256", func(c *server.Config) {
 		c.Store.Driver, c.Store.PostgresDSN = "postgres", dsn
 		c.Store.SecretHashKey = "dGVzdC1vbmx5LXNlY3JldC1oYXNoLWtleS0zMi1ieXRlcyE" // for tests only
 		c.Keys.EncryptionKey = "dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLWtleS0zMmI"      // for tests only
 	})
 	cfg := a.Server.Config()
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
-	b, err := tokenissuer.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, discard())
+	b, err := server.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, discard())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/portcullis/portcullis/authz"
 	"github.com/portcullis/portcullis/revocation"
-	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 type composeFile struct {
@@ -133,7 +133,7 @@ func TestComposeEnvoyDockerfileAndConfigsAgree(t *testing.T) {
 
 	// Each Envoy cluster names a compose service on the port it listens on.
 	authzCfg := authz.DefaultConfig()
-	issuerCfg := tokenissuer.DefaultConfig()
+	issuerCfg := server.DefaultConfig()
 	configs := map[string]string{}
 	for _, svc := range []string{"authz", "issuer"} {
 		cmd := compose.Services[svc].Command
@@ -227,7 +227,7 @@ func TestComposePublishesOnlyEnvoyAndTheLoopbackPortal(t *testing.T) {
 			}
 		case name == "issuer":
 			// The admin API and portal, for the person at this machine.
-			icfg := tokenissuer.DefaultConfig()
+			icfg := server.DefaultConfig()
 			strictYAML(t, "../examples/compose/issuer.yaml", &icfg)
 			_, adminPort, _ := net.SplitHostPort(icfg.AdminListen)
 			if len(svc.Ports) != 1 || svc.Ports[0] != "127.0.0.1:"+adminPort+":"+adminPort || !strings.HasPrefix(icfg.PortalURL(), "http://127.0.0.1:"+adminPort+"/") {
@@ -254,7 +254,7 @@ func TestComposePublishesOnlyEnvoyAndTheLoopbackPortal(t *testing.T) {
 		t.Fatalf("envoy's %s is not in the network's subnet %s", envoyIP, subnets[0].Subnet)
 	}
 	copies, _ := dockerCopies(t)
-	issuerCfg := tokenissuer.DefaultConfig()
+	issuerCfg := server.DefaultConfig()
 	strictYAML(t, filepath.Join("..", copies[compose.Services["issuer"].Command[3]]), &issuerCfg)
 	if len(issuerCfg.RateLimit.TrustedProxies) != 1 || issuerCfg.RateLimit.TrustedProxies[0] != envoyIP.String() {
 		t.Errorf("the issuer trusts X-Forwarded-For from %v; only Envoy (%s) may be trusted", issuerCfg.RateLimit.TrustedProxies, envoyIP)

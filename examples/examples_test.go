@@ -8,7 +8,7 @@ import (
 
 	"github.com/portcullis/portcullis/authz"
 	"github.com/portcullis/portcullis/internal/configfile"
-	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // retired are settings kept only to refuse them with their replacement.
@@ -20,7 +20,7 @@ var retired = map[string]bool{"rate_limit.trust_forwarded_for": true}
 func TestExamplesDocumentEverySetting(t *testing.T) {
 	for file, cfg := range map[string]interface{ Validate() error }{
 		"authz.yaml":  new(authz.DefaultConfig()),
-		"issuer.yaml": new(tokenissuer.DefaultConfig()),
+		"issuer.yaml": new(server.DefaultConfig()),
 	} {
 		raw, err := os.ReadFile(file)
 		if err != nil {

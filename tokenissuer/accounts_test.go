@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 
 	"github.com/alexedwards/argon2id"
 	"github.com/pquerna/otp/totp"
@@ -44,7 +45,7 @@ func newAccountsFixture(t *testing.T) *accountsFixture {
 		t.Fatal(err)
 	}
 	clock := newFakeClock()
-	cfg := tokenissuer.DefaultConfig()
+	cfg := server.DefaultConfig()
 	admin := tokenissuer.NewAdmin(store, hasher, clock, tokenissuer.AdminLimits{MaxTokenLifetime: time.Hour})
 	accounts, err := tokenissuer.NewAccounts(admin, store, enc,
 		clock, tokenissuer.AccountsConfig{SessionIdleTimeout: 30 * time.Minute, SessionLifetime: 12 * time.Hour, InviteLifetime: 72 * time.Hour,

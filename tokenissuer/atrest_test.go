@@ -17,6 +17,7 @@ import (
 
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
@@ -24,18 +25,18 @@ import (
 )
 
 // openForTest opens the store and keys as `issuer serve` does.
-func openForTest(t *testing.T, cfg tokenissuer.Config) (tokenissuer.Store, *keys.Manager, error) {
+func openForTest(t *testing.T, cfg server.Config) (tokenissuer.Store, *keys.Manager, error) {
 	t.Helper()
 	ctx := operatorContext()
-	if _, err := tokenissuer.LoadHasher(cfg.Store); err != nil {
+	if _, err := server.LoadHasher(cfg.Store); err != nil {
 		return nil, nil, err
 	}
-	store, err := tokenissuer.OpenStore(ctx, cfg.Store)
+	store, err := server.OpenStore(ctx, cfg.Store)
 	if err != nil {
 		return nil, nil, err
 	}
 	t.Cleanup(func() { store.Close() })
-	km, err := tokenissuer.NewKeyManagerFor(cfg, store, newFakeClock(), discardLogger())
+	km, err := server.NewKeyManagerFor(cfg, store, newFakeClock(), discardLogger())
 	if err != nil {
 		return store, nil, err
 	}
@@ -59,7 +60,7 @@ func TestStoreAndKeyFilesAreOwnerOnly(t *testing.T) {
 	if _, _, err := tokenissuer.NewAdmin(store, mustHasher(t, cfg), newFakeClock(), cfg.AdminLimits()).CreateClient(operatorContext(), tokenissuer.NewClient{ID: "c", Scopes: []string{"a"}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range append(tokenissuer.SQLiteFiles(cfg.Store.SQLitePath), cfg.Store.SecretHashKeyFile, tokenissuer.DefaultKeyEncryptionKeyFile(cfg.Store)) {
+	for _, p := range append(tokenissuer.SQLiteFiles(cfg.Store.SQLitePath), cfg.Store.SecretHashKeyFile, server.DefaultKeyEncryptionKeyFile(cfg.Store)) {
 		info, err := os.Stat(p)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
@@ -73,8 +74,8 @@ func TestStoreAndKeyFilesAreOwnerOnly(t *testing.T) {
 	}
 }
 
-func mustHasher(t *testing.T, cfg tokenissuer.Config) *tokenissuer.SecretHasher {
-	h, err := tokenissuer.LoadHasher(cfg.Store)
+func mustHasher(t *testing.T, cfg server.Config) *tokenissuer.SecretHasher {
+	h, err := server.LoadHasher(cfg.Store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestExposedStoreOrKeyFilesAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	store.Close()
-	for _, p := range append(tokenissuer.SQLiteFiles(cfg.Store.SQLitePath)[:2], cfg.Store.SecretHashKeyFile, tokenissuer.DefaultKeyEncryptionKeyFile(cfg.Store)) {
+	for _, p := range append(tokenissuer.SQLiteFiles(cfg.Store.SQLitePath)[:2], cfg.Store.SecretHashKeyFile, server.DefaultKeyEncryptionKeyFile(cfg.Store)) {
 		t.Run(filepath.Base(p), func(t *testing.T) {
 			if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 				if err := os.WriteFile(p, nil, 0o600); err != nil { // an empty WAL left by a clean close
@@ -125,8 +126,8 @@ func TestSigningKeysAreEncryptedOnSQLiteByDefault(t *testing.T) {
 	if _, err := km.Rotate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if filepath.Dir(tokenissuer.DefaultKeyEncryptionKeyFile(cfg.Store)) != filepath.Dir(cfg.Store.SecretHashKeyFile) {
-		t.Fatalf("the key-encryption key is not beside the secret hashing key: %s", tokenissuer.DefaultKeyEncryptionKeyFile(cfg.Store))
+	if filepath.Dir(server.DefaultKeyEncryptionKeyFile(cfg.Store)) != filepath.Dir(cfg.Store.SecretHashKeyFile) {
+		t.Fatalf("the key-encryption key is not beside the secret hashing key: %s", server.DefaultKeyEncryptionKeyFile(cfg.Store))
 	}
 	stored, err := store.SigningKeys(context.Background())
 	if err != nil || len(stored) != 2 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // BenchmarkTokenEndpoint measures full client credentials token requests over
@@ -20,7 +21,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 		b.Run(alg, func(b *testing.B) {
 			cfg := testConfig(b.TempDir())
 			cfg.Keys.Algorithm = alg
-			cfg.ClientCacheTTL = tokenissuer.DefaultConfig().ClientCacheTTL
+			cfg.ClientCacheTTL = server.DefaultConfig().ClientCacheTTL
 			ti := startIssuer(b, cfg, tokenissuer.SystemClock{})
 			c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"accounts:read", "accounts:write"}})
 			auth := basic(c.ID, secret)

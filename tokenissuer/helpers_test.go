@@ -14,6 +14,7 @@ import (
 
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -49,7 +50,7 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 // testIssuer is an issuer served over real HTTP on loopback.
 type testIssuer struct {
 	t      testing.TB
-	cfg    tokenissuer.Config
+	cfg    server.Config
 	clock  tokenissuer.Clock
 	store  tokenissuer.Store
 	keys   *keys.Manager
@@ -60,8 +61,8 @@ type testIssuer struct {
 }
 
 // testConfig returns a configuration whose files live in dir.
-func testConfig(dir string) tokenissuer.Config {
-	cfg := tokenissuer.DefaultConfig()
+func testConfig(dir string) server.Config {
+	cfg := server.DefaultConfig()
 	cfg.Store.SQLitePath = filepath.Join(dir, "issuer.db")
 	cfg.Store.SecretHashKeyFile = filepath.Join(dir, "hash.key")
 	cfg.ClientCacheTTL = 0 // tests change clients and expect the next request to see it
@@ -70,7 +71,7 @@ func testConfig(dir string) tokenissuer.Config {
 
 // startIssuer serves an issuer built from cfg; the issuer URL in the
 // configuration is replaced by the test server's.
-func startIssuer(t testing.TB, cfg tokenissuer.Config, clock tokenissuer.Clock) *testIssuer {
+func startIssuer(t testing.TB, cfg server.Config, clock tokenissuer.Clock) *testIssuer {
 	t.Helper()
 	ctx := operatorContext()
 	store, err := tokenissuer.OpenSQLite(ctx, cfg.Store.SQLitePath)
@@ -81,14 +82,14 @@ func startIssuer(t testing.TB, cfg tokenissuer.Config, clock tokenissuer.Clock) 
 	return startIssuerOn(t, cfg, clock, store)
 }
 
-func startIssuerOn(t testing.TB, cfg tokenissuer.Config, clock tokenissuer.Clock, store tokenissuer.Store) *testIssuer {
+func startIssuerOn(t testing.TB, cfg server.Config, clock tokenissuer.Clock, store tokenissuer.Store) *testIssuer {
 	t.Helper()
 	ctx := operatorContext()
-	hasher, err := tokenissuer.LoadHasher(cfg.Store)
+	hasher, err := server.LoadHasher(cfg.Store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := tokenissuer.NewKeyManagerFor(cfg, store, clock, discardLogger())
+	keys, err := server.NewKeyManagerFor(cfg, store, clock, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

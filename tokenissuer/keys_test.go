@@ -8,6 +8,7 @@ import (
 
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
@@ -105,7 +106,7 @@ func TestRotationByAnotherProcessIsPickedUp(t *testing.T) {
 	ti := startIssuer(t, cfg, clock)
 	cliCfg := cfg
 	cliCfg.Keys.Algorithm = "EdDSA"
-	cli, err := tokenissuer.NewKeyManagerFor(cliCfg, ti.store, clock, discardLogger())
+	cli, err := server.NewKeyManagerFor(cliCfg, ti.store, clock, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

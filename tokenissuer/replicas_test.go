@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -20,7 +21,7 @@ import (
 
 // replicaConfig is one replica's configuration on a shared PostgreSQL
 // database: the same secret hashing key and key-encryption key everywhere.
-func replicaConfig(t *testing.T, dsn string) tokenissuer.Config {
+func replicaConfig(t *testing.T, dsn string) server.Config {
 	cfg := testConfig(t.TempDir())
 	cfg.Store.Driver, cfg.Store.PostgresDSN = "postgres", dsn
 	cfg.Store.SecretHashKey = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
@@ -28,7 +29,7 @@ func replicaConfig(t *testing.T, dsn string) tokenissuer.Config {
 	return cfg
 }
 
-func startReplica(t *testing.T, dsn string, clock tokenissuer.Clock, mutate func(*tokenissuer.Config)) *testIssuer {
+func startReplica(t *testing.T, dsn string, clock tokenissuer.Clock, mutate func(*server.Config)) *testIssuer {
 	cfg := replicaConfig(t, dsn)
 	if mutate != nil {
 		mutate(&cfg)
@@ -91,7 +92,7 @@ func TestPrivateKeysAreEncryptedAtRest(t *testing.T) {
 	// Another key-encryption key cannot read them.
 	cfg := replicaConfig(t, dsn)
 	cfg.Keys.EncryptionKey = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
-	km, err := tokenissuer.NewKeyManagerFor(cfg, a.store, newFakeClock(), discardLogger())
+	km, err := server.NewKeyManagerFor(cfg, a.store, newFakeClock(), discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestScheduledRotationHappensOnceAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	dsn := freshPostgres(t)
 	clock := newFakeClock()
-	every := func(c *tokenissuer.Config) { c.Keys.RotateEvery = 24 * time.Hour }
+	every := func(c *server.Config) { c.Keys.RotateEvery = 24 * time.Hour }
 	a := startReplica(t, dsn, clock, every)
 	b := startReplica(t, dsn, clock, every)
 	if rotated, _ := a.keys.RotateIfDue(context.Background()); rotated {
@@ -147,7 +148,7 @@ func TestFailureLimitHoldsAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	dsn := freshPostgres(t)
 	clock := newFakeClock()
-	limit := func(c *tokenissuer.Config) {
+	limit := func(c *server.Config) {
 		c.RateLimit.MaxFailures, c.RateLimit.Window, c.RateLimit.FailureDelay = 4, time.Minute, time.Millisecond
 		c.RateLimit.TrustedProxies = []string{"127.0.0.1"}
 	}
@@ -181,7 +182,7 @@ func TestFailureLimitHoldsAcrossReplicas(t *testing.T) {
 func TestRotationUnderLoadAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	dsn := freshPostgres(t)
-	fast := func(c *tokenissuer.Config) {
+	fast := func(c *server.Config) {
 		c.Keys.JWKSMaxAge, c.Keys.PublishDelay = 100*time.Millisecond, 400*time.Millisecond
 	}
 	a := startReplica(t, dsn, tokenissuer.SystemClock{}, fast)
@@ -247,7 +248,7 @@ func TestReplicasForgetChangedClientsAtOnce(t *testing.T) {
 	t.Parallel()
 	dsn := freshPostgres(t)
 	clock := newFakeClock()
-	cache := func(c *tokenissuer.Config) { c.ClientCacheTTL = time.Hour }
+	cache := func(c *server.Config) { c.ClientCacheTTL = time.Hour }
 	a := startReplica(t, dsn, clock, cache)
 	b := startReplica(t, dsn, clock, cache)
 	c, oldSecret := a.createClient(tokenissuer.NewClient{ID: "acme-app", TenantID: "acme", Scopes: []string{"a"}})

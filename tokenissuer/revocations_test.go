@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis/portcullis/revocation"
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 func postRevoke(t *testing.T, base, body, authorization string) (int, string, http.Header) {
@@ -516,7 +517,7 @@ func TestChangesFromAnotherProcessLeaveNoWindow(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cliStore.Close()
-			hasher, _ := tokenissuer.LoadHasher(cfg.Store)
+			hasher, _ := server.LoadHasher(cfg.Store)
 			if err := tc.change(tokenissuer.NewAdmin(cliStore, hasher, ti.clock, cfg.AdminLimits()), c.ID, c.Secrets[0].ID); err != nil {
 				t.Fatal(err)
 			}
@@ -579,7 +580,7 @@ func TestAnotherProcessesChangesReachTheCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cliStore.Close()
-	hasher, _ := tokenissuer.LoadHasher(cfg.Store)
+	hasher, _ := server.LoadHasher(cfg.Store)
 	if _, err := tokenissuer.NewAdmin(cliStore, hasher, ti.clock, cfg.AdminLimits()).RevokeSecret(operatorContext(), c.ID, c.Secrets[0].ID); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/issuertest"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // TestTheServiceDecidesWhoMayDoWhat runs the table of actors × operations
@@ -127,7 +128,7 @@ func outcomeOf(t *testing.T, shown bool, err error) issuertest.Outcome {
 // keep their room.
 func TestATenantsClientsAreBoundedByAQuota(t *testing.T) {
 	t.Parallel()
-	iss := issuertest.Start(t, issuertest.Options{TenantID: "acme", Scopes: []string{"a"}, Configure: func(c *tokenissuer.Config) { c.Tenants.MaxClients = 3 }})
+	iss := issuertest.Start(t, issuertest.Options{TenantID: "acme", Scopes: []string{"a"}, Configure: func(c *server.Config) { c.Tenants.MaxClients = 3 }})
 	admin := iss.Server.Admin()
 	bot := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "client:acme-bot", TenantID: "acme"})
 	for i := range 2 { // acme-app is the first

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // TestServiceServesAndShutsDownGracefully runs the issuer as `issuer serve`
@@ -18,11 +19,11 @@ import (
 func TestServiceServesAndShutsDownGracefully(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cfg := tokenissuer.DefaultConfig()
+	cfg := server.DefaultConfig()
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Store.SQLitePath = filepath.Join(dir, "issuer.db")
 	cfg.Store.SecretHashKeyFile = filepath.Join(dir, "hash.key")
-	svc, err := tokenissuer.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, discardLogger())
+	svc, err := server.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,9 +64,9 @@ func TestServiceServesAndShutsDownGracefully(t *testing.T) {
 
 func TestBadConfigFailsAtStartup(t *testing.T) {
 	t.Parallel()
-	cfg := tokenissuer.DefaultConfig()
+	cfg := server.DefaultConfig()
 	cfg.Keys.Algorithm = "none"
-	if _, err := tokenissuer.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, discardLogger()); err == nil || !strings.Contains(err.Error(), "keys.algorithm") {
+	if _, err := server.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, discardLogger()); err == nil || !strings.Contains(err.Error(), "keys.algorithm") {
 		t.Fatalf("error %v", err)
 	}
 }
@@ -81,13 +82,13 @@ func TestPostgresIsRetriedAtStart(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	cfg := tokenissuer.StoreConfig{Driver: "postgres", PostgresDSN: "postgres://portcullis@" + addr + "/portcullis?sslmode=disable&connect_timeout=1", ConnectTimeout: 600 * time.Millisecond}
-	_, err = tokenissuer.OpenStore(context.Background(), cfg)
+	cfg := server.StoreConfig{Driver: "postgres", PostgresDSN: "postgres://portcullis@" + addr + "/portcullis?sslmode=disable&connect_timeout=1", ConnectTimeout: 600 * time.Millisecond}
+	_, err = server.OpenStore(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "store.connect_timeout") {
 		t.Fatalf("an unreachable database: %v", err)
 	}
 	cfg.ConnectTimeout = 0
-	if _, err := tokenissuer.OpenStore(context.Background(), cfg); err == nil || strings.Contains(err.Error(), "store.connect_timeout") {
+	if _, err := server.OpenStore(context.Background(), cfg); err == nil || strings.Contains(err.Error(), "store.connect_timeout") {
 		t.Fatalf("with no connect timeout, one try: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // accountView is what the CLI prints of an account: never a password hash,
@@ -30,22 +31,22 @@ func viewAccount(a *tokenissuer.Account) accountView {
 }
 
 // openAccounts opens the account service on the configured store.
-func (s *state) openAccounts(c *cobra.Command) (*tokenissuer.Accounts, tokenissuer.Config, func(), error) {
+func (s *state) openAccounts(c *cobra.Command) (*tokenissuer.Accounts, server.Config, func(), error) {
 	cfg, err := s.configForState(c)
 	if err != nil {
 		return nil, cfg, nil, err
 	}
-	hasher, err := tokenissuer.LoadHasher(cfg.Store)
+	hasher, err := server.LoadHasher(cfg.Store)
 	if err != nil {
 		return nil, cfg, nil, err
 	}
-	store, err := tokenissuer.OpenStore(c.Context(), cfg.Store)
+	store, err := server.OpenStore(c.Context(), cfg.Store)
 	if err != nil {
 		return nil, cfg, nil, err
 	}
 	log := cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel)
 	clock := tokenissuer.SystemClock{}
-	km, err := tokenissuer.NewKeyManagerFor(cfg, store, clock, log)
+	km, err := server.NewKeyManagerFor(cfg, store, clock, log)
 	if err == nil {
 		var accounts *tokenissuer.Accounts
 		accounts, err = tokenissuer.NewAccounts(tokenissuer.NewAdmin(store, hasher, clock, cfg.AdminLimits()), store, km.Encrypter(),
@@ -61,7 +62,7 @@ func (s *state) openAccounts(c *cobra.Command) (*tokenissuer.Accounts, tokenissu
 // accountCommand is a command on the account service that prints its
 // result as JSON.
 func accountCommand(st *state, use, short, example string, args cobra.PositionalArgs,
-	do func(c *cobra.Command, accounts *tokenissuer.Accounts, cfg tokenissuer.Config, args []string) (any, error)) *cobra.Command {
+	do func(c *cobra.Command, accounts *tokenissuer.Accounts, cfg server.Config, args []string) (any, error)) *cobra.Command {
 	return &cobra.Command{
 		Use: use, Short: short, Example: example, Args: args,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -97,7 +98,7 @@ Every change is audited.`,
 		`  issuer accounts create --email ops@example.com --role platform-admin --config FILE
   issuer accounts create --email ada@acme.example --name "Ada" --role tenant-admin --tenant acme --config FILE
   printf '%s\n' "$PASSWORD" | issuer accounts create --email ops@example.com --role platform-admin --password-stdin --config FILE`,
-		cli.NoArgs, func(c *cobra.Command, accounts *tokenissuer.Accounts, cfg tokenissuer.Config, _ []string) (any, error) {
+		cli.NoArgs, func(c *cobra.Command, accounts *tokenissuer.Accounts, cfg server.Config, _ []string) (any, error) {
 			if na.Email == "" || role == "" {
 				return nil, usageError{Command: c.CommandPath(), Msg: "--email and --role are required"}
 			}
@@ -135,8 +136,8 @@ Every change is audited.`,
 	create.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input instead of creating an invitation")
 
 	// byEmail runs a change on the account with the email given.
-	byEmail := func(change func(c *cobra.Command, accounts *tokenissuer.Accounts, a *tokenissuer.Account) (*tokenissuer.Account, error)) func(*cobra.Command, *tokenissuer.Accounts, tokenissuer.Config, []string) (any, error) {
-		return func(c *cobra.Command, accounts *tokenissuer.Accounts, _ tokenissuer.Config, args []string) (any, error) {
+	byEmail := func(change func(c *cobra.Command, accounts *tokenissuer.Accounts, a *tokenissuer.Account) (*tokenissuer.Account, error)) func(*cobra.Command, *tokenissuer.Accounts, server.Config, []string) (any, error) {
+		return func(c *cobra.Command, accounts *tokenissuer.Accounts, _ server.Config, args []string) (any, error) {
 			a, err := accounts.FindAccount(c.Context(), args[0])
 			if err != nil {
 				return nil, fmt.Errorf("account %q: %w", args[0], err)
@@ -150,14 +151,14 @@ Every change is audited.`,
 			return viewAccount(a), nil
 		}
 	}
-	status := func(s tokenissuer.AccountStatus) func(*cobra.Command, *tokenissuer.Accounts, tokenissuer.Config, []string) (any, error) {
+	status := func(s tokenissuer.AccountStatus) func(*cobra.Command, *tokenissuer.Accounts, server.Config, []string) (any, error) {
 		return byEmail(func(c *cobra.Command, accounts *tokenissuer.Accounts, a *tokenissuer.Account) (*tokenissuer.Account, error) {
 			return accounts.SetAccountStatus(c.Context(), nil, a.ID, s)
 		})
 	}
 	c.AddCommand(create,
 		accountCommand(st, "list", "List every account", "  issuer accounts list --config FILE", cli.NoArgs,
-			func(c *cobra.Command, accounts *tokenissuer.Accounts, _ tokenissuer.Config, _ []string) (any, error) {
+			func(c *cobra.Command, accounts *tokenissuer.Accounts, _ server.Config, _ []string) (any, error) {
 				list, err := accounts.Accounts(c.Context(), nil)
 				if err != nil {
 					return nil, err

@@ -16,7 +16,7 @@ import (
 	"github.com/portcullis/portcullis/internal/secretfile"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
-	"github.com/portcullis/portcullis/tokenissuer/portal"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 const envPrefix = "PORTCULLIS_ISSUER"
@@ -44,7 +44,7 @@ the store its configuration names.`,
 	st := &state{configPath: &configPath}
 	cli.AddOutput(root)
 	cli.AddVersion(root)
-	root.AddCommand(newServeCommand(st), newClientsCommand(st), newTenantsCommand(st), newAuditCommand(st), newKeysCommand(st), newAccountsCommand(st), cli.EnvCommand(envPrefix, new(tokenissuer.DefaultConfig())))
+	root.AddCommand(newServeCommand(st), newClientsCommand(st), newTenantsCommand(st), newAuditCommand(st), newKeysCommand(st), newAccountsCommand(st), cli.EnvCommand(envPrefix, new(server.DefaultConfig())))
 	return cli.Execute(ctx, root, args, stdout, stderr)
 }
 
@@ -53,8 +53,8 @@ type state struct {
 	configPath *string
 }
 
-func (s *state) config() (tokenissuer.Config, error) {
-	cfg := tokenissuer.DefaultConfig()
+func (s *state) config() (server.Config, error) {
+	cfg := server.DefaultConfig()
 	return cfg, cli.LoadConfig(cli.ConfigPath(*s.configPath, envPrefix), envPrefix, &cfg)
 }
 
@@ -62,9 +62,9 @@ func (s *state) config() (tokenissuer.Config, error) {
 // the store. Without a configuration file such a command would quietly
 // create a store in the current directory, so it refuses unless the
 // environment names the store; it always says which store it uses.
-func (s *state) configForState(c *cobra.Command) (tokenissuer.Config, error) {
+func (s *state) configForState(c *cobra.Command) (server.Config, error) {
 	if cli.ConfigPath(*s.configPath, envPrefix) == "" && !storeFromEnvironment() {
-		return tokenissuer.Config{}, usageError{Command: c.CommandPath(), Msg: "no configuration: pass --config FILE (or set " + envPrefix +
+		return server.Config{}, usageError{Command: c.CommandPath(), Msg: "no configuration: pass --config FILE (or set " + envPrefix +
 			"_CONFIG, or the store's settings such as " + envPrefix + "_STORE_SQLITE_PATH); without one this command would use ./issuer.db"}
 	}
 	cfg, err := s.config()
@@ -90,11 +90,11 @@ func (s *state) openAdmin(c *cobra.Command) (*tokenissuer.Admin, tokenissuer.Sto
 	if err != nil {
 		return nil, nil, err
 	}
-	hasher, err := tokenissuer.LoadHasher(cfg.Store)
+	hasher, err := server.LoadHasher(cfg.Store)
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := tokenissuer.OpenStore(c.Context(), cfg.Store)
+	store, err := server.OpenStore(c.Context(), cfg.Store)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -116,11 +116,8 @@ GET /healthz and GET /metrics on listen. SIGTERM drains in-flight requests.`,
 				return err
 			}
 			log := cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel)
-			svc, err := tokenissuer.NewServer(c.Context(), cfg, tokenissuer.SystemClock{}, log)
+			svc, err := server.NewServer(c.Context(), cfg, tokenissuer.SystemClock{}, log)
 			if err != nil {
-				return err
-			}
-			if err := portal.Mount(svc, log); err != nil {
 				return err
 			}
 			return svc.Run(c.Context())
@@ -333,16 +330,16 @@ func newKeysCommand(st *state) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				store, err := tokenissuer.OpenStore(c.Context(), cfg.Store)
+				store, err := server.OpenStore(c.Context(), cfg.Store)
 				if err != nil {
 					return err
 				}
 				defer store.Close()
-				km, err := tokenissuer.NewKeyManagerFor(cfg, store, tokenissuer.SystemClock{}, cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel))
+				km, err := server.NewKeyManagerFor(cfg, store, tokenissuer.SystemClock{}, cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel))
 				if err != nil {
 					return err
 				}
-				hasher, err := tokenissuer.LoadHasher(cfg.Store)
+				hasher, err := server.LoadHasher(cfg.Store)
 				if err != nil {
 					return err
 				}

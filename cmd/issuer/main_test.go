@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 func issuerCmd(t *testing.T, config string, args ...string) (map[string]any, error) {
@@ -370,7 +371,7 @@ func TestCreateWritesTheSecretToAFileOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	hasher, err := tokenissuer.LoadHasher(tokenissuer.StoreConfig{SecretHashKeyFile: filepath.Join(dir, "k")})
+	hasher, err := server.LoadHasher(server.StoreConfig{SecretHashKeyFile: filepath.Join(dir, "k")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis/portcullis/cmd/portcullis/loadtest"
 	"github.com/portcullis/portcullis/revocation"
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // issuerServer is the hidden command that runs an issuer configured from
@@ -71,7 +72,7 @@ func followers(ctx context.Context, o loadtest.FollowerOptions, tokens int, prof
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cfg := tokenissuer.DefaultConfig()
+	cfg := server.DefaultConfig()
 	cfg.Store.SQLitePath = filepath.Join(dir, "issuer.db")
 	cfg.Store.SecretHashKeyFile = filepath.Join(dir, "hash.key")
 	followerSecret, victimSecret, err := followerClients(ctx, cfg)
@@ -145,13 +146,13 @@ func followers(ctx context.Context, o loadtest.FollowerOptions, tokens int, prof
 
 // followerClients creates the followers' client and the client whose
 // tokens are revoked, in the store the issuer will open.
-func followerClients(ctx context.Context, cfg tokenissuer.Config) (follower, victim string, err error) {
-	store, err := tokenissuer.OpenStore(ctx, cfg.Store)
+func followerClients(ctx context.Context, cfg server.Config) (follower, victim string, err error) {
+	store, err := server.OpenStore(ctx, cfg.Store)
 	if err != nil {
 		return "", "", err
 	}
 	defer store.Close()
-	hasher, err := tokenissuer.LoadHasher(cfg.Store)
+	hasher, err := server.LoadHasher(cfg.Store)
 	if err != nil {
 		return "", "", err
 	}
@@ -191,11 +192,11 @@ func newIssuerServerCommand() *cobra.Command {
 		Hidden: true,
 		Args:   cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cfg := tokenissuer.DefaultConfig()
+			cfg := server.DefaultConfig()
 			if err := cli.LoadConfig("", "PORTCULLIS_ISSUER", &cfg); err != nil {
 				return err
 			}
-			srv, err := tokenissuer.NewServer(c.Context(), cfg, tokenissuer.SystemClock{}, cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel))
+			srv, err := server.NewServer(c.Context(), cfg, tokenissuer.SystemClock{}, cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel))
 			if err != nil {
 				return err
 			}

@@ -21,7 +21,7 @@ import (
 	"github.com/portcullis/portcullis/internal/secretfile"
 	"github.com/portcullis/portcullis/revocation"
 	"github.com/portcullis/portcullis/tokenissuer"
-	"github.com/portcullis/portcullis/tokenissuer/portal"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // demoClient is the local run's client; its secret is kept in clear in the
@@ -150,17 +150,14 @@ func local(ctx context.Context, stateDir string, base int, stdout, stderr io.Wri
 		return fmt.Errorf("sample policy: %w", err)
 	}
 
-	icfg := tokenissuer.DefaultConfig()
+	icfg := server.DefaultConfig()
 	icfg.Listen, icfg.AdminListen, icfg.Issuer = ports[0], ports[1], "http://"+ports[0]
 	icfg.Store.SQLitePath = filepath.Join(stateDir, "issuer.db")
 	icfg.Store.SecretHashKeyFile = filepath.Join(stateDir, "issuer-secret-hash.key")
 	icfg.Portal.SecureCookies = false // plain HTTP on loopback
-	issuer, err := tokenissuer.NewServer(ctx, icfg, tokenissuer.SystemClock{}, log)
+	issuer, err := server.NewServer(ctx, icfg, tokenissuer.SystemClock{}, log)
 	if err != nil {
 		return fmt.Errorf("issuer: %w", err)
-	}
-	if err := portal.Mount(issuer, log); err != nil {
-		return fmt.Errorf("portal: %w", err)
 	}
 	demo, err := ensureDemoClient(ctx, issuer, filepath.Join(stateDir, "demo-client.json"))
 	if err != nil {
@@ -208,7 +205,7 @@ func local(ctx context.Context, stateDir string, base int, stdout, stderr io.Wri
 	return first
 }
 
-func ensureDemoClient(ctx context.Context, issuer *tokenissuer.Server, path string) (demoClient, error) {
+func ensureDemoClient(ctx context.Context, issuer *server.Server, path string) (demoClient, error) {
 	admin := issuer.Admin()
 	actx := tokenissuer.WithActor(ctx, tokenissuer.CLIActor())
 	if _, err := admin.CreateTenant(actx, tokenissuer.NewTenant{ID: "acme", Name: "Acme (demo)", ScopeCeiling: demoScopes}); err != nil && !errors.Is(err, tokenissuer.ErrTenantExists) {
@@ -219,7 +216,7 @@ func ensureDemoClient(ctx context.Context, issuer *tokenissuer.Server, path stri
 
 // ensureClient creates the client nc, unless the one whose ID and secret
 // path keeps (owner-only) still exists.
-func ensureClient(ctx context.Context, issuer *tokenissuer.Server, path string, nc tokenissuer.NewClient) (demoClient, error) {
+func ensureClient(ctx context.Context, issuer *server.Server, path string, nc tokenissuer.NewClient) (demoClient, error) {
 	var kept demoClient
 	if raw, err := secretfile.Read(path); err == nil && json.Unmarshal(raw, &kept) == nil {
 		if _, err := issuer.Store.Client(ctx, kept.ClientID); err == nil {
@@ -251,7 +248,7 @@ type demoAccount struct {
 
 // ensureDemoAccounts creates a platform admin and a tenant admin of acme,
 // with generated passwords kept (owner-only) in path, unless they exist.
-func ensureDemoAccounts(ctx context.Context, issuer *tokenissuer.Server, path string) ([]demoAccount, error) {
+func ensureDemoAccounts(ctx context.Context, issuer *server.Server, path string) ([]demoAccount, error) {
 	var people []demoAccount
 	if raw, err := secretfile.Read(path); err == nil && json.Unmarshal(raw, &people) == nil && len(people) == 2 {
 		if _, err := issuer.Accounts.FindAccount(ctx, people[0].Email); err == nil {
@@ -284,7 +281,7 @@ func ensureDemoAccounts(ctx context.Context, issuer *tokenissuer.Server, path st
 	return people, secretfile.Write(path, raw)
 }
 
-func printLocalHelp(w io.Writer, stateDir string, icfg tokenissuer.Config, acfg authz.Config, demo demoClient, people []demoAccount) {
+func printLocalHelp(w io.Writer, stateDir string, icfg server.Config, acfg authz.Config, demo demoClient, people []demoAccount) {
 	check := "authz check"
 	if acfg.Listen != "127.0.0.1:9001" {
 		check += " --addr " + acfg.Listen

@@ -27,7 +27,7 @@ import (
 
 	"github.com/portcullis/portcullis/authz"
 	"github.com/portcullis/portcullis/envoy"
-	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // authorizationPolicy is Istio's CRD around its spec, which is a protobuf
@@ -345,7 +345,7 @@ func TestConfigurationsAreAccepted(t *testing.T) {
 			t.Errorf("%s: authz fetches keys from %s, not the issuer's Service", name, cfg.Token.JWKSURL)
 		}
 	}
-	issuer := tokenissuer.DefaultConfig()
+	issuer := server.DefaultConfig()
 	strictYAML(t, "portcullis-issuer", configMap(t, all, "portcullis-issuer").Data["issuer.yaml"], &issuer)
 	// What the Secret provides through the environment.
 	issuer.Store.PostgresDSN = "postgres://portcullis@postgres:5432/portcullis"

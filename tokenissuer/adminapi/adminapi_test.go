@@ -17,16 +17,18 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+
 	"github.com/portcullis/portcullis/internal/pgtest"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/adminapi"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // env is a real issuer on loopback, with its admin API on its own listener.
 type env struct {
 	t       *testing.T
 	router  routers.Router
-	srv     *tokenissuer.Server
+	srv     *server.Server
 	public  string
 	admin   string
 	operate *tokenissuer.Admin
@@ -39,10 +41,10 @@ func start(t *testing.T) *env { return startOn(t, "sqlite") }
 func startOn(t *testing.T, driver string) *env { return startWith(t, driver, nil) }
 
 // startWith is startOn with prepare called on the server before it runs.
-func startWith(t *testing.T, driver string, prepare func(*tokenissuer.Server)) *env {
+func startWith(t *testing.T, driver string, prepare func(*server.Server)) *env {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := tokenissuer.DefaultConfig()
+	cfg := server.DefaultConfig()
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Store.SQLitePath, cfg.Store.SecretHashKeyFile = filepath.Join(dir, "issuer.db"), filepath.Join(dir, "hash.key")
 	if driver == "postgres" {
@@ -53,11 +55,10 @@ func startWith(t *testing.T, driver string, prepare func(*tokenissuer.Server)) *
 	cfg.ClientCacheTTL = 0 // each request sees the last change
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// The issuer's URL names its own listener, so it must be known first.
-	srv, err := tokenissuer.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, log)
+	srv, err := server.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.AdminHandler = adminapi.New(srv.Admin(), srv.Store, srv, srv.Keys, log).Handler()
 	if prepare != nil {
 		prepare(srv)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/telemetry"
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // TestIssuerTracesTokenRequestsAndAdminCalls: with tracing on, a token
@@ -24,7 +25,7 @@ func TestIssuerTracesTokenRequestsAndAdminCalls(t *testing.T) {
 	exporter := tracetest.NewInMemoryExporter()
 	provider := telemetry.NewProvider(sdktrace.NewSimpleSpanProcessor(exporter), 1, nil)
 	t.Cleanup(func() { provider.Shutdown(context.Background()) })
-	e := startWith(t, "sqlite", func(s *tokenissuer.Server) { s.Tracing = telemetry.WithProvider(provider) })
+	e := startWith(t, "sqlite", func(s *server.Server) { s.Tracing = telemetry.WithProvider(provider) })
 	_, secret, err := e.operate.CreateClient(tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test", Operator: true}), tokenissuer.NewClient{ID: "platform-ops", Scopes: []string{"portcullis.admin"}})
 	if err != nil {
 		t.Fatal(err)

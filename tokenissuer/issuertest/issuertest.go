@@ -16,11 +16,12 @@ import (
 	"testing"
 
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // Issuer is a running issuer with one client.
 type Issuer struct {
-	Server       *tokenissuer.Server
+	Server       *server.Server
 	URL          string
 	ClientID     string
 	ClientSecret string
@@ -33,7 +34,7 @@ type Options struct {
 	TenantID  string
 	Scopes    []string
 	// Configure, when set, edits the configuration last.
-	Configure func(*tokenissuer.Config)
+	Configure func(*server.Config)
 }
 
 // Start runs an issuer until the test ends.
@@ -46,7 +47,7 @@ func Start(t testing.TB, opts Options) *Issuer {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // the service binds it again; the issuer URL must be known first
-	cfg := tokenissuer.DefaultConfig()
+	cfg := server.DefaultConfig()
 	cfg.Listen, cfg.AdminListen, cfg.Issuer = addr, "127.0.0.1:0", "http://"+addr
 	cfg.Store.SQLitePath = filepath.Join(dir, "issuer.db")
 	cfg.Store.SecretHashKeyFile = filepath.Join(dir, "hash.key")
@@ -60,7 +61,7 @@ func Start(t testing.TB, opts Options) *Issuer {
 		opts.Configure(&cfg)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := tokenissuer.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, log)
+	svc, err := server.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

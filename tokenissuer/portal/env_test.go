@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/portcullis/portcullis/tokenissuer"
-	"github.com/portcullis/portcullis/tokenissuer/portal"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // testPassword is the password of the test accounts (for tests only).
@@ -21,7 +21,7 @@ const testPassword = "correct horse battery staple"
 // two tenants, and people of each role.
 type env struct {
 	t        *testing.T
-	srv      *tokenissuer.Server
+	srv      *server.Server
 	public   string
 	portal   string
 	admin    *tokenissuer.Admin
@@ -30,10 +30,10 @@ type env struct {
 	otherClient string
 }
 
-func start(t *testing.T, configure ...func(*tokenissuer.Config)) *env {
+func start(t *testing.T, configure ...func(*server.Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := tokenissuer.DefaultConfig()
+	cfg := server.DefaultConfig()
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Store.SQLitePath, cfg.Store.SecretHashKeyFile = filepath.Join(dir, "issuer.db"), filepath.Join(dir, "hash.key")
 	cfg.ClientCacheTTL = 0 // the token endpoint sees each change at once
@@ -73,13 +73,10 @@ func start(t *testing.T, configure ...func(*tokenissuer.Config)) *env {
 
 // runIssuer runs an issuer with the admin API and the portal on its admin
 // listener until the test ends.
-func runIssuer(t *testing.T, cfg tokenissuer.Config, log *slog.Logger) *tokenissuer.Server {
+func runIssuer(t *testing.T, cfg server.Config, log *slog.Logger) *server.Server {
 	t.Helper()
-	srv, err := tokenissuer.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, log)
+	srv, err := server.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, log)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := portal.Mount(srv, log); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -24,7 +24,6 @@ import (
 	"strings"
 
 	"github.com/portcullis/portcullis/tokenissuer"
-	"github.com/portcullis/portcullis/tokenissuer/adminapi"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 )
 
@@ -264,30 +263,4 @@ func (p *Portal) setSessionCookie(w http.ResponseWriter, token string) {
 
 func (p *Portal) clearCookie(w http.ResponseWriter, name, path string) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: p.opts.SecureCookies, SameSite: http.SameSiteLaxMode})
-}
-
-// Mount makes the issuer's admin listener serve the admin API under
-// /admin/ and the portal under /portal/, configured from the issuer's
-// configuration; a browser at the root is sent to the portal.
-func Mount(svc *tokenissuer.Server, log *slog.Logger) error {
-	cfg := svc.Config()
-	p, err := New(svc.Admin(), svc.Accounts, svc.Keys, Options{
-		SecureCookies: cfg.Portal.SecureCookies,
-		BaseURL:       svc.PortalURL(),
-		TokenEndpoint: strings.TrimSuffix(cfg.Issuer, "/") + "/oauth2/token",
-		ClientLimits:  svc.Endpoints.ClientLimits,
-		ClientAddress: svc.Endpoints.ClientAddress,
-		Log:           log,
-	})
-	if err != nil {
-		return err
-	}
-	api := adminapi.New(svc.Admin(), svc.Store, svc, svc.Keys, log).Handler()
-	mux := http.NewServeMux()
-	mux.Handle("/admin/", api)
-	mux.Handle("/portal/", p.Handler())
-	mux.Handle("GET /{$}", http.RedirectHandler("/portal/", http.StatusSeeOther))
-	mux.Handle("/", api) // the API's own RFC 9457 not-found
-	svc.AdminHandler = mux
-	return nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/pgtest"
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
 // person is an HTTP client with its own cookies, reading the CSRF token of
@@ -119,7 +120,7 @@ func TestEveryPageForbidsFramingScriptsFromElsewhereAndCaching(t *testing.T) {
 
 func TestSessionCookieIsHostOnlySecureHttpOnlyLax(t *testing.T) {
 	t.Parallel()
-	e := start(t, func(c *tokenissuer.Config) { c.Portal.SecureCookies = true })
+	e := start(t, func(c *server.Config) { c.Portal.SecureCookies = true })
 	p := newPerson(t, strings.TrimSuffix(e.portal, "/portal/"))
 	p.get("/portal/sign-in")
 	form := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(func() string { _, b := p.get("/portal/sign-in"); return b }())
@@ -183,7 +184,7 @@ func TestFormsFromElsewhereAreRefused(t *testing.T) {
 
 func TestRefusedSignInsLookAlikeAndAreLimited(t *testing.T) {
 	t.Parallel()
-	e := start(t, func(c *tokenissuer.Config) { c.Portal.SignInMaxFailures = 3 })
+	e := start(t, func(c *server.Config) { c.Portal.SignInMaxFailures = 3 })
 	p := newPerson(t, strings.TrimSuffix(e.portal, "/portal/"))
 	p.get("/portal/sign-in")
 	var bodies []string
@@ -229,9 +230,9 @@ func TestSessionsAreServedByEveryReplica(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.FreshDatabase(t)
 	var logs lockedBuffer
-	replica := func() (*tokenissuer.Server, string) {
+	replica := func() (*server.Server, string) {
 		dir := t.TempDir()
-		cfg := tokenissuer.DefaultConfig()
+		cfg := server.DefaultConfig()
 		cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 		cfg.Store.Driver, cfg.Store.PostgresDSN = "postgres", dsn
 		cfg.Store.SecretHashKey = "dGVzdC1vbmx5LXNlY3JldC1oYXNoLWtleS0zMi1ieXRlcyE" // for tests only
@@ -340,7 +341,7 @@ func TestTenantAdminsCannotMintOperators(t *testing.T) {
 // TestClientPageShowsItsLimitsAndRefusals: a client over its per-client
 // bound gets 429, and its page says so.
 func TestClientPageShowsItsLimitsAndRefusals(t *testing.T) {
-	e := start(t, func(c *tokenissuer.Config) { c.RateLimit.TokensPerMinute = 1 })
+	e := start(t, func(c *server.Config) { c.RateLimit.TokensPerMinute = 1 })
 	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
 	c, secret, err := e.admin.CreateClient(op, tokenissuer.NewClient{Name: "Chatty", TenantID: "acme", Scopes: []string{"accounts:read"}})
 	if err != nil {
@@ -374,7 +375,7 @@ func TestClientPageShowsItsLimitsAndRefusals(t *testing.T) {
 // owner out: failures from one sender lock nobody out.
 func TestSignInLimitsCountTheSenderBehindTheProxy(t *testing.T) {
 	t.Parallel()
-	e := start(t, func(c *tokenissuer.Config) {
+	e := start(t, func(c *server.Config) {
 		c.Portal.SignInMaxFailures = 3
 		c.Portal.SignInDelay = time.Millisecond
 		c.RateLimit.TrustedProxies = []string{"127.0.0.1"}

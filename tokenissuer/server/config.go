@@ -1,4 +1,4 @@
-package tokenissuer
+package server
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/portcullis/portcullis/internal/telemetry"
@@ -31,13 +32,13 @@ type Config struct {
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 
-	Store     StoreConfig     `yaml:"store"`
-	Keys      KeysConfig      `yaml:"keys"`
-	Tokens    TokensConfig    `yaml:"tokens"`
-	RateLimit RateLimitConfig `yaml:"rate_limit"`
-	Audit     AuditConfig     `yaml:"audit"`
-	Portal    PortalConfig    `yaml:"portal"`
-	Tenants   TenantsConfig   `yaml:"tenants"`
+	Store     StoreConfig                 `yaml:"store"`
+	Keys      KeysConfig                  `yaml:"keys"`
+	Tokens    tokenissuer.TokensConfig    `yaml:"tokens"`
+	RateLimit tokenissuer.RateLimitConfig `yaml:"rate_limit"`
+	Audit     AuditConfig                 `yaml:"audit"`
+	Portal    PortalConfig                `yaml:"portal"`
+	Tenants   TenantsConfig               `yaml:"tenants"`
 	// ClientCacheTTL is how long a client record is reused without reading the
 	// store; it bounds how long a disabled client or revoked secret still works.
 	ClientCacheTTL time.Duration `yaml:"client_cache_ttl"`
@@ -99,8 +100,8 @@ type TenantsConfig struct {
 }
 
 // AdminLimits are the bounds the service layer enforces.
-func (c *Config) AdminLimits() AdminLimits {
-	return AdminLimits{MaxTokenLifetime: c.Tokens.MaxLifetime, MaxClientsPerTenant: c.Tenants.MaxClients}
+func (c *Config) AdminLimits() tokenissuer.AdminLimits {
+	return tokenissuer.AdminLimits{MaxTokenLifetime: c.Tokens.MaxLifetime, MaxClientsPerTenant: c.Tenants.MaxClients}
 }
 
 // AuditConfig configures the audit trail of client and tenant changes.
@@ -144,14 +145,14 @@ func (c *Config) PortalURL() string {
 }
 
 // Endpoints is the public endpoints' part of the configuration.
-func (c *Config) Endpoints() EndpointsConfig {
-	return EndpointsConfig{Issuer: c.Issuer, Audience: c.Audience, Tokens: c.Tokens, RateLimit: c.RateLimit,
+func (c *Config) Endpoints() tokenissuer.EndpointsConfig {
+	return tokenissuer.EndpointsConfig{Issuer: c.Issuer, Audience: c.Audience, Tokens: c.Tokens, RateLimit: c.RateLimit,
 		SharedFailures: c.Store.Driver == "postgres", ClientCacheTTL: c.ClientCacheTTL, JWKSMaxAge: c.Keys.JWKSMaxAge}
 }
 
 // AccountsConfig is the account service's part of the configuration.
-func (c *Config) AccountsConfig() AccountsConfig {
-	return AccountsConfig{SessionIdleTimeout: c.Portal.SessionIdleTimeout, SessionLifetime: c.Portal.SessionLifetime,
+func (c *Config) AccountsConfig() tokenissuer.AccountsConfig {
+	return tokenissuer.AccountsConfig{SessionIdleTimeout: c.Portal.SessionIdleTimeout, SessionLifetime: c.Portal.SessionLifetime,
 		InviteLifetime: c.Portal.InviteLifetime, MinPasswordLength: c.Portal.MinPasswordLength, TOTPIssuer: "Portcullis " + c.Issuer,
 		SignInMaxFailures: c.Portal.SignInMaxFailures, SignInWindow: c.Portal.SignInWindow, SignInDelay: c.Portal.SignInDelay, MaxLimiterEntries: c.RateLimit.MaxEntries}
 }
@@ -176,9 +177,9 @@ func DefaultConfig() Config {
 			PublishDelay:   15 * time.Minute,
 			ReloadInterval: 10 * time.Second,
 		},
-		Tokens:  TokensConfig{Lifetime: 15 * time.Minute, MaxLifetime: time.Hour},
+		Tokens:  tokenissuer.TokensConfig{Lifetime: 15 * time.Minute, MaxLifetime: time.Hour},
 		Tenants: TenantsConfig{MaxClients: 1000},
-		RateLimit: RateLimitConfig{MaxFailures: 10, Window: time.Minute, FailureDelay: time.Second, MaxEntries: 100_000,
+		RateLimit: tokenissuer.RateLimitConfig{MaxFailures: 10, Window: time.Minute, FailureDelay: time.Second, MaxEntries: 100_000,
 			TokensPerMinute: 6000, RevocationsPerMinute: 60, RevokedTokensPerClient: 1000},
 		Audit: AuditConfig{Retention: 400 * 24 * time.Hour},
 		Portal: PortalConfig{

@@ -1,4 +1,4 @@
-package tokenissuer
+package server
 
 import (
 	"context"
@@ -6,9 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/adminapi"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
+	"github.com/portcullis/portcullis/tokenissuer/portal"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,11 +25,11 @@ import (
 // pause for store.connect_timeout: a database that starts beside the issuer
 // (compose, a Kubernetes rollout) is often not accepting connections yet,
 // and an issuer that exits at once only adds a restart loop.
-func openPostgresRetrying(ctx context.Context, cfg StoreConfig) (*PostgresStore, error) {
+func openPostgresRetrying(ctx context.Context, cfg StoreConfig) (*tokenissuer.PostgresStore, error) {
 	deadline := time.Now().Add(cfg.ConnectTimeout)
 	pause := 250 * time.Millisecond
 	for {
-		s, err := OpenPostgres(ctx, cfg.PostgresDSN)
+		s, err := tokenissuer.OpenPostgres(ctx, cfg.PostgresDSN)
 		if err == nil || ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
 			if err != nil && cfg.ConnectTimeout > 0 {
 				err = fmt.Errorf("%w (tried for store.connect_timeout, %s)", err, cfg.ConnectTimeout)
@@ -44,12 +48,12 @@ func openPostgresRetrying(ctx context.Context, cfg StoreConfig) (*PostgresStore,
 // OpenStore opens the store the configuration selects, and gives tenants
 // that clients name but that have no record yet one (stores written before
 // tenants were records).
-func OpenStore(ctx context.Context, cfg StoreConfig) (Store, error) {
-	var s Store
+func OpenStore(ctx context.Context, cfg StoreConfig) (tokenissuer.Store, error) {
+	var s tokenissuer.Store
 	var err error
 	switch cfg.Driver {
 	case "sqlite":
-		s, err = OpenSQLite(ctx, cfg.SQLitePath)
+		s, err = tokenissuer.OpenSQLite(ctx, cfg.SQLitePath)
 	case "postgres":
 		s, err = openPostgresRetrying(ctx, cfg)
 	default:
@@ -58,7 +62,7 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := EnsureTenantRecords(ctx, s, SystemClock{}); err != nil {
+	if err := tokenissuer.EnsureTenantRecords(ctx, s, tokenissuer.SystemClock{}); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("tenant records: %w", err)
 	}
@@ -66,24 +70,24 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (Store, error) {
 }
 
 // LoadHasher returns the secret hasher keyed as the configuration says.
-func LoadHasher(cfg StoreConfig) (*SecretHasher, error) {
+func LoadHasher(cfg StoreConfig) (*tokenissuer.SecretHasher, error) {
 	var key []byte
 	var err error
 	if cfg.SecretHashKey != "" {
-		key, err = DecodeHashKey(cfg.SecretHashKey)
+		key, err = tokenissuer.DecodeHashKey(cfg.SecretHashKey)
 		if err != nil {
 			return nil, fmt.Errorf("store.secret_hash_key: %w", err)
 		}
-	} else if key, err = LoadOrCreateHashKey(cfg.SecretHashKeyFile); err != nil {
+	} else if key, err = tokenissuer.LoadOrCreateHashKey(cfg.SecretHashKeyFile); err != nil {
 		return nil, fmt.Errorf("store.secret_hash_key_file: %w", err)
 	}
-	return NewSecretHasher(key)
+	return tokenissuer.NewSecretHasher(key)
 }
 
 // NewKeyManagerFor builds the keys.Manager the configuration describes.
 // Private keys are always encrypted at rest: with no key-encryption key
 // configured, an SQLite issuer creates one beside its secret hashing key.
-func NewKeyManagerFor(cfg Config, store keys.Store, clock Clock, log *slog.Logger) (*keys.Manager, error) {
+func NewKeyManagerFor(cfg Config, store keys.Store, clock tokenissuer.Clock, log *slog.Logger) (*keys.Manager, error) {
 	enc, err := keys.LoadEncrypter(cfg.Keys.EncryptionKey, cfg.Keys.EncryptionKeyFile)
 	if err != nil {
 		return nil, err
@@ -108,27 +112,26 @@ func NewKeyManagerFor(cfg Config, store keys.Store, clock Clock, log *slog.Logge
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
-	clock     Clock
-	admin     *Admin
-	Store     Store
+	clock     tokenissuer.Clock
+	admin     *tokenissuer.Admin
+	Store     tokenissuer.Store
 	Keys      *keys.Manager
-	Endpoints *Endpoints
-	Hasher    *SecretHasher
+	Endpoints *tokenissuer.Endpoints
+	Hasher    *tokenissuer.SecretHasher
 	// Accounts is the service of portal accounts.
-	Accounts *Accounts
+	Accounts *tokenissuer.Accounts
 	listener net.Listener
-	// adminListener serves AdminHandler, apart from the public endpoints.
+	// adminListener serves the admin API and the portal, apart from the
+	// public endpoints.
 	adminListener net.Listener
-	// AdminHandler is the admin API (/admin/v1/), set by the binary before
-	// Run: it lives in its own package, which imports this one.
-	AdminHandler http.Handler
+	adminHandler  http.Handler
 	// Tracing traces token requests and admin calls (a no-op when off).
 	Tracing *telemetry.Tracing
 }
 
 // NewServer opens the store, loads (or creates) the signing keys and binds
 // the listener, so that configuration and port errors surface at start-up.
-func NewServer(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (*Server, error) {
+func NewServer(ctx context.Context, cfg Config, clock tokenissuer.Clock, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -152,13 +155,13 @@ func NewServer(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector("issuer"))
 	// One service layer for the endpoints, the accounts and the adapters.
-	admin := NewAdmin(store, hasher, clock, cfg.AdminLimits())
-	srv, err := NewEndpoints(cfg.Endpoints(), store, admin, keys, hasher, clock, log, reg)
+	admin := tokenissuer.NewAdmin(store, hasher, clock, cfg.AdminLimits())
+	srv, err := tokenissuer.NewEndpoints(cfg.Endpoints(), store, admin, keys, hasher, clock, log, reg)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	accounts, err := NewAccounts(admin, store, keys.Encrypter(), clock, cfg.AccountsConfig(), log)
+	accounts, err := tokenissuer.NewAccounts(admin, store, keys.Encrypter(), clock, cfg.AccountsConfig(), log)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -181,7 +184,37 @@ func NewServer(ctx context.Context, cfg Config, clock Clock, log *slog.Logger) (
 		store.Close()
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, clock: clock, admin: admin, Store: store, Keys: keys, Endpoints: srv, Hasher: hasher, Accounts: accounts, listener: ln, adminListener: adminLn, Tracing: tracing}, nil
+	s := &Server{cfg: cfg, log: log, clock: clock, admin: admin, Store: store, Keys: keys, Endpoints: srv, Hasher: hasher, Accounts: accounts, listener: ln, adminListener: adminLn, Tracing: tracing}
+	if s.adminHandler, err = s.adminMux(); err != nil {
+		ln.Close()
+		adminLn.Close()
+		store.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// adminMux serves the admin API under /admin/ and the portal under
+// /portal/; a browser at the root is sent to the portal.
+func (s *Server) adminMux() (http.Handler, error) {
+	p, err := portal.New(s.admin, s.Accounts, s.Keys, portal.Options{
+		SecureCookies: s.cfg.Portal.SecureCookies,
+		BaseURL:       s.PortalURL(),
+		TokenEndpoint: strings.TrimSuffix(s.cfg.Issuer, "/") + "/oauth2/token",
+		ClientLimits:  s.Endpoints.ClientLimits,
+		ClientAddress: s.Endpoints.ClientAddress,
+		Log:           s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	api := adminapi.New(s.admin, s.Store, s, s.Keys, s.log).Handler()
+	mux := http.NewServeMux()
+	mux.Handle("/admin/", api)
+	mux.Handle("/portal/", p.Handler())
+	mux.Handle("GET /{$}", http.RedirectHandler("/portal/", http.StatusSeeOther))
+	mux.Handle("/", api) // the API's own RFC 9457 not-found
+	return mux, nil
 }
 
 // housekeeping forgets failure windows that have ended (so the limiters do
@@ -218,7 +251,7 @@ func (s *Server) housekeeping(ctx context.Context) {
 }
 
 // Admin returns client management on this issuer's store, with its rules.
-func (s *Server) Admin() *Admin {
+func (s *Server) Admin() *tokenissuer.Admin {
 	return s.admin
 }
 
@@ -247,12 +280,9 @@ func (s *Server) Run(ctx context.Context) error {
 	go s.Keys.Run(keysCtx, s.cfg.Keys.ReloadInterval)
 	go s.housekeeping(keysCtx)
 	go s.Endpoints.Feed.Run(keysCtx)
-	go FollowChanges(keysCtx, s.Store, s.Endpoints)
+	go tokenissuer.FollowChanges(keysCtx, s.Store, s.Endpoints)
 
-	admin := s.AdminHandler
-	if admin == nil {
-		admin = http.NotFoundHandler()
-	}
+	admin := s.adminHandler
 	const scope = "github.com/portcullis/portcullis/tokenissuer"
 	servers := []*http.Server{s.httpServer(s.Tracing.HTTPHandler(scope, s.Endpoints.Handler())), s.httpServer(s.Tracing.HTTPHandler(scope, admin))}
 	// Held long polls and streams of the revocation feed end at once on
