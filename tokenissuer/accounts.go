@@ -93,7 +93,7 @@ func NewAccounts(admin *Admin, store interface {
 	if cfg.MaxLimiterEntries <= 0 {
 		cfg.MaxLimiterEntries = 100_000
 	}
-	decoy, err := argon2id.CreateHash(newID(16), cfg.PasswordParams)
+	decoy, err := argon2id.CreateHash(RandomID(16), cfg.PasswordParams)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +243,7 @@ func (s *Accounts) CreateAccount(ctx context.Context, na NewAccount) (*Account, 
 		return nil, err
 	}
 	now := s.clock.Now().UTC()
-	a := &Account{ID: "acct-" + newID(9), Email: na.Email, Name: strings.TrimSpace(na.Name), Role: na.Role, TenantID: na.TenantID,
+	a := &Account{ID: "acct-" + RandomID(9), Email: na.Email, Name: strings.TrimSpace(na.Name), Role: na.Role, TenantID: na.TenantID,
 		Status: AccountActive, CreatedAt: now, UpdatedAt: now}
 	if na.Password != "" {
 		if err := s.checkPassword(na.Password, na.Email, na.Name); err != nil {
@@ -327,7 +327,7 @@ func (s *Accounts) AcceptInvite(ctx context.Context, token, name, password strin
 		name = inv.Email
 	}
 	now := s.clock.Now().UTC()
-	a := &Account{ID: "acct-" + newID(9), Email: inv.Email, Name: name, Role: inv.Role, TenantID: inv.TenantID,
+	a := &Account{ID: "acct-" + RandomID(9), Email: inv.Email, Name: name, Role: inv.Role, TenantID: inv.TenantID,
 		Status: AccountActive, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
 	if err := s.store.AcceptInvite(ctx, inv.IDHash, now, a); errors.Is(err, ErrAccountExists) {
 		// The email has an account in another tenant: the link answers

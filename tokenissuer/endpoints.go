@@ -63,7 +63,7 @@ type Endpoints struct {
 	byClient  failureLimit
 	byAddress *limit.Failures
 	// slowed holds back failed answers (rate_limit.failure_delay).
-	slowed heldBack
+	slowed limit.Hold
 	// issued and revoked bound what each authenticated client does a minute;
 	// refusals remembers whom they refused, for the portal.
 	issued, revoked *limit.Failures
@@ -115,7 +115,7 @@ func NewEndpoints(cfg EndpointsConfig, store EndpointStore, admin *Admin, km *ke
 	s := &Endpoints{cfg: cfg, store: store, keys: km, hasher: hasher, clock: clock, log: log, gather: reg,
 		admin: admin, Feed: feed.New(store, km, cfg.Issuer, clock, log)}
 	s.metrics = newMetrics(reg, km)
-	s.slowed = newHeldBack()
+	s.slowed = limit.NewHold()
 	s.Feed.OnEntries = s.forgetRevoked
 	rl := cfg.RateLimit
 	s.byClient = limit.NewFailures(rl.MaxFailures, rl.Window, rl.MaxEntries, clock)
@@ -288,7 +288,7 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 			return nil, client.ID, ErrInvalidScope.WithDescription(err.Error())
 		}
 		var missing []string
-		if scopes, missing = narrowScopes(client.Scopes, requested); len(missing) > 0 {
+		if scopes, missing = NarrowScopes(client.Scopes, requested); len(missing) > 0 {
 			return nil, client.ID, ErrInvalidScope.WithDescription("the client is not allowed the scope " + strings.Join(missing, " "))
 		}
 	}
@@ -297,7 +297,7 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 	if err != nil {
 		return nil, client.ID, ErrServerError.WithCause(err)
 	}
-	return &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(lifetime / time.Second), Scope: joinScopes(scopes)}, client.ID, nil
+	return &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(lifetime / time.Second), Scope: FormatScope(scopes)}, client.ID, nil
 }
 
 // authenticateRequest authenticates the client of a token or revocation
@@ -351,7 +351,7 @@ func (s *Endpoints) authenticateRequest(r *http.Request, form url.Values) (*Clie
 // guessing at a client from many addresses gets one answer per delay per
 // connection.
 func (s *Endpoints) slowDown(ctx context.Context) {
-	s.slowed.wait(ctx, s.clock, s.cfg.RateLimit.FailureDelay)
+	s.slowed.Wait(ctx, s.clock, s.cfg.RateLimit.FailureDelay)
 }
 
 // waitOutWatermark waits, when the client's or its tenant's revocation
@@ -374,12 +374,12 @@ func (s *Endpoints) waitOutWatermark(ctx context.Context, c *Client) (bool, erro
 		return false, nil
 	}
 	wait := time.Unix(until, 0).Sub(now)
-	if wait > watermarkMargin+2*time.Second {
+	if wait > WatermarkMargin+2*time.Second {
 		// A watermark far ahead is not ours to wait for (a clock that
 		// jumped): mint, and let the watermark decide.
 		return false, nil
 	}
-	if err := sleep(ctx, s.clock, wait); err != nil {
+	if err := limit.Sleep(ctx, s.clock, wait); err != nil {
 		return false, ErrServerError.WithCause(err)
 	}
 	return true, nil

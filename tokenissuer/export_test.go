@@ -12,9 +12,6 @@ import (
 // TokenHash is how sessions and invitations are stored.
 func TokenHash(token string) []byte { return tokenHash(token) }
 
-// WatermarkMargin is how far a watermark reaches past its instant.
-const WatermarkMargin = watermarkMargin
-
 var (
 	SQLiteFiles        = sqliteFiles
 	SQLiteMigrations   = sqliteMigrations

@@ -53,7 +53,7 @@ type ChangeBus interface {
 // lifetime cap is configured.
 const minRevocationLifetime = 24 * time.Hour
 
-// watermarkMargin is how far past the moment of a client's or tenant's
+// WatermarkMargin is how far past the moment of a client's or tenant's
 // revocation its watermark reaches, so that it also covers tokens minted by
 // an issuer that has not heard of the change yet: a replica or a running
 // issuer whose cached client predates a change made from the CLI (its feed
@@ -62,13 +62,13 @@ const minRevocationLifetime = 24 * time.Hour
 // knows of a watermark still ahead waits it out before minting
 // (Endpoints.waitOutWatermark), so the margin costs a client at most a
 // couple of seconds once, never a token that is born revoked.
-const watermarkMargin = feed.PollInterval + time.Second
+const WatermarkMargin = feed.PollInterval + time.Second
 
 // revoke appends a watermark entry for a client or tenant (every token it
 // holds now is revoked), announces it and records it in the audit trail.
 func (a *Admin) revoke(ctx context.Context, kind revocation.Kind, subject, tenantID, cause string) error {
 	now := a.clock.Now().UTC()
-	before := revocation.Watermark(now.Add(watermarkMargin))
+	before := revocation.Watermark(now.Add(WatermarkMargin))
 	keep := a.maxTokenLifetime
 	if keep <= 0 {
 		keep = minRevocationLifetime

@@ -42,9 +42,9 @@ func ParseScope(raw string) ([]string, error) {
 	return out, nil
 }
 
-// narrowScopes returns the requested scopes when they are all granted to the
+// NarrowScopes (RFC 6749 §3.3) returns the requested scopes when they are all granted to the
 // client, in the order requested, or the scopes the client lacks.
-func narrowScopes(clientScopes, requested []string) (granted, missing []string) {
+func NarrowScopes(clientScopes, requested []string) (granted, missing []string) {
 	have := make(map[string]bool, len(clientScopes))
 	for _, s := range clientScopes {
 		have[s] = true
@@ -59,3 +59,6 @@ func narrowScopes(clientScopes, requested []string) (granted, missing []string) 
 	}
 	return requested, nil
 }
+
+// FormatScope writes scopes as a scope parameter: space-delimited (RFC 6749 §3.3).
+func FormatScope(scopes []string) string { return strings.Join(scopes, " ") }

@@ -25,8 +25,8 @@ func GenerateSecret() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// newID returns a random identifier of n bytes, base64url without padding.
-func newID(n int) string {
+// RandomID returns a random identifier of n bytes, base64url without padding.
+func RandomID(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms (Go 1.24+).
 	return base64.RawURLEncoding.EncodeToString(b)

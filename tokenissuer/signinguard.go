@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer/limit"
 )
 
 // signInGuard holds the limits of portal sign-in. They slow the sender and
@@ -40,7 +42,7 @@ type signInGuard struct {
 	refused map[string]time.Time
 	// held holds attempts back; past its bound an attempt goes on at once
 	// (the password pool still bounds the work).
-	held heldBack
+	held limit.Hold
 }
 
 // maxSignInDelayFactor caps the progressive delay at 16 times the first.
@@ -48,7 +50,7 @@ const maxSignInDelayFactor = 16
 
 func newSignInGuard(store FailureStore, max int, window, delay time.Duration, maxEntries int, clock Clock, log *slog.Logger) *signInGuard {
 	return &signInGuard{store: store, max: max, window: window, delay: delay, clock: clock, log: log, maxMemos: maxEntries,
-		refused: map[string]time.Time{}, held: newHeldBack()}
+		refused: map[string]time.Time{}, held: limit.NewHold()}
 }
 
 func signInAddressKey(address string) string { return "portal-address:" + address }
@@ -79,7 +81,7 @@ func (g *signInGuard) admit(ctx context.Context, account, address string) error 
 	}
 	if n > g.max {
 		g.log.Warn("failed sign-ins for one account past the limit; slowing its attempts down", "account_email", account, "remote", address, "failures", n-1)
-		g.held.wait(ctx, g.clock, g.delayFor(n-g.max))
+		g.held.Wait(ctx, g.clock, g.delayFor(n-g.max))
 	}
 	return ctx.Err()
 }

@@ -116,7 +116,7 @@ func (s *sqlStore) CreateClient(ctx context.Context, c *Client, maxPerTenant int
 			}
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO clients (id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-			c.ID, c.Name, c.TenantID, joinScopes(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.CreatedAt), unixNano(c.UpdatedAt))
+			c.ID, c.Name, c.TenantID, FormatScope(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.CreatedAt), unixNano(c.UpdatedAt))
 		if err != nil {
 			return fmt.Errorf("create client: %w", err)
 		}
@@ -198,7 +198,7 @@ func (s *sqlStore) UpdateClient(ctx context.Context, id string, update func(*Cli
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE clients SET name = $1, tenant_id = $2, scopes = $3, status = $4, token_lifetime_ns = $5, updated_at = $6 WHERE id = $7`,
-			c.Name, c.TenantID, joinScopes(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.UpdatedAt), id); err != nil {
+			c.Name, c.TenantID, FormatScope(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.UpdatedAt), id); err != nil {
 			return fmt.Errorf("update client: %w", err)
 		}
 		out = c
@@ -339,7 +339,7 @@ func (s *sqlStore) PruneFailures(ctx context.Context, before time.Time) error {
 // CreateTenant implements TenantStore.
 func (s *sqlStore) CreateTenant(ctx context.Context, t *Tenant) error {
 	res, err := s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, status, scope_ceiling, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-		t.ID, t.Name, string(t.Status), joinScopes(t.ScopeCeiling), unixNano(t.CreatedAt), unixNano(t.UpdatedAt))
+		t.ID, t.Name, string(t.Status), FormatScope(t.ScopeCeiling), unixNano(t.CreatedAt), unixNano(t.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("create tenant: %w", err)
 	}
@@ -384,7 +384,7 @@ func (s *sqlStore) UpdateTenant(ctx context.Context, id string, update func(*Ten
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET name = $1, status = $2, scope_ceiling = $3, updated_at = $4 WHERE id = $5`,
-			t.Name, string(t.Status), joinScopes(t.ScopeCeiling), unixNano(t.UpdatedAt), id); err != nil {
+			t.Name, string(t.Status), FormatScope(t.ScopeCeiling), unixNano(t.UpdatedAt), id); err != nil {
 			return fmt.Errorf("update tenant: %w", err)
 		}
 		out = t

@@ -38,8 +38,6 @@ type Store interface {
 	Close() error
 }
 
-func joinScopes(scopes []string) string { return strings.Join(scopes, " ") }
-
 func splitScopes(s string) []string {
 	if s == "" {
 		return []string{}

@@ -19,8 +19,8 @@ func (s *Endpoints) mint(client *Client, scopes []string, now time.Time) (token 
 		Audience: s.cfg.Audience,
 		Expiry:   now.Add(lifetime).Unix(),
 		IssuedAt: now.Unix(),
-		JTI:      newID(16),
-		Scope:    joinScopes(scopes),
+		JTI:      RandomID(16),
+		Scope:    FormatScope(scopes),
 		TenantID: client.TenantID,
 	}, now)
 	return token, lifetime, err
