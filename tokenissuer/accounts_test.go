@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/fakeclock"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"github.com/portcullis/portcullis/tokenissuer/server"
@@ -25,7 +26,7 @@ type accountsFixture struct {
 	accounts *tokenissuer.Accounts
 	admin    *tokenissuer.Admin
 	store    tokenissuer.Store
-	clock    *fakeClock
+	clock    *fakeclock.Clock
 	ctx      context.Context
 }
 
@@ -44,7 +45,7 @@ func newAccountsFixture(t *testing.T) *accountsFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	cfg := server.DefaultConfig()
 	admin := tokenissuer.NewAdmin(store, hasher, clock, tokenissuer.AdminLimits{MaxTokenLifetime: time.Hour})
 	accounts, err := tokenissuer.NewAccounts(admin, store, enc,

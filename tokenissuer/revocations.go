@@ -128,6 +128,17 @@ func (a *Admin) RevokeClientTokens(ctx context.Context, id string) error {
 	return a.revoke(ctx, revocation.KindClient, id, c.TenantID, "client.revoke_tokens")
 }
 
+// RevokeOwnTokensInstead revokes every token client c holds now, asked by
+// c itself when revoking one token would pass the issuer's cap on single
+// revocations (RFC 7009 §2.1 lets a server revoke more than the one token):
+// one watermark stops the set every authz holds from growing. Audited.
+func (a *Admin) RevokeOwnTokensInstead(ctx context.Context, c *Client) error {
+	if actorFrom(ctx).ID != "client:"+c.ID {
+		return ErrNotPermitted
+	}
+	return a.revoke(ctx, revocation.KindClient, c.ID, c.TenantID, "oauth2.revoke.overflow")
+}
+
 // clientChanged tells every issuer to forget its cached copy of the client.
 func (a *Admin) clientChanged(ctx context.Context, id string) {
 	// Best effort: a missed announcement leaves the copy for at most

@@ -150,7 +150,7 @@ var sqliteMigrations = []string{
 // database's mode), and a database or sidecar file that group or others can
 // read is refused.
 func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
-	for _, p := range sqliteFiles(path) {
+	for _, p := range SQLiteFiles(path) {
 		if err := secretfile.Check(p); err != nil {
 			return nil, fmt.Errorf("sqlite store: %w", err)
 		}
@@ -176,7 +176,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
 	}
 	// The journal files exist now; make sure they took the database's mode.
-	for _, p := range sqliteFiles(path) {
+	for _, p := range SQLiteFiles(path) {
 		if err := secretfile.Check(p); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("sqlite store: %w", err)
@@ -185,9 +185,9 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 	return s, nil
 }
 
-// sqliteFiles are the database and the sidecar files SQLite keeps beside it
+// SQLiteFiles are the database and the sidecar files SQLite keeps beside it
 // in WAL mode: each holds data of the database.
-func sqliteFiles(path string) []string {
+func SQLiteFiles(path string) []string {
 	return []string{path, path + "-wal", path + "-shm"}
 }
 

@@ -1,6 +1,7 @@
 package tokenissuer_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/revocation"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 )
@@ -385,5 +387,68 @@ func testStoreIdempotency(t *testing.T, s tokenissuer.Store) {
 	}
 	if existing, err := s.ClaimIdempotencyKey(ctx, rec); err != nil || existing != nil {
 		t.Fatalf("a pruned key is free again: %v %v", existing, err)
+	}
+}
+
+func testStoreRevocations(t *testing.T, s tokenissuer.Store) {
+	ctx := operatorContext()
+	now := time.Unix(1_800_000_000, 0).UTC()
+	if v, err := s.LatestRevocation(ctx); err != nil || v != 0 {
+		t.Fatalf("empty store: %d %v", v, err)
+	}
+	add := func(kind revocation.Kind, subject string, expires int64) int64 {
+		e := &revocation.Entry{Kind: kind, Subject: subject, Before: now.Unix(), Expires: expires, Cause: "test", At: now}
+		if err := s.AppendRevocation(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		return e.Seq
+	}
+	a := add(revocation.KindToken, "jti-1", now.Unix()+10)
+	b := add(revocation.KindClient, "app", now.Unix()+100)
+	c := add(revocation.KindTenant, "acme", now.Unix()+100)
+	if !(a < b && b < c) {
+		t.Fatalf("sequence %d %d %d", a, b, c)
+	}
+	all, err := s.Revocations(ctx, 0, now)
+	if err != nil || len(all) != 3 || all[1].Subject != "app" || all[1].Kind != revocation.KindClient || all[1].Before != now.Unix() || !all[1].At.Equal(now) || all[1].Cause != "test" {
+		t.Fatalf("all: %v %+v", err, all)
+	}
+	if after, _ := s.Revocations(ctx, b, now); len(after) != 1 || after[0].Seq != c {
+		t.Fatalf("after %d: %+v", b, after)
+	}
+	if live, _ := s.Revocations(ctx, 0, now.Add(10*time.Second)); len(live) != 2 {
+		t.Fatalf("expired entries returned: %+v", live)
+	}
+	if err := s.PruneRevocations(ctx, now.Add(200*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.LatestRevocation(ctx); v != c {
+		t.Fatalf("pruning moved the version back: %d, want %d", v, c)
+	}
+	if d := add(revocation.KindToken, "jti-2", now.Unix()+10); d <= c {
+		t.Fatalf("a sequence number was reused after pruning: %d", d)
+	}
+
+	// Changes reach every listener.
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	heard := make(chan string, 16)
+	go s.ListenChanges(lctx, func(topic, subject string) { heard <- topic + "/" + subject })
+	deadline := time.After(time.Minute)
+	for {
+		// LISTEN takes effect asynchronously: announce until heard.
+		if err := s.NotifyChange(ctx, tokenissuer.TopicClient, "app-1"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-heard:
+			if got != "client/app-1" {
+				t.Fatalf("heard %q", got)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("a change was never heard")
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/oauth2"
 )
 
 // visibleClient returns the client if the service shows it to the
@@ -165,11 +166,11 @@ type clientData struct {
 	CanWrite bool
 	Error    string
 	// Limits is nil when the portal does not know the bounds.
-	Limits *tokenissuer.ClientLimits
+	Limits *oauth2.ClientLimits
 }
 
 // limitsOf is the client's bounds and refusals, when the portal knows them.
-func (p *Portal) limitsOf(clientID string) *tokenissuer.ClientLimits {
+func (p *Portal) limitsOf(clientID string) *oauth2.ClientLimits {
 	if p.opts.ClientLimits == nil {
 		return nil
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
+	"github.com/portcullis/portcullis/tokenissuer/oauth2"
 )
 
 // Options configure the portal.
@@ -40,7 +41,7 @@ type Options struct {
 	TokenEndpoint string
 	// ClientLimits tells a client's per-client bounds and this issuer's
 	// refusals of it; nil shows none.
-	ClientLimits func(clientID string) tokenissuer.ClientLimits
+	ClientLimits func(clientID string) oauth2.ClientLimits
 	// ClientAddress is who sent a request, as the sign-in limits count
 	// it (the issuer's trusted proxies honoured, IPv6 by its /64); nil:
 	// the peer.

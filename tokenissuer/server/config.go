@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
+	"github.com/portcullis/portcullis/tokenissuer/oauth2"
 
 	"github.com/portcullis/portcullis/internal/telemetry"
 )
@@ -32,13 +33,13 @@ type Config struct {
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 
-	Store     StoreConfig                 `yaml:"store"`
-	Keys      KeysConfig                  `yaml:"keys"`
-	Tokens    tokenissuer.TokensConfig    `yaml:"tokens"`
-	RateLimit tokenissuer.RateLimitConfig `yaml:"rate_limit"`
-	Audit     AuditConfig                 `yaml:"audit"`
-	Portal    PortalConfig                `yaml:"portal"`
-	Tenants   TenantsConfig               `yaml:"tenants"`
+	Store     StoreConfig            `yaml:"store"`
+	Keys      KeysConfig             `yaml:"keys"`
+	Tokens    oauth2.TokensConfig    `yaml:"tokens"`
+	RateLimit oauth2.RateLimitConfig `yaml:"rate_limit"`
+	Audit     AuditConfig            `yaml:"audit"`
+	Portal    PortalConfig           `yaml:"portal"`
+	Tenants   TenantsConfig          `yaml:"tenants"`
 	// ClientCacheTTL is how long a client record is reused without reading the
 	// store; it bounds how long a disabled client or revoked secret still works.
 	ClientCacheTTL time.Duration `yaml:"client_cache_ttl"`
@@ -145,8 +146,8 @@ func (c *Config) PortalURL() string {
 }
 
 // Endpoints is the public endpoints' part of the configuration.
-func (c *Config) Endpoints() tokenissuer.EndpointsConfig {
-	return tokenissuer.EndpointsConfig{Issuer: c.Issuer, Audience: c.Audience, Tokens: c.Tokens, RateLimit: c.RateLimit,
+func (c *Config) Endpoints() oauth2.EndpointsConfig {
+	return oauth2.EndpointsConfig{Issuer: c.Issuer, Audience: c.Audience, Tokens: c.Tokens, RateLimit: c.RateLimit,
 		SharedFailures: c.Store.Driver == "postgres", ClientCacheTTL: c.ClientCacheTTL, JWKSMaxAge: c.Keys.JWKSMaxAge}
 }
 
@@ -177,9 +178,9 @@ func DefaultConfig() Config {
 			PublishDelay:   15 * time.Minute,
 			ReloadInterval: 10 * time.Second,
 		},
-		Tokens:  tokenissuer.TokensConfig{Lifetime: 15 * time.Minute, MaxLifetime: time.Hour},
+		Tokens:  oauth2.TokensConfig{Lifetime: 15 * time.Minute, MaxLifetime: time.Hour},
 		Tenants: TenantsConfig{MaxClients: 1000},
-		RateLimit: tokenissuer.RateLimitConfig{MaxFailures: 10, Window: time.Minute, FailureDelay: time.Second, MaxEntries: 100_000,
+		RateLimit: oauth2.RateLimitConfig{MaxFailures: 10, Window: time.Minute, FailureDelay: time.Second, MaxEntries: 100_000,
 			TokensPerMinute: 6000, RevocationsPerMinute: 60, RevokedTokensPerClient: 1000},
 		Audit: AuditConfig{Retention: 400 * 24 * time.Hour},
 		Portal: PortalConfig{

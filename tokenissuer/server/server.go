@@ -12,6 +12,7 @@ import (
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/adminapi"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
+	"github.com/portcullis/portcullis/tokenissuer/oauth2"
 	"github.com/portcullis/portcullis/tokenissuer/portal"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -116,7 +117,7 @@ type Server struct {
 	admin     *tokenissuer.Admin
 	Store     tokenissuer.Store
 	Keys      *keys.Manager
-	Endpoints *tokenissuer.Endpoints
+	Endpoints *oauth2.Endpoints
 	Hasher    *tokenissuer.SecretHasher
 	// Accounts is the service of portal accounts.
 	Accounts *tokenissuer.Accounts
@@ -156,7 +157,7 @@ func NewServer(ctx context.Context, cfg Config, clock tokenissuer.Clock, log *sl
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector("issuer"))
 	// One service layer for the endpoints, the accounts and the adapters.
 	admin := tokenissuer.NewAdmin(store, hasher, clock, cfg.AdminLimits())
-	srv, err := tokenissuer.NewEndpoints(cfg.Endpoints(), store, admin, keys, hasher, clock, log, reg)
+	srv, err := oauth2.NewEndpoints(cfg.Endpoints(), store, admin, keys, hasher, clock, log, reg)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -280,7 +281,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go s.Keys.Run(keysCtx, s.cfg.Keys.ReloadInterval)
 	go s.housekeeping(keysCtx)
 	go s.Endpoints.Feed.Run(keysCtx)
-	go tokenissuer.FollowChanges(keysCtx, s.Store, s.Endpoints)
+	go oauth2.FollowChanges(keysCtx, s.Store, s.Endpoints)
 
 	admin := s.adminHandler
 	const scope = "github.com/portcullis/portcullis/tokenissuer"

@@ -1,4 +1,4 @@
-package tokenissuer_test
+package server_test
 
 import (
 	"strings"

@@ -1,4 +1,4 @@
-package tokenissuer
+package oauth2
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/portcullis/portcullis/internal/buildinfo"
+	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/feed"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 
@@ -54,8 +55,8 @@ type Endpoints struct {
 	cfg     EndpointsConfig
 	store   EndpointStore
 	keys    *keys.Manager
-	hasher  *SecretHasher
-	clock   Clock
+	hasher  *tokenissuer.SecretHasher
+	clock   tokenissuer.Clock
 	log     *slog.Logger
 	metrics *metrics
 	gather  prometheus.Gatherer
@@ -82,18 +83,18 @@ type Endpoints struct {
 	cacheGen atomic.Uint64
 
 	// admin records revocations made at /oauth2/revoke.
-	admin *Admin
+	admin *tokenissuer.Admin
 	// Feed serves the revocation feed.
 	Feed *feed.Feed
 }
 
 type cachedClient struct {
-	client *Client
+	client *tokenissuer.Client
 	gen    uint64
 }
 
 type cachedTenant struct {
-	tenant *Tenant
+	tenant *tokenissuer.Tenant
 	gen    uint64
 }
 
@@ -102,16 +103,16 @@ type cachedTenant struct {
 // the revocation log and the announcements of changes. What they change
 // (an RFC 7009 revocation) goes through the Admin they are given.
 type EndpointStore interface {
-	Client(ctx context.Context, id string) (*Client, error)
-	Tenant(ctx context.Context, id string) (*Tenant, error)
+	Client(ctx context.Context, id string) (*tokenissuer.Client, error)
+	Tenant(ctx context.Context, id string) (*tokenissuer.Tenant, error)
 	limit.Store
-	RevocationStore
-	ChangeBus
+	tokenissuer.RevocationStore
+	tokenissuer.ChangeBus
 }
 
 // NewEndpoints wires the Endpoints over store, changing through admin.
 // reg receives the issuer's metrics.
-func NewEndpoints(cfg EndpointsConfig, store EndpointStore, admin *Admin, km *keys.Manager, hasher *SecretHasher, clock Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
+func NewEndpoints(cfg EndpointsConfig, store EndpointStore, admin *tokenissuer.Admin, km *keys.Manager, hasher *tokenissuer.SecretHasher, clock tokenissuer.Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
 	s := &Endpoints{cfg: cfg, store: store, keys: km, hasher: hasher, clock: clock, log: log, gather: reg,
 		admin: admin, Feed: feed.New(store, km, cfg.Issuer, clock, log)}
 	s.metrics = newMetrics(reg, km)
@@ -266,7 +267,7 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 			return nil, loggableClientID(client.ID), err
 		}
 	}
-	if client.Status != ClientActive {
+	if client.Status != tokenissuer.ClientActive {
 		return nil, client.ID, ErrUnauthorizedClient.WithDescription("the client is disabled")
 	}
 	if client.TenantID != "" {
@@ -283,12 +284,12 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 
 	scopes := client.Scopes
 	if form.Has("scope") {
-		requested, err := ParseScope(form.Get("scope"))
+		requested, err := tokenissuer.ParseScope(form.Get("scope"))
 		if err != nil {
 			return nil, client.ID, ErrInvalidScope.WithDescription(err.Error())
 		}
 		var missing []string
-		if scopes, missing = NarrowScopes(client.Scopes, requested); len(missing) > 0 {
+		if scopes, missing = tokenissuer.NarrowScopes(client.Scopes, requested); len(missing) > 0 {
 			return nil, client.ID, ErrInvalidScope.WithDescription("the client is not allowed the scope " + strings.Join(missing, " "))
 		}
 	}
@@ -297,7 +298,7 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 	if err != nil {
 		return nil, client.ID, ErrServerError.WithCause(err)
 	}
-	return &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(lifetime / time.Second), Scope: FormatScope(scopes)}, client.ID, nil
+	return &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(lifetime / time.Second), Scope: tokenissuer.FormatScope(scopes)}, client.ID, nil
 }
 
 // authenticateRequest authenticates the client of a token or revocation
@@ -310,21 +311,21 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 // its secret is always checked, and only failures for a client that others
 // have been guessing at are answered slowly. A correct secret is never
 // refused because of what others sent.
-func (s *Endpoints) authenticateRequest(r *http.Request, form url.Values) (*Client, error) {
+func (s *Endpoints) authenticateRequest(r *http.Request, form url.Values) (*tokenissuer.Client, error) {
 	address := s.remoteAddress(r)
 	if blocked, wait := s.byAddress.Blocked(address); blocked {
 		s.metrics.rateLimited.WithLabelValues("address").Inc()
-		return &Client{}, ErrTooManyRequests.withRetryAfter(wait)
+		return &tokenissuer.Client{}, ErrTooManyRequests.withRetryAfter(wait)
 	}
 	creds, err := clientCredentials(r, form)
 	if err != nil {
-		return &Client{ID: creds.id}, err
+		return &tokenissuer.Client{ID: creds.id}, err
 	}
 	// An ID no client can have is refused before it reaches a limiter key,
 	// a cache or the store: only the address pays for it.
-	if !ValidClientID(creds.id) {
+	if !tokenissuer.ValidClientID(creds.id) {
 		s.byAddress.Fail(r.Context(), address)
-		return &Client{}, creds.invalidClient().WithCause(errors.New("malformed client ID"))
+		return &tokenissuer.Client{}, creds.invalidClient().WithCause(errors.New("malformed client ID"))
 	}
 	client, err := s.authenticate(r.Context(), creds)
 	if err != nil {
@@ -342,7 +343,7 @@ func (s *Endpoints) authenticateRequest(r *http.Request, form url.Values) (*Clie
 				s.slowDown(r.Context())
 			}
 		}
-		return &Client{ID: creds.id}, err
+		return &tokenissuer.Client{ID: creds.id}, err
 	}
 	return client, nil
 }
@@ -357,7 +358,7 @@ func (s *Endpoints) slowDown(ctx context.Context) {
 // waitOutWatermark waits, when the client's or its tenant's revocation
 // watermark is still ahead of the clock, until it has passed: a token minted
 // now would be refused for its whole life. It reports whether it waited.
-func (s *Endpoints) waitOutWatermark(ctx context.Context, c *Client) (bool, error) {
+func (s *Endpoints) waitOutWatermark(ctx context.Context, c *tokenissuer.Client) (bool, error) {
 	now := s.clock.Now()
 	set := s.Feed.Set()
 	if set.Len() == 0 {
@@ -374,7 +375,7 @@ func (s *Endpoints) waitOutWatermark(ctx context.Context, c *Client) (bool, erro
 		return false, nil
 	}
 	wait := time.Unix(until, 0).Sub(now)
-	if wait > WatermarkMargin+2*time.Second {
+	if wait > tokenissuer.WatermarkMargin+2*time.Second {
 		// A watermark far ahead is not ours to wait for (a clock that
 		// jumped): mint, and let the watermark decide.
 		return false, nil
@@ -484,7 +485,7 @@ func (c credentials) invalidClient() *OAuthError {
 // loggableClientID is id when it is a valid client ID, else "": a client ID
 // of 8 KB of garbage does not go to the logs.
 func loggableClientID(id string) string {
-	if ValidClientID(id) {
+	if tokenissuer.ValidClientID(id) {
 		return id
 	}
 	return ""
@@ -492,10 +493,10 @@ func loggableClientID(id string) string {
 
 // authenticate checks the client's secret. Unknown clients and wrong secrets
 // fail identically, after the same hashing work.
-func (s *Endpoints) authenticate(ctx context.Context, creds credentials) (*Client, error) {
+func (s *Endpoints) authenticate(ctx context.Context, creds credentials) (*tokenissuer.Client, error) {
 	fail := creds.invalidClient()
 	client, err := s.lookupClient(ctx, creds.id)
-	if errors.Is(err, ErrClientNotFound) {
+	if errors.Is(err, tokenissuer.ErrClientNotFound) {
 		s.hasher.Matches(creds.id, creds.secret, nil)
 		return nil, fail.WithCause(err)
 	}
@@ -511,20 +512,20 @@ func (s *Endpoints) authenticate(ctx context.Context, creds credentials) (*Clien
 // lookupClient returns the client, or ErrClientNotFound. Both outcomes are
 // cached for client_cache_ttl, so a repeated unknown ID costs a cache hit
 // like a known one, not a store round trip that timing would reveal.
-func (s *Endpoints) lookupClient(ctx context.Context, id string) (*Client, error) {
+func (s *Endpoints) lookupClient(ctx context.Context, id string) (*tokenissuer.Client, error) {
 	// The generation is read before the store: a change that lands while
 	// the store is read makes this entry stale at once.
 	gen := s.cacheGen.Load()
 	if s.clients != nil {
 		if c, ok := s.clients.Get(id); ok && c.gen == gen {
 			if c.client == nil {
-				return nil, ErrClientNotFound
+				return nil, tokenissuer.ErrClientNotFound
 			}
 			return c.client, nil
 		}
 	}
 	c, err := s.store.Client(ctx, id)
-	if err != nil && !errors.Is(err, ErrClientNotFound) {
+	if err != nil && !errors.Is(err, tokenissuer.ErrClientNotFound) {
 		return nil, err
 	}
 	if s.clients != nil {
@@ -536,7 +537,7 @@ func (s *Endpoints) lookupClient(ctx context.Context, id string) (*Client, error
 // tenantAllows refuses the clients of a disabled (or vanished) tenant.
 func (s *Endpoints) tenantAllows(ctx context.Context, id string) error {
 	gen := s.cacheGen.Load()
-	t, ok := (*Tenant)(nil), false
+	t, ok := (*tokenissuer.Tenant)(nil), false
 	if s.tenantCache != nil {
 		var c cachedTenant
 		if c, ok = s.tenantCache.Get(id); ok && c.gen == gen {
@@ -548,7 +549,7 @@ func (s *Endpoints) tenantAllows(ctx context.Context, id string) error {
 	if !ok {
 		var err error
 		t, err = s.store.Tenant(ctx, id)
-		if errors.Is(err, ErrTenantNotFound) {
+		if errors.Is(err, tokenissuer.ErrTenantNotFound) {
 			return ErrUnauthorizedClient.WithDescription("the client's tenant does not exist")
 		}
 		if err != nil {
@@ -558,7 +559,7 @@ func (s *Endpoints) tenantAllows(ctx context.Context, id string) error {
 			s.tenantCache.SetWithTTL(id, cachedTenant{tenant: t, gen: gen}, 1, s.cfg.ClientCacheTTL)
 		}
 	}
-	if t.Status != TenantActive {
+	if t.Status != tokenissuer.TenantActive {
 		return ErrUnauthorizedClient.WithDescription("the client's tenant is disabled")
 	}
 	return nil
@@ -617,13 +618,13 @@ func (s *Endpoints) revoke(w http.ResponseWriter, r *http.Request) (clientID str
 	if _, revoked := s.Feed.Revoked(at); revoked {
 		return client.ID, nil // already: nothing to add
 	}
-	ctx := WithActor(r.Context(), Actor{ID: "client:" + client.ID, Address: s.remoteAddress(r)})
+	ctx := tokenissuer.WithActor(r.Context(), tokenissuer.Actor{ID: "client:" + client.ID, Address: s.remoteAddress(r)})
 	if limit := s.cfg.RateLimit.RevokedTokensPerClient; limit > 0 && s.Feed.TokenEntries(client.ID) >= limit {
 		// §2.1 lets a server revoke more than the one token. Past the cap,
 		// one watermark covers this token and all others of the client, and
 		// the set every authz holds stops growing.
 		s.log.Warn("a client revoked more tokens than rate_limit.revoked_tokens_per_client; revoking all its tokens instead", "client_id", client.ID, "limit", limit)
-		if err := s.admin.revoke(ctx, revocation.KindClient, client.ID, client.TenantID, "oauth2.revoke.overflow"); err != nil {
+		if err := s.admin.RevokeOwnTokensInstead(ctx, client); err != nil {
 			return client.ID, ErrServerError.WithCause(err)
 		}
 		return client.ID, nil
@@ -789,16 +790,16 @@ func (r *refusalLog) get(clientID string, now time.Time) ClientLimits {
 // FollowChanges wakes the feed, and makes endpoints forget cached clients
 // and tenants, as the store announces changes made by any process sharing
 // it; it returns when ctx ends.
-func FollowChanges(ctx context.Context, bus ChangeBus, e *Endpoints) {
+func FollowChanges(ctx context.Context, bus tokenissuer.ChangeBus, e *Endpoints) {
 	_ = bus.ListenChanges(ctx, func(topic, subject string) {
 		switch topic {
-		case TopicRevocation:
+		case tokenissuer.TopicRevocation:
 			e.Feed.Changed()
-		case TopicClient:
+		case tokenissuer.TopicClient:
 			e.InvalidateClient(subject)
-		case TopicTenant:
+		case tokenissuer.TopicTenant:
 			e.InvalidateTenant(subject)
-		case TopicAny:
+		case tokenissuer.TopicAny:
 			e.InvalidateAll()
 			e.Feed.Changed()
 		}

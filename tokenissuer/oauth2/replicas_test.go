@@ -1,4 +1,4 @@
-package tokenissuer_test
+package oauth2_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/fakeclock"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"github.com/portcullis/portcullis/tokenissuer/server"
@@ -40,7 +41,7 @@ func startReplica(t *testing.T, dsn string, clock tokenissuer.Clock, mutate func
 func TestReplicasShareClientsAndKeys(t *testing.T) {
 	t.Parallel()
 	dsn := freshPostgres(t)
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	a := startReplica(t, dsn, clock, nil)
 	b := startReplica(t, dsn, clock, nil)
 	c, secret := a.createClient(tokenissuer.NewClient{ID: "acme-app", Scopes: []string{"a"}})
@@ -79,7 +80,7 @@ func TestReplicasShareClientsAndKeys(t *testing.T) {
 func TestPrivateKeysAreEncryptedAtRest(t *testing.T) {
 	t.Parallel()
 	dsn := freshPostgres(t)
-	a := startReplica(t, dsn, newFakeClock(), nil)
+	a := startReplica(t, dsn, fakeclock.New(), nil)
 	stored, err := a.store.SigningKeys(context.Background())
 	if err != nil || len(stored) == 0 {
 		t.Fatal(err)
@@ -92,7 +93,7 @@ func TestPrivateKeysAreEncryptedAtRest(t *testing.T) {
 	// Another key-encryption key cannot read them.
 	cfg := replicaConfig(t, dsn)
 	cfg.Keys.EncryptionKey = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
-	km, err := server.NewKeyManagerFor(cfg, a.store, newFakeClock(), discardLogger())
+	km, err := server.NewKeyManagerFor(cfg, a.store, fakeclock.New(), discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestPrivateKeysAreEncryptedAtRest(t *testing.T) {
 func TestScheduledRotationHappensOnceAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	dsn := freshPostgres(t)
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	every := func(c *server.Config) { c.Keys.RotateEvery = 24 * time.Hour }
 	a := startReplica(t, dsn, clock, every)
 	b := startReplica(t, dsn, clock, every)
@@ -147,7 +148,7 @@ func TestScheduledRotationHappensOnceAcrossReplicas(t *testing.T) {
 func TestFailureLimitHoldsAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	dsn := freshPostgres(t)
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	limit := func(c *server.Config) {
 		c.RateLimit.MaxFailures, c.RateLimit.Window, c.RateLimit.FailureDelay = 4, time.Minute, time.Millisecond
 		c.RateLimit.TrustedProxies = []string{"127.0.0.1"}
@@ -247,7 +248,7 @@ func TestRotationUnderLoadAcrossReplicas(t *testing.T) {
 func TestReplicasForgetChangedClientsAtOnce(t *testing.T) {
 	t.Parallel()
 	dsn := freshPostgres(t)
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	cache := func(c *server.Config) { c.ClientCacheTTL = time.Hour }
 	a := startReplica(t, dsn, clock, cache)
 	b := startReplica(t, dsn, clock, cache)

@@ -1,4 +1,4 @@
-package tokenissuer_test
+package server_test
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/portcullis/portcullis/internal/fakeclock"
 	"github.com/portcullis/portcullis/internal/secretfile"
 )
 
@@ -36,7 +37,7 @@ func openForTest(t *testing.T, cfg server.Config) (tokenissuer.Store, *keys.Mana
 		return nil, nil, err
 	}
 	t.Cleanup(func() { store.Close() })
-	km, err := server.NewKeyManagerFor(cfg, store, newFakeClock(), discardLogger())
+	km, err := server.NewKeyManagerFor(cfg, store, fakeclock.New(), discardLogger())
 	if err != nil {
 		return store, nil, err
 	}
@@ -57,7 +58,7 @@ func TestStoreAndKeyFilesAreOwnerOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A write makes sure the WAL and shared-memory files exist.
-	if _, _, err := tokenissuer.NewAdmin(store, mustHasher(t, cfg), newFakeClock(), cfg.AdminLimits()).CreateClient(operatorContext(), tokenissuer.NewClient{ID: "c", Scopes: []string{"a"}}); err != nil {
+	if _, _, err := tokenissuer.NewAdmin(store, mustHasher(t, cfg), fakeclock.New(), cfg.AdminLimits()).CreateClient(operatorContext(), tokenissuer.NewClient{ID: "c", Scopes: []string{"a"}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range append(tokenissuer.SQLiteFiles(cfg.Store.SQLitePath), cfg.Store.SecretHashKeyFile, server.DefaultKeyEncryptionKeyFile(cfg.Store)) {
@@ -148,7 +149,7 @@ func TestSigningKeysAreEncryptedOnSQLiteByDefault(t *testing.T) {
 // sealed, under kid.
 func plantKey(t *testing.T, store tokenissuer.Store, kid string, jwkJSON []byte) {
 	t.Helper()
-	if _, err := store.AddSigningKey(context.Background(), keys.SigningKey{KID: kid, Algorithm: "ES256", PrivateJWK: jwkJSON, CreatedAt: newFakeClock().Now(), ActiveAt: newFakeClock().Now()}, newFakeClock().Now().Add(1<<40), time.Unix(1<<40, 0)); err != nil {
+	if _, err := store.AddSigningKey(context.Background(), keys.SigningKey{KID: kid, Algorithm: "ES256", PrivateJWK: jwkJSON, CreatedAt: fakeclock.New().Now(), ActiveAt: fakeclock.New().Now()}, fakeclock.New().Now().Add(1<<40), time.Unix(1<<40, 0)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-package tokenissuer_test
+package oauth2_test
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portcullis/portcullis/internal/fakeclock"
 	"github.com/portcullis/portcullis/tokenissuer"
 )
 
@@ -24,7 +25,7 @@ func FuzzTokenRequest(f *testing.F) {
 
 	cfg := testConfig(f.TempDir())
 	cfg.RateLimit.MaxFailures = 0
-	ti := startIssuer(f, cfg, newFakeClock())
+	ti := startIssuer(f, cfg, fakeclock.New())
 	if _, _, err := ti.admin.CreateClient(tokenissuer.WithActor(f.Context(), testOperator), tokenissuer.NewClient{ID: "fuzz-client", Scopes: []string{"a", "b"}}); err != nil {
 		f.Fatal(err)
 	}

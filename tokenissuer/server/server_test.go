@@ -1,4 +1,4 @@
-package tokenissuer_test
+package server_test
 
 import (
 	"context"
@@ -44,7 +44,17 @@ func TestServiceServesAndShutsDownGracefully(t *testing.T) {
 	if status, _ := get("/healthz"); status != 200 {
 		t.Fatalf("/healthz = %d", status)
 	}
-	postToken(t, base, formType, "grant_type=client_credentials", basic("nobody", "x"))
+	req, err := http.NewRequest(http.MethodPost, base+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("nobody", "x")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a token for an unknown client: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	if status, body := get("/metrics"); status != 200 || !strings.Contains(body, `portcullis_issuer_token_requests_total{outcome="invalid_client"} 1`) || !strings.Contains(body, "portcullis_issuer_published_keys 1") {
 		t.Fatalf("/metrics = %d:\n%s", status, body)
 	}

@@ -1,7 +1,9 @@
-package tokenissuer_test
+package oauth2_test
 
 import (
+	"github.com/portcullis/portcullis/internal/fakeclock"
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/oauth2"
 
 	"context"
 	"errors"
@@ -29,7 +31,7 @@ func TestGuessingAtAClientNeverLocksItsOwnerOut(t *testing.T) {
 	cfg.RateLimit.Window = time.Minute
 	cfg.RateLimit.FailureDelay = time.Millisecond
 	cfg.RateLimit.TrustedProxies = []string{"127.0.0.1"}
-	ti := startIssuer(t, cfg, newFakeClock())
+	ti := startIssuer(t, cfg, fakeclock.New())
 	c, secret := ti.createClient(tokenissuer.NewClient{ID: "authz", Scopes: []string{"a"}})
 	// 100 wrong secrets from 100 addresses, each under its own limit.
 	for i := range 100 {
@@ -59,7 +61,7 @@ func TestUnknownClientIDsAreSlowedAlike(t *testing.T) {
 	cfg.RateLimit.MaxFailures = 3
 	cfg.RateLimit.FailureDelay = time.Millisecond
 	cfg.RateLimit.TrustedProxies = []string{"127.0.0.1"}
-	ti := startIssuer(t, cfg, newFakeClock())
+	ti := startIssuer(t, cfg, fakeclock.New())
 	c, _ := ti.createClient(tokenissuer.NewClient{ID: "real-app", Scopes: []string{"a"}})
 	slowed := ti.server.RateLimited("client")
 	for _, id := range []string{c.ID, "no-such-app"} {
@@ -88,7 +90,7 @@ func TestFailedAuthenticationsAreRateLimitedPerAddress(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t.TempDir())
 	cfg.RateLimit.MaxFailures = 5
-	ti := startIssuer(t, cfg, newFakeClock())
+	ti := startIssuer(t, cfg, fakeclock.New())
 	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	// Spraying many client IDs from one address trips the address limit.
 	for i := 0; i < 5; i++ {
@@ -105,7 +107,7 @@ func TestAddressLimitUsesTheProxysForwardedFor(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.RateLimit.MaxFailures = 3
 	cfg.RateLimit.TrustedProxies = []string{"127.0.0.1"}
-	ti := startIssuer(t, cfg, newFakeClock())
+	ti := startIssuer(t, cfg, fakeclock.New())
 	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	post := func(xff, auth string) int { return postTokenFrom(t, ti, xff, auth) }
 	// The attacker forges the first entries; the proxy appends the real
@@ -129,7 +131,7 @@ func TestForwardedForIsBelievedOnlyFromTrustedProxies(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.RateLimit.MaxFailures = 3
 	cfg.RateLimit.TrustedProxies = []string{"192.0.2.10"} // not the test client
-	ti := startIssuer(t, cfg, newFakeClock())
+	ti := startIssuer(t, cfg, fakeclock.New())
 	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	for i := 0; i < 3; i++ {
 		r := postTokenFrom(t, ti, fmt.Sprintf("203.0.113.%d", i), basic(fmt.Sprintf("spray-%d", i), "guess"))
@@ -179,7 +181,7 @@ func TestClientAddress(t *testing.T) {
 		for _, v := range tt.xff {
 			r.Header.Add("X-Forwarded-For", v)
 		}
-		got, err := tokenissuer.LimiterKeyBehind([]string{"10.0.0.0/8", "192.0.2.1", "::1"}, r)
+		got, err := oauth2.LimiterKeyBehind([]string{"10.0.0.0/8", "192.0.2.1", "::1"}, r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +189,7 @@ func TestClientAddress(t *testing.T) {
 			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
 		}
 	}
-	if _, err := tokenissuer.LimiterKeyBehind([]string{"envoy"}, &http.Request{}); err == nil {
+	if _, err := oauth2.LimiterKeyBehind([]string{"envoy"}, &http.Request{}); err == nil {
 		t.Error("a host name is not a trusted proxy")
 	}
 }
@@ -214,7 +216,7 @@ func TestFailedRequestsLeaveLimiterMemoryBounded(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.RateLimit.TrustedProxies = []string{"127.0.0.1"}
 	cfg.ClientCacheTTL = 5 * time.Second
-	ti := startIssuer(t, cfg, newFakeClock())
+	ti := startIssuer(t, cfg, fakeclock.New())
 	h := ti.server.Handler()
 
 	const requests = 100_000
@@ -305,7 +307,7 @@ func TestUnknownClientIDsAreCachedLikeKnownOnes(t *testing.T) {
 	}
 	t.Cleanup(func() { sqlite.Close() })
 	store := &countingStore{Store: sqlite}
-	ti := startIssuerOn(t, cfg, newFakeClock(), store)
+	ti := startIssuerOn(t, cfg, fakeclock.New(), store)
 	c, _ := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	for _, id := range []string{c.ID, "no-such-client"} {
 		before := store.lookups.Load()

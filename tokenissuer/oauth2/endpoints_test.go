@@ -1,4 +1,4 @@
-package tokenissuer_test
+package oauth2_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/fakeclock"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 
@@ -96,7 +97,7 @@ func TestTokenIssuedWithBasicAuthAndVerifiedAgainstJWKS(t *testing.T) {
 			t.Parallel()
 			cfg := testConfig(t.TempDir())
 			cfg.Keys.Algorithm = alg
-			clock := newFakeClock()
+			clock := fakeclock.New()
 			ti := startIssuer(t, cfg, clock)
 			c, secret := ti.createClient(tokenissuer.NewClient{ID: "acme.billing-1", Name: "Billing", TenantID: "acme", Scopes: []string{"accounts:read", "accounts:write"}})
 
@@ -145,7 +146,7 @@ func TestTokenIssuedWithBasicAuthAndVerifiedAgainstJWKS(t *testing.T) {
 
 func TestBasicCredentialsAreFormURLDecoded(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	c, secret := ti.createClient(tokenissuer.NewClient{ID: "team.a_b-c", Scopes: []string{"x"}})
 	// RFC 6749 §2.3.1: the ID and secret are form-urlencoded before base64,
 	// so every character may arrive percent-encoded.
@@ -178,7 +179,7 @@ func hexByte(b byte) string {
 
 func TestClientSecretPost(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a", "b"}})
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ID}, "client_secret": {secret}}
 	r := postToken(t, ti.http.URL, formType+"; charset=UTF-8", form.Encode(), "")
@@ -190,7 +191,7 @@ func TestClientSecretPost(t *testing.T) {
 
 func TestScopeNarrowing(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"accounts:read", "accounts:write", "cards:read"}})
 	tests := []struct {
 		name      string
@@ -229,7 +230,7 @@ func TestScopeNarrowing(t *testing.T) {
 
 func TestTokenRequestErrors(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	disabled, disabledSecret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	if _, err := ti.admin.SetStatus(operatorContext(), disabled.ID, tokenissuer.ClientDisabled); err != nil {
@@ -291,7 +292,7 @@ func TestTokenRequestErrors(t *testing.T) {
 
 func TestTokenEndpointRejectsGET(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	resp, err := http.Get(ti.http.URL + "/oauth2/token?grant_type=client_credentials")
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +305,7 @@ func TestTokenEndpointRejectsGET(t *testing.T) {
 
 func TestSecretRotation(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	ti := startIssuer(t, testConfig(t.TempDir()), clock)
 	ctx := operatorContext()
 	c, oldSecret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
@@ -341,7 +342,7 @@ func TestSecretRotation(t *testing.T) {
 
 func TestSecretsAreStoredOnlyAsHashes(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	raw, err := base64.RawURLEncoding.DecodeString(secret)
 	if err != nil || len(raw) < 32 {
@@ -360,7 +361,7 @@ func TestSecretsAreStoredOnlyAsHashes(t *testing.T) {
 
 func TestMetadataAndJWKS(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	resp, err := http.Get(ti.http.URL + "/.well-known/oauth-authorization-server")
 	if err != nil {
 		t.Fatal(err)
@@ -399,7 +400,7 @@ func TestRestartKeepsKeys(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	cfg := testConfig(dir)
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	first := startIssuer(t, cfg, clock)
 	c, secret := first.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
 	jwksBefore := string(first.keys.JWKS())
@@ -419,7 +420,7 @@ func TestRestartKeepsKeys(t *testing.T) {
 
 func TestPerClientTokenLifetime(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}, TokenLifetime: 2 * time.Minute})
 	r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret))
 	if r.body["expires_in"] != float64(120) {
@@ -430,7 +431,7 @@ func TestPerClientTokenLifetime(t *testing.T) {
 	if _, _, err := ti.admin.CreateClient(operatorContext(), tokenissuer.NewClient{Scopes: []string{"a"}, TokenLifetime: 48 * time.Hour}); err == nil {
 		t.Fatal("created a client whose tokens would outlive tokens.max_lifetime")
 	}
-	uncapped := ti.admin.WithoutLifetimeCap()
+	uncapped := tokenissuer.NewAdmin(ti.store, ti.hasher, ti.clock, tokenissuer.AdminLimits{})
 	long, longSecret, err := uncapped.CreateClient(operatorContext(), tokenissuer.NewClient{Scopes: []string{"a"}, TokenLifetime: 48 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -446,7 +447,7 @@ func TestPerClientTokenLifetime(t *testing.T) {
 // does, refusing spellings of a valid token that are not canonical.
 func TestTheIssuersVerifierAcceptsOneSpellingOfAToken(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	_, secret := ti.createClient(tokenissuer.NewClient{ID: "app", Scopes: []string{"a"}})
 	tok := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("app", secret)).body["access_token"].(string)
 	if _, err := ti.keys.VerifyAccessToken(tok, ti.cfg.Issuer, ti.clock.Now()); err != nil {

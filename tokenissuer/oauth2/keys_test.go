@@ -1,4 +1,4 @@
-package tokenissuer_test
+package oauth2_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/fakeclock"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"github.com/portcullis/portcullis/tokenissuer/server"
@@ -46,7 +47,7 @@ func TestKeyRotationTimeline(t *testing.T) {
 	cfg.Keys.PublishDelay = 10 * time.Minute
 	cfg.Tokens.Lifetime = 30 * time.Minute
 	cfg.Tokens.MaxLifetime = time.Hour
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	ti := startIssuer(t, cfg, clock)
 	ctx := operatorContext()
 	c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"a"}})
@@ -102,7 +103,7 @@ func TestKeyRotationTimeline(t *testing.T) {
 func TestRotationByAnotherProcessIsPickedUp(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t.TempDir())
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	ti := startIssuer(t, cfg, clock)
 	cliCfg := cfg
 	cliCfg.Keys.Algorithm = "EdDSA"
@@ -134,7 +135,7 @@ func TestRotationByAnotherProcessIsPickedUp(t *testing.T) {
 
 func TestKeyIDIsRFC7638Thumbprint(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	set, err := jwk.Parse(ti.keys.JWKS())
 	if err != nil {
 		t.Fatal(err)

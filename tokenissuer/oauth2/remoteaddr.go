@@ -1,4 +1,4 @@
-package tokenissuer
+package oauth2
 
 import (
 	"fmt"

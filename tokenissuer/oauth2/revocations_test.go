@@ -1,4 +1,4 @@
-package tokenissuer_test
+package oauth2_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/fakeclock"
 	"github.com/portcullis/portcullis/revocation"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/server"
@@ -27,7 +28,7 @@ func postRevoke(t *testing.T, base, body, authorization string) (int, string, ht
 // 200 with nothing to do.
 func TestRevocationEndpoint(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	ctx := operatorContext()
 	_, secretA := ti.createClient(tokenissuer.NewClient{ID: "app-a", Scopes: []string{"a"}})
 	_, secretB := ti.createClient(tokenissuer.NewClient{ID: "app-b", Scopes: []string{"a"}})
@@ -116,7 +117,7 @@ func getFeed(t *testing.T, base, token, query string) (int, revocation.Feed, htt
 // token they cover has expired.
 func TestRevocationFeed(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	ti := startIssuer(t, testConfig(t.TempDir()), clock)
 	ctx := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
 	_, followerSecret := ti.createClient(tokenissuer.NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
@@ -233,69 +234,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func testStoreRevocations(t *testing.T, s tokenissuer.Store) {
-	ctx := operatorContext()
-	now := time.Unix(1_800_000_000, 0).UTC()
-	if v, err := s.LatestRevocation(ctx); err != nil || v != 0 {
-		t.Fatalf("empty store: %d %v", v, err)
-	}
-	add := func(kind revocation.Kind, subject string, expires int64) int64 {
-		e := &revocation.Entry{Kind: kind, Subject: subject, Before: now.Unix(), Expires: expires, Cause: "test", At: now}
-		if err := s.AppendRevocation(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-		return e.Seq
-	}
-	a := add(revocation.KindToken, "jti-1", now.Unix()+10)
-	b := add(revocation.KindClient, "app", now.Unix()+100)
-	c := add(revocation.KindTenant, "acme", now.Unix()+100)
-	if !(a < b && b < c) {
-		t.Fatalf("sequence %d %d %d", a, b, c)
-	}
-	all, err := s.Revocations(ctx, 0, now)
-	if err != nil || len(all) != 3 || all[1].Subject != "app" || all[1].Kind != revocation.KindClient || all[1].Before != now.Unix() || !all[1].At.Equal(now) || all[1].Cause != "test" {
-		t.Fatalf("all: %v %+v", err, all)
-	}
-	if after, _ := s.Revocations(ctx, b, now); len(after) != 1 || after[0].Seq != c {
-		t.Fatalf("after %d: %+v", b, after)
-	}
-	if live, _ := s.Revocations(ctx, 0, now.Add(10*time.Second)); len(live) != 2 {
-		t.Fatalf("expired entries returned: %+v", live)
-	}
-	if err := s.PruneRevocations(ctx, now.Add(200*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if v, _ := s.LatestRevocation(ctx); v != c {
-		t.Fatalf("pruning moved the version back: %d, want %d", v, c)
-	}
-	if d := add(revocation.KindToken, "jti-2", now.Unix()+10); d <= c {
-		t.Fatalf("a sequence number was reused after pruning: %d", d)
-	}
-
-	// Changes reach every listener.
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	heard := make(chan string, 16)
-	go s.ListenChanges(lctx, func(topic, subject string) { heard <- topic + "/" + subject })
-	deadline := time.After(time.Minute)
-	for {
-		// LISTEN takes effect asynchronously: announce until heard.
-		if err := s.NotifyChange(ctx, tokenissuer.TopicClient, "app-1"); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case got := <-heard:
-			if got != "client/app-1" {
-				t.Fatalf("heard %q", got)
-			}
-			return
-		case <-time.After(50 * time.Millisecond):
-		case <-deadline:
-			t.Fatal("a change was never heard")
-		}
-	}
-}
-
 // TestRevocationsPerClientAreBounded: one client cannot flood the feed. Its
 // RFC 7009 revocations are rate limited, and past the cap of live token
 // entries a revocation becomes a watermark over all its tokens.
@@ -305,7 +243,7 @@ func TestRevocationsPerClientAreBounded(t *testing.T) {
 	cfg.RateLimit.RevocationsPerMinute = 4
 	cfg.RateLimit.RevokedTokensPerClient = 2
 	cfg.RateLimit.TokensPerMinute = 6
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	ti := startIssuer(t, cfg, clock)
 	_, secret := ti.createClient(tokenissuer.NewClient{ID: "app", Scopes: []string{"a"}})
 	mint := func() string {
@@ -385,12 +323,12 @@ func TestFeedReadsTheStoreOncePerChangeWhateverTheFollowers(t *testing.T) {
 			}
 			t.Cleanup(func() { sqlite.Close() })
 			store := &feedReadCounter{Store: sqlite}
-			ti := startIssuerOn(t, cfg, newFakeClock(), store)
+			ti := startIssuerOn(t, cfg, fakeclock.New(), store)
 			return ti, ti, store
 		},
 		"postgres replicas": func(t *testing.T) (*testIssuer, *testIssuer, *feedReadCounter) {
 			dsn := freshPostgres(t)
-			clock := newFakeClock()
+			clock := fakeclock.New()
 			store := &feedReadCounter{Store: openPostgresForTest(t, dsn)}
 			return startReplica(t, dsn, clock, nil), startIssuerOn(t, replicaConfig(t, dsn), clock, store), store
 		},
@@ -434,7 +372,7 @@ func TestFeedReadsTheStoreOncePerChangeWhateverTheFollowers(t *testing.T) {
 // page by page, each page within bounds.
 func TestFeedServesALargeSetInPages(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	ti.server.Feed.PageEntries = 3
 	_, secret := ti.createClient(tokenissuer.NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
 	token := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic("authz", secret)).body["access_token"].(string)
@@ -498,7 +436,7 @@ func TestChangesFromAnotherProcessLeaveNoWindow(t *testing.T) {
 			t.Parallel()
 			cfg := testConfig(t.TempDir())
 			cfg.ClientCacheTTL = time.Hour // the window, made as wide as can be
-			ti := startIssuer(t, cfg, newFakeClock())
+			ti := startIssuer(t, cfg, fakeclock.New())
 			c, secret := ti.createClient(tokenissuer.NewClient{ID: "app", TenantID: "acme", Scopes: []string{"a"}})
 			_, _, secondSecret, err := ti.admin.RotateSecret(operatorContext(), c.ID)
 			if err != nil {
@@ -523,7 +461,7 @@ func TestChangesFromAnotherProcessLeaveNoWindow(t *testing.T) {
 			}
 			// The running issuer mints a second later, before its feed has
 			// read the store.
-			ti.clock.(*fakeClock).Advance(time.Second)
+			ti.clock.(*fakeclock.Clock).Advance(time.Second)
 			var minted []string
 			for range 5 {
 				if r := mint(secret); r.status == http.StatusOK {
@@ -567,7 +505,7 @@ func TestAnotherProcessesChangesReachTheCache(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t.TempDir())
 	cfg.ClientCacheTTL = time.Hour
-	ti := startIssuer(t, cfg, newFakeClock())
+	ti := startIssuer(t, cfg, fakeclock.New())
 	c, old := ti.createClient(tokenissuer.NewClient{ID: "app", Scopes: []string{"a"}})
 	if _, _, _, err := ti.admin.RotateSecret(operatorContext(), c.ID); err != nil {
 		t.Fatal(err)
@@ -595,7 +533,7 @@ func TestAnotherProcessesChangesReachTheCache(t *testing.T) {
 // shuts down.
 func TestRevocationFeedStreams(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	ctx := operatorContext()
 	_, secret := ti.createClient(tokenissuer.NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}})
 	ti.createClient(tokenissuer.NewClient{ID: "app", Scopes: []string{"a"}})
@@ -671,7 +609,7 @@ func TestRevocationFeedStreams(t *testing.T) {
 	}
 
 	// Shutting down ends the streams at once.
-	ti.clock.(*fakeClock).Advance(tokenissuer.WatermarkMargin + time.Second)
+	ti.clock.(*fakeclock.Clock).Advance(tokenissuer.WatermarkMargin + time.Second)
 	live, closeLive := open(token(), "?since=2&stream=1&wait=30")
 	defer closeLive()
 	waitFor(t, "the stream to be held", func() bool { return ti.server.Feed.Waiting() >= 1 })

@@ -1,4 +1,4 @@
-package tokenissuer_test
+package oauth2_test
 
 import (
 	"context"
@@ -8,12 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portcullis/portcullis/internal/fakeclock"
 	"github.com/portcullis/portcullis/tokenissuer"
 )
 
 func TestClientScopesStayWithinTheTenantCeiling(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	ctx := operatorContext()
 	if _, err := ti.admin.CreateTenant(ctx, tokenissuer.NewTenant{ID: "acme", Name: "Acme", ScopeCeiling: []string{"a", "b"}}); err != nil {
 		t.Fatal(err)
@@ -42,7 +43,7 @@ func TestClientScopesStayWithinTheTenantCeiling(t *testing.T) {
 // clients named, or forced, narrowing them; widening never widens a client.
 func TestNarrowingACeiling(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	ctx := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:ops"})
 	ti.admin.CreateTenant(ctx, tokenissuer.NewTenant{ID: "acme", ScopeCeiling: []string{"a", "b"}})
 	ti.createClient(tokenissuer.NewClient{ID: "c1", TenantID: "acme", Scopes: []string{"a", "b"}})
@@ -76,7 +77,7 @@ func TestNarrowingACeiling(t *testing.T) {
 
 func TestDisabledTenantsClientsGetNoToken(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	c, secret := ti.createClient(tokenissuer.NewClient{TenantID: "acme", Scopes: []string{"a"}})
 	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, secret)); r.status != http.StatusOK {
 		t.Fatalf("active tenant: %d %v", r.status, r.body)
@@ -103,7 +104,7 @@ func TestStoresMigrateTenantsNamedOnClients(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := operatorContext()
 			s := open(t)
-			now := newFakeClock().Now()
+			now := fakeclock.New().Now()
 			for _, c := range []*tokenissuer.Client{
 				{ID: "old-1", TenantID: "legacy", Scopes: []string{"b", "a"}, Status: tokenissuer.ClientActive, CreatedAt: now, UpdatedAt: now},
 				{ID: "old-2", TenantID: "legacy", Scopes: []string{"c", "b"}, Status: tokenissuer.ClientActive, CreatedAt: now, UpdatedAt: now},
@@ -114,7 +115,7 @@ func TestStoresMigrateTenantsNamedOnClients(t *testing.T) {
 				}
 			}
 			for i := 0; i < 2; i++ { // idempotent
-				if err := tokenissuer.EnsureTenantRecords(ctx, s, newFakeClock()); err != nil {
+				if err := tokenissuer.EnsureTenantRecords(ctx, s, fakeclock.New()); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -134,7 +135,7 @@ func TestStoresMigrateTenantsNamedOnClients(t *testing.T) {
 func TestEveryChangeIsAudited(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t.TempDir())
-	ti := startIssuer(t, cfg, newFakeClock())
+	ti := startIssuer(t, cfg, fakeclock.New())
 	ctx := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:ops", Address: "192.0.2.1"})
 	a := ti.admin
 	must := func(err error) {
@@ -198,7 +199,7 @@ func TestEveryChangeIsAudited(t *testing.T) {
 // forgot to describe is no operator.
 func TestOnlyOperatorsGrantPlatformScopes(t *testing.T) {
 	t.Parallel()
-	ti := startIssuer(t, testConfig(t.TempDir()), newFakeClock())
+	ti := startIssuer(t, testConfig(t.TempDir()), fakeclock.New())
 	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:ops", Operator: true})
 	if _, err := ti.admin.CreateTenant(ops, tokenissuer.NewTenant{ID: "acme", ScopeCeiling: []string{"accounts:read", "portcullis.clients:manage"}}); err != nil {
 		t.Fatal(err)
@@ -206,13 +207,13 @@ func TestOnlyOperatorsGrantPlatformScopes(t *testing.T) {
 	if _, _, err := ti.admin.CreateClient(ops, tokenissuer.NewClient{ID: "acme-app", TenantID: "acme", Scopes: []string{"accounts:read"}}); err != nil {
 		t.Fatal(err)
 	}
-	actors := map[string]context.Context{
-		"the CLI":                      tokenissuer.WithActor(context.Background(), tokenissuer.CLIActor()),
-		"a platform-admin person":      tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "account:olga@example.com", Operator: true}),
-		"a portcullis.admin token":     tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "client:platform-ops", Operator: true}),
-		"a tenant-admin person":        tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "account:ada@acme.example", TenantID: "acme"}),
-		"a tenant's automation client": tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "client:acme-bot", TenantID: "acme"}),
-		"nobody an adapter named":      context.Background(),
+	actors := map[string]*tokenissuer.Actor{
+		"the CLI":                      ptr(tokenissuer.CLIActor()),
+		"a platform-admin person":      &tokenissuer.Actor{ID: "account:olga@example.com", Operator: true},
+		"a portcullis.admin token":     &tokenissuer.Actor{ID: "client:platform-ops", Operator: true},
+		"a tenant-admin person":        &tokenissuer.Actor{ID: "account:ada@acme.example", TenantID: "acme"},
+		"a tenant's automation client": &tokenissuer.Actor{ID: "client:acme-bot", TenantID: "acme"},
+		"nobody an adapter named":      nil,
 	}
 	n := 0
 	operations := map[string]func(ctx context.Context) error{
@@ -238,8 +239,11 @@ func TestOnlyOperatorsGrantPlatformScopes(t *testing.T) {
 			return err
 		},
 	}
-	for actor, ctx := range actors {
-		operator := tokenissuer.ActorFrom(ctx).Operator
+	for actor, a := range actors {
+		ctx, operator := context.Background(), false
+		if a != nil {
+			ctx, operator = tokenissuer.WithActor(ctx, *a), a.Operator
+		}
 		for op, do := range operations {
 			err := do(ctx)
 			switch {
@@ -253,3 +257,5 @@ func TestOnlyOperatorsGrantPlatformScopes(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
