@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"github.com/portcullis/portcullis/tokenissuer/server"
+	"github.com/portcullis/portcullis/tokenissuer/sqlstore"
 
 	"github.com/alexedwards/argon2id"
 	"github.com/pquerna/otp/totp"
@@ -32,7 +33,7 @@ type accountsFixture struct {
 
 func newAccountsFixture(t *testing.T) *accountsFixture {
 	t.Helper()
-	store, err := tokenissuer.OpenSQLite(context.Background(), t.TempDir()+"/store.db")
+	store, err := sqlstore.OpenSQLite(context.Background(), t.TempDir()+"/store.db")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,9 @@ type AuditQuery struct {
 // maxAuditPage bounds one page of the audit trail.
 const maxAuditPage = 500
 
-func (q AuditQuery) limit() int {
+// PageLimit is how many records one page of q holds: its Limit, within
+// the bound of one page.
+func (q AuditQuery) PageLimit() int {
 	if q.Limit <= 0 || q.Limit > maxAuditPage {
 		return maxAuditPage
 	}

@@ -3,9 +3,7 @@ package tokenissuer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"regexp"
-	"strings"
 	"time"
 )
 
@@ -90,30 +88,6 @@ type ClientQuery struct {
 	After string
 	// Limit bounds the page; 0 returns every client selected.
 	Limit int
-}
-
-// where returns the query's WHERE clause and arguments, ph naming the
-// dialect's n-th placeholder.
-func (q ClientQuery) where(ph func(n int) string) (string, []any) {
-	var conds []string
-	var args []any
-	if q.TenantID != "" {
-		args = append(args, q.TenantID)
-		conds = append(conds, "tenant_id = "+ph(len(args)))
-	}
-	if q.After != "" {
-		args = append(args, q.After)
-		conds = append(conds, "id > "+ph(len(args)))
-	}
-	sql := ""
-	if len(conds) > 0 {
-		sql = " WHERE " + strings.Join(conds, " AND ")
-	}
-	sql += " ORDER BY id"
-	if q.Limit > 0 {
-		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
-	}
-	return sql, args
 }
 
 // idPattern keeps client and tenant IDs safe in URLs, logs, headers and

@@ -2,14 +2,6 @@ package tokenissuer
 
 // What the package's external tests may see of its insides.
 
-// TokenHash is how sessions and invitations are stored.
-func TokenHash(token string) []byte { return tokenHash(token) }
-
-var (
-	SQLiteMigrations   = sqliteMigrations
-	PostgresMigrations = postgresMigrations
-)
-
 // OccupyPasswordWork takes every place the password pool admits, as a
 // flood of sign-ins would; release gives them back.
 func (a *Accounts) OccupyPasswordWork() (release func(), running, admitted int) {

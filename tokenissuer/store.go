@@ -2,7 +2,6 @@ package tokenissuer
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/portcullis/portcullis/tokenissuer/keys"
@@ -36,25 +35,4 @@ type Store interface {
 	RevocationStore
 	ChangeBus
 	Close() error
-}
-
-func splitScopes(s string) []string {
-	if s == "" {
-		return []string{}
-	}
-	return strings.Fields(s)
-}
-
-func unixNano(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromUnixNano(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
 }

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/server"
+	"github.com/portcullis/portcullis/tokenissuer/sqlstore"
 )
 
 func issuerCmd(t *testing.T, config string, args ...string) (map[string]any, error) {
@@ -366,7 +366,7 @@ func TestCreateWritesTheSecretToAFileOnce(t *testing.T) {
 		t.Fatal("the secret file changed")
 	}
 	// The secret in the file is the client's.
-	store, err := tokenissuer.OpenSQLite(context.Background(), filepath.Join(dir, "i.db"))
+	store, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(dir, "i.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

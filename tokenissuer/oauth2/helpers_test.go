@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"github.com/portcullis/portcullis/tokenissuer/oauth2"
 	"github.com/portcullis/portcullis/tokenissuer/server"
+	"github.com/portcullis/portcullis/tokenissuer/sqlstore"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -47,7 +48,7 @@ func testConfig(dir string) server.Config {
 func startIssuer(t testing.TB, cfg server.Config, clock tokenissuer.Clock) *testIssuer {
 	t.Helper()
 	ctx := operatorContext()
-	store, err := tokenissuer.OpenSQLite(ctx, cfg.Store.SQLitePath)
+	store, err := sqlstore.OpenSQLite(ctx, cfg.Store.SQLitePath)
 	if err != nil {
 		t.Fatal(err)
 	}

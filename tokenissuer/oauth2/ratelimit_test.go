@@ -4,6 +4,7 @@ import (
 	"github.com/portcullis/portcullis/internal/fakeclock"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/oauth2"
+	"github.com/portcullis/portcullis/tokenissuer/sqlstore"
 
 	"context"
 	"errors"
@@ -301,7 +302,7 @@ func TestUnknownClientIDsAreCachedLikeKnownOnes(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.ClientCacheTTL = time.Hour
 	cfg.RateLimit.MaxFailures = 0
-	sqlite, err := tokenissuer.OpenSQLite(context.Background(), cfg.Store.SQLitePath)
+	sqlite, err := sqlstore.OpenSQLite(context.Background(), cfg.Store.SQLitePath)
 	if err != nil {
 		t.Fatal(err)
 	}

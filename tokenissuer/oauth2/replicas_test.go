@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/fakeclock"
+	"github.com/portcullis/portcullis/internal/pgtest"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"github.com/portcullis/portcullis/tokenissuer/server"
+	"github.com/portcullis/portcullis/tokenissuer/sqlstore/storetest"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -35,12 +37,12 @@ func startReplica(t *testing.T, dsn string, clock tokenissuer.Clock, mutate func
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	return startIssuerOn(t, cfg, clock, openPostgresForTest(t, dsn))
+	return startIssuerOn(t, cfg, clock, storetest.OpenPostgres(t, dsn))
 }
 
 func TestReplicasShareClientsAndKeys(t *testing.T) {
 	t.Parallel()
-	dsn := freshPostgres(t)
+	dsn := pgtest.FreshDatabase(t)
 	clock := fakeclock.New()
 	a := startReplica(t, dsn, clock, nil)
 	b := startReplica(t, dsn, clock, nil)
@@ -79,7 +81,7 @@ func TestReplicasShareClientsAndKeys(t *testing.T) {
 
 func TestPrivateKeysAreEncryptedAtRest(t *testing.T) {
 	t.Parallel()
-	dsn := freshPostgres(t)
+	dsn := pgtest.FreshDatabase(t)
 	a := startReplica(t, dsn, fakeclock.New(), nil)
 	stored, err := a.store.SigningKeys(context.Background())
 	if err != nil || len(stored) == 0 {
@@ -109,7 +111,7 @@ func TestPrivateKeysAreEncryptedAtRest(t *testing.T) {
 
 func TestScheduledRotationHappensOnceAcrossReplicas(t *testing.T) {
 	t.Parallel()
-	dsn := freshPostgres(t)
+	dsn := pgtest.FreshDatabase(t)
 	clock := fakeclock.New()
 	every := func(c *server.Config) { c.Keys.RotateEvery = 24 * time.Hour }
 	a := startReplica(t, dsn, clock, every)
@@ -147,7 +149,7 @@ func TestScheduledRotationHappensOnceAcrossReplicas(t *testing.T) {
 
 func TestFailureLimitHoldsAcrossReplicas(t *testing.T) {
 	t.Parallel()
-	dsn := freshPostgres(t)
+	dsn := pgtest.FreshDatabase(t)
 	clock := fakeclock.New()
 	limit := func(c *server.Config) {
 		c.RateLimit.MaxFailures, c.RateLimit.Window, c.RateLimit.FailureDelay = 4, time.Minute, time.Millisecond
@@ -182,7 +184,7 @@ func TestFailureLimitHoldsAcrossReplicas(t *testing.T) {
 // JWKS, refetching only on an unknown kid, as authz does: none may fail.
 func TestRotationUnderLoadAcrossReplicas(t *testing.T) {
 	t.Parallel()
-	dsn := freshPostgres(t)
+	dsn := pgtest.FreshDatabase(t)
 	fast := func(c *server.Config) {
 		c.Keys.JWKSMaxAge, c.Keys.PublishDelay = 100*time.Millisecond, 400*time.Millisecond
 	}
@@ -247,7 +249,7 @@ func TestRotationUnderLoadAcrossReplicas(t *testing.T) {
 // the other caches clients and tenants for an hour (LISTEN/NOTIFY).
 func TestReplicasForgetChangedClientsAtOnce(t *testing.T) {
 	t.Parallel()
-	dsn := freshPostgres(t)
+	dsn := pgtest.FreshDatabase(t)
 	clock := fakeclock.New()
 	cache := func(c *server.Config) { c.ClientCacheTTL = time.Hour }
 	a := startReplica(t, dsn, clock, cache)

@@ -12,9 +12,12 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/fakeclock"
+	"github.com/portcullis/portcullis/internal/pgtest"
 	"github.com/portcullis/portcullis/revocation"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/server"
+	"github.com/portcullis/portcullis/tokenissuer/sqlstore"
+	"github.com/portcullis/portcullis/tokenissuer/sqlstore/storetest"
 )
 
 func postRevoke(t *testing.T, base, body, authorization string) (int, string, http.Header) {
@@ -317,7 +320,7 @@ func TestFeedReadsTheStoreOncePerChangeWhateverTheFollowers(t *testing.T) {
 	engines := map[string]func(t *testing.T) (revoker, served *testIssuer, store *feedReadCounter){
 		"sqlite": func(t *testing.T) (*testIssuer, *testIssuer, *feedReadCounter) {
 			cfg := testConfig(t.TempDir())
-			sqlite, err := tokenissuer.OpenSQLite(context.Background(), cfg.Store.SQLitePath)
+			sqlite, err := sqlstore.OpenSQLite(context.Background(), cfg.Store.SQLitePath)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -327,9 +330,9 @@ func TestFeedReadsTheStoreOncePerChangeWhateverTheFollowers(t *testing.T) {
 			return ti, ti, store
 		},
 		"postgres replicas": func(t *testing.T) (*testIssuer, *testIssuer, *feedReadCounter) {
-			dsn := freshPostgres(t)
+			dsn := pgtest.FreshDatabase(t)
 			clock := fakeclock.New()
-			store := &feedReadCounter{Store: openPostgresForTest(t, dsn)}
+			store := &feedReadCounter{Store: storetest.OpenPostgres(t, dsn)}
 			return startReplica(t, dsn, clock, nil), startIssuerOn(t, replicaConfig(t, dsn), clock, store), store
 		},
 	}
@@ -450,7 +453,7 @@ func TestChangesFromAnotherProcessLeaveNoWindow(t *testing.T) {
 			}
 
 			// The CLI: its own store handle and service, another process's.
-			cliStore, err := tokenissuer.OpenSQLite(context.Background(), cfg.Store.SQLitePath)
+			cliStore, err := sqlstore.OpenSQLite(context.Background(), cfg.Store.SQLitePath)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -513,7 +516,7 @@ func TestAnotherProcessesChangesReachTheCache(t *testing.T) {
 	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, old)); r.status != http.StatusOK {
 		t.Fatalf("before: %d", r.status) // cached now
 	}
-	cliStore, err := tokenissuer.OpenSQLite(context.Background(), cfg.Store.SQLitePath)
+	cliStore, err := sqlstore.OpenSQLite(context.Background(), cfg.Store.SQLitePath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/fakeclock"
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/sqlstore/storetest"
 )
 
 func TestClientScopesStayWithinTheTenantCeiling(t *testing.T) {
@@ -100,7 +101,7 @@ func TestDisabledTenantsClientsGetNoToken(t *testing.T) {
 // their scopes as ceiling, so no client exceeds its ceiling.
 func TestStoresMigrateTenantsNamedOnClients(t *testing.T) {
 	t.Parallel()
-	for name, open := range storeFactories() {
+	for name, open := range storetest.Engines() {
 		t.Run(name, func(t *testing.T) {
 			ctx := operatorContext()
 			s := open(t)

@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"github.com/portcullis/portcullis/tokenissuer/server"
+	"github.com/portcullis/portcullis/tokenissuer/sqlstore"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
@@ -61,7 +62,7 @@ func TestStoreAndKeyFilesAreOwnerOnly(t *testing.T) {
 	if _, _, err := tokenissuer.NewAdmin(store, mustHasher(t, cfg), fakeclock.New(), cfg.AdminLimits()).CreateClient(operatorContext(), tokenissuer.NewClient{ID: "c", Scopes: []string{"a"}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range append(tokenissuer.SQLiteFiles(cfg.Store.SQLitePath), cfg.Store.SecretHashKeyFile, server.DefaultKeyEncryptionKeyFile(cfg.Store)) {
+	for _, p := range append(sqlstore.SQLiteFiles(cfg.Store.SQLitePath), cfg.Store.SecretHashKeyFile, server.DefaultKeyEncryptionKeyFile(cfg.Store)) {
 		info, err := os.Stat(p)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
@@ -94,7 +95,7 @@ func TestExposedStoreOrKeyFilesAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	store.Close()
-	for _, p := range append(tokenissuer.SQLiteFiles(cfg.Store.SQLitePath)[:2], cfg.Store.SecretHashKeyFile, server.DefaultKeyEncryptionKeyFile(cfg.Store)) {
+	for _, p := range append(sqlstore.SQLiteFiles(cfg.Store.SQLitePath)[:2], cfg.Store.SecretHashKeyFile, server.DefaultKeyEncryptionKeyFile(cfg.Store)) {
 		t.Run(filepath.Base(p), func(t *testing.T) {
 			if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 				if err := os.WriteFile(p, nil, 0o600); err != nil { // an empty WAL left by a clean close

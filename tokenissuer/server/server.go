@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"github.com/portcullis/portcullis/tokenissuer/oauth2"
 	"github.com/portcullis/portcullis/tokenissuer/portal"
+	"github.com/portcullis/portcullis/tokenissuer/sqlstore"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -26,11 +27,11 @@ import (
 // pause for store.connect_timeout: a database that starts beside the issuer
 // (compose, a Kubernetes rollout) is often not accepting connections yet,
 // and an issuer that exits at once only adds a restart loop.
-func openPostgresRetrying(ctx context.Context, cfg StoreConfig) (*tokenissuer.PostgresStore, error) {
+func openPostgresRetrying(ctx context.Context, cfg StoreConfig) (*sqlstore.PostgresStore, error) {
 	deadline := time.Now().Add(cfg.ConnectTimeout)
 	pause := 250 * time.Millisecond
 	for {
-		s, err := tokenissuer.OpenPostgres(ctx, cfg.PostgresDSN)
+		s, err := sqlstore.OpenPostgres(ctx, cfg.PostgresDSN)
 		if err == nil || ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
 			if err != nil && cfg.ConnectTimeout > 0 {
 				err = fmt.Errorf("%w (tried for store.connect_timeout, %s)", err, cfg.ConnectTimeout)
@@ -54,7 +55,7 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (tokenissuer.Store, error) 
 	var err error
 	switch cfg.Driver {
 	case "sqlite":
-		s, err = tokenissuer.OpenSQLite(ctx, cfg.SQLitePath)
+		s, err = sqlstore.OpenSQLite(ctx, cfg.SQLitePath)
 	case "postgres":
 		s, err = openPostgresRetrying(ctx, cfg)
 	default:

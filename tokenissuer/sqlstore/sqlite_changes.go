@@ -1,9 +1,11 @@
-package tokenissuer
+package sqlstore
 
 import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer"
 )
 
 // sqliteChangePoll is how often a listener asks SQLite whether another
@@ -49,7 +51,7 @@ func (s *SQLiteStore) watchFile(ctx context.Context, fn func(topic, subject stri
 		}
 		if v != last {
 			last = v
-			fn(TopicAny, "")
+			fn(tokenissuer.TopicAny, "")
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package tokenissuer
+package sqlstore
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go, no cgo)
 
 	"github.com/portcullis/portcullis/internal/secretfile"
+	"github.com/portcullis/portcullis/tokenissuer"
 )
 
 // SQLiteStore is the embedded Store: one SQLite file, no server to run.
@@ -27,7 +28,7 @@ var sqliteDialect = dialect{
 	pruneRevocations: `DELETE FROM revocations WHERE expires_s <= $1`,
 }
 
-var _ Store = (*SQLiteStore)(nil)
+var _ tokenissuer.Store = (*SQLiteStore)(nil)
 
 // sqliteMigrations are applied in order, each once; append, never edit.
 var sqliteMigrations = []string{

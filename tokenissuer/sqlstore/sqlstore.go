@@ -1,4 +1,4 @@
-package tokenissuer
+package sqlstore
 
 import (
 	"context"
@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 
 	"github.com/portcullis/portcullis/revocation"
@@ -99,7 +101,7 @@ func affected(res sql.Result, none error) error {
 // Clients.
 
 // CreateClient implements ClientStore.
-func (s *sqlStore) CreateClient(ctx context.Context, c *Client, maxPerTenant int) error {
+func (s *sqlStore) CreateClient(ctx context.Context, c *tokenissuer.Client, maxPerTenant int) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if c.TenantID != "" && maxPerTenant > 0 {
 			// One creation per tenant at a time: the count holds until
@@ -112,22 +114,22 @@ func (s *sqlStore) CreateClient(ctx context.Context, c *Client, maxPerTenant int
 				return fmt.Errorf("create client: %w", err)
 			}
 			if n >= maxPerTenant {
-				return ErrClientQuota
+				return tokenissuer.ErrClientQuota
 			}
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO clients (id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-			c.ID, c.Name, c.TenantID, FormatScope(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.CreatedAt), unixNano(c.UpdatedAt))
+			c.ID, c.Name, c.TenantID, tokenissuer.FormatScope(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.CreatedAt), unixNano(c.UpdatedAt))
 		if err != nil {
 			return fmt.Errorf("create client: %w", err)
 		}
-		if err := affected(res, ErrClientExists); err != nil {
+		if err := affected(res, tokenissuer.ErrClientExists); err != nil {
 			return err
 		}
 		return writeSecrets(ctx, tx, c)
 	})
 }
 
-func writeSecrets(ctx context.Context, tx *sql.Tx, c *Client) error {
+func writeSecrets(ctx context.Context, tx *sql.Tx, c *tokenissuer.Client) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM client_secrets WHERE client_id = $1`, c.ID); err != nil {
 		return fmt.Errorf("write secrets: %w", err)
 	}
@@ -141,14 +143,14 @@ func writeSecrets(ctx context.Context, tx *sql.Tx, c *Client) error {
 }
 
 // Client implements ClientStore.
-func (s *sqlStore) Client(ctx context.Context, id string) (*Client, error) {
+func (s *sqlStore) Client(ctx context.Context, id string) (*tokenissuer.Client, error) {
 	return s.readClient(ctx, s.db, id, "")
 }
 
-func (s *sqlStore) readClient(ctx context.Context, q sqlQueryer, id, lock string) (*Client, error) {
+func (s *sqlStore) readClient(ctx context.Context, q sqlQueryer, id, lock string) (*tokenissuer.Client, error) {
 	c, err := scanClient(q.QueryRowContext(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`+lock, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrClientNotFound
+		return nil, tokenissuer.ErrClientNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read client: %w", err)
@@ -163,8 +165,8 @@ func (s *sqlStore) readClient(ctx context.Context, q sqlQueryer, id, lock string
 }
 
 // Clients implements ClientStore.
-func (s *sqlStore) Clients(ctx context.Context, q ClientQuery) ([]*Client, error) {
-	where, args := q.where(placeholder)
+func (s *sqlStore) Clients(ctx context.Context, q tokenissuer.ClientQuery) ([]*tokenissuer.Client, error) {
+	where, args := clientFilter(q, placeholder)
 	rows, err := s.db.QueryContext(ctx, `SELECT id FROM clients`+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
@@ -187,8 +189,8 @@ func (s *sqlStore) Clients(ctx context.Context, q ClientQuery) ([]*Client, error
 
 // UpdateClient implements ClientStore: read, change and write in one
 // transaction, the row locked throughout.
-func (s *sqlStore) UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error) {
-	var out *Client
+func (s *sqlStore) UpdateClient(ctx context.Context, id string, update func(*tokenissuer.Client) error) (*tokenissuer.Client, error) {
+	var out *tokenissuer.Client
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		c, err := s.readClient(ctx, tx, id, s.d.forUpdate)
 		if err != nil {
@@ -198,7 +200,7 @@ func (s *sqlStore) UpdateClient(ctx context.Context, id string, update func(*Cli
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE clients SET name = $1, tenant_id = $2, scopes = $3, status = $4, token_lifetime_ns = $5, updated_at = $6 WHERE id = $7`,
-			c.Name, c.TenantID, FormatScope(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.UpdatedAt), id); err != nil {
+			c.Name, c.TenantID, tokenissuer.FormatScope(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.UpdatedAt), id); err != nil {
 			return fmt.Errorf("update client: %w", err)
 		}
 		out = c
@@ -209,8 +211,8 @@ func (s *sqlStore) UpdateClient(ctx context.Context, id string, update func(*Cli
 
 // DeleteClient implements ClientStore; the row is locked from the check to
 // the delete.
-func (s *sqlStore) DeleteClient(ctx context.Context, id string, check func(*Client) error) (*Client, error) {
-	var out *Client
+func (s *sqlStore) DeleteClient(ctx context.Context, id string, check func(*tokenissuer.Client) error) (*tokenissuer.Client, error) {
+	var out *tokenissuer.Client
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		c, err := s.readClient(ctx, tx, id, s.d.forUpdate)
 		if err != nil {
@@ -337,24 +339,24 @@ func (s *sqlStore) PruneFailures(ctx context.Context, before time.Time) error {
 // Tenants, the audit trail and idempotency keys.
 
 // CreateTenant implements TenantStore.
-func (s *sqlStore) CreateTenant(ctx context.Context, t *Tenant) error {
+func (s *sqlStore) CreateTenant(ctx context.Context, t *tokenissuer.Tenant) error {
 	res, err := s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, status, scope_ceiling, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-		t.ID, t.Name, string(t.Status), FormatScope(t.ScopeCeiling), unixNano(t.CreatedAt), unixNano(t.UpdatedAt))
+		t.ID, t.Name, string(t.Status), tokenissuer.FormatScope(t.ScopeCeiling), unixNano(t.CreatedAt), unixNano(t.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("create tenant: %w", err)
 	}
-	return affected(res, ErrTenantExists)
+	return affected(res, tokenissuer.ErrTenantExists)
 }
 
 // Tenant implements TenantStore.
-func (s *sqlStore) Tenant(ctx context.Context, id string) (*Tenant, error) {
+func (s *sqlStore) Tenant(ctx context.Context, id string) (*tokenissuer.Tenant, error) {
 	return s.readTenant(ctx, s.db, id, "")
 }
 
-func (s *sqlStore) readTenant(ctx context.Context, q sqlQueryer, id, lock string) (*Tenant, error) {
+func (s *sqlStore) readTenant(ctx context.Context, q sqlQueryer, id, lock string) (*tokenissuer.Tenant, error) {
 	t, err := scanTenant(q.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = $1`+lock, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrTenantNotFound
+		return nil, tokenissuer.ErrTenantNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read tenant: %w", err)
@@ -363,7 +365,7 @@ func (s *sqlStore) readTenant(ctx context.Context, q sqlQueryer, id, lock string
 }
 
 // Tenants implements TenantStore.
-func (s *sqlStore) Tenants(ctx context.Context) ([]*Tenant, error) {
+func (s *sqlStore) Tenants(ctx context.Context) ([]*tokenissuer.Tenant, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+tenantColumns+` FROM tenants ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
@@ -373,8 +375,8 @@ func (s *sqlStore) Tenants(ctx context.Context) ([]*Tenant, error) {
 }
 
 // UpdateTenant implements TenantStore.
-func (s *sqlStore) UpdateTenant(ctx context.Context, id string, update func(*Tenant) error) (*Tenant, error) {
-	var out *Tenant
+func (s *sqlStore) UpdateTenant(ctx context.Context, id string, update func(*tokenissuer.Tenant) error) (*tokenissuer.Tenant, error) {
+	var out *tokenissuer.Tenant
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		t, err := s.readTenant(ctx, tx, id, s.d.forUpdate)
 		if err != nil {
@@ -384,7 +386,7 @@ func (s *sqlStore) UpdateTenant(ctx context.Context, id string, update func(*Ten
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET name = $1, status = $2, scope_ceiling = $3, updated_at = $4 WHERE id = $5`,
-			t.Name, string(t.Status), FormatScope(t.ScopeCeiling), unixNano(t.UpdatedAt), id); err != nil {
+			t.Name, string(t.Status), tokenissuer.FormatScope(t.ScopeCeiling), unixNano(t.UpdatedAt), id); err != nil {
 			return fmt.Errorf("update tenant: %w", err)
 		}
 		out = t
@@ -394,7 +396,7 @@ func (s *sqlStore) UpdateTenant(ctx context.Context, id string, update func(*Ten
 }
 
 // AppendAudit implements AuditStore.
-func (s *sqlStore) AppendAudit(ctx context.Context, r *AuditRecord) error {
+func (s *sqlStore) AppendAudit(ctx context.Context, r *tokenissuer.AuditRecord) error {
 	err := s.db.QueryRowContext(ctx, `INSERT INTO audit (at, actor, address, action, target_type, target_id, tenant_id, before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq`,
 		unixNano(r.At), r.Actor, r.Address, r.Action, r.TargetType, r.TargetID, r.TenantID, rawOrEmpty(r.Before), rawOrEmpty(r.After)).Scan(&r.Seq)
 	if err != nil {
@@ -404,9 +406,9 @@ func (s *sqlStore) AppendAudit(ctx context.Context, r *AuditRecord) error {
 }
 
 // AuditRecords implements AuditStore.
-func (s *sqlStore) AuditRecords(ctx context.Context, q AuditQuery) ([]AuditRecord, error) {
+func (s *sqlStore) AuditRecords(ctx context.Context, q tokenissuer.AuditQuery) ([]tokenissuer.AuditRecord, error) {
 	where, args := auditFilter(q, placeholder)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit `+where+` ORDER BY seq LIMIT `+strconv.Itoa(q.limit()), args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit `+where+` ORDER BY seq LIMIT `+strconv.Itoa(q.PageLimit()), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read audit: %w", err)
 	}
@@ -423,7 +425,7 @@ func (s *sqlStore) PruneAudit(ctx context.Context, before time.Time) error {
 }
 
 // ClaimIdempotencyKey implements IdempotencyStore.
-func (s *sqlStore) ClaimIdempotencyKey(ctx context.Context, rec IdempotencyRecord) (*IdempotencyRecord, error) {
+func (s *sqlStore) ClaimIdempotencyKey(ctx context.Context, rec tokenissuer.IdempotencyRecord) (*tokenissuer.IdempotencyRecord, error) {
 	res, err := s.db.ExecContext(ctx, `INSERT INTO idempotency (scope, key, fingerprint, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (scope, key) DO NOTHING`,
 		rec.Scope, rec.Key, rec.Fingerprint, unixNano(rec.CreatedAt))
 	if err != nil {
@@ -436,7 +438,7 @@ func (s *sqlStore) ClaimIdempotencyKey(ctx context.Context, rec IdempotencyRecor
 	if err != nil {
 		return nil, fmt.Errorf("read idempotency key: %w", err)
 	}
-	return existing, ErrIdempotencyKeyTaken
+	return existing, tokenissuer.ErrIdempotencyKeyTaken
 }
 
 // CompleteIdempotencyKey implements IdempotencyStore.
@@ -468,32 +470,32 @@ func (s *sqlStore) PruneIdempotency(ctx context.Context, before time.Time) error
 const insertAccount = `INSERT INTO accounts (` + accountColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`
 
 // CreateAccount implements AccountStore.
-func (s *sqlStore) CreateAccount(ctx context.Context, a *Account) error {
+func (s *sqlStore) CreateAccount(ctx context.Context, a *tokenissuer.Account) error {
 	return insertAccountRow(ctx, s.db, a)
 }
 
-func insertAccountRow(ctx context.Context, db sqlExecer, a *Account) error {
+func insertAccountRow(ctx context.Context, db sqlExecer, a *tokenissuer.Account) error {
 	res, err := db.ExecContext(ctx, insertAccount, accountArgs(a)...)
 	if err != nil {
 		return fmt.Errorf("create account: %w", err)
 	}
-	return affected(res, ErrAccountExists)
+	return affected(res, tokenissuer.ErrAccountExists)
 }
 
 // Account implements AccountStore.
-func (s *sqlStore) Account(ctx context.Context, id string) (*Account, error) {
+func (s *sqlStore) Account(ctx context.Context, id string) (*tokenissuer.Account, error) {
 	return readAccount(ctx, s.db, `id = $1`, id)
 }
 
 // AccountByEmail implements AccountStore.
-func (s *sqlStore) AccountByEmail(ctx context.Context, email string) (*Account, error) {
+func (s *sqlStore) AccountByEmail(ctx context.Context, email string) (*tokenissuer.Account, error) {
 	return readAccount(ctx, s.db, `email = $1`, email)
 }
 
-func readAccount(ctx context.Context, q sqlQueryer, where string, arg string) (*Account, error) {
+func readAccount(ctx context.Context, q sqlQueryer, where string, arg string) (*tokenissuer.Account, error) {
 	a, err := scanAccount(q.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE `+where, arg))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrAccountNotFound
+		return nil, tokenissuer.ErrAccountNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read account: %w", err)
@@ -502,7 +504,7 @@ func readAccount(ctx context.Context, q sqlQueryer, where string, arg string) (*
 }
 
 // Accounts implements AccountStore.
-func (s *sqlStore) Accounts(ctx context.Context) ([]*Account, error) {
+func (s *sqlStore) Accounts(ctx context.Context) ([]*tokenissuer.Account, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY email`)
 	if err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
@@ -512,8 +514,8 @@ func (s *sqlStore) Accounts(ctx context.Context) ([]*Account, error) {
 }
 
 // UpdateAccount implements AccountStore.
-func (s *sqlStore) UpdateAccount(ctx context.Context, id string, update func(*Account) error) (*Account, error) {
-	var out *Account
+func (s *sqlStore) UpdateAccount(ctx context.Context, id string, update func(*tokenissuer.Account) error) (*tokenissuer.Account, error) {
+	var out *tokenissuer.Account
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		a, err := readAccount(ctx, tx, `id = $1`+s.d.forUpdate, id)
 		if err != nil {
@@ -540,11 +542,11 @@ func (s *sqlStore) DeleteAccount(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete account: %w", err)
 	}
-	return affected(res, ErrAccountNotFound)
+	return affected(res, tokenissuer.ErrAccountNotFound)
 }
 
 // CreateSession implements AccountStore.
-func (s *sqlStore) CreateSession(ctx context.Context, sess *Session) error {
+func (s *sqlStore) CreateSession(ctx context.Context, sess *tokenissuer.Session) error {
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, sessionArgs(sess)...); err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
@@ -552,10 +554,10 @@ func (s *sqlStore) CreateSession(ctx context.Context, sess *Session) error {
 }
 
 // Session implements AccountStore.
-func (s *sqlStore) Session(ctx context.Context, idHash []byte) (*Session, error) {
+func (s *sqlStore) Session(ctx context.Context, idHash []byte) (*tokenissuer.Session, error) {
 	sess, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id_hash = $1`, idHash))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrSessionNotFound
+		return nil, tokenissuer.ErrSessionNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read session: %w", err)
@@ -596,7 +598,7 @@ func (s *sqlStore) PruneSessions(ctx context.Context, now, idleBefore time.Time)
 }
 
 // CreateInvite implements AccountStore.
-func (s *sqlStore) CreateInvite(ctx context.Context, inv *Invite) error {
+func (s *sqlStore) CreateInvite(ctx context.Context, inv *tokenissuer.Invite) error {
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO invites (`+inviteColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, inviteArgs(inv)...); err != nil {
 		return fmt.Errorf("create invitation: %w", err)
 	}
@@ -604,10 +606,10 @@ func (s *sqlStore) CreateInvite(ctx context.Context, inv *Invite) error {
 }
 
 // Invite implements AccountStore.
-func (s *sqlStore) Invite(ctx context.Context, idHash []byte, now time.Time) (*Invite, error) {
+func (s *sqlStore) Invite(ctx context.Context, idHash []byte, now time.Time) (*tokenissuer.Invite, error) {
 	inv, err := scanInvite(s.db.QueryRowContext(ctx, `SELECT `+inviteColumns+` FROM invites WHERE id_hash = $1 AND expires_at > $2`, idHash, unixNano(now)))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrInviteNotFound
+		return nil, tokenissuer.ErrInviteNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read invitation: %w", err)
@@ -617,13 +619,13 @@ func (s *sqlStore) Invite(ctx context.Context, idHash []byte, now time.Time) (*I
 
 // AcceptInvite implements AccountStore: the invitation is used up and the
 // account created together, or neither.
-func (s *sqlStore) AcceptInvite(ctx context.Context, idHash []byte, now time.Time, a *Account) error {
+func (s *sqlStore) AcceptInvite(ctx context.Context, idHash []byte, now time.Time, a *tokenissuer.Account) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM invites WHERE id_hash = $1 AND expires_at > $2`, idHash, unixNano(now))
 		if err != nil {
 			return fmt.Errorf("accept invitation: %w", err)
 		}
-		if err := affected(res, ErrInviteNotFound); err != nil {
+		if err := affected(res, tokenissuer.ErrInviteNotFound); err != nil {
 			return err
 		}
 		return insertAccountRow(ctx, tx, a)
@@ -682,4 +684,28 @@ func (s *sqlStore) PruneRevocations(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("prune revocations: %w", err)
 	}
 	return nil
+}
+
+// clientFilter returns q's WHERE clause and arguments, ph naming the
+// dialect's n-th placeholder.
+func clientFilter(q tokenissuer.ClientQuery, ph func(n int) string) (string, []any) {
+	var conds []string
+	var args []any
+	if q.TenantID != "" {
+		args = append(args, q.TenantID)
+		conds = append(conds, "tenant_id = "+ph(len(args)))
+	}
+	if q.After != "" {
+		args = append(args, q.After)
+		conds = append(conds, "id > "+ph(len(args)))
+	}
+	sql := ""
+	if len(conds) > 0 {
+		sql = " WHERE " + strings.Join(conds, " AND ")
+	}
+	sql += " ORDER BY id"
+	if q.Limit > 0 {
+		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	return sql, args
 }

@@ -1,4 +1,4 @@
-package tokenissuer
+package sqlstore
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/revocation"
+	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 )
 
@@ -31,23 +32,23 @@ const clientColumns = `id, name, tenant_id, scopes, status, token_lifetime_ns, c
 
 // scanClient decodes one row of clientColumns; the driver's "no rows" error
 // is returned as is.
-func scanClient(row rowScanner) (*Client, error) {
-	c := &Client{}
+func scanClient(row rowScanner) (*tokenissuer.Client, error) {
+	c := &tokenissuer.Client{}
 	var scopes, status string
 	var lifetime, created, updated int64
 	if err := row.Scan(&c.ID, &c.Name, &c.TenantID, &scopes, &status, &lifetime, &created, &updated); err != nil {
 		return nil, err
 	}
-	c.Scopes, c.Status, c.TokenLifetime = splitScopes(scopes), ClientStatus(status), time.Duration(lifetime)
+	c.Scopes, c.Status, c.TokenLifetime = splitScopes(scopes), tokenissuer.ClientStatus(status), time.Duration(lifetime)
 	c.CreatedAt, c.UpdatedAt = fromUnixNano(created), fromUnixNano(updated)
 	return c, nil
 }
 
 // scanSecrets decodes rows of (id, hash, created_at).
-func scanSecrets(rows rowsScanner) ([]Secret, error) {
-	secrets := []Secret{}
+func scanSecrets(rows rowsScanner) ([]tokenissuer.Secret, error) {
+	secrets := []tokenissuer.Secret{}
 	for rows.Next() {
-		var sec Secret
+		var sec tokenissuer.Secret
 		var at int64
 		if err := rows.Scan(&sec.ID, &sec.Hash, &at); err != nil {
 			return nil, fmt.Errorf("read client secrets: %w", err)
@@ -76,11 +77,11 @@ func scanSigningKeys(rows rowsScanner) ([]keys.SigningKey, error) {
 }
 
 // clientsByID loads each listed client, skipping any deleted meanwhile.
-func clientsByID(ctx context.Context, s ClientStore, ids []string) ([]*Client, error) {
-	clients := make([]*Client, 0, len(ids))
+func clientsByID(ctx context.Context, s tokenissuer.ClientStore, ids []string) ([]*tokenissuer.Client, error) {
+	clients := make([]*tokenissuer.Client, 0, len(ids))
 	for _, id := range ids {
 		c, err := s.Client(ctx, id)
-		if errors.Is(err, ErrClientNotFound) {
+		if errors.Is(err, tokenissuer.ErrClientNotFound) {
 			continue
 		}
 		if err != nil {
@@ -94,21 +95,21 @@ func clientsByID(ctx context.Context, s ClientStore, ids []string) ([]*Client, e
 // tenantColumns is the SELECT list scanTenant expects.
 const tenantColumns = `id, name, status, scope_ceiling, created_at, updated_at`
 
-func scanTenant(row rowScanner) (*Tenant, error) {
-	t := &Tenant{}
+func scanTenant(row rowScanner) (*tokenissuer.Tenant, error) {
+	t := &tokenissuer.Tenant{}
 	var status, ceiling string
 	var created, updated int64
 	if err := row.Scan(&t.ID, &t.Name, &status, &ceiling, &created, &updated); err != nil {
 		return nil, err
 	}
-	t.Status, t.ScopeCeiling = TenantStatus(status), splitScopes(ceiling)
+	t.Status, t.ScopeCeiling = tokenissuer.TenantStatus(status), splitScopes(ceiling)
 	t.CreatedAt, t.UpdatedAt = fromUnixNano(created), fromUnixNano(updated)
 	return t, nil
 }
 
 // scanTenants decodes rows of tenantColumns.
-func scanTenants(rows rowsScanner) ([]*Tenant, error) {
-	out := []*Tenant{}
+func scanTenants(rows rowsScanner) ([]*tokenissuer.Tenant, error) {
+	out := []*tokenissuer.Tenant{}
 	for rows.Next() {
 		t, err := scanTenant(rows)
 		if err != nil {
@@ -122,10 +123,10 @@ func scanTenants(rows rowsScanner) ([]*Tenant, error) {
 // auditColumns is the SELECT list scanAudit expects.
 const auditColumns = `seq, at, actor, address, action, target_type, target_id, tenant_id, before_json, after_json`
 
-func scanAudit(rows rowsScanner) ([]AuditRecord, error) {
-	out := []AuditRecord{}
+func scanAudit(rows rowsScanner) ([]tokenissuer.AuditRecord, error) {
+	out := []tokenissuer.AuditRecord{}
 	for rows.Next() {
-		var r AuditRecord
+		var r tokenissuer.AuditRecord
 		var at int64
 		var before, after string
 		if err := rows.Scan(&r.Seq, &at, &r.Actor, &r.Address, &r.Action, &r.TargetType, &r.TargetID, &r.TenantID, &before, &after); err != nil {
@@ -145,7 +146,7 @@ func scanAudit(rows rowsScanner) ([]AuditRecord, error) {
 
 // auditFilter builds the WHERE clause of q with placeholders made by ph
 // (SQLite "?", PostgreSQL "$n").
-func auditFilter(q AuditQuery, ph func(n int) string) (string, []any) {
+func auditFilter(q tokenissuer.AuditQuery, ph func(n int) string) (string, []any) {
 	var conds []string
 	var args []any
 	add := func(cond string, v any) {
@@ -181,8 +182,8 @@ func rawOrEmpty(m json.RawMessage) string {
 // idempotencyColumns is the SELECT list scanIdempotency expects.
 const idempotencyColumns = `scope, key, fingerprint, created_at, done, status, resource_id`
 
-func scanIdempotency(row rowScanner) (*IdempotencyRecord, error) {
-	r := &IdempotencyRecord{}
+func scanIdempotency(row rowScanner) (*tokenissuer.IdempotencyRecord, error) {
+	r := &tokenissuer.IdempotencyRecord{}
 	var created int64
 	if err := row.Scan(&r.Scope, &r.Key, &r.Fingerprint, &created, &r.Done, &r.Status, &r.ResourceID); err != nil {
 		return nil, err
@@ -197,14 +198,14 @@ func scanIdempotency(row rowScanner) (*IdempotencyRecord, error) {
 // accountColumns is the SELECT list scanAccount expects.
 const accountColumns = `id, email, name, role, tenant_id, status, password_hash, totp_secret, totp_last_step, recovery_codes, created_at, updated_at`
 
-func scanAccount(row rowScanner) (*Account, error) {
-	a := &Account{}
+func scanAccount(row rowScanner) (*tokenissuer.Account, error) {
+	a := &tokenissuer.Account{}
 	var role, status, codes string
 	var created, updated int64
 	if err := row.Scan(&a.ID, &a.Email, &a.Name, &role, &a.TenantID, &status, &a.PasswordHash, &a.TOTPSecret, &a.TOTPLastStep, &codes, &created, &updated); err != nil {
 		return nil, err
 	}
-	a.Role, a.Status = Role(role), AccountStatus(status)
+	a.Role, a.Status = tokenissuer.Role(role), tokenissuer.AccountStatus(status)
 	if len(a.TOTPSecret) == 0 {
 		a.TOTPSecret = nil
 	}
@@ -216,8 +217,8 @@ func scanAccount(row rowScanner) (*Account, error) {
 	return a, nil
 }
 
-func scanAccounts(rows rowsScanner) ([]*Account, error) {
-	out := []*Account{}
+func scanAccounts(rows rowsScanner) ([]*tokenissuer.Account, error) {
+	out := []*tokenissuer.Account{}
 	for rows.Next() {
 		a, err := scanAccount(rows)
 		if err != nil {
@@ -250,7 +251,7 @@ func decodeRecoveryCodes(s string) ([][]byte, error) {
 }
 
 // accountArgs are an account's values in the order of accountColumns.
-func accountArgs(a *Account) []any {
+func accountArgs(a *tokenissuer.Account) []any {
 	secret := a.TOTPSecret
 	if secret == nil {
 		secret = []byte{}
@@ -262,8 +263,8 @@ func accountArgs(a *Account) []any {
 // sessionColumns is the SELECT list scanSession expects.
 const sessionColumns = `id_hash, account_id, csrf_token, pending, address, created_at, last_seen_at, expires_at`
 
-func scanSession(row rowScanner) (*Session, error) {
-	s := &Session{}
+func scanSession(row rowScanner) (*tokenissuer.Session, error) {
+	s := &tokenissuer.Session{}
 	var created, seen, expires int64
 	if err := row.Scan(&s.IDHash, &s.AccountID, &s.CSRFToken, &s.Pending, &s.Address, &created, &seen, &expires); err != nil {
 		return nil, err
@@ -272,26 +273,26 @@ func scanSession(row rowScanner) (*Session, error) {
 	return s, nil
 }
 
-func sessionArgs(s *Session) []any {
+func sessionArgs(s *tokenissuer.Session) []any {
 	return []any{s.IDHash, s.AccountID, s.CSRFToken, s.Pending, s.Address, unixNano(s.CreatedAt), unixNano(s.LastSeenAt), unixNano(s.ExpiresAt)}
 }
 
 // inviteColumns is the SELECT list scanInvite expects.
 const inviteColumns = `id_hash, email, name, role, tenant_id, created_by, created_at, expires_at`
 
-func scanInvite(row rowScanner) (*Invite, error) {
-	inv := &Invite{}
+func scanInvite(row rowScanner) (*tokenissuer.Invite, error) {
+	inv := &tokenissuer.Invite{}
 	var role string
 	var created, expires int64
 	if err := row.Scan(&inv.IDHash, &inv.Email, &inv.Name, &role, &inv.TenantID, &inv.CreatedBy, &created, &expires); err != nil {
 		return nil, err
 	}
-	inv.Role = Role(role)
+	inv.Role = tokenissuer.Role(role)
 	inv.CreatedAt, inv.ExpiresAt = fromUnixNano(created), fromUnixNano(expires)
 	return inv, nil
 }
 
-func inviteArgs(inv *Invite) []any {
+func inviteArgs(inv *tokenissuer.Invite) []any {
 	return []any{inv.IDHash, inv.Email, inv.Name, string(inv.Role), inv.TenantID, inv.CreatedBy, unixNano(inv.CreatedAt), unixNano(inv.ExpiresAt)}
 }
 
@@ -311,4 +312,25 @@ func scanRevocations(rows rowsScanner) ([]revocation.Entry, error) {
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+func splitScopes(s string) []string {
+	if s == "" {
+		return []string{}
+	}
+	return strings.Fields(s)
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
 }

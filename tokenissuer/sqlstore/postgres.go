@@ -1,4 +1,4 @@
-package tokenissuer
+package sqlstore
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/portcullis/portcullis/tokenissuer"
 )
 
 // PostgresStore is the Store for several issuer replicas sharing one
@@ -44,7 +46,7 @@ var postgresDialect = dialect{
 	pruneRevocations: `DELETE FROM revocations WHERE expires_s <= $1 AND seq < (SELECT MAX(seq) FROM revocations)`,
 }
 
-var _ Store = (*PostgresStore)(nil)
+var _ tokenissuer.Store = (*PostgresStore)(nil)
 
 // postgresMigrations are applied in order, each once; append, never edit.
 var postgresMigrations = []string{

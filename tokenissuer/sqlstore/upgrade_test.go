@@ -1,4 +1,4 @@
-package tokenissuer_test
+package sqlstore_test
 
 import (
 	"context"
@@ -10,7 +10,9 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for a store as an older release left it
 
+	"github.com/portcullis/portcullis/internal/pgtest"
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/sqlstore"
 )
 
 // TestStoresUpgradeInPlace: a store as the previous schema left it, with
@@ -22,7 +24,7 @@ func TestStoresUpgradeInPlace(t *testing.T) {
 		migrations []string
 		prepare    func(t *testing.T) (raw *sql.DB, open func() (tokenissuer.Store, error))
 	}{
-		"sqlite": {tokenissuer.SQLiteMigrations, func(t *testing.T) (*sql.DB, func() (tokenissuer.Store, error)) {
+		"sqlite": {sqlstore.SQLiteMigrations, func(t *testing.T) (*sql.DB, func() (tokenissuer.Store, error)) {
 			path := filepath.Join(t.TempDir(), "old.db")
 			f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
 			if err != nil {
@@ -33,15 +35,15 @@ func TestStoresUpgradeInPlace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return raw, func() (tokenissuer.Store, error) { return tokenissuer.OpenSQLite(context.Background(), path) }
+			return raw, func() (tokenissuer.Store, error) { return sqlstore.OpenSQLite(context.Background(), path) }
 		}},
-		"postgres": {tokenissuer.PostgresMigrations, func(t *testing.T) (*sql.DB, func() (tokenissuer.Store, error)) {
-			dsn := freshPostgres(t)
+		"postgres": {sqlstore.PostgresMigrations, func(t *testing.T) (*sql.DB, func() (tokenissuer.Store, error)) {
+			dsn := pgtest.FreshDatabase(t)
 			raw, err := sql.Open("pgx", dsn)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return raw, func() (tokenissuer.Store, error) { return tokenissuer.OpenPostgres(context.Background(), dsn) }
+			return raw, func() (tokenissuer.Store, error) { return sqlstore.OpenPostgres(context.Background(), dsn) }
 		}},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -1,0 +1,7 @@
+package sqlstore
+
+// The schema histories, for the upgrade test.
+var (
+	SQLiteMigrations   = sqliteMigrations
+	PostgresMigrations = postgresMigrations
+)
