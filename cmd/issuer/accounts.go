@@ -32,31 +32,11 @@ func viewAccount(a *tokenissuer.Account) accountView {
 
 // openAccounts opens the account service on the configured store.
 func (s *state) openAccounts(c *cobra.Command) (*tokenissuer.Accounts, server.Config, func(), error) {
-	cfg, err := s.configForState(c)
+	svc, cfg, err := s.openServices(c)
 	if err != nil {
 		return nil, cfg, nil, err
 	}
-	hasher, err := server.LoadHasher(cfg.Store)
-	if err != nil {
-		return nil, cfg, nil, err
-	}
-	store, err := server.OpenStore(c.Context(), cfg.Store)
-	if err != nil {
-		return nil, cfg, nil, err
-	}
-	log := cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel)
-	clock := tokenissuer.SystemClock{}
-	km, err := server.NewKeyManagerFor(cfg, store, clock, log)
-	if err == nil {
-		var accounts *tokenissuer.Accounts
-		accounts, err = tokenissuer.NewAccounts(tokenissuer.NewAdmin(store, hasher, clock, cfg.AdminLimits()), store, km.Encrypter(),
-			clock, cfg.AccountsConfig(), log)
-		if err == nil {
-			return accounts, cfg, func() { store.Close() }, nil
-		}
-	}
-	store.Close()
-	return nil, cfg, nil, err
+	return svc.Accounts, cfg, func() { svc.Close() }, nil
 }
 
 // accountCommand is a command on the account service that prints its

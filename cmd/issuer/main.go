@@ -86,19 +86,22 @@ func storeFromEnvironment() bool {
 
 // openAdmin opens the configured store for a management command.
 func (s *state) openAdmin(c *cobra.Command) (*tokenissuer.Admin, tokenissuer.Store, error) {
+	svc, _, err := s.openServices(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return svc.Admin, svc.Store, nil
+}
+
+// openServices opens the configured store and the service layer over it,
+// as the server does.
+func (s *state) openServices(c *cobra.Command) (*server.Services, server.Config, error) {
 	cfg, err := s.configForState(c)
 	if err != nil {
-		return nil, nil, err
+		return nil, cfg, err
 	}
-	hasher, err := server.LoadHasher(cfg.Store)
-	if err != nil {
-		return nil, nil, err
-	}
-	store, err := server.OpenStore(c.Context(), cfg.Store)
-	if err != nil {
-		return nil, nil, err
-	}
-	return tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}, cfg.AdminLimits()), store, nil
+	svc, err := server.OpenServices(c.Context(), cfg, tokenissuer.SystemClock{}, cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel))
+	return svc, cfg, err
 }
 
 func newServeCommand(st *state) *cobra.Command {
@@ -326,24 +329,12 @@ func newKeysCommand(st *state) *cobra.Command {
 		return &cobra.Command{
 			Use: use, Short: short, Long: long, Example: example, Args: cli.NoArgs,
 			RunE: func(c *cobra.Command, _ []string) error {
-				cfg, err := st.configForState(c)
+				svc, cfg, err := st.openServices(c)
 				if err != nil {
 					return err
 				}
-				store, err := server.OpenStore(c.Context(), cfg.Store)
-				if err != nil {
-					return err
-				}
-				defer store.Close()
-				km, err := server.NewKeyManagerFor(cfg, store, tokenissuer.SystemClock{}, cli.NewLogger(c.ErrOrStderr(), cfg.LogLevel))
-				if err != nil {
-					return err
-				}
-				hasher, err := server.LoadHasher(cfg.Store)
-				if err != nil {
-					return err
-				}
-				admin := tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}, cfg.AdminLimits())
+				defer svc.Close()
+				km, admin := svc.Keys, svc.Admin
 				if before != nil {
 					if err := before(c, km, admin); err != nil {
 						return err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	httppprof "net/http/pprof"
 	"net/url"
@@ -147,16 +148,12 @@ func followers(ctx context.Context, o loadtest.FollowerOptions, tokens int, prof
 // followerClients creates the followers' client and the client whose
 // tokens are revoked, in the store the issuer will open.
 func followerClients(ctx context.Context, cfg server.Config) (follower, victim string, err error) {
-	store, err := server.OpenStore(ctx, cfg.Store)
+	svc, err := server.OpenServices(ctx, cfg, tokenissuer.SystemClock{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return "", "", err
 	}
-	defer store.Close()
-	hasher, err := server.LoadHasher(cfg.Store)
-	if err != nil {
-		return "", "", err
-	}
-	admin := tokenissuer.NewAdmin(store, hasher, tokenissuer.SystemClock{}, cfg.AdminLimits())
+	defer svc.Close()
+	admin := svc.Admin
 	ctx = tokenissuer.WithActor(ctx, tokenissuer.Actor{ID: "cli:load", Operator: true})
 	if _, follower, err = admin.CreateClient(ctx, tokenissuer.NewClient{ID: "authz", Scopes: []string{revocation.ReadScope}}); err != nil {
 		return "", "", err

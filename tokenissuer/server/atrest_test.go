@@ -33,7 +33,7 @@ func openForTest(t *testing.T, cfg server.Config) (tokenissuer.Store, *keys.Mana
 	if _, err := server.LoadHasher(cfg.Store); err != nil {
 		return nil, nil, err
 	}
-	store, err := server.OpenStore(ctx, cfg.Store)
+	store, err := server.OpenStore(ctx, cfg.Store, tokenissuer.SystemClock{})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -3,15 +3,18 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/adminapi"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
+	"github.com/portcullis/portcullis/tokenissuer/limit"
 	"github.com/portcullis/portcullis/tokenissuer/oauth2"
 	"github.com/portcullis/portcullis/tokenissuer/portal"
 	"github.com/portcullis/portcullis/tokenissuer/sqlstore"
@@ -27,21 +30,19 @@ import (
 // pause for store.connect_timeout: a database that starts beside the issuer
 // (compose, a Kubernetes rollout) is often not accepting connections yet,
 // and an issuer that exits at once only adds a restart loop.
-func openPostgresRetrying(ctx context.Context, cfg StoreConfig) (*sqlstore.PostgresStore, error) {
-	deadline := time.Now().Add(cfg.ConnectTimeout)
+func openPostgresRetrying(ctx context.Context, cfg StoreConfig, clock tokenissuer.Clock) (*sqlstore.PostgresStore, error) {
+	deadline := clock.Now().Add(cfg.ConnectTimeout)
 	pause := 250 * time.Millisecond
 	for {
 		s, err := sqlstore.OpenPostgres(ctx, cfg.PostgresDSN)
-		if err == nil || ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
+		if err == nil || ctx.Err() != nil || clock.Now().Add(pause).After(deadline) {
 			if err != nil && cfg.ConnectTimeout > 0 {
 				err = fmt.Errorf("%w (tried for store.connect_timeout, %s)", err, cfg.ConnectTimeout)
 			}
 			return s, err
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(pause):
+		if err := limit.Sleep(ctx, clock, pause); err != nil {
+			return nil, err
 		}
 		pause = min(2*pause, 5*time.Second)
 	}
@@ -50,21 +51,21 @@ func openPostgresRetrying(ctx context.Context, cfg StoreConfig) (*sqlstore.Postg
 // OpenStore opens the store the configuration selects, and gives tenants
 // that clients name but that have no record yet one (stores written before
 // tenants were records).
-func OpenStore(ctx context.Context, cfg StoreConfig) (tokenissuer.Store, error) {
+func OpenStore(ctx context.Context, cfg StoreConfig, clock tokenissuer.Clock) (tokenissuer.Store, error) {
 	var s tokenissuer.Store
 	var err error
 	switch cfg.Driver {
 	case "sqlite":
 		s, err = sqlstore.OpenSQLite(ctx, cfg.SQLitePath)
 	case "postgres":
-		s, err = openPostgresRetrying(ctx, cfg)
+		s, err = openPostgresRetrying(ctx, cfg, clock)
 	default:
 		return nil, fmt.Errorf("store.driver %q is not supported by this build", cfg.Driver)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := tokenissuer.EnsureTenantRecords(ctx, s, tokenissuer.SystemClock{}); err != nil {
+	if err := tokenissuer.EnsureTenantRecords(ctx, s, clock); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("tenant records: %w", err)
 	}
@@ -110,6 +111,45 @@ func NewKeyManagerFor(cfg Config, store keys.Store, clock tokenissuer.Clock, log
 	}, clock, log)
 }
 
+// Services is the issuer's service layer over its store, built the same way
+// for the server and for every management command.
+type Services struct {
+	Store  tokenissuer.Store
+	Hasher *tokenissuer.SecretHasher
+	// Keys are the signing keys, not loaded yet (Load reads them).
+	Keys     *keys.Manager
+	Admin    *tokenissuer.Admin
+	Accounts *tokenissuer.Accounts
+}
+
+// OpenServices opens the store the configuration selects and builds the
+// service layer over it. Close closes the store.
+func OpenServices(ctx context.Context, cfg Config, clock tokenissuer.Clock, log *slog.Logger) (*Services, error) {
+	hasher, err := LoadHasher(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	store, err := OpenStore(ctx, cfg.Store, clock)
+	if err != nil {
+		return nil, err
+	}
+	km, err := NewKeyManagerFor(cfg, store, clock, log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	admin := tokenissuer.NewAdmin(store, hasher, clock, cfg.AdminLimits())
+	accounts, err := tokenissuer.NewAccounts(admin, store, km.Encrypter(), clock, cfg.AccountsConfig(), log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return &Services{Store: store, Hasher: hasher, Keys: km, Admin: admin, Accounts: accounts}, nil
+}
+
+// Close closes the store.
+func (s *Services) Close() error { return s.Store.Close() }
+
 // Server is a running issuer: store, keys and HTTP server.
 type Server struct {
 	cfg       Config
@@ -137,61 +177,45 @@ func NewServer(ctx context.Context, cfg Config, clock tokenissuer.Clock, log *sl
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	hasher, err := LoadHasher(cfg.Store)
+	svc, err := OpenServices(ctx, cfg, clock, log)
 	if err != nil {
 		return nil, err
 	}
-	store, err := OpenStore(ctx, cfg.Store)
-	if err != nil {
+	var closers []io.Closer
+	fail := func(err error) (*Server, error) {
+		for _, c := range slices.Backward(closers) {
+			c.Close()
+		}
+		svc.Close()
 		return nil, err
 	}
-	keys, err := NewKeyManagerFor(cfg, store, clock, log)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	if err := keys.Load(ctx); err != nil {
-		store.Close()
-		return nil, fmt.Errorf("load signing keys: %w", err)
+	if err := svc.Keys.Load(ctx); err != nil {
+		return fail(fmt.Errorf("load signing keys: %w", err))
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector("issuer"))
-	// One service layer for the endpoints, the accounts and the adapters.
-	admin := tokenissuer.NewAdmin(store, hasher, clock, cfg.AdminLimits())
-	srv, err := oauth2.NewEndpoints(cfg.Endpoints(), store, admin, keys, hasher, clock, log, reg)
+	endpoints, err := oauth2.NewEndpoints(cfg.Endpoints(), svc.Store, svc.Admin, svc.Keys, svc.Hasher, clock, log, reg)
 	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	accounts, err := tokenissuer.NewAccounts(admin, store, keys.Encrypter(), clock, cfg.AccountsConfig(), log)
-	if err != nil {
-		store.Close()
-		return nil, err
+		return fail(err)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("listen: %w", err)
+		return fail(fmt.Errorf("listen: %w", err))
 	}
+	closers = append(closers, ln)
 	adminLn, err := net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
-		ln.Close()
-		store.Close()
-		return nil, fmt.Errorf("admin_listen: %w", err)
+		return fail(fmt.Errorf("admin_listen: %w", err))
 	}
+	closers = append(closers, adminLn)
 	tracing, err := telemetry.Start(ctx, cfg.Tracing, "portcullis-issuer", log)
 	if err != nil {
-		ln.Close()
-		adminLn.Close()
-		store.Close()
-		return nil, err
+		return fail(err)
 	}
-	s := &Server{cfg: cfg, log: log, clock: clock, admin: admin, Store: store, Keys: keys, Endpoints: srv, Hasher: hasher, Accounts: accounts, listener: ln, adminListener: adminLn, Tracing: tracing}
+	s := &Server{cfg: cfg, log: log, clock: clock, admin: svc.Admin, Store: svc.Store, Keys: svc.Keys, Endpoints: endpoints, Hasher: svc.Hasher,
+		Accounts: svc.Accounts, listener: ln, adminListener: adminLn, Tracing: tracing}
 	if s.adminHandler, err = s.adminMux(); err != nil {
-		ln.Close()
-		adminLn.Close()
-		store.Close()
-		return nil, err
+		return fail(err)
 	}
 	return s, nil
 }

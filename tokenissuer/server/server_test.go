@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/fakeclock"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/server"
 )
@@ -92,13 +93,19 @@ func TestPostgresIsRetriedAtStart(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	cfg := server.StoreConfig{Driver: "postgres", PostgresDSN: "postgres://portcullis@" + addr + "/portcullis?sslmode=disable&connect_timeout=1", ConnectTimeout: 600 * time.Millisecond}
-	_, err = server.OpenStore(context.Background(), cfg)
+	cfg := server.StoreConfig{Driver: "postgres", PostgresDSN: "postgres://portcullis@" + addr + "/portcullis?sslmode=disable&connect_timeout=1", ConnectTimeout: 30 * time.Second}
+	// The fake clock moves on as the retries pause: thirty seconds of them
+	// cost the test no waiting.
+	clock := fakeclock.New()
+	_, err = server.OpenStore(context.Background(), cfg, clock)
 	if err == nil || !strings.Contains(err.Error(), "store.connect_timeout") {
 		t.Fatalf("an unreachable database: %v", err)
 	}
+	if waited := clock.Now().Sub(fakeclock.Start); waited < 25*time.Second || waited > 30*time.Second {
+		t.Errorf("retried for %s of store.connect_timeout's 30s", waited)
+	}
 	cfg.ConnectTimeout = 0
-	if _, err := server.OpenStore(context.Background(), cfg); err == nil || strings.Contains(err.Error(), "store.connect_timeout") {
+	if _, err := server.OpenStore(context.Background(), cfg, tokenissuer.SystemClock{}); err == nil || strings.Contains(err.Error(), "store.connect_timeout") {
 		t.Fatalf("with no connect timeout, one try: %v", err)
 	}
 }
