@@ -4,9 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -44,6 +42,7 @@ var postgresDialect = dialect{
 	// would skip the row.
 	latestRevocation: `SELECT COALESCE(MAX(seq), 0) FROM revocations`,
 	pruneRevocations: `DELETE FROM revocations WHERE expires_s <= $1 AND seq < (SELECT MAX(seq) FROM revocations)`,
+	migrations:       postgresMigrations,
 }
 
 var _ tokenissuer.Store = (*PostgresStore)(nil)
@@ -187,33 +186,6 @@ func OpenPostgres(ctx context.Context, dsn string) (*PostgresStore, error) {
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
 	return s, nil
-}
-
-func (s *PostgresStore) migrate(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockMigrations)); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-			return fmt.Errorf("create schema_migrations: %w", err)
-		}
-		var current int
-		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-			return err
-		}
-		if current > len(postgresMigrations) {
-			return fmt.Errorf("database schema version %d is newer than this binary knows (%d); upgrade the issuer", current, len(postgresMigrations))
-		}
-		for v := current + 1; v <= len(postgresMigrations); v++ {
-			if _, err := tx.Exec(ctx, postgresMigrations[v-1]); err != nil {
-				return fmt.Errorf("migration %d: %w", v, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, v, time.Now().UnixNano()); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
 
 // Close closes the pool.

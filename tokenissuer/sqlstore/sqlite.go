@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
-	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go, no cgo)
 
@@ -26,6 +25,7 @@ var sqliteDialect = dialect{
 	secretsOrder:     "rowid",
 	latestRevocation: `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'revocations'), 0)`,
 	pruneRevocations: `DELETE FROM revocations WHERE expires_s <= $1`,
+	migrations:       sqliteMigrations,
 }
 
 var _ tokenissuer.Store = (*SQLiteStore)(nil)
@@ -190,37 +190,6 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 // in WAL mode: each holds data of the database.
 func SQLiteFiles(path string) []string {
 	return []string{path, path + "-wal", path + "-shm"}
-}
-
-func (s *SQLiteStore) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	var current int
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	if current > len(sqliteMigrations) {
-		return fmt.Errorf("database schema version %d is newer than this binary knows (%d); upgrade the issuer", current, len(sqliteMigrations))
-	}
-	for v := current + 1; v <= len(sqliteMigrations); v++ {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, sqliteMigrations[v-1]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %d: %w", v, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().UnixNano()); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("record migration %d: %w", v, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("commit migration %d: %w", v, err)
-		}
-	}
-	return nil
 }
 
 // Close closes the database.

@@ -42,6 +42,9 @@ type dialect struct {
 	// pruneRevocations deletes expired entries ($1: now, in seconds)
 	// without moving latestRevocation back.
 	pruneRevocations string
+	// migrations are the engine's schema versions, applied in order, each
+	// once; append, never edit or renumber.
+	migrations []string
 }
 
 // writeLock names a kind of write that replicas take turns at.
@@ -708,4 +711,35 @@ func clientFilter(q tokenissuer.ClientQuery, ph func(n int) string) (string, []a
 		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
 	}
 	return sql, args
+}
+
+// migrate applies the migrations the database has not seen, in one
+// transaction that replicas starting together take turns at.
+func (s *sqlStore) migrate(ctx context.Context) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if s.d.lock != nil {
+			if err := s.d.lock(ctx, tx, writeLock{key: lockMigrations}); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		var current int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if current > len(s.d.migrations) {
+			return fmt.Errorf("database schema version %d is newer than this binary knows (%d); upgrade the issuer", current, len(s.d.migrations))
+		}
+		for v := current + 1; v <= len(s.d.migrations); v++ {
+			if _, err := tx.ExecContext(ctx, s.d.migrations[v-1]); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, v, time.Now().UnixNano()); err != nil {
+				return fmt.Errorf("record migration %d: %w", v, err)
+			}
+		}
+		return nil
+	})
 }
