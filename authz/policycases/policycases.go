@@ -63,6 +63,9 @@ type CaseUser struct {
 	TenantID string `yaml:"tenant_id"`
 }
 
+// Line is the line of the cases file where the case begins.
+func (c Case) Line() int { return c.line }
+
 // Result is the outcome of one case.
 type Result struct {
 	Case   Case

@@ -276,3 +276,56 @@ func TestOutputJSONIsTheSameAsTheJSONFlag(t *testing.T) {
 		t.Fatalf("--json %v %q; -o json %v %q", errA, a, errB, b)
 	}
 }
+
+// TestPolicyToolsPrintJSONAndYAML: lint, explain and test print for people
+// by default and, asked with -o json or -o yaml, a document a CI step can
+// read, with the same exit codes.
+func TestPolicyToolsPrintJSONAndYAML(t *testing.T) {
+	const pol, cases = "../../examples/policy", "../../examples/policy-tests/cases.yaml"
+	decode := func(t *testing.T, out string, v any) {
+		t.Helper()
+		if err := json.Unmarshal([]byte(out), v); err != nil {
+			t.Fatalf("%v:\n%s", err, out)
+		}
+	}
+
+	out, _, err := runCmd(t, "policy", "lint", "-o", "json", pol)
+	var lint lintView
+	decode(t, out, &lint)
+	if exitCode(err) != 0 || !lint.OK || lint.Routes != 22 || lint.Files != 4 || len(lint.Problems) != 0 {
+		t.Fatalf("lint of the sample: %v %+v", err, lint)
+	}
+	bad := "../../policy/testdata/errors/bad-method-and-conflict.yaml"
+	out, _, err = runCmd(t, "policy", "lint", "-o", "json", bad)
+	lint = lintView{}
+	decode(t, out, &lint)
+	if exitCode(err) != 1 || lint.OK || len(lint.Problems) < 2 || lint.Problems[0].File != bad || lint.Problems[0].Line == 0 {
+		t.Fatalf("lint of a bad policy: %v %+v", err, lint)
+	}
+
+	out, _, err = runCmd(t, "policy", "explain", "-o", "json", pol, "POST", "/v1/cards/9/freeze?x=1")
+	var ex explainView
+	decode(t, out, &ex)
+	if err != nil || ex.Route == nil || ex.Route.Name != "freeze-card" || ex.Params["cardId"] != "9" || len(ex.Others) == 0 {
+		t.Fatalf("explain: %v %+v", err, ex)
+	}
+	out, _, err = runCmd(t, "policy", "explain", "-o", "json", pol, "GET", "/v1/accounts/42;x=1")
+	ex = explainView{}
+	decode(t, out, &ex)
+	if err != nil || ex.Route != nil || ex.Refused == "" {
+		t.Fatalf("explain of a refused path: %v %+v", err, ex)
+	}
+
+	out, _, err = runCmd(t, "policy", "test", "-o", "json", pol, cases)
+	var tv testView
+	decode(t, out, &tv)
+	if exitCode(err) != 0 || tv.Failed != 0 || tv.Passed != len(tv.Cases) || tv.Passed == 0 || len(tv.Unexercised) != 0 || tv.Cases[0].Source.Line == 0 {
+		t.Fatalf("policy test: %v %+v", err, tv)
+	}
+	wrong := filepath.Join(t.TempDir(), "wrong.yaml")
+	os.WriteFile(wrong, []byte("version: 1\ncases:\n  - {name: health, method: GET, path: /healthz, token: false, expect: missing-token}\n"), 0o600)
+	out, _, err = runCmd(t, "policy", "test", "-o", "yaml", pol, wrong)
+	if exitCode(err) != 1 || !strings.Contains(out, "failed: 1") || !strings.Contains(out, "name: health") || !strings.Contains(out, "line: 3") {
+		t.Fatalf("a failing case as YAML: %v\n%s", err, out)
+	}
+}

@@ -34,6 +34,21 @@ a usage error.`,
 			if err := missingInput(c, "POLICY", args[0]); err != nil {
 				return err
 			}
+			if structured(c) {
+				p, err := policy.Load(args[0])
+				v, err := viewLint(args[0], p, err)
+				if err != nil {
+					fmt.Fprintln(c.ErrOrStderr(), err)
+					return exitError{Code: 1}
+				}
+				if err := cli.Print(c, v); err != nil {
+					return err
+				}
+				if !v.OK {
+					return exitError{Code: 1}
+				}
+				return nil
+			}
 			p, err := loadPolicy(args[0], c.ErrOrStderr())
 			if err != nil {
 				return err
@@ -62,7 +77,11 @@ is reported with the reason.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(c.OutOrStdout(), p.Explain(args[1], args[2]).String())
+			ex := p.Explain(args[1], args[2])
+			if structured(c) {
+				return cli.Print(c, viewExplanation(ex))
+			}
+			fmt.Fprint(c.OutOrStdout(), ex.String())
 			return nil
 		},
 	})
@@ -82,9 +101,6 @@ when a case fails (or, with --require-coverage, when a route has no case).`,
 					return err
 				}
 			}
-			if err := missingInput(c, "POLICY", args[0]); err != nil {
-				return err
-			}
 			p, err := loadPolicy(args[0], c.ErrOrStderr())
 			if err != nil {
 				return err
@@ -95,8 +111,17 @@ when a case fails (or, with --require-coverage, when a route has no case).`,
 				return exitError{Code: 1}
 			}
 			results := policycases.Run(c.Context(), p, cases)
-			failed := policycases.Report(c.OutOrStdout(), args[1], results)
-			missed := policycases.ReportCoverage(c.OutOrStdout(), p, results)
+			var failed, missed int
+			if structured(c) {
+				v := viewTest(args[1], p, results)
+				if err := cli.Print(c, v); err != nil {
+					return err
+				}
+				failed, missed = v.Failed, len(v.Unexercised)
+			} else {
+				failed = policycases.Report(c.OutOrStdout(), args[1], results)
+				missed = policycases.ReportCoverage(c.OutOrStdout(), p, results)
+			}
 			if failed > 0 || (requireCoverage && missed > 0) {
 				return exitError{Code: 1}
 			}
