@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/internal/configfile"
 	"github.com/portcullis/portcullis/revocation"
 	"github.com/portcullis/portcullis/tokenissuer/server"
 )
@@ -30,6 +31,9 @@ type composeFile struct {
 		DependsOn   any               `yaml:"depends_on"`
 		Profiles    []string          `yaml:"profiles"`
 		Restart     string            `yaml:"restart"`
+		Deploy      struct {
+			Replicas int `yaml:"replicas"`
+		} `yaml:"deploy"`
 		Healthcheck *struct {
 			Test     []string `yaml:"test"`
 			Interval string   `yaml:"interval"`
@@ -48,19 +52,48 @@ type composeFile struct {
 		} `yaml:"ipam"`
 	} `yaml:"networks"`
 	Volumes map[string]any `yaml:"volumes"`
+	// Extensions are the x- keys compose ignores (anchors to share).
+	Extensions map[string]any `yaml:",inline"`
 }
 
-func readCompose(t *testing.T) composeFile {
+func readCompose(t *testing.T) composeFile { return readComposeFile(t, "../docker-compose.yml") }
+
+// readComposeFile decodes a compose file strictly. Compose's own tags
+// (!override, !reset) are read as the values they carry.
+func readComposeFile(t *testing.T, path string) composeFile {
 	t.Helper()
-	raw, err := os.ReadFile("../docker-compose.yml")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	var untag func(n *yaml.Node)
+	untag = func(n *yaml.Node) {
+		if n.Tag == "!override" || n.Tag == "!reset" {
+			n.Tag = ""
+		}
+		for _, c := range n.Content {
+			untag(c)
+		}
+	}
+	untag(&doc)
+	plain, err := yaml.Marshal(&doc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var c composeFile
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec := yaml.NewDecoder(bytes.NewReader(plain))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
+		t.Fatalf("%s: %v", path, err)
+	}
+	for k := range c.Extensions {
+		if !strings.HasPrefix(k, "x-") {
+			t.Errorf("%s: unknown top-level key %q", path, k)
+		}
 	}
 	return c
 }
@@ -325,24 +358,90 @@ func TestComposeFollowsTheRevocationFeed(t *testing.T) {
 	}
 }
 
-// TestComposePostgresProfileWaitsForTheDatabase: the replicas start once
-// PostgreSQL answers (a healthcheck and depends_on service_healthy), and
-// restart if they still lose the race.
-func TestComposePostgresProfileWaitsForTheDatabase(t *testing.T) {
-	c := readCompose(t)
+// TestComposeReplicasArePostgresBehindEnvoy: docker-compose.postgres.yml
+// runs the issuer twice on one PostgreSQL, behind the Envoy of
+// docker-compose.yml: the replicas are the service Envoy's issuer cluster
+// resolves, they start once PostgreSQL answers (a healthcheck and depends_on
+// service_healthy) and restart if they still lose the race, the feed client
+// is made where they read it, and their settings are real ones.
+func TestComposeReplicasArePostgresBehindEnvoy(t *testing.T) {
+	base := readCompose(t)
+	c := readComposeFile(t, "../docker-compose.postgres.yml")
 	pg := c.Services["postgres"]
 	if pg.Healthcheck == nil || len(pg.Healthcheck.Test) < 2 || pg.Healthcheck.Test[1] != "pg_isready" {
 		t.Fatalf("postgres has no pg_isready healthcheck: %+v", pg.Healthcheck)
 	}
-	for _, name := range []string{"issuer-replica-a", "issuer-replica-b"} {
-		svc, ok := c.Services[name]
-		if !ok {
-			t.Fatalf("no service %s", name)
+	for name := range c.Services {
+		if _, ok := base.Services[name]; !ok && name != "postgres" {
+			t.Errorf("service %s is not in docker-compose.yml: the override file adds only postgres", name)
 		}
-		deps, _ := svc.DependsOn.(map[string]any)
-		cond, _ := deps["postgres"].(map[string]any)
-		if cond["condition"] != "service_healthy" || svc.Restart == "" {
-			t.Errorf("%s: depends_on %v, restart %q; want postgres service_healthy and a restart policy", name, svc.DependsOn, svc.Restart)
+	}
+	issuer := c.Services["issuer"]
+	if issuer.Deploy.Replicas < 2 {
+		t.Errorf("issuer replicas: %d", issuer.Deploy.Replicas)
+	}
+	if len(issuer.Ports) != 1 || !strings.HasPrefix(issuer.Ports[0], "127.0.0.1:") || !strings.Contains(issuer.Ports[0], "-") {
+		t.Errorf("issuer ports %v: one loopback port per replica", issuer.Ports)
+	}
+	deps, _ := issuer.DependsOn.(map[string]any)
+	cond, _ := deps["postgres"].(map[string]any)
+	if cond["condition"] != "service_healthy" || issuer.Restart == "" {
+		t.Errorf("issuer: depends_on %v, restart %q; want postgres service_healthy and a restart policy", issuer.DependsOn, issuer.Restart)
+	}
+	known := map[string]bool{}
+	defaults := server.DefaultConfig()
+	for _, v := range configfile.EnvVars("PORTCULLIS_ISSUER", &defaults) {
+		known[v.Name] = true
+	}
+	for _, name := range []string{"issuer", "feed-client"} {
+		env := c.Services[name].Environment
+		if env["PORTCULLIS_ISSUER_STORE_DRIVER"] != "postgres" || !strings.Contains(env["PORTCULLIS_ISSUER_STORE_POSTGRES_DSN"], "@postgres:5432/") {
+			t.Errorf("%s does not use the postgres service: %v", name, env)
 		}
+		for k := range env {
+			if !known[k] {
+				t.Errorf("%s: %s is not an issuer setting", name, k)
+			}
+		}
+	}
+	// Envoy reaches the issuer by the service's name, which Docker resolves
+	// to every replica.
+	var bootstrap struct {
+		StaticResources struct {
+			Clusters []struct {
+				Name           string `yaml:"name"`
+				Type           string `yaml:"type"`
+				LoadAssignment struct {
+					Endpoints []struct {
+						LbEndpoints []struct {
+							Endpoint struct {
+								Address struct {
+									SocketAddress struct {
+										Address string `yaml:"address"`
+									} `yaml:"socket_address"`
+								} `yaml:"address"`
+							} `yaml:"endpoint"`
+						} `yaml:"lb_endpoints"`
+					} `yaml:"endpoints"`
+				} `yaml:"load_assignment"`
+			} `yaml:"clusters"`
+		} `yaml:"static_resources"`
+	}
+	raw, err := os.ReadFile("envoy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &bootstrap); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, cl := range bootstrap.StaticResources.Clusters {
+		if cl.Name == "issuer" {
+			found = cl.Type == "STRICT_DNS" && len(cl.LoadAssignment.Endpoints) == 1 &&
+				cl.LoadAssignment.Endpoints[0].LbEndpoints[0].Endpoint.Address.SocketAddress.Address == "issuer"
+		}
+	}
+	if !found {
+		t.Error("envoy.yaml's issuer cluster does not resolve the issuer service by name (STRICT_DNS): replicas would not be behind Envoy")
 	}
 }
