@@ -32,6 +32,14 @@ type UsageError struct {
 
 func (e UsageError) Error() string { return e.Msg }
 
+// ConfigError is a configuration that cannot be used: a file that cannot
+// be read, an unknown key or variable, a refused value. Like a usage error
+// it exits 2: the command was not run.
+type ConfigError struct{ Err error }
+
+func (e ConfigError) Error() string { return e.Err.Error() }
+func (e ConfigError) Unwrap() error { return e.Err }
+
 // ExitError ends the program with Code and no message of its own: the
 // command's output already said what happened (lint problems, a denied check).
 type ExitError struct{ Code int }
@@ -75,12 +83,13 @@ func Code(err error) int {
 	var ue UsageError
 	var ee ExitError
 	var unreachable UnreachableError
+	var ce ConfigError
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &ee):
 		return ee.Code
-	case errors.As(err, &ue), errors.As(err, &unreachable):
+	case errors.As(err, &ue), errors.As(err, &unreachable), errors.As(err, &ce):
 		return 2
 	}
 	return 1
@@ -165,15 +174,15 @@ func ConfigPath(flag, envPrefix string) string {
 // naming the file in the error.
 func LoadConfig(path, envPrefix string, dst Validator) error {
 	if err := configfile.CheckEnv(envPrefix, dst, os.Environ()); err != nil {
-		return err
+		return ConfigError{err}
 	}
 	if err := configfile.Load(path, envPrefix, dst); err != nil {
-		return err
+		return ConfigError{err}
 	}
 	if err := dst.Validate(); err != nil {
 		// Each problem names where its value came from: the variable
 		// that set it, or the file's line.
-		return fmt.Errorf("invalid configuration:\n%s", configfile.Source(path, envPrefix, dst, err.Error(), os.LookupEnv))
+		return ConfigError{fmt.Errorf("invalid configuration:\n%s", configfile.Source(path, envPrefix, dst, err.Error(), os.LookupEnv))}
 	}
 	return nil
 }

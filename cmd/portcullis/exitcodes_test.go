@@ -1,0 +1,24 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/portcullis/portcullis/cmd/internal/clitest"
+)
+
+// TestEveryCommandExitsTwoOnUsageErrors walks every command of the binary.
+func TestEveryCommandExitsTwoOnUsageErrors(t *testing.T) {
+	if n := clitest.UsageErrorsExitTwo(t, run); n < 3 {
+		t.Fatalf("found only %d commands", n)
+	}
+}
+
+// TestPortcullisExitCodes: the developer tools refuse bad flags with 2
+// before starting anything.
+func TestPortcullisExitCodes(t *testing.T) {
+	clitest.ExitCodes(t, run, []clitest.Case{
+		{"version", []string{"version"}, 0},
+		{"load for no time", []string{"load", "--duration", "0s"}, 2},
+		{"load with HMAC tokens", []string{"load", "--alg", "HS256"}, 2},
+	})
+}
