@@ -19,18 +19,18 @@ func TestAuthzExitCodes(t *testing.T) {
 	t.Setenv("PORTCULLIS_AUTHZ_CONFIG", "")
 	const pol, cases, bad = "../../examples/policy", "../../examples/policy-tests/cases.yaml", "../../policy/testdata/errors/bad-method-and-conflict.yaml"
 	clitest.ExitCodes(t, run, []clitest.Case{
-		{"version", []string{"version"}, 0},
-		{"env", []string{"env"}, 0},
-		{"serve with a configuration that does not exist", []string{"serve", "--config", "no/such/authz.yaml"}, 2},
-		{"lint the sample", []string{"policy", "lint", pol}, 0},
-		{"lint a bad policy", []string{"policy", "lint", bad}, 1},
-		{"lint a bad policy, as JSON", []string{"policy", "lint", "-o", "json", bad}, 1},
-		{"explain", []string{"policy", "explain", pol, "GET", "/v1/accounts/42"}, 0},
-		{"explain an unknown method", []string{"policy", "explain", pol, "FETCH", "/v1/accounts/42"}, 2},
-		{"test the sample cases", []string{"policy", "test", pol, cases}, 0},
-		{"diff a policy with itself", []string{"policy", "diff", pol, pol}, 0},
-		{"diff against a bad policy", []string{"policy", "diff", pol, bad}, 2},
-		{"check against nothing listening", []string{"check", "--addr", "127.0.0.1:1", "--timeout", "2s", "GET", "/v1/accounts/42"}, 2},
-		{"an unknown output format", []string{"env", "-o", "xml"}, 2},
+		{Name: "version", Args: []string{"version"}, Code: 0},
+		{Name: "env", Args: []string{"env"}, Code: 0},
+		{Name: "serve with a configuration that does not exist", Args: []string{"serve", "--config", "no/such/authz.yaml"}, Code: 2},
+		{Name: "lint the sample", Args: []string{"policy", "lint", pol}, Code: 0},
+		{Name: "lint a bad policy", Args: []string{"policy", "lint", bad}, Code: 1},
+		{Name: "lint a bad policy, as JSON", Args: []string{"policy", "lint", "-o", "json", bad}, Code: 1},
+		{Name: "explain", Args: []string{"policy", "explain", pol, "GET", "/v1/accounts/42"}, Code: 0},
+		{Name: "explain an unknown method", Args: []string{"policy", "explain", pol, "FETCH", "/v1/accounts/42"}, Code: 2},
+		{Name: "test the sample cases", Args: []string{"policy", "test", pol, cases}, Code: 0},
+		{Name: "diff a policy with itself", Args: []string{"policy", "diff", pol, pol}, Code: 0},
+		{Name: "diff against a bad policy", Args: []string{"policy", "diff", pol, bad}, Code: 2},
+		{Name: "check against nothing listening", Args: []string{"check", "--addr", "127.0.0.1:1", "--timeout", "2s", "GET", "/v1/accounts/42"}, Code: 2},
+		{Name: "an unknown output format", Args: []string{"env", "-o", "xml"}, Code: 2},
 	})
 }

@@ -17,8 +17,8 @@ func TestEveryCommandExitsTwoOnUsageErrors(t *testing.T) {
 // before starting anything.
 func TestPortcullisExitCodes(t *testing.T) {
 	clitest.ExitCodes(t, run, []clitest.Case{
-		{"version", []string{"version"}, 0},
-		{"load for no time", []string{"load", "--duration", "0s"}, 2},
-		{"load with HMAC tokens", []string{"load", "--alg", "HS256"}, 2},
+		{Name: "version", Args: []string{"version"}, Code: 0},
+		{Name: "load for no time", Args: []string{"load", "--duration", "0s"}, Code: 2},
+		{Name: "load with HMAC tokens", Args: []string{"load", "--alg", "HS256"}, Code: 2},
 	})
 }
