@@ -32,7 +32,8 @@ again. Report ratios, not absolute figures.`,
 			"  portcullis load --mix allow-obo --tokens 1000000 --alg ES256    # every request a new token\n" +
 			"  portcullis load --mix allow-obo --flood 16                      # forged tokens beside the hot path\n" +
 			"  portcullis load --mix allow-obo --tokens 100000 --profile prof  # CPU profiles, and the GC's share of them\n" +
-			"  portcullis load --baseline=false --repeat 1 --duration 3m --sample 15s   # a soak",
+			"  portcullis load --baseline=false --repeat 1 --duration 3m --sample 15s   # a soak\n" +
+			"  portcullis load --mix allow-obo -o json | jq '.servers[1].versus_first.cpu_per_check.median'",
 		Args: cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if o.Duration <= 0 || o.Duration > time.Hour || o.Concurrency < 1 || o.Repeat < 1 || o.Repeat > 20 || o.Flood < 0 {
@@ -46,6 +47,12 @@ again. Report ratios, not absolute figures.`,
 				if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
 					return err
 				}
+			}
+			if f := c.Flag("output"); f != nil && f.Changed {
+				if _, err := cli.Output(c); err != nil {
+					return err
+				}
+				o.Structured = func(s loadtest.Summary) error { return cli.Print(c, s) }
 			}
 			return loadtest.Compare(c.Context(), o, c.OutOrStdout(), c.ErrOrStderr())
 		},

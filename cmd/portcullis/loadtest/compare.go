@@ -30,6 +30,10 @@ import (
 // CompareOptions configures a comparison of authz with the always-OK
 // baseline under the same load.
 type CompareOptions struct {
+	// Structured, when set, receives the result as data instead of the
+	// report for people.
+	Structured func(Summary) error
+
 	Duration, Warmup time.Duration
 	Concurrency      int
 	Tokens, Users    int
@@ -205,6 +209,9 @@ func Compare(ctx context.Context, o CompareOptions, stdout, stderr io.Writer) er
 			}
 			rounds[r][i] = res
 		}
+	}
+	if o.Structured != nil {
+		return o.Structured(Summarize(o, rounds))
 	}
 	fmt.Fprintf(stdout, "mix %s, %d distinct %s tokens, %d users, concurrency %d, %d rounds of %s per server\n\n",
 		o.Mix, o.Tokens, o.Algorithm, o.Users, o.Concurrency, len(rounds), o.Duration)

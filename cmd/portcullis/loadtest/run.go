@@ -328,18 +328,11 @@ func ReportRounds(out io.Writer, rounds [][]Result) {
 		fmt.Fprintf(out, "\n%d measurements stayed noisy (other processes above the limit after two retries): read their ratios with care\n", noisy)
 	}
 	ratio := func(i, base int, f func(Result) float64) string {
-		v, b := column(i, f), column(base, f)
-		var rs []float64
-		for k := range v {
-			if b[k] > 0 {
-				rs = append(rs, v[k]/b[k])
-			}
-		}
-		if len(rs) == 0 {
+		r := roundRatio(rounds, i, base, f)
+		if r == nil {
 			return "n/a"
 		}
-		lo, hi := slices.Min(rs), slices.Max(rs)
-		return fmt.Sprintf("%.2f× [%.2f–%.2f]", median(rs), lo, hi)
+		return fmt.Sprintf("%.2f× [%.2f–%.2f]", r.Median, r.Min, r.Max)
 	}
 	cpu := func(r Result) float64 { return float64(r.CPUPerCheck()) }
 	p99 := func(r Result) float64 { return float64(r.P99) }
