@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -41,8 +42,8 @@ Exit status: 0 allowed, 1 denied, 2 authz could not be reached (or a usage error
   authz check --raw-headers --header "authorization: Bearer a" --header "authorization: Bearer b" GET /v1/accounts`,
 		Args: cli.ExactArgs(2, "METHOD PATH"),
 		RunE: func(c *cobra.Command, args []string) error {
-			o.showJSON = o.showJSON || wantsJSON(c)
-			return check(c.Context(), o, args[0], args[1], c.OutOrStdout())
+			o.showJSON = o.showJSON || structured(c)
+			return check(c, o, args[0], args[1])
 		},
 	}
 	f := c.Flags()
@@ -59,7 +60,8 @@ Exit status: 0 allowed, 1 denied, 2 authz could not be reached (or a usage error
 
 // check sends one CheckRequest shaped as Envoy shapes it and prints the
 // decision: for platform engineers debugging a route.
-func check(ctx context.Context, o checkOptions, method, path string, stdout io.Writer) error {
+func check(c *cobra.Command, o checkOptions, method, path string) error {
+	ctx, stdout := c.Context(), c.OutOrStdout()
 	hdrs := [][2]string{{":authority", o.authority}, {":method", method}, {":path", path}, {":scheme", "https"}}
 	if o.token != "" {
 		hdrs = append(hdrs, [2]string{"authorization", "Bearer " + o.token})
@@ -88,7 +90,14 @@ func check(ctx context.Context, o checkOptions, method, path string, stdout io.W
 		return cli.UnreachableError{Err: unreachable(o.addr, o.timeout, err)}
 	}
 	if o.showJSON {
-		fmt.Fprintln(stdout, protojson.Format(resp))
+		// protojson's names (okResponse, headersToRemove), in -o's format.
+		var doc any
+		if err := json.Unmarshal([]byte(protojson.Format(resp)), &doc); err != nil {
+			return err
+		}
+		if err := printData(c, doc); err != nil {
+			return err
+		}
 	} else {
 		printDecision(stdout, resp)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -194,10 +193,8 @@ Exit status 0 when policy and document agree, 1 when there are findings.`,
 				return exitError{Code: 2}
 			}
 			rep := coverage.Check(doc, p, coverage.Options{IgnoreRoutes: ignore})
-			if asJSON || wantsJSON(c) {
-				enc := json.NewEncoder(c.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
+			if asJSON || structured(c) {
+				if err := printData(c, rep); err != nil {
 					return err
 				}
 			} else {
@@ -261,13 +258,11 @@ Exit status 0 when nothing changes, 1 when something does (for a pull request),
 				return exitError{Code: 2}
 			}
 			changes := policy.Diff(old, next)
-			if asJSON || wantsJSON(c) {
+			if asJSON || structured(c) {
 				if changes == nil {
 					changes = []policy.Change{}
 				}
-				enc := json.NewEncoder(c.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(changes); err != nil {
+				if err := printData(c, changes); err != nil {
 					return err
 				}
 			} else {
@@ -284,10 +279,4 @@ Exit status 0 when nothing changes, 1 when something does (for a pull request),
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print the changes as JSON")
 	return c
-}
-
-// wantsJSON reports whether -o json was asked for (the same as --json).
-func wantsJSON(c *cobra.Command) bool {
-	f := c.Flag("output")
-	return f != nil && f.Value.String() == "json"
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis/portcullis/authz/policycases"
+	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/policy"
 )
 
@@ -14,6 +15,17 @@ import (
 func structured(c *cobra.Command) bool {
 	f := c.Flag("output")
 	return f != nil && (f.Value.String() == "json" || f.Value.String() == "yaml")
+}
+
+// printData prints v as -o asks (json or yaml), and as JSON for the older
+// --json flag.
+func printData(c *cobra.Command, v any) error {
+	if !structured(c) {
+		if err := c.Flags().Set("output", "json"); err != nil {
+			return err
+		}
+	}
+	return cli.Print(c, v)
 }
 
 // routeView is a route as the policy tools print it.
