@@ -236,14 +236,16 @@ func (s *Accounts) CreateAccount(ctx context.Context, na NewAccount) (*Account, 
 	if err := validateEmail(na.Email); err != nil {
 		return nil, err
 	}
-	if strings.TrimSpace(na.Name) == "" {
-		na.Name = na.Email
+	name, err := cleanName("name", na.Name, na.Email)
+	if err != nil {
+		return nil, err
 	}
+	na.Name = name
 	if err := s.checkGrant(ctx, nil, na.Role, na.TenantID); err != nil {
 		return nil, err
 	}
 	now := s.clock.Now().UTC()
-	a := &Account{ID: "acct-" + RandomID(9), Email: na.Email, Name: strings.TrimSpace(na.Name), Role: na.Role, TenantID: na.TenantID,
+	a := &Account{ID: "acct-" + RandomID(9), Email: na.Email, Name: na.Name, Role: na.Role, TenantID: na.TenantID,
 		Status: AccountActive, CreatedAt: now, UpdatedAt: now}
 	if na.Password != "" {
 		if err := s.checkPassword(na.Password, na.Email, na.Name); err != nil {
@@ -286,8 +288,12 @@ func (s *Accounts) Invite(ctx context.Context, by *Account, ni NewInvite) (strin
 	if err != nil {
 		return "", nil, err
 	}
+	name, err := cleanName("name", ni.Name, "")
+	if err != nil {
+		return "", nil, err
+	}
 	now := s.clock.Now().UTC()
-	inv := &Invite{IDHash: tokenHash(token), Email: ni.Email, Name: strings.TrimSpace(ni.Name), Role: ni.Role, TenantID: ni.TenantID,
+	inv := &Invite{IDHash: tokenHash(token), Email: ni.Email, Name: name, Role: ni.Role, TenantID: ni.TenantID,
 		CreatedBy: actorFrom(ctx).ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.InviteLifetime)}
 	if err := s.store.CreateInvite(ctx, inv); err != nil {
 		return "", nil, err
@@ -320,11 +326,11 @@ func (s *Accounts) AcceptInvite(ctx context.Context, token, name, password strin
 	if err != nil {
 		return nil, err
 	}
-	if name = strings.TrimSpace(name); name == "" {
+	if strings.TrimSpace(name) == "" {
 		name = inv.Name
 	}
-	if name == "" {
-		name = inv.Email
+	if name, err = cleanName("name", name, inv.Email); err != nil {
+		return nil, err
 	}
 	now := s.clock.Now().UTC()
 	a := &Account{ID: "acct-" + RandomID(9), Email: inv.Email, Name: name, Role: inv.Role, TenantID: inv.TenantID,

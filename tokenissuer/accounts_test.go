@@ -580,3 +580,19 @@ func TestPasswordsAnAttackerWouldTryEarlyAreRefused(t *testing.T) {
 		t.Fatalf("a passphrase of unrelated words: %v", err)
 	}
 }
+
+// TestPeoplesNamesFollowTheNameRule: a person's name is held to the same
+// rule as clients' and tenants'.
+func TestPeoplesNamesFollowTheNameRule(t *testing.T) {
+	t.Parallel()
+	f := newAccountsFixture(t)
+	var invalid *tokenissuer.InvalidError
+	_, err := f.accounts.CreateAccount(f.ctx, tokenissuer.NewAccount{Email: "ada@acme.example", Name: "Ada\r\nBcc: x", Role: tokenissuer.RoleTenantAdmin, TenantID: "acme", Password: "correct horse battery staple"})
+	if !errors.As(err, &invalid) {
+		t.Fatalf("a name with a line break: %v", err)
+	}
+	a, err := f.accounts.CreateAccount(f.ctx, tokenissuer.NewAccount{Email: "ada@acme.example", Name: "  ", Role: tokenissuer.RoleTenantAdmin, TenantID: "acme", Password: "correct horse battery staple"})
+	if err != nil || a.Name != "ada@acme.example" {
+		t.Fatalf("no name: %v %+v", err, a)
+	}
+}

@@ -274,6 +274,11 @@ func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string
 	if !ValidClientID(nc.ID) {
 		return nil, "", invalid("client ID %q: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", nc.ID)
 	}
+	name, err := cleanName("name", nc.Name, nc.ID)
+	if err != nil {
+		return nil, "", err
+	}
+	nc.Name = name
 	if err := validateScopes(nc.Scopes); err != nil {
 		return nil, "", err
 	}
@@ -450,8 +455,9 @@ func (a *Admin) SetScopes(ctx context.Context, id string, scopes []string) (*Cli
 // RenameClient changes a client's name.
 func (a *Admin) RenameClient(ctx context.Context, id, name string) (*Client, error) {
 	return a.updateClient(ctx, "client.rename", id, func(c *Client) error {
-		c.Name = name
-		return nil
+		clean, err := cleanName("name", name, c.ID)
+		c.Name = clean
+		return err
 	})
 }
 
@@ -489,8 +495,12 @@ func (a *Admin) CreateTenant(ctx context.Context, nt NewTenant) (*Tenant, error)
 	if err := mayGrant(ctx, nt.ScopeCeiling); err != nil {
 		return nil, err
 	}
+	name, err := cleanName("name", nt.Name, nt.ID)
+	if err != nil {
+		return nil, err
+	}
 	now := a.clock.Now().UTC()
-	t := &Tenant{ID: nt.ID, Name: nt.Name, Status: TenantActive, ScopeCeiling: dedupe(nt.ScopeCeiling), CreatedAt: now, UpdatedAt: now}
+	t := &Tenant{ID: nt.ID, Name: name, Status: TenantActive, ScopeCeiling: dedupe(nt.ScopeCeiling), CreatedAt: now, UpdatedAt: now}
 	if err := a.store.CreateTenant(ctx, t); err != nil {
 		return nil, fmt.Errorf("tenant %q: %w", nt.ID, err)
 	}
@@ -524,8 +534,9 @@ func (a *Admin) updateTenant(ctx context.Context, action, id string, change func
 // RenameTenant changes a tenant's name.
 func (a *Admin) RenameTenant(ctx context.Context, id, name string) (*Tenant, error) {
 	return a.updateTenant(ctx, "tenant.rename", id, func(t *Tenant) error {
-		t.Name = name
-		return nil
+		clean, err := cleanName("name", name, t.ID)
+		t.Name = clean
+		return err
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/portcullis/portcullis/tokenissuer"
@@ -168,4 +169,42 @@ func twoTenants(t *testing.T) (*issuertest.Issuer, *tokenissuer.Admin, context.C
 		t.Fatal(err)
 	}
 	return iss, admin, ops
+}
+
+// TestNamesAreOneRuleForEveryAdapter: what the service accepts as a name
+// every page can show. Empty becomes the ID (or email), surrounding spaces
+// go, and a name too long or with control characters is refused, on
+// create and on rename, for clients, tenants and people alike.
+func TestNamesAreOneRuleForEveryAdapter(t *testing.T) {
+	t.Parallel()
+	_, admin, ops := twoTenants(t)
+	long := strings.Repeat("n", tokenissuer.MaxNameLength+1)
+	c, _, err := admin.CreateClient(ops, tokenissuer.NewClient{ID: "named-by-id", Scopes: []string{"a"}})
+	if err != nil || c.Name != "named-by-id" {
+		t.Fatalf("an unnamed client: %v %+v", err, c)
+	}
+	if c, _, err = admin.CreateClient(ops, tokenissuer.NewClient{ID: "spaced", Name: "  Billing job  ", Scopes: []string{"a"}}); err != nil || c.Name != "Billing job" {
+		t.Fatalf("surrounding spaces: %v %+v", err, c)
+	}
+	for _, bad := range []string{long, "two\nlines", "bell\a", "zero\u200bwidth"} {
+		var invalid *tokenissuer.InvalidError
+		if _, _, err := admin.CreateClient(ops, tokenissuer.NewClient{Name: bad, Scopes: []string{"a"}}); !errors.As(err, &invalid) {
+			t.Errorf("client named %q: %v", bad, err)
+		}
+		if _, err := admin.RenameClient(ops, "spaced", bad); !errors.As(err, &invalid) {
+			t.Errorf("client renamed %q: %v", bad, err)
+		}
+		if _, err := admin.CreateTenant(ops, tokenissuer.NewTenant{ID: "t-bad", Name: bad, ScopeCeiling: []string{"a"}}); !errors.As(err, &invalid) {
+			t.Errorf("tenant named %q: %v", bad, err)
+		}
+		if _, err := admin.RenameTenant(ops, "acme", bad); !errors.As(err, &invalid) {
+			t.Errorf("tenant renamed %q: %v", bad, err)
+		}
+	}
+	if c, err := admin.RenameClient(ops, "spaced", ""); err != nil || c.Name != "spaced" {
+		t.Errorf("renamed to nothing: %v %+v", err, c)
+	}
+	if c, err := admin.RenameClient(ops, "spaced", "Zahlungen – Café ☕"); err != nil || c.Name != "Zahlungen – Café ☕" {
+		t.Errorf("a name beyond ASCII: %v %+v", err, c)
+	}
 }
