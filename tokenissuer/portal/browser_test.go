@@ -299,6 +299,13 @@ func TestPortalWalkThrough(t *testing.T) {
 		t.Fatal("a form without its CSRF token disabled the client")
 	}
 
+	// Edit: the page says what a change does to tokens already issued.
+	b.do("edit", chromedp.Navigate(e.portal+"clients/"+clientID), chromedp.WaitVisible(chromedp.ID("edit")),
+		follow(chromedp.ID("edit")), chromedp.WaitVisible(chromedp.ID("save")))
+	b.expectText("keeps the scopes it was issued with until it expires")
+	b.do("save an edit", follow(chromedp.ID("save")), chromedp.WaitVisible(chromedp.CSS("p.notice")))
+	b.expectText("New tokens carry the new scopes")
+
 	// Disable: the token endpoint refuses the client.
 	b.do("disable", chromedp.Navigate(e.portal+"clients/"+clientID), chromedp.WaitVisible(chromedp.ID("disable")),
 		follow(chromedp.ID("disable")), chromedp.WaitVisible(chromedp.ID("enable")))

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/oauth2"
@@ -260,6 +262,119 @@ func (p *Portal) setClientStatus(status tokenissuer.ClientStatus) signedIn {
 	}
 }
 
+type editClientData struct {
+	Client *tokenissuer.Client
+	// Tenant is the client's tenant, whose ceiling bounds the scopes; nil
+	// for a client of no tenant (operators type its scopes).
+	Tenant  *tokenissuer.Tenant
+	Version string
+	Name    string
+	Chosen  []string
+	// Lifetime is how long a token issued before the change still works.
+	Lifetime time.Duration
+	Error    string
+}
+
+// editData is the edit form filled with c's current values.
+func (p *Portal) editData(ctx context.Context, c *tokenissuer.Client) (editClientData, error) {
+	d := editClientData{Client: c, Version: tokenissuer.ClientVersion(c), Name: c.Name, Chosen: c.Scopes, Lifetime: p.opts.TokenLifetime}
+	if c.TokenLifetime > 0 {
+		d.Lifetime = c.TokenLifetime
+		if p.opts.MaxTokenLifetime > 0 {
+			d.Lifetime = min(c.TokenLifetime, p.opts.MaxTokenLifetime)
+		}
+	}
+	if c.TenantID != "" {
+		t, err := p.admin.Tenant(ctx, c.TenantID)
+		if err != nil {
+			return d, err
+		}
+		d.Tenant = t
+	}
+	return d, nil
+}
+
+func (p *Portal) editClientPage(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	if err := writer(v); err != nil {
+		return err
+	}
+	c, err := p.visibleClient(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	d, err := p.editData(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	p.render(w, r, v, http.StatusOK, "client-edit", "Edit "+c.Name, d)
+	return nil
+}
+
+// editClient renames the client and sets its scopes, each only when it
+// changed, for the version the form was filled from: a form left open
+// while someone else changed the client is refused, not applied over
+// their change, and shown again with the current values.
+func (p *Portal) editClient(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	if err := writer(v); err != nil {
+		return err
+	}
+	c, err := p.visibleClient(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	name := r.PostForm.Get("name")
+	scopes := r.PostForm["scope"]
+	if c.TenantID == "" {
+		scopes = strings.Fields(r.PostForm.Get("scopes"))
+	}
+	err = p.applyClientEdit(r.Context(), c, r.PostForm.Get("version"), name, scopes)
+	if err == nil {
+		http.Redirect(w, r, clientPath(c.ID)+"?notice=client-changed", http.StatusSeeOther)
+		return nil
+	}
+	status, msg, ok := userMessage(err)
+	if !ok || status == http.StatusNotFound {
+		return err
+	}
+	fresh, ferr := p.admin.Client(r.Context(), c.ID)
+	if ferr != nil {
+		return ferr
+	}
+	d, derr := p.editData(r.Context(), fresh)
+	if derr != nil {
+		return derr
+	}
+	if !errors.Is(err, tokenissuer.ErrVersionMismatch) {
+		// Keep what the person typed; a stale form shows the current values.
+		d.Name, d.Chosen = name, scopes
+	}
+	d.Error = msg
+	p.render(w, r, v, status, "client-edit", "Edit "+fresh.Name, d)
+	return nil
+}
+
+func (p *Portal) applyClientEdit(ctx context.Context, c *tokenissuer.Client, version, name string, scopes []string) error {
+	if version == "" {
+		return &pageError{status: http.StatusUnprocessableEntity, msg: "The form is incomplete; open it again from the client's page."}
+	}
+	if len(scopes) == 0 {
+		return &pageError{status: http.StatusUnprocessableEntity, msg: "Choose at least one scope: a client without scopes can call nothing. To stop it, disable it instead."}
+	}
+	if strings.TrimSpace(name) != c.Name {
+		renamed, err := p.admin.RenameClient(tokenissuer.WithExpectedVersion(ctx, version), c.ID, name)
+		if err != nil {
+			return err
+		}
+		version = tokenissuer.ClientVersion(renamed)
+	}
+	if !sameSet(scopes, c.Scopes) {
+		if _, err := p.admin.SetScopes(tokenissuer.WithExpectedVersion(ctx, version), c.ID, scopes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (p *Portal) deleteClientPage(w http.ResponseWriter, r *http.Request, v *visitor) error {
 	if err := writer(v); err != nil {
 		return err
@@ -305,4 +420,12 @@ func (p *Portal) auditPage(w http.ResponseWriter, r *http.Request, v *visitor) e
 	}
 	p.render(w, r, v, http.StatusOK, "audit", "Audit trail", data)
 	return nil
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
 }

@@ -48,6 +48,8 @@ func userMessage(err error) (status int, msg string, ok bool) {
 	case errors.Is(err, tokenissuer.ErrTooManySecrets), errors.Is(err, tokenissuer.ErrLastSecret), errors.Is(err, tokenissuer.ErrSecretNotFound),
 		errors.Is(err, tokenissuer.ErrClientExists), errors.Is(err, tokenissuer.ErrTenantExists), errors.Is(err, tokenissuer.ErrAccountExists):
 		return http.StatusConflict, sentence(err), true
+	case errors.Is(err, tokenissuer.ErrVersionMismatch):
+		return http.StatusConflict, "This changed since you opened the page (in another tab, or by someone else). The current values are shown: make your change again.", true
 	case errors.Is(err, tokenissuer.ErrNotPermitted):
 		return http.StatusForbidden, "Your role does not allow this.", true
 	case errors.Is(err, tokenissuer.ErrPlatformScope):

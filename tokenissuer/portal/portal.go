@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
@@ -46,7 +47,11 @@ type Options struct {
 	// it (the issuer's trusted proxies honoured, IPv6 by its /64); nil:
 	// the peer.
 	ClientAddress func(*http.Request) string
-	Log           *slog.Logger
+	// TokenLifetime and MaxTokenLifetime are the issuer's tokens.lifetime
+	// and tokens.max_lifetime: how long a token issued before a change
+	// keeps working.
+	TokenLifetime, MaxTokenLifetime time.Duration
+	Log                             *slog.Logger
 }
 
 // Portal serves /portal/.
@@ -111,6 +116,8 @@ func (p *Portal) Handler() http.Handler {
 		"POST /portal/clients/{id}/revoke-tokens":    p.revokeTokens,
 		"POST /portal/clients/{id}/disable":          p.setClientStatus(tokenissuer.ClientDisabled),
 		"POST /portal/clients/{id}/enable":           p.setClientStatus(tokenissuer.ClientActive),
+		"GET /portal/clients/{id}/edit":              p.editClientPage,
+		"POST /portal/clients/{id}/edit":             p.editClient,
 		"GET /portal/clients/{id}/delete":            p.deleteClientPage,
 		"POST /portal/clients/{id}/delete":           p.deleteClient,
 		"GET /portal/audit":                          p.auditPage,

@@ -405,3 +405,65 @@ func TestSignInLimitsCountTheSenderBehindTheProxy(t *testing.T) {
 func asOperator() context.Context {
 	return tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test", Operator: true})
 }
+
+var versionInput = regexp.MustCompile(`name="version" value="([^"]+)"`)
+
+// TestEditingAClientIsRefusedOverAnotherTabsChange: a client's name and
+// scopes are edited in the portal within the tenant's ceiling, the page
+// says what a change does to tokens already issued, and a form filled
+// before another tab saved is refused with the current values instead of
+// silently undoing that change.
+func TestEditingAClientIsRefusedOverAnotherTabsChange(t *testing.T) {
+	e := start(t)
+	c, _, err := e.admin.CreateClient(asOperator(), tokenissuer.NewClient{Name: "Billing sync", TenantID: "acme", Scopes: []string{"accounts:read", "cards:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ada := newPerson(t, e.portal[:len(e.portal)-len("/portal/")])
+	ada.signIn("admin@acme.example")
+	editPath := "/portal/clients/" + c.ID + "/edit"
+	open := func() string {
+		t.Helper()
+		status, body := ada.get(editPath)
+		m := versionInput.FindStringSubmatch(body)
+		if status != http.StatusOK || m == nil || !strings.Contains(body, "keeps the scopes it was issued with until it expires (at most 15m0s)") {
+			t.Fatalf("edit page: %d\n%s", status, body)
+		}
+		return m[1]
+	}
+	tab1, tab2 := open(), open()
+
+	// The first tab narrows the scopes and renames the client.
+	status, _ := ada.post(editPath, url.Values{"version": {tab1}, "name": {"Billing sync (read only)"}, "scope": {"accounts:read"}})
+	if status != http.StatusSeeOther {
+		t.Fatalf("first tab's save: %d", status)
+	}
+	got, err := e.admin.Client(asOperator(), c.ID)
+	if err != nil || got.Name != "Billing sync (read only)" || strings.Join(got.Scopes, " ") != "accounts:read" {
+		t.Fatalf("after the first save: %v %+v", err, got)
+	}
+	// The second tab, still showing the old values, tries to widen them
+	// again: refused, and the page shows what is current now.
+	status, body := ada.post(editPath, url.Values{"version": {tab2}, "name": {"Billing sync"}, "scope": {"accounts:read", "cards:read", "accounts:write"}})
+	if status != http.StatusConflict || !strings.Contains(body, "changed since you opened the page") || !strings.Contains(body, `value="Billing sync (read only)"`) {
+		t.Fatalf("the stale tab's save: %d\n%s", status, body)
+	}
+	if after, _ := e.admin.Client(asOperator(), c.ID); strings.Join(after.Scopes, " ") != "accounts:read" {
+		t.Fatalf("the stale form was applied: %+v", after)
+	}
+	// A scope beyond the tenant's ceiling, sent by hand, is the service's
+	// to refuse.
+	fresh := open()
+	if status, body := ada.post(editPath, url.Values{"version": {fresh}, "name": {"Billing sync"}, "scope": {"portcullis.admin"}}); status < 400 || !strings.Contains(body, `role="alert"`) {
+		t.Fatalf("a scope beyond the ceiling: %d\n%s", status, body)
+	}
+	// A viewer cannot edit.
+	vic := newPerson(t, e.portal[:len(e.portal)-len("/portal/")])
+	vic.signIn("viewer@acme.example")
+	if status, _ := vic.get(editPath); status != http.StatusForbidden {
+		t.Fatalf("a viewer's edit page: %d", status)
+	}
+	if status, _ := vic.post(editPath, url.Values{"version": {fresh}, "name": {"x"}, "scope": {"accounts:read"}}); status != http.StatusForbidden {
+		t.Fatalf("a viewer's save: %d", status)
+	}
+}

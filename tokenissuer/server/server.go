@@ -229,7 +229,8 @@ func (s *Server) adminMux() (http.Handler, error) {
 		TokenEndpoint: strings.TrimSuffix(s.cfg.Issuer, "/") + "/oauth2/token",
 		ClientLimits:  s.Endpoints.ClientLimits,
 		ClientAddress: s.Endpoints.ClientAddress,
-		Log:           s.log,
+		TokenLifetime: s.cfg.Tokens.Lifetime, MaxTokenLifetime: s.cfg.Tokens.MaxLifetime,
+		Log: s.log,
 	})
 	if err != nil {
 		return nil, err
