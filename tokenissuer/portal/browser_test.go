@@ -271,9 +271,14 @@ func TestPortalWalkThrough(t *testing.T) {
 	}
 	b.do("client page with two secrets", chromedp.Navigate(e.portal+"clients/"+clientID), chromedp.WaitVisible(chromedp.ID("rotate")))
 	b.expectText("Both secrets work until you revoke one")
-	b.do("revoke the old secret",
+	b.do("revoke the old secret: asked first",
 		follow(chromedp.CSS(fmt.Sprintf(`button[aria-label="Revoke secret %s"]`, c.Secrets[0].ID))),
-		chromedp.WaitVisible(chromedp.CSS(`p.notice`)))
+		chromedp.WaitVisible(chromedp.ID("confirm")))
+	b.expectText("Whatever still uses this secret gets no more tokens")
+	if got := e.tokenStatus(clientID, secret); got != http.StatusOK {
+		t.Fatalf("the secret before the revocation was confirmed: %d", got)
+	}
+	b.do("revoke the old secret", follow(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.CSS(`p.notice`)))
 	if got := e.tokenStatus(clientID, secret); got != http.StatusUnauthorized {
 		t.Fatalf("the revoked secret: %d, want 401", got)
 	}
@@ -282,7 +287,9 @@ func TestPortalWalkThrough(t *testing.T) {
 	}
 
 	// Revoke every token the client holds: recorded as a revocation.
-	b.do("revoke all tokens", follow(chromedp.ID("revoke-tokens")), chromedp.WaitVisible(chromedp.CSS(`p.notice`)))
+	b.do("revoke all tokens: asked first", follow(chromedp.ID("revoke-tokens")), chromedp.WaitVisible(chromedp.ID("confirm")))
+	b.expectText("The API refuses every token the client holds now")
+	b.do("revoke all tokens", follow(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.CSS(`p.notice`)))
 	b.expectText("Every token the client held is revoked")
 	if records, _ := e.admin.Audit(asOperator(), tokenissuer.AuditQuery{TargetID: clientID}); !strings.Contains(fmt.Sprint(records), "revocation.client") {
 		t.Fatal("no revocation in the audit trail")
@@ -308,7 +315,7 @@ func TestPortalWalkThrough(t *testing.T) {
 
 	// Disable: the token endpoint refuses the client.
 	b.do("disable", chromedp.Navigate(e.portal+"clients/"+clientID), chromedp.WaitVisible(chromedp.ID("disable")),
-		follow(chromedp.ID("disable")), chromedp.WaitVisible(chromedp.ID("enable")))
+		follow(chromedp.ID("disable")), chromedp.WaitVisible(chromedp.ID("confirm")), follow(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("enable")))
 	if got := e.tokenStatus(clientID, rotated); got == http.StatusOK {
 		t.Fatal("a disabled client still gets tokens")
 	}
@@ -433,14 +440,17 @@ func TestPortalPlatformAdminAndInvitations(t *testing.T) {
 	if tn, err := e.admin.Tenant(asOperator(), "initech"); err != nil || strings.Join(tn.ScopeCeiling, " ") != "accounts:read" {
 		t.Fatalf("ceiling: %v %+v", err, tn)
 	}
-	b.do("disable the tenant", follow(chromedp.CSS(`form[action$="/disable"] button`)), chromedp.WaitVisible(chromedp.CSS(`form[action$="/enable"]`)))
+	b.do("disable the tenant: asked first", follow(chromedp.CSS(`form[action$="/disable"] button`)), chromedp.WaitVisible(chromedp.ID("confirm")))
+	b.expectText("the tenant's people are signed out")
+	b.do("disable the tenant", follow(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.CSS(`form[action$="/enable"]`)))
 	if tn, _ := e.admin.Tenant(asOperator(), "initech"); tn.Status != tokenissuer.TenantDisabled {
 		t.Fatal("the tenant is not disabled")
 	}
 
 	b.do("signing keys", chromedp.Navigate(e.portal+"keys"), chromedp.WaitVisible(chromedp.ID("rotate-key")))
 	before := len(e.srv.Keys.Keys())
-	b.do("rotate the signing key", follow(chromedp.ID("rotate-key")), chromedp.WaitVisible(chromedp.CSS("p.notice")))
+	b.do("rotate the signing key", follow(chromedp.ID("rotate-key")), chromedp.WaitVisible(chromedp.ID("confirm")),
+		follow(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.CSS("p.notice")))
 	if err := e.srv.Keys.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}

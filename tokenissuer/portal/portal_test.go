@@ -467,3 +467,71 @@ func TestEditingAClientIsRefusedOverAnotherTabsChange(t *testing.T) {
 		t.Fatalf("a viewer's save: %d", status)
 	}
 }
+
+// TestDestructiveActionsAskFirst: every change that cannot simply be taken
+// back shows what it will do and waits for a second, confirming post;
+// until then nothing changes (the audit trail, which records every
+// change, stays as it was).
+func TestDestructiveActionsAskFirst(t *testing.T) {
+	e := start(t)
+	op := asOperator()
+	c, _, err := e.admin.CreateClient(op, tokenissuer.NewClient{Name: "Billing sync", TenantID: "acme", Scopes: []string{"accounts:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := e.admin.RotateSecret(op, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = e.admin.Client(op, c.ID)
+	olga := newPerson(t, e.portal[:len(e.portal)-len("/portal/")])
+	olga.signIn("ops@example.com")
+	people, err := e.accounts.Accounts(op, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vic string
+	for _, a := range people {
+		if a.Email == "viewer@acme.example" {
+			vic = a.ID
+		}
+	}
+	trail := func() int {
+		records, err := e.admin.Audit(op, tokenissuer.AuditQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(records)
+	}
+	for _, tc := range []struct {
+		path   string
+		form   url.Values
+		effect string
+	}{
+		{"/portal/clients/" + c.ID + "/revoke-tokens", nil, "The API refuses every token the client holds now"},
+		{"/portal/clients/" + c.ID + "/revoke-secret", url.Values{"secret_id": {c.Secrets[0].ID}}, "Whatever still uses this secret gets no more tokens"},
+		{"/portal/clients/" + c.ID + "/disable", nil, "The token endpoint refuses the client"},
+		{"/portal/tenants/acme/disable", nil, "people are signed out. Enable it again at any time"},
+		{"/portal/keys/rotate", nil, "A new key is published at once"},
+		{"/portal/people/" + vic + "/disable", nil, "Vic Viewer (viewer@acme.example)"},
+		{"/portal/people/" + vic + "/delete", nil, "their account is gone"},
+		{"/portal/people/" + vic + "/remove-2fa", nil, "sign in with their password alone"},
+	} {
+		before := trail()
+		olga.get("/portal/account")
+		status, body := olga.post(tc.path, tc.form)
+		if status != http.StatusOK || !strings.Contains(body, `id="confirm"`) || !strings.Contains(body, tc.effect) || !strings.Contains(body, `name="confirmed" value="yes"`) {
+			t.Errorf("%s: %d, no question saying %q:\n%s", tc.path, status, tc.effect, body)
+		}
+		if after := trail(); after != before {
+			t.Errorf("%s changed something before it was confirmed (%d audit records, then %d)", tc.path, before, after)
+		}
+	}
+	// Confirmed, the change is made.
+	olga.get("/portal/account")
+	if status, _ := olga.post("/portal/clients/"+c.ID+"/disable", url.Values{"confirmed": {"yes"}}); status != http.StatusSeeOther {
+		t.Fatalf("a confirmed disable: %d", status)
+	}
+	if got, _ := e.admin.Client(op, c.ID); got.Status != tokenissuer.ClientDisabled {
+		t.Fatal("the confirmed disable did nothing")
+	}
+}

@@ -38,9 +38,15 @@ func TestThePortalFollowsTheServicesRules(t *testing.T) {
 		}
 		return c.ID
 	}
-	// post sends a form from a page the person may see, for its CSRF token.
+	// post sends a form from a page the person may see, for its CSRF
+	// token, confirmed as a person who was asked first would (the rule is
+	// about the change, not the question).
 	post := func(p *person, path string, form url.Values) (int, string) {
 		p.get("/portal/account")
+		if form == nil {
+			form = url.Values{}
+		}
+		form.Set("confirmed", "yes")
 		return p.post(path, form)
 	}
 	do := map[issuertest.Op]func(p *person) issuertest.Outcome{
