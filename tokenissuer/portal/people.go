@@ -142,7 +142,10 @@ type accountData struct {
 	MinLen int
 	Error  string
 	// Enrollment of a second factor.
-	QR     template.URL
+	QR template.URL
+	// Link is the otpauth: URI the QR code holds, for a person on the
+	// phone that shows it (RFC 6238 apps register the scheme).
+	Link   template.URL
 	Secret string
 	Sealed string
 	// RecoveryCodes are shown once, right after enrollment.
@@ -207,6 +210,8 @@ func (p *Portal) showEnrollment(w http.ResponseWriter, r *http.Request, v *visit
 		}
 		// A data: URL typed as safe: it is the portal's own PNG.
 		data.QR = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()))
+		// The issuer's own otpauth: URI, typed as safe for the same reason.
+		data.Link = template.URL(enrollment.Key.URL())
 	}
 	data.MinLen = p.accounts.MinPasswordLength()
 	p.render(w, r, v, status, "enroll", "Set up a second factor", data)

@@ -535,3 +535,31 @@ func TestDestructiveActionsAskFirst(t *testing.T) {
 		t.Fatal("the confirmed disable did nothing")
 	}
 }
+
+// TestTheNavigationMarksTheCurrentPageAndTheIconIsReal: the current part
+// of the portal is marked for screen readers and eyes alike, and the
+// browser's /favicon.ico is the portal's icon, not the API's problem JSON.
+func TestTheNavigationMarksTheCurrentPageAndTheIconIsReal(t *testing.T) {
+	e := start(t)
+	root := e.portal[:len(e.portal)-len("/portal/")]
+	ada := newPerson(t, root)
+	ada.signIn("admin@acme.example")
+	_, body := ada.get("/portal/audit")
+	if !strings.Contains(body, `href="/portal/audit" aria-current="page"`) || strings.Count(body, `aria-current="page"`) != 1 {
+		t.Errorf("the audit page's navigation:\n%s", body)
+	}
+	resp, _ := ada.do(http.MethodGet, "/favicon.ico", nil)
+	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "/portal/static/favicon.svg" {
+		t.Fatalf("/favicon.ico: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, icon := ada.do(http.MethodGet, "/portal/static/favicon.svg", nil)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "image/svg+xml") || !strings.Contains(icon, "<svg") {
+		t.Fatalf("the icon: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// Setting up a second factor offers the otpauth: link beside the QR code.
+	ada.get("/portal/account")
+	status, body := ada.post("/portal/account/second-factor", url.Values{"password": {testPassword}})
+	if status != http.StatusOK || !regexp.MustCompile(`<a href="otpauth://totp/[^"]+secret=[A-Z2-7]+[^"]*" id="otpauth">`).MatchString(body) {
+		t.Fatalf("enrollment: %d\n%s", status, body)
+	}
+}

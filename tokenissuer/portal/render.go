@@ -88,7 +88,10 @@ type view struct {
 	CSRF    string
 	// Notice confirms what the last action did.
 	Notice string
-	Data   any
+	// Section is the part of the portal the page belongs to (clients,
+	// audit, ...), marked as the current one in the navigation.
+	Section string
+	Data    any
 }
 
 // notices are the confirmations a redirect may ask for (?notice=...): fixed
@@ -119,7 +122,8 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, v *visitor, stat
 		http.Error(w, "page missing", http.StatusInternalServerError)
 		return
 	}
-	vw := view{Title: title, Data: data, Notice: notices[r.URL.Query().Get("notice")]}
+	section, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/portal/"), "/")
+	vw := view{Title: title, Data: data, Notice: notices[r.URL.Query().Get("notice")], Section: section}
 	if v != nil && v.session != nil && !v.session.Pending {
 		vw.Account, vw.CSRF = v.account, v.session.CSRFToken
 	}

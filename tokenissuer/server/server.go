@@ -240,6 +240,8 @@ func (s *Server) adminMux() (http.Handler, error) {
 	mux.Handle("/admin/", api)
 	mux.Handle("/portal/", p.Handler())
 	mux.Handle("GET /{$}", http.RedirectHandler("/portal/", http.StatusSeeOther))
+	// Browsers ask for /favicon.ico whatever the page says: the portal's icon.
+	mux.Handle("GET /favicon.ico", http.RedirectHandler("/portal/static/favicon.svg", http.StatusMovedPermanently))
 	mux.Handle("/", api) // the API's own RFC 9457 not-found
 	return mux, nil
 }
