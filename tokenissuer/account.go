@@ -141,7 +141,8 @@ type AccountStore interface {
 	// idle since before idleBefore.
 	PruneSessions(ctx context.Context, now, idleBefore time.Time) error
 
-	// CreateInvite stores a new invitation.
+	// CreateInvite stores a new invitation, replacing any other for the
+	// same email: one live link per person, the latest.
 	CreateInvite(ctx context.Context, inv *Invite) error
 	// Invite returns the invitation with the token hash if it has not
 	// expired at now, or ErrInviteNotFound.

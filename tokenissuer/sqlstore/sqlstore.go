@@ -602,10 +602,15 @@ func (s *sqlStore) PruneSessions(ctx context.Context, now, idleBefore time.Time)
 
 // CreateInvite implements AccountStore.
 func (s *sqlStore) CreateInvite(ctx context.Context, inv *tokenissuer.Invite) error {
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO invites (`+inviteColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, inviteArgs(inv)...); err != nil {
-		return fmt.Errorf("create invitation: %w", err)
-	}
-	return nil
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM invites WHERE email = $1`, inv.Email); err != nil {
+			return fmt.Errorf("replace invitation: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO invites (`+inviteColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, inviteArgs(inv)...); err != nil {
+			return fmt.Errorf("create invitation: %w", err)
+		}
+		return nil
+	})
 }
 
 // Invite implements AccountStore.

@@ -585,6 +585,20 @@ func testStoreInvites(t *testing.T, s tokenissuer.Store) {
 	if _, err := s.Invite(ctx, hashOf("tok"), now.Add(time.Hour)); !errors.Is(err, tokenissuer.ErrInviteNotFound) {
 		t.Fatalf("expired invitation: %v", err)
 	}
+	// Inviting the same person again replaces the earlier link: one live
+	// invitation per email.
+	if err := s.CreateInvite(ctx, &tokenissuer.Invite{IDHash: hashOf("first"), Email: "carol@example.com", Role: tokenissuer.RoleTenantViewer, TenantID: "acme", CreatedBy: "cli:root", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateInvite(ctx, &tokenissuer.Invite{IDHash: hashOf("carol-again"), Email: "carol@example.com", Role: tokenissuer.RoleTenantAdmin, TenantID: "acme", CreatedBy: "cli:root", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Invite(ctx, hashOf("first"), now); !errors.Is(err, tokenissuer.ErrInviteNotFound) {
+		t.Fatalf("the replaced invitation: %v", err)
+	}
+	if got, err := s.Invite(ctx, hashOf("carol-again"), now); err != nil || got.Role != tokenissuer.RoleTenantAdmin {
+		t.Fatalf("the latest invitation: %v %+v", err, got)
+	}
 	if err := s.AcceptInvite(ctx, hashOf("stale"), now.Add(2*time.Minute), &tokenissuer.Account{ID: "acct-x", Email: "x@example.com", Role: tokenissuer.RoleTenantViewer, TenantID: "acme", Status: tokenissuer.AccountActive, CreatedAt: now, UpdatedAt: now}); !errors.Is(err, tokenissuer.ErrInviteNotFound) {
 		t.Fatalf("accepting an expired invitation: %v", err)
 	}
