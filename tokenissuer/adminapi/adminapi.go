@@ -396,6 +396,15 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request, c caller) error 
 		}
 		aq.Limit = n
 	}
+	for name, dst := range map[string]*time.Time{"since": &aq.Since, "until": &aq.Until} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return &tokenissuer.InvalidError{Msg: name + " must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z"}
+			}
+			*dst = t
+		}
+	}
 	records, err := a.admin.Audit(r.Context(), aq)
 	if err != nil {
 		return err

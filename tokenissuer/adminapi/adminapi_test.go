@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -252,6 +253,23 @@ func testTenantAutomation(t *testing.T, e *env) {
 	}
 	if strings.Contains(audit.raw, secret) || strings.Contains(audit.raw, newSecret) {
 		t.Fatal("the audit trail holds a secret")
+	}
+	// since and until bound the records by time; a time that is not RFC
+	// 3339 is a 400, not ignored.
+	count := func(query string) int {
+		t.Helper()
+		r := e.call("GET", "/admin/v1/audit?"+query, bot, "")
+		if r.status != 200 {
+			t.Fatalf("audit?%s: %d %s", query, r.status, r.raw)
+		}
+		return len(r.body["records"].([]any))
+	}
+	hourAgo, inAnHour := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	if all, recent, future, past := len(audit.body["records"].([]any)), count("since="+hourAgo), count("since="+inAnHour), count("until="+hourAgo); recent != all || future != 0 || past != 0 {
+		t.Fatalf("all %d, since an hour ago %d, since in an hour %d, until an hour ago %d", all, recent, future, past)
+	}
+	if r := e.call("GET", "/admin/v1/audit?since=yesterday", bot, ""); r.status != http.StatusBadRequest {
+		t.Fatalf("since=yesterday: %d %s", r.status, r.raw)
 	}
 	if got := strings.Join(actions, " "); got != "client.create client.rotate_secret client.revoke_secret client.disable client.enable" {
 		t.Fatalf("audited: %s", got)
