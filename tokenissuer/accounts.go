@@ -814,6 +814,32 @@ func (s *Accounts) SetAccountStatus(ctx context.Context, by *Account, id string,
 	return updated, nil
 }
 
+// SetRole changes the role of a person by manages, within the same tenant:
+// a tenant admin moves colleagues between tenant-admin and tenant-viewer,
+// an operator any person between roles their tenant allows. Nobody changes
+// their own role (the last admin cannot demote themselves by mistake). The
+// person's sessions end, so the new role holds from their next sign-in.
+func (s *Accounts) SetRole(ctx context.Context, by *Account, id string, role Role) (*Account, error) {
+	target, err := s.managed(ctx, by, id)
+	if err != nil {
+		return nil, err
+	}
+	if by != nil && by.ID == id {
+		return nil, invalid("you cannot change your own role; ask another admin")
+	}
+	if err := s.checkGrant(ctx, by, role, target.TenantID); err != nil {
+		return nil, err
+	}
+	if role == target.Role {
+		return target, nil
+	}
+	updated, err := s.updateAccount(ctx, "account.set_role", target, func(cur *Account) { cur.Role = role })
+	if err != nil {
+		return nil, err
+	}
+	return updated, s.store.DeleteAccountSessions(ctx, id)
+}
+
 // DeleteAccount removes an account and its sessions.
 func (s *Accounts) DeleteAccount(ctx context.Context, by *Account, id string) error {
 	target, err := s.managed(ctx, by, id)

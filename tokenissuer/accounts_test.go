@@ -596,3 +596,39 @@ func TestPeoplesNamesFollowTheNameRule(t *testing.T) {
 		t.Fatalf("no name: %v %+v", err, a)
 	}
 }
+
+// TestRolesChangeWithinTheRules: a tenant admin moves a colleague between
+// the tenant's roles, never to an operator's, never their own, never
+// another tenant's person; the person's sessions end so the new role holds
+// at once; and the change is audited.
+func TestRolesChangeWithinTheRules(t *testing.T) {
+	t.Parallel()
+	f := newAccountsFixture(t)
+	ada := f.create(t, "ada@acme.example", tokenissuer.RoleTenantAdmin, "acme")
+	vic := f.create(t, "vic@acme.example", tokenissuer.RoleTenantViewer, "acme")
+	gus := f.create(t, "gus@globex.example", tokenissuer.RoleTenantViewer, "globex")
+	session, err := f.accounts.SignIn(f.ctx, "vic@acme.example", "correct horse battery staple", "192.0.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.accounts.SetRole(f.ctx, ada, vic.ID, tokenissuer.RoleTenantAdmin)
+	if err != nil || got.Role != tokenissuer.RoleTenantAdmin {
+		t.Fatalf("promote a colleague: %v %+v", err, got)
+	}
+	if _, _, err := f.accounts.Session(f.ctx, session.Token); err == nil {
+		t.Error("the promoted person's old session still works")
+	}
+	if _, err := f.accounts.SetRole(f.ctx, ada, vic.ID, tokenissuer.RolePlatformAdmin); err == nil {
+		t.Error("a tenant admin made someone an operator")
+	}
+	if _, err := f.accounts.SetRole(f.ctx, ada, ada.ID, tokenissuer.RoleTenantViewer); err == nil {
+		t.Error("a person changed their own role")
+	}
+	if _, err := f.accounts.SetRole(f.ctx, ada, gus.ID, tokenissuer.RoleTenantAdmin); !errors.Is(err, tokenissuer.ErrAccountNotFound) {
+		t.Errorf("another tenant's person: %v", err)
+	}
+	records, err := f.admin.Audit(f.ctx, tokenissuer.AuditQuery{TargetID: vic.ID})
+	if err != nil || !strings.Contains(fmt.Sprint(records), "account.set_role") {
+		t.Errorf("not audited: %v %v", err, records)
+	}
+}

@@ -96,6 +96,17 @@ func (p *Portal) setAccountStatus(status tokenissuer.AccountStatus) signedIn {
 	}
 }
 
+func (p *Portal) setRole(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	if err := writer(v); err != nil {
+		return err
+	}
+	if _, err := p.accounts.SetRole(r.Context(), v.account, r.PathValue("id"), tokenissuer.Role(r.PostForm.Get("role"))); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/portal/people?notice=account-updated", http.StatusSeeOther)
+	return nil
+}
+
 func (p *Portal) deleteAccount(w http.ResponseWriter, r *http.Request, v *visitor) error {
 	if err := writer(v); err != nil {
 		return err

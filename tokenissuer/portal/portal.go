@@ -140,6 +140,7 @@ func (p *Portal) Handler() http.Handler {
 		"POST /portal/people/{id}/remove-2fa": p.confirmFirst(p.aboutPerson("Remove WHO's second factor?", "Remove the second factor",
 			"They sign in with their password alone until they set up a new authenticator. Do this only once you know it is really them who lost it."), p.removeOthersSecondFactor),
 		"POST /portal/people/{id}/clear-sign-in":     p.clearSignInFailures,
+		"POST /portal/people/{id}/role":              p.setRole,
 		"GET /portal/account":                        p.accountPage,
 		"POST /portal/account/password":              p.changePassword,
 		"POST /portal/account/second-factor":         p.beginSecondFactor,

@@ -563,3 +563,45 @@ func TestTheNavigationMarksTheCurrentPageAndTheIconIsReal(t *testing.T) {
 		t.Fatalf("enrollment: %d\n%s", status, body)
 	}
 }
+
+// TestATenantAdminChangesAColleaguesRole: from the People page, within the
+// tenant's roles; the service refuses an operator's role.
+func TestATenantAdminChangesAColleaguesRole(t *testing.T) {
+	e := start(t)
+	op := asOperator()
+	var vic *tokenissuer.Account
+	people, err := e.accounts.Accounts(op, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range people {
+		if a.Email == "viewer@acme.example" {
+			vic = a
+		}
+	}
+	ada := newPerson(t, e.portal[:len(e.portal)-len("/portal/")])
+	ada.signIn("admin@acme.example")
+	_, body := ada.get("/portal/people")
+	if !strings.Contains(body, `aria-label="Make viewer@acme.example an admin"`) {
+		t.Fatalf("no way to promote on the People page:\n%s", body)
+	}
+	if status, _ := ada.post("/portal/people/"+vic.ID+"/role", url.Values{"role": {"tenant-admin"}}); status != http.StatusSeeOther {
+		t.Fatalf("promote: %d", status)
+	}
+	role := func() tokenissuer.Role {
+		people, _ := e.accounts.Accounts(op, nil)
+		for _, a := range people {
+			if a.ID == vic.ID {
+				return a.Role
+			}
+		}
+		return ""
+	}
+	if got := role(); got != tokenissuer.RoleTenantAdmin {
+		t.Fatalf("after promotion: %s", got)
+	}
+	ada.get("/portal/people")
+	if status, _ := ada.post("/portal/people/"+vic.ID+"/role", url.Values{"role": {"platform-admin"}}); status < 400 {
+		t.Fatalf("a tenant admin made an operator: %d", status)
+	}
+}
