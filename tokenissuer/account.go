@@ -142,7 +142,8 @@ type AccountStore interface {
 	PruneSessions(ctx context.Context, now, idleBefore time.Time) error
 
 	// CreateInvite stores a new invitation, replacing any other for the
-	// same email: one live link per person, the latest.
+	// same email and tenant: one live link per person and tenant, the
+	// latest. Another tenant's invitation is left alone.
 	CreateInvite(ctx context.Context, inv *Invite) error
 	// Invite returns the invitation with the token hash if it has not
 	// expired at now, or ErrInviteNotFound.

@@ -603,7 +603,9 @@ func (s *sqlStore) PruneSessions(ctx context.Context, now, idleBefore time.Time)
 // CreateInvite implements AccountStore.
 func (s *sqlStore) CreateInvite(ctx context.Context, inv *tokenissuer.Invite) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM invites WHERE email = $1`, inv.Email); err != nil {
+		// Per tenant: another tenant's invitation of the same email is not
+		// this inviter's to cancel.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM invites WHERE email = $1 AND tenant_id = $2`, inv.Email, inv.TenantID); err != nil {
 			return fmt.Errorf("replace invitation: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO invites (`+inviteColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, inviteArgs(inv)...); err != nil {

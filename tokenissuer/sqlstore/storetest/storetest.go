@@ -599,6 +599,13 @@ func testStoreInvites(t *testing.T, s tokenissuer.Store) {
 	if got, err := s.Invite(ctx, hashOf("carol-again"), now); err != nil || got.Role != tokenissuer.RoleTenantAdmin {
 		t.Fatalf("the latest invitation: %v %+v", err, got)
 	}
+	// Another tenant inviting the same email does not cancel this one.
+	if err := s.CreateInvite(ctx, &tokenissuer.Invite{IDHash: hashOf("carol-globex"), Email: "carol@example.com", Role: tokenissuer.RoleTenantViewer, TenantID: "globex", CreatedBy: "cli:root", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Invite(ctx, hashOf("carol-again"), now); err != nil {
+		t.Fatalf("another tenant's invitation cancelled this one: %v", err)
+	}
 	if err := s.AcceptInvite(ctx, hashOf("stale"), now.Add(2*time.Minute), &tokenissuer.Account{ID: "acct-x", Email: "x@example.com", Role: tokenissuer.RoleTenantViewer, TenantID: "acme", Status: tokenissuer.AccountActive, CreatedAt: now, UpdatedAt: now}); !errors.Is(err, tokenissuer.ErrInviteNotFound) {
 		t.Fatalf("accepting an expired invitation: %v", err)
 	}
