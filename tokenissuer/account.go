@@ -154,4 +154,10 @@ type AccountStore interface {
 	AcceptInvite(ctx context.Context, idHash []byte, now time.Time, a *Account) error
 	// PruneInvites forgets invitations that expired before now.
 	PruneInvites(ctx context.Context, now time.Time) error
+	// Invites lists the invitations live at now, of one tenant or, with
+	// tenantID "", of all, newest first.
+	Invites(ctx context.Context, tenantID string, all bool, now time.Time) ([]*Invite, error)
+	// DeleteInvite removes the invitation of email into tenantID, or
+	// answers ErrInviteNotFound.
+	DeleteInvite(ctx context.Context, email, tenantID string) error
 }

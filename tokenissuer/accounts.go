@@ -899,6 +899,37 @@ func (s *Accounts) Accounts(ctx context.Context, by *Account) ([]*Account, error
 	return out, nil
 }
 
+// Invitations lists the live invitations by may manage: an operator's,
+// all; a tenant admin's, their tenant's. Viewers invite nobody and see
+// none.
+func (s *Accounts) Invitations(ctx context.Context, by *Account) ([]*Invite, error) {
+	switch {
+	case by == nil || by.Role == RolePlatformAdmin:
+		return s.store.Invites(ctx, "", true, s.clock.Now())
+	case by.Role == RoleTenantAdmin:
+		return s.store.Invites(ctx, by.TenantID, false, s.clock.Now())
+	}
+	return nil, ErrNotPermitted
+}
+
+// RevokeInvitation ends the live invitation of email into tenantID: its
+// link stops working. Another tenant's invitation is as absent as none.
+func (s *Accounts) RevokeInvitation(ctx context.Context, by *Account, email, tenantID string) error {
+	email = NormalizeEmail(email)
+	if by != nil && by.Role != RolePlatformAdmin {
+		if by.Role != RoleTenantAdmin {
+			return ErrNotPermitted
+		}
+		if tenantID != by.TenantID {
+			return ErrInviteNotFound
+		}
+	}
+	if err := s.store.DeleteInvite(ctx, email, tenantID); err != nil {
+		return err
+	}
+	return s.admin.audit(ctx, "invitation.revoke", tenantID, "invitation", email, map[string]any{"email": email, "tenant_id": tenantID}, nil)
+}
+
 // FindAccount returns the account with the email (for the CLI).
 func (s *Accounts) FindAccount(ctx context.Context, email string) (*Account, error) {
 	return s.store.AccountByEmail(ctx, NormalizeEmail(email))

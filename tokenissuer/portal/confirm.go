@@ -123,3 +123,8 @@ func (p *Portal) aboutPerson(title, button, effect string) describer {
 		return confirmation{Title: strings.ReplaceAll(title, "WHO", who), Button: button, Effect: effect, Back: "/portal/people"}, nil
 	}
 }
+
+func (p *Portal) aboutInvitation(r *http.Request, _ *visitor) (confirmation, error) {
+	return confirmation{Title: "Revoke the invitation of " + r.PostForm.Get("email") + "?", Button: "Revoke the invitation", Back: "/portal/people",
+		Effect: "The link stops working at once. Invite them again to send a new one."}, nil
+}

@@ -14,10 +14,12 @@ import (
 
 type peopleData struct {
 	Accounts []*tokenissuer.Account
-	Roles    []tokenissuer.Role
-	Tenants  []*tokenissuer.Tenant
-	CanWrite bool
-	Self     string
+	// Invitations are the live ones the visitor manages.
+	Invitations []*tokenissuer.Invite
+	Roles       []tokenissuer.Role
+	Tenants     []*tokenissuer.Tenant
+	CanWrite    bool
+	Self        string
 	// The invitation form, shown again when refused.
 	Email, Name, Role, TenantID string
 	Error                       string
@@ -29,6 +31,11 @@ func (p *Portal) showPeople(w http.ResponseWriter, r *http.Request, v *visitor, 
 		return err
 	}
 	data.Accounts, data.CanWrite, data.Self = accounts, v.account.Role.CanWrite(), v.account.ID
+	if data.CanWrite {
+		if data.Invitations, err = p.accounts.Invitations(r.Context(), v.account); err != nil {
+			return err
+		}
+	}
 	data.Roles = []tokenissuer.Role{tokenissuer.RoleTenantAdmin, tokenissuer.RoleTenantViewer}
 	if v.account.Role == tokenissuer.RolePlatformAdmin {
 		data.Roles = tokenissuer.Roles
@@ -70,6 +77,17 @@ func (p *Portal) invite(w http.ResponseWriter, r *http.Request, v *visitor) erro
 		return err
 	}
 	http.Redirect(w, r, path, http.StatusSeeOther)
+	return nil
+}
+
+func (p *Portal) revokeInvitation(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	if err := writer(v); err != nil {
+		return err
+	}
+	if err := p.accounts.RevokeInvitation(r.Context(), v.account, r.PostForm.Get("email"), r.PostForm.Get("tenant")); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/portal/people?notice=invitation-revoked", http.StatusSeeOther)
 	return nil
 }
 

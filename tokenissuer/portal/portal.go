@@ -132,6 +132,7 @@ func (p *Portal) Handler() http.Handler {
 		"GET /portal/people":                      p.peoplePage,
 		"POST /portal/people/invite":              p.invite,
 		"GET /portal/people/invited":              p.invitedOnce,
+		"POST /portal/people/invitation/revoke":   p.confirmFirst(p.aboutInvitation, p.revokeInvitation),
 		"POST /portal/people/{id}/disable": p.confirmFirst(p.aboutPerson("Disable WHO?", "Disable",
 			"They are signed out at their next page and cannot sign in until enabled again."), p.setAccountStatus(tokenissuer.AccountDisabled)),
 		"POST /portal/people/{id}/enable": p.setAccountStatus(tokenissuer.AccountActive),

@@ -605,3 +605,69 @@ func TestATenantAdminChangesAColleaguesRole(t *testing.T) {
 		t.Fatalf("a tenant admin made an operator: %d", status)
 	}
 }
+
+var invitationLink = regexp.MustCompile(`/portal/invitation/[A-Za-z0-9_-]+`)
+
+// TestPendingInvitationsAreListedResentAndRevoked: a tenant admin sees the
+// tenant's live invitations (never another tenant's), resends one (the old
+// link stops working) and revokes one after being asked.
+func TestPendingInvitationsAreListedResentAndRevoked(t *testing.T) {
+	e := start(t)
+	root := e.portal[:len(e.portal)-len("/portal/")]
+	ada := newPerson(t, root)
+	ada.signIn("admin@acme.example")
+	invite := func() string {
+		t.Helper()
+		ada.get("/portal/people")
+		if status, _ := ada.post("/portal/people/invite", url.Values{"email": {"bea@acme.example"}, "name": {"Bea"}, "role": {"tenant-viewer"}}); status != http.StatusSeeOther {
+			t.Fatalf("invite: %d", status)
+		}
+		_, body := ada.get("/portal/people/invited")
+		link := invitationLink.FindString(body)
+		if link == "" {
+			t.Fatalf("no link shown:\n%s", body)
+		}
+		return link
+	}
+	first := invite()
+	if _, _, err := e.accounts.Invite(asOperator(), nil, tokenissuer.NewInvite{Email: "gil@globex.example", Role: tokenissuer.RoleTenantViewer, TenantID: "globex"}); err != nil {
+		t.Fatal(err)
+	}
+	_, body := ada.get("/portal/people")
+	if !strings.Contains(body, `aria-label="Resend the invitation of bea@acme.example"`) || strings.Contains(body, "gil@globex.example") {
+		t.Fatalf("pending invitations:\n%s", body)
+	}
+	second := invite() // what Resend posts
+	// opens follows a link as its recipient's browser would (the link's
+	// token moves to a cookie) and reports whether the form to create the
+	// account is shown.
+	opens := func(link string) bool {
+		t.Helper()
+		visitor := newPerson(t, root)
+		visitor.get(link)
+		status, body := visitor.get("/portal/invitation")
+		return status == http.StatusOK && strings.Contains(body, `name="password"`)
+	}
+	if opens(first) {
+		t.Error("the replaced link still opens")
+	}
+	if !opens(second) {
+		t.Fatal("the new link does not open")
+	}
+	// Revoke: asked first, then the link is gone.
+	ada.get("/portal/people")
+	if status, body := ada.post("/portal/people/invitation/revoke", url.Values{"email": {"bea@acme.example"}, "tenant": {"acme"}}); status != http.StatusOK || !strings.Contains(body, "The link stops working at once") {
+		t.Fatalf("revoke asks first: %d", status)
+	}
+	if status, _ := ada.post("/portal/people/invitation/revoke", url.Values{"email": {"bea@acme.example"}, "tenant": {"acme"}, "confirmed": {"yes"}}); status != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", status)
+	}
+	if opens(second) {
+		t.Error("a revoked invitation's link still opens")
+	}
+	// Another tenant's invitation cannot be revoked from here.
+	ada.get("/portal/people")
+	if status, _ := ada.post("/portal/people/invitation/revoke", url.Values{"email": {"gil@globex.example"}, "tenant": {"globex"}, "confirmed": {"yes"}}); status != http.StatusNotFound {
+		t.Errorf("another tenant's invitation: %d, want 404", status)
+	}
+}

@@ -650,6 +650,39 @@ func (s *sqlStore) PruneInvites(ctx context.Context, now time.Time) error {
 	return nil
 }
 
+// Invites implements AccountStore.
+func (s *sqlStore) Invites(ctx context.Context, tenantID string, all bool, now time.Time) ([]*tokenissuer.Invite, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+inviteColumns+` FROM invites WHERE expires_at > $1 AND ($2 OR tenant_id = $3) ORDER BY created_at DESC, email`,
+		unixNano(now), all, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("list invitations: %w", err)
+	}
+	defer rows.Close()
+	var out []*tokenissuer.Invite
+	for rows.Next() {
+		inv, err := scanInvite(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, inv)
+	}
+	return out, rows.Err()
+}
+
+// DeleteInvite implements AccountStore.
+func (s *sqlStore) DeleteInvite(ctx context.Context, email, tenantID string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM invites WHERE email = $1 AND tenant_id = $2`, email, tenantID)
+	if err != nil {
+		return fmt.Errorf("delete invitation: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return tokenissuer.ErrInviteNotFound
+	}
+	return nil
+}
+
 // Revocations.
 
 // AppendRevocation implements RevocationStore. Appends take turns, so

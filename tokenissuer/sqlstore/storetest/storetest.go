@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -605,6 +606,38 @@ func testStoreInvites(t *testing.T, s tokenissuer.Store) {
 	}
 	if _, err := s.Invite(ctx, hashOf("carol-again"), now); err != nil {
 		t.Fatalf("another tenant's invitation cancelled this one: %v", err)
+	}
+	// Listing: one tenant's, or all; expired ones are not listed.
+	emailsOf := func(tenant string, all bool) string {
+		t.Helper()
+		list, err := s.Invites(ctx, tenant, all, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, inv := range list {
+			out = append(out, inv.Email+"@"+inv.TenantID)
+		}
+		slices.Sort(out)
+		return strings.Join(out, " ")
+	}
+	if got := emailsOf("globex", false); got != "carol@example.com@globex" {
+		t.Errorf("globex's invitations: %s", got)
+	}
+	if got := emailsOf("", true); !strings.Contains(got, "carol@example.com@acme") || !strings.Contains(got, "carol@example.com@globex") {
+		t.Errorf("all invitations: %s", got)
+	}
+	if err := s.DeleteInvite(ctx, "carol@example.com", "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Invite(ctx, hashOf("carol-again"), now); !errors.Is(err, tokenissuer.ErrInviteNotFound) {
+		t.Fatalf("a revoked invitation: %v", err)
+	}
+	if _, err := s.Invite(ctx, hashOf("carol-globex"), now); err != nil {
+		t.Fatalf("revoking acme's invitation revoked globex's: %v", err)
+	}
+	if err := s.DeleteInvite(ctx, "carol@example.com", "acme"); !errors.Is(err, tokenissuer.ErrInviteNotFound) {
+		t.Fatalf("revoking twice: %v", err)
 	}
 	if err := s.AcceptInvite(ctx, hashOf("stale"), now.Add(2*time.Minute), &tokenissuer.Account{ID: "acct-x", Email: "x@example.com", Role: tokenissuer.RoleTenantViewer, TenantID: "acme", Status: tokenissuer.AccountActive, CreatedAt: now, UpdatedAt: now}); !errors.Is(err, tokenissuer.ErrInviteNotFound) {
 		t.Fatalf("accepting an expired invitation: %v", err)
