@@ -30,7 +30,9 @@ func clientPath(id string) string { return "/portal/clients/" + url.PathEscape(i
 type clientsData struct {
 	Clients  []*tokenissuer.Client
 	TenantID string
-	CanWrite bool
+	// TenantName names TenantID for the heading.
+	TenantName string
+	CanWrite   bool
 	// Next continues the list after the last client shown; "": no more.
 	Next string
 }
@@ -49,6 +51,12 @@ func (p *Portal) clientsPage(w http.ResponseWriter, r *http.Request, v *visitor)
 		return err
 	}
 	data := clientsData{Clients: clients, TenantID: tenantID, CanWrite: v.account.Role.CanWrite()}
+	if tenantID != "" {
+		data.TenantName = tenantID
+		if t, err := p.admin.Tenant(r.Context(), tenantID); err == nil {
+			data.TenantName = t.Name
+		}
+	}
 	if len(clients) > clientsPageSize {
 		data.Clients = clients[:clientsPageSize]
 		data.Next = data.Clients[clientsPageSize-1].ID

@@ -671,3 +671,13 @@ func TestPendingInvitationsAreListedResentAndRevoked(t *testing.T) {
 		t.Errorf("another tenant's invitation: %d, want 404", status)
 	}
 }
+
+// TestHeadingsNameTheTenant: a tenant's people read its name, not its ID.
+func TestHeadingsNameTheTenant(t *testing.T) {
+	e := start(t)
+	ada := newPerson(t, e.portal[:len(e.portal)-len("/portal/")])
+	ada.signIn("admin@acme.example")
+	if _, body := ada.get("/portal/clients"); !strings.Contains(body, "<h1>Clients of Acme</h1>") {
+		t.Fatalf("clients heading:\n%s", body)
+	}
+}
