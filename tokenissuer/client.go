@@ -32,13 +32,45 @@ type Client struct {
 	Secrets       []Secret      `json:"secrets"`
 	CreatedAt     time.Time     `json:"created_at"`
 	UpdatedAt     time.Time     `json:"updated_at"`
+	// LastUsedAt is when the client last got a token, to within the
+	// usage flush interval; zero when it never has (or not since this was
+	// recorded).
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 }
 
-// Secret is one stored client secret: only its keyed hash is kept.
+// Secret is one stored client secret: only its keyed hash is kept, and a
+// hint (its last characters) that tells a person which string a deployment
+// holds without revealing it.
 type Secret struct {
 	ID        string    `json:"id"`
 	Hash      []byte    `json:"-"`
+	Hint      string    `json:"hint,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+	// LastUsedAt is when the secret last got a token (see
+	// Client.LastUsedAt); zero when never.
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+}
+
+// secretHintLength is how many of a secret's last characters its hint
+// keeps: enough to tell two secrets apart, far too few to help guess one
+// (the rest holds over 230 bits).
+const secretHintLength = 4
+
+// SecretHint returns the hint stored for secret: its last characters.
+func SecretHint(secret string) string {
+	if len(secret) <= secretHintLength*4 {
+		return "" // not a generated secret; a hint would give too much away
+	}
+	return secret[len(secret)-secretHintLength:]
+}
+
+// IdleSince is when the secret was last used, or created when it never
+// was: the start of the time it has been idle.
+func (s Secret) IdleSince() time.Time {
+	if s.LastUsedAt.IsZero() {
+		return s.CreatedAt
+	}
+	return s.LastUsedAt
 }
 
 // SecretHashes returns the hashes of every secret the client holds.

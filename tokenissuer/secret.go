@@ -93,10 +93,17 @@ func (h *SecretHasher) Hash(clientID, secret string) []byte {
 // in constant time and always checking every hash, so timing reveals neither
 // which secret matched nor how much of it did.
 func (h *SecretHasher) Matches(clientID, secret string, hashes [][]byte) bool {
+	return h.Match(clientID, secret, hashes) >= 0
+}
+
+// Match returns the index of the stored hash that secret matches, or -1, with
+// the same constant-time work as Matches: which secret matched is known
+// afterwards (to record its use), never from the timing.
+func (h *SecretHasher) Match(clientID, secret string, hashes [][]byte) int {
 	candidate := h.Hash(clientID, secret)
-	match := 0
-	for _, stored := range hashes {
-		match |= subtle.ConstantTimeCompare(candidate, stored)
+	found := -1
+	for i, stored := range hashes {
+		found = subtle.ConstantTimeSelect(subtle.ConstantTimeCompare(candidate, stored), i, found)
 	}
-	return match == 1
+	return found
 }

@@ -34,5 +34,21 @@ type Store interface {
 	AccountStore
 	RevocationStore
 	ChangeBus
+	UsageStore
 	Close() error
+}
+
+// Usage is a token issued: to which client, with which of its secrets, when.
+type Usage struct {
+	ClientID, SecretID string
+	At                 time.Time
+}
+
+// UsageStore keeps when each client and secret last got a token.
+type UsageStore interface {
+	// RecordUsage moves each named client's and secret's last-used time
+	// forward to At (never back: replicas flush in any order), in one
+	// transaction, without changing the client's version. Uses of clients
+	// or secrets that no longer exist are dropped.
+	RecordUsage(ctx context.Context, uses []Usage) error
 }

@@ -182,14 +182,19 @@ type clientView struct {
 	Secrets       []secretView             `json:"secrets"`
 	CreatedAt     time.Time                `json:"created_at"`
 	UpdatedAt     time.Time                `json:"updated_at"`
+	// LastUsedAt is when the client last got a token (to within a minute);
+	// absent when it never has.
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 	// ClientSecret is set only in the answers of create and rotate-secret:
 	// it is shown once and never stored.
 	ClientSecret string `json:"client_secret,omitempty"`
 }
 
 type secretView struct {
-	ID        string    `json:"id"`
-	CreatedAt time.Time `json:"created_at"`
+	ID         string    `json:"id"`
+	Hint       string    `json:"hint,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 }
 
 // writeClient answers with a client and its version as ETag.
@@ -200,12 +205,12 @@ func writeClient(w http.ResponseWriter, status int, v clientView, c *tokenissuer
 
 func viewOf(c *tokenissuer.Client) clientView {
 	v := clientView{ClientID: c.ID, Name: c.Name, TenantID: c.TenantID, Scopes: c.Scopes, Status: c.Status,
-		Secrets: []secretView{}, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+		Secrets: []secretView{}, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, LastUsedAt: c.LastUsedAt}
 	if c.TokenLifetime > 0 {
 		v.TokenLifetime = c.TokenLifetime.String()
 	}
 	for _, s := range c.Secrets {
-		v.Secrets = append(v.Secrets, secretView{ID: s.ID, CreatedAt: s.CreatedAt})
+		v.Secrets = append(v.Secrets, secretView{ID: s.ID, Hint: s.Hint, CreatedAt: s.CreatedAt, LastUsedAt: s.LastUsedAt})
 	}
 	return v
 }

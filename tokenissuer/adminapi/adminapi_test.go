@@ -717,3 +717,30 @@ func TestAuthorityIsReadWhenUsed(t *testing.T) {
 		t.Fatalf("after the tenant was disabled: %d %s", r.status, r.raw)
 	}
 }
+
+// TestClientsShowTheirLastUse: a client's and each secret's last token, and
+// each secret's last four characters, as the OpenAPI document describes.
+func TestClientsShowTheirLastUse(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	ops := e.operator()
+	e.call("POST", "/admin/v1/tenants", ops, `{"tenant_id":"acme","scope_ceiling":["a"]}`)
+	created := e.call("POST", "/admin/v1/clients", ops, `{"client_id":"used","tenant_id":"acme","scopes":["a"]}`)
+	secret := created.body["client_secret"].(string)
+	first := created.body["secrets"].([]any)[0].(map[string]any)
+	if first["hint"] != secret[len(secret)-4:] || first["last_used_at"] != nil || created.body["last_used_at"] != nil {
+		t.Fatalf("a new client: %s", created.raw)
+	}
+	e.mustToken("used", secret)
+	if err := e.srv.Endpoints.Usage.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := e.call("GET", "/admin/v1/clients/used", ops, "")
+	used, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(r.body["last_used_at"]))
+	if time.Since(used) > time.Minute || r.body["secrets"].([]any)[0].(map[string]any)["last_used_at"] != r.body["last_used_at"] {
+		t.Fatalf("after a token: %s", r.raw)
+	}
+	if r.header.Get("ETag") != created.header.Get("ETag") {
+		t.Fatal("a token changed the client's ETag: a use is not a change")
+	}
+}

@@ -84,6 +84,9 @@ type Endpoints struct {
 
 	// admin records revocations made at /oauth2/revoke.
 	admin *tokenissuer.Admin
+	// Usage gathers when each client and secret last got a token; its
+	// owner runs and flushes it.
+	Usage *UsageRecorder
 	// Feed serves the revocation feed.
 	Feed *feed.Feed
 }
@@ -108,13 +111,14 @@ type EndpointStore interface {
 	limit.Store
 	tokenissuer.RevocationStore
 	tokenissuer.ChangeBus
+	tokenissuer.UsageStore
 }
 
 // NewEndpoints wires the Endpoints over store, changing through admin.
 // reg receives the issuer's metrics.
 func NewEndpoints(cfg EndpointsConfig, store EndpointStore, admin *tokenissuer.Admin, km *keys.Manager, hasher *tokenissuer.SecretHasher, clock tokenissuer.Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
 	s := &Endpoints{cfg: cfg, store: store, keys: km, hasher: hasher, clock: clock, log: log, gather: reg,
-		admin: admin, Feed: feed.New(store, km, cfg.Issuer, clock, log)}
+		admin: admin, Feed: feed.New(store, km, cfg.Issuer, clock, log), Usage: NewUsageRecorder(store, clock, log)}
 	s.metrics = newMetrics(reg, km)
 	s.slowed = limit.NewHold()
 	s.Feed.OnEntries = s.forgetRevoked
@@ -250,7 +254,7 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 		return nil, "", ErrUnsupportedGrantType
 	}
 
-	client, err := s.authenticateRequest(r, form)
+	client, secretID, err := s.authenticateRequest(r, form)
 	if err != nil {
 		return nil, loggableClientID(client.ID), err
 	}
@@ -263,7 +267,7 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 		// cache's delete is not), and a watermark ahead of the clock is
 		// rare enough that the cost is nothing.
 		s.InvalidateAll()
-		if client, err = s.authenticateRequest(r, form); err != nil {
+		if client, secretID, err = s.authenticateRequest(r, form); err != nil {
 			return nil, loggableClientID(client.ID), err
 		}
 	}
@@ -294,16 +298,19 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 		}
 	}
 
-	token, lifetime, err := s.mint(client, scopes, s.clock.Now())
+	now := s.clock.Now()
+	token, lifetime, err := s.mint(client, scopes, now)
 	if err != nil {
 		return nil, client.ID, ErrServerError.WithCause(err)
 	}
+	s.Usage.Note(client.ID, secretID, now)
 	return &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(lifetime / time.Second), Scope: tokenissuer.FormatScope(scopes)}, client.ID, nil
 }
 
 // authenticateRequest authenticates the client of a token or revocation
-// request (RFC 6749 §2.3.1), under the failure limits. On failure the
-// returned client carries only the ID given, for logging.
+// request (RFC 6749 §2.3.1), under the failure limits, and returns it with
+// the ID of the secret it used. On failure the returned client carries only
+// the ID given, for logging.
 //
 // The limits slow the sender, never the rightful owner: an address that
 // failed too often is refused (it is the sender's own, or a trusted proxy
@@ -311,23 +318,23 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 // its secret is always checked, and only failures for a client that others
 // have been guessing at are answered slowly. A correct secret is never
 // refused because of what others sent.
-func (s *Endpoints) authenticateRequest(r *http.Request, form url.Values) (*tokenissuer.Client, error) {
+func (s *Endpoints) authenticateRequest(r *http.Request, form url.Values) (_ *tokenissuer.Client, secretID string, _ error) {
 	address := s.remoteAddress(r)
 	if blocked, wait := s.byAddress.Blocked(address); blocked {
 		s.metrics.rateLimited.WithLabelValues("address").Inc()
-		return &tokenissuer.Client{}, ErrTooManyRequests.withRetryAfter(wait)
+		return &tokenissuer.Client{}, "", ErrTooManyRequests.withRetryAfter(wait)
 	}
 	creds, err := clientCredentials(r, form)
 	if err != nil {
-		return &tokenissuer.Client{ID: creds.id}, err
+		return &tokenissuer.Client{ID: creds.id}, "", err
 	}
 	// An ID no client can have is refused before it reaches a limiter key,
 	// a cache or the store: only the address pays for it.
 	if !tokenissuer.ValidClientID(creds.id) {
 		s.byAddress.Fail(r.Context(), address)
-		return &tokenissuer.Client{}, creds.invalidClient().WithCause(errors.New("malformed client ID"))
+		return &tokenissuer.Client{}, "", creds.invalidClient().WithCause(errors.New("malformed client ID"))
 	}
-	client, err := s.authenticate(r.Context(), creds)
+	client, secretID, err := s.authenticate(r.Context(), creds)
 	if err != nil {
 		if errors.Is(err, ErrInvalidClient) {
 			s.byAddress.Fail(r.Context(), address)
@@ -343,9 +350,9 @@ func (s *Endpoints) authenticateRequest(r *http.Request, form url.Values) (*toke
 				s.slowDown(r.Context())
 			}
 		}
-		return &tokenissuer.Client{ID: creds.id}, err
+		return &tokenissuer.Client{ID: creds.id}, "", err
 	}
-	return client, nil
+	return client, secretID, nil
 }
 
 // slowDown holds a failed answer for rate_limit.failure_delay, so that
@@ -491,22 +498,24 @@ func loggableClientID(id string) string {
 	return ""
 }
 
-// authenticate checks the client's secret. Unknown clients and wrong secrets
-// fail identically, after the same hashing work.
-func (s *Endpoints) authenticate(ctx context.Context, creds credentials) (*tokenissuer.Client, error) {
+// authenticate checks the client's secret and returns the ID of the one
+// that matched. Unknown clients and wrong secrets fail identically, after
+// the same hashing work.
+func (s *Endpoints) authenticate(ctx context.Context, creds credentials) (*tokenissuer.Client, string, error) {
 	fail := creds.invalidClient()
 	client, err := s.lookupClient(ctx, creds.id)
 	if errors.Is(err, tokenissuer.ErrClientNotFound) {
 		s.hasher.Matches(creds.id, creds.secret, nil)
-		return nil, fail.WithCause(err)
+		return nil, "", fail.WithCause(err)
 	}
 	if err != nil {
-		return nil, ErrServerError.WithCause(err)
+		return nil, "", ErrServerError.WithCause(err)
 	}
-	if !s.hasher.Matches(client.ID, creds.secret, client.SecretHashes()) {
-		return nil, fail.WithCause(errors.New("wrong client secret"))
+	i := s.hasher.Match(client.ID, creds.secret, client.SecretHashes())
+	if i < 0 {
+		return nil, "", fail.WithCause(errors.New("wrong client secret"))
 	}
-	return client, nil
+	return client, client.Secrets[i].ID, nil
 }
 
 // lookupClient returns the client, or ErrClientNotFound. Both outcomes are
@@ -597,7 +606,7 @@ func (s *Endpoints) revoke(w http.ResponseWriter, r *http.Request) (clientID str
 	if token == "" {
 		return "", ErrInvalidRequest.WithDescription("token is required")
 	}
-	client, err := s.authenticateRequest(r, form)
+	client, _, err := s.authenticateRequest(r, form)
 	if err != nil {
 		return loggableClientID(client.ID), err
 	}

@@ -681,3 +681,78 @@ func TestHeadingsNameTheTenant(t *testing.T) {
 		t.Fatalf("clients heading:\n%s", body)
 	}
 }
+
+// TestClientPageTellsWhichSecretIsInUse: during a rotation, the page shows
+// each secret's last four characters and when it last got a token, and
+// points at the one nothing has used for days.
+func TestClientPageTellsWhichSecretIsInUse(t *testing.T) {
+	e := start(t)
+	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
+	c, oldSecret, err := e.admin.CreateClient(op, tokenissuer.NewClient{Name: "Rotating", TenantID: "acme", Scopes: []string{"accounts:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, added, newSecret, err := e.admin.RotateSecret(op, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, e.public+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(c.ID, newSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("token with the new secret: %d", resp.StatusCode)
+	}
+	if err := e.srv.Endpoints.Usage.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The old secret was made, and last used, weeks ago.
+	weeksAgo := time.Now().Add(-20 * 24 * time.Hour)
+	if _, err := e.srv.Store.UpdateClient(context.Background(), c.ID, func(cl *tokenissuer.Client) error {
+		cl.Secrets[0].CreatedAt = weeksAgo.Add(-24 * time.Hour)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.Store.RecordUsage(context.Background(), []tokenissuer.Usage{{ClientID: c.ID, SecretID: c.Secrets[0].ID, At: weeksAgo}}); err != nil {
+		t.Fatal(err)
+	}
+
+	ada := newPerson(t, e.portal[:len(e.portal)-len("/portal/")])
+	ada.signIn("admin@acme.example")
+	status, body := ada.get("/portal/clients/" + c.ID)
+	if status != http.StatusOK {
+		t.Fatalf("client page: %d", status)
+	}
+	row := func(id string) string {
+		start := strings.Index(body, `<tr id="secret-`+id+`">`)
+		if start < 0 {
+			t.Fatalf("no row for secret %s:\n%s", id, body)
+		}
+		return body[start : start+strings.Index(body[start:], "</tr>")]
+	}
+	oldRow, newRow := row(c.Secrets[0].ID), row(added.ID)
+	if !strings.Contains(oldRow, "…"+oldSecret[len(oldSecret)-4:]) || !strings.Contains(newRow, "…"+newSecret[len(newSecret)-4:]) {
+		t.Errorf("the rows do not show the secrets' last four characters:\n%s\n%s", oldRow, newRow)
+	}
+	if !strings.Contains(oldRow, "No token in 20 days: nothing seems to use it") {
+		t.Errorf("the old secret's row does not say it is unused:\n%s", oldRow)
+	}
+	if !strings.Contains(newRow, "just now") || strings.Contains(newRow, "data-idle") {
+		t.Errorf("the new secret's row does not say it is in use:\n%s", newRow)
+	}
+	if strings.Contains(body, newSecret) || strings.Contains(body, oldSecret) {
+		t.Fatal("the page shows a whole secret")
+	}
+	if !strings.Contains(body, `id="last-used">just now`) {
+		t.Errorf("the client's last token is not shown")
+	}
+	// The list says it too, and so does the API.
+	if _, list := ada.get("/portal/clients"); !strings.Contains(list, "just now") {
+		t.Errorf("the clients list does not show the last token")
+	}
+}

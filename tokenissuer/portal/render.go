@@ -31,9 +31,11 @@ var templateFuncs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
-	"age":  age,
-	"has":  func(list []string, s string) bool { return slices.Contains(list, s) },
-	"join": strings.Join,
+	"age":      age,
+	"lastUsed": lastUsed,
+	"idle":     idle,
+	"has":      func(list []string, s string) bool { return slices.Contains(list, s) },
+	"join":     strings.Join,
 }
 
 // age says how long ago t was, in the largest unit that fits.
@@ -49,6 +51,29 @@ func age(t time.Time) string {
 	default:
 		return plural(int(d/(24*time.Hour)), "day") + " ago"
 	}
+}
+
+// lastUsed says when a client or secret last got a token.
+func lastUsed(t time.Time) string {
+	if t.IsZero() {
+		return "no token yet"
+	}
+	return age(t)
+}
+
+// idleAfter is how long a secret goes without a token before the portal
+// points it out: a deployment that still holds it asks for a token at
+// least daily, so a day without one says nothing uses it.
+const idleAfter = 24 * time.Hour
+
+// idle says, for a secret that got no token in idleAfter or longer, for how
+// long ("12 days"); "" for one in use.
+func idle(s tokenissuer.Secret) string {
+	d := time.Since(s.IdleSince())
+	if d < idleAfter {
+		return ""
+	}
+	return plural(int(d/(24*time.Hour)), "day")
 }
 
 func plural(n int, unit string) string {

@@ -310,6 +310,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go s.housekeeping(keysCtx)
 	go s.Endpoints.Feed.Run(keysCtx)
 	go oauth2.FollowChanges(keysCtx, s.Store, s.Endpoints)
+	go s.Endpoints.Usage.Run(keysCtx)
 
 	admin := s.adminHandler
 	const scope = "github.com/portcullis/portcullis/tokenissuer"
@@ -335,6 +336,10 @@ func (s *Server) Run(ctx context.Context) error {
 		if err := srv.Shutdown(shutdownCtx); err != nil && runErr == nil {
 			runErr = fmt.Errorf("graceful shutdown: %w", err)
 		}
+	}
+	// The last requests' uses, gathered since the last flush.
+	if err := s.Endpoints.Usage.Flush(shutdownCtx); err != nil {
+		s.log.Warn("recording when clients last got tokens failed at shutdown", "err", err)
 	}
 	if err := s.Tracing.Shutdown(context.WithoutCancel(ctx)); err != nil {
 		s.log.Warn("tracing shutdown", "err", err)

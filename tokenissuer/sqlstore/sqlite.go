@@ -143,6 +143,11 @@ var sqliteMigrations = []string{
 	`ALTER TABLE revocations ADD COLUMN client_id TEXT NOT NULL DEFAULT '';`,
 	// Lists of one tenant's clients read only that tenant's rows.
 	`CREATE INDEX clients_tenant ON clients (tenant_id, id);`,
+	// When each client and secret last got a token, and each secret's
+	// hint (its last characters; secrets made before have none).
+	`ALTER TABLE clients ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE client_secrets ADD COLUMN hint TEXT NOT NULL DEFAULT '';
+	ALTER TABLE client_secrets ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and applies

@@ -28,32 +28,35 @@ type (
 )
 
 // clientColumns is the SELECT list scanClient expects.
-const clientColumns = `id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at`
+const clientColumns = `id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at, last_used_at`
 
 // scanClient decodes one row of clientColumns; the driver's "no rows" error
 // is returned as is.
 func scanClient(row rowScanner) (*tokenissuer.Client, error) {
 	c := &tokenissuer.Client{}
 	var scopes, status string
-	var lifetime, created, updated int64
-	if err := row.Scan(&c.ID, &c.Name, &c.TenantID, &scopes, &status, &lifetime, &created, &updated); err != nil {
+	var lifetime, created, updated, used int64
+	if err := row.Scan(&c.ID, &c.Name, &c.TenantID, &scopes, &status, &lifetime, &created, &updated, &used); err != nil {
 		return nil, err
 	}
 	c.Scopes, c.Status, c.TokenLifetime = splitScopes(scopes), tokenissuer.ClientStatus(status), time.Duration(lifetime)
-	c.CreatedAt, c.UpdatedAt = fromUnixNano(created), fromUnixNano(updated)
+	c.CreatedAt, c.UpdatedAt, c.LastUsedAt = fromUnixNano(created), fromUnixNano(updated), fromUnixNano(used)
 	return c, nil
 }
 
-// scanSecrets decodes rows of (id, hash, created_at).
+// secretColumns is the SELECT list scanSecrets expects.
+const secretColumns = `id, hash, hint, created_at, last_used_at`
+
+// scanSecrets decodes rows of secretColumns.
 func scanSecrets(rows rowsScanner) ([]tokenissuer.Secret, error) {
 	secrets := []tokenissuer.Secret{}
 	for rows.Next() {
 		var sec tokenissuer.Secret
-		var at int64
-		if err := rows.Scan(&sec.ID, &sec.Hash, &at); err != nil {
+		var at, used int64
+		if err := rows.Scan(&sec.ID, &sec.Hash, &sec.Hint, &at, &used); err != nil {
 			return nil, fmt.Errorf("read client secrets: %w", err)
 		}
-		sec.CreatedAt = fromUnixNano(at)
+		sec.CreatedAt, sec.LastUsedAt = fromUnixNano(at), fromUnixNano(used)
 		secrets = append(secrets, sec)
 	}
 	return secrets, rows.Err()

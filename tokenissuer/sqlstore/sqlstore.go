@@ -1,10 +1,12 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -137,8 +139,8 @@ func writeSecrets(ctx context.Context, tx *sql.Tx, c *tokenissuer.Client) error 
 		return fmt.Errorf("write secrets: %w", err)
 	}
 	for _, sec := range c.Secrets {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO client_secrets (client_id, id, hash, created_at) VALUES ($1, $2, $3, $4)`,
-			c.ID, sec.ID, sec.Hash, unixNano(sec.CreatedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO client_secrets (client_id, id, hash, hint, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			c.ID, sec.ID, sec.Hash, sec.Hint, unixNano(sec.CreatedAt), unixNano(sec.LastUsedAt)); err != nil {
 			return fmt.Errorf("write secrets: %w", err)
 		}
 	}
@@ -158,7 +160,7 @@ func (s *sqlStore) readClient(ctx context.Context, q sqlQueryer, id, lock string
 	if err != nil {
 		return nil, fmt.Errorf("read client: %w", err)
 	}
-	rows, err := q.QueryContext(ctx, `SELECT id, hash, created_at FROM client_secrets WHERE client_id = $1 ORDER BY created_at, `+s.d.secretsOrder, id)
+	rows, err := q.QueryContext(ctx, `SELECT `+secretColumns+` FROM client_secrets WHERE client_id = $1 ORDER BY created_at, `+s.d.secretsOrder, id)
 	if err != nil {
 		return nil, fmt.Errorf("read client secrets: %w", err)
 	}
@@ -234,6 +236,43 @@ func (s *sqlStore) DeleteClient(ctx context.Context, id string, check func(*toke
 		return nil
 	})
 	return out, err
+}
+
+// RecordUsage implements UsageStore. The clients' rows are written first
+// and in ID order, so the row locks come in the order UpdateClient takes
+// them (its secrets are rewritten under the client's lock, with the times
+// it read) and two replicas' batches cannot deadlock.
+func (s *sqlStore) RecordUsage(ctx context.Context, uses []tokenissuer.Usage) error {
+	uses = slices.Clone(uses)
+	slices.SortFunc(uses, func(a, b tokenissuer.Usage) int {
+		return cmp.Or(strings.Compare(a.ClientID, b.ClientID), strings.Compare(a.SecretID, b.SecretID))
+	})
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for i, u := range uses {
+			at := unixNano(u.At)
+			if i == 0 || uses[i-1].ClientID != u.ClientID {
+				latest := at
+				for _, same := range uses[i:] {
+					if same.ClientID != u.ClientID {
+						break
+					}
+					latest = max(latest, unixNano(same.At))
+				}
+				// Written even when not newer, so that the row is locked
+				// before its secrets are touched.
+				if _, err := tx.ExecContext(ctx, `UPDATE clients SET last_used_at = CASE WHEN last_used_at < $1 THEN $1 ELSE last_used_at END WHERE id = $2`, latest, u.ClientID); err != nil {
+					return fmt.Errorf("record client use: %w", err)
+				}
+			}
+			if u.SecretID == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE client_secrets SET last_used_at = $1 WHERE client_id = $2 AND id = $3 AND last_used_at < $1`, at, u.ClientID, u.SecretID); err != nil {
+				return fmt.Errorf("record secret use: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // Signing keys.

@@ -38,6 +38,74 @@ func Run(t *testing.T, open func(t *testing.T) tokenissuer.Store) {
 	t.Run("sessions", func(t *testing.T) { testStoreSessions(t, open(t)) })
 	t.Run("invitations", func(t *testing.T) { testStoreInvites(t, open(t)) })
 	t.Run("revocations", func(t *testing.T) { testStoreRevocations(t, open(t)) })
+	t.Run("last use", func(t *testing.T) { testStoreUsage(t, open(t)) })
+}
+
+func testStoreUsage(t *testing.T, s tokenissuer.Store) {
+	ctx := operatorContext()
+	created := time.Unix(1_800_000_000, 0).UTC()
+	c := &tokenissuer.Client{ID: "used-app", Status: tokenissuer.ClientActive, Scopes: []string{}, CreatedAt: created, UpdatedAt: created,
+		Secrets: []tokenissuer.Secret{
+			{ID: "s1", Hash: []byte("0123456789abcdef0123456789abcdef"), Hint: "wxyz", CreatedAt: created},
+			{ID: "s2", Hash: []byte("fedcba9876543210fedcba9876543210"), Hint: "abcd", CreatedAt: created},
+		}}
+	if err := s.CreateClient(ctx, c, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Client(ctx, c.ID); !got.LastUsedAt.IsZero() || got.Secrets[0].Hint != "wxyz" || !got.Secrets[0].LastUsedAt.IsZero() {
+		t.Fatalf("a client never used: %+v", got)
+	}
+	t1, t2 := created.Add(time.Hour), created.Add(2*time.Hour)
+	err := s.RecordUsage(ctx, []tokenissuer.Usage{
+		{ClientID: c.ID, SecretID: "s2", At: t2},
+		{ClientID: c.ID, SecretID: "s1", At: t1},
+		{ClientID: "deleted-meanwhile", SecretID: "s1", At: t2},
+		{ClientID: c.ID, SecretID: "gone", At: t2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Client(ctx, c.ID)
+	if !got.LastUsedAt.Equal(t2) || !got.Secrets[0].LastUsedAt.Equal(t1) || !got.Secrets[1].LastUsedAt.Equal(t2) {
+		t.Fatalf("after a batch: client %v, secrets %v %v", got.LastUsedAt, got.Secrets[0].LastUsedAt, got.Secrets[1].LastUsedAt)
+	}
+	if !got.UpdatedAt.Equal(created) {
+		t.Fatalf("recording a use changed the client's version: %v", got.UpdatedAt)
+	}
+	// Another replica's older batch, flushed late, moves nothing back.
+	if err := s.RecordUsage(ctx, []tokenissuer.Usage{{ClientID: c.ID, SecretID: "s2", At: t1}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Client(ctx, c.ID); !got.LastUsedAt.Equal(t2) || !got.Secrets[1].LastUsedAt.Equal(t2) {
+		t.Fatalf("an older use moved the times back: %v %v", got.LastUsedAt, got.Secrets[1].LastUsedAt)
+	}
+	// A change to the client keeps what was recorded.
+	if _, err := s.UpdateClient(ctx, c.ID, func(c *tokenissuer.Client) error { c.Name = "renamed"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Client(ctx, c.ID); !got.LastUsedAt.Equal(t2) || !got.Secrets[0].LastUsedAt.Equal(t1) || got.Secrets[1].Hint != "abcd" {
+		t.Fatalf("an update lost the last use or the hint: %+v", got)
+	}
+	// Concurrent batches and updates finish (no deadlock between replicas).
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			at := t2.Add(time.Duration(i) * time.Minute)
+			if i%2 == 0 {
+				if err := s.RecordUsage(ctx, []tokenissuer.Usage{{ClientID: c.ID, SecretID: "s1", At: at}, {ClientID: c.ID, SecretID: "s2", At: at}}); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+			if _, err := s.UpdateClient(ctx, c.ID, func(c *tokenissuer.Client) error { c.Name = fmt.Sprint("n", i); return nil }); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got, _ := s.Client(ctx, c.ID); !got.LastUsedAt.Equal(t2.Add(6 * time.Minute)) {
+		t.Fatalf("after concurrent batches: %v", got.LastUsedAt)
+	}
 }
 
 func testStoreClients(t *testing.T, s tokenissuer.Store) {
