@@ -222,6 +222,12 @@ type accountAuditView struct {
 	SecondFactor bool          `json:"second_factor"`
 }
 
+// signInAudit is what the trail keeps of a sign-in: whose account, so
+// that the record reads without looking the account up (it may be gone).
+type signInAudit struct {
+	Email string `json:"email"`
+}
+
 func accountAudit(a *Account) *accountAuditView {
 	if a == nil {
 		return nil
@@ -427,7 +433,7 @@ func (s *Accounts) signInFailed(ctx context.Context, a *Account, address string)
 	}
 	s.log.Info("portal sign-in refused", "reason", "wrong-password-or-disabled", "account", a.ID, "remote", address)
 	ctx = WithActor(ctx, Actor{ID: "anonymous", Address: address})
-	if err := s.admin.audit(ctx, "account.sign_in_failed", a.TenantID, "account", a.ID, nil, nil); err != nil {
+	if err := s.admin.audit(ctx, "account.sign_in_failed", a.TenantID, "account", a.ID, nil, signInAudit{a.Email}); err != nil {
 		s.log.Warn("auditing a refused sign-in failed", "account", a.ID, "err", err)
 	}
 }
@@ -465,6 +471,14 @@ func (s *Accounts) startSession(ctx context.Context, a *Account, pending bool, a
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return nil, err
 	}
+	if !pending {
+		// Who signed in, when and from where is in the tenant's trail,
+		// beside the failures.
+		ctx = WithActor(ctx, Actor{ID: "account:" + a.Email, Address: address})
+		if err := s.admin.audit(ctx, "account.sign_in", a.TenantID, "account", a.ID, nil, signInAudit{a.Email}); err != nil {
+			return nil, err
+		}
+	}
 	return &SignIn{Token: token, Session: sess, Account: a}, nil
 }
 
@@ -481,6 +495,13 @@ func (s *Accounts) CompleteSignIn(ctx context.Context, pendingToken, code, addre
 		return nil, err
 	}
 	if _, err := s.useSecondFactor(ctx, a, code); err != nil {
+		if errors.Is(err, ErrSecondFactorFailed) {
+			// The password was right: whoever holds it shows in the trail.
+			actx := WithActor(ctx, Actor{ID: "account:" + a.Email, Address: address})
+			if aerr := s.admin.audit(actx, "account.second_factor_failed", a.TenantID, "account", a.ID, nil, signInAudit{a.Email}); aerr != nil {
+				s.log.Warn("auditing a refused second factor failed", "account", a.ID, "err", aerr)
+			}
+		}
 		return nil, err
 	}
 	s.guard.passed(ctx, a.Email, address, true)

@@ -30,9 +30,15 @@ type AuditRecord struct {
 // AuditQuery selects audit records; empty fields select everything.
 type AuditQuery struct {
 	TenantID, TargetID, Actor string
-	Since, Until              time.Time
-	// AfterSeq continues a listing after the last record seen.
-	AfterSeq int64
+	// Action selects one action (client.set_scopes), or every action of a
+	// kind when it ends with a dot (client.).
+	Action       string
+	Since, Until time.Time
+	// AfterSeq continues a listing after the last record seen (oldest
+	// first); BeforeSeq before it (newest first).
+	AfterSeq, BeforeSeq int64
+	// Newest lists the newest records first.
+	Newest bool
 	// Limit bounds the page (the store caps it).
 	Limit int
 }
@@ -53,7 +59,8 @@ func (q AuditQuery) PageLimit() int {
 type AuditStore interface {
 	// AppendAudit adds a record and sets its Seq.
 	AppendAudit(ctx context.Context, r *AuditRecord) error
-	// AuditRecords returns records matching q, oldest first.
+	// AuditRecords returns records matching q, oldest first (newest first
+	// when q.Newest).
 	AuditRecords(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
 	// PruneAudit drops records older than before (the retention).
 	PruneAudit(ctx context.Context, before time.Time) error

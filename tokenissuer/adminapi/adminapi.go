@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -382,10 +383,23 @@ func (a *API) setScopes(w http.ResponseWriter, r *http.Request, c caller) error 
 
 // listAudit lists the audit trail, of the caller's tenant only unless the
 // caller is an operator; ?after= continues from the last seq seen.
+// auditAction is an audit query's action: one, or a kind ending in a dot.
+var auditAction = regexp.MustCompile(`^[a-z_]+\.[a-z_]*$`)
+
 func (a *API) listAudit(w http.ResponseWriter, r *http.Request, c caller) error {
 	q := r.URL.Query()
-	aq := tokenissuer.AuditQuery{TenantID: q.Get("tenant_id"), TargetID: q.Get("target"), Actor: q.Get("actor")}
-	for name, dst := range map[string]*int64{"after": &aq.AfterSeq} {
+	aq := tokenissuer.AuditQuery{TenantID: q.Get("tenant_id"), TargetID: q.Get("target"), Actor: q.Get("actor"), Action: q.Get("action")}
+	switch q.Get("order") {
+	case "", "oldest":
+	case "newest":
+		aq.Newest = true
+	default:
+		return &tokenissuer.InvalidError{Msg: "order must be oldest or newest"}
+	}
+	if aq.Action != "" && !auditAction.MatchString(aq.Action) {
+		return &tokenissuer.InvalidError{Msg: "action must be an action such as client.set_scopes, or a kind such as client."}
+	}
+	for name, dst := range map[string]*int64{"after": &aq.AfterSeq, "before": &aq.BeforeSeq} {
 		if v := q.Get(name); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 0 {
@@ -419,7 +433,11 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request, c caller) error 
 	}
 	page := map[string]any{"records": records}
 	if len(records) > 0 {
-		page["next_after"] = records[len(records)-1].Seq
+		next := "next_after"
+		if aq.Newest {
+			next = "next_before"
+		}
+		page[next] = records[len(records)-1].Seq
 	}
 	return writeJSON(w, http.StatusOK, page)
 }

@@ -271,6 +271,25 @@ func testTenantAutomation(t *testing.T, e *env) {
 	if r := e.call("GET", "/admin/v1/audit?since=yesterday", bot, ""); r.status != http.StatusBadRequest {
 		t.Fatalf("since=yesterday: %d %s", r.status, r.raw)
 	}
+	// The portal's filters: by action or kind of action, newest first.
+	if n := count("action=client.rotate_secret&target=" + billingID); n != 1 {
+		t.Fatalf("one action: %d records", n)
+	}
+	if n := count("action=client.&target=" + billingID); n != len(actions) {
+		t.Fatalf("a kind of action: %d records, want %d", n, len(actions))
+	}
+	newest := e.call("GET", "/admin/v1/audit?order=newest&limit=2&action=client.&target="+billingID, bot, "")
+	page := newest.body["records"].([]any)
+	older := e.call("GET", fmt.Sprintf("/admin/v1/audit?order=newest&limit=2&action=client.&target=%s&before=%v", billingID, newest.body["next_before"]), bot, "")
+	if len(page) != 2 || page[0].(map[string]any)["action"] != "client.enable" || page[1].(map[string]any)["action"] != "client.disable" ||
+		older.body["records"].([]any)[0].(map[string]any)["action"] != "client.revoke_secret" {
+		t.Fatalf("newest first: %s then %s", newest.raw, older.raw)
+	}
+	for _, bad := range []string{"order=sideways", "action=client%25", "before=x"} {
+		if r := e.call("GET", "/admin/v1/audit?"+bad, bot, ""); r.status != http.StatusBadRequest {
+			t.Errorf("audit?%s: %d, want 400", bad, r.status)
+		}
+	}
 	if got := strings.Join(actions, " "); got != "client.create client.rotate_secret client.revoke_secret client.disable client.enable" {
 		t.Fatalf("audited: %s", got)
 	}

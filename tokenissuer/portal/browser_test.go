@@ -333,9 +333,9 @@ func TestPortalWalkThrough(t *testing.T) {
 	// The audit trail shows the tenant's changes, never a secret.
 	b.do("audit trail", chromedp.Navigate(e.portal+"audit"), chromedp.WaitVisible(chromedp.CSS("table")))
 	audit := b.text()
-	for _, action := range []string{"client.create", "client.rotate_secret", "client.revoke_secret", "client.disable"} {
+	for _, action := range []string{"created client", "added a secret to client", "revoked a secret of client", "disabled client", "signed in"} {
 		if !strings.Contains(audit, action) {
-			t.Errorf("the audit trail lacks %s", action)
+			t.Errorf("the audit trail lacks %q", action)
 		}
 	}
 	if strings.Contains(audit, secret) || strings.Contains(audit, rotated) || strings.Contains(audit, e.otherClient) {

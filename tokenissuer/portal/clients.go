@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -403,31 +402,6 @@ func (p *Portal) deleteClient(w http.ResponseWriter, r *http.Request, v *visitor
 		http.Redirect(w, r, "/portal/clients?notice=client-deleted", http.StatusSeeOther)
 		return nil
 	})
-}
-
-type auditData struct {
-	Records []tokenissuer.AuditRecord
-	// Next continues the listing after the last record shown; 0: no more.
-	Next int64
-}
-
-// auditPageSize is how many records a page shows.
-const auditPageSize = 100
-
-func (p *Portal) auditPage(w http.ResponseWriter, r *http.Request, v *visitor) error {
-	q := tokenissuer.AuditQuery{Limit: auditPageSize + 1} // the service keeps a tenant's people to their tenant
-	q.AfterSeq, _ = strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
-	records, err := p.admin.Audit(r.Context(), q)
-	if err != nil {
-		return err
-	}
-	data := auditData{Records: records}
-	if len(records) > auditPageSize {
-		data.Records = records[:auditPageSize]
-		data.Next = data.Records[auditPageSize-1].Seq
-	}
-	p.render(w, r, v, http.StatusOK, "audit", "Audit trail", data)
-	return nil
 }
 
 // sameSet reports whether a and b hold the same strings, in any order.

@@ -121,6 +121,7 @@ func (p *Portal) Handler() http.Handler {
 		"GET /portal/clients/{id}/delete":         p.deleteClientPage,
 		"POST /portal/clients/{id}/delete":        p.deleteClient,
 		"GET /portal/audit":                       p.auditPage,
+		"GET /portal/audit/export":                p.auditExport,
 		"GET /portal/tenants":                     p.tenantsPage,
 		"POST /portal/tenants":                    p.createTenant,
 		"GET /portal/tenants/{id}":                p.tenantPage,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -157,6 +158,15 @@ func auditFilter(q tokenissuer.AuditQuery, ph func(n int) string) (string, []any
 		conds = append(conds, strings.Replace(cond, "?", ph(len(args)), 1))
 	}
 	add("seq > ?", q.AfterSeq)
+	if q.BeforeSeq > 0 {
+		add("seq < ?", q.BeforeSeq)
+	}
+	if prefix, ok := strings.CutSuffix(q.Action, "."); ok {
+		// substr, not LIKE: actions hold '_', LIKE's wildcard.
+		add("substr(action, 1, "+strconv.Itoa(len(prefix)+1)+") = ?", prefix+".")
+	} else if q.Action != "" {
+		add("action = ?", q.Action)
+	}
 	if q.TenantID != "" {
 		add("tenant_id = ?", q.TenantID)
 	}

@@ -450,7 +450,11 @@ func (s *sqlStore) AppendAudit(ctx context.Context, r *tokenissuer.AuditRecord) 
 // AuditRecords implements AuditStore.
 func (s *sqlStore) AuditRecords(ctx context.Context, q tokenissuer.AuditQuery) ([]tokenissuer.AuditRecord, error) {
 	where, args := auditFilter(q, placeholder)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit `+where+` ORDER BY seq LIMIT `+strconv.Itoa(q.PageLimit()), args...)
+	order := ` ORDER BY seq`
+	if q.Newest {
+		order = ` ORDER BY seq DESC`
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit `+where+order+` LIMIT `+strconv.Itoa(q.PageLimit()), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read audit: %w", err)
 	}

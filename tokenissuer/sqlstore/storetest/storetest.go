@@ -414,6 +414,24 @@ func testStoreAudit(t *testing.T, s tokenissuer.Store) {
 	if len(page) != 3 || len(next) != 1 || next[0].Action != "client.delete" {
 		t.Fatalf("pages: %d then %d", len(page), len(next))
 	}
+	newest := count(tokenissuer.AuditQuery{Newest: true, Limit: 3})
+	older := count(tokenissuer.AuditQuery{Newest: true, Limit: 3, BeforeSeq: newest[len(newest)-1].Seq})
+	if len(newest) != 3 || newest[0].Action != "client.delete" || newest[2].Action != "client.create" || len(older) != 1 || older[0].Action != "tenant.create" {
+		t.Fatalf("newest first: %+v then %+v", newest, older)
+	}
+	if got := count(tokenissuer.AuditQuery{Action: "client.update"}); len(got) != 1 || got[0].TargetID != "c2" {
+		t.Fatalf("by action: %+v", got)
+	}
+	if got := count(tokenissuer.AuditQuery{Action: "client."}); len(got) != 3 {
+		t.Fatalf("by kind of action: %d", len(got))
+	}
+	// '_' and '%' are no wildcards: a kind matches its own actions only.
+	if got := count(tokenissuer.AuditQuery{Action: "client_."}); len(got) != 0 {
+		t.Fatalf("a kind with a wildcard character: %d", len(got))
+	}
+	if got := count(tokenissuer.AuditQuery{Action: "client.", TargetID: "c1", Newest: true}); len(got) != 2 || got[0].Action != "client.delete" {
+		t.Fatalf("filters together: %+v", got)
+	}
 	if err := s.PruneAudit(ctx, t0.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
