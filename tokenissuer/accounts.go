@@ -920,6 +920,20 @@ func (s *Accounts) Accounts(ctx context.Context, by *Account) ([]*Account, error
 	return out, nil
 }
 
+// Person returns the person id as by sees them: an operator or platform
+// admin anyone, others the people of their tenant; another tenant's person
+// is as absent as none.
+func (s *Accounts) Person(ctx context.Context, by *Account, id string) (*Account, error) {
+	a, err := s.store.Account(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if by != nil && by.Role != RolePlatformAdmin && a.TenantID != by.TenantID {
+		return nil, ErrAccountNotFound
+	}
+	return a, nil
+}
+
 // Invitations lists the live invitations by may manage: an operator's,
 // all; a tenant admin's, their tenant's. Viewers invite nobody and see
 // none.

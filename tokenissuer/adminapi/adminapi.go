@@ -1,9 +1,10 @@
 // Package adminapi is the issuer's admin HTTP API (/admin/v1/): a thin
 // adapter over tokenissuer.Admin, where the rules and the audit trail live.
 // Callers authenticate with this issuer's own access tokens: scope
-// portcullis.clients:manage manages the token's tenant only (another
-// tenant's objects are 404, so their existence does not leak), scope
-// portcullis.admin is for platform operators. Errors are RFC 9457 problem
+// portcullis.clients:manage manages the token's tenant's clients only
+// (another tenant's objects are 404, so their existence does not leak),
+// portcullis.people:manage its people and invitations as its admin would,
+// and portcullis.admin is for platform operators. Errors are RFC 9457 problem
 // details.
 package adminapi
 
@@ -61,6 +62,9 @@ type API struct {
 	tokens TokenVerifier
 	keys   *keys.Manager
 	log    *slog.Logger
+	// accounts and invitationURL serve the people endpoints (People).
+	accounts      *tokenissuer.Accounts
+	invitationURL func(token string) string
 }
 
 // New returns the admin API; store remembers idempotency keys.
@@ -103,6 +107,20 @@ func (a *API) Handler() http.Handler {
 		"POST /admin/v1/keys/rotate":                a.idempotent(a.rotateKeys, a.replayKeys),
 	}
 	for pattern, h := range routes {
+		mux.Handle(pattern, a.authenticated(managingClients(h)))
+	}
+	people := map[string]handler{
+		"GET /admin/v1/people":                 a.people(a.listPeople),
+		"GET /admin/v1/people/{id}":            a.people(a.getPerson),
+		"PUT /admin/v1/people/{id}/role":       a.people(a.setRole),
+		"POST /admin/v1/people/{id}/disable":   a.people(a.setPersonStatus(tokenissuer.AccountDisabled)),
+		"POST /admin/v1/people/{id}/enable":    a.people(a.setPersonStatus(tokenissuer.AccountActive)),
+		"DELETE /admin/v1/people/{id}":         a.people(a.deletePerson),
+		"GET /admin/v1/invitations":            a.people(a.listInvitations),
+		"POST /admin/v1/invitations":           a.people(a.invite),
+		"DELETE /admin/v1/invitations/{email}": a.people(a.revokeInvitation),
+	}
+	for pattern, h := range people {
 		mux.Handle(pattern, a.authenticated(h))
 	}
 	if doc, err := openAPIHandler(); err == nil {
@@ -114,6 +132,18 @@ func (a *API) Handler() http.Handler {
 		writeProblem(w, problemNotFound.with("no such resource: "+r.Method+" "+r.URL.Path))
 	})
 	return mux
+}
+
+// managingClients refuses a tenant's token without
+// portcullis.clients:manage (one that manages only people).
+func managingClients(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, c caller) error {
+		if !c.admin && !c.token.HasScope(ScopeManageClients) {
+			writeProblem(w, problemForbidden.with("the token needs scope "+ScopeManageClients+" or "+ScopeAdmin))
+			return nil
+		}
+		return h(w, r, c)
+	}
 }
 
 // authenticated verifies the bearer token, sets the audit actor, and turns
@@ -164,10 +194,10 @@ func (a *API) authenticate(r *http.Request) (caller, *problem) {
 	c := caller{token: at, admin: at.HasScope(ScopeAdmin)}
 	switch {
 	case c.admin:
-	case !at.HasScope(ScopeManageClients):
-		return caller{}, problemForbidden.with("the token needs scope " + ScopeManageClients + " or " + ScopeAdmin)
+	case !at.HasScope(ScopeManageClients) && !at.HasScope(ScopeManagePeople):
+		return caller{}, problemForbidden.with("the token needs scope " + ScopeManageClients + ", " + ScopeManagePeople + " or " + ScopeAdmin)
 	case at.TenantID == "":
-		return caller{}, problemForbidden.with("scope " + ScopeManageClients + " manages the token's tenant, and this token has none")
+		return caller{}, problemForbidden.with("scopes " + ScopeManageClients + " and " + ScopeManagePeople + " manage the token's tenant, and this token has none")
 	}
 	return c, nil
 }

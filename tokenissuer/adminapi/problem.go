@@ -48,10 +48,13 @@ func problemFor(err error) *problem {
 	case errors.Is(err, errKeyInProgress):
 		return problemConflict.with(err.Error())
 	case errors.Is(err, tokenissuer.ErrNotPermitted):
-		return problemForbidden.with("the token does not allow this: tenants and keys are for platform operators (scope " + ScopeAdmin + ")")
-	case errors.Is(err, tokenissuer.ErrClientNotFound), errors.Is(err, tokenissuer.ErrTenantNotFound), errors.Is(err, tokenissuer.ErrSecretNotFound):
+		return problemForbidden.with("the token does not allow this: tenants, keys and platform roles are for platform operators (scope " + ScopeAdmin + ")")
+	case errors.Is(err, tokenissuer.ErrClientNotFound), errors.Is(err, tokenissuer.ErrTenantNotFound), errors.Is(err, tokenissuer.ErrSecretNotFound),
+		errors.Is(err, tokenissuer.ErrAccountNotFound), errors.Is(err, tokenissuer.ErrInviteNotFound):
 		return problemNotFound.with(err.Error())
-	case errors.Is(err, tokenissuer.ErrClientExists), errors.Is(err, tokenissuer.ErrTenantExists),
+	case errors.Is(err, errPeopleOff):
+		return problemNotFound.with(err.Error())
+	case errors.Is(err, tokenissuer.ErrClientExists), errors.Is(err, tokenissuer.ErrTenantExists), errors.Is(err, tokenissuer.ErrAccountExists),
 		errors.Is(err, tokenissuer.ErrTooManySecrets), errors.Is(err, tokenissuer.ErrLastSecret), errors.As(err, &ceiling), errors.As(err, &quota):
 		return problemConflict.with(err.Error())
 	case errors.Is(err, tokenissuer.ErrVersionMismatch):
@@ -65,6 +68,9 @@ func problemFor(err error) *problem {
 	}
 	return problemInternal.with("the request could not be completed; retry later")
 }
+
+// errPeopleOff is an API built without the people service.
+var errPeopleOff = errors.New("this issuer serves no people endpoints")
 
 func writeProblem(w http.ResponseWriter, p *problem) {
 	w.Header().Set("Content-Type", "application/problem+json")

@@ -72,7 +72,7 @@ func (p *Portal) invite(w http.ResponseWriter, r *http.Request, v *visitor) erro
 		return p.showPeople(w, r, v, status, data)
 	}
 	const path = "/portal/people/invited"
-	link := p.opts.BaseURL + "invitation/" + token
+	link := InvitationLink(p.opts.BaseURL, token)
 	if err := p.showOnce(w, v, path, shownOnce{For: "invitation", Secret: link, Label: inv.Email}); err != nil {
 		return err
 	}
@@ -267,3 +267,7 @@ func (p *Portal) removeSecondFactor(w http.ResponseWriter, r *http.Request, v *v
 	http.Redirect(w, r, "/portal/account?notice=2fa-removed", http.StatusSeeOther)
 	return nil
 }
+
+// InvitationLink is the link an invitation's email carries: the portal at
+// base (ending in "/portal/") and the invitation's token.
+func InvitationLink(base, token string) string { return base + "invitation/" + token }

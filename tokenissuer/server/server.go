@@ -235,7 +235,8 @@ func (s *Server) adminMux() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	api := adminapi.New(s.admin, s.Store, s, s.Keys, s.log).Handler()
+	api := adminapi.New(s.admin, s.Store, s, s.Keys, s.log).
+		People(s.Accounts, func(token string) string { return portal.InvitationLink(s.PortalURL(), token) }).Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/admin/", api)
 	mux.Handle("/portal/", p.Handler())
