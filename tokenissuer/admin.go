@@ -540,6 +540,24 @@ func (a *Admin) RenameTenant(ctx context.Context, id, name string) (*Tenant, err
 	})
 }
 
+// DeleteTenant removes a tenant that has no client and no person left
+// (*TenantInUseError otherwise), with its pending invitations; operators
+// only. A watermark refuses any token still carrying its ID.
+func (a *Admin) DeleteTenant(ctx context.Context, id string) error {
+	if err := operatorOnly(ctx); err != nil {
+		return err
+	}
+	t, err := a.store.DeleteTenant(ctx, id, func(t *Tenant) error { return checkVersion(ctx, TenantVersion(t)) })
+	if err != nil {
+		return fmt.Errorf("tenant %q: %w", id, err)
+	}
+	_ = a.store.NotifyChange(ctx, TopicTenant, id)
+	if err := a.audit(ctx, "tenant.delete", id, "tenant", id, t, nil); err != nil {
+		return err
+	}
+	return a.revoke(ctx, revocation.KindTenant, id, id, "tenant.delete")
+}
+
 // SetTenantStatus enables or disables a tenant; the token endpoint refuses
 // the clients of a disabled tenant.
 func (a *Admin) SetTenantStatus(ctx context.Context, id string, status TenantStatus) (*Tenant, error) {

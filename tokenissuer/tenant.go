@@ -3,6 +3,7 @@ package tokenissuer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -43,4 +44,20 @@ type TenantStore interface {
 	// UpdateTenant applies update to the tenant atomically and returns the
 	// result.
 	UpdateTenant(ctx context.Context, id string, update func(*Tenant) error) (*Tenant, error)
+	// DeleteTenant removes the tenant and its pending invitations if check,
+	// run on it in the same transaction, allows it and it has no client
+	// and no person left (a *TenantInUseError otherwise), and returns what
+	// it removed.
+	DeleteTenant(ctx context.Context, id string, check func(*Tenant) error) (*Tenant, error)
+}
+
+// TenantInUseError refuses to delete a tenant that still has clients or
+// people: deleting them is a decision of its own, made one by one.
+type TenantInUseError struct {
+	TenantID        string
+	Clients, People int
+}
+
+func (e *TenantInUseError) Error() string {
+	return fmt.Sprintf("tenant %q is not empty (clients: %d, people: %d); delete them first", e.TenantID, e.Clients, e.People)
 }

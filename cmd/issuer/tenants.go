@@ -13,7 +13,7 @@ import (
 func newTenantsCommand(st *state) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "tenants",
-		Short: "Manage tenants: create, list, show, rename, set the scope ceiling, disable, enable",
+		Short: "Manage tenants: create, list, show, rename, set the scope ceiling, disable, enable, delete",
 		Long: `A tenant is a business whose clients call the API. Its scope ceiling bounds the
 scopes its clients may hold; disabling it makes the token endpoint refuse its
 clients. Every change is audited.`,
@@ -70,6 +70,13 @@ clients. Every change is audited.`,
 			cli.ExactArgs(1, "TENANT_ID"), status(tokenissuer.TenantDisabled)),
 		clientCommand(st, "enable TENANT_ID", "Enable a disabled tenant", "  issuer tenants enable acme --config FILE",
 			cli.ExactArgs(1, "TENANT_ID"), status(tokenissuer.TenantActive)),
+		clientCommand(st, "delete TENANT_ID", "Delete a tenant that has no client and no person left", "  issuer tenants delete acme --config FILE",
+			cli.ExactArgs(1, "TENANT_ID"), func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, args []string) (any, error) {
+				if err := admin.DeleteTenant(c.Context(), args[0]); err != nil {
+					return nil, err
+				}
+				return map[string]string{"deleted": args[0]}, nil
+			}),
 	)
 	return c
 }

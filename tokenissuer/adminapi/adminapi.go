@@ -100,6 +100,7 @@ func (a *API) Handler() http.Handler {
 		"POST /admin/v1/tenants":                    a.idempotent(a.createTenant, a.replayTenant),
 		"GET /admin/v1/tenants/{id}":                a.getTenant,
 		"PATCH /admin/v1/tenants/{id}":              a.renameTenant,
+		"DELETE /admin/v1/tenants/{id}":             a.deleteTenant,
 		"PUT /admin/v1/tenants/{id}/scope-ceiling":  a.setCeiling,
 		"POST /admin/v1/tenants/{id}/disable":       a.setTenantStatus(tokenissuer.TenantDisabled),
 		"POST /admin/v1/tenants/{id}/enable":        a.setTenantStatus(tokenissuer.TenantActive),

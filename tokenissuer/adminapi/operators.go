@@ -50,6 +50,14 @@ func (a *API) getTenant(w http.ResponseWriter, r *http.Request, _ caller) error 
 	return writeTenant(w, http.StatusOK, t)
 }
 
+func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request, _ caller) error {
+	if err := a.admin.DeleteTenant(withIfMatch(r), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func (a *API) renameTenant(w http.ResponseWriter, r *http.Request, _ caller) error {
 	var req struct {
 		Name string `json:"name"`

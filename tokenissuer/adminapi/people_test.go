@@ -111,3 +111,27 @@ func TestOnboardingATenantIsAutomated(t *testing.T) {
 		t.Fatalf("an operator deletes a person: %d %s", r.status, r.raw)
 	}
 }
+
+// TestOperatorsDeleteEmptyTenants: a tenant with a client is not deleted
+// (409, naming what is left); an empty one is, after an If-Match check,
+// and then is gone.
+func TestOperatorsDeleteEmptyTenants(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	ops := e.operator()
+	created := e.call("POST", "/admin/v1/tenants", ops, `{"tenant_id":"gone","scope_ceiling":["a"]}`)
+	e.call("POST", "/admin/v1/clients", ops, `{"client_id":"gone-app","tenant_id":"gone","scopes":["a"]}`)
+	if r := e.call("DELETE", "/admin/v1/tenants/gone", ops, ""); r.status != http.StatusConflict || !strings.Contains(r.raw, "clients: 1, people: 0") {
+		t.Fatalf("a tenant with a client: %d %s", r.status, r.raw)
+	}
+	e.call("DELETE", "/admin/v1/clients/gone-app", ops, "")
+	if r := e.callIf("DELETE", "/admin/v1/tenants/gone", ops, "", `"stale"`); r.status != http.StatusPreconditionFailed {
+		t.Fatalf("a stale If-Match: %d", r.status)
+	}
+	if r := e.callIf("DELETE", "/admin/v1/tenants/gone", ops, "", created.header.Get("ETag")); r.status != http.StatusNoContent {
+		t.Fatalf("an empty tenant: %d %s", r.status, r.raw)
+	}
+	if r := e.call("GET", "/admin/v1/tenants/gone", ops, ""); r.status != http.StatusNotFound {
+		t.Fatalf("after delete: %d", r.status)
+	}
+}

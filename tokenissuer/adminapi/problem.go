@@ -42,6 +42,7 @@ func problemFor(err error) *problem {
 	var invalid *tokenissuer.InvalidError
 	var ceiling *tokenissuer.CeilingError
 	var quota *tokenissuer.QuotaError
+	var inUse *tokenissuer.TenantInUseError
 	switch {
 	case errors.Is(err, errKeyReused):
 		return problemKeyReused.with(err.Error())
@@ -55,7 +56,7 @@ func problemFor(err error) *problem {
 	case errors.Is(err, errPeopleOff):
 		return problemNotFound.with(err.Error())
 	case errors.Is(err, tokenissuer.ErrClientExists), errors.Is(err, tokenissuer.ErrTenantExists), errors.Is(err, tokenissuer.ErrAccountExists),
-		errors.Is(err, tokenissuer.ErrTooManySecrets), errors.Is(err, tokenissuer.ErrLastSecret), errors.As(err, &ceiling), errors.As(err, &quota):
+		errors.Is(err, tokenissuer.ErrTooManySecrets), errors.Is(err, tokenissuer.ErrLastSecret), errors.As(err, &ceiling), errors.As(err, &quota), errors.As(err, &inUse):
 		return problemConflict.with(err.Error())
 	case errors.Is(err, tokenissuer.ErrVersionMismatch):
 		return problemPrecondition.with("the resource changed since its ETag was read; read it again and retry")

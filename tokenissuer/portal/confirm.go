@@ -99,6 +99,15 @@ func (p *Portal) confirmDisableTenant(r *http.Request, _ *visitor) (confirmation
 		Effect: "Every client of the tenant is refused tokens, the API refuses the tokens they hold within seconds, and the tenant's people are signed out. Enable it again at any time."}, nil
 }
 
+func (p *Portal) confirmDeleteTenant(r *http.Request, _ *visitor) (confirmation, error) {
+	t, err := p.admin.Tenant(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return confirmation{}, err
+	}
+	return confirmation{Title: "Delete tenant “" + t.Name + "”?", Button: "Delete the tenant", Back: "/portal/tenants/" + t.ID,
+		Effect: "The tenant and its pending invitations are removed, and any token still naming it is refused. A tenant that still has clients or people is not deleted: delete them first. The audit trail keeps what happened."}, nil
+}
+
 func (p *Portal) confirmRotateKeys(r *http.Request, _ *visitor) (confirmation, error) {
 	// The keys are the operators': the service says who may see them.
 	if _, err := p.admin.SigningKeys(r.Context(), p.keys); err != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -26,13 +27,27 @@ var errNotFound = &pageError{status: http.StatusNotFound, msg: "There is no such
 
 // userMessage turns the service layer's errors into what a person can act
 // on; ok is false for internal faults.
+// countOf says how many: "1 client", "3 people".
+func countOf(n int, noun string) string {
+	switch {
+	case n == 1:
+		return "1 " + noun
+	case noun == "person":
+		return fmt.Sprintf("%d people", n)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func userMessage(err error) (status int, msg string, ok bool) {
 	var pe *pageError
 	var inv *tokenissuer.InvalidError
 	var ceiling *tokenissuer.CeilingError
 	var limited *tokenissuer.RateLimitedError
 	var quota *tokenissuer.QuotaError
+	var inUse *tokenissuer.TenantInUseError
 	switch {
+	case errors.As(err, &inUse):
+		return http.StatusConflict, fmt.Sprintf("The tenant still has %s and %s. Delete them first: deleting a tenant never deletes them for you.", countOf(inUse.Clients, "client"), countOf(inUse.People, "person")), true
 	case errors.As(err, &pe):
 		return pe.status, pe.msg, true
 	case errors.As(err, &inv):

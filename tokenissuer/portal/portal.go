@@ -126,6 +126,8 @@ func (p *Portal) Handler() http.Handler {
 		"POST /portal/tenants":                    p.createTenant,
 		"GET /portal/tenants/{id}":                p.tenantPage,
 		"POST /portal/tenants/{id}/ceiling":       p.setCeiling,
+		"POST /portal/tenants/{id}/name":          p.renameTenant,
+		"POST /portal/tenants/{id}/delete":        p.confirmFirst(p.confirmDeleteTenant, p.deleteTenant),
 		"POST /portal/tenants/{id}/disable":       p.confirmFirst(p.confirmDisableTenant, p.setTenantStatus(tokenissuer.TenantDisabled)),
 		"POST /portal/tenants/{id}/enable":        p.setTenantStatus(tokenissuer.TenantActive),
 		"GET /portal/keys":                        p.keysPage,

@@ -756,3 +756,68 @@ func TestClientPageTellsWhichSecretIsInUse(t *testing.T) {
 		t.Errorf("the clients list does not show the last token")
 	}
 }
+
+// TestTenantFormsRefuseAStaleTab: the scope-ceiling and name forms carry
+// the version they were read at; a save from a tab opened before another
+// tab's change is refused with the current values, never written over
+// them. An operator renames and deletes tenants here too; a tenant still
+// holding clients is not deleted.
+func TestTenantFormsRefuseAStaleTab(t *testing.T) {
+	e := start(t)
+	base := e.portal[:len(e.portal)-len("/portal/")]
+	olga := newPerson(t, base)
+	olga.signIn("ops@example.com")
+	version := regexp.MustCompile(`name="version" value="([^"]+)"`)
+	_, page := olga.get("/portal/tenants/acme")
+	stale := version.FindStringSubmatch(page)[1]
+
+	// Tab B narrows the ceiling; tab A, opened before, saves its copy.
+	if status, body := olga.post("/portal/tenants/acme/ceiling", url.Values{"ceiling": {"accounts:read accounts:write"}, "version": {stale}}); status != http.StatusSeeOther {
+		t.Fatalf("tab B: %d\n%s", status, body)
+	}
+	status, body := olga.post("/portal/tenants/acme/ceiling", url.Values{"ceiling": {"accounts:read accounts:write cards:read"}, "version": {stale}})
+	if status != http.StatusConflict || !strings.Contains(body, "This changed since you opened the page") || !strings.Contains(body, ">accounts:read accounts:write</textarea>") {
+		t.Fatalf("tab A's stale save: %d\n%s", status, body)
+	}
+	if got, _ := e.admin.Tenant(tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"}), "acme"); strings.Join(got.ScopeCeiling, " ") != "accounts:read accounts:write" {
+		t.Fatalf("the stale save was written: %v", got.ScopeCeiling)
+	}
+	if status, _ := olga.post("/portal/tenants/acme/name", url.Values{"name": {"Acme Corp"}, "version": {stale}}); status != http.StatusConflict {
+		t.Fatalf("a stale rename: %d", status)
+	}
+	current := version.FindStringSubmatch(body)[1]
+	if status, body := olga.post("/portal/tenants/acme/name", url.Values{"name": {"Acme Corp"}, "version": {current}}); status != http.StatusSeeOther {
+		t.Fatalf("rename: %d\n%s", status, body)
+	}
+	if _, page := olga.get("/portal/tenants/acme"); !strings.Contains(page, "<h1>Acme Corp</h1>") {
+		t.Fatal("the rename does not show")
+	}
+
+	// Deleting asks first, and refuses a tenant that still has clients or people.
+	if status, body := olga.post("/portal/tenants/globex/delete", nil); status != http.StatusOK || !strings.Contains(body, `id="confirm"`) {
+		t.Fatalf("delete asks first: %d", status)
+	}
+	status, body = olga.post("/portal/tenants/globex/delete", url.Values{"confirmed": {"yes"}})
+	if status != http.StatusConflict || !strings.Contains(body, "The tenant still has 1 client and 0 people. Delete them first") {
+		t.Fatalf("deleting a tenant with a client: %d\n%s", status, body)
+	}
+	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
+	if err := e.admin.DeleteClient(op, e.otherClient); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := olga.post("/portal/tenants/globex/delete", url.Values{"confirmed": {"yes"}}); status != http.StatusSeeOther {
+		t.Fatalf("deleting an empty tenant: %d", status)
+	}
+	if status, _ := olga.get("/portal/tenants/globex"); status != http.StatusNotFound {
+		t.Fatalf("the deleted tenant's page: %d", status)
+	}
+	// A tenant's admin sees neither form.
+	ada := newPerson(t, base)
+	ada.signIn("admin@acme.example")
+	if _, page := ada.get("/portal/tenants/acme"); strings.Contains(page, `action="/portal/tenants/acme/name"`) || strings.Contains(page, "delete-tenant") {
+		t.Error("a tenant admin is offered the operator's tenant forms")
+	}
+	if status, _ := ada.post("/portal/tenants/acme/name", url.Values{"name": {"Mine"}, "version": {current}}); status != http.StatusForbidden {
+		t.Errorf("a tenant admin renames the tenant: %d", status)
+	}
+}

@@ -131,6 +131,7 @@ var notices = map[string]string{
 	"tokens-revoked":           "Every token the client held is revoked: the API refuses them within seconds. New tokens work.",
 	"tenant-created":           "The tenant is created.",
 	"tenant-updated":           "The tenant is updated.",
+	"tenant-deleted":           "The tenant is deleted.",
 	"key-rotated":              "A new signing key is published; it starts signing once verifiers have had time to fetch it.",
 	"account-updated":          "The account is updated.",
 	"account-deleted":          "The account is deleted.",

@@ -76,7 +76,13 @@ func TestThePortalFollowsTheServicesRules(t *testing.T) {
 		},
 		issuertest.ReadTenant: func(p *person) issuertest.Outcome { return pageOutcome(p.get("/portal/tenants/acme")) },
 		issuertest.ChangeTenant: func(p *person) issuertest.Outcome {
-			return pageOutcome(post(p, "/portal/tenants/acme/ceiling", url.Values{"ceiling": {"accounts:read accounts:write cards:read"}}))
+			// The form's version is the tenant's current one: the service
+			// decides, not a stale form.
+			acme, err := e.admin.Tenant(asOperator(), "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pageOutcome(post(p, "/portal/tenants/acme/ceiling", url.Values{"ceiling": {"accounts:read accounts:write cards:read"}, "version": {tokenissuer.TenantVersion(acme)}}))
 		},
 		issuertest.ReadAudit: func(p *person) issuertest.Outcome {
 			id := fresh()

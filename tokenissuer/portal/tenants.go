@@ -1,6 +1,8 @@
 package portal
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -46,7 +48,11 @@ func (p *Portal) createTenant(w http.ResponseWriter, r *http.Request, v *visitor
 type tenantData struct {
 	Tenant  *tokenissuer.Tenant
 	Clients []*tokenissuer.Client
-	Ceiling string
+	// Name and Ceiling are the forms' values: the tenant's, or a refused
+	// form's.
+	Name, Ceiling string
+	// Version is the tenant's version the forms were read at.
+	Version string
 	// Force is offered when narrowing the ceiling was refused.
 	Force bool
 	Error string
@@ -65,26 +71,76 @@ func (p *Portal) showTenant(w http.ResponseWriter, r *http.Request, v *visitor, 
 	if err != nil {
 		return err
 	}
-	data.Tenant, data.Clients = t, clients
+	data.Tenant, data.Clients, data.Version = t, clients, tokenissuer.TenantVersion(t)
 	if data.Ceiling == "" {
 		data.Ceiling = strings.Join(t.ScopeCeiling, " ")
+	}
+	if data.Name == "" {
+		data.Name = t.Name
 	}
 	p.render(w, r, v, status, "tenant", t.Name, data)
 	return nil
 }
 
-func (p *Portal) setCeiling(w http.ResponseWriter, r *http.Request, v *visitor) error {
+// tenantChange runs a change to the tenant the path names, made at the
+// version the form was read at: a change made meanwhile (another tab,
+// someone else) refuses it, and the page shows the current values.
+// refused is what the page shows again when the change is refused (the
+// change may fill it in).
+func (p *Portal) tenantChange(w http.ResponseWriter, r *http.Request, v *visitor, refused *tenantData, change func(ctx context.Context, id string) error) error {
 	id := r.PathValue("id")
-	ceiling := r.PostForm.Get("ceiling")
-	if _, err := p.admin.SetTenantCeiling(r.Context(), id, strings.Fields(ceiling), r.PostForm.Get("force") == "yes"); err != nil {
+	version := r.PostForm.Get("version")
+	if version == "" {
+		return &pageError{status: http.StatusUnprocessableEntity, msg: "The form is incomplete; open the tenant's page again."}
+	}
+	if err := change(tokenissuer.WithExpectedVersion(r.Context(), version), id); err != nil {
 		status, msg, ok := userMessage(err)
 		if !ok || status == http.StatusNotFound || status == http.StatusForbidden {
 			return err
 		}
-		_, force := err.(*tokenissuer.CeilingError)
-		return p.showTenant(w, r, v, status, tenantData{Ceiling: ceiling, Force: force, Error: msg})
+		shown := *refused
+		if errors.Is(err, tokenissuer.ErrVersionMismatch) {
+			shown = tenantData{} // the current values, not the stale form's
+		}
+		shown.Error = msg
+		return p.showTenant(w, r, v, status, shown)
 	}
 	http.Redirect(w, r, "/portal/tenants/"+url.PathEscape(id)+"?notice=tenant-updated", http.StatusSeeOther)
+	return nil
+}
+
+func (p *Portal) setCeiling(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	ceiling, force := r.PostForm.Get("ceiling"), r.PostForm.Get("force") == "yes"
+	refused := &tenantData{Ceiling: ceiling}
+	return p.tenantChange(w, r, v, refused, func(ctx context.Context, id string) error {
+		_, err := p.admin.SetTenantCeiling(ctx, id, strings.Fields(ceiling), force)
+		var ce *tokenissuer.CeilingError
+		refused.Force = errors.As(err, &ce)
+		return err
+	})
+}
+
+func (p *Portal) renameTenant(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	name := r.PostForm.Get("name")
+	return p.tenantChange(w, r, v, &tenantData{Name: name}, func(ctx context.Context, id string) error {
+		_, err := p.admin.RenameTenant(ctx, id, name)
+		return err
+	})
+}
+
+func (p *Portal) deleteTenant(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	ctx := r.Context()
+	if version := r.PostForm.Get("version"); version != "" {
+		ctx = tokenissuer.WithExpectedVersion(ctx, version)
+	}
+	if err := p.admin.DeleteTenant(ctx, r.PathValue("id")); err != nil {
+		status, msg, ok := userMessage(err)
+		if !ok || status == http.StatusNotFound || status == http.StatusForbidden {
+			return err
+		}
+		return p.showTenant(w, r, v, status, tenantData{Error: msg})
+	}
+	http.Redirect(w, r, "/portal/tenants?notice=tenant-deleted", http.StatusSeeOther)
 	return nil
 }
 

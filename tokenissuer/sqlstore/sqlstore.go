@@ -437,6 +437,39 @@ func (s *sqlStore) UpdateTenant(ctx context.Context, id string, update func(*tok
 	return out, err
 }
 
+// DeleteTenant implements TenantStore; the row is locked from the check to
+// the delete.
+func (s *sqlStore) DeleteTenant(ctx context.Context, id string, check func(*tokenissuer.Tenant) error) (*tokenissuer.Tenant, error) {
+	var out *tokenissuer.Tenant
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		t, err := s.readTenant(ctx, tx, id, s.d.forUpdate)
+		if err != nil {
+			return err
+		}
+		if err := check(t); err != nil {
+			return err
+		}
+		inUse := &tokenissuer.TenantInUseError{TenantID: id}
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM clients WHERE tenant_id = $1`, id).Scan(&inUse.Clients); err != nil {
+			return fmt.Errorf("delete tenant: %w", err)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts WHERE tenant_id = $1`, id).Scan(&inUse.People); err != nil {
+			return fmt.Errorf("delete tenant: %w", err)
+		}
+		if inUse.Clients > 0 || inUse.People > 0 {
+			return inUse
+		}
+		for _, stmt := range []string{`DELETE FROM invites WHERE tenant_id = $1`, `DELETE FROM tenants WHERE id = $1`} {
+			if _, err := tx.ExecContext(ctx, stmt, id); err != nil {
+				return fmt.Errorf("delete tenant: %w", err)
+			}
+		}
+		out = t
+		return nil
+	})
+	return out, err
+}
+
 // AppendAudit implements AuditStore.
 func (s *sqlStore) AppendAudit(ctx context.Context, r *tokenissuer.AuditRecord) error {
 	err := s.db.QueryRowContext(ctx, `INSERT INTO audit (at, actor, address, action, target_type, target_id, tenant_id, before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq`,

@@ -365,6 +365,42 @@ func testStoreTenants(t *testing.T, s tokenissuer.Store) {
 	if _, err := s.UpdateTenant(ctx, "nobody", func(*tokenissuer.Tenant) error { return nil }); !errors.Is(err, tokenissuer.ErrTenantNotFound) {
 		t.Fatalf("update a missing tenant: %v", err)
 	}
+
+	// A tenant with a client or a person is not deleted; an empty one is,
+	// with its pending invitations.
+	allow := func(*tokenissuer.Tenant) error { return nil }
+	if err := s.CreateClient(ctx, &tokenissuer.Client{ID: "globex-app", TenantID: "globex", Status: tokenissuer.ClientActive, Scopes: []string{}, CreatedAt: t0, UpdatedAt: t0}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccount(ctx, &tokenissuer.Account{ID: "acct-g", Email: "g@globex.example", Role: tokenissuer.RoleTenantAdmin, TenantID: "globex", Status: tokenissuer.AccountActive, CreatedAt: t0, UpdatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	var inUse *tokenissuer.TenantInUseError
+	if _, err := s.DeleteTenant(ctx, "globex", allow); !errors.As(err, &inUse) || inUse.Clients != 1 || inUse.People != 1 {
+		t.Fatalf("deleting a tenant in use: %v", err)
+	}
+	if _, err := s.DeleteTenant(ctx, "globex", func(*tokenissuer.Tenant) error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("a delete its check refused: %v", err)
+	}
+	s.DeleteClient(ctx, "globex-app", func(*tokenissuer.Client) error { return nil })
+	if err := s.DeleteAccount(ctx, "acct-g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateInvite(ctx, &tokenissuer.Invite{IDHash: hashOf("globex-invite"), Email: "new@globex.example", Role: tokenissuer.RoleTenantViewer, TenantID: "globex", CreatedBy: "cli:root", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := s.DeleteTenant(ctx, "globex", allow); err != nil || gone.ID != "globex" {
+		t.Fatalf("deleting an empty tenant: %v", err)
+	}
+	if _, err := s.Tenant(ctx, "globex"); !errors.Is(err, tokenissuer.ErrTenantNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+	if left, _ := s.Invites(ctx, "globex", false, t0); len(left) != 0 {
+		t.Fatalf("a deleted tenant's invitations are left: %d", len(left))
+	}
+	if _, err := s.DeleteTenant(ctx, "globex", allow); !errors.Is(err, tokenissuer.ErrTenantNotFound) {
+		t.Fatalf("deleting it again: %v", err)
+	}
 }
 
 func testStoreAudit(t *testing.T, s tokenissuer.Store) {
