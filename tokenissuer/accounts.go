@@ -758,6 +758,11 @@ func (s *Accounts) RemoveSecondFactor(ctx context.Context, by *Account, id, pass
 		return nil, err
 	}
 	if by != nil && by.ID == id {
+		if must, err := s.secondFactorRequired(ctx, target); err != nil {
+			return nil, err
+		} else if must {
+			return nil, invalid("your organisation requires a second factor, so it cannot be removed; if you lost your authenticator, ask an admin to reset it and set up a new one")
+		}
 		if err := s.reauthenticate(ctx, target, password); err != nil {
 			return nil, err
 		}
@@ -918,6 +923,27 @@ func (s *Accounts) Accounts(ctx context.Context, by *Account) ([]*Account, error
 		}
 	}
 	return out, nil
+}
+
+// MustEnrollSecondFactor reports whether a must set up a second factor
+// before anything else: they have none and their tenant requires one.
+func (s *Accounts) MustEnrollSecondFactor(ctx context.Context, a *Account) (bool, error) {
+	if a.SecondFactor() {
+		return false, nil
+	}
+	return s.secondFactorRequired(ctx, a)
+}
+
+// secondFactorRequired reports whether a's tenant requires a second factor.
+func (s *Accounts) secondFactorRequired(ctx context.Context, a *Account) (bool, error) {
+	if a.TenantID == "" {
+		return false, nil
+	}
+	t, err := s.tenants.Tenant(ctx, a.TenantID)
+	if err != nil {
+		return false, err
+	}
+	return t.SecondFactorRequired, nil
 }
 
 // Person returns the person id as by sees them: an operator or platform

@@ -507,11 +507,17 @@ func (a *Admin) CreateTenant(ctx context.Context, nt NewTenant) (*Tenant, error)
 	return t, a.audit(ctx, "tenant.create", t.ID, "tenant", t.ID, nil, t)
 }
 
-// updateTenant applies change to a tenant and records it.
+// updateTenant applies change to a tenant and records it; operators only.
 func (a *Admin) updateTenant(ctx context.Context, action, id string, change func(t *Tenant) error) (*Tenant, error) {
 	if err := operatorOnly(ctx); err != nil {
 		return nil, err
 	}
+	return a.changeTenant(ctx, action, id, change)
+}
+
+// changeTenant applies change to a tenant and records it, for an actor
+// already found allowed to.
+func (a *Admin) changeTenant(ctx context.Context, action, id string, change func(t *Tenant) error) (*Tenant, error) {
 	var before Tenant
 	t, err := a.store.UpdateTenant(ctx, id, func(t *Tenant) error {
 		if err := checkVersion(ctx, TenantVersion(t)); err != nil {
@@ -537,6 +543,23 @@ func (a *Admin) RenameTenant(ctx context.Context, id, name string) (*Tenant, err
 		clean, err := cleanName("name", name, t.ID)
 		t.Name = clean
 		return err
+	})
+}
+
+// SetSecondFactorRequired sets whether every person of the tenant must set
+// up a second factor. Operators and the tenant's own admins may: the policy
+// is the tenant's, and turning it on only asks more of its people.
+func (a *Admin) SetSecondFactorRequired(ctx context.Context, id string, required bool) (*Tenant, error) {
+	actor := actorFrom(ctx)
+	if !actor.sees(id) {
+		return nil, ErrTenantNotFound
+	}
+	if actor.ReadOnly {
+		return nil, ErrNotPermitted
+	}
+	return a.changeTenant(ctx, "tenant.require_second_factor", id, func(t *Tenant) error {
+		t.SecondFactorRequired = required
+		return nil
 	})
 }
 

@@ -23,8 +23,11 @@ type Tenant struct {
 	Name         string       `json:"name"`
 	Status       TenantStatus `json:"status"`
 	ScopeCeiling []string     `json:"scope_ceiling"`
-	CreatedAt    time.Time    `json:"created_at"`
-	UpdatedAt    time.Time    `json:"updated_at"`
+	// SecondFactorRequired makes every person of the tenant set up a
+	// second factor: one without is walked through it before anything else.
+	SecondFactorRequired bool      `json:"second_factor_required"`
+	CreatedAt            time.Time `json:"created_at"`
+	UpdatedAt            time.Time `json:"updated_at"`
 }
 
 // Tenant store errors.

@@ -48,6 +48,8 @@ var actions = map[string]string{
 	"tenant.enable":      "enabled %s",
 	"tenant.delete":      "deleted %s",
 
+	"tenant.require_second_factor": "changed the second-factor policy of %s",
+
 	"account.create":                 "created the account of %s",
 	"account.invite":                 "invited %s",
 	"account.accept_invitation":      "accepted an invitation: %s",

@@ -127,6 +127,7 @@ func (p *Portal) Handler() http.Handler {
 		"GET /portal/tenants/{id}":                p.tenantPage,
 		"POST /portal/tenants/{id}/ceiling":       p.setCeiling,
 		"POST /portal/tenants/{id}/name":          p.renameTenant,
+		"POST /portal/tenants/{id}/second-factor": p.setSecondFactorRequired,
 		"POST /portal/tenants/{id}/delete":        p.confirmFirst(p.confirmDeleteTenant, p.deleteTenant),
 		"POST /portal/tenants/{id}/disable":       p.confirmFirst(p.confirmDisableTenant, p.setTenantStatus(tokenissuer.TenantDisabled)),
 		"POST /portal/tenants/{id}/enable":        p.setTenantStatus(tokenissuer.TenantActive),
@@ -220,11 +221,37 @@ func (p *Portal) signedIn(h signedIn) http.Handler {
 			p.renderError(w, r, v, http.StatusForbidden, "This form has expired or did not come from the portal. Reload the page and try again.")
 			return
 		}
+		// A tenant that requires a second factor walks its people without
+		// one through setting it up before anything else.
+		if !enrollmentPaths[r.Method+" "+r.URL.Path] {
+			must, err := p.accounts.MustEnrollSecondFactor(r.Context(), acct)
+			if err != nil {
+				p.internalError(w, r, v, err)
+				return
+			}
+			if must {
+				if r.Method == http.MethodGet {
+					http.Redirect(w, r, "/portal/account?notice=second-factor-required", http.StatusSeeOther)
+					return
+				}
+				p.renderError(w, r, v, http.StatusForbidden, "Your organisation requires a second factor. Set one up on your account page first.")
+				return
+			}
+		}
 		ctx := tokenissuer.WithActor(r.Context(), actorOf(acct, v.address))
 		if err := h(w, r.WithContext(ctx), v); err != nil {
 			p.handleError(w, r, v, err)
 		}
 	})
+}
+
+// enrollmentPaths are what a person who must set up a second factor may
+// reach: the account page, the enrollment, signing out.
+var enrollmentPaths = map[string]bool{
+	"GET /portal/account":                        true,
+	"POST /portal/account/second-factor":         true,
+	"POST /portal/account/second-factor/confirm": true,
+	"POST /portal/sign-out":                      true,
 }
 
 // csrfField is the form field of the CSRF token.

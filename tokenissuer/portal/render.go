@@ -132,6 +132,7 @@ var notices = map[string]string{
 	"tenant-created":           "The tenant is created.",
 	"tenant-updated":           "The tenant is updated.",
 	"tenant-deleted":           "The tenant is deleted.",
+	"second-factor-required":   "Your organisation requires a second factor for everyone. Set one up below to continue: it takes a minute with an authenticator app.",
 	"key-rotated":              "A new signing key is published; it starts signing once verifiers have had time to fetch it.",
 	"account-updated":          "The account is updated.",
 	"account-deleted":          "The account is deleted.",

@@ -128,6 +128,14 @@ func (p *Portal) renameTenant(w http.ResponseWriter, r *http.Request, v *visitor
 	})
 }
 
+func (p *Portal) setSecondFactorRequired(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	required := r.PostForm.Get("required") == "yes"
+	return p.tenantChange(w, r, v, &tenantData{}, func(ctx context.Context, id string) error {
+		_, err := p.admin.SetSecondFactorRequired(ctx, id, required)
+		return err
+	})
+}
+
 func (p *Portal) deleteTenant(w http.ResponseWriter, r *http.Request, v *visitor) error {
 	ctx := r.Context()
 	if version := r.PostForm.Get("version"); version != "" {

@@ -166,6 +166,8 @@ var postgresMigrations = []string{
 	`ALTER TABLE clients ADD COLUMN last_used_at BIGINT NOT NULL DEFAULT 0;
 	ALTER TABLE client_secrets ADD COLUMN hint TEXT NOT NULL DEFAULT '';
 	ALTER TABLE client_secrets ADD COLUMN last_used_at BIGINT NOT NULL DEFAULT 0;`,
+	// A tenant's people must set up a second factor.
+	`ALTER TABLE tenants ADD COLUMN second_factor_required BOOLEAN NOT NULL DEFAULT FALSE;`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) that serialize migrations and

@@ -148,6 +148,8 @@ var sqliteMigrations = []string{
 	`ALTER TABLE clients ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE client_secrets ADD COLUMN hint TEXT NOT NULL DEFAULT '';
 	ALTER TABLE client_secrets ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;`,
+	// A tenant's people must set up a second factor.
+	`ALTER TABLE tenants ADD COLUMN second_factor_required INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and applies

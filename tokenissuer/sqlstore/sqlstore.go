@@ -382,8 +382,8 @@ func (s *sqlStore) PruneFailures(ctx context.Context, before time.Time) error {
 
 // CreateTenant implements TenantStore.
 func (s *sqlStore) CreateTenant(ctx context.Context, t *tokenissuer.Tenant) error {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, status, scope_ceiling, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-		t.ID, t.Name, string(t.Status), tokenissuer.FormatScope(t.ScopeCeiling), unixNano(t.CreatedAt), unixNano(t.UpdatedAt))
+	res, err := s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, status, scope_ceiling, second_factor_required, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+		t.ID, t.Name, string(t.Status), tokenissuer.FormatScope(t.ScopeCeiling), t.SecondFactorRequired, unixNano(t.CreatedAt), unixNano(t.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("create tenant: %w", err)
 	}
@@ -427,8 +427,8 @@ func (s *sqlStore) UpdateTenant(ctx context.Context, id string, update func(*tok
 		if err := update(t); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET name = $1, status = $2, scope_ceiling = $3, updated_at = $4 WHERE id = $5`,
-			t.Name, string(t.Status), tokenissuer.FormatScope(t.ScopeCeiling), unixNano(t.UpdatedAt), id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET name = $1, status = $2, scope_ceiling = $3, second_factor_required = $4, updated_at = $5 WHERE id = $6`,
+			t.Name, string(t.Status), tokenissuer.FormatScope(t.ScopeCeiling), t.SecondFactorRequired, unixNano(t.UpdatedAt), id); err != nil {
 			return fmt.Errorf("update tenant: %w", err)
 		}
 		out = t
