@@ -141,6 +141,19 @@ func (p *Portal) tenantNames(r *http.Request, v *visitor) (map[string]string, []
 	return names, tenants, nil
 }
 
+// tenantName is the name of a tenant the visitor sees, or "" (no tenant,
+// or one the service does not show them).
+func (p *Portal) tenantName(r *http.Request, id string) string {
+	if id == "" {
+		return ""
+	}
+	t, err := p.admin.Tenant(r.Context(), id)
+	if err != nil {
+		return ""
+	}
+	return t.Name
+}
+
 // exportedRecord is a record as the exports give it: the record as kept,
 // and its reading.
 type exportedRecord struct {

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -29,9 +30,11 @@ func clientPath(id string) string { return "/portal/clients/" + url.PathEscape(i
 type clientsData struct {
 	Clients  []*tokenissuer.Client
 	TenantID string
-	// TenantName names TenantID for the heading.
-	TenantName string
-	CanWrite   bool
+	// TenantName names TenantID for the heading; TenantNames every tenant
+	// the visitor sees, for the list.
+	TenantName  string
+	TenantNames map[string]string
+	CanWrite    bool
 	// Next continues the list after the last client shown; "": no more.
 	Next string
 }
@@ -50,11 +53,11 @@ func (p *Portal) clientsPage(w http.ResponseWriter, r *http.Request, v *visitor)
 		return err
 	}
 	data := clientsData{Clients: clients, TenantID: tenantID, CanWrite: v.account.Role.CanWrite()}
+	if data.TenantNames, _, err = p.tenantNames(r, v); err != nil {
+		return err
+	}
 	if tenantID != "" {
-		data.TenantName = tenantID
-		if t, err := p.admin.Tenant(r.Context(), tenantID); err == nil {
-			data.TenantName = t.Name
-		}
+		data.TenantName = cmp.Or(data.TenantNames[tenantID], tenantID)
 	}
 	if len(clients) > clientsPageSize {
 		data.Clients = clients[:clientsPageSize]
@@ -171,9 +174,11 @@ func (p *Portal) secretOnce(w http.ResponseWriter, r *http.Request, v *visitor) 
 }
 
 type clientData struct {
-	Client   *tokenissuer.Client
-	CanWrite bool
-	Error    string
+	Client *tokenissuer.Client
+	// TenantName is the name of the client's tenant.
+	TenantName string
+	CanWrite   bool
+	Error      string
 	// Limits is nil when the portal does not know the bounds.
 	Limits *oauth2.ClientLimits
 }
@@ -192,7 +197,7 @@ func (p *Portal) clientPage(w http.ResponseWriter, r *http.Request, v *visitor) 
 	if err != nil {
 		return err
 	}
-	p.render(w, r, v, http.StatusOK, "client", c.Name, clientData{Client: c, CanWrite: v.account.Role.CanWrite(), Limits: p.limitsOf(c.ID)})
+	p.render(w, r, v, http.StatusOK, "client", c.Name, clientData{Client: c, TenantName: p.tenantName(r, c.TenantID), CanWrite: v.account.Role.CanWrite(), Limits: p.limitsOf(c.ID)})
 	return nil
 }
 
@@ -214,7 +219,7 @@ func (p *Portal) clientAction(w http.ResponseWriter, r *http.Request, v *visitor
 		if fresh, ferr := p.admin.Client(r.Context(), c.ID); ferr == nil {
 			c = fresh
 		}
-		p.render(w, r, v, status, "client", c.Name, clientData{Client: c, CanWrite: true, Error: msg, Limits: p.limitsOf(c.ID)})
+		p.render(w, r, v, status, "client", c.Name, clientData{Client: c, TenantName: p.tenantName(r, c.TenantID), CanWrite: true, Error: msg, Limits: p.limitsOf(c.ID)})
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ type peopleData struct {
 	Invitations []*tokenissuer.Invite
 	Roles       []tokenissuer.Role
 	Tenants     []*tokenissuer.Tenant
+	TenantNames map[string]string
 	CanWrite    bool
 	Self        string
 	// The invitation form, shown again when refused.
@@ -31,6 +32,9 @@ func (p *Portal) showPeople(w http.ResponseWriter, r *http.Request, v *visitor, 
 		return err
 	}
 	data.Accounts, data.CanWrite, data.Self = accounts, v.account.Role.CanWrite(), v.account.ID
+	if data.TenantNames, _, err = p.tenantNames(r, v); err != nil {
+		return err
+	}
 	if data.CanWrite {
 		if data.Invitations, err = p.accounts.Invitations(r.Context(), v.account); err != nil {
 			return err

@@ -582,7 +582,7 @@ func TestATenantAdminChangesAColleaguesRole(t *testing.T) {
 	ada := newPerson(t, e.portal[:len(e.portal)-len("/portal/")])
 	ada.signIn("admin@acme.example")
 	_, body := ada.get("/portal/people")
-	if !strings.Contains(body, `aria-label="Make viewer@acme.example an admin"`) {
+	if !strings.Contains(body, `aria-label="Make admin: viewer@acme.example"`) {
 		t.Fatalf("no way to promote on the People page:\n%s", body)
 	}
 	if status, _ := ada.post("/portal/people/"+vic.ID+"/role", url.Values{"role": {"tenant-admin"}}); status != http.StatusSeeOther {

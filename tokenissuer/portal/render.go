@@ -33,6 +33,7 @@ var templateFuncs = template.FuncMap{
 	},
 	"age":      age,
 	"lastUsed": lastUsed,
+	"tenant":   tenantLabel,
 	"idle":     idle,
 	"has":      func(list []string, s string) bool { return slices.Contains(list, s) },
 	"join":     strings.Join,
@@ -51,6 +52,15 @@ func age(t time.Time) string {
 	default:
 		return plural(int(d/(24*time.Hour)), "day") + " ago"
 	}
+}
+
+// tenantLabel names a tenant by its name beside its ID, when the name is
+// known and says more than the ID.
+func tenantLabel(names map[string]string, id string) string {
+	if n := names[id]; n != "" && n != id {
+		return n + " (" + id + ")"
+	}
+	return id
 }
 
 // lastUsed says when a client or secret last got a token.
