@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/portcullis/portcullis/tokenissuer"
 )
@@ -67,18 +68,53 @@ func (p *Portal) aboutClient(describe func(r *http.Request, c *tokenissuer.Clien
 	}
 }
 
+// liveTokens says whether a client that last got a token at lastUsed may
+// still hold a live one, from its token lifetime: what a revocation will
+// actually refuse.
+func (p *Portal) liveTokens(c *tokenissuer.Client) string {
+	lifetime := p.opts.TokenLifetime
+	if c.TokenLifetime > 0 {
+		lifetime = c.TokenLifetime
+	}
+	switch {
+	case c.LastUsedAt.IsZero():
+		return "It has not got a token yet, as far as this issuer recorded. "
+	case lifetime > 0 && time.Since(c.LastUsedAt) > lifetime+usageSlack:
+		return "It last got a token " + age(c.LastUsedAt) + ", and its tokens live " + lifetime.String() + ": every one it holds has expired already. "
+	}
+	return "It last got a token " + age(c.LastUsedAt) + ": it holds live tokens, and they will be refused. "
+}
+
+// usageSlack covers how late a last use is written (once a minute).
+const usageSlack = 2 * time.Minute
+
 func (p *Portal) confirmRevokeTokens() describer {
 	return p.aboutClient(func(_ *http.Request, c *tokenissuer.Client) confirmation {
 		return confirmation{Title: "Revoke every token of “" + c.Name + "”?", Button: "Revoke all its tokens",
-			Effect: "The API refuses every token the client holds now, within seconds. Its next token request still works: " +
+			Effect: p.liveTokens(c) + "The API refuses every token the client holds now, within seconds. Its next token request still works: " +
 				"copies of the client that keep running get new tokens at once. To stop them, disable the client or revoke the secret they use."}
 	})
 }
 
 func (p *Portal) confirmRevokeSecret() describer {
 	return p.aboutClient(func(r *http.Request, c *tokenissuer.Client) confirmation {
-		return confirmation{Title: "Revoke secret " + r.PostForm.Get("secret_id") + " of “" + c.Name + "”?", Button: "Revoke the secret",
-			Effect: "Whatever still uses this secret gets no more tokens; the tokens it already got work until they expire " +
+		id := r.PostForm.Get("secret_id")
+		use := ""
+		for _, s := range c.Secrets {
+			if s.ID != id {
+				continue
+			}
+			if s.Hint != "" {
+				use = "This is the secret ending in …" + s.Hint + ". "
+			}
+			if s.LastUsedAt.IsZero() {
+				use += "It has not got a token yet. "
+			} else {
+				use += "It last got a token " + age(s.LastUsedAt) + ": whatever uses it stops getting tokens. "
+			}
+		}
+		return confirmation{Title: "Revoke secret " + id + " of “" + c.Name + "”?", Button: "Revoke the secret",
+			Effect: use + "Whatever still uses this secret gets no more tokens; the tokens it already got work until they expire " +
 				"(revoke all the client's tokens to end them now). It cannot be undone: a new secret is a rotation."}
 	})
 }
@@ -86,7 +122,7 @@ func (p *Portal) confirmRevokeSecret() describer {
 func (p *Portal) confirmDisableClient() describer {
 	return p.aboutClient(func(_ *http.Request, c *tokenissuer.Client) confirmation {
 		return confirmation{Title: "Disable “" + c.Name + "”?", Button: "Disable the client",
-			Effect: "The token endpoint refuses the client, and the API refuses the tokens it holds within seconds. Enable it again at any time."}
+			Effect: p.liveTokens(c) + "The token endpoint refuses the client, and the API refuses the tokens it holds within seconds. Enable it again at any time."}
 	})
 }
 

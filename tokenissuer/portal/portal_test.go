@@ -755,6 +755,16 @@ func TestClientPageTellsWhichSecretIsInUse(t *testing.T) {
 	if _, list := ada.get("/portal/clients"); !strings.Contains(list, "just now") {
 		t.Errorf("the clients list does not show the last token")
 	}
+	// The questions before revoking say what the revocation will hit.
+	ada.get("/portal/clients/" + c.ID)
+	_, ask := ada.post("/portal/clients/"+c.ID+"/revoke-secret", url.Values{"secret_id": {c.Secrets[0].ID}})
+	if !strings.Contains(ask, "This is the secret ending in …"+oldSecret[len(oldSecret)-4:]) || !strings.Contains(ask, "It last got a token 20 days ago") {
+		t.Errorf("revoking the old secret does not say which it is and when it was used:\n%s", ask)
+	}
+	ada.get("/portal/clients/" + c.ID)
+	if _, ask := ada.post("/portal/clients/"+c.ID+"/revoke-tokens", nil); !strings.Contains(ask, "It last got a token just now: it holds live tokens, and they will be refused.") {
+		t.Errorf("revoking the tokens does not say some are live:\n%s", ask)
+	}
 }
 
 // TestTenantFormsRefuseAStaleTab: the scope-ceiling and name forms carry
