@@ -6,6 +6,7 @@ package issuertest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/portcullis/portcullis/tokenissuer"
@@ -41,12 +43,28 @@ type Options struct {
 func Start(t testing.TB, opts Options) *Issuer {
 	t.Helper()
 	dir := t.TempDir()
+	// The issuer URL names the listener, so its port is chosen first and
+	// bound again by the server; another process may take it in between,
+	// and then a new port is chosen.
+	for attempt := 1; ; attempt++ {
+		iss, err := start(t, dir, opts)
+		if errors.Is(err, syscall.EADDRINUSE) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return iss
+	}
+}
+
+func start(t testing.TB, dir string, opts Options) (*Issuer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	addr := ln.Addr().String()
-	ln.Close() // the service binds it again; the issuer URL must be known first
+	ln.Close()
 	cfg := server.DefaultConfig()
 	cfg.Listen, cfg.AdminListen, cfg.Issuer = addr, "127.0.0.1:0", "http://"+addr
 	cfg.Store.SQLitePath = filepath.Join(dir, "issuer.db")
@@ -63,7 +81,7 @@ func Start(t testing.TB, opts Options) *Issuer {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc, err := server.NewServer(context.Background(), cfg, tokenissuer.SystemClock{}, log)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	admin := svc.Admin()
 	ops := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test", Operator: true})
@@ -80,7 +98,7 @@ func Start(t testing.TB, opts Options) *Issuer {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &Issuer{Server: svc, URL: cfg.Issuer, ClientID: c.ID, ClientSecret: secret}
+	return &Issuer{Server: svc, URL: cfg.Issuer, ClientID: c.ID, ClientSecret: secret}, nil
 }
 
 // Token gets an access token with HTTP Basic client authentication; scope

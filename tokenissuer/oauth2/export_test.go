@@ -41,3 +41,7 @@ func (s *Endpoints) LimiterSizes() (addresses, clients int) {
 
 // WaitForClientCache lets the client cache settle its writes.
 func (s *Endpoints) WaitForClientCache() { s.clients.Wait() }
+
+// CacheGeneration moves whenever every cached client and tenant is
+// forgotten.
+func (s *Endpoints) CacheGeneration() uint64 { return s.cacheGen.Load() }

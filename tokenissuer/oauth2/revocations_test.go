@@ -513,14 +513,25 @@ func TestAnotherProcessesChangesReachTheCache(t *testing.T) {
 	if _, _, _, err := ti.admin.RotateSecret(operatorContext(), c.ID); err != nil {
 		t.Fatal(err)
 	}
-	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, old)); r.status != http.StatusOK {
-		t.Fatalf("before: %d", r.status) // cached now
-	}
 	cliStore, err := sqlstore.OpenSQLite(context.Background(), cfg.Store.SQLitePath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cliStore.Close()
+	// The issuer watches the file from a goroutine that may not have read
+	// the file's version yet: a write by the other process before it has
+	// would go unseen. Write (a commit that changes a row: one that changes
+	// nothing leaves the file as it was) until the issuer is seen to notice.
+	gen := ti.server.CacheGeneration()
+	waitFor(t, "the running issuer to watch the file", func() bool {
+		if err := cliStore.RecordUsage(context.Background(), []tokenissuer.Usage{{ClientID: c.ID, At: time.Unix(1, 0)}}); err != nil {
+			t.Fatal(err)
+		}
+		return ti.server.CacheGeneration() != gen
+	})
+	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, old)); r.status != http.StatusOK {
+		t.Fatalf("before: %d", r.status) // cached now
+	}
 	hasher, _ := server.LoadHasher(cfg.Store)
 	if _, err := tokenissuer.NewAdmin(cliStore, hasher, ti.clock, cfg.AdminLimits()).RevokeSecret(operatorContext(), c.ID, c.Secrets[0].ID); err != nil {
 		t.Fatal(err)
