@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/tokenissuer/keys"
+	"github.com/portcullis/portcullis/tokenissuer/secretformat"
 
 	"github.com/portcullis/portcullis/revocation"
 )
@@ -296,7 +297,7 @@ func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string
 	if a.maxTokenLifetime > 0 && nc.TokenLifetime > a.maxTokenLifetime {
 		return nil, "", invalid("token lifetime %s is longer than tokens.max_lifetime (%s), the longest any token may live", nc.TokenLifetime, a.maxTokenLifetime)
 	}
-	secret, err := GenerateSecret()
+	secret, err := secretformat.New()
 	if err != nil {
 		return nil, "", err
 	}
@@ -368,7 +369,7 @@ func (a *Admin) updateClient(ctx context.Context, action, id string, change func
 // RotateSecret adds a second secret to the client and returns it in clear
 // text; both secrets work until the old one is revoked.
 func (a *Admin) RotateSecret(ctx context.Context, id string) (*Client, Secret, string, error) {
-	secret, err := GenerateSecret()
+	secret, err := secretformat.New()
 	if err != nil {
 		return nil, Secret{}, "", err
 	}

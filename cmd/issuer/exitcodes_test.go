@@ -41,5 +41,11 @@ func TestIssuerExitCodes(t *testing.T) {
 		{Name: "delete an account that does not exist", Args: with("accounts", "delete", "nobody@example.com"), Code: 1},
 		{Name: "list signing keys", Args: with("keys", "list"), Code: 0},
 		{Name: "read the audit trail", Args: with("audit"), Code: 0},
+		{Name: "check a well-formed secret", Args: []string{"secrets", "check", wellFormedSecret}, Code: 0},
+		{Name: "check a string that is not a secret", Args: []string{"secrets", "check", "hunter2"}, Code: 1},
+		{Name: "check a secret with a typo", Args: []string{"secrets", "check", wellFormedSecret[:59] + "x"}, Code: 1},
 	})
 }
+
+// wellFormedSecret is a secret of the documented format, made for tests.
+const wellFormedSecret = "portcullis_NRhSLIOANBvZ66eo649HBGak4XZoEu22BJh4j5aYPmj4TfoJO"
