@@ -18,6 +18,8 @@ import (
 	"github.com/portcullis/portcullis/revocation"
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/issuertest"
+	"github.com/portcullis/portcullis/tokenissuer/secretscan"
+	"github.com/portcullis/portcullis/tokenissuer/secretscan/scantest"
 	"github.com/portcullis/portcullis/tokenissuer/server"
 )
 
@@ -320,4 +322,33 @@ func TestRevocationCrossesPostgresReplicas(t *testing.T) {
 	revokeToken(t, a.URL, a.ClientID, a.ClientSecret, tok)
 	took := untilAllDeny(t, start, tok, az)
 	t.Logf("revoked at replica A, refused by an authz following replica B after %v", took[0])
+}
+
+// TestALeakedSecretReportReachesAuthz: GitHub reports the client's secret
+// found in a public repository; the issuer revokes it and the client's
+// tokens, and a running authz following the feed refuses the token the
+// client held, within seconds.
+func TestALeakedSecretReportReachesAuthz(t *testing.T) {
+	t.Parallel()
+	github := scantest.NewReporter(t, "github-key-1")
+	iss := startRealIssuer(t, "EdDSA", func(c *server.Config) { c.SecretScanning.KeysFile = github.WriteKeysFile(t, t.TempDir()) })
+	id, secret := followerCredentials(t, iss.Server)
+	az := followingAuthz(t, iss, id, secret, "")
+	az.waitReady(t)
+	held := iss.Token(t, "")
+	if r := az.check(t, "GET", "/v1/accounts/42", false, bearer(held)); !r.allowed {
+		t.Fatalf("before the report: %s", r.reason)
+	}
+	start := time.Now()
+	if status, raw := github.Send(t, iss.URL+secretscan.Path, scantest.Match{Token: iss.ClientSecret, Type: "portcullis_client_secret", URL: "https://github.com/acme/app/blob/main/.env", Source: "content"}); status != http.StatusOK {
+		t.Fatalf("the report: %d %s", status, raw)
+	}
+	took := untilAllDeny(t, start, held, az)
+	t.Logf("a token of a client whose secret was reported leaked was refused by authz after %v", took[0])
+	if r := az.check(t, "GET", "/v1/accounts/42", false, bearer(held)); !strings.Contains(r.revocation, "client.secret_leaked") {
+		t.Fatalf("the denial does not name the leak: %q", r.revocation)
+	}
+	if got := tokenStatus(t, iss); got != http.StatusUnauthorized {
+		t.Fatalf("the leaked secret still gets tokens: %d", got)
+	}
 }

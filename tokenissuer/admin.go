@@ -305,7 +305,7 @@ func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string
 	c := &Client{
 		ID: nc.ID, Name: nc.Name, TenantID: nc.TenantID, Scopes: dedupe(nc.Scopes), Status: ClientActive,
 		TokenLifetime: nc.TokenLifetime, CreatedAt: now, UpdatedAt: now,
-		Secrets: []Secret{{ID: RandomID(6), Hash: a.hasher.Hash(nc.ID, secret), Hint: SecretHint(secret), CreatedAt: now}},
+		Secrets: []Secret{{ID: RandomID(6), Hash: a.hasher.Hash(nc.ID, secret), Lookup: a.hasher.Lookup(secret), Hint: SecretHint(secret), CreatedAt: now}},
 	}
 	if err := a.store.CreateClient(ctx, c, a.maxClientsPerTenant); errors.Is(err, ErrClientQuota) {
 		return nil, "", &QuotaError{Msg: fmt.Sprintf("tenant %q has %d clients, as many as tenants.max_clients allows; delete one first", c.TenantID, a.maxClientsPerTenant)}
@@ -373,7 +373,7 @@ func (a *Admin) RotateSecret(ctx context.Context, id string) (*Client, Secret, s
 	if err != nil {
 		return nil, Secret{}, "", err
 	}
-	added := Secret{ID: RandomID(6), Hash: a.hasher.Hash(id, secret), Hint: SecretHint(secret), CreatedAt: a.clock.Now().UTC()}
+	added := Secret{ID: RandomID(6), Hash: a.hasher.Hash(id, secret), Lookup: a.hasher.Lookup(secret), Hint: SecretHint(secret), CreatedAt: a.clock.Now().UTC()}
 	c, err := a.updateClient(ctx, "client.rotate_secret", id, func(c *Client) error {
 		if len(c.Secrets) >= MaxSecretsPerClient {
 			return ErrTooManySecrets

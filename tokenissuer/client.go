@@ -42,8 +42,11 @@ type Client struct {
 // hint (its last characters) that tells a person which string a deployment
 // holds without revealing it.
 type Secret struct {
-	ID        string    `json:"id"`
-	Hash      []byte    `json:"-"`
+	ID   string `json:"id"`
+	Hash []byte `json:"-"`
+	// Lookup finds the secret from the secret alone (a leak report holds
+	// no client ID): a keyed hash of it, empty for secrets made before.
+	Lookup    []byte    `json:"-"`
 	Hint      string    `json:"hint,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	// LastUsedAt is when the secret last got a token (see
@@ -110,6 +113,9 @@ type ClientStore interface {
 	// client in the same transaction, allows it, and returns what it
 	// removed; ErrClientNotFound when there is no such client.
 	DeleteClient(ctx context.Context, id string, check func(*Client) error) (*Client, error)
+	// SecretByLookup returns the client and secret IDs of the secret whose
+	// Lookup is lookup, or ErrSecretNotFound.
+	SecretByLookup(ctx context.Context, lookup []byte) (clientID, secretID string, err error)
 }
 
 // ClientQuery selects a page of clients.

@@ -89,6 +89,16 @@ func (h *SecretHasher) Hash(clientID, secret string) []byte {
 	return mac.Sum(nil)
 }
 
+// Lookup returns the keyed hash that finds secret without its client ID
+// (Secret.Lookup): a leak report names a secret, never its client. Keyed
+// like Hash, so a leaked database alone checks no candidate.
+func (h *SecretHasher) Lookup(secret string) []byte {
+	mac := hmac.New(sha256.New, h.key)
+	mac.Write([]byte("lookup\x00"))
+	mac.Write([]byte(secret))
+	return mac.Sum(nil)
+}
+
 // Matches reports whether secret matches one of the stored hashes, comparing
 // in constant time and always checking every hash, so timing reveals neither
 // which secret matched nor how much of it did.

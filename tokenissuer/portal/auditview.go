@@ -40,6 +40,7 @@ var actions = map[string]string{
 	"client.rotate_secret": "added a secret to %s",
 	"client.revoke_secret": "revoked a secret of %s",
 	"client.revoke_tokens": "revoked every token of %s",
+	"client.secret_leaked": "revoked a leaked secret of %s, and its tokens",
 
 	"tenant.create":      "created %s",
 	"tenant.rename":      "renamed %s",

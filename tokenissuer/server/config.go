@@ -13,6 +13,7 @@ import (
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"github.com/portcullis/portcullis/tokenissuer/oauth2"
+	"github.com/portcullis/portcullis/tokenissuer/secretscan"
 
 	"github.com/portcullis/portcullis/internal/telemetry"
 )
@@ -48,6 +49,10 @@ type Config struct {
 	// Tracing sends a span per token request and admin call to an OTLP
 	// collector. Off by default.
 	Tracing telemetry.Config `yaml:"tracing"`
+	// SecretScanning takes GitHub's leaked-secret reports on the public
+	// listener (secretscan.Path) when a source of GitHub's signing keys is
+	// set. Off by default.
+	SecretScanning secretscan.Config `yaml:"secret_scanning"`
 }
 
 // StoreConfig selects and configures the client and key store.
@@ -210,6 +215,13 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.Audience) == "" {
 		bad("audience", "must name the API the tokens are for")
+	}
+	if s := c.SecretScanning; s.KeysFile != "" && s.KeysURL != "" {
+		bad("secret_scanning", "set github_keys_file or github_keys_url, not both")
+	} else if s.KeysURL != "" {
+		if u, err := url.Parse(s.KeysURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("secret_scanning.github_keys_url", "%q must be an absolute URL, such as %s", s.KeysURL, secretscan.GitHubKeysURL)
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

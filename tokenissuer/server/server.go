@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis/portcullis/tokenissuer/limit"
 	"github.com/portcullis/portcullis/tokenissuer/oauth2"
 	"github.com/portcullis/portcullis/tokenissuer/portal"
+	"github.com/portcullis/portcullis/tokenissuer/secretscan"
 	"github.com/portcullis/portcullis/tokenissuer/sqlstore"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -167,6 +168,8 @@ type Server struct {
 	// public endpoints.
 	adminListener net.Listener
 	adminHandler  http.Handler
+	// publicHandler serves the token endpoint and what else is public.
+	publicHandler http.Handler
 	// Tracing traces token requests and admin calls (a no-op when off).
 	Tracing *telemetry.Tracing
 }
@@ -216,6 +219,17 @@ func NewServer(ctx context.Context, cfg Config, clock tokenissuer.Clock, log *sl
 		Accounts: svc.Accounts, listener: ln, adminListener: adminLn, Tracing: tracing}
 	if s.adminHandler, err = s.adminMux(); err != nil {
 		return fail(err)
+	}
+	s.publicHandler = endpoints.Handler()
+	if cfg.SecretScanning.Enabled() {
+		scan, err := secretscan.New(ctx, cfg.SecretScanning, svc.Admin, clock, log, endpoints.ClientAddress)
+		if err != nil {
+			return fail(err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle(secretscan.Path, scan)
+		mux.Handle("/", s.publicHandler)
+		s.publicHandler = mux
 	}
 	return s, nil
 }
@@ -315,7 +329,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	admin := s.adminHandler
 	const scope = "github.com/portcullis/portcullis/tokenissuer"
-	servers := []*http.Server{s.httpServer(s.Tracing.HTTPHandler(scope, s.Endpoints.Handler())), s.httpServer(s.Tracing.HTTPHandler(scope, admin))}
+	servers := []*http.Server{s.httpServer(s.Tracing.HTTPHandler(scope, s.publicHandler)), s.httpServer(s.Tracing.HTTPHandler(scope, admin))}
 	// Held long polls and streams of the revocation feed end at once on
 	// shutdown instead of holding it for their wait.
 	servers[0].RegisterOnShutdown(s.Endpoints.Feed.Close)

@@ -168,6 +168,9 @@ var postgresMigrations = []string{
 	ALTER TABLE client_secrets ADD COLUMN last_used_at BIGINT NOT NULL DEFAULT 0;`,
 	// A tenant's people must set up a second factor.
 	`ALTER TABLE tenants ADD COLUMN second_factor_required BOOLEAN NOT NULL DEFAULT FALSE;`,
+	// Leak reports find a secret without its client.
+	`ALTER TABLE client_secrets ADD COLUMN lookup BYTEA NOT NULL DEFAULT '';
+	CREATE INDEX client_secrets_lookup ON client_secrets (lookup) WHERE length(lookup) > 0;`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) that serialize migrations and

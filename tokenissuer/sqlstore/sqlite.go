@@ -150,6 +150,9 @@ var sqliteMigrations = []string{
 	ALTER TABLE client_secrets ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;`,
 	// A tenant's people must set up a second factor.
 	`ALTER TABLE tenants ADD COLUMN second_factor_required INTEGER NOT NULL DEFAULT 0;`,
+	// Leak reports find a secret without its client.
+	`ALTER TABLE client_secrets ADD COLUMN lookup BLOB NOT NULL DEFAULT x'';
+	CREATE INDEX client_secrets_lookup ON client_secrets (lookup) WHERE length(lookup) > 0;`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and applies

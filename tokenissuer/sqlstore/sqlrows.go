@@ -46,7 +46,7 @@ func scanClient(row rowScanner) (*tokenissuer.Client, error) {
 }
 
 // secretColumns is the SELECT list scanSecrets expects.
-const secretColumns = `id, hash, hint, created_at, last_used_at`
+const secretColumns = `id, hash, lookup, hint, created_at, last_used_at`
 
 // scanSecrets decodes rows of secretColumns.
 func scanSecrets(rows rowsScanner) ([]tokenissuer.Secret, error) {
@@ -54,7 +54,7 @@ func scanSecrets(rows rowsScanner) ([]tokenissuer.Secret, error) {
 	for rows.Next() {
 		var sec tokenissuer.Secret
 		var at, used int64
-		if err := rows.Scan(&sec.ID, &sec.Hash, &sec.Hint, &at, &used); err != nil {
+		if err := rows.Scan(&sec.ID, &sec.Hash, &sec.Lookup, &sec.Hint, &at, &used); err != nil {
 			return nil, fmt.Errorf("read client secrets: %w", err)
 		}
 		sec.CreatedAt, sec.LastUsedAt = fromUnixNano(at), fromUnixNano(used)

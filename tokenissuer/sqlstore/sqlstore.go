@@ -139,8 +139,12 @@ func writeSecrets(ctx context.Context, tx *sql.Tx, c *tokenissuer.Client) error 
 		return fmt.Errorf("write secrets: %w", err)
 	}
 	for _, sec := range c.Secrets {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO client_secrets (client_id, id, hash, hint, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			c.ID, sec.ID, sec.Hash, sec.Hint, unixNano(sec.CreatedAt), unixNano(sec.LastUsedAt)); err != nil {
+		lookup := sec.Lookup
+		if lookup == nil {
+			lookup = []byte{}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO client_secrets (client_id, id, hash, lookup, hint, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			c.ID, sec.ID, sec.Hash, lookup, sec.Hint, unixNano(sec.CreatedAt), unixNano(sec.LastUsedAt)); err != nil {
 			return fmt.Errorf("write secrets: %w", err)
 		}
 	}
@@ -236,6 +240,21 @@ func (s *sqlStore) DeleteClient(ctx context.Context, id string, check func(*toke
 		return nil
 	})
 	return out, err
+}
+
+// SecretByLookup implements ClientStore.
+func (s *sqlStore) SecretByLookup(ctx context.Context, lookup []byte) (clientID, secretID string, err error) {
+	if len(lookup) == 0 {
+		return "", "", tokenissuer.ErrSecretNotFound
+	}
+	err = s.db.QueryRowContext(ctx, `SELECT client_id, id FROM client_secrets WHERE lookup = $1 AND length(lookup) > 0`, lookup).Scan(&clientID, &secretID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", tokenissuer.ErrSecretNotFound
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("find secret: %w", err)
+	}
+	return clientID, secretID, nil
 }
 
 // RecordUsage implements UsageStore. The clients' rows are written first

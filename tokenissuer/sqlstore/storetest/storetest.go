@@ -55,6 +55,22 @@ func testStoreUsage(t *testing.T, s tokenissuer.Store) {
 	if got, _ := s.Client(ctx, c.ID); !got.LastUsedAt.IsZero() || got.Secrets[0].Hint != "wxyz" || !got.Secrets[0].LastUsedAt.IsZero() {
 		t.Fatalf("a client never used: %+v", got)
 	}
+	// A secret is found from its lookup alone; one made without a lookup
+	// (before them) is never found, not even by an empty one.
+	if _, err := s.UpdateClient(ctx, c.ID, func(c *tokenissuer.Client) error {
+		c.Secrets[1].Lookup = []byte("lookup-of-s2-0123456789abcdef012")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if client, secret, err := s.SecretByLookup(ctx, []byte("lookup-of-s2-0123456789abcdef012")); err != nil || client != c.ID || secret != "s2" {
+		t.Fatalf("by lookup: %q %q %v", client, secret, err)
+	}
+	for _, none := range [][]byte{nil, {}, []byte("unknown")} {
+		if _, _, err := s.SecretByLookup(ctx, none); !errors.Is(err, tokenissuer.ErrSecretNotFound) {
+			t.Fatalf("lookup %q: %v", none, err)
+		}
+	}
 	t1, t2 := created.Add(time.Hour), created.Add(2*time.Hour)
 	err := s.RecordUsage(ctx, []tokenissuer.Usage{
 		{ClientID: c.ID, SecretID: "s2", At: t2},
