@@ -37,17 +37,18 @@ const ActionSecretLeaked = "client.secret_leaked"
 // endpoint would tell which secrets exist. A client's last secret goes too:
 // a leaked secret must stop working, and the client gets a new one by a
 // rotation. Secrets made before the checksummed format cannot be found
-// from the secret alone.
-func (a *Admin) RevokeLeakedSecret(ctx context.Context, r LeakReport) (bool, error) {
+// from the secret alone. It returns the client as it is now, nil when the
+// secret was not found.
+func (a *Admin) RevokeLeakedSecret(ctx context.Context, r LeakReport) (*Client, error) {
 	if secretformat.Check(r.Secret) != nil {
-		return false, nil
+		return nil, nil
 	}
 	clientID, secretID, err := a.store.SecretByLookup(ctx, a.hasher.Lookup(r.Secret))
 	if errors.Is(err, ErrSecretNotFound) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	var leaked Secret
 	before := (*Client)(nil)
@@ -66,18 +67,18 @@ func (a *Admin) RevokeLeakedSecret(ctx context.Context, r LeakReport) (bool, err
 		return nil
 	})
 	if errors.Is(err, ErrSecretNotFound) || errors.Is(err, ErrClientNotFound) {
-		return false, nil // revoked or deleted meanwhile
+		return nil, nil // revoked or deleted meanwhile
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	a.clientChanged(ctx, c.ID)
 	found := map[string]any{"secret_id": leaked.ID, "hint": leaked.Hint, "url": truncate(r.URL, maxLeakURL), "source": truncate(r.Source, maxLeakSource),
 		"secret_ids": clientAudit(c).SecretIDs, "name": c.Name}
 	if err := a.audit(ctx, ActionSecretLeaked, c.TenantID, "client", c.ID, map[string]any{"name": before.Name, "secret_ids": clientAudit(before).SecretIDs}, found); err != nil {
-		return true, err
+		return c, err
 	}
-	return true, a.revoke(ctx, revocation.KindClient, c.ID, c.TenantID, ActionSecretLeaked)
+	return c, a.revoke(ctx, revocation.KindClient, c.ID, c.TenantID, ActionSecretLeaked)
 }
 
 // truncate keeps at most n bytes of s, on a rune boundary.

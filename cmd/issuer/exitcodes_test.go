@@ -44,6 +44,7 @@ func TestIssuerExitCodes(t *testing.T) {
 		{Name: "check a well-formed secret", Args: []string{"secrets", "check", wellFormedSecret}, Code: 0},
 		{Name: "check a string that is not a secret", Args: []string{"secrets", "check", "hunter2"}, Code: 1},
 		{Name: "check a secret with a typo", Args: []string{"secrets", "check", wellFormedSecret[:59] + "x"}, Code: 1},
+		{Name: "report a secret nobody holds", Args: with("secrets", "report", wellFormedSecret), Code: 1},
 	})
 }
 

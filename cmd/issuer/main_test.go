@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portcullis/portcullis/cmd/internal/cli"
 	"github.com/portcullis/portcullis/tokenissuer/server"
 	"github.com/portcullis/portcullis/tokenissuer/sqlstore"
 )
@@ -396,5 +397,30 @@ func TestServeNeedsAConfiguration(t *testing.T) {
 	}
 	if _, err := os.Stat("issuer.db"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("serve made ./issuer.db: %v", err)
+	}
+}
+
+// TestReportingALeakedSecret: an operator revokes a secret found somewhere
+// from the secret alone; checking it offline says it is well-formed.
+func TestReportingALeakedSecret(t *testing.T) {
+	_, config := writeConfig(t, "")
+	created, err := issuerCmd(t, config, "clients", "create", "--id", "leaky", "--scopes", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := created["client_secret"].(string)
+	if _, _, err := runIssuer(t, "secrets", "check", secret); err != nil {
+		t.Fatalf("a new secret does not check: %v", err)
+	}
+	out, err := issuerCmd(t, config, "secrets", "report", "--url", "https://paste.example/x", secret)
+	if err != nil || out["revoked_secret_of"] != "leaky" {
+		t.Fatalf("report: %v %v", err, out)
+	}
+	shown, err := issuerCmd(t, config, "clients", "show", "leaky")
+	if err != nil || len(shown["secrets"].([]any)) != 0 {
+		t.Fatalf("the client after the report: %v %v", err, shown)
+	}
+	if _, err := issuerCmd(t, config, "secrets", "report", secret); cli.Code(err) != 1 {
+		t.Fatalf("reporting it again: %v", err)
 	}
 }

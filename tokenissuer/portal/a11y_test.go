@@ -100,7 +100,7 @@ func TestEveryPageIsAccessibleAtBothWidths(t *testing.T) {
 	admin := newBrowser(t, "tenant-admin")
 	admin.signIn(e.portal, "admin@acme.example", testPassword, chromedp.WaitVisible(chromedp.ID("new-client")))
 	for _, page := range []string{"clients", "clients/new", "clients/" + c.ID, "clients/" + c.ID + "/edit", "clients/" + c.ID + "/delete",
-		"audit", "audit?what=client.", "people", "account", "tenants/acme"} {
+		"audit", "audit?what=client.", "people", "account", "tenants/acme", "report-leak"} {
 		check(admin, "a tenant admin", page)
 	}
 	// A confirmation page, as the click on a destructive button shows it.

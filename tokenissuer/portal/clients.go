@@ -34,7 +34,9 @@ type clientsData struct {
 	// the visitor sees, for the list.
 	TenantName  string
 	TenantNames map[string]string
-	CanWrite    bool
+	// Leaks are the secrets revoked lately because they leaked.
+	Leaks    []leakNotice
+	CanWrite bool
 	// Next continues the list after the last client shown; "": no more.
 	Next string
 }
@@ -54,6 +56,9 @@ func (p *Portal) clientsPage(w http.ResponseWriter, r *http.Request, v *visitor)
 	}
 	data := clientsData{Clients: clients, TenantID: tenantID, CanWrite: v.account.Role.CanWrite()}
 	if data.TenantNames, _, err = p.tenantNames(r, v); err != nil {
+		return err
+	}
+	if data.Leaks, err = p.recentLeaks(r); err != nil {
 		return err
 	}
 	if tenantID != "" {

@@ -121,6 +121,8 @@ func (p *Portal) Handler() http.Handler {
 		"GET /portal/clients/{id}/delete":         p.deleteClientPage,
 		"POST /portal/clients/{id}/delete":        p.deleteClient,
 		"GET /portal/audit":                       p.auditPage,
+		"GET /portal/report-leak":                 p.reportLeakPage,
+		"POST /portal/report-leak":                p.reportLeak,
 		"GET /portal/audit/export":                p.auditExport,
 		"GET /portal/tenants":                     p.tenantsPage,
 		"POST /portal/tenants":                    p.createTenant,

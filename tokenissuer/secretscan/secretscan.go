@@ -64,7 +64,7 @@ func (c Config) Enabled() bool { return c.KeysFile != "" || c.KeysURL != "" }
 
 // Revoker revokes what a report names: tokenissuer.Admin.
 type Revoker interface {
-	RevokeLeakedSecret(ctx context.Context, r tokenissuer.LeakReport) (bool, error)
+	RevokeLeakedSecret(ctx context.Context, r tokenissuer.LeakReport) (*tokenissuer.Client, error)
 }
 
 // Handler serves Path.
@@ -256,14 +256,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	verdicts := make([]verdict, 0, len(matches))
 	revoked := 0
 	for _, m := range matches {
-		found, err := h.revoker.RevokeLeakedSecret(ctx, tokenissuer.LeakReport{Secret: m.Token, URL: m.URL, Source: m.Source})
+		client, err := h.revoker.RevokeLeakedSecret(ctx, tokenissuer.LeakReport{Secret: m.Token, URL: m.URL, Source: m.Source})
 		if err != nil {
 			// GitHub sends the report again: nothing is lost.
 			h.log.Error("revoking a reported secret failed", "err", err)
 			refuse(w, http.StatusServiceUnavailable, "the report could not be handled now; send it again")
 			return
 		}
-		if found {
+		if client != nil {
 			revoked++
 		}
 		label := "false_positive"
