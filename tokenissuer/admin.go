@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwk"
+
 	"github.com/portcullis/portcullis/tokenissuer/keys"
 	"github.com/portcullis/portcullis/tokenissuer/secretformat"
 
@@ -165,6 +167,9 @@ type NewClient struct {
 	TenantID      string
 	Scopes        []string
 	TokenLifetime time.Duration
+	// Keys are its public keys for private_key_jwt; with Keys.Only it gets
+	// no secret.
+	Keys ClientKeys
 }
 
 // NewTenant describes a tenant to create.
@@ -297,15 +302,20 @@ func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string
 	if a.maxTokenLifetime > 0 && nc.TokenLifetime > a.maxTokenLifetime {
 		return nil, "", invalid("token lifetime %s is longer than tokens.max_lifetime (%s), the longest any token may live", nc.TokenLifetime, a.maxTokenLifetime)
 	}
-	secret, err := secretformat.New()
-	if err != nil {
+	if nc.Keys, err = validateClientKeys(nc.Keys); err != nil {
 		return nil, "", err
 	}
 	now := a.clock.Now().UTC()
 	c := &Client{
 		ID: nc.ID, Name: nc.Name, TenantID: nc.TenantID, Scopes: dedupe(nc.Scopes), Status: ClientActive,
-		TokenLifetime: nc.TokenLifetime, CreatedAt: now, UpdatedAt: now,
-		Secrets: []Secret{{ID: RandomID(6), Hash: a.hasher.Hash(nc.ID, secret), Lookup: a.hasher.Lookup(secret), Hint: SecretHint(secret), CreatedAt: now}},
+		TokenLifetime: nc.TokenLifetime, CreatedAt: now, UpdatedAt: now, Keys: nc.Keys, Secrets: []Secret{},
+	}
+	secret := ""
+	if !nc.Keys.Only {
+		if secret, err = secretformat.New(); err != nil {
+			return nil, "", err
+		}
+		c.Secrets = []Secret{{ID: RandomID(6), Hash: a.hasher.Hash(nc.ID, secret), Lookup: a.hasher.Lookup(secret), Hint: SecretHint(secret), CreatedAt: now}}
 	}
 	if err := a.store.CreateClient(ctx, c, a.maxClientsPerTenant); errors.Is(err, ErrClientQuota) {
 		return nil, "", &QuotaError{Msg: fmt.Sprintf("tenant %q has %d clients, as many as tenants.max_clients allows; delete one first", c.TenantID, a.maxClientsPerTenant)}
@@ -375,6 +385,9 @@ func (a *Admin) RotateSecret(ctx context.Context, id string) (*Client, Secret, s
 	}
 	added := Secret{ID: RandomID(6), Hash: a.hasher.Hash(id, secret), Lookup: a.hasher.Lookup(secret), Hint: SecretHint(secret), CreatedAt: a.clock.Now().UTC()}
 	c, err := a.updateClient(ctx, "client.rotate_secret", id, func(c *Client) error {
+		if c.Keys.Only {
+			return invalid("client %q authenticates with private_key_jwt only: it holds no secret; rotate its keys instead", c.ID)
+		}
 		if len(c.Secrets) >= MaxSecretsPerClient {
 			return ErrTooManySecrets
 		}
@@ -758,6 +771,10 @@ type clientAuditView struct {
 	Status        ClientStatus `json:"status"`
 	TokenLifetime string       `json:"token_lifetime,omitempty"`
 	SecretIDs     []string     `json:"secret_ids"`
+	// The keys it authenticates with, by kid or URL.
+	KeyIDs  []string `json:"key_ids,omitempty"`
+	JWKSURI string   `json:"jwks_uri,omitempty"`
+	KeyOnly bool     `json:"private_key_jwt_only,omitempty"`
 }
 
 func clientAudit(c *Client) *clientAuditView {
@@ -770,6 +787,13 @@ func clientAudit(c *Client) *clientAuditView {
 	}
 	for _, s := range c.Secrets {
 		v.SecretIDs = append(v.SecretIDs, s.ID)
+	}
+	v.JWKSURI, v.KeyOnly = c.Keys.JWKSURI, c.Keys.Only
+	if set, err := jwk.Parse(c.Keys.JWKS); err == nil {
+		for i := range set.Len() {
+			k, _ := set.Key(i)
+			v.KeyIDs = append(v.KeyIDs, k.KeyID())
+		}
 	}
 	return v
 }

@@ -2,6 +2,7 @@ package tokenissuer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"regexp"
 	"time"
@@ -36,7 +37,23 @@ type Client struct {
 	// usage flush interval; zero when it never has (or not since this was
 	// recorded).
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	// Keys are the public keys the client signs its private_key_jwt
+	// assertions with (RFC 7523 §2.2), when it has any.
+	Keys ClientKeys `json:"keys,omitzero"`
 }
+
+// ClientKeys are a client's public keys: a JWKS given inline, or the URL
+// it is fetched from; and whether they are its only way to authenticate.
+type ClientKeys struct {
+	JWKS    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI string          `json:"jwks_uri,omitempty"`
+	// Only makes private_key_jwt the client's only method: it holds no
+	// secret, and none can be made for it.
+	Only bool `json:"private_key_jwt_only,omitempty"`
+}
+
+// Any reports whether keys are registered.
+func (k ClientKeys) Any() bool { return len(k.JWKS) > 0 || k.JWKSURI != "" }
 
 // Secret is one stored client secret: only its keyed hash is kept, and a
 // hint (its last characters) that tells a person which string a deployment

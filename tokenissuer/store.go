@@ -2,6 +2,7 @@ package tokenissuer
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/portcullis/portcullis/tokenissuer/keys"
@@ -35,7 +36,22 @@ type Store interface {
 	RevocationStore
 	ChangeBus
 	UsageStore
+	AssertionStore
 	Close() error
+}
+
+// ErrAssertionReplayed is a client assertion whose ID was used before.
+var ErrAssertionReplayed = errors.New("the client assertion was used before")
+
+// AssertionStore remembers the IDs (jti) of the private_key_jwt
+// assertions used, until they expire, for every replica: an assertion is
+// good once (RFC 7523 §3).
+type AssertionStore interface {
+	// UseAssertionID records jti of clientID, or returns
+	// ErrAssertionReplayed when it is recorded already.
+	UseAssertionID(ctx context.Context, clientID, jti string, expires time.Time) error
+	// PruneAssertionIDs forgets IDs of assertions expired before t.
+	PruneAssertionIDs(ctx context.Context, before time.Time) error
 }
 
 // Usage is a token issued: to which client, with which of its secrets, when.

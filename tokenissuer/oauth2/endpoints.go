@@ -82,6 +82,8 @@ type Endpoints struct {
 	// increment.
 	cacheGen atomic.Uint64
 
+	// clientKeys are the keys clients sign their assertions with.
+	clientKeys *clientKeySets
 	// admin records revocations made at /oauth2/revoke.
 	admin *tokenissuer.Admin
 	// Usage gathers when each client and secret last got a token; its
@@ -112,13 +114,14 @@ type EndpointStore interface {
 	tokenissuer.RevocationStore
 	tokenissuer.ChangeBus
 	tokenissuer.UsageStore
+	tokenissuer.AssertionStore
 }
 
 // NewEndpoints wires the Endpoints over store, changing through admin.
 // reg receives the issuer's metrics.
 func NewEndpoints(cfg EndpointsConfig, store EndpointStore, admin *tokenissuer.Admin, km *keys.Manager, hasher *tokenissuer.SecretHasher, clock tokenissuer.Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
 	s := &Endpoints{cfg: cfg, store: store, keys: km, hasher: hasher, clock: clock, log: log, gather: reg,
-		admin: admin, Feed: feed.New(store, km, cfg.Issuer, clock, log), Usage: NewUsageRecorder(store, clock, log)}
+		admin: admin, Feed: feed.New(store, km, cfg.Issuer, clock, log), Usage: NewUsageRecorder(store, clock, log), clientKeys: newClientKeySets(clock)}
 	s.metrics = newMetrics(reg, km)
 	s.slowed = limit.NewHold()
 	s.Feed.OnEntries = s.forgetRevoked
@@ -267,7 +270,10 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 		// cache's delete is not), and a watermark ahead of the clock is
 		// rare enough that the cost is nothing.
 		s.InvalidateAll()
-		if client, secretID, err = s.authenticateRequest(r, form); err != nil {
+		// The assertion's ID was recorded by the first check: judging the
+		// same request again is no replay.
+		again := r.WithContext(context.WithValue(r.Context(), recheckKey{}, true))
+		if client, secretID, err = s.authenticateRequest(again, form); err != nil {
 			return nil, loggableClientID(client.ID), err
 		}
 	}
@@ -439,12 +445,17 @@ func ParseTokenForm(body string) (url.Values, error) {
 type credentials struct {
 	id, secret string
 	basic      bool
+	// assertion is a private_key_jwt client assertion, instead of a secret.
+	assertion string
 }
 
 // clientCredentials extracts the client's ID and secret from HTTP Basic
 // (client_secret_basic, RFC 6749 §2.3.1: form-urlencoded, then base64) or
 // from the form (client_secret_post). Using both is an error.
 func clientCredentials(r *http.Request, form url.Values) (credentials, error) {
+	if creds, ok, err := assertionCredentials(r, form); ok {
+		return creds, err
+	}
 	if authz := r.Header.Values("Authorization"); len(authz) > 0 {
 		if len(authz) > 1 {
 			return credentials{}, ErrInvalidRequest.WithDescription("more than one Authorization header")
@@ -510,6 +521,20 @@ func (s *Endpoints) authenticate(ctx context.Context, creds credentials) (*token
 	}
 	if err != nil {
 		return nil, "", ErrServerError.WithCause(err)
+	}
+	if creds.assertion != "" {
+		kid, err := s.verifyAssertion(ctx, client, creds.assertion)
+		if isStoreError(err) {
+			return nil, "", ErrServerError.WithCause(err)
+		}
+		if err != nil {
+			return nil, "", fail.WithCause(err)
+		}
+		return client, "key:" + kid, nil
+	}
+	if client.Keys.Only {
+		s.hasher.Matches(client.ID, creds.secret, nil) // the same work as a wrong secret
+		return nil, "", fail.WithCause(errors.New("the client authenticates with private_key_jwt only"))
 	}
 	i := s.hasher.Match(client.ID, creds.secret, client.SecretHashes())
 	if i < 0 {
@@ -711,6 +736,9 @@ type authorizationServerMetadata struct {
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	// TokenEndpointAuthSigningAlgsSupported are the algorithms of
+	// private_key_jwt assertions.
+	TokenEndpointAuthSigningAlgsSupported []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	// RevocationEndpoint is RFC 7009's endpoint (RFC 8414 §2).
 	RevocationEndpoint                     string   `json:"revocation_endpoint"`
 	RevocationEndpointAuthMethodsSupported []string `json:"revocation_endpoint_auth_methods_supported"`
@@ -724,7 +752,8 @@ func (s *Endpoints) handleMetadata(w http.ResponseWriter, r *http.Request) {
 		JWKSURI:                                base + "/.well-known/jwks.json",
 		ResponseTypesSupported:                 []string{},
 		GrantTypesSupported:                    []string{"client_credentials"},
-		TokenEndpointAuthMethodsSupported:      []string{"client_secret_basic", "client_secret_post"},
+		TokenEndpointAuthMethodsSupported:      []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		TokenEndpointAuthSigningAlgsSupported:  tokenissuer.AssertionAlgorithms,
 		RevocationEndpoint:                     base + "/oauth2/revoke",
 		RevocationEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
 	}

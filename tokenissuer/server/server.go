@@ -280,6 +280,9 @@ func (s *Server) housekeeping(ctx context.Context) {
 			if err := s.Store.PruneAudit(ctx, s.clock.Now().Add(-s.cfg.Audit.Retention)); err != nil {
 				s.log.Warn("pruning the audit trail failed", "err", err)
 			}
+			if err := s.Store.PruneAssertionIDs(ctx, s.clock.Now()); err != nil {
+				s.log.Warn("pruning expired client assertion IDs failed", "err", err)
+			}
 			if err := s.Store.PruneRevocations(ctx, s.clock.Now()); err != nil {
 				s.log.Warn("pruning expired revocations failed", "err", err)
 			}

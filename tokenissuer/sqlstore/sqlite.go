@@ -153,6 +153,18 @@ var sqliteMigrations = []string{
 	// Leak reports find a secret without its client.
 	`ALTER TABLE client_secrets ADD COLUMN lookup BLOB NOT NULL DEFAULT x'';
 	CREATE INDEX client_secrets_lookup ON client_secrets (lookup) WHERE length(lookup) > 0;`,
+	// Clients that authenticate with private_key_jwt (RFC 7523), and the
+	// assertions' IDs seen, so that none is used twice on any replica.
+	`ALTER TABLE clients ADD COLUMN jwks TEXT NOT NULL DEFAULT '';
+	ALTER TABLE clients ADD COLUMN jwks_uri TEXT NOT NULL DEFAULT '';
+	ALTER TABLE clients ADD COLUMN keys_only INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE assertion_ids (
+		client_id TEXT NOT NULL,
+		jti TEXT NOT NULL,
+		expires_at INTEGER NOT NULL,
+		PRIMARY KEY (client_id, jti)
+	);
+	CREATE INDEX assertion_ids_expires ON assertion_ids (expires_at);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and applies

@@ -29,7 +29,7 @@ type (
 )
 
 // clientColumns is the SELECT list scanClient expects.
-const clientColumns = `id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at, last_used_at`
+const clientColumns = `id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at, last_used_at, jwks, jwks_uri, keys_only`
 
 // scanClient decodes one row of clientColumns; the driver's "no rows" error
 // is returned as is.
@@ -37,8 +37,12 @@ func scanClient(row rowScanner) (*tokenissuer.Client, error) {
 	c := &tokenissuer.Client{}
 	var scopes, status string
 	var lifetime, created, updated, used int64
-	if err := row.Scan(&c.ID, &c.Name, &c.TenantID, &scopes, &status, &lifetime, &created, &updated, &used); err != nil {
+	var jwks string
+	if err := row.Scan(&c.ID, &c.Name, &c.TenantID, &scopes, &status, &lifetime, &created, &updated, &used, &jwks, &c.Keys.JWKSURI, &c.Keys.Only); err != nil {
 		return nil, err
+	}
+	if jwks != "" {
+		c.Keys.JWKS = json.RawMessage(jwks)
 	}
 	c.Scopes, c.Status, c.TokenLifetime = splitScopes(scopes), tokenissuer.ClientStatus(status), time.Duration(lifetime)
 	c.CreatedAt, c.UpdatedAt, c.LastUsedAt = fromUnixNano(created), fromUnixNano(updated), fromUnixNano(used)

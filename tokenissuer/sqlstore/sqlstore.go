@@ -122,8 +122,8 @@ func (s *sqlStore) CreateClient(ctx context.Context, c *tokenissuer.Client, maxP
 				return tokenissuer.ErrClientQuota
 			}
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO clients (id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-			c.ID, c.Name, c.TenantID, tokenissuer.FormatScope(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.CreatedAt), unixNano(c.UpdatedAt))
+		res, err := tx.ExecContext(ctx, `INSERT INTO clients (id, name, tenant_id, scopes, status, token_lifetime_ns, created_at, updated_at, jwks, jwks_uri, keys_only) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
+			c.ID, c.Name, c.TenantID, tokenissuer.FormatScope(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.CreatedAt), unixNano(c.UpdatedAt), string(c.Keys.JWKS), c.Keys.JWKSURI, c.Keys.Only)
 		if err != nil {
 			return fmt.Errorf("create client: %w", err)
 		}
@@ -208,8 +208,8 @@ func (s *sqlStore) UpdateClient(ctx context.Context, id string, update func(*tok
 		if err := update(c); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE clients SET name = $1, tenant_id = $2, scopes = $3, status = $4, token_lifetime_ns = $5, updated_at = $6 WHERE id = $7`,
-			c.Name, c.TenantID, tokenissuer.FormatScope(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.UpdatedAt), id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE clients SET name = $1, tenant_id = $2, scopes = $3, status = $4, token_lifetime_ns = $5, updated_at = $6, jwks = $7, jwks_uri = $8, keys_only = $9 WHERE id = $10`,
+			c.Name, c.TenantID, tokenissuer.FormatScope(c.Scopes), string(c.Status), int64(c.TokenLifetime), unixNano(c.UpdatedAt), string(c.Keys.JWKS), c.Keys.JWKSURI, c.Keys.Only, id); err != nil {
 			return fmt.Errorf("update client: %w", err)
 		}
 		out = c
@@ -255,6 +255,25 @@ func (s *sqlStore) SecretByLookup(ctx context.Context, lookup []byte) (clientID,
 		return "", "", fmt.Errorf("find secret: %w", err)
 	}
 	return clientID, secretID, nil
+}
+
+// UseAssertionID implements AssertionStore: one insert, whose conflict
+// means the ID was used before, on this replica or another.
+func (s *sqlStore) UseAssertionID(ctx context.Context, clientID, jti string, expires time.Time) error {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO assertion_ids (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING`,
+		clientID, jti, expires.UnixNano())
+	if err != nil {
+		return fmt.Errorf("record assertion ID: %w", err)
+	}
+	return affected(res, tokenissuer.ErrAssertionReplayed)
+}
+
+// PruneAssertionIDs implements AssertionStore.
+func (s *sqlStore) PruneAssertionIDs(ctx context.Context, before time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM assertion_ids WHERE expires_at < $1`, before.UnixNano()); err != nil {
+		return fmt.Errorf("prune assertion IDs: %w", err)
+	}
+	return nil
 }
 
 // RecordUsage implements UsageStore. The clients' rows are written first

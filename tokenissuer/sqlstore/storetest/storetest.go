@@ -39,6 +39,41 @@ func Run(t *testing.T, open func(t *testing.T) tokenissuer.Store) {
 	t.Run("invitations", func(t *testing.T) { testStoreInvites(t, open(t)) })
 	t.Run("revocations", func(t *testing.T) { testStoreRevocations(t, open(t)) })
 	t.Run("last use", func(t *testing.T) { testStoreUsage(t, open(t)) })
+	t.Run("assertion IDs", func(t *testing.T) { testStoreAssertionIDs(t, open(t)) })
+}
+
+func testStoreAssertionIDs(t *testing.T, s tokenissuer.Store) {
+	ctx := operatorContext()
+	t0 := time.Unix(1_800_000_000, 0).UTC()
+	if err := s.UseAssertionID(ctx, "app", "j1", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UseAssertionID(ctx, "app", "j1", t0.Add(time.Minute)); !errors.Is(err, tokenissuer.ErrAssertionReplayed) {
+		t.Fatalf("the same ID again: %v", err)
+	}
+	if err := s.UseAssertionID(ctx, "other", "j1", t0.Add(time.Minute)); err != nil {
+		t.Fatalf("another client's ID of the same value: %v", err)
+	}
+	// Racing uses of one ID: exactly one wins.
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if s.UseAssertionID(ctx, "app", "raced", t0.Add(time.Minute)) == nil {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d racing uses of one ID succeeded", wins.Load())
+	}
+	if err := s.PruneAssertionIDs(ctx, t0.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UseAssertionID(ctx, "app", "j1", t0.Add(3*time.Minute)); err != nil {
+		t.Fatalf("an ID whose assertion expired and was pruned: %v", err)
+	}
 }
 
 func testStoreUsage(t *testing.T, s tokenissuer.Store) {
