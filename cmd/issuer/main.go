@@ -181,12 +181,19 @@ rotate-secret, and stored only as a keyed hash.`,
 		RunE: cli.Group,
 	}
 	var nc tokenissuer.NewClient
-	var scopes, secretFile string
+	var scopes, secretFile, jwksFile string
 	var noScopes, existsOK bool
 	create := clientCommand(st, "create", "Create a client with one generated secret (printed once)",
 		`  issuer clients create --config FILE --id acme-app --name "Acme billing" --tenant acme --scopes "accounts:read accounts:write"`,
 		cli.NoArgs, func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, _ []string) (any, error) {
 			nc.Scopes = splitList(scopes)
+			if jwksFile != "" {
+				raw, err := os.ReadFile(jwksFile)
+				if err != nil {
+					return nil, fmt.Errorf("--jwks-file: %w", err)
+				}
+				nc.Keys.JWKS = raw
+			}
 			if len(nc.Scopes) == 0 && !noScopes {
 				return nil, usageError{Command: c.CommandPath(), Msg: "a client without scopes can call no protected route: give --scopes, or --no-scopes if that is what you want"}
 			}
@@ -207,6 +214,9 @@ rotate-secret, and stored only as a keyed hash.`,
 				return nil, err
 			}
 			v := view(created)
+			if nc.Keys.Only {
+				return v, nil // no secret to hand out
+			}
 			if secretFile == "" {
 				v.ClientSecret = secret
 				return v, nil
@@ -228,6 +238,28 @@ rotate-secret, and stored only as a keyed hash.`,
 	f.StringVar(&scopes, "scopes", "", "space- or comma-separated scopes")
 	f.BoolVar(&noScopes, "no-scopes", false, "create the client without scopes")
 	f.DurationVar(&nc.TokenLifetime, "token-lifetime", 0, "token lifetime for this client, at most tokens.max_lifetime (default: tokens.lifetime)")
+	f.StringVar(&jwksFile, "jwks-file", "", "the client's public keys (a JWKS file) for private_key_jwt")
+	f.StringVar(&nc.Keys.JWKSURI, "jwks-uri", "", "where the client publishes its public keys (https) for private_key_jwt")
+	f.BoolVar(&nc.Keys.Only, "private-key-jwt-only", false, "the client authenticates with its keys only: it gets no secret")
+
+	var keys tokenissuer.ClientKeys
+	var keysFile string
+	setKeys := clientCommand(st, "set-keys CLIENT_ID", "Register the client's public keys for private_key_jwt (or, with neither flag, remove them)",
+		"  issuer clients set-keys acme-app --jwks-file acme-app.jwks.json --private-key-jwt-only --config FILE\n  issuer clients set-keys acme-app --jwks-uri https://acme.example/.well-known/jwks.json --config FILE",
+		cli.ExactArgs(1, "CLIENT_ID"), func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, args []string) (any, error) {
+			if keysFile != "" {
+				raw, err := os.ReadFile(keysFile)
+				if err != nil {
+					return nil, fmt.Errorf("--jwks-file: %w", err)
+				}
+				keys.JWKS = raw
+			}
+			cl, err := admin.SetClientKeys(c.Context(), args[0], keys)
+			return viewOrErr(args[0], cl, err)
+		})
+	setKeys.Flags().StringVar(&keysFile, "jwks-file", "", "a JWKS file of the client's public keys")
+	setKeys.Flags().StringVar(&keys.JWKSURI, "jwks-uri", "", "where the client publishes its public keys (https)")
+	setKeys.Flags().BoolVar(&keys.Only, "private-key-jwt-only", false, "remove the client's secrets: its keys become its only way to authenticate")
 
 	var secretID string
 	var withTokens bool
@@ -272,7 +304,7 @@ rotate-secret, and stored only as a keyed hash.`,
 			return views, nil
 		})
 	list.Flags().String("tenant", "", "list only this tenant's clients")
-	c.AddCommand(create, revoke, revokeTokens,
+	c.AddCommand(create, revoke, revokeTokens, setKeys,
 		list,
 		clientCommand(st, "show CLIENT_ID", "Show a client (never its secrets)", "  issuer clients show acme-app --config FILE", cli.ExactArgs(1, "CLIENT_ID"),
 			func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, args []string) (any, error) {

@@ -95,6 +95,7 @@ func (a *API) Handler() http.Handler {
 		"POST /admin/v1/clients/{id}/disable":       a.setStatus(tokenissuer.ClientDisabled),
 		"POST /admin/v1/clients/{id}/enable":        a.setStatus(tokenissuer.ClientActive),
 		"PUT /admin/v1/clients/{id}/scopes":         a.setScopes,
+		"PUT /admin/v1/clients/{id}/keys":           a.setKeys,
 		"GET /admin/v1/audit":                       a.listAudit,
 		"GET /admin/v1/tenants":                     a.listTenants,
 		"POST /admin/v1/tenants":                    a.idempotent(a.createTenant, a.replayTenant),
@@ -217,6 +218,8 @@ type clientView struct {
 	// LastUsedAt is when the client last got a token (to within a minute);
 	// absent when it never has.
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	// Keys are its public keys for private_key_jwt, when it has any.
+	Keys *tokenissuer.ClientKeys `json:"keys,omitempty"`
 	// ClientSecret is set only in the answers of create and rotate-secret:
 	// it is shown once and never stored.
 	ClientSecret string `json:"client_secret,omitempty"`
@@ -238,6 +241,10 @@ func writeClient(w http.ResponseWriter, status int, v clientView, c *tokenissuer
 func viewOf(c *tokenissuer.Client) clientView {
 	v := clientView{ClientID: c.ID, Name: c.Name, TenantID: c.TenantID, Scopes: c.Scopes, Status: c.Status,
 		Secrets: []secretView{}, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, LastUsedAt: c.LastUsedAt}
+	if c.Keys.Any() {
+		keys := c.Keys
+		v.Keys = &keys
+	}
 	if c.TokenLifetime > 0 {
 		v.TokenLifetime = c.TokenLifetime.String()
 	}
@@ -289,6 +296,18 @@ type createClientRequest struct {
 	TenantID      string   `json:"tenant_id"`
 	Scopes        []string `json:"scopes"`
 	TokenLifetime string   `json:"token_lifetime"`
+	clientKeysRequest
+}
+
+// clientKeysRequest are a client's public keys for private_key_jwt.
+type clientKeysRequest struct {
+	JWKS    jsontext.Value `json:"jwks,omitempty"`
+	JWKSURI string         `json:"jwks_uri,omitempty"`
+	Only    bool           `json:"private_key_jwt_only,omitempty"`
+}
+
+func (k clientKeysRequest) keys() tokenissuer.ClientKeys {
+	return tokenissuer.ClientKeys{JWKS: json.RawMessage(k.JWKS), JWKSURI: k.JWKSURI, Only: k.Only}
 }
 
 func (a *API) createClient(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -296,7 +315,7 @@ func (a *API) createClient(w http.ResponseWriter, r *http.Request, c caller) err
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	nc := tokenissuer.NewClient{ID: req.ID, Name: req.Name, TenantID: req.TenantID, Scopes: req.Scopes}
+	nc := tokenissuer.NewClient{ID: req.ID, Name: req.Name, TenantID: req.TenantID, Scopes: req.Scopes, Keys: req.keys()}
 	if req.TokenLifetime != "" {
 		d, err := time.ParseDuration(req.TokenLifetime)
 		if err != nil {
@@ -396,6 +415,18 @@ func (a *API) setStatus(status tokenissuer.ClientStatus) handler {
 		}
 		return writeClient(w, http.StatusOK, viewOf(cl), cl)
 	}
+}
+
+func (a *API) setKeys(w http.ResponseWriter, r *http.Request, c caller) error {
+	var req clientKeysRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	cl, err := a.admin.SetClientKeys(withIfMatch(r), r.PathValue("id"), req.keys())
+	if err != nil {
+		return err
+	}
+	return writeClient(w, http.StatusOK, viewOf(cl), cl)
 }
 
 func (a *API) setScopes(w http.ResponseWriter, r *http.Request, c caller) error {

@@ -2,10 +2,16 @@ package adminapi_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/portcullis/portcullis/tokenissuer"
 	"github.com/portcullis/portcullis/tokenissuer/adminapi"
@@ -133,5 +139,54 @@ func TestOperatorsDeleteEmptyTenants(t *testing.T) {
 	}
 	if r := e.call("GET", "/admin/v1/tenants/gone", ops, ""); r.status != http.StatusNotFound {
 		t.Fatalf("after delete: %d", r.status)
+	}
+}
+
+// TestClientsWithKeysInsteadOfSecrets: a client created with its public
+// keys and private_key_jwt only gets no secret; its keys are shown and
+// replaced through the API; a private key or a plain-http URL elsewhere
+// is refused.
+func TestClientsWithKeysInsteadOfSecrets(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	ops := e.operator()
+	_, private, _ := ed25519.GenerateKey(rand.Reader)
+	priv, _ := jwk.FromRaw(private)
+	priv.Set(jwk.KeyIDKey, "k1")
+	pub, _ := priv.PublicKey()
+	set := jwk.NewSet()
+	set.AddKey(pub)
+	publicJWKS, _ := json.Marshal(set)
+	privateSet := jwk.NewSet()
+	privateSet.AddKey(priv)
+	privateJWKS, _ := json.Marshal(privateSet)
+
+	e.call("POST", "/admin/v1/tenants", ops, `{"tenant_id":"acme","scope_ceiling":["a"]}`)
+	created := e.call("POST", "/admin/v1/clients", ops, `{"client_id":"keyed","tenant_id":"acme","scopes":["a"],"jwks":`+string(publicJWKS)+`,"private_key_jwt_only":true}`)
+	if created.status != http.StatusCreated || created.body["client_secret"] != nil || len(created.body["secrets"].([]any)) != 0 {
+		t.Fatalf("create with keys only: %d %s", created.status, created.raw)
+	}
+	if keys, _ := created.body["keys"].(map[string]any); keys["private_key_jwt_only"] != true || !strings.Contains(fmt.Sprint(keys["jwks"]), "k1") {
+		t.Fatalf("the client's keys: %s", created.raw)
+	}
+	if r := e.call("POST", "/admin/v1/clients/keyed/rotate-secret", ops, ""); r.status != http.StatusBadRequest {
+		t.Errorf("a secret for a keys-only client: %d %s", r.status, r.raw)
+	}
+	for name, body := range map[string]string{
+		"a private key":         `{"jwks":` + string(privateJWKS) + `}`,
+		"plain http elsewhere":  `{"jwks_uri":"http://keys.example/jwks.json"}`,
+		"both":                  `{"jwks":` + string(publicJWKS) + `,"jwks_uri":"https://keys.example/jwks.json"}`,
+		"keys only and no keys": `{"private_key_jwt_only":true}`,
+	} {
+		if r := e.call("PUT", "/admin/v1/clients/keyed/keys", ops, body); r.status != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+	}
+	if r := e.call("PUT", "/admin/v1/clients/keyed/keys", ops, `{"jwks_uri":"https://keys.example/jwks.json","private_key_jwt_only":true}`); r.status != http.StatusOK || !strings.Contains(r.raw, "https://keys.example/jwks.json") {
+		t.Fatalf("replacing the keys with a URL: %d %s", r.status, r.raw)
+	}
+	audit := e.call("GET", "/admin/v1/audit?action=client.set_keys&target=keyed", ops, "")
+	if n := len(audit.body["records"].([]any)); n != 1 || !strings.Contains(audit.raw, "keys.example") {
+		t.Errorf("the keys' change in the trail: %s", audit.raw)
 	}
 }

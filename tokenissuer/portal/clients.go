@@ -180,6 +180,8 @@ func (p *Portal) secretOnce(w http.ResponseWriter, r *http.Request, v *visitor) 
 
 type clientData struct {
 	Client *tokenissuer.Client
+	// Version is the client's version its forms were read at.
+	Version string
 	// TenantName is the name of the client's tenant.
 	TenantName string
 	CanWrite   bool
@@ -202,7 +204,7 @@ func (p *Portal) clientPage(w http.ResponseWriter, r *http.Request, v *visitor) 
 	if err != nil {
 		return err
 	}
-	p.render(w, r, v, http.StatusOK, "client", c.Name, clientData{Client: c, TenantName: p.tenantName(r, c.TenantID), CanWrite: v.account.Role.CanWrite(), Limits: p.limitsOf(c.ID)})
+	p.render(w, r, v, http.StatusOK, "client", c.Name, clientData{Client: c, Version: tokenissuer.ClientVersion(c), TenantName: p.tenantName(r, c.TenantID), CanWrite: v.account.Role.CanWrite(), Limits: p.limitsOf(c.ID)})
 	return nil
 }
 
@@ -224,9 +226,26 @@ func (p *Portal) clientAction(w http.ResponseWriter, r *http.Request, v *visitor
 		if fresh, ferr := p.admin.Client(r.Context(), c.ID); ferr == nil {
 			c = fresh
 		}
-		p.render(w, r, v, status, "client", c.Name, clientData{Client: c, TenantName: p.tenantName(r, c.TenantID), CanWrite: true, Error: msg, Limits: p.limitsOf(c.ID)})
+		p.render(w, r, v, status, "client", c.Name, clientData{Client: c, Version: tokenissuer.ClientVersion(c), TenantName: p.tenantName(r, c.TenantID), CanWrite: true, Error: msg, Limits: p.limitsOf(c.ID)})
 	}
 	return nil
+}
+
+// setKeys registers the client's public keys for private_key_jwt, at the
+// version the form was read at.
+func (p *Portal) setKeys(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	return p.clientAction(w, r, v, func(c *tokenissuer.Client) error {
+		keys := tokenissuer.ClientKeys{JWKSURI: strings.TrimSpace(r.PostForm.Get("jwks_uri")), Only: r.PostForm.Get("only") == "yes"}
+		if jwks := strings.TrimSpace(r.PostForm.Get("jwks")); jwks != "" {
+			keys.JWKS = []byte(jwks)
+		}
+		ctx := tokenissuer.WithExpectedVersion(r.Context(), r.PostForm.Get("version"))
+		if _, err := p.admin.SetClientKeys(ctx, c.ID, keys); err != nil {
+			return err
+		}
+		http.Redirect(w, r, clientPath(c.ID)+"?notice=client-keys", http.StatusSeeOther)
+		return nil
+	})
 }
 
 func (p *Portal) rotateSecret(w http.ResponseWriter, r *http.Request, v *visitor) error {

@@ -69,3 +69,39 @@ func tokenStatusOf(t *testing.T, e *env, id, secret string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestATenantAdminRegistersAClientsKeys: the client's page takes a JWKS
+// (public keys only) and the keys-only choice, at the version it was read
+// at; the client then holds no secret.
+func TestATenantAdminRegistersAClientsKeys(t *testing.T) {
+	e := start(t)
+	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
+	c, _, err := e.admin.CreateClient(op, tokenissuer.NewClient{Name: "Signer", TenantID: "acme", Scopes: []string{"accounts:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RFC 8037 §A.1's example Ed25519 key pair: published, for tests only.
+	const publicJWKS = `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}`
+	const privateJWKS = `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}]}`
+	base := e.portal[:len(e.portal)-len("/portal/")]
+	ada := newPerson(t, base)
+	ada.signIn("admin@acme.example")
+	ada.get("/portal/clients/" + c.ID)
+	version := tokenissuer.ClientVersion(c)
+	if status, body := ada.post("/portal/clients/"+c.ID+"/keys", url.Values{"jwks": {privateJWKS}, "version": {version}}); status != http.StatusUnprocessableEntity || !strings.Contains(body, "is not a public key") {
+		t.Errorf("a private key: %d", status)
+	}
+	if status, body := ada.post("/portal/clients/"+c.ID+"/keys", url.Values{"jwks": {publicJWKS}, "only": {"yes"}, "version": {version}}); status != http.StatusSeeOther {
+		t.Fatalf("registering keys: %d\n%s", status, body)
+	}
+	got, _ := e.admin.Client(op, c.ID)
+	if !got.Keys.Only || len(got.Secrets) != 0 || !strings.Contains(string(got.Keys.JWKS), "k1") {
+		t.Fatalf("the client after: %+v", got.Keys)
+	}
+	if _, page := ada.get("/portal/clients/" + c.ID); !strings.Contains(page, `id="keys-only"`) {
+		t.Error("the page does not say the client uses keys only")
+	}
+	if status, _ := ada.post("/portal/clients/"+c.ID+"/keys", url.Values{"jwks": {publicJWKS}, "version": {version}}); status != http.StatusConflict {
+		t.Errorf("a stale keys form: %d", status)
+	}
+}

@@ -112,6 +112,7 @@ func (p *Portal) Handler() http.Handler {
 		"GET /portal/clients/{id}":                p.clientPage,
 		"GET /portal/clients/{id}/secret":         p.secretOnce,
 		"POST /portal/clients/{id}/rotate-secret": p.rotateSecret,
+		"POST /portal/clients/{id}/keys":          p.setKeys,
 		"POST /portal/clients/{id}/revoke-secret": p.confirmFirst(p.confirmRevokeSecret(), p.revokeSecret),
 		"POST /portal/clients/{id}/revoke-tokens": p.confirmFirst(p.confirmRevokeTokens(), p.revokeTokens),
 		"POST /portal/clients/{id}/disable":       p.confirmFirst(p.confirmDisableClient(), p.setClientStatus(tokenissuer.ClientDisabled)),

@@ -135,6 +135,7 @@ var notices = map[string]string{
 	"client-disabled":          "The client is disabled: the token endpoint refuses it, and the API refuses the tokens it held within seconds.",
 	"client-enabled":           "The client is enabled again.",
 	"client-deleted":           "The client is deleted.",
+	"client-keys":              "The client's keys are saved: assertions signed with them get tokens from now on.",
 	"invitation-revoked":       "The invitation is revoked: its link no longer works.",
 	"client-changed":           "Saved. New tokens carry the new scopes; tokens issued before keep theirs until they expire.",
 	"secret-revoked":           "The secret is revoked: it no longer gets tokens.",
