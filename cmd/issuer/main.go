@@ -44,7 +44,7 @@ the store its configuration names.`,
 	st := &state{configPath: &configPath}
 	cli.AddOutput(root)
 	cli.AddVersion(root)
-	root.AddCommand(newServeCommand(st), newClientsCommand(st), newTenantsCommand(st), newAuditCommand(st), newKeysCommand(st), newAccountsCommand(st), newSecretsCommand(st), cli.EnvCommand(envPrefix, new(server.DefaultConfig())))
+	root.AddCommand(newServeCommand(st), newClientsCommand(st), newTenantsCommand(st), newAuditCommand(st), newKeysCommand(st), newAccountsCommand(st), newSecretsCommand(st), newClientKeysCommand(), cli.EnvCommand(envPrefix, new(server.DefaultConfig())))
 	return cli.Execute(ctx, root, args, stdout, stderr)
 }
 
