@@ -577,6 +577,34 @@ func (a *Admin) SetSecondFactorRequired(ctx context.Context, id string, required
 	})
 }
 
+// maxSecretAgeDays bounds the policy: ten years.
+const maxSecretAgeDays = 3650
+
+// SetMaxSecretAge sets for how many days the tenant's clients' secrets work
+// (0: without end). Like the second-factor policy it is the tenant's own:
+// operators and the tenant's admins set it. Secrets older than a new,
+// shorter bound stop working at once.
+func (a *Admin) SetMaxSecretAge(ctx context.Context, id string, days int) (*Tenant, error) {
+	actor := actorFrom(ctx)
+	if !actor.sees(id) {
+		return nil, ErrTenantNotFound
+	}
+	if actor.ReadOnly {
+		return nil, ErrNotPermitted
+	}
+	if days < 0 || days > maxSecretAgeDays {
+		return nil, invalid("a maximum secret age is 0 (none) to %d days", maxSecretAgeDays)
+	}
+	t, err := a.changeTenant(ctx, "tenant.set_max_secret_age", id, func(t *Tenant) error {
+		t.MaxSecretAgeDays = days
+		return nil
+	})
+	if err == nil {
+		_ = a.store.NotifyChange(ctx, TopicTenant, id) // the token endpoint's copy
+	}
+	return t, err
+}
+
 // DeleteTenant removes a tenant that has no client and no person left
 // (*TenantInUseError otherwise), with its pending invitations; operators
 // only. A watermark refuses any token still carrying its ID.

@@ -25,9 +25,12 @@ type Tenant struct {
 	ScopeCeiling []string     `json:"scope_ceiling"`
 	// SecondFactorRequired makes every person of the tenant set up a
 	// second factor: one without is walked through it before anything else.
-	SecondFactorRequired bool      `json:"second_factor_required"`
-	CreatedAt            time.Time `json:"created_at"`
-	UpdatedAt            time.Time `json:"updated_at"`
+	SecondFactorRequired bool `json:"second_factor_required"`
+	// MaxSecretAgeDays, when positive, is for how many days its clients'
+	// secrets work: an older one is refused, and the portal warns ahead.
+	MaxSecretAgeDays int       `json:"max_secret_age_days,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
 }
 
 // Tenant store errors.
@@ -52,6 +55,15 @@ type TenantStore interface {
 	// and no person left (a *TenantInUseError otherwise), and returns what
 	// it removed.
 	DeleteTenant(ctx context.Context, id string, check func(*Tenant) error) (*Tenant, error)
+}
+
+// SecretExpiry is when a secret made at created stops working under the
+// tenant's maximum secret age; zero when it never does.
+func (t *Tenant) SecretExpiry(created time.Time) time.Time {
+	if t == nil || t.MaxSecretAgeDays <= 0 {
+		return time.Time{}
+	}
+	return created.AddDate(0, 0, t.MaxSecretAgeDays)
 }
 
 // TenantInUseError refuses to delete a tenant that still has clients or

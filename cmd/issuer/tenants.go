@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -70,6 +71,15 @@ clients. Every change is audited.`,
 			cli.ExactArgs(1, "TENANT_ID"), status(tokenissuer.TenantDisabled)),
 		clientCommand(st, "enable TENANT_ID", "Enable a disabled tenant", "  issuer tenants enable acme --config FILE",
 			cli.ExactArgs(1, "TENANT_ID"), status(tokenissuer.TenantActive)),
+		clientCommand(st, "set-max-secret-age TENANT_ID DAYS", "Bound for how many days the tenant's client secrets work (0: until revoked)",
+			"  issuer tenants set-max-secret-age acme 90 --config FILE", cli.ExactArgs(2, "TENANT_ID DAYS"),
+			func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, args []string) (any, error) {
+				days, err := strconv.Atoi(args[1])
+				if err != nil {
+					return nil, cli.UsageError{Command: c.CommandPath(), Msg: "DAYS must be a whole number of days, such as 90"}
+				}
+				return admin.SetMaxSecretAge(c.Context(), args[0], days)
+			}),
 		clientCommand(st, "delete TENANT_ID", "Delete a tenant that has no client and no person left", "  issuer tenants delete acme --config FILE",
 			cli.ExactArgs(1, "TENANT_ID"), func(c *cobra.Command, admin *tokenissuer.Admin, _ tokenissuer.Store, args []string) (any, error) {
 				if err := admin.DeleteTenant(c.Context(), args[0]); err != nil {

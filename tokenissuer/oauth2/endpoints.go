@@ -281,7 +281,11 @@ func (s *Endpoints) token(w http.ResponseWriter, r *http.Request) (_ *tokenRespo
 		return nil, client.ID, ErrUnauthorizedClient.WithDescription("the client is disabled")
 	}
 	if client.TenantID != "" {
-		if err := s.tenantAllows(r.Context(), client.TenantID); err != nil {
+		tenant, err := s.tenantAllows(r.Context(), client.TenantID)
+		if err != nil {
+			return nil, client.ID, err
+		}
+		if err := secretWithinAge(client, secretID, tenant, s.clock.Now()); err != nil {
 			return nil, client.ID, err
 		}
 	}
@@ -568,8 +572,24 @@ func (s *Endpoints) lookupClient(ctx context.Context, id string) (*tokenissuer.C
 	return c, err
 }
 
-// tenantAllows refuses the clients of a disabled (or vanished) tenant.
-func (s *Endpoints) tenantAllows(ctx context.Context, id string) error {
+// secretWithinAge refuses a secret older than its tenant's maximum secret
+// age: its owner rotates it. Not counted as a failure: the rightful owner
+// sent it.
+func secretWithinAge(c *tokenissuer.Client, secretID string, t *tokenissuer.Tenant, now time.Time) error {
+	for _, sec := range c.Secrets {
+		if sec.ID != secretID {
+			continue
+		}
+		if exp := t.SecretExpiry(sec.CreatedAt); !exp.IsZero() && !now.Before(exp) {
+			return ErrInvalidClient.WithDescription(fmt.Sprintf("the client secret is older than its tenant allows (%d days); rotate it", t.MaxSecretAgeDays))
+		}
+	}
+	return nil
+}
+
+// tenantAllows refuses the clients of a disabled (or vanished) tenant, and
+// returns the tenant.
+func (s *Endpoints) tenantAllows(ctx context.Context, id string) (*tokenissuer.Tenant, error) {
 	gen := s.cacheGen.Load()
 	t, ok := (*tokenissuer.Tenant)(nil), false
 	if s.tenantCache != nil {
@@ -584,19 +604,19 @@ func (s *Endpoints) tenantAllows(ctx context.Context, id string) error {
 		var err error
 		t, err = s.store.Tenant(ctx, id)
 		if errors.Is(err, tokenissuer.ErrTenantNotFound) {
-			return ErrUnauthorizedClient.WithDescription("the client's tenant does not exist")
+			return nil, ErrUnauthorizedClient.WithDescription("the client's tenant does not exist")
 		}
 		if err != nil {
-			return ErrServerError.WithCause(err)
+			return nil, ErrServerError.WithCause(err)
 		}
 		if s.tenantCache != nil {
 			s.tenantCache.SetWithTTL(id, cachedTenant{tenant: t, gen: gen}, 1, s.cfg.ClientCacheTTL)
 		}
 	}
 	if t.Status != tokenissuer.TenantActive {
-		return ErrUnauthorizedClient.WithDescription("the client's tenant is disabled")
+		return nil, ErrUnauthorizedClient.WithDescription("the client's tenant is disabled")
 	}
-	return nil
+	return t, nil
 }
 
 // handleRevoke serves POST /oauth2/revoke (RFC 7009): a client revokes an

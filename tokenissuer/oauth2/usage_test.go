@@ -2,8 +2,10 @@ package oauth2_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +69,40 @@ func TestLastUseIsRecordedPerSecretInBatches(t *testing.T) {
 	got, _ = ti.store.Client(ctx, c.ID)
 	if !got.Secrets[0].LastUsedAt.Equal(clock.Now()) || !got.Secrets[1].LastUsedAt.Equal(usedAt) || !got.LastUsedAt.Equal(clock.Now()) {
 		t.Errorf("after the old secret's use: client %v, secrets %v %v", got.LastUsedAt, got.Secrets[0].LastUsedAt, got.Secrets[1].LastUsedAt)
+	}
+}
+
+// TestSecretsPastTheTenantsMaximumAgeStopWorking: a tenant that bounds
+// its secrets' age has an old secret refused (invalid_client, saying why)
+// while a rotated one works.
+func TestSecretsPastTheTenantsMaximumAgeStopWorking(t *testing.T) {
+	t.Parallel()
+	clock := fakeclock.New()
+	ti := startIssuer(t, testConfig(t.TempDir()), clock)
+	c, old := ti.createClient(tokenissuer.NewClient{ID: "aging", TenantID: "acme", Scopes: []string{"a"}})
+	if _, err := ti.admin.SetMaxSecretAge(operatorContext(), "acme", 30); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(29 * 24 * time.Hour)
+	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, old)); r.status != http.StatusOK {
+		t.Fatalf("a 29-day-old secret: %d %v", r.status, r.body)
+	}
+	_, _, fresh, err := ti.admin.RotateSecret(operatorContext(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * 24 * time.Hour)
+	r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, old))
+	if r.status != http.StatusUnauthorized || !strings.Contains(fmt.Sprint(r.body["error_description"]), "older than its tenant allows (30 days)") {
+		t.Fatalf("a 31-day-old secret: %d %v", r.status, r.body)
+	}
+	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, fresh)); r.status != http.StatusOK {
+		t.Fatalf("the rotated secret: %d %v", r.status, r.body)
+	}
+	if _, err := ti.admin.SetMaxSecretAge(operatorContext(), "acme", 0); err != nil {
+		t.Fatal(err)
+	}
+	if r := postToken(t, ti.http.URL, formType, "grant_type=client_credentials", basic(c.ID, old)); r.status != http.StatusOK {
+		t.Fatalf("the old secret once the bound is lifted: %d %v", r.status, r.body)
 	}
 }

@@ -50,6 +50,8 @@ var actions = map[string]string{
 	"tenant.delete":      "deleted %s",
 
 	"tenant.require_second_factor": "changed the second-factor policy of %s",
+	"tenant.set_max_secret_age":    "changed the maximum secret age of %s",
+	"client.set_keys":              "changed the public keys of %s",
 
 	"account.create":                 "created the account of %s",
 	"account.invite":                 "invited %s",

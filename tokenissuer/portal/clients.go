@@ -35,7 +35,10 @@ type clientsData struct {
 	TenantName  string
 	TenantNames map[string]string
 	// Leaks are the secrets revoked lately because they leaked.
-	Leaks    []leakNotice
+	Leaks []leakNotice
+	// Expiring counts the listed clients' secrets that stop working within
+	// expiryWarning under their tenant's maximum secret age.
+	Expiring int
 	CanWrite bool
 	// Next continues the list after the last client shown; "": no more.
 	Next string
@@ -60,6 +63,13 @@ func (p *Portal) clientsPage(w http.ResponseWriter, r *http.Request, v *visitor)
 	}
 	if data.Leaks, err = p.recentLeaks(r); err != nil {
 		return err
+	}
+	for _, c := range data.Clients {
+		for _, exp := range p.secretExpiry(r, c) {
+			if expiresSoon(exp) {
+				data.Expiring++
+			}
+		}
 	}
 	if tenantID != "" {
 		data.TenantName = cmp.Or(data.TenantNames[tenantID], tenantID)
@@ -182,6 +192,9 @@ type clientData struct {
 	Client *tokenissuer.Client
 	// Version is the client's version its forms were read at.
 	Version string
+	// Expiry is when each secret stops working under its tenant's maximum
+	// secret age, by secret ID; absent when it does not.
+	Expiry map[string]time.Time
 	// TenantName is the name of the client's tenant.
 	TenantName string
 	CanWrite   bool
@@ -204,7 +217,7 @@ func (p *Portal) clientPage(w http.ResponseWriter, r *http.Request, v *visitor) 
 	if err != nil {
 		return err
 	}
-	p.render(w, r, v, http.StatusOK, "client", c.Name, clientData{Client: c, Version: tokenissuer.ClientVersion(c), TenantName: p.tenantName(r, c.TenantID), CanWrite: v.account.Role.CanWrite(), Limits: p.limitsOf(c.ID)})
+	p.render(w, r, v, http.StatusOK, "client", c.Name, clientData{Client: c, Version: tokenissuer.ClientVersion(c), TenantName: p.tenantName(r, c.TenantID), Expiry: p.secretExpiry(r, c), CanWrite: v.account.Role.CanWrite(), Limits: p.limitsOf(c.ID)})
 	return nil
 }
 
@@ -226,9 +239,28 @@ func (p *Portal) clientAction(w http.ResponseWriter, r *http.Request, v *visitor
 		if fresh, ferr := p.admin.Client(r.Context(), c.ID); ferr == nil {
 			c = fresh
 		}
-		p.render(w, r, v, status, "client", c.Name, clientData{Client: c, Version: tokenissuer.ClientVersion(c), TenantName: p.tenantName(r, c.TenantID), CanWrite: true, Error: msg, Limits: p.limitsOf(c.ID)})
+		p.render(w, r, v, status, "client", c.Name, clientData{Client: c, Version: tokenissuer.ClientVersion(c), TenantName: p.tenantName(r, c.TenantID), Expiry: p.secretExpiry(r, c), CanWrite: true, Error: msg, Limits: p.limitsOf(c.ID)})
 	}
 	return nil
+}
+
+// secretExpiry is when each of c's secrets stops working under its
+// tenant's maximum secret age.
+func (p *Portal) secretExpiry(r *http.Request, c *tokenissuer.Client) map[string]time.Time {
+	if c.TenantID == "" {
+		return nil
+	}
+	t, err := p.admin.Tenant(r.Context(), c.TenantID)
+	if err != nil {
+		return nil
+	}
+	out := map[string]time.Time{}
+	for _, s := range c.Secrets {
+		if exp := t.SecretExpiry(s.CreatedAt); !exp.IsZero() {
+			out[s.ID] = exp
+		}
+	}
+	return out
 }
 
 // setKeys registers the client's public keys for private_key_jwt, at the

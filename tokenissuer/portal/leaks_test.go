@@ -4,8 +4,10 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/tokenissuer"
 )
@@ -103,5 +105,42 @@ func TestATenantAdminRegistersAClientsKeys(t *testing.T) {
 	}
 	if status, _ := ada.post("/portal/clients/"+c.ID+"/keys", url.Values{"jwks": {publicJWKS}, "version": {version}}); status != http.StatusConflict {
 		t.Errorf("a stale keys form: %d", status)
+	}
+}
+
+// TestThePortalWarnsBeforeSecretsExpire: with a maximum secret age on the
+// tenant, a secret's page says when it stops working, and the clients page
+// warns two weeks ahead.
+func TestThePortalWarnsBeforeSecretsExpire(t *testing.T) {
+	e := start(t)
+	op := tokenissuer.WithActor(context.Background(), tokenissuer.Actor{Operator: true, ID: "cli:test"})
+	c, _, err := e.admin.CreateClient(op, tokenissuer.NewClient{Name: "Aging", TenantID: "acme", Scopes: []string{"accounts:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.srv.Store.UpdateClient(context.Background(), c.ID, func(cl *tokenissuer.Client) error {
+		cl.Secrets[0].CreatedAt = time.Now().Add(-20 * 24 * time.Hour)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	base := e.portal[:len(e.portal)-len("/portal/")]
+	ada := newPerson(t, base)
+	ada.signIn("admin@acme.example")
+	_, page := ada.get("/portal/tenants/acme")
+	version := regexp.MustCompile(`name="version" value="([^"]+)"`).FindStringSubmatch(page)[1]
+	if status, body := ada.post("/portal/tenants/acme/secret-age", url.Values{"days": {"30"}, "version": {version}}); status != http.StatusSeeOther {
+		t.Fatalf("setting the bound: %d\n%s", status, body)
+	}
+	if _, page := ada.get("/portal/clients"); !strings.Contains(page, `id="expiring">1 secret stops working within 14 days`) {
+		t.Errorf("no warning on the clients page:\n%s", page)
+	}
+	if _, page := ada.get("/portal/clients/" + c.ID); !strings.Contains(page, "Stops working") {
+		t.Errorf("the client's page does not say when its secret stops working")
+	}
+	_, page = ada.get("/portal/tenants/acme")
+	version = regexp.MustCompile(`name="version" value="([^"]+)"`).FindStringSubmatch(page)[1]
+	if status, _ := ada.post("/portal/tenants/acme/secret-age", url.Values{"days": {"-3"}, "version": {version}}); status != http.StatusUnprocessableEntity {
+		t.Errorf("a negative bound: %d", status)
 	}
 }

@@ -131,6 +131,7 @@ func (p *Portal) Handler() http.Handler {
 		"POST /portal/tenants/{id}/ceiling":       p.setCeiling,
 		"POST /portal/tenants/{id}/name":          p.renameTenant,
 		"POST /portal/tenants/{id}/second-factor": p.setSecondFactorRequired,
+		"POST /portal/tenants/{id}/secret-age":    p.setMaxSecretAge,
 		"POST /portal/tenants/{id}/delete":        p.confirmFirst(p.confirmDeleteTenant, p.deleteTenant),
 		"POST /portal/tenants/{id}/disable":       p.confirmFirst(p.confirmDisableTenant, p.setTenantStatus(tokenissuer.TenantDisabled)),
 		"POST /portal/tenants/{id}/enable":        p.setTenantStatus(tokenissuer.TenantActive),

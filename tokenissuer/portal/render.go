@@ -34,6 +34,7 @@ var templateFuncs = template.FuncMap{
 	"age":      age,
 	"lastUsed": lastUsed,
 	"tenant":   tenantLabel,
+	"soon":     expiresSoon,
 	"idle":     idle,
 	"has":      func(list []string, s string) bool { return slices.Contains(list, s) },
 	"join":     strings.Join,
@@ -53,6 +54,13 @@ func age(t time.Time) string {
 		return plural(int(d/(24*time.Hour)), "day") + " ago"
 	}
 }
+
+// expiryWarning is how long ahead the portal warns that a secret stops
+// working under its tenant's maximum secret age.
+const expiryWarning = 14 * 24 * time.Hour
+
+// expiresSoon reports whether a secret expiring at t is within the warning.
+func expiresSoon(t time.Time) bool { return !t.IsZero() && time.Until(t) < expiryWarning }
 
 // tenantLabel names a tenant by its name beside its ID, when the name is
 // known and says more than the ID.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/portcullis/portcullis/tokenissuer"
@@ -132,6 +133,17 @@ func (p *Portal) setSecondFactorRequired(w http.ResponseWriter, r *http.Request,
 	required := r.PostForm.Get("required") == "yes"
 	return p.tenantChange(w, r, v, &tenantData{}, func(ctx context.Context, id string) error {
 		_, err := p.admin.SetSecondFactorRequired(ctx, id, required)
+		return err
+	})
+}
+
+func (p *Portal) setMaxSecretAge(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	days, err := strconv.Atoi(strings.TrimSpace(r.PostForm.Get("days")))
+	if err != nil {
+		days = -1 // the service says what is allowed
+	}
+	return p.tenantChange(w, r, v, &tenantData{}, func(ctx context.Context, id string) error {
+		_, err := p.admin.SetMaxSecretAge(ctx, id, days)
 		return err
 	})
 }

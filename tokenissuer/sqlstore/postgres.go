@@ -183,6 +183,8 @@ var postgresMigrations = []string{
 		PRIMARY KEY (client_id, jti)
 	);
 	CREATE INDEX assertion_ids_expires ON assertion_ids (expires_at);`,
+	// A tenant's maximum secret age.
+	`ALTER TABLE tenants ADD COLUMN max_secret_age_days INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock) that serialize migrations and

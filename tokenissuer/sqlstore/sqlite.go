@@ -165,6 +165,8 @@ var sqliteMigrations = []string{
 		PRIMARY KEY (client_id, jti)
 	);
 	CREATE INDEX assertion_ids_expires ON assertion_ids (expires_at);`,
+	// A tenant's maximum secret age.
+	`ALTER TABLE tenants ADD COLUMN max_secret_age_days INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and applies

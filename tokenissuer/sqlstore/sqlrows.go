@@ -101,13 +101,13 @@ func clientsByID(ctx context.Context, s tokenissuer.ClientStore, ids []string) (
 }
 
 // tenantColumns is the SELECT list scanTenant expects.
-const tenantColumns = `id, name, status, scope_ceiling, second_factor_required, created_at, updated_at`
+const tenantColumns = `id, name, status, scope_ceiling, second_factor_required, max_secret_age_days, created_at, updated_at`
 
 func scanTenant(row rowScanner) (*tokenissuer.Tenant, error) {
 	t := &tokenissuer.Tenant{}
 	var status, ceiling string
 	var created, updated int64
-	if err := row.Scan(&t.ID, &t.Name, &status, &ceiling, &t.SecondFactorRequired, &created, &updated); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &status, &ceiling, &t.SecondFactorRequired, &t.MaxSecretAgeDays, &created, &updated); err != nil {
 		return nil, err
 	}
 	t.Status, t.ScopeCeiling = tokenissuer.TenantStatus(status), splitScopes(ceiling)

@@ -465,8 +465,8 @@ func (s *sqlStore) UpdateTenant(ctx context.Context, id string, update func(*tok
 		if err := update(t); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET name = $1, status = $2, scope_ceiling = $3, second_factor_required = $4, updated_at = $5 WHERE id = $6`,
-			t.Name, string(t.Status), tokenissuer.FormatScope(t.ScopeCeiling), t.SecondFactorRequired, unixNano(t.UpdatedAt), id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET name = $1, status = $2, scope_ceiling = $3, second_factor_required = $4, max_secret_age_days = $5, updated_at = $6 WHERE id = $7`,
+			t.Name, string(t.Status), tokenissuer.FormatScope(t.ScopeCeiling), t.SecondFactorRequired, t.MaxSecretAgeDays, unixNano(t.UpdatedAt), id); err != nil {
 			return fmt.Errorf("update tenant: %w", err)
 		}
 		out = t
