@@ -40,6 +40,8 @@ type Client struct {
 	// Keys are the public keys the client signs its private_key_jwt
 	// assertions with (RFC 7523 §2.2), when it has any.
 	Keys ClientKeys `json:"keys,omitzero"`
+	// KeysLastUsedAt is when each key (by kid) last got a token.
+	KeysLastUsedAt map[string]time.Time `json:"key_last_used_at,omitempty"`
 }
 
 // ClientKeys are a client's public keys: a JWKS given inline, or the URL

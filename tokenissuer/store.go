@@ -54,11 +54,15 @@ type AssertionStore interface {
 	PruneAssertionIDs(ctx context.Context, before time.Time) error
 }
 
-// Usage is a token issued: to which client, with which of its secrets, when.
+// Usage is a token issued: to which client, with which of its secrets (or
+// keys: "key:" and the kid), when.
 type Usage struct {
 	ClientID, SecretID string
 	At                 time.Time
 }
+
+// KeyUsePrefix marks a Usage of a key, not a secret.
+const KeyUsePrefix = "key:"
 
 // UsageStore keeps when each client and secret last got a token.
 type UsageStore interface {

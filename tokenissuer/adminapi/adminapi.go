@@ -218,8 +218,10 @@ type clientView struct {
 	// LastUsedAt is when the client last got a token (to within a minute);
 	// absent when it never has.
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
-	// Keys are its public keys for private_key_jwt, when it has any.
-	Keys *tokenissuer.ClientKeys `json:"keys,omitempty"`
+	// Keys are its public keys for private_key_jwt, when it has any, and
+	// when each (by kid) last got a token.
+	Keys           *tokenissuer.ClientKeys `json:"keys,omitempty"`
+	KeysLastUsedAt map[string]time.Time    `json:"key_last_used_at,omitempty"`
 	// ClientSecret is set only in the answers of create and rotate-secret:
 	// it is shown once and never stored.
 	ClientSecret string `json:"client_secret,omitempty"`
@@ -243,7 +245,7 @@ func viewOf(c *tokenissuer.Client) clientView {
 		Secrets: []secretView{}, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, LastUsedAt: c.LastUsedAt}
 	if c.Keys.Any() {
 		keys := c.Keys
-		v.Keys = &keys
+		v.Keys, v.KeysLastUsedAt = &keys, c.KeysLastUsedAt
 	}
 	if c.TokenLifetime > 0 {
 		v.TokenLifetime = c.TokenLifetime.String()

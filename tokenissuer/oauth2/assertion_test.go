@@ -128,6 +128,12 @@ func TestPrivateKeyJWTClients(t *testing.T) {
 	if r := postToken(t, ti.http.URL, formType, assertionForm(assertion(t, key, c.ID, ti.cfg.Issuer, now)), ""); r.status != http.StatusOK {
 		t.Fatalf("an assertion for the issuer as audience: %d %v", r.status, r.body)
 	}
+	if err := ti.server.Usage.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := ti.store.Client(operatorContext(), c.ID); !got.KeysLastUsedAt["k1"].Equal(now) || !got.LastUsedAt.Equal(now) {
+		t.Errorf("the key's last use: %v, the client's %v", got.KeysLastUsedAt, got.LastUsedAt)
+	}
 
 	forger := newClientKey(t, "k1", jwa.ES256)
 	hmacWithPublicKey := func() string {

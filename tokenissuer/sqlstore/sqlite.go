@@ -167,6 +167,13 @@ var sqliteMigrations = []string{
 	CREATE INDEX assertion_ids_expires ON assertion_ids (expires_at);`,
 	// A tenant's maximum secret age.
 	`ALTER TABLE tenants ADD COLUMN max_secret_age_days INTEGER NOT NULL DEFAULT 0;`,
+	// When each client key last got a token.
+	`CREATE TABLE client_key_uses (
+		client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+		kid TEXT NOT NULL,
+		last_used_at INTEGER NOT NULL,
+		PRIMARY KEY (client_id, kid)
+	);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and applies

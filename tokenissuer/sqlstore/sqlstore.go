@@ -168,9 +168,28 @@ func (s *sqlStore) readClient(ctx context.Context, q sqlQueryer, id, lock string
 	if err != nil {
 		return nil, fmt.Errorf("read client secrets: %w", err)
 	}
-	defer rows.Close()
 	c.Secrets, err = scanSecrets(rows)
-	return c, err
+	rows.Close()
+	if err != nil {
+		return nil, err
+	}
+	uses, err := q.QueryContext(ctx, `SELECT kid, last_used_at FROM client_key_uses WHERE client_id = $1`, id)
+	if err != nil {
+		return nil, fmt.Errorf("read client key uses: %w", err)
+	}
+	defer uses.Close()
+	for uses.Next() {
+		var kid string
+		var at int64
+		if err := uses.Scan(&kid, &at); err != nil {
+			return nil, fmt.Errorf("read client key uses: %w", err)
+		}
+		if c.KeysLastUsedAt == nil {
+			c.KeysLastUsedAt = map[string]time.Time{}
+		}
+		c.KeysLastUsedAt[kid] = fromUnixNano(at)
+	}
+	return c, uses.Err()
 }
 
 // Clients implements ClientStore.
@@ -230,8 +249,10 @@ func (s *sqlStore) DeleteClient(ctx context.Context, id string, check func(*toke
 		if err := check(c); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM client_secrets WHERE client_id = $1`, id); err != nil {
-			return fmt.Errorf("delete client: %w", err)
+		for _, stmt := range []string{`DELETE FROM client_secrets WHERE client_id = $1`, `DELETE FROM client_key_uses WHERE client_id = $1`} {
+			if _, err := tx.ExecContext(ctx, stmt, id); err != nil {
+				return fmt.Errorf("delete client: %w", err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE id = $1`, id); err != nil {
 			return fmt.Errorf("delete client: %w", err)
@@ -303,6 +324,16 @@ func (s *sqlStore) RecordUsage(ctx context.Context, uses []tokenissuer.Usage) er
 				}
 			}
 			if u.SecretID == "" {
+				continue
+			}
+			if kid, ok := strings.CutPrefix(u.SecretID, tokenissuer.KeyUsePrefix); ok {
+				// A key has no row of its own until it is used; a use of a
+				// client deleted meanwhile is dropped.
+				if _, err := tx.ExecContext(ctx, `INSERT INTO client_key_uses (client_id, kid, last_used_at) SELECT id, CAST($2 AS TEXT), CAST($3 AS BIGINT) FROM clients WHERE id = $1
+					ON CONFLICT (client_id, kid) DO UPDATE SET last_used_at = CASE WHEN client_key_uses.last_used_at < excluded.last_used_at THEN excluded.last_used_at ELSE client_key_uses.last_used_at END`,
+					u.ClientID, kid, at); err != nil {
+					return fmt.Errorf("record key use: %w", err)
+				}
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE client_secrets SET last_used_at = $1 WHERE client_id = $2 AND id = $3 AND last_used_at < $1`, at, u.ClientID, u.SecretID); err != nil {

@@ -123,6 +123,16 @@ func testStoreUsage(t *testing.T, s tokenissuer.Store) {
 	if !got.UpdatedAt.Equal(created) {
 		t.Fatalf("recording a use changed the client's version: %v", got.UpdatedAt)
 	}
+	// A key's use is kept by its kid; an older one moves nothing back.
+	if err := s.RecordUsage(ctx, []tokenissuer.Usage{{ClientID: c.ID, SecretID: tokenissuer.KeyUsePrefix + "k1", At: t2}, {ClientID: "deleted-meanwhile", SecretID: tokenissuer.KeyUsePrefix + "k1", At: t2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordUsage(ctx, []tokenissuer.Usage{{ClientID: c.ID, SecretID: tokenissuer.KeyUsePrefix + "k1", At: t1}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Client(ctx, c.ID); !got.KeysLastUsedAt["k1"].Equal(t2) || len(got.KeysLastUsedAt) != 1 {
+		t.Fatalf("a key's last use: %v", got.KeysLastUsedAt)
+	}
 	// Another replica's older batch, flushed late, moves nothing back.
 	if err := s.RecordUsage(ctx, []tokenissuer.Usage{{ClientID: c.ID, SecretID: "s2", At: t1}}); err != nil {
 		t.Fatal(err)
