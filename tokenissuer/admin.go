@@ -560,16 +560,26 @@ func (a *Admin) RenameTenant(ctx context.Context, id, name string) (*Tenant, err
 	})
 }
 
+// maySetTenantPolicy allows operators and the tenant's own writers to set
+// the tenant's policies (second factor, secret age): another tenant does
+// not exist for the actor, and viewers only read.
+func maySetTenantPolicy(ctx context.Context, id string) error {
+	actor := actorFrom(ctx)
+	if !actor.sees(id) {
+		return ErrTenantNotFound
+	}
+	if actor.ReadOnly {
+		return ErrNotPermitted
+	}
+	return nil
+}
+
 // SetSecondFactorRequired sets whether every person of the tenant must set
 // up a second factor. Operators and the tenant's own admins may: the policy
 // is the tenant's, and turning it on only asks more of its people.
 func (a *Admin) SetSecondFactorRequired(ctx context.Context, id string, required bool) (*Tenant, error) {
-	actor := actorFrom(ctx)
-	if !actor.sees(id) {
-		return nil, ErrTenantNotFound
-	}
-	if actor.ReadOnly {
-		return nil, ErrNotPermitted
+	if err := maySetTenantPolicy(ctx, id); err != nil {
+		return nil, err
 	}
 	return a.changeTenant(ctx, "tenant.require_second_factor", id, func(t *Tenant) error {
 		t.SecondFactorRequired = required
@@ -585,12 +595,8 @@ const maxSecretAgeDays = 3650
 // operators and the tenant's admins set it. Secrets older than a new,
 // shorter bound stop working at once.
 func (a *Admin) SetMaxSecretAge(ctx context.Context, id string, days int) (*Tenant, error) {
-	actor := actorFrom(ctx)
-	if !actor.sees(id) {
-		return nil, ErrTenantNotFound
-	}
-	if actor.ReadOnly {
-		return nil, ErrNotPermitted
+	if err := maySetTenantPolicy(ctx, id); err != nil {
+		return nil, err
 	}
 	if days < 0 || days > maxSecretAgeDays {
 		return nil, invalid("a maximum secret age is 0 (none) to %d days", maxSecretAgeDays)

@@ -134,3 +134,21 @@ func TokenFrom(t testing.TB, tokenURL, clientID, secret, scope string) string {
 	}
 	return body.AccessToken
 }
+
+// TokenStatus is the status of a token request for clientID with secret
+// at the issuer at base (client_secret_basic).
+func TokenStatus(t testing.TB, base, clientID, secret string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}

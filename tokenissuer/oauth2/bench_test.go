@@ -26,31 +26,38 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 			cfg.ClientCacheTTL = server.DefaultConfig().ClientCacheTTL
 			ti := startIssuer(b, cfg, tokenissuer.SystemClock{})
 			c, secret := ti.createClient(tokenissuer.NewClient{Scopes: []string{"accounts:read", "accounts:write"}})
-			auth := basic(c.ID, secret)
-			transport := &http.Transport{MaxIdleConnsPerHost: 64}
-			client := &http.Client{Transport: transport}
-			b.Cleanup(transport.CloseIdleConnections)
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					req, _ := http.NewRequest(http.MethodPost, ti.http.URL+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
-					req.Header.Set("Content-Type", formType)
-					req.Header.Set("Authorization", auth)
-					resp, err := client.Do(req)
-					if err != nil {
-						b.Fatal(err)
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						b.Fatalf("status %d", resp.StatusCode)
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+			benchTokenRequests(b, ti, func() string { return "grant_type=client_credentials" }, basic(c.ID, secret))
 		})
 	}
+}
+
+// benchTokenRequests sends token requests of body (and Authorization auth,
+// when set) from parallel clients with keep-alive, each answered 200.
+func benchTokenRequests(b *testing.B, ti *testIssuer, body func() string, auth string) {
+	transport := &http.Transport{MaxIdleConnsPerHost: 64}
+	client := &http.Client{Transport: transport}
+	b.Cleanup(transport.CloseIdleConnections)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodPost, ti.http.URL+"/oauth2/token", strings.NewReader(body()))
+			req.Header.Set("Content-Type", formType)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
 
 // BenchmarkSign measures minting alone: the floor of the endpoint's cost.
@@ -118,40 +125,14 @@ func BenchmarkClientAuthentication(b *testing.B) {
 	c, secret := ti.createClient(tokenissuer.NewClient{ID: "with-secret", Scopes: []string{"a"}})
 	edKey, esKey := newClientKey(b, "ed", jwa.EdDSA), newClientKey(b, "es", jwa.ES256)
 	signer, _ := ti.createClient(tokenissuer.NewClient{ID: "with-keys", Scopes: []string{"a"}, Keys: tokenissuer.ClientKeys{JWKS: jwks(b, edKey, esKey), Only: true}})
-	request := func(b *testing.B, body func() string, auth string) {
-		transport := &http.Transport{MaxIdleConnsPerHost: 64}
-		client := &http.Client{Transport: transport}
-		b.Cleanup(transport.CloseIdleConnections)
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				req, _ := http.NewRequest(http.MethodPost, ti.http.URL+"/oauth2/token", strings.NewReader(body()))
-				req.Header.Set("Content-Type", formType)
-				if auth != "" {
-					req.Header.Set("Authorization", auth)
-				}
-				resp, err := client.Do(req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Fatalf("status %d", resp.StatusCode)
-				}
-			}
-		})
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
-	}
 	b.Run("client_secret_basic", func(b *testing.B) {
-		request(b, func() string { return "grant_type=client_credentials" }, basic(c.ID, secret))
+		benchTokenRequests(b, ti, func() string { return "grant_type=client_credentials" }, basic(c.ID, secret))
 	})
 	for _, k := range []clientKey{edKey, esKey} {
 		b.Run("private_key_jwt/"+k.alg.String(), func(b *testing.B) {
 			// Signing the assertion is the client's work, timed here too:
 			// the ratio is an upper bound of the issuer's extra cost.
-			request(b, func() string { return assertionForm(assertion(b, k, signer.ID, ti.cfg.Issuer, time.Now())) }, "")
+			benchTokenRequests(b, ti, func() string { return assertionForm(assertion(b, k, signer.ID, ti.cfg.Issuer, time.Now())) }, "")
 		})
 	}
 }

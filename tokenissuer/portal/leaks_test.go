@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/tokenissuer"
+	"github.com/portcullis/portcullis/tokenissuer/issuertest"
 )
 
 // TestAPersonReportsALeakedSecret: pasting a secret revokes it and its
@@ -34,7 +35,7 @@ func TestAPersonReportsALeakedSecret(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(body, `id="revoked"`) || !strings.Contains(body, "Leaky") {
 		t.Fatalf("reporting the tenant's own secret: %d\n%s", status, body)
 	}
-	if got := tokenStatusOf(t, e, c.ID, secret); got != http.StatusUnauthorized {
+	if got := issuertest.TokenStatus(t, e.public, c.ID, secret); got != http.StatusUnauthorized {
 		t.Errorf("the reported secret still gets tokens: %d", got)
 	}
 	if _, page := ada.get("/portal/clients"); !strings.Contains(page, "was found at <code>https://paste.example/abc</code>") || !strings.Contains(page, `href="/portal/clients/`+c.ID+`">Leaky</a>`) {
@@ -51,25 +52,12 @@ func TestAPersonReportsALeakedSecret(t *testing.T) {
 		}
 	}
 	// A leaked secret is revoked whoever reports it.
-	if got := tokenStatusOf(t, e, e.otherClient, globexSecret); got != http.StatusUnauthorized {
+	if got := issuertest.TokenStatus(t, e.public, e.otherClient, globexSecret); got != http.StatusUnauthorized {
 		t.Errorf("another tenant's reported secret still gets tokens: %d", got)
 	}
 	if _, page := ada.get("/portal/clients"); strings.Contains(page, e.otherClient) {
 		t.Error("the banner shows another tenant's leak")
 	}
-}
-
-func tokenStatusOf(t *testing.T, e *env, id, secret string) int {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.public+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(id, secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 // TestATenantAdminRegistersAClientsKeys: the client's page takes a JWKS

@@ -21,19 +21,6 @@ import (
 
 var ops = tokenissuer.WithActor(context.Background(), tokenissuer.Actor{ID: "cli:test", Operator: true})
 
-func tokenStatus(t *testing.T, iss *issuertest.Issuer, id, secret string) int {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, iss.URL+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(id, secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
 type verdict struct {
 	TokenHash string `json:"token_hash"`
 	TokenType string `json:"token_type"`
@@ -87,10 +74,10 @@ func TestASignedReportRevokesTheSecretAndItsTokens(t *testing.T) {
 		t.Fatal("the answer carries the secret")
 	}
 
-	if got := tokenStatus(t, iss, iss.ClientID, leaked); got != http.StatusUnauthorized {
+	if got := issuertest.TokenStatus(t, iss.URL, iss.ClientID, leaked); got != http.StatusUnauthorized {
 		t.Errorf("the leaked secret after the report: %d", got)
 	}
-	if got := tokenStatus(t, iss, iss.ClientID, kept); got != http.StatusOK {
+	if got := issuertest.TokenStatus(t, iss.URL, iss.ClientID, kept); got != http.StatusOK {
 		t.Errorf("the client's other secret: %d", got)
 	}
 	if _, err := iss.Server.VerifyAccessToken(before); err == nil || !strings.Contains(err.Error(), "revoked (client.secret_leaked)") {
@@ -133,7 +120,7 @@ func TestReportsThatDoNotVerifyChangeNothing(t *testing.T) {
 			t.Errorf("%s: %d %s", name, status, raw)
 		}
 	}
-	if got := tokenStatus(t, iss, iss.ClientID, iss.ClientSecret); got != http.StatusOK {
+	if got := issuertest.TokenStatus(t, iss.URL, iss.ClientID, iss.ClientSecret); got != http.StatusOK {
 		t.Fatalf("the secret after reports that did not verify: %d", got)
 	}
 	if records, _ := iss.Server.Admin().Audit(ops, tokenissuer.AuditQuery{Action: tokenissuer.ActionSecretLeaked}); len(records) != 0 {
@@ -178,7 +165,7 @@ func TestKeysFromGitHubsURLAreFetchedAgainForANewKey(t *testing.T) {
 	if status, raw := rotated.Send(t, iss.URL+secretscan.Path, scantest.Match{Token: iss.ClientSecret}); status != http.StatusOK {
 		t.Fatalf("signed by GitHub's new key: %d %s", status, raw)
 	}
-	if got := tokenStatus(t, iss, iss.ClientID, iss.ClientSecret); got != http.StatusUnauthorized {
+	if got := issuertest.TokenStatus(t, iss.URL, iss.ClientID, iss.ClientSecret); got != http.StatusUnauthorized {
 		t.Errorf("the reported secret: %d", got)
 	}
 	before := fetches.Load()
