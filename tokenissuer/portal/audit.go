@@ -154,16 +154,6 @@ func (p *Portal) tenantName(r *http.Request, id string) string {
 	return t.Name
 }
 
-// exportedRecord is a record as the exports give it: the record as kept,
-// and its reading.
-type exportedRecord struct {
-	tokenissuer.AuditRecord
-	Who        string   `json:"who"`
-	Summary    string   `json:"summary"`
-	Changes    []string `json:"changes,omitempty"`
-	TenantName string   `json:"tenant_name,omitempty"`
-}
-
 // auditExport answers the filtered trail, newest first, as CSV or JSON
 // (?format=), at most maxAuditExport records; Portcullis-Export-Truncated
 // says when more matched.
@@ -204,12 +194,11 @@ func (p *Portal) auditExport(w http.ResponseWriter, r *http.Request, v *visitor)
 	name := "audit-" + time.Now().UTC().Format("20060102-150405") + "." + format
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	if format == "json" {
-		out := make([]exportedRecord, len(lines))
-		for i, l := range lines {
-			out[i] = exportedRecord{AuditRecord: l.AuditRecord, Who: l.Who, Summary: l.Summary, Changes: l.Changes, TenantName: l.TenantName}
+		if lines == nil {
+			lines = []auditLine{}
 		}
 		w.Header().Set("Content-Type", "application/json")
-		return json.NewEncoder(w).Encode(out)
+		return json.NewEncoder(w).Encode(lines)
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	cw := csv.NewWriter(w)

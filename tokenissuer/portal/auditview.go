@@ -14,18 +14,19 @@ import (
 // thing, and which fields changed. The record itself stays as kept; this
 // is only its reading.
 
-// auditLine is one record as the audit page and its exports tell it.
+// auditLine is one record as the audit page and its exports tell it: the
+// record as kept, and its reading.
 type auditLine struct {
 	tokenissuer.AuditRecord
 	// Who names the actor: an email, a client, the command line.
-	Who string
+	Who string `json:"who"`
 	// Summary is the record as a sentence, without the actor.
-	Summary string
+	Summary string `json:"summary"`
 	// Changes are the fields that changed, one line each, e.g.
 	// "scopes: + transactions:read, − cards:read".
-	Changes []string
+	Changes []string `json:"changes,omitempty"`
 	// TenantName is the name of the record's tenant, when known.
-	TenantName string
+	TenantName string `json:"tenant_name,omitempty"`
 }
 
 // actions says, per action, what happened to the target (%s: its label).
