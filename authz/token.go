@@ -275,6 +275,13 @@ func (v *Verifier) verifyOnce(ctx context.Context, token string, sum [sha256.Siz
 			return Claims{}, &TokenError{Reason: ReasonUnavailable, Cause: ctx.Err()}
 		}
 	}
+	// A request that missed the cache just before another's verification
+	// finished (its result cached, then its call removed) finds the
+	// result here, and does not verify the token a second time.
+	if claims, ok := v.cache.lookup(&sum, v.clock.Now()); ok {
+		v.mu.Unlock()
+		return claims, nil
+	}
 	call := &verification{done: make(chan struct{})}
 	v.inflight[sum] = call
 	v.mu.Unlock()

@@ -102,8 +102,20 @@ func tokenWords(sum *[sha256.Size]byte) (w0 uint64, check [3]uint64) {
 }
 
 // get returns the claims of the token whose SHA-256 is sum, if it is cached
-// and still good at now.
+// and still good at now, and counts the hit or miss.
 func (c *tokenCache) get(sum *[sha256.Size]byte, now time.Time) (Claims, bool) {
+	claims, ok := c.lookup(sum, now)
+	w0, _ := tokenWords(sum)
+	if ok {
+		c.hits[w0%counterStripes].n.Add(1)
+	} else {
+		c.misses[w0%counterStripes].n.Add(1)
+	}
+	return claims, ok
+}
+
+// lookup is get without counting: a second look by a request that missed.
+func (c *tokenCache) lookup(sum *[sha256.Size]byte, now time.Time) (Claims, bool) {
 	w0, check := tokenWords(sum)
 	table := c.grants.table.Load()
 	nanos := now.UnixNano()
@@ -127,12 +139,10 @@ func (c *tokenCache) get(sum *[sha256.Size]byte, now time.Time) (Claims, bool) {
 				Expiry: time.Unix(0, e.goodUntil+int64(cacheMargin)), IssuedAt: e.issuedAt,
 			}
 			set.mu.RUnlock()
-			c.hits[w0%counterStripes].n.Add(1)
 			return claims, true
 		}
 		set.mu.RUnlock()
 	}
-	c.misses[w0%counterStripes].n.Add(1)
 	return Claims{}, false
 }
 
