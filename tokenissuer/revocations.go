@@ -45,7 +45,9 @@ type ChangeBus interface {
 	// NotifyChange announces a change; delivery is best effort (a missed
 	// one is caught by polling or the cache TTL).
 	NotifyChange(ctx context.Context, topic, subject string) error
-	// ListenChanges calls fn for every change announced until ctx ends.
+	// ListenChanges calls fn for every change announced until ctx ends,
+	// and with TopicAny whenever it starts listening (at first, and after
+	// a broken connection): what was announced before went unheard.
 	ListenChanges(ctx context.Context, fn func(topic, subject string)) error
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/tokenissuer"
 )
 
 // lockRevocations serializes appends, so that entries commit in Seq order
@@ -51,6 +53,9 @@ func (s *PostgresStore) listen(ctx context.Context, fn func(topic, subject strin
 		// Leave the pooled connection as it was found.
 		_, _ = conn.Exec(context.WithoutCancel(ctx), `UNLISTEN `+changeChannel)
 	}()
+	// Whatever was announced before this LISTEN (at start, or while the
+	// connection was down) went unheard: the listener forgets all it holds.
+	fn(tokenissuer.TopicAny, "")
 	for {
 		n, err := conn.Conn().WaitForNotification(ctx)
 		if err != nil {

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"sync"
 	"time"
 
@@ -23,22 +24,35 @@ func (s *SQLiteStore) ListenChanges(ctx context.Context, fn func(topic, subject 
 }
 
 func (s *SQLiteStore) watchFile(ctx context.Context, fn func(topic, subject string)) {
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
+	t := time.NewTicker(sqliteChangePoll)
+	defer t.Stop()
+	// The watch starts on a connection of its own, trying again (a busy
+	// file, a loaded machine) rather than giving up for good.
+	var conn *sql.Conn
+	var last int64
 	version := func() (int64, error) {
 		var v int64
 		err := conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v)
 		return v, err
 	}
-	last, err := version()
-	if err != nil {
-		return
+	for {
+		var err error
+		if conn, err = s.db.Conn(ctx); err == nil {
+			if last, err = version(); err == nil {
+				break
+			}
+			conn.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
-	t := time.NewTicker(sqliteChangePoll)
-	defer t.Stop()
+	defer conn.Close()
+	// Whatever another process wrote before the watch began went unseen:
+	// the listener forgets all it holds.
+	fn(tokenissuer.TopicAny, "")
 	for {
 		select {
 		case <-ctx.Done():
