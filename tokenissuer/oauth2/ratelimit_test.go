@@ -294,6 +294,14 @@ func (s *countingStore) Client(ctx context.Context, id string) (*tokenissuer.Cli
 	return s.Store.Client(ctx, id)
 }
 
+// ListenChanges announces nothing: the counts are of the cache alone, not
+// of the forgetting that the file's watch does when it starts or sees a
+// commit (at moments the scheduler picks).
+func (s *countingStore) ListenChanges(ctx context.Context, _ func(topic, subject string)) error {
+	<-ctx.Done()
+	return nil
+}
+
 // TestUnknownClientIDsAreCachedLikeKnownOnes: within client_cache_ttl a
 // repeated unknown ID is answered from the cache, as a known one is, so the
 // store's round trip does not tell them apart.
