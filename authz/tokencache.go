@@ -104,8 +104,8 @@ func tokenWords(sum *[sha256.Size]byte) (w0 uint64, check [3]uint64) {
 // get returns the claims of the token whose SHA-256 is sum, if it is cached
 // and still good at now, and counts the hit or miss.
 func (c *tokenCache) get(sum *[sha256.Size]byte, now time.Time) (Claims, bool) {
-	claims, ok := c.lookup(sum, now)
-	w0, _ := tokenWords(sum)
+	w0, check := tokenWords(sum)
+	claims, ok := c.find(w0, check, now)
 	if ok {
 		c.hits[w0%counterStripes].n.Add(1)
 	} else {
@@ -117,6 +117,11 @@ func (c *tokenCache) get(sum *[sha256.Size]byte, now time.Time) (Claims, bool) {
 // lookup is get without counting: a second look by a request that missed.
 func (c *tokenCache) lookup(sum *[sha256.Size]byte, now time.Time) (Claims, bool) {
 	w0, check := tokenWords(sum)
+	return c.find(w0, check, now)
+}
+
+// find looks the token of words w0 and check up in its two sets.
+func (c *tokenCache) find(w0 uint64, check [3]uint64, now time.Time) (Claims, bool) {
 	table := c.grants.table.Load()
 	nanos := now.UnixNano()
 	for _, set := range [2]*tokenSet{c.setOf(w0), c.setOf(check[0])} {

@@ -111,20 +111,7 @@ func (i *Issuer) Token(t testing.TB, scope string) string {
 // TokenFrom requests a token at tokenURL, which may be behind a proxy.
 func TokenFrom(t testing.TB, tokenURL, clientID, secret, scope string) string {
 	t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}}
-	if scope != "" {
-		form.Set("scope", scope)
-	}
-	req, err := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postToken(t, tokenURL, clientID, secret, scope)
 	defer resp.Body.Close()
 	var body struct {
 		AccessToken string `json:"access_token"`
@@ -139,7 +126,20 @@ func TokenFrom(t testing.TB, tokenURL, clientID, secret, scope string) string {
 // at the issuer at base (client_secret_basic).
 func TokenStatus(t testing.TB, base, clientID, secret string) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+	resp := postToken(t, base+"/oauth2/token", clientID, secret, "")
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// postToken sends a client credentials request with client_secret_basic
+// (RFC 6749 §2.3.1: ID and secret form-urlencoded) and scope, when set.
+func postToken(t testing.TB, tokenURL, clientID, secret, scope string) *http.Response {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	req, err := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +149,5 @@ func TokenStatus(t testing.TB, base, clientID, secret string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return resp
 }
