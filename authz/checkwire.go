@@ -81,6 +81,16 @@ type wireCheck struct {
 	trace traceContext
 }
 
+func (w *wireCheck) traceCarrier() propagation.TextMapCarrier { return &w.trace }
+
+func (w *wireCheck) read(r *Request) (Reason, error) {
+	if !w.hasHTTP {
+		return ReasonInvalidPath, errNoHTTPAttributes
+	}
+	*r = w.request
+	return "", nil
+}
+
 // traceContext is the trace headers of a request read from its wire
 // bytes, for the propagator: the fields it reads (its Fields, lower-cased)
 // and what the request said of them. It is a TextMapCarrier that knows of
@@ -522,7 +532,7 @@ func (s *Service) readCheck(w *wireCheck, dec func(any) error) error {
 
 // checkWire decides a request read from the wire and encodes the answer.
 func (s *Service) checkWire(ctx context.Context, w *wireCheck) *encodedResponse {
-	return check(s, ctx, nil, w, func(s *Service, dec Decision) *encodedResponse { return s.encodeResponse(&dec) })
+	return check(s, ctx, w, func(s *Service, dec Decision) *encodedResponse { return s.encodeResponse(&dec) })
 }
 
 // The answer is encoded the same way, straight from the Decision into a

@@ -40,6 +40,10 @@ type Config struct {
 	Headers     HeaderNames       `yaml:"headers"`
 	DecisionLog DecisionLogConfig `yaml:"decision_log"`
 	Revocation  RevocationConfig  `yaml:"revocation"`
+	// HTTP serves the same decision over HTTP for proxies that ask that
+	// way: Envoy's http_service, nginx auth_request, Caddy forward_auth,
+	// Traefik ForwardAuth. Off unless http.listen is set.
+	HTTP HTTPConfig `yaml:"http"`
 	// Tracing sends a span per Check (continuing Envoy's trace) and spans
 	// for token verifications, JWKS fetches and user lookups to an OTLP
 	// collector. Off by default.
@@ -153,6 +157,7 @@ func DefaultConfig() Config {
 		Headers:     DefaultHeaderNames(),
 		DecisionLog: DecisionLogConfig{DenialsPerInterval: 100, Interval: 10 * time.Second},
 		Revocation:  RevocationConfig{Wait: 25 * time.Second, MaxStaleness: 5 * time.Minute, OnStale: "serve", MaxBytes: 16 << 20},
+		HTTP:        defaultHTTPConfig(),
 		Tracing:     telemetry.DefaultConfig(),
 	}
 }
@@ -193,6 +198,7 @@ func (c *Config) Validate() error {
 			bad(setting, "%q is not host:port", addr)
 		}
 	}
+	c.HTTP.validate(bad)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:

@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -25,6 +26,11 @@ type Request struct {
 	Underscored []string
 	// underscoredSeen indexes Underscored by folded name once it is long.
 	underscoredSeen map[string]struct{}
+	// CannotRemove is set by an adapter whose answer cannot make the proxy
+	// remove a header it names (nginx auth_request, Caddy forward_auth,
+	// Traefik ForwardAuth): a request carrying an underscore spelling of a
+	// trusted header is then refused rather than allowed with it.
+	CannotRemove bool
 }
 
 // Decision is the outcome of a Check. The zero value is a denial: nothing
@@ -122,6 +128,9 @@ func (d *Decider) decide(ctx context.Context, req *Request) Decision {
 	}
 
 	dec.spoofed = d.mutations.spoofs(req.Underscored)
+	if len(dec.spoofed) > 0 && req.CannotRemove {
+		return d.deny(&dec, ReasonSpoofedHeader, fmt.Errorf("header %q imitates a trusted header", dec.spoofed[0]))
+	}
 	path := policy.SplitPath(req.Path)
 	if perr := policy.CheckPath(path); perr != nil {
 		return d.deny(&dec, ReasonInvalidPath, perr)

@@ -36,6 +36,14 @@ const (
 	// ReasonOverloaded is a new token refused because too many are being
 	// verified already: answered as unavailable, with Retry-After.
 	ReasonOverloaded Reason = "overloaded"
+	// ReasonUntrustedProxy is an HTTP authorization request from an
+	// address outside http.trusted_proxies: only a proxy may say what
+	// request it is asking about.
+	ReasonUntrustedProxy Reason = "untrusted-proxy"
+	// ReasonSpoofedHeader is a request asked about over HTTP that carries
+	// an underscore spelling of a trusted header (x_auth_user_id): the
+	// proxy cannot be told to remove it, so the request is refused.
+	ReasonSpoofedHeader Reason = "spoofed-header"
 )
 
 // DenialReasons lists every reason answered with a denial: the codes of
@@ -78,6 +86,8 @@ var denialSpecs = map[Reason]denialSpec{
 	ReasonUserBlocked:           {http.StatusConflict, "operation-not-allowed", "The current status of the user does not allow calling this endpoint", codes.FailedPrecondition, ""},
 	ReasonUnavailable:           {http.StatusServiceUnavailable, "unavailable", "Authorization is temporarily unavailable; retry later", codes.Unavailable, ""},
 	ReasonOverloaded:            {http.StatusServiceUnavailable, "unavailable", "Too many new access tokens are being checked; retry in a second", codes.Unavailable, "1"},
+	ReasonUntrustedProxy:        {http.StatusForbidden, "forbidden", "This address may not ask for authorization decisions", codes.PermissionDenied, ""},
+	ReasonSpoofedHeader:         {http.StatusBadRequest, "invalid-request", "The request carries a header name with underscores that imitates a header this API sets; remove it", codes.InvalidArgument, ""},
 }
 
 // Denial is a refused request as the client will see it.

@@ -49,6 +49,10 @@ type Server struct {
 
 	grpcListener  net.Listener
 	adminListener net.Listener
+	// httpListener serves the decision over HTTP (nil when http.listen is
+	// empty).
+	httpListener net.Listener
+	httpHandler  *HTTPHandler
 }
 
 // NewServer validates cfg, loads the policy and the user directory, and binds
@@ -149,6 +153,16 @@ func NewServer(cfg Config, clock Clock, log *slog.Logger) (*Server, error) {
 		s.grpcListener.Close()
 		return nil, fmt.Errorf("admin_listen: %w", err)
 	}
+	if cfg.HTTP.Listen != "" {
+		if s.httpHandler, err = NewHTTPHandler(s.Service, cfg.HTTP); err == nil {
+			s.httpListener, err = net.Listen("tcp", cfg.HTTP.Listen)
+		}
+		if err != nil {
+			s.grpcListener.Close()
+			s.adminListener.Close()
+			return nil, fmt.Errorf("http.listen: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -177,6 +191,15 @@ func (s *Server) GRPCAddr() net.Addr { return s.grpcListener.Addr() }
 
 // AdminAddr is the address of the admin HTTP server.
 func (s *Server) AdminAddr() net.Addr { return s.adminListener.Addr() }
+
+// HTTPAddr is the address of the HTTP authorization listener, nil when
+// it is off.
+func (s *Server) HTTPAddr() net.Addr {
+	if s.httpListener == nil {
+		return nil
+	}
+	return s.httpListener.Addr()
+}
 
 // Ready reports whether authz can decide: a policy and the issuer's keys
 // are loaded, and the revocation live set has arrived (and, with on_stale:
@@ -211,9 +234,15 @@ func (s *Server) Run(ctx context.Context) error {
 	reflection.Register(grpcServer)
 
 	admin := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- grpcServer.Serve(s.grpcListener) }()
 	go func() { errc <- admin.Serve(s.adminListener) }()
+	var checks *http.Server
+	if s.httpListener != nil {
+		checks = s.newHTTPServer()
+		go func() { errc <- checks.Serve(s.httpListener) }()
+		s.log.Info("authz answering HTTP authorization requests", "http", s.httpListener.Addr().String(), "mode", s.cfg.HTTP.Mode, "trusted_proxies", s.cfg.HTTP.TrustedProxies)
+	}
 	go s.trackReadiness(bg)
 	go s.Service.RunLogFlusher(bg)
 	s.log.Info("authz listening", "grpc", s.grpcListener.Addr().String(), "admin", s.adminListener.Addr().String())
@@ -227,12 +256,22 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("authz shutting down; finishing in-flight checks")
 	s.setServing(false)
 	stopped := make(chan struct{})
-	go func() { grpcServer.GracefulStop(); close(stopped) }()
+	go func() {
+		grpcServer.GracefulStop()
+		if checks != nil {
+			// Its in-flight checks finish; idle keep-alive connections close.
+			_ = checks.Shutdown(context.Background())
+		}
+		close(stopped)
+	}()
 	select {
 	case <-stopped:
 	case <-time.After(s.cfg.ShutdownTimeout):
 		s.log.Warn("shutdown timeout: closing remaining connections")
 		grpcServer.Stop()
+		if checks != nil {
+			checks.Close()
+		}
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -252,6 +291,19 @@ func newGRPCServer(svc *Service) *grpc.Server {
 	srv := grpc.NewServer(append(GRPCServerOptions(), grpc.ForceServerCodecV2(newCheckCodec()))...)
 	srv.RegisterService(&checkServiceDesc, svc)
 	return srv
+}
+
+// newHTTPServer returns the server of the HTTP authorization listener.
+// Its peers are proxies holding keep-alive connections; each check is
+// bounded by check_timeout like a gRPC Check.
+func (s *Server) newHTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s.httpHandler,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    s.cfg.HTTP.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
 }
 
 // GRPCServerOptions are the gRPC server settings of authz; the load tool's

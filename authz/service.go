@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -84,25 +85,47 @@ func (s *Service) RunLogFlusher(ctx context.Context) { s.denials.run(ctx) }
 // itself (checkHandler); the CheckResponse built here is what that encoding
 // is held to.
 func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	return check(s, ctx, req, nil, func(s *Service, dec Decision) *authv3.CheckResponse { return s.response(&dec) }), nil
+	return check(s, ctx, decodedCheck{req}, func(s *Service, dec Decision) *authv3.CheckResponse { return s.response(&dec) }), nil
 }
 
-// check decides one Check, of the decoded req or, when req is nil, of the
-// request wire read, and answers with respond's response: a CheckResponse
-// message, or one already encoded (encodeResponse). The decision is handed
-// to respond by value: through a pointer, it escaped to the heap on every
+// checkInput is a request to decide as an adapter received it: a decoded
+// CheckRequest, one read from its wire bytes (wireCheck), or an HTTP
+// authorization request (httpCheck).
+type checkInput interface {
+	// traceCarrier holds the trace headers the request carried.
+	traceCarrier() propagation.TextMapCarrier
+	// read fills r with what the decision reads. A reason other than ""
+	// refuses the request before the decision, for cause: what the adapter
+	// received cannot be decided.
+	read(r *Request) (Reason, error)
+}
+
+// decodedCheck is a decoded CheckRequest to decide.
+type decodedCheck struct{ req *authv3.CheckRequest }
+
+func (c decodedCheck) traceCarrier() propagation.TextMapCarrier { return checkCarrier(c) }
+
+func (c decodedCheck) read(r *Request) (Reason, error) {
+	if !requestFromCheck(c.req, r) {
+		return ReasonInvalidPath, errNoHTTPAttributes
+	}
+	return "", nil
+}
+
+var errNoHTTPAttributes = errors.New("CheckRequest has no HTTP attributes")
+
+// check decides one request, whichever adapter received it, and answers
+// with respond's response: a CheckResponse message, one already encoded
+// (encodeResponse), or an HTTP answer written. The decision is handed to
+// respond by value: through a pointer, it escaped to the heap on every
 // request.
-func check[R any](s *Service, ctx context.Context, req *authv3.CheckRequest, wire *wireCheck, respond func(*Service, Decision) R) (resp R) {
+func check[R any](s *Service, ctx context.Context, in checkInput, respond func(*Service, Decision) R) (resp R) {
 	start := time.Now()
 	var dec Decision
 	var r Request
 	var span trace.Span
 	if s.cfg.Tracer != nil {
-		if req != nil {
-			ctx = s.cfg.Propagator.Extract(ctx, checkCarrier{req})
-		} else {
-			ctx = s.cfg.Propagator.Extract(ctx, &wire.trace)
-		}
+		ctx = s.cfg.Propagator.Extract(ctx, in.traceCarrier())
 		ctx, span = s.cfg.Tracer.Start(ctx, "authz.Check", trace.WithSpanKind(trace.SpanKindServer))
 	}
 	defer func() {
@@ -117,14 +140,8 @@ func check[R any](s *Service, ctx context.Context, req *authv3.CheckRequest, wir
 			s.endCheckSpan(span, &dec)
 		}
 	}()
-	hasHTTP := false
-	if req != nil {
-		hasHTTP = requestFromCheck(req, &r)
-	} else {
-		r, hasHTTP = wire.request, wire.hasHTTP
-	}
-	if !hasHTTP {
-		dec = Decision{Reason: ReasonInvalidPath, Denial: s.decider.denials.get(ReasonInvalidPath), Cause: fmt.Errorf("CheckRequest has no HTTP attributes")}
+	if refusal, cause := in.read(&r); refusal != "" {
+		dec = Decision{Reason: refusal, Denial: s.decider.denials.get(refusal), Cause: cause}
 		return respond(s, dec)
 	}
 	// Envoy sends a deadline with every Check (the ext_authz filter's
