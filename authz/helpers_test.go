@@ -592,3 +592,9 @@ func (b *syncBuffer) lines(t *testing.T) []map[string]any {
 	}
 	return out
 }
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -17,8 +17,8 @@ import (
 // Allowed: 200 with the trusted headers for the proxy to copy upstream.
 // Denied: the denial's status, JSON body and headers, as Envoy would send
 // them to the client; in mode nginx, whose auth_request passes 401 and 403
-// only, any other status is answered 403 and the denial is named in
-// DenialHeader, for the proxy's error_page to fetch from DenialsPath.
+// only, every denial is answered 403 and named in DenialHeader, for the
+// proxy's error_page to fetch from DenialsPath.
 type HTTPHandler struct {
 	svc     *Service
 	mode    HTTPMode
@@ -32,8 +32,8 @@ type HTTPHandler struct {
 	canonical map[string]string
 }
 
-// DenialHeader names, in mode nginx, the reason of a denial answered 401
-// or 403 to the auth_request subrequest.
+// DenialHeader names, in mode nginx, the reason of a denial answered 403
+// to the auth_request subrequest.
 const DenialHeader = "X-Portcullis-Denial"
 
 // DenialsPath serves, in mode nginx, each denial as the client must see it
@@ -192,12 +192,12 @@ func (h *HTTPHandler) answer(w http.ResponseWriter, dec *Decision) {
 	status := d.Status
 	if h.mode == HTTPModeNginx {
 		// auth_request passes 401 and 403 and takes anything else for its
-		// own failure (500): the proxy's error_page turns this into the
-		// denial's own answer, fetched by its name.
+		// own failure (500); it copies a 401's challenge itself, where the
+		// proxy's configuration copies it once for every denial. The
+		// proxy's error_page turns this 403 into the denial's own answer,
+		// fetched by its name.
 		hdr[DenialHeader] = []string{string(d.Reason)}
-		if status != http.StatusUnauthorized {
-			status = http.StatusForbidden
-		}
+		status = http.StatusForbidden
 	}
 	w.WriteHeader(status)
 	w.Write(d.Body)

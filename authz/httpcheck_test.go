@@ -126,7 +126,7 @@ func TestHTTPDecidesAsCheck(t *testing.T) {
 				grpc := a.az.check(t, c.method, c.path, false, c.headers...)
 				got := a.ask(t, c.method, c.path, c.headers...)
 				wantStatus := grpc.status
-				if mode == HTTPModeNginx && wantStatus != 200 && wantStatus != 401 {
+				if mode == HTTPModeNginx && wantStatus != 200 {
 					wantStatus = 403
 					if d := got.header.Get(DenialHeader); d != grpc.reason {
 						t.Errorf("%s: %s %q, want the reason %q", c.name, DenialHeader, d, grpc.reason)
