@@ -411,5 +411,3 @@ func TestProxyRefusesAskedByAnUntrustedAddress(t *testing.T) {
 		})
 	}
 }
-
-
