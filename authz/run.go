@@ -294,15 +294,21 @@ func newGRPCServer(svc *Service) *grpc.Server {
 }
 
 // newHTTPServer returns the server of the HTTP authorization listener.
-// Its peers are proxies holding keep-alive connections; each check is
-// bounded by check_timeout like a gRPC Check.
 func (s *Server) newHTTPServer() *http.Server {
+	return HTTPServer(s.httpHandler, s.cfg.HTTP.MaxHeaderBytes, s.log)
+}
+
+// HTTPServer is the HTTP server of the HTTP authorization listener around
+// h; the load tool's always-200 floor uses it too, so both are measured on
+// the same server. Its peers are proxies holding keep-alive connections;
+// each check is bounded by check_timeout like a gRPC Check.
+func HTTPServer(h http.Handler, maxHeaderBytes int, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           s.httpHandler,
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    s.cfg.HTTP.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
 

@@ -30,6 +30,7 @@ again. Report ratios, not absolute figures.`,
 		Example: "  portcullis load --mix allow-obo\n" +
 			"  portcullis load --mix allow-obo --tokens 100000                 # a full token cache\n" +
 			"  portcullis load --mix allow-obo --tokens 1000000 --alg ES256    # every request a new token\n" +
+			"  portcullis load --mix allow-obo --http                          # the HTTP mode against an always-200 HTTP floor\n" +
 			"  portcullis load --mix allow-obo --flood 16                      # forged tokens beside the hot path\n" +
 			"  portcullis load --mix allow-obo --tokens 100000 --profile prof  # CPU profiles, and the GC's share of them\n" +
 			"  portcullis load --baseline=false --repeat 1 --duration 3m --sample 15s   # a soak\n" +
@@ -74,6 +75,7 @@ again. Report ratios, not absolute figures.`,
 	f.StringVar(&o.Policy, "policy", "examples/policy", "policy for authz")
 	f.IntVar(&o.CacheMaxTokens, "cache-max-tokens", 100_000, "authz token.cache_max_tokens")
 	f.BoolVar(&o.Baseline, "baseline", true, "also measure the always-OK baseline (ratios are to it)")
+	f.BoolVar(&o.HTTP, "http", false, "drive authz's HTTP authorization listener (mode forward-auth) instead of its gRPC Check, and an always-200 HTTP server on the same HTTP server as the baseline")
 	f.DurationVar(&o.SampleEvery, "sample", 0, "soak: sample authz's memory and goroutines this often (e.g. 10s)")
 	f.IntVar(&o.Revocations, "revocations", 0, "also measure authz following a revocation feed with this many entries (e.g. 10000)")
 	c.AddCommand(newFollowersCommand())
@@ -94,6 +96,7 @@ func self(args ...string) *exec.Cmd {
 // environment.
 func newLoadServerCommands() []*cobra.Command {
 	var listen, metrics string
+	var overHTTP bool
 	baseline := &cobra.Command{
 		Use:    loadtest.BaselineServer,
 		Hidden: true,
@@ -109,11 +112,12 @@ func newLoadServerCommands() []*cobra.Command {
 					return err
 				}
 			}
-			return loadtest.ServeBaseline(c.Context(), ln, metricsLn)
+			return loadtest.ServeBaseline(c.Context(), ln, metricsLn, overHTTP)
 		},
 	}
 	baseline.Flags().StringVar(&listen, "listen", "127.0.0.1:9101", "gRPC address")
 	baseline.Flags().StringVar(&metrics, "metrics", "", "HTTP address of /metrics (Go runtime metrics only); empty: none")
+	baseline.Flags().BoolVar(&overHTTP, "http", false, "serve the always-200 HTTP authorization server instead")
 	server := &cobra.Command{
 		Use:    loadtest.AuthzServer,
 		Hidden: true,

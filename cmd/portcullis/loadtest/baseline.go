@@ -2,9 +2,12 @@ package loadtest
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -33,8 +36,9 @@ func (a *alwaysOK) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRe
 
 // ServeBaseline serves the always-OK server on ln until ctx ends, and its
 // Go runtime metrics (GC CPU and live heap, as authz exports them) and a
-// CPU profiler on metrics when it is not nil.
-func ServeBaseline(ctx context.Context, ln, metrics net.Listener) error {
+// CPU profiler on metrics when it is not nil. overHTTP serves the
+// always-200 HTTP authorization server instead of the gRPC one.
+func ServeBaseline(ctx context.Context, ln, metrics net.Listener, overHTTP bool) error {
 	if metrics != nil {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(authz.GoRuntimeCollector())
@@ -44,6 +48,14 @@ func ServeBaseline(ctx context.Context, ln, metrics net.Listener) error {
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(metrics)
 		defer srv.Close()
+	}
+	if overHTTP {
+		srv := authz.HTTPServer(http.HandlerFunc(alwaysOKHTTP), authz.DefaultConfig().HTTP.MaxHeaderBytes, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+		go func() { <-ctx.Done(); srv.Close() }()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
 	}
 	set := func(k, v string) *corev3.HeaderValueOption {
 		return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v},

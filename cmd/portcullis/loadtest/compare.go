@@ -45,6 +45,10 @@ type CompareOptions struct {
 	CacheMaxTokens int
 	// Baseline also measures the always-OK server.
 	Baseline bool
+	// HTTP drives authz's HTTP authorization listener (mode forward-auth,
+	// as Caddy asks) instead of its gRPC Check, and the always-200 HTTP
+	// server on the same HTTP server as the baseline.
+	HTTP bool
 	// Repeat is how many rounds measure every server once each, in an
 	// order that rotates from round to round, so that a change in the
 	// machine's load falls on all of them alike.
@@ -97,6 +101,8 @@ type server struct {
 	proc             *child
 	client           authv3.AuthorizationClient
 	conn             *grpc.ClientConn
+	// overHTTP: addr is an HTTP authorization listener.
+	overHTTP bool
 }
 
 // measurement is one row of the report: a server, with or without a flood.
@@ -221,11 +227,11 @@ func Compare(ctx context.Context, o CompareOptions, stdout, stderr io.Writer) er
 
 func startBaseline(o CompareOptions) (*server, error) {
 	return startOnFreePorts("baseline", func(addr, metricsAddr string) (*server, error) {
-		proc, err := start(o.Self(BaselineServer, "--listen", addr, "--metrics", metricsAddr), nil, os.Stderr)
+		proc, err := start(o.Self(BaselineServer, "--listen", addr, "--metrics", metricsAddr, "--http="+strconv.FormatBool(o.HTTP)), nil, os.Stderr)
 		if err != nil {
 			return nil, err
 		}
-		s := &server{name: "baseline", addr: addr, metrics: "http://" + metricsAddr + "/metrics", profile: "http://" + metricsAddr + ProfilePath, proc: proc}
+		s := &server{name: "baseline", addr: addr, metrics: "http://" + metricsAddr + "/metrics", profile: "http://" + metricsAddr + ProfilePath, proc: proc, overHTTP: o.HTTP}
 		// The baseline binds its gRPC address before it serves metrics.
 		if err := proc.waitReady(s.metrics); err != nil {
 			s.stop()
@@ -248,6 +254,15 @@ func startAuthzOn(o CompareOptions, name string, iss *Issuer, w *Workload, extra
 	if o.AuthzBinary != "" {
 		cmd = exec.Command(o.AuthzBinary, "serve")
 	}
+	checkAddr := grpcAddr
+	if o.HTTP {
+		httpAddr, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		checkAddr = httpAddr
+		extra = append([]string{"PORTCULLIS_AUTHZ_HTTP_LISTEN=" + httpAddr, "PORTCULLIS_AUTHZ_HTTP_MODE=forward-auth"}, extra...)
+	}
 	proc, err := start(cmd, append([]string{
 		"PORTCULLIS_AUTHZ_LISTEN=" + grpcAddr, "PORTCULLIS_AUTHZ_ADMIN_LISTEN=" + adminAddr,
 		"PORTCULLIS_AUTHZ_POLICY=" + o.Policy, "PORTCULLIS_AUTHZ_LOG_LEVEL=warn",
@@ -261,7 +276,7 @@ func startAuthzOn(o CompareOptions, name string, iss *Issuer, w *Workload, extra
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: name, addr: grpcAddr, metrics: "http://" + adminAddr + "/metrics", profile: "http://" + adminAddr + ProfilePath, proc: proc}
+	s := &server{name: name, addr: checkAddr, metrics: "http://" + adminAddr + "/metrics", profile: "http://" + adminAddr + ProfilePath, proc: proc, overHTTP: o.HTTP}
 	if err := proc.waitReady("http://" + adminAddr + "/readyz"); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -270,6 +285,10 @@ func startAuthzOn(o CompareOptions, name string, iss *Issuer, w *Workload, extra
 }
 
 func (s *server) dial() error {
+	if s.overHTTP {
+		s.client = newHTTPCheckClient(s.addr, 256)
+		return nil
+	}
 	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
@@ -281,6 +300,9 @@ func (s *server) dial() error {
 func (s *server) stop() {
 	if s.conn != nil {
 		s.conn.Close()
+	}
+	if c, ok := s.client.(*httpCheckClient); ok {
+		c.closeIdle()
 	}
 	s.proc.stop()
 }

@@ -86,7 +86,7 @@ func TestBaselineServesItsCPUProfile(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go ServeBaseline(ctx, ln, metrics)
+	go ServeBaseline(ctx, ln, metrics, false)
 	path := filepath.Join(t.TempDir(), "baseline.pprof")
 	_, err = saveProfile(startProfile(ctx, "http://"+metrics.Addr().String()+ProfilePath, time.Second), path)
 	// An idle server's profile may hold no samples; it must still be one.
