@@ -78,7 +78,7 @@ again. Report ratios, not absolute figures.`,
 	f.BoolVar(&o.HTTP, "http", false, "drive authz's HTTP authorization listener (mode forward-auth) instead of its gRPC Check, and an always-200 HTTP server on the same HTTP server as the baseline")
 	f.DurationVar(&o.SampleEvery, "sample", 0, "soak: sample authz's memory and goroutines this often (e.g. 10s)")
 	f.IntVar(&o.Revocations, "revocations", 0, "also measure authz following a revocation feed with this many entries (e.g. 10000)")
-	c.AddCommand(newFollowersCommand())
+	c.AddCommand(newFollowersCommand(), newNginxLoadCommand())
 	return c
 }
 
