@@ -24,10 +24,10 @@ type NginxOptions struct {
 	// Site is the nginx configuration asking authz (examples/nginx/portcullis.conf).
 	Site string
 	// Policy is the policy authz loads.
-	Policy                string
-	Duration              time.Duration
-	Connections, Threads  int
-	Repeat                int
+	Policy               string
+	Duration             time.Duration
+	Connections, Threads int
+	Repeat               int
 	// Self runs this binary's hidden server commands (Compare's).
 	Self func(args ...string) *exec.Cmd
 }
