@@ -411,3 +411,52 @@ func TestProxyRefusesAskedByAnUntrustedAddress(t *testing.T) {
 		})
 	}
 }
+
+// TestDocsShowTheShippedProxyConfigs: the nginx and Caddy configurations
+// docs/proxies.md shows are the examples' that the tests run, but for
+// comments (and Caddy's global options, which are the tests' loopback
+// setup).
+func TestDocsShowTheShippedProxyConfigs(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../docs/proxies.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ fence, file string }{{"```nginx\n", "nginx/portcullis.conf"}, {"```caddyfile\n", "caddy/Caddyfile"}} {
+		_, rest, ok := strings.Cut(string(doc), c.fence)
+		if !ok {
+			t.Fatalf("docs/proxies.md shows no %s block", strings.TrimSpace(c.fence))
+		}
+		block, _, _ := strings.Cut(rest, "```")
+		example, err := os.ReadFile(filepath.Join("..", "examples", c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		shipped := significantLines(string(example))
+		if len(shipped) > 0 && shipped[0] == "{" { // Caddy's global options
+			end := 0
+			for end < len(shipped) && shipped[end] != "}" {
+				end++
+			}
+			shipped = shipped[end+1:]
+		}
+		if shown := significantLines(block); strings.Join(shown, "\n") != strings.Join(shipped, "\n") {
+			t.Errorf("docs/proxies.md's block differs from examples/%s:\n--- shown\n%s\n--- shipped\n%s", c.file, strings.Join(shown, "\n"), strings.Join(shipped, "\n"))
+		}
+	}
+}
+
+// significantLines are a configuration's lines without comments, blank
+// lines and indentation.
+func significantLines(conf string) []string {
+	var out []string
+	for _, line := range strings.Split(conf, "\n") {
+		if i := strings.Index(line, "#"); i >= 0 {
+			line = line[:i]
+		}
+		if line = strings.Join(strings.Fields(line), " "); line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
