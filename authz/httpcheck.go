@@ -171,13 +171,20 @@ func (h *HTTPHandler) answer(w http.ResponseWriter, dec *Decision) {
 	if dec.Allowed() {
 		var buf [4]Header
 		set, remove := h.svc.decider.UpstreamHeaders(dec, buf[:0])
-		for _, s := range set {
-			hdr[h.canonical[s.Name]] = []string{s.Value}
+		// One allocation holds every header's value (each its own
+		// full slice, so an append cannot reach the next).
+		values := make([]string, len(set)+2)
+		for i, s := range set {
+			values[i] = s.Value
+			hdr[h.canonical[s.Name]] = values[i : i+1 : i+1]
 		}
+		n := len(set)
+		values[n] = "no-store"
+		hdr["Cache-Control"] = values[n : n+1 : n+1]
 		if h.mode == HTTPModeEnvoy {
-			hdr[envoyHeadersToRemove] = []string{strings.Join(remove, ", ")}
+			values[n+1] = strings.Join(remove, ", ")
+			hdr[envoyHeadersToRemove] = values[n+1 : n+2 : n+2]
 		}
-		hdr["Cache-Control"] = []string{"no-store"}
 		w.WriteHeader(http.StatusOK)
 		return
 	}

@@ -22,7 +22,7 @@ type httpAuthz struct {
 	url string
 }
 
-func newHTTPAuthz(t *testing.T, mode HTTPMode, tune func(*HTTPConfig)) *httpAuthz {
+func newHTTPAuthz(t testing.TB, mode HTTPMode, tune func(*HTTPConfig)) *httpAuthz {
 	t.Helper()
 	f := &fixture{ec: newSigningKey(t, "ec-1", jwa.ES256)}
 	f.jwks = newJWKSServer(t, f.ec)
