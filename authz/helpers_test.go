@@ -253,7 +253,13 @@ func testConfig(t testing.TB, jwksURL string) Config {
 
 func startAuthz(t testing.TB, cfg Config, clock Clock) *testAuthz {
 	t.Helper()
-	srv, err := NewServer(cfg, clock, discard())
+	return startAuthzLogging(t, cfg, clock, discard())
+}
+
+// startAuthzLogging is startAuthz logging to log.
+func startAuthzLogging(t testing.TB, cfg Config, clock Clock, log *slog.Logger) *testAuthz {
+	t.Helper()
+	srv, err := NewServer(cfg, clock, log)
 	if err != nil {
 		t.Fatal(err)
 	}

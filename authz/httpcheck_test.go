@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -223,6 +224,20 @@ func TestHTTPRefusesWhatAProxyWouldNotSend(t *testing.T) {
 	}
 }
 
+// TestHTTPBoundsHeaders: headers past http.max_header_bytes are refused
+// (431) before any decision; a request within it is decided.
+func TestHTTPBoundsHeaders(t *testing.T) {
+	t.Parallel()
+	a := newHTTPAuthz(t, HTTPModeForwardAuth, func(c *HTTPConfig) { c.MaxHeaderBytes = 8 << 10 })
+	token := a.token(t, nil)
+	if got := a.ask(t, "GET", "/v1/accounts/1", bearer(token), [2]string{"X-Padding", strings.Repeat("a", 2<<10)}); got.status != 200 {
+		t.Errorf("within the bound: %d %s", got.status, got.body)
+	}
+	if got := a.ask(t, "GET", "/v1/accounts/1", bearer(token), [2]string{"X-Padding", strings.Repeat("a", 64<<10)}); got.status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("past the bound: %d %s, want 431", got.status, got.body)
+	}
+}
+
 // TestHTTPUnderscoredImitations: a header spelt with underscores that
 // imitates a trusted header is refused where the proxy cannot be told to
 // remove it, on public routes too, and named for removal to Envoy.
@@ -285,16 +300,46 @@ func TestHTTPNginxDenials(t *testing.T) {
 	}
 }
 
-// TestHTTPCountsAndLogsAsCheck: HTTP decisions land in the same metric,
-// by reason, as gRPC ones.
-func TestHTTPCountsAndLogsAsCheck(t *testing.T) {
+// TestHTTPCountsLogsAndShadowsAsCheck: HTTP decisions land in the same
+// metric, by reason, and the same decision log as gRPC ones (never with the
+// token), and the shadow policy is evaluated beside them.
+func TestHTTPCountsLogsAndShadowsAsCheck(t *testing.T) {
 	t.Parallel()
-	a := newHTTPAuthz(t, HTTPModeForwardAuth, func(c *HTTPConfig) { c.TrustedProxies = []string{"192.0.2.10"} })
-	a.ask(t, "GET", "/v1/accounts/1")
+	f := &fixture{ec: newSigningKey(t, "ec-1", jwa.ES256)}
+	f.jwks = newJWKSServer(t, f.ec)
+	cfg := testConfig(t, f.jwks.URL)
+	cfg.HTTP.Listen, cfg.HTTP.Mode = "127.0.0.1:0", HTTPModeForwardAuth
+	cfg.ShadowPolicy = shadowPolicy(t)
+	var logs syncBuffer
+	f.az = startAuthzLogging(t, cfg, SystemClock{}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	f.az.waitReady(t)
+	waitUntil(t, "the shadow policy to load", func() bool { return f.az.srv.Shadow.Current() != nil })
+	a := &httpAuthz{fixture: f, url: "http://" + f.az.srv.HTTPAddr().String()}
+
+	// The shadow policy requires accounts:details here too.
+	token := a.token(t, withScope("accounts:read"))
+	if got := a.ask(t, "GET", "/v1/accounts/42", bearer(token)); got.status != 200 {
+		t.Fatalf("the shadow decided: %d %s", got.status, got.body)
+	}
+	if got := a.ask(t, "GET", "/v1/accounts/42?q=1", bearer("not-a-jwt")); got.status != 401 {
+		t.Fatalf("an invalid token: %d %s", got.status, got.body)
+	}
 	req, _ := http.NewRequest("GET", "http://"+a.az.srv.AdminAddr().String()+"/metrics", nil)
-	got := do(t, req)
-	if !strings.Contains(got.body, `portcullis_authz_checks_total{outcome="deny",reason="untrusted-proxy"} 1`) {
-		t.Errorf("metrics do not count the HTTP denial:\n%s", got.body)
+	metrics := do(t, req).body
+	for _, want := range []string{
+		`portcullis_authz_checks_total{outcome="deny",reason="invalid-token"} 1`,
+		`portcullis_policy_shadow_disagreements_total{live_reason="allowed",shadow_reason="missing-scope"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s:\n%s", want, metrics)
+		}
+	}
+	log := logs.String()
+	if !strings.Contains(log, `"reason":"invalid-token"`) || !strings.Contains(log, `"path":"/v1/accounts/42"`) {
+		t.Errorf("the decision log lacks the HTTP denial:\n%s", log)
+	}
+	if strings.Contains(log, token) || strings.Contains(log, "not-a-jwt") || strings.Contains(log, "q=1") {
+		t.Errorf("the decision log holds a token or a query:\n%s", log)
 	}
 }
 

@@ -412,6 +412,45 @@ func TestProxyRefusesAskedByAnUntrustedAddress(t *testing.T) {
 	}
 }
 
+// TestProxyFailsClosedWhenAuthzFails: a proxy whose authz hangs up on
+// every request answers the client 5xx and lets nothing through.
+func TestProxyFailsClosedWhenAuthzFails(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		start func(t *testing.T, authzAddr, upstreamAddr string) string
+	}{{"nginx", startNginx}, {"caddy", startCaddy}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			up := newEchoUpstream(t)
+			dead, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { dead.Close() })
+			go func() {
+				for {
+					conn, err := dead.Accept()
+					if err != nil {
+						return
+					}
+					conn.Close()
+				}
+			}()
+			proxy := c.start(t, dead.Addr().String(), up.srv.Listener.Addr().String())
+			for _, target := range []string{"/v1/accounts/7", "/healthz"} {
+				r := send(t, proxy, "GET", target, [2]string{"Authorization", "Bearer a.b.c"})
+				if r.status < 500 {
+					t.Errorf("%s: %d %s, want a 5xx", target, r.status, r.body)
+				}
+			}
+			if n := len(up.reached()); n != 0 {
+				t.Errorf("%d requests reached the upstream", n)
+			}
+		})
+	}
+}
+
 // TestDocsShowTheShippedProxyConfigs: the nginx and Caddy configurations
 // docs/proxies.md shows are the examples' that the tests run, but for
 // comments (and Caddy's global options, which are the tests' loopback
