@@ -43,7 +43,7 @@ const DenialsPath = "/denials/"
 
 // envoyHeadersToRemove is how an http_service answer tells Envoy to remove
 // headers from the request it lets through.
-const envoyHeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
+const envoyHeadersToRemove = "x-envoy-auth-headers-to-remove"
 
 // NewHTTPHandler returns the HTTP adapter over svc, as cfg configures it
 // (validated).
@@ -63,7 +63,7 @@ func NewHTTPHandler(svc *Service, cfg HTTPConfig) (*HTTPHandler, error) {
 		return nil, fmt.Errorf("http.mode: %q is not envoy, nginx or forward-auth", cfg.Mode)
 	}
 	n := svc.decider.mutations.names
-	for _, name := range []string{n.ClientID, n.Scopes, n.TenantID, n.UserID, "content-type", "cache-control", "www-authenticate", "retry-after"} {
+	for _, name := range []string{n.ClientID, n.Scopes, n.TenantID, n.UserID, "content-type", "cache-control", "www-authenticate", "retry-after", envoyHeadersToRemove} {
 		h.canonical[name] = http.CanonicalHeaderKey(name)
 	}
 	return h, nil
@@ -169,22 +169,13 @@ func (h *HTTPHandler) trusts(addr string) bool {
 func (h *HTTPHandler) answer(w http.ResponseWriter, dec *Decision) {
 	hdr := w.Header()
 	if dec.Allowed() {
-		var buf [4]Header
+		var buf [6]Header
 		set, remove := h.svc.decider.UpstreamHeaders(dec, buf[:0])
-		// One allocation holds every header's value (each its own
-		// full slice, so an append cannot reach the next).
-		values := make([]string, len(set)+2)
-		for i, s := range set {
-			values[i] = s.Value
-			hdr[h.canonical[s.Name]] = values[i : i+1 : i+1]
-		}
-		n := len(set)
-		values[n] = "no-store"
-		hdr["Cache-Control"] = values[n : n+1 : n+1]
+		set = append(set, Header{Name: "cache-control", Value: "no-store"})
 		if h.mode == HTTPModeEnvoy {
-			values[n+1] = strings.Join(remove, ", ")
-			hdr[envoyHeadersToRemove] = values[n+1 : n+2 : n+2]
+			set = append(set, Header{Name: envoyHeadersToRemove, Value: strings.Join(remove, ", ")})
 		}
+		h.setHeaders(hdr, set, "")
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -193,9 +184,7 @@ func (h *HTTPHandler) answer(w http.ResponseWriter, dec *Decision) {
 		d = h.svc.decider.denials.get(ReasonUnavailable)
 	}
 	var buf [4]Header
-	for _, dh := range denialHeaders(d, buf[:0]) {
-		hdr[h.canonical[dh.Name]] = []string{dh.Value}
-	}
+	h.setHeaders(hdr, denialHeaders(d, buf[:0]), "")
 	status := d.Status
 	if h.mode == HTTPModeNginx {
 		// auth_request passes 401 and 403 and takes anything else for its
@@ -223,13 +212,21 @@ func (h *HTTPHandler) serveDenial(w http.ResponseWriter, r *http.Request) {
 	if d == nil {
 		d = h.svc.decider.denials.get(ReasonUnavailable)
 	}
-	hdr := w.Header()
 	var buf [4]Header
-	for _, dh := range denialHeaders(d, buf[:0]) {
-		if dh.Name != "www-authenticate" {
-			hdr[h.canonical[dh.Name]] = []string{dh.Value}
-		}
-	}
+	h.setHeaders(w.Header(), denialHeaders(d, buf[:0]), "www-authenticate")
 	w.WriteHeader(d.Status)
 	w.Write(d.Body)
+}
+
+// setHeaders sets each of headers but the one named except in hdr, their
+// values in one allocation (each its own full slice, so an append cannot
+// reach the next).
+func (h *HTTPHandler) setHeaders(hdr http.Header, headers []Header, except string) {
+	values := make([]string, len(headers))
+	for i, dh := range headers {
+		if dh.Name != except {
+			values[i] = dh.Value
+			hdr[h.canonical[dh.Name]] = values[i : i+1 : i+1]
+		}
+	}
 }
