@@ -37,7 +37,8 @@ func newHTTPAuthz(t testing.TB, mode HTTPMode, tune func(*HTTPConfig)) *httpAuth
 	return &httpAuthz{fixture: f, url: "http://" + f.az.srv.HTTPAddr().String()}
 }
 
-// httpReply is an HTTP authorization answer as the proxy receives it.
+// httpReply is an HTTP answer as its receiver got it: authz's to the
+// proxy, or the proxy's to the client.
 type httpReply struct {
 	status int
 	header http.Header
@@ -78,6 +79,12 @@ func (a *httpAuthz) ask(t *testing.T, method, uri string, headers ...[2]string) 
 func do(t *testing.T, req *http.Request) httpReply {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
+	return readReply(t, resp, err)
+}
+
+// readReply reads a response whole, failing t on err or a read error.
+func readReply(t *testing.T, resp *http.Response, err error) httpReply {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}

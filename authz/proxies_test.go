@@ -15,19 +15,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/examples"
 )
 
 // The real proxies' end-to-end suite: a client → nginx or Caddy → authz
 // (HTTP mode) → an upstream that echoes what it received, over loopback,
 // with the proxies' configurations of examples/ as they are shipped.
-
-// The addresses examples/nginx and examples/caddy name; a test moves them
-// to its own ports and changes nothing else.
-const (
-	exampleProxyAddr    = "127.0.0.1:8000"
-	exampleAuthzAddr    = "127.0.0.1:9003"
-	exampleUpstreamAddr = "127.0.0.1:8090"
-)
 
 // proxyBinary finds a proxy's binary: $env, else on the PATH. Without it
 // the test skips, but fails under CI, which installs both proxies.
@@ -159,27 +153,9 @@ func startNginx(t *testing.T, authzAddr, upstreamAddr string) string {
 	bin := proxyBinary(t, "PORTCULLIS_TEST_NGINX", "nginx")
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	site := renderExample(t, "nginx/portcullis.conf", map[string]string{exampleProxyAddr: addr, exampleAuthzAddr: authzAddr, exampleUpstreamAddr: upstreamAddr})
-	if err := os.WriteFile(filepath.Join(dir, "portcullis.conf"), []byte(site), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	main := fmt.Sprintf(`daemon off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log stderr warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    include %[1]s/portcullis.conf;
-}
-`, dir)
+	site := renderExample(t, "nginx/portcullis.conf", map[string]string{examples.ProxyAddr: addr, examples.AuthzHTTPAddr: authzAddr, examples.UpstreamAddr: upstreamAddr})
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(main), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(examples.NginxMain(dir, site)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	runProxy(t, exec.Command(bin, "-p", dir, "-c", conf, "-e", "stderr"), addr)
@@ -193,7 +169,7 @@ func startCaddy(t *testing.T, authzAddr, upstreamAddr string) string {
 	addr := freeAddr(t)
 	conf := filepath.Join(dir, "Caddyfile")
 	_, port, _ := net.SplitHostPort(addr)
-	site := renderExample(t, "caddy/Caddyfile", map[string]string{"http://:8000": "http://:" + port, exampleAuthzAddr: authzAddr, exampleUpstreamAddr: upstreamAddr})
+	site := renderExample(t, "caddy/Caddyfile", map[string]string{"http://:8000": "http://:" + port, examples.AuthzHTTPAddr: authzAddr, examples.UpstreamAddr: upstreamAddr})
 	if err := os.WriteFile(conf, []byte(site), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -203,16 +179,9 @@ func startCaddy(t *testing.T, authzAddr, upstreamAddr string) string {
 	return addr
 }
 
-// rawReply is the proxy's answer to a client.
-type rawReply struct {
-	status int
-	header http.Header
-	body   string
-}
-
 // send writes one request exactly as given (its request target and header
 // names unchanged by any client library) and reads the answer.
-func send(t *testing.T, addr, method, target string, headers ...[2]string) rawReply {
+func send(t *testing.T, addr, method, target string, headers ...[2]string) httpReply {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -234,39 +203,45 @@ func send(t *testing.T, addr, method, target string, headers ...[2]string) rawRe
 		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rawReply{status: resp.StatusCode, header: resp.Header, body: string(body)}
+	return readReply(t, resp, err)
 }
+
+// realProxy is a proxy the end-to-end tests run, with the mode authz
+// answers it in.
+type realProxy struct {
+	name  string
+	mode  HTTPMode
+	start func(t *testing.T, authzAddr, upstreamAddr string) string
+}
+
+var (
+	realNginx   = realProxy{"nginx", HTTPModeNginx, startNginx}
+	realCaddy   = realProxy{"caddy", HTTPModeForwardAuth, startCaddy}
+	realProxies = []realProxy{realNginx, realCaddy}
+)
 
 // TestThroughNginx and TestThroughCaddy run the suite through each proxy.
 func TestThroughNginx(t *testing.T) {
 	t.Parallel()
-	proxySuite(t, HTTPModeNginx, startNginx)
+	proxySuite(t, realNginx)
 }
 
 func TestThroughCaddy(t *testing.T) {
 	t.Parallel()
-	proxySuite(t, HTTPModeForwardAuth, startCaddy)
+	proxySuite(t, realCaddy)
 }
 
-func proxySuite(t *testing.T, mode HTTPMode, start func(t *testing.T, authzAddr, upstreamAddr string) string) {
+func proxySuite(t *testing.T, p realProxy) {
 	up := newEchoUpstream(t)
-	a := newHTTPAuthz(t, mode, nil)
-	proxy := start(t, a.az.srv.HTTPAddr().String(), up.srv.Listener.Addr().String())
+	a := newHTTPAuthz(t, p.mode, nil)
+	proxy := p.start(t, a.az.srv.HTTPAddr().String(), up.srv.Listener.Addr().String())
 	denials := newDenialTable(DefaultConfig().Realm)
 	token := a.token(t, nil)
 	narrow := a.token(t, withScope("accounts:read"))
 	auth := [2]string{"Authorization", "Bearer " + token}
 
 	// allowed reaches the upstream and returns what it received.
-	allowed := func(name string, r rawReply) echoed {
+	allowed := func(name string, r httpReply) echoed {
 		t.Helper()
 		var e echoed
 		if r.status != 200 || json.Unmarshal([]byte(r.body), &e) != nil {
@@ -275,7 +250,7 @@ func proxySuite(t *testing.T, mode HTTPMode, start func(t *testing.T, authzAddr,
 		return e
 	}
 	// denied is authz's denial exactly as the client receives it.
-	denied := func(name string, r rawReply, reason Reason, challenge string) {
+	denied := func(name string, r httpReply, reason Reason, challenge string) {
 		t.Helper()
 		d := denials.get(reason)
 		if r.status != d.Status || r.body != string(d.Body) || r.header.Get("Content-Type") != "application/json" || r.header.Get("Cache-Control") != "no-store" {
@@ -390,11 +365,8 @@ func proxySuite(t *testing.T, mode HTTPMode, start func(t *testing.T, authzAddr,
 // the proxy's address refuses everything it is asked through it.
 func TestProxyRefusesAskedByAnUntrustedAddress(t *testing.T) {
 	t.Parallel()
-	for _, c := range []struct {
-		mode  HTTPMode
-		start func(t *testing.T, authzAddr, upstreamAddr string) string
-	}{{HTTPModeNginx, startNginx}, {HTTPModeForwardAuth, startCaddy}} {
-		t.Run(string(c.mode), func(t *testing.T) {
+	for _, c := range realProxies {
+		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			up := newEchoUpstream(t)
 			a := newHTTPAuthz(t, c.mode, func(h *HTTPConfig) { h.TrustedProxies = []string{"192.0.2.10"} })
@@ -416,10 +388,7 @@ func TestProxyRefusesAskedByAnUntrustedAddress(t *testing.T) {
 // every request answers the client 5xx and lets nothing through.
 func TestProxyFailsClosedWhenAuthzFails(t *testing.T) {
 	t.Parallel()
-	for _, c := range []struct {
-		name  string
-		start func(t *testing.T, authzAddr, upstreamAddr string) string
-	}{{"nginx", startNginx}, {"caddy", startCaddy}} {
+	for _, c := range realProxies {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			up := newEchoUpstream(t)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
+
+	"github.com/portcullis/portcullis/examples"
 )
 
 // NginxOptions configures a measurement through real nginx with wrk.
@@ -31,13 +33,6 @@ type NginxOptions struct {
 	// Self runs this binary's hidden server commands (Compare's).
 	Self func(args ...string) *exec.Cmd
 }
-
-// The addresses the shipped nginx site names, moved to the run's own.
-const (
-	siteAuthzAddr    = "127.0.0.1:9003"
-	siteUpstreamAddr = "127.0.0.1:8090"
-	siteListenAddr   = "127.0.0.1:8000"
-)
 
 // nginxVariant is one nginx measured: alone, or asking a server.
 type nginxVariant struct {
@@ -65,7 +60,7 @@ func CompareThroughNginx(ctx context.Context, o NginxOptions, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	for _, addr := range []string{siteAuthzAddr, siteUpstreamAddr, siteListenAddr} {
+	for _, addr := range []string{examples.AuthzHTTPAddr, examples.UpstreamAddr, examples.ProxyAddr} {
 		if !strings.Contains(string(site), addr) {
 			return fmt.Errorf("%s does not name %s: the run moves that address to its own", o.Site, addr)
 		}
@@ -119,7 +114,7 @@ server {
         proxy_pass http://api;
     }
 }
-`, siteUpstreamAddr, siteListenAddr)
+`, examples.UpstreamAddr, examples.ProxyAddr)
 	var variants []nginxVariant
 	for _, v := range []struct{ name, site, asks string }{
 		{"nginx alone", alone, ""},
@@ -181,24 +176,9 @@ func startNginx(bin, dir, site, asks, upstream string) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	site = strings.NewReplacer(siteAuthzAddr, asks, siteUpstreamAddr, upstream, siteListenAddr, addr).Replace(site)
-	main := fmt.Sprintf(`daemon off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log stderr error;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-%[2]s
-}
-`, dir, site)
+	site = strings.NewReplacer(examples.AuthzHTTPAddr, asks, examples.UpstreamAddr, upstream, examples.ProxyAddr, addr).Replace(site)
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(main), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(examples.NginxMain(dir, site)), 0o644); err != nil {
 		return "", nil, err
 	}
 	proc, err := start(exec.Command(bin, "-p", dir, "-c", conf, "-e", "stderr"), nil, os.Stderr)
