@@ -86,13 +86,28 @@ func startIssuerOn(t testing.TB, cfg server.Config, clock tokenissuer.Clock, sto
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	followCtx, stopFollowing := context.WithCancel(context.Background())
-	t.Cleanup(stopFollowing)
-	go oauth2.FollowChanges(followCtx, store, srv)
-	go srv.Feed.Run(followCtx)
 	ti.server = srv
+	ti.runInBackground(func(ctx context.Context) { oauth2.FollowChanges(ctx, store, srv) })
+	ti.runInBackground(srv.Feed.Run)
 	handler = srv.Handler()
 	return ti
+}
+
+// runInBackground runs loop until the test ends, and waits for it to
+// return before the store closes (cleanups run last registered first): a
+// loop still querying a closing SQLite store can reopen the file while the
+// test's directory is being removed.
+func (ti *testIssuer) runInBackground(loop func(context.Context)) {
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		loop(ctx)
+	}()
+	ti.t.Cleanup(func() {
+		stop()
+		<-done
+	})
 }
 
 // createClient creates a client, and its tenant (with the client's scopes

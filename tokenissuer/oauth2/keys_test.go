@@ -118,9 +118,7 @@ func TestRotationByAnotherProcessIsPickedUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go ti.keys.Run(ctx, 10*time.Millisecond)
+	ti.runInBackground(func(ctx context.Context) { ti.keys.Run(ctx, 10*time.Millisecond) })
 	deadline := time.Now().Add(time.Minute) // catches a hang, not a slow machine
 	for !publishedKIDs(t, ti.keys)[key.KID] {
 		if time.Now().After(deadline) {

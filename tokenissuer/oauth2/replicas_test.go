@@ -190,9 +190,7 @@ func TestRotationUnderLoadAcrossReplicas(t *testing.T) {
 	}
 	a := startReplica(t, dsn, tokenissuer.SystemClock{}, fast)
 	b := startReplica(t, dsn, tokenissuer.SystemClock{}, fast)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go b.keys.Run(ctx, 50*time.Millisecond) // B learns of A's rotation by reloading
+	b.runInBackground(func(ctx context.Context) { b.keys.Run(ctx, 50*time.Millisecond) }) // B learns of A's rotation by reloading
 	c, secret := a.createClient(tokenissuer.NewClient{ID: "acme-app", Scopes: []string{"a"}})
 
 	fetchB := func() jwk.Set {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis/portcullis/tokenissuer"
@@ -322,13 +323,26 @@ func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 func (s *Server) Run(ctx context.Context) error {
 	defer s.Store.Close()
 	defer s.Endpoints.Close()
+	// Background work ends, and lets go of the store, before the store
+	// closes: a loop still running would query a closed store, or reopen
+	// an SQLite file being removed.
+	var background sync.WaitGroup
 	keysCtx, stopKeys := context.WithCancel(context.WithoutCancel(ctx))
+	defer background.Wait()
 	defer stopKeys()
-	go s.Keys.Run(keysCtx, s.cfg.Keys.ReloadInterval)
-	go s.housekeeping(keysCtx)
-	go s.Endpoints.Feed.Run(keysCtx)
-	go oauth2.FollowChanges(keysCtx, s.Store, s.Endpoints)
-	go s.Endpoints.Usage.Run(keysCtx)
+	for _, run := range []func(context.Context){
+		func(ctx context.Context) { s.Keys.Run(ctx, s.cfg.Keys.ReloadInterval) },
+		s.housekeeping,
+		s.Endpoints.Feed.Run,
+		func(ctx context.Context) { oauth2.FollowChanges(ctx, s.Store, s.Endpoints) },
+		s.Endpoints.Usage.Run,
+	} {
+		background.Add(1)
+		go func() {
+			defer background.Done()
+			run(keysCtx)
+		}()
+	}
 
 	admin := s.adminHandler
 	const scope = "github.com/portcullis/portcullis/tokenissuer"

@@ -18,9 +18,19 @@ const sqliteChangePoll = 250 * time.Millisecond
 // another process: PRAGMA data_version, asked on a connection of the
 // listener's own every sqliteChangePoll, moves whenever any other
 // connection committed, and then fn hears TopicAny.
+//
+// It returns only once the watch has let go of its connection, so that a
+// caller that closes the store next leaves no connection behind to reopen
+// the file.
 func (s *SQLiteStore) ListenChanges(ctx context.Context, fn func(topic, subject string)) error {
-	go s.watchFile(ctx, fn)
-	return s.localBus.ListenChanges(ctx, fn)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		s.watchFile(ctx, fn)
+	}()
+	err := s.localBus.ListenChanges(ctx, fn)
+	<-watched
+	return err
 }
 
 func (s *SQLiteStore) watchFile(ctx context.Context, fn func(topic, subject string)) {
