@@ -618,9 +618,14 @@ func testStoreRevocations(t *testing.T, s tokenissuer.Store) {
 	// may have changed (what was announced before it listened went
 	// unheard), then each change.
 	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	heard := make(chan string, 1024)
-	go s.ListenChanges(lctx, func(topic, subject string) { heard <- topic + "/" + subject })
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		_ = s.ListenChanges(lctx, func(topic, subject string) { heard <- topic + "/" + subject })
+	}()
+	// The listener lets go of its connection before the store closes.
+	defer func() { cancel(); <-listening }()
 	deadline := time.After(time.Minute)
 	started := false
 	for {
