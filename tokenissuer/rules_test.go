@@ -56,6 +56,10 @@ func TestTheServiceDecidesWhoMayDoWhat(t *testing.T) {
 			_, _, _, err := admin.RotateSecret(ctx, fresh())
 			return true, err
 		},
+		issuertest.SetClientKeys: func(ctx context.Context) (bool, error) {
+			_, err := admin.SetClientKeys(ctx, fresh(), tokenissuer.ClientKeys{JWKSURI: issuertest.ClientJWKSURI})
+			return true, err
+		},
 		issuertest.DisableAClient: func(ctx context.Context) (bool, error) {
 			_, err := admin.SetStatus(ctx, fresh(), tokenissuer.ClientDisabled)
 			return true, err

@@ -60,6 +60,9 @@ func TestTheAPIFollowsTheServicesRules(t *testing.T) {
 		issuertest.RotateSecret: func(tok string) issuertest.Outcome {
 			return call("POST", "/admin/v1/clients/"+fresh()+"/rotate-secret", tok, "")
 		},
+		issuertest.SetClientKeys: func(tok string) issuertest.Outcome {
+			return call("PUT", "/admin/v1/clients/"+fresh()+"/keys", tok, `{"jwks_uri":"`+issuertest.ClientJWKSURI+`"}`)
+		},
 		issuertest.DisableAClient: func(tok string) issuertest.Outcome {
 			return call("POST", "/admin/v1/clients/"+fresh()+"/disable", tok, "")
 		},

@@ -30,6 +30,7 @@ const (
 	ListClients    Op = "list acme's clients"
 	CreateClient   Op = "create a client in acme"
 	RotateSecret   Op = "rotate the secret of acme's client"
+	SetClientKeys  Op = "register the public keys of acme's client"
 	DisableAClient Op = "disable acme's client"
 	RevokeTokens   Op = "revoke the tokens of acme's client"
 	DeleteClient   Op = "delete acme's client"
@@ -38,6 +39,9 @@ const (
 	ReadAudit      Op = "read acme's audit trail"
 	RotateKeys     Op = "rotate the signing keys"
 )
+
+// ClientJWKSURI is where SetClientKeys registers acme's client's keys.
+const ClientJWKSURI = "https://keys.acme.example/jwks.json"
 
 // Outcome is what an operation gives an actor.
 type Outcome string
@@ -64,7 +68,7 @@ func init() {
 	for _, op := range []Op{ReadClient, ListClients, ReadTenant, ReadAudit} {
 		Rules[op] = readAcme
 	}
-	for _, op := range []Op{RotateSecret, DisableAClient, RevokeTokens, DeleteClient} {
+	for _, op := range []Op{RotateSecret, SetClientKeys, DisableAClient, RevokeTokens, DeleteClient} {
 		Rules[op] = changeAcmeClient
 	}
 	Rules[CreateClient] = map[Role]Outcome{Operator: Allowed, AcmeAdmin: Allowed, AcmeViewer: Refused, AcmeBot: Allowed, GlobexAdmin: Hidden, Nobody: Refused}
