@@ -97,6 +97,70 @@ func TestTheServiceDecidesWhoMayDoWhat(t *testing.T) {
 	}
 }
 
+// TestTenantPoliciesAndDeletion: a tenant's policies (second factor,
+// secret age) are set by operators and the tenant's own writers, never by
+// its viewers or another tenant (to whom it does not exist); deleting a
+// tenant is for operators alone, and nobody else learns anything by trying.
+func TestTenantPoliciesAndDeletion(t *testing.T) {
+	t.Parallel()
+	_, admin, ops := twoTenants(t)
+	if _, err := admin.CreateTenant(ops, tokenissuer.NewTenant{ID: "empty", ScopeCeiling: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	as := func(a tokenissuer.Actor) context.Context { return tokenissuer.WithActor(context.Background(), a) }
+	acmeAdmin := as(tokenissuer.Actor{ID: "account:ada@acme.example", TenantID: "acme"})
+	acmeViewer := as(tokenissuer.Actor{ID: "account:vic@acme.example", TenantID: "acme", ReadOnly: true})
+	globexAdmin := as(tokenissuer.Actor{ID: "account:gus@globex.example", TenantID: "globex"})
+	emptyAdmin := as(tokenissuer.Actor{ID: "account:eve@empty.example", TenantID: "empty"})
+	policies := map[string]func(ctx context.Context) error{
+		"require a second factor": func(ctx context.Context) error {
+			_, err := admin.SetSecondFactorRequired(ctx, "acme", true)
+			return err
+		},
+		"bound the secrets' age": func(ctx context.Context) error {
+			_, err := admin.SetMaxSecretAge(ctx, "acme", 90)
+			return err
+		},
+	}
+	for name, set := range policies {
+		for _, c := range []struct {
+			actor string
+			ctx   context.Context
+			want  error
+		}{
+			{"an operator", ops, nil},
+			{"acme's admin", acmeAdmin, nil},
+			{"acme's viewer", acmeViewer, tokenissuer.ErrNotPermitted},
+			{"globex's admin", globexAdmin, tokenissuer.ErrTenantNotFound},
+			{"an unnamed actor", context.Background(), tokenissuer.ErrTenantNotFound},
+		} {
+			if err := set(c.ctx); !errors.Is(err, c.want) || (c.want == nil && err != nil) {
+				t.Errorf("%s may %s for acme: %v, want %v", c.actor, name, err, c.want)
+			}
+		}
+	}
+	if _, err := admin.SetMaxSecretAge(acmeAdmin, "acme", 100_000); !errors.As(err, new(*tokenissuer.InvalidError)) {
+		t.Errorf("a maximum secret age past ten years: %v", err)
+	}
+
+	// Not even an empty tenant's own admin deletes it; the refusal is the
+	// same whether the tenant exists for the actor or not.
+	for name, ctx := range map[string]context.Context{"its own admin": emptyAdmin, "another tenant's admin": globexAdmin, "an unnamed actor": context.Background()} {
+		if err := admin.DeleteTenant(ctx, "empty"); !errors.Is(err, tokenissuer.ErrNotPermitted) {
+			t.Errorf("%s deletes tenant empty: %v, want ErrNotPermitted", name, err)
+		}
+	}
+	if _, err := admin.Tenant(ops, "empty"); err != nil {
+		t.Fatalf("a refused deletion removed the tenant: %v", err)
+	}
+	if err := admin.DeleteTenant(ops, "empty"); err != nil {
+		t.Fatalf("an operator deletes an empty tenant: %v", err)
+	}
+	if _, err := admin.Tenant(ops, "empty"); !errors.Is(err, tokenissuer.ErrTenantNotFound) {
+		t.Fatalf("a deleted tenant: %v", err)
+	}
+}
+
 // TestAnotherTenantsTenantListIsItsOwn: a tenant's actor listing tenants
 // sees its own alone.
 func TestAnotherTenantsTenantListIsItsOwn(t *testing.T) {
