@@ -36,6 +36,8 @@ type Admin struct {
 	maxTokenLifetime time.Duration
 	// maxClientsPerTenant is tenants.max_clients (0: no quota).
 	maxClientsPerTenant int
+	// jwksURIPrivateNetworks is tenants.jwks_uri_private_networks.
+	jwksURIPrivateNetworks bool
 }
 
 // AdminLimits are the bounds Admin enforces.
@@ -44,6 +46,9 @@ type AdminLimits struct {
 	MaxTokenLifetime time.Duration
 	// MaxClientsPerTenant bounds each tenant's clients (0: no quota).
 	MaxClientsPerTenant int
+	// JWKSURIPrivateNetworks lets a client's jwks_uri name loopback and
+	// private addresses, and plain http on loopback.
+	JWKSURIPrivateNetworks bool
 }
 
 // AdminStore is what Admin changes and records changes in.
@@ -57,7 +62,8 @@ type AdminStore interface {
 
 // NewAdmin returns an Admin on store.
 func NewAdmin(store AdminStore, hasher *SecretHasher, clock Clock, limits AdminLimits) *Admin {
-	return &Admin{store: store, hasher: hasher, clock: clock, maxTokenLifetime: limits.MaxTokenLifetime, maxClientsPerTenant: limits.MaxClientsPerTenant}
+	return &Admin{store: store, hasher: hasher, clock: clock, maxTokenLifetime: limits.MaxTokenLifetime, maxClientsPerTenant: limits.MaxClientsPerTenant,
+		jwksURIPrivateNetworks: limits.JWKSURIPrivateNetworks}
 }
 
 // Actor is who makes a change, and from where: the audit trail records it,
@@ -302,7 +308,7 @@ func (a *Admin) CreateClient(ctx context.Context, nc NewClient) (*Client, string
 	if a.maxTokenLifetime > 0 && nc.TokenLifetime > a.maxTokenLifetime {
 		return nil, "", invalid("token lifetime %s is longer than tokens.max_lifetime (%s), the longest any token may live", nc.TokenLifetime, a.maxTokenLifetime)
 	}
-	if nc.Keys, err = validateClientKeys(nc.Keys); err != nil {
+	if nc.Keys, err = validateClientKeys(nc.Keys, a.jwksURIPrivateNetworks); err != nil {
 		return nil, "", err
 	}
 	now := a.clock.Now().UTC()

@@ -4,11 +4,16 @@ import (
 	"context"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
+	"strings"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/portcullis/portcullis/internal/egress"
 )
 
 // AssertionAlgorithms are the algorithms a client may sign its
@@ -69,8 +74,11 @@ func ParseClientJWKS(raw []byte) (jwk.Set, error) {
 	return set, nil
 }
 
-// validateClientKeys checks keys as a client registers them.
-func validateClientKeys(k ClientKeys) (ClientKeys, error) {
+// validateClientKeys checks keys as a client registers them. A jwks_uri is
+// https, and names no loopback, private or otherwise internal address
+// unless privateNetworks (then plain http on loopback is fine too). A name
+// is checked again on each fetch, on the addresses it resolves to.
+func validateClientKeys(k ClientKeys, privateNetworks bool) (ClientKeys, error) {
 	if len(k.JWKS) > 0 && k.JWKSURI != "" {
 		return k, invalid("give the keys inline (jwks) or by URL (jwks_uri), not both")
 	}
@@ -85,14 +93,31 @@ func validateClientKeys(k ClientKeys) (ClientKeys, error) {
 	}
 	if k.JWKSURI != "" {
 		u, err := url.Parse(k.JWKSURI)
-		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loopbackHost(u.Hostname()))) {
+		if err != nil || u.Host == "" || (u.Scheme != "https" && !(privateNetworks && u.Scheme == "http" && loopbackHost(u.Hostname()))) {
 			return k, invalid("jwks_uri %q must be an absolute https URL", k.JWKSURI)
+		}
+		if !privateNetworks {
+			if err := publicHost(u.Hostname()); err != nil {
+				return k, invalid("jwks_uri %q: %v; the issuer fetches client keys from public addresses only (its operator may allow others with tenants.jwks_uri_private_networks)", k.JWKSURI, err)
+			}
 		}
 	}
 	if k.Only && !k.Any() {
 		return k, invalid("a client that authenticates with private_key_jwt only needs keys: jwks or jwks_uri")
 	}
 	return k, nil
+}
+
+// publicHost refuses a host that is an internal address, or a name that
+// only ever means one (localhost).
+func publicHost(host string) error {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return fmt.Errorf("%s is a loopback name", host)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return egress.CheckPublic(ip)
+	}
+	return nil
 }
 
 // loopbackHost reports whether host is a loopback name or address, where
@@ -109,7 +134,7 @@ func loopbackHost(host string) bool {
 // private_key_jwt assertions with (or none), and whether they are its only
 // way to authenticate: then its secrets are removed, and none can be made.
 func (a *Admin) SetClientKeys(ctx context.Context, id string, k ClientKeys) (*Client, error) {
-	k, err := validateClientKeys(k)
+	k, err := validateClientKeys(k, a.jwksURIPrivateNetworks)
 	if err != nil {
 		return nil, err
 	}

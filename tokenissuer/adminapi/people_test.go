@@ -173,10 +173,17 @@ func TestClientsWithKeysInsteadOfSecrets(t *testing.T) {
 		t.Errorf("a secret for a keys-only client: %d %s", r.status, r.raw)
 	}
 	for name, body := range map[string]string{
-		"a private key":         `{"jwks":` + string(privateJWKS) + `}`,
-		"plain http elsewhere":  `{"jwks_uri":"http://keys.example/jwks.json"}`,
-		"both":                  `{"jwks":` + string(publicJWKS) + `,"jwks_uri":"https://keys.example/jwks.json"}`,
-		"keys only and no keys": `{"private_key_jwt_only":true}`,
+		"a private key":          `{"jwks":` + string(privateJWKS) + `}`,
+		"plain http elsewhere":   `{"jwks_uri":"http://keys.example/jwks.json"}`,
+		"plain http on loopback": `{"jwks_uri":"http://127.0.0.1:8081/jwks.json"}`,
+		"https on loopback":      `{"jwks_uri":"https://127.0.0.1/jwks.json"}`,
+		"localhost":              `{"jwks_uri":"https://localhost/jwks.json"}`,
+		"the metadata address":   `{"jwks_uri":"https://169.254.169.254/latest/meta-data/"}`,
+		"a private address":      `{"jwks_uri":"https://10.0.0.7/jwks.json"}`,
+		"mapped loopback":        `{"jwks_uri":"https://[::ffff:127.0.0.1]/jwks.json"}`,
+		"IPv6 unique local":      `{"jwks_uri":"https://[fd00::1]/jwks.json"}`,
+		"both":                   `{"jwks":` + string(publicJWKS) + `,"jwks_uri":"https://keys.example/jwks.json"}`,
+		"keys only and no keys":  `{"private_key_jwt_only":true}`,
 	} {
 		if r := e.call("PUT", "/admin/v1/clients/keyed/keys", ops, body); r.status != http.StatusBadRequest {
 			t.Errorf("%s: %d %s", name, r.status, r.raw)

@@ -18,6 +18,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
+	"github.com/portcullis/portcullis/internal/egress"
 	"github.com/portcullis/portcullis/tokenissuer"
 )
 
@@ -164,8 +165,10 @@ const (
 	maxKeySets = 10_000
 )
 
-func newClientKeySets(clock tokenissuer.Clock) *clientKeySets {
-	return &clientKeySets{client: &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+// newClientKeySets fetches jwks_uri documents from public addresses only,
+// unless privateNetworks: the tenant, not the operator, chooses the URL.
+func newClientKeySets(clock tokenissuer.Clock, privateNetworks bool) *clientKeySets {
+	return &clientKeySets{client: egress.Client(egress.Options{Timeout: 5 * time.Second, PrivateNetworks: privateNetworks}),
 		clock: clock, sets: map[string]*keySetEntry{}}
 }
 
@@ -265,6 +268,9 @@ func (k *clientKeySets) fetch(ctx context.Context, uri string) (jwk.Set, error) 
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := k.client.Do(req)
+	if errors.Is(err, egress.ErrNotPublic) {
+		return nil, fmt.Errorf("fetch the client's jwks_uri: %w (set tenants.jwks_uri_private_networks to allow it)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch the client's jwks_uri: %w", err)
 	}

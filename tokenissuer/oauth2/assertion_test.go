@@ -227,7 +227,9 @@ func headers(t testing.TB, kid string) jws.Headers {
 func TestAClientsRotatedKeyWorksThroughItsJWKSURI(t *testing.T) {
 	t.Parallel()
 	clock := fakeclock.New()
-	ti := startIssuer(t, testConfig(t.TempDir()), clock)
+	cfg := testConfig(t.TempDir())
+	cfg.Tenants.JWKSURIPrivateNetworks = true // the keys are served on loopback
+	ti := startIssuer(t, cfg, clock)
 	k1, k2 := newClientKey(t, "k1", jwa.ES256), newClientKey(t, "k2", jwa.EdDSA)
 	var published atomic.Pointer[[]byte]
 	doc := jwks(t, k1)
@@ -255,6 +257,41 @@ func TestAClientsRotatedKeyWorksThroughItsJWKSURI(t *testing.T) {
 	clock.Advance(31 * time.Second)
 	if r := postToken(t, ti.http.URL, formType, assertionForm(assertion(t, k2, c.ID, aud, clock.Now())), ""); r.status != http.StatusOK {
 		t.Fatalf("the rotated key: %d %v", r.status, r.body)
+	}
+}
+
+// TestAJWKSURIIsNeverFetchedFromAnInternalAddress: a tenant cannot make the
+// issuer reach into its own network through a client's jwks_uri. The URL
+// below names a loopback server; it was registered while the operator
+// allowed private networks (or its name later came to resolve there).
+// With them disallowed, an assertion is invalid_client and the server
+// hears nothing.
+func TestAJWKSURIIsNeverFetchedFromAnInternalAddress(t *testing.T) {
+	t.Parallel()
+	clock := fakeclock.New()
+	ti := startIssuer(t, testConfig(t.TempDir()), clock)
+	k := newClientKey(t, "k1", jwa.ES256)
+	var asked atomic.Int32
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		w.Write(jwks(t, k))
+	}))
+	t.Cleanup(internal.Close)
+	nc := tokenissuer.NewClient{ID: "prober", Scopes: []string{"a"}, Keys: tokenissuer.ClientKeys{JWKSURI: internal.URL + "/jwks.json", Only: true}}
+	if _, _, err := ti.admin.CreateClient(operatorContext(), nc); err == nil {
+		t.Fatal("a loopback jwks_uri was registered with private networks disallowed")
+	}
+	permissive := tokenissuer.NewAdmin(ti.store, ti.hasher, clock, tokenissuer.AdminLimits{JWKSURIPrivateNetworks: true})
+	c, _, err := permissive.CreateClient(operatorContext(), nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := postToken(t, ti.http.URL, formType, assertionForm(assertion(t, k, c.ID, ti.cfg.Issuer, clock.Now())), "")
+	if r.status != http.StatusUnauthorized || r.body["error"] != "invalid_client" {
+		t.Fatalf("an assertion whose keys are internal: %d %v", r.status, r.body)
+	}
+	if n := asked.Load(); n != 0 {
+		t.Fatalf("the internal server was asked %d times", n)
 	}
 }
 

@@ -121,7 +121,7 @@ type EndpointStore interface {
 // reg receives the issuer's metrics.
 func NewEndpoints(cfg EndpointsConfig, store EndpointStore, admin *tokenissuer.Admin, km *keys.Manager, hasher *tokenissuer.SecretHasher, clock tokenissuer.Clock, log *slog.Logger, reg *prometheus.Registry) (*Endpoints, error) {
 	s := &Endpoints{cfg: cfg, store: store, keys: km, hasher: hasher, clock: clock, log: log, gather: reg,
-		admin: admin, Feed: feed.New(store, km, cfg.Issuer, clock, log), Usage: NewUsageRecorder(store, clock, log), clientKeys: newClientKeySets(clock)}
+		admin: admin, Feed: feed.New(store, km, cfg.Issuer, clock, log), Usage: NewUsageRecorder(store, clock, log), clientKeys: newClientKeySets(clock, cfg.ClientKeysFromPrivateNetworks)}
 	s.metrics = newMetrics(reg, km)
 	s.slowed = limit.NewHold()
 	s.Feed.OnEntries = s.forgetRevoked

@@ -20,6 +20,10 @@ type EndpointsConfig struct {
 	// ClientCacheTTL is how long a client record is reused without reading
 	// the store; JWKSMaxAge is the JWKS response's Cache-Control max-age.
 	ClientCacheTTL, JWKSMaxAge time.Duration
+	// ClientKeysFromPrivateNetworks lets the issuer fetch a client's
+	// jwks_uri from loopback and private addresses; off, from public ones
+	// only.
+	ClientKeysFromPrivateNetworks bool
 }
 
 // TokensConfig configures issued access tokens.

@@ -103,11 +103,17 @@ type TenantsConfig struct {
 	// refused (the admin API's 409, the portal's message), so that one
 	// tenant's bot cannot slow every other tenant's lists. 0: no quota.
 	MaxClients int `yaml:"max_clients"`
+	// JWKSURIPrivateNetworks lets a client's jwks_uri name loopback and
+	// private addresses (and plain http on loopback). Off: the issuer
+	// fetches client keys from public https addresses only, so that a
+	// tenant cannot make it reach into its own network.
+	JWKSURIPrivateNetworks bool `yaml:"jwks_uri_private_networks"`
 }
 
 // AdminLimits are the bounds the service layer enforces.
 func (c *Config) AdminLimits() tokenissuer.AdminLimits {
-	return tokenissuer.AdminLimits{MaxTokenLifetime: c.Tokens.MaxLifetime, MaxClientsPerTenant: c.Tenants.MaxClients}
+	return tokenissuer.AdminLimits{MaxTokenLifetime: c.Tokens.MaxLifetime, MaxClientsPerTenant: c.Tenants.MaxClients,
+		JWKSURIPrivateNetworks: c.Tenants.JWKSURIPrivateNetworks}
 }
 
 // AuditConfig configures the audit trail of client and tenant changes.
@@ -153,7 +159,8 @@ func (c *Config) PortalURL() string {
 // Endpoints is the public endpoints' part of the configuration.
 func (c *Config) Endpoints() oauth2.EndpointsConfig {
 	return oauth2.EndpointsConfig{Issuer: c.Issuer, Audience: c.Audience, Tokens: c.Tokens, RateLimit: c.RateLimit,
-		SharedFailures: c.Store.Driver == "postgres", ClientCacheTTL: c.ClientCacheTTL, JWKSMaxAge: c.Keys.JWKSMaxAge}
+		SharedFailures: c.Store.Driver == "postgres", ClientCacheTTL: c.ClientCacheTTL, JWKSMaxAge: c.Keys.JWKSMaxAge,
+		ClientKeysFromPrivateNetworks: c.Tenants.JWKSURIPrivateNetworks}
 }
 
 // AccountsConfig is the account service's part of the configuration.
