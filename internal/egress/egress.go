@@ -81,6 +81,9 @@ var special = func() []struct {
 	return out
 }()
 
+// globalUnicast6 is where every public IPv6 address lies (RFC 4291).
+var globalUnicast6 = netip.MustParsePrefix("2000::/3")
+
 // CheckPublic returns nil for a public unicast address, and an
 // *AddressError naming what it is otherwise.
 func CheckPublic(addr netip.Addr) error {
@@ -93,7 +96,7 @@ func CheckPublic(addr netip.Addr) error {
 			return &AddressError{Addr: a, What: s.what}
 		}
 	}
-	if a.Is6() && !netip.MustParsePrefix("2000::/3").Contains(a) {
+	if a.Is6() && !globalUnicast6.Contains(a) {
 		return &AddressError{Addr: a, What: "outside IPv6 global unicast"}
 	}
 	return nil
