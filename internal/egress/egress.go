@@ -33,53 +33,51 @@ func (e *AddressError) Error() string {
 // Is makes errors.Is(err, ErrNotPublic) hold.
 func (e *AddressError) Is(target error) bool { return target == ErrNotPublic }
 
-// special are the IANA special-purpose ranges (RFC 6890 and its updates)
-// that are not public unicast, with what each is. IPv4-mapped addresses are
-// unmapped before the check; the IPv6 ranges that embed an IPv4 address
-// (NAT64, 6to4, Teredo) are refused whole, as reaching through them is
-// reaching what they embed.
-var special = func() []struct {
+// specialRange is a range of addresses that are not public unicast, and
+// what its addresses are.
+type specialRange struct {
 	prefix netip.Prefix
 	what   string
-} {
-	ranges := []struct{ cidr, what string }{
-		{"0.0.0.0/8", `"this network"`},
-		{"10.0.0.0/8", "a private address"},
-		{"100.64.0.0/10", "a shared (carrier-grade NAT) address"},
-		{"127.0.0.0/8", "a loopback address"},
-		{"169.254.0.0/16", "a link-local address (where cloud metadata services answer)"},
-		{"172.16.0.0/12", "a private address"},
-		{"192.0.0.0/24", "an IETF protocol address"},
-		{"192.0.2.0/24", "a documentation address"},
-		{"192.88.99.0/24", "a 6to4 relay address"},
-		{"192.168.0.0/16", "a private address"},
-		{"198.18.0.0/15", "a benchmarking address"},
-		{"198.51.100.0/24", "a documentation address"},
-		{"203.0.113.0/24", "a documentation address"},
-		{"224.0.0.0/4", "a multicast address"},
-		{"240.0.0.0/4", "a reserved address"},
-		{"::/128", "the unspecified address"},
-		{"::1/128", "a loopback address"},
-		{"64:ff9b::/96", "a NAT64 address"},
-		{"64:ff9b:1::/48", "a NAT64 address"},
-		{"100::/64", "a discard address"},
-		{"2001::/23", "an IETF protocol address (Teredo among them)"},
-		{"2001:db8::/32", "a documentation address"},
-		{"2002::/16", "a 6to4 address"},
-		{"fc00::/7", "a private (unique local) address"},
-		{"fe80::/10", "a link-local address"},
-		{"fec0::/10", "a site-local address"},
-		{"ff00::/8", "a multicast address"},
-	}
-	out := make([]struct {
-		prefix netip.Prefix
-		what   string
-	}, len(ranges))
-	for i, r := range ranges {
-		out[i].prefix, out[i].what = netip.MustParsePrefix(r.cidr), r.what
-	}
-	return out
-}()
+}
+
+func special(cidr, what string) specialRange {
+	return specialRange{netip.MustParsePrefix(cidr), what}
+}
+
+// specialRanges are the IANA special-purpose ranges (RFC 6890 and its
+// updates) that are not public unicast. IPv4-mapped addresses are unmapped
+// before the check; the IPv6 ranges that embed an IPv4 address (NAT64,
+// 6to4, Teredo) are refused whole, as reaching through them is reaching
+// what they embed.
+var specialRanges = []specialRange{
+	special("0.0.0.0/8", `"this network"`),
+	special("10.0.0.0/8", "a private address"),
+	special("100.64.0.0/10", "a shared (carrier-grade NAT) address"),
+	special("127.0.0.0/8", "a loopback address"),
+	special("169.254.0.0/16", "a link-local address (where cloud metadata services answer)"),
+	special("172.16.0.0/12", "a private address"),
+	special("192.0.0.0/24", "an IETF protocol address"),
+	special("192.0.2.0/24", "a documentation address"),
+	special("192.88.99.0/24", "a 6to4 relay address"),
+	special("192.168.0.0/16", "a private address"),
+	special("198.18.0.0/15", "a benchmarking address"),
+	special("198.51.100.0/24", "a documentation address"),
+	special("203.0.113.0/24", "a documentation address"),
+	special("224.0.0.0/4", "a multicast address"),
+	special("240.0.0.0/4", "a reserved address"),
+	special("::/128", "the unspecified address"),
+	special("::1/128", "a loopback address"),
+	special("64:ff9b::/96", "a NAT64 address"),
+	special("64:ff9b:1::/48", "a NAT64 address"),
+	special("100::/64", "a discard address"),
+	special("2001::/23", "an IETF protocol address (Teredo among them)"),
+	special("2001:db8::/32", "a documentation address"),
+	special("2002::/16", "a 6to4 address"),
+	special("fc00::/7", "a private (unique local) address"),
+	special("fe80::/10", "a link-local address"),
+	special("fec0::/10", "a site-local address"),
+	special("ff00::/8", "a multicast address"),
+}
 
 // globalUnicast6 is where every public IPv6 address lies (RFC 4291).
 var globalUnicast6 = netip.MustParsePrefix("2000::/3")
@@ -91,7 +89,7 @@ func CheckPublic(addr netip.Addr) error {
 	if !a.IsValid() {
 		return &AddressError{Addr: addr, What: "not an address"}
 	}
-	for _, s := range special {
+	for _, s := range specialRanges {
 		if s.prefix.Contains(a) {
 			return &AddressError{Addr: a, What: s.what}
 		}

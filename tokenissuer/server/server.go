@@ -327,9 +327,9 @@ func (s *Server) Run(ctx context.Context) error {
 	// closes: a loop still running would query a closed store, or reopen
 	// an SQLite file being removed.
 	var background sync.WaitGroup
-	keysCtx, stopKeys := context.WithCancel(context.WithoutCancel(ctx))
+	backgroundCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer background.Wait()
-	defer stopKeys()
+	defer stopBackground()
 	for _, run := range []func(context.Context){
 		func(ctx context.Context) { s.Keys.Run(ctx, s.cfg.Keys.ReloadInterval) },
 		s.housekeeping,
@@ -340,7 +340,7 @@ func (s *Server) Run(ctx context.Context) error {
 		background.Add(1)
 		go func() {
 			defer background.Done()
-			run(keysCtx)
+			run(backgroundCtx)
 		}()
 	}
 
